@@ -1,0 +1,133 @@
+//! Configuration from the environment, and AWS clients built once from it.
+//!
+//! Lambda functions get these variables from the CDK stack; the local stack sets them for the
+//! handlers it hosts. DynamoDB Local and the PSTN simulator are reached through the SDK's own
+//! endpoint settings (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_CHIME_SDK_VOICE`), so no
+//! code path knows whether it runs locally.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+
+/// Everything the handlers read from the environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `OUTDIAL_TABLE_NAME`: the table.
+    pub table: String,
+    /// `OUTDIAL_DISPATCH_SHARDS`: how many dispatch shards due work is spread over (default 4).
+    pub shards: u32,
+}
+
+impl Config {
+    /// Reads the configuration.
+    ///
+    /// # Errors
+    /// When `OUTDIAL_TABLE_NAME` is missing or a number does not parse; the message names the
+    /// variable.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (the environment, or a map in tests).
+    ///
+    /// # Errors
+    /// As [`Config::from_env`].
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let table = lookup("OUTDIAL_TABLE_NAME")
+            .filter(|t| !t.is_empty())
+            .context("OUTDIAL_TABLE_NAME is not set: it names the DynamoDB table")?;
+        let shards = match lookup("OUTDIAL_DISPATCH_SHARDS") {
+            None => 4,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=64).contains(n))
+                .with_context(|| format!("OUTDIAL_DISPATCH_SHARDS must be 1 to 64, got {v:?}"))?,
+        };
+        Ok(Self { table, shards })
+    }
+}
+
+/// How long a caller can wait for DynamoDB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// The SMA handler: the SMA re-sends an event after 5 s and hangs up after 20 s, so the
+    /// whole request (one retry included) must end well inside 5 s.
+    HotPath,
+    /// The API, timers and stream handlers, which can wait longer.
+    Background,
+}
+
+impl Deadline {
+    fn timeouts(self) -> (TimeoutConfig, RetryConfig) {
+        let (connect, attempt, operation, attempts) = match self {
+            Self::HotPath => (
+                Duration::from_millis(500),
+                Duration::from_millis(1000),
+                Duration::from_millis(2500),
+                2,
+            ),
+            Self::Background => (
+                Duration::from_secs(2),
+                Duration::from_secs(5),
+                Duration::from_secs(20),
+                4,
+            ),
+        };
+        (
+            TimeoutConfig::builder()
+                .connect_timeout(connect)
+                .operation_attempt_timeout(attempt)
+                .operation_timeout(operation)
+                .build(),
+            RetryConfig::standard().with_max_attempts(attempts),
+        )
+    }
+}
+
+/// Loads the shared AWS configuration (region, credentials, endpoint overrides) with the
+/// timeouts of `deadline`.
+pub async fn aws_config(deadline: Deadline) -> aws_config::SdkConfig {
+    let (timeouts, retry) = deadline.timeouts();
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .retry_config(retry)
+        .load()
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn the_table_name_is_required_and_named_when_missing() {
+        let err = Config::from_lookup(lookup(&[])).unwrap_err().to_string();
+        assert!(err.contains("OUTDIAL_TABLE_NAME"), "{err}");
+    }
+
+    #[test]
+    fn shards_default_to_four_and_reject_nonsense() {
+        let c = Config::from_lookup(lookup(&[("OUTDIAL_TABLE_NAME", "t")])).unwrap();
+        assert_eq!(c.shards, 4);
+        let err = Config::from_lookup(lookup(&[
+            ("OUTDIAL_TABLE_NAME", "t"),
+            ("OUTDIAL_DISPATCH_SHARDS", "0"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("OUTDIAL_DISPATCH_SHARDS"), "{err}");
+    }
+}

@@ -1,0 +1,410 @@
+//! How records are laid out as DynamoDB items. `docs/table.md` documents every attribute
+//! named here; stream consumers depend on them, so a rename is a breaking change.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence, TransactionId};
+use outdial_core::lifecycle::{CallStatus, EndRequest, Outcome};
+use outdial_core::ports::StoreError;
+use outdial_core::record::{AppliedEvent, CallRecord, Campaign, CampaignStatus, NewCall, Pacing};
+use outdial_core::retry::RetryPolicy;
+use outdial_core::script::Script;
+use outdial_core::time::Timestamp;
+use serde::{Deserialize, Serialize};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub const PK: &str = "PK";
+pub const SK: &str = "SK";
+pub const EXPIRES_AT: &str = "expires_at";
+pub const BY_CAMPAIGN: &str = "byCampaign";
+pub const DUE: &str = "due";
+pub const BY_TRANSACTION: &str = "byTransaction";
+
+/// How long a call item (and its phone number) is kept after the call is created.
+pub const RETENTION_SECS: i64 = 90 * 24 * 3600;
+/// How long an orphan event is kept for inspection.
+pub const ORPHAN_RETENTION_SECS: i64 = 30 * 24 * 3600;
+/// `end_req` when no end was requested: the attribute is always present so a condition can
+/// compare it in one expression.
+pub const NO_END_REQUEST: &str = "none";
+
+#[must_use]
+pub fn call_pk(id: &CallId) -> String {
+    format!("CALL#{id}")
+}
+
+pub const CALL_SK: &str = "CALL";
+
+#[must_use]
+pub fn campaign_pk(id: &CampaignId) -> String {
+    format!("CAMPAIGN#{id}")
+}
+
+pub const CAMPAIGN_SK: &str = "META";
+
+#[must_use]
+pub fn status_call(status: CallStatus, id: &CallId) -> String {
+    format!("{}#{id}", status.as_str())
+}
+
+#[must_use]
+pub fn due_shard(shard: u32) -> String {
+    format!("DUE#{shard}")
+}
+
+#[must_use]
+pub fn due_key(at: Timestamp, id: &CallId) -> String {
+    format!("{}#{id}", at.sort_key())
+}
+
+/// The dispatch shard a call belongs to: a stable hash (FNV-1a) of its id, so the same call
+/// always lands on the same shard whatever process computes it.
+#[must_use]
+pub fn shard_of(id: &CallId, shards: u32) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in id.as_str().bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash % shards.max(1)
+}
+
+#[must_use]
+pub fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+#[must_use]
+pub fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// The key of an item.
+#[must_use]
+pub fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
+}
+
+/// The part of a campaign that is not in its own attributes, stored as one JSON string.
+#[derive(Debug, Serialize, Deserialize)]
+struct CampaignSpec {
+    name: String,
+    from: E164,
+    retry: RetryPolicy,
+    pacing: Pacing,
+    script: Script,
+}
+
+/// Reads attributes of one item, naming the item in every error.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    item: &'a Item,
+    key: String,
+}
+
+impl<'a> Reader<'a> {
+    #[must_use]
+    pub fn new(item: &'a Item) -> Self {
+        let key = match (item.get(PK), item.get(SK)) {
+            (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => format!("{pk}/{sk}"),
+            _ => "<no key>".to_owned(),
+        };
+        Self { item, key }
+    }
+
+    fn corrupt(&self, reason: impl Into<String>) -> StoreError {
+        StoreError::Corrupt {
+            key: self.key.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// # Errors
+    /// [`StoreError::Corrupt`] when the attribute is missing or not a string.
+    pub fn s(&self, name: &str) -> Result<&'a str, StoreError> {
+        self.opt_s(name)?
+            .ok_or_else(|| self.corrupt(format!("{name} is missing")))
+    }
+
+    /// # Errors
+    /// [`StoreError::Corrupt`] when the attribute is present but not a string.
+    pub fn opt_s(&self, name: &str) -> Result<Option<&'a str>, StoreError> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::S(v)) => Ok(Some(v.as_str())),
+            Some(_) => Err(self.corrupt(format!("{name} is not a string"))),
+        }
+    }
+
+    /// # Errors
+    /// [`StoreError::Corrupt`] when the attribute is present but not a number of type `T`.
+    pub fn opt_n<T: FromStr>(&self, name: &str) -> Result<Option<T>, StoreError> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::N(v)) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| self.corrupt(format!("{name} is not a valid number"))),
+            Some(_) => Err(self.corrupt(format!("{name} is not a number"))),
+        }
+    }
+
+    /// # Errors
+    /// [`StoreError::Corrupt`] when the attribute is missing or not a number of type `T`.
+    pub fn n<T: FromStr>(&self, name: &str) -> Result<T, StoreError> {
+        self.opt_n(name)?
+            .ok_or_else(|| self.corrupt(format!("{name} is missing")))
+    }
+
+    fn bool(&self, name: &str) -> Result<bool, StoreError> {
+        match self.item.get(name) {
+            None => Ok(false),
+            Some(AttributeValue::Bool(b)) => Ok(*b),
+            Some(_) => Err(self.corrupt(format!("{name} is not a boolean"))),
+        }
+    }
+
+    fn string_map(&self, name: &str) -> Result<BTreeMap<String, String>, StoreError> {
+        match self.item.get(name) {
+            None => Ok(BTreeMap::new()),
+            Some(AttributeValue::M(m)) => m
+                .iter()
+                .map(|(k, v)| match v {
+                    AttributeValue::S(v) => Ok((k.clone(), v.clone())),
+                    _ => Err(self.corrupt(format!("{name}.{k} is not a string"))),
+                })
+                .collect(),
+            Some(_) => Err(self.corrupt(format!("{name} is not a map"))),
+        }
+    }
+
+    fn parsed<T, E: std::fmt::Display>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<T, StoreError> {
+        let raw = self.s(name)?;
+        parse(raw).map_err(|e| self.corrupt(format!("{name}: {e}")))
+    }
+
+    fn opt_parsed<T, E: std::fmt::Display>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<Option<T>, StoreError> {
+        self.opt_s(name)?
+            .map(|raw| parse(raw).map_err(|e| self.corrupt(format!("{name}: {e}"))))
+            .transpose()
+    }
+
+    fn timestamp(&self, name: &str) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.opt_n::<i64>(name)?.map(Timestamp::from_millis))
+    }
+}
+
+/// The item for a new, queued call.
+#[must_use]
+pub fn new_call_item(campaign: &Campaign, call: &NewCall, shards: u32) -> Item {
+    let status = CallStatus::Queued;
+    let mut item = key(call_pk(&call.id), CALL_SK);
+    item.extend([
+        ("type".to_owned(), s("call")),
+        ("call_id".to_owned(), s(call.id.as_str())),
+        ("campaign_id".to_owned(), s(campaign.id.as_str())),
+        ("status_call".to_owned(), s(status_call(status, &call.id))),
+        ("to".to_owned(), s(call.to.as_str())),
+        ("from".to_owned(), s(campaign.from.as_str())),
+        ("status".to_owned(), s(status.as_str())),
+        ("attempt".to_owned(), n(Attempt::FIRST)),
+        ("answered".to_owned(), AttributeValue::Bool(false)),
+        ("end_req".to_owned(), s(NO_END_REQUEST)),
+        (
+            "due_shard".to_owned(),
+            s(due_shard(shard_of(&call.id, shards))),
+        ),
+        ("due_key".to_owned(), s(due_key(call.due_at, &call.id))),
+        ("due_at".to_owned(), n(call.due_at.as_millis())),
+        ("created_at".to_owned(), n(campaign.created_at.as_millis())),
+        ("updated_at".to_owned(), n(campaign.created_at.as_millis())),
+        (
+            EXPIRES_AT.to_owned(),
+            n(campaign.created_at.as_secs() + RETENTION_SECS),
+        ),
+    ]);
+    if !call.vars.is_empty() {
+        item.insert(
+            "vars".to_owned(),
+            AttributeValue::M(
+                call.vars
+                    .iter()
+                    .map(|(k, v)| (k.clone(), s(v.as_str())))
+                    .collect(),
+            ),
+        );
+    }
+    item
+}
+
+/// Reads a call item back.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] naming the attribute that is missing or malformed.
+pub fn call_from_item(item: &Item) -> Result<CallRecord, StoreError> {
+    let r = Reader::new(item);
+    let attempt = r.n::<u32>("attempt")?;
+    let attempt = Attempt::new(attempt).map_err(|e| r.corrupt(e.to_string()))?;
+    let last_event = match (r.opt_n::<u32>("seq_attempt")?, r.opt_n::<u64>("last_seq")?) {
+        (Some(a), Some(seq)) => Some(AppliedEvent {
+            attempt: Attempt::new(a).map_err(|e| r.corrupt(e.to_string()))?,
+            seq: Sequence::new(seq),
+            event_type: r.s("last_type")?.to_owned(),
+            response: r.s("last_response")?.to_owned(),
+        }),
+        _ => None,
+    };
+    let end_request = match r.opt_s("end_req")? {
+        None | Some(NO_END_REQUEST) => None,
+        Some(other) => {
+            Some(EndRequest::parse(other).ok_or_else(|| r.corrupt(format!("end_req {other:?}")))?)
+        }
+    };
+    Ok(CallRecord {
+        id: r.parsed("call_id", CallId::parse)?,
+        campaign_id: r.parsed("campaign_id", CampaignId::parse)?,
+        to: r.parsed("to", E164::parse)?,
+        from: r.parsed("from", E164::parse)?,
+        vars: r.string_map("vars")?,
+        status: r.parsed("status", CallStatus::from_str)?,
+        attempt,
+        last_event,
+        answered: r.bool("answered")?,
+        end_request,
+        transaction_id: r.opt_parsed("transaction_id", TransactionId::parse)?,
+        outcome: r.opt_parsed("outcome", |s| {
+            serde_json::from_value::<Outcome>(serde_json::Value::String(s.to_owned()))
+        })?,
+        sip_code: r.opt_s("sip_code")?.map(str::to_owned),
+        script_outcome: r.opt_s("script_outcome")?.map(str::to_owned),
+        due_at: r.timestamp("due_at")?,
+        created_at: r.timestamp("created_at")?.unwrap_or(Timestamp::EPOCH),
+        updated_at: r.timestamp("updated_at")?.unwrap_or(Timestamp::EPOCH),
+        answered_at: r.timestamp("answered_at")?,
+        ended_at: r.timestamp("ended_at")?,
+    })
+}
+
+/// The item for a campaign.
+///
+/// # Errors
+/// Only if the spec cannot be serialized, which a valid [`Campaign`] never causes.
+pub fn campaign_item(c: &Campaign) -> Result<Item, StoreError> {
+    let spec = CampaignSpec {
+        name: c.name.clone(),
+        from: c.from.clone(),
+        retry: c.retry.clone(),
+        pacing: c.pacing,
+        script: c.script.clone(),
+    };
+    let spec = serde_json::to_string(&spec).map_err(|e| StoreError::Other(Box::new(e)))?;
+    let mut item = key(campaign_pk(&c.id), CAMPAIGN_SK);
+    item.extend([
+        ("type".to_owned(), s("campaign")),
+        ("campaign_id".to_owned(), s(c.id.as_str())),
+        ("status".to_owned(), s(c.status.as_str())),
+        ("spec".to_owned(), s(spec)),
+        ("contacts".to_owned(), n(c.contacts)),
+        ("created_at".to_owned(), n(c.created_at.as_millis())),
+    ]);
+    Ok(item)
+}
+
+/// Reads a campaign item back.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] naming what is malformed.
+pub fn campaign_from_item(item: &Item) -> Result<Campaign, StoreError> {
+    let r = Reader::new(item);
+    let spec: CampaignSpec = r.parsed("spec", |raw| serde_json::from_str::<CampaignSpec>(raw))?;
+    let status = r.parsed("status", |s| {
+        serde_json::from_value::<CampaignStatus>(serde_json::Value::String(s.to_owned()))
+    })?;
+    Ok(Campaign {
+        id: r.parsed("campaign_id", CampaignId::parse)?,
+        name: spec.name,
+        from: spec.from,
+        status,
+        retry: spec.retry,
+        pacing: spec.pacing,
+        script: spec.script,
+        created_at: r.timestamp("created_at")?.unwrap_or(Timestamp::EPOCH),
+        contacts: r.n("contacts")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn campaign() -> Campaign {
+        Campaign {
+            id: CampaignId::parse("cmp_1").unwrap(),
+            name: "reminders".into(),
+            from: E164::parse("+15555550199").unwrap(),
+            status: CampaignStatus::Active,
+            retry: RetryPolicy::default(),
+            pacing: Pacing::default(),
+            script: serde_json::from_str(
+                r#"{"start": "bye", "steps": {"bye": {"say": "Goodbye."}}}"#,
+            )
+            .unwrap(),
+            created_at: Timestamp::from_millis(1_700_000_000_000),
+            contacts: 1,
+        }
+    }
+
+    #[test]
+    fn a_new_call_reads_back_as_queued_and_due() {
+        let call = NewCall {
+            id: CallId::parse("call_1").unwrap(),
+            to: E164::parse("+15555550100").unwrap(),
+            vars: BTreeMap::from([("name".to_owned(), "Ada".to_owned())]),
+            due_at: Timestamp::from_millis(1_700_000_000_500),
+        };
+        let item = new_call_item(&campaign(), &call, 4);
+        let record = call_from_item(&item).unwrap();
+        assert_eq!(record.status, CallStatus::Queued);
+        assert_eq!(record.attempt, Attempt::FIRST);
+        assert_eq!(record.vars["name"], "Ada");
+        assert_eq!(record.due_at, Some(call.due_at));
+        assert_eq!(record.last_event, None);
+        assert_eq!(record.end_request, None);
+    }
+
+    #[test]
+    fn a_campaign_round_trips_through_its_item() {
+        let c = campaign();
+        assert_eq!(campaign_from_item(&campaign_item(&c).unwrap()).unwrap(), c);
+    }
+
+    #[test]
+    fn a_corrupt_item_names_its_key_and_attribute() {
+        let mut item = key("CALL#x".into(), CALL_SK);
+        item.insert("attempt".into(), s("one"));
+        let err = call_from_item(&item).unwrap_err().to_string();
+        assert!(
+            err.contains("CALL#x/CALL") && err.contains("attempt"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn shards_are_stable_and_in_range() {
+        let id = CallId::parse("call_abc").unwrap();
+        assert_eq!(shard_of(&id, 4), shard_of(&id, 4));
+        assert!(shard_of(&id, 4) < 4);
+        assert_eq!(shard_of(&id, 0), 0);
+    }
+}

@@ -1,0 +1,351 @@
+//! The DynamoDB store against the official DynamoDB Local, a fresh table per test.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use outdial_adapters::store::DynamoStore;
+use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence, TransactionId};
+use outdial_core::lifecycle::{CallEvent, CallStatus, Expected, Step, expected, transition};
+use outdial_core::ports::{Applied, CallStore, EventWrite, StoreError};
+use outdial_core::record::{CallRecord, Campaign, CampaignStatus, NewCall, Pacing};
+use outdial_core::retry::RetryPolicy;
+use outdial_core::sip::SipCode;
+use outdial_core::time::Timestamp;
+use outdial_local::dynamodb::shared_endpoint;
+use outdial_local::tables::{RequestCounter, counting_client, fresh_table};
+
+const T0: Timestamp = Timestamp::from_millis(1_700_000_000_000);
+
+async fn store() -> (DynamoStore, RequestCounter) {
+    let endpoint = shared_endpoint().expect("DynamoDB Local");
+    let (client, counter) = counting_client(&endpoint);
+    let table = fresh_table(&client, "store").await.expect("table");
+    counter.reset();
+    (DynamoStore::new(client, table, 4), counter)
+}
+
+fn campaign(contacts: u64) -> Campaign {
+    Campaign {
+        id: CampaignId::random(),
+        name: "reminders".into(),
+        from: E164::parse("+15555550199").unwrap(),
+        status: CampaignStatus::Active,
+        retry: RetryPolicy::default(),
+        pacing: Pacing::default(),
+        script: serde_json::from_str(r#"{"start": "bye", "steps": {"bye": {"say": "Goodbye."}}}"#)
+            .unwrap(),
+        created_at: T0,
+        contacts,
+    }
+}
+
+fn calls(n: usize) -> Vec<NewCall> {
+    (0..n)
+        .map(|i| NewCall {
+            id: CallId::random(),
+            to: E164::parse(&format!("+1555555{i:04}")).unwrap(),
+            vars: BTreeMap::from([("name".to_owned(), format!("contact {i}"))]),
+            due_at: T0,
+        })
+        .collect()
+}
+
+/// Computes the write for `event` (numbered `seq`) on `record`, as the SMA handler does.
+fn write_for(record: &CallRecord, seq: u64, event: CallEvent, response: &str) -> EventWrite {
+    let pre = record.state();
+    let policy = RetryPolicy::default();
+    let Step::Apply(change) = transition(&pre, record.attempt, Sequence::new(seq), &event, &policy)
+    else {
+        panic!("event {seq} should apply to {pre:?}");
+    };
+    let expected = expected(
+        &pre,
+        record.attempt,
+        Sequence::new(seq),
+        &event,
+        &policy,
+        &change,
+    );
+    EventWrite {
+        call_id: record.id.clone(),
+        attempt: record.attempt,
+        seq: Sequence::new(seq),
+        event_type: format!("{event:?}"),
+        expected,
+        next: change.next,
+        transaction_id: TransactionId::parse("5b1c2a0e-1111-2222-3333-444455556666").unwrap(),
+        outcome: change.outcome,
+        sip_code: None,
+        script_outcome: None,
+        due_at: change.retry_after.map(|d| T0.plus(d)),
+        response: response.to_owned(),
+        at: T0,
+    }
+}
+
+async fn dialing_call(store: &DynamoStore) -> CallRecord {
+    let c = campaign(1);
+    let call = calls(1).remove(0);
+    store
+        .create_campaign(&c, std::slice::from_ref(&call))
+        .await
+        .unwrap();
+    store
+        .claim(
+            &call.id,
+            Attempt::FIRST,
+            T0,
+            T0.plus(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_campaign_is_written_with_all_its_calls_queued_and_due() {
+    let (store, _) = store().await;
+    let c = campaign(60);
+    let new = calls(60);
+    store.create_campaign(&c, &new).await.unwrap();
+
+    assert_eq!(store.campaign(&c.id).await.unwrap(), c);
+    let mut listed = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_calls(&c.id, Some(CallStatus::Queued), 25, cursor.as_deref())
+            .await
+            .unwrap();
+        listed.extend(page.items);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(listed.len(), 60);
+    assert!(
+        listed
+            .iter()
+            .all(|r| r.status == CallStatus::Queued && r.campaign_id == c.id)
+    );
+
+    let mut due = 0;
+    for shard in 0..store.shards() {
+        due += store.due_calls(shard, T0, 1000).await.unwrap().len();
+    }
+    assert_eq!(due, 60);
+    assert!(
+        store
+            .due_calls(0, T0.plus(Duration::from_secs(0)), 1000)
+            .await
+            .unwrap()
+            .iter()
+            .all(|d| d.due_at <= T0)
+    );
+}
+
+#[tokio::test]
+async fn writing_a_complete_campaign_again_changes_no_call() {
+    let (store, _) = store().await;
+    let c = campaign(1);
+    let call = calls(1).remove(0);
+    store
+        .create_campaign(&c, std::slice::from_ref(&call))
+        .await
+        .unwrap();
+    store.claim(&call.id, Attempt::FIRST, T0, T0).await.unwrap();
+    store
+        .create_campaign(&c, std::slice::from_ref(&call))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.call(&call.id).await.unwrap().status,
+        CallStatus::Dialing
+    );
+}
+
+#[tokio::test]
+async fn a_call_is_claimed_once() {
+    let (store, _) = store().await;
+    let record = dialing_call(&store).await;
+    assert_eq!(record.status, CallStatus::Dialing);
+    let again = store.claim(&record.id, Attempt::FIRST, T0, T0).await;
+    assert!(matches!(again, Err(StoreError::Conflict)), "{again:?}");
+    let missing = store.claim(&CallId::random(), Attempt::FIRST, T0, T0).await;
+    assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
+}
+
+#[tokio::test]
+async fn the_same_event_twice_and_an_older_event_after_a_newer_one_change_nothing_in_one_request_each()
+ {
+    let (store, requests) = store().await;
+    let record = dialing_call(&store).await;
+    requests.reset();
+
+    let placed = write_for(
+        &record,
+        1,
+        CallEvent::Placed,
+        r#"{"SchemaVersion":"1.0","Actions":[]}"#,
+    );
+    let Applied::Written(after_placed) = store.apply_event(&placed).await.unwrap() else {
+        panic!("NEW_OUTBOUND_CALL must be written");
+    };
+    assert_eq!(requests.take(), 1);
+
+    let answered_response = r#"{"SchemaVersion":"1.0","Actions":[{"Type":"Speak","Parameters":{"CallId":"leg-a","Text":"Hello"}}]}"#;
+    let answered = write_for(&after_placed, 3, CallEvent::Answered, answered_response);
+    let Applied::Written(after_answered) = store.apply_event(&answered).await.unwrap() else {
+        panic!("CALL_ANSWERED must be written");
+    };
+    assert_eq!(requests.take(), 1);
+    assert_eq!(after_answered.status, CallStatus::Answered);
+    assert!(after_answered.answered_at.is_some());
+
+    // The same event again: the stored response, byte for byte, and no change.
+    let dup = store.apply_event(&answered).await.unwrap();
+    assert_eq!(requests.take(), 1);
+    assert_eq!(
+        dup,
+        Applied::Duplicate {
+            response: answered_response.to_owned()
+        }
+    );
+    assert_eq!(store.call(&record.id).await.unwrap(), *after_answered);
+    requests.reset();
+
+    // RINGING (2) arriving after CALL_ANSWERED (3): stale, no change.
+    let late = write_for(
+        &after_placed,
+        2,
+        CallEvent::Ringing,
+        r#"{"SchemaVersion":"1.0","Actions":[]}"#,
+    );
+    let stale = store.apply_event(&late).await.unwrap();
+    assert_eq!(requests.take(), 1);
+    assert!(matches!(stale, Applied::Stale(_)), "{stale:?}");
+    assert_eq!(store.call(&record.id).await.unwrap(), *after_answered);
+}
+
+#[tokio::test]
+async fn a_record_changed_by_someone_else_is_returned_as_a_mismatch() {
+    let (store, requests) = store().await;
+    let record = dialing_call(&store).await;
+    let mut write = write_for(&record, 1, CallEvent::Placed, "{}");
+    write.expected = Expected {
+        statuses: vec![CallStatus::Ringing, CallStatus::Answered],
+        answered: false,
+        end_request: None,
+    };
+    requests.reset();
+    let out = store.apply_event(&write).await.unwrap();
+    assert_eq!(requests.take(), 1);
+    match out {
+        Applied::Mismatch(current) => assert_eq!(*current, record),
+        other => panic!("expected a mismatch, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_busy_hangup_queues_the_next_attempt_and_a_repeat_of_it_is_a_duplicate() {
+    let (store, _) = store().await;
+    let record = dialing_call(&store).await;
+    let Applied::Written(placed) = store
+        .apply_event(&write_for(&record, 1, CallEvent::Placed, "{}"))
+        .await
+        .unwrap()
+    else {
+        panic!("placed");
+    };
+    let busy = write_for(
+        &placed,
+        2,
+        CallEvent::Hangup {
+            leg: outdial_core::lifecycle::Leg::Callee,
+            code: SipCode::Code(486),
+        },
+        r#"{"SchemaVersion":"1.0","Actions":[]}"#,
+    );
+    let Applied::Written(waiting) = store.apply_event(&busy).await.unwrap() else {
+        panic!("HANGUP must be written");
+    };
+    assert_eq!(waiting.status, CallStatus::RetryWait);
+    assert_eq!(waiting.attempt.get(), 2);
+    assert_eq!(waiting.due_at, Some(T0.plus(Duration::from_secs(300))));
+    let due = store
+        .due_calls(
+            outdial_adapters::item::shard_of(&record.id, 4),
+            T0.plus(Duration::from_secs(300)),
+            10,
+        )
+        .await
+        .unwrap();
+    assert!(
+        due.iter()
+            .any(|d| d.call_id == record.id && d.attempt.get() == 2)
+    );
+    assert!(matches!(
+        store.apply_event(&busy).await.unwrap(),
+        Applied::Duplicate { .. }
+    ));
+    // The retry is claimed as attempt 2, and attempt 1's late events are stale.
+    let claimed = store
+        .claim(&record.id, waiting.attempt, T0, T0)
+        .await
+        .unwrap();
+    assert_eq!(claimed.status, CallStatus::Dialing);
+    let late = write_for(&placed, 5, CallEvent::Answered, "{}");
+    assert!(matches!(
+        store.apply_event(&late).await.unwrap(),
+        Applied::Stale(_)
+    ));
+}
+
+#[tokio::test]
+async fn events_for_unknown_calls_are_not_found() {
+    let (store, _) = store().await;
+    let record = dialing_call(&store).await;
+    let mut write = write_for(&record, 1, CallEvent::Placed, "{}");
+    write.call_id = CallId::random();
+    assert!(matches!(
+        store.apply_event(&write).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.call(&write.call_id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.campaign(&CampaignId::random()).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn an_orphan_event_is_kept_and_a_call_reads_with_its_history() {
+    let (store, _) = store().await;
+    store
+        .record_orphan(
+            "t-1",
+            Sequence::new(3),
+            "CALL_ANSWERED",
+            r#"{"Sequence":3}"#,
+            T0,
+        )
+        .await
+        .unwrap();
+    let record = dialing_call(&store).await;
+    let (read, history) = store.call_with_history(&record.id).await.unwrap();
+    assert_eq!(read, record);
+    assert!(history.is_empty());
+}
+
+#[tokio::test]
+async fn a_bad_cursor_is_refused() {
+    let (store, _) = store().await;
+    let err = store
+        .list_calls(&CampaignId::random(), None, 10, Some("garbage"))
+        .await;
+    assert!(matches!(err, Err(StoreError::Corrupt { .. })), "{err:?}");
+}

@@ -1,0 +1,1 @@
+//! The PSTN audio contract as types (being written).

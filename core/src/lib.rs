@@ -1,0 +1,31 @@
+//! The domain of outdial, a durable outbound-call orchestration service for the Amazon Chime
+//! SDK PSTN audio service (SIP media applications, "SMA").
+//!
+//! This crate knows nothing of AWS SDKs, performs no I/O and never reads a clock: every
+//! handler, the local stack and the tests share it, and the crate graph keeps it that way.
+//!
+//! A map of the modules:
+//!
+//! - [`ids`]: values parsed once at the edge: [`ids::E164`] phone numbers, call, campaign and
+//!   transaction ids, the SMA's [`ids::Sequence`] and the attempt number.
+//! - [`contract`]: the PSTN audio contract as types: invocation events (lenient on the way in),
+//!   actions and the action-list response (strict on the way out), and its validator.
+//! - [`sip`]: `SipResponseCode` values and the outcome they mean for an unanswered call.
+//! - [`lifecycle`]: the call's status, the events that move it, and the pure transition
+//!   function with its `Sequence` guard.
+//! - [`script`]: the call script a campaign runs once the callee answers.
+//! - [`retry`]: when a busy, unanswered or failed attempt is tried again.
+//! - [`time`]: instants, durations and the [`time::Clock`] port.
+//! - [`record`]: campaigns and calls as the store keeps them.
+//! - [`ports`]: the traits the adapters implement (the call store), with what an
+//!   implementation must return.
+
+pub mod contract;
+pub mod ids;
+pub mod lifecycle;
+pub mod ports;
+pub mod record;
+pub mod retry;
+pub mod script;
+pub mod sip;
+pub mod time;

@@ -1,0 +1,147 @@
+//! What the store keeps: campaigns and their calls.
+//!
+//! These are the domain's records; how they are laid out in DynamoDB is the store's business
+//! (`docs/table.md`). A call record stays small (well under 2 KB) because every SMA event
+//! rewrites it, and DynamoDB bills a write by the larger of the old and new item.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{Attempt, CallId, CampaignId, E164, Sequence, TransactionId};
+use crate::lifecycle::{CallState, CallStatus, EndRequest, Outcome};
+use crate::retry::RetryPolicy;
+use crate::script::Script;
+use crate::time::Timestamp;
+
+/// The most per-contact template variables a call may carry, and their total size: they
+/// travel in the SMA's `ArgumentsMap` and `TransactionAttributes`, which are small.
+pub const MAX_VARS: usize = 10;
+pub const MAX_VARS_BYTES: usize = 1024;
+
+/// A campaign's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CampaignStatus {
+    Active,
+    Paused,
+    Cancelled,
+    Completed,
+}
+
+impl CampaignStatus {
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "ACTIVE",
+            Self::Paused => "PAUSED",
+            Self::Cancelled => "CANCELLED",
+            Self::Completed => "COMPLETED",
+        }
+    }
+}
+
+/// How fast a campaign dials.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pacing {
+    /// New calls started per second.
+    pub calls_per_second: f64,
+    /// Live calls at most at any time.
+    pub max_concurrent: u32,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Self {
+            calls_per_second: 1.0,
+            max_concurrent: 10,
+        }
+    }
+}
+
+/// A campaign as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Campaign {
+    pub id: CampaignId,
+    pub name: String,
+    /// The number calls come from; it must be in the account's Chime SDK inventory.
+    pub from: E164,
+    pub status: CampaignStatus,
+    pub retry: RetryPolicy,
+    pub pacing: Pacing,
+    /// What the callee hears once they answer.
+    pub script: Script,
+    pub created_at: Timestamp,
+    /// Contacts written with the campaign.
+    pub contacts: u64,
+}
+
+/// One contact to call, as the API accepted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewCall {
+    pub id: CallId,
+    pub to: E164,
+    /// Template variables for the script (`{{name}}`), at most [`MAX_VARS`] of them.
+    pub vars: BTreeMap<String, String>,
+    /// When the first attempt is due.
+    pub due_at: Timestamp,
+}
+
+/// A call as stored: the contact, where it stands, and what the SMA last told us.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub id: CallId,
+    pub campaign_id: CampaignId,
+    pub to: E164,
+    pub from: E164,
+    pub vars: BTreeMap<String, String>,
+    pub status: CallStatus,
+    pub attempt: Attempt,
+    /// The attempt and `Sequence` of the last SMA event applied: a repeat of exactly this
+    /// event is a duplicate, answered with `last_response`.
+    pub last_event: Option<AppliedEvent>,
+    pub answered: bool,
+    pub end_request: Option<EndRequest>,
+    pub transaction_id: Option<TransactionId>,
+    pub outcome: Option<Outcome>,
+    /// The raw `SipResponseCode` of the last `HANGUP`, as received.
+    pub sip_code: Option<String>,
+    /// What the call script concluded (`confirmed`, `declined`, `no_input`, ...).
+    pub script_outcome: Option<String>,
+    /// When something is next due for this call (a dial, a retry, a watchdog).
+    pub due_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub answered_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+}
+
+/// The last SMA event applied to a call, and what we answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedEvent {
+    pub attempt: Attempt,
+    pub seq: Sequence,
+    /// The wire event type (`CALL_ANSWERED`, ...).
+    pub event_type: String,
+    /// The action-list response, serialized exactly as it was sent.
+    pub response: String,
+}
+
+impl CallRecord {
+    /// The facts the lifecycle transition needs.
+    #[must_use]
+    pub fn state(&self) -> CallState {
+        CallState {
+            status: self.status,
+            attempt: self.attempt,
+            last_seq: self
+                .last_event
+                .as_ref()
+                .filter(|e| e.attempt == self.attempt)
+                .map(|e| e.seq),
+            answered: self.answered,
+            end_request: self.end_request,
+        }
+    }
+}

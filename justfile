@@ -1,0 +1,47 @@
+# outdial's one entry point. On a fresh machine run recipes through `./run <recipe>`, which
+# installs just, DynamoDB Local and infra's node packages first.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+fixtures := env_var_or_default("OUTDIAL_FIXTURES", justfile_directory() / "../shared/fixtures/sma")
+
+# List the recipes.
+default:
+    @just --list
+
+# Install what the other recipes need (idempotent).
+setup:
+    scripts/setup.sh
+
+# Some of the AWS documentation's examples are not JSON at all: they are reported invalid,
+# which is expected, so only a crash or a usage error fails this recipe.
+#
+# Validate the AWS documentation's SMA examples against the PSTN audio contract.
+check-fixtures:
+    cargo run --quiet -p outdial-cli -- check {{fixtures}} || [ $? -eq 1 ]
+
+# Formatting, lints, the Rust suites (DynamoDB Local started once per test binary) and the
+# CDK app's template tests.
+#
+# Run every test (what CI runs).
+test: setup
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+    cargo test --workspace --locked
+    if [ -f infra/package.json ]; then npm test --prefix infra; fi
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# Synthesize the CloudFormation template, building the four Lambda binaries for arm64.
+synth:
+    scripts/setup.sh lambda
+    cd infra && PATH="{{justfile_directory()}}/.venv/bin:$PATH" npx cdk synth --quiet
+
+# Pass the phone numbers the SIP media application answers, comma separated.
+#
+# Deploy to the current AWS credentials' account and region: `just deploy +15555550100`.
+deploy numbers="":
+    scripts/setup.sh lambda
+    cd infra && PATH="{{justfile_directory()}}/.venv/bin:$PATH" npx cdk deploy -c outdial:phoneNumbers={{numbers}}

@@ -1,0 +1,9 @@
+//! The whole of outdial on one machine.
+//!
+//! - [`dynamodb`]: DynamoDB Local as a managed process, started on a free loopback port and
+//!   stopped with its owner, or an endpoint given in the environment;
+//! - [`tables`]: clients for it and fresh tables built from the committed definition, one per
+//!   test.
+
+pub mod dynamodb;
+pub mod tables;

@@ -1,0 +1,94 @@
+//! Clients for a local DynamoDB, fresh tables built from `schema/table.json`, and a request
+//! counter that proves how many round trips an operation costs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{
+    BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RuntimeComponents,
+};
+use outdial_adapters::table::TableDef;
+
+/// A DynamoDB client for a local endpoint. DynamoDB Local accepts any credentials; with
+/// `-sharedDb` every key and region see the same tables.
+#[must_use]
+pub fn client(endpoint: &str) -> Client {
+    Client::from_conf(config(endpoint).build())
+}
+
+/// A client for a local endpoint that counts every HTTP request it sends (retries included),
+/// and the counter.
+#[must_use]
+pub fn counting_client(endpoint: &str) -> (Client, RequestCounter) {
+    let counter = RequestCounter::default();
+    let client = Client::from_conf(config(endpoint).interceptor(counter.clone()).build());
+    (client, counter)
+}
+
+fn config(endpoint: &str) -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "outdial-local",
+        ))
+}
+
+/// Counts the requests a client puts on the wire, by operation.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCounter {
+    sent: Arc<AtomicUsize>,
+}
+
+impl RequestCounter {
+    /// Requests sent so far.
+    #[must_use]
+    pub fn get(&self) -> usize {
+        self.sent.load(Ordering::SeqCst)
+    }
+
+    /// Requests sent since the last `take` or `reset`.
+    #[must_use]
+    pub fn take(&self) -> usize {
+        self.sent.swap(0, Ordering::SeqCst)
+    }
+
+    /// Starts counting from zero.
+    pub fn reset(&self) {
+        self.sent.store(0, Ordering::SeqCst);
+    }
+}
+
+impl Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        self.sent.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Creates a table named `<prefix>-<random>` from the committed definition and returns its
+/// name.
+///
+/// # Errors
+/// When the definition does not load or `CreateTable` fails.
+pub async fn fresh_table(client: &Client, prefix: &str) -> anyhow::Result<String> {
+    let name = format!("{prefix}-{}", uuid::Uuid::new_v4().simple());
+    TableDef::load()?.create(client, &name).await?;
+    Ok(name)
+}

