@@ -288,6 +288,7 @@ pub fn call_from_item(item: &Item) -> Result<CallRecord, StoreError> {
         })?,
         sip_code: r.opt_s("sip_code")?.map(str::to_owned),
         script_outcome: r.opt_s("script_outcome")?.map(str::to_owned),
+        last_error: r.opt_s("last_error")?.map(str::to_owned),
         due_at: r.timestamp("due_at")?,
         created_at: r.timestamp("created_at")?.unwrap_or(Timestamp::EPOCH),
         updated_at: r.timestamp("updated_at")?.unwrap_or(Timestamp::EPOCH),

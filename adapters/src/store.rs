@@ -55,6 +55,22 @@ impl DynamoStore {
         }
     }
 
+    /// Opens the connection to DynamoDB before the first real request needs it (a Lambda
+    /// calls this during init, which is not billed against the first event's latency). A
+    /// failure only means the first request will connect itself.
+    pub async fn warm(&self) {
+        let probe = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key("WARM".to_owned(), "WARM")))
+            .send()
+            .await;
+        if let Err(e) = probe {
+            tracing::debug!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "warming the DynamoDB connection failed");
+        }
+    }
+
     #[must_use]
     pub fn client(&self) -> &Client {
         &self.client
@@ -319,6 +335,10 @@ impl CallStore for DynamoStore {
         if let Some(code) = &w.sip_code {
             set.push("sip_code = :sip");
             values.insert(":sip".into(), s(code.as_str()));
+        }
+        if let Some(error) = &w.error {
+            set.push("last_error = :error");
+            values.insert(":error".into(), s(error.as_str()));
         }
         if let Some(script) = &w.script_outcome {
             set.push("script_outcome = :script");

@@ -78,6 +78,7 @@ fn write_for(record: &CallRecord, seq: u64, event: CallEvent, response: &str) ->
         outcome: change.outcome,
         sip_code: None,
         script_outcome: None,
+        error: None,
         due_at: change.retry_after.map(|d| T0.plus(d)),
         response: response.to_owned(),
         at: T0,

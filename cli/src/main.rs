@@ -1,1 +1,56 @@
-fn main() {}
+//! `outdial`: the one tool a user of outdial holds.
+
+mod check;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "outdial",
+    version,
+    about = "Durable outbound calling on the Amazon Chime SDK PSTN audio service"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate SMA invocation events and action-list responses against the PSTN audio
+    /// contract: one line per file, exit 0 when all are valid and 1 otherwise.
+    Check {
+        /// Files, or folders of `*.json` files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { files } => {
+            let files = match check::expand(&files) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("outdial check: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let mut all_ok = true;
+            for file in &files {
+                let (line, ok) = check::check_file(file);
+                println!("{line}");
+                all_ok &= ok;
+            }
+            if all_ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}

@@ -62,6 +62,9 @@ pub struct EventWrite {
     pub outcome: Option<Outcome>,
     pub sip_code: Option<String>,
     pub script_outcome: Option<String>,
+    /// What went wrong, when the event reports an error (`ACTION_FAILED`,
+    /// `INVALID_LAMBDA_RESPONSE`): `ErrorType: ErrorMessage`.
+    pub error: Option<String>,
     /// When something is next due (a retry, a watchdog); `None` clears the due entry.
     pub due_at: Option<Timestamp>,
     /// The response sent for this event, stored for duplicates.

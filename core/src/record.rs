@@ -109,6 +109,8 @@ pub struct CallRecord {
     pub sip_code: Option<String>,
     /// What the call script concluded (`confirmed`, `declined`, `no_input`, ...).
     pub script_outcome: Option<String>,
+    /// The last error an SMA event reported (`ErrorType: ErrorMessage`).
+    pub last_error: Option<String>,
     /// When something is next due for this call (a dial, a retry, a watchdog).
     pub due_at: Option<Timestamp>,
     pub created_at: Timestamp,

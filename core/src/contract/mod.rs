@@ -1,1 +1,84 @@
-//! The PSTN audio contract as types (being written).
+//! The PSTN audio contract as types: what the SMA sends a handler ([`Event`]) and what a
+//! handler answers ([`Response`] of [`Action`]s), following `spec/pstn-audio.md`.
+//!
+//! Lenient on the way in: numbers as strings, `SipApplicationId` for
+//! `SipMediaApplicationId`, `ParticipantTag` in any case, `ErrorType` at the top level or in
+//! `ActionData`, unknown event types and placeholder values kept rather than rejected,
+//! unknown fields ignored. Strict on the way out: a response holds at most 10 actions and 10
+//! attributes, echoes `SchemaVersion`, and never sends `null` actions.
+//!
+//! [`validate`] checks payloads from outside (the `outdial check` command, the PSTN
+//! simulator) and names what is wrong.
+
+mod action;
+mod event;
+mod lenient;
+mod response;
+mod validate;
+
+pub use action::*;
+pub use event::{
+    ActionData, CallDetails, Direction, Event, EventType, Participant, ParticipantStatus,
+    ParticipantTag,
+};
+pub use response::{Response, ResponseBuilder};
+pub use validate::{
+    Payload, classify, parse_event, validate_action, validate_event, validate_response,
+};
+
+/// The only `SchemaVersion` the service sends today.
+pub const SCHEMA_VERSION: &str = "1.0";
+/// Actions per response.
+pub const MAX_ACTIONS: usize = 10;
+/// `TransactionAttributes` keys per call (AWS documents 100 in one place and rejects 11 in
+/// another; 10 is what works).
+pub const MAX_ATTRIBUTES: usize = 10;
+/// Characters in one `Speak` text.
+pub const MAX_SPEAK_TEXT: usize = 1000;
+
+/// What is wrong with a payload.
+#[derive(Debug, thiserror::Error)]
+pub enum ContractError {
+    #[error("not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("{0}")]
+    Shape(String),
+    #[error("CallDetails.TransactionId is missing or empty")]
+    MissingTransactionId,
+    #[error("SchemaVersion {0:?} does not match the event's \"1.0\"")]
+    SchemaVersion(String),
+    #[error("no SchemaVersion: the SMA rejects a response without it")]
+    MissingSchemaVersion,
+    #[error("{0} actions; the SMA accepts at most 10")]
+    TooManyActions(usize),
+    #[error("TransactionAttributes has {0} keys; the SMA accepts at most 10")]
+    TooManyAttributes(usize),
+    #[error("TransactionAttributes must map strings to strings: {0}")]
+    Attributes(String),
+    #[error("Actions must be an array of actions")]
+    ActionsNotArray,
+    #[error("action {index}: unknown action type {name:?}")]
+    UnknownAction { index: usize, name: String },
+    #[error("action {index}: no Type")]
+    NoActionType { index: usize },
+    #[error("action {index} ({name}): missing required parameter {param}")]
+    MissingParameter {
+        index: usize,
+        name: String,
+        param: String,
+    },
+    #[error("action {index} ({name}): {reason}")]
+    InvalidParameter {
+        index: usize,
+        name: String,
+        reason: String,
+    },
+    #[error(
+        "looks like an API Gateway proxy response or request (statusCode/body): an SMA handler returns the action list itself, {{\"SchemaVersion\": \"1.0\", \"Actions\": [...]}}"
+    )]
+    ApiGatewayShaped,
+    #[error(
+        "neither an SMA event (InvocationEventType), a response (SchemaVersion, Actions) nor an action (Type, Parameters)"
+    )]
+    Unrecognized,
+}
