@@ -1,8 +1,11 @@
-//! `outdial check` as a user runs it: the built binary over files.
+//! `outdial check` as a user runs it: the built binary over AWS's documentation examples and
+//! over small files holding the mistakes people make with SMA handlers.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use serde_json::Value;
 
 fn fixtures() -> PathBuf {
     std::env::var_os("OUTDIAL_FIXTURES").map_or_else(
@@ -11,117 +14,216 @@ fn fixtures() -> PathBuf {
     )
 }
 
-fn outdial(args: &[&Path]) -> (String, i32) {
+/// Runs `outdial check` with `args`; returns stdout, stderr and the exit code.
+fn outdial_check(args: &[&Path]) -> (String, String, i32) {
     let out = Command::new(env!("CARGO_BIN_EXE_outdial"))
         .arg("check")
         .args(args)
         .output()
         .unwrap();
-    assert!(
-        out.stderr.is_empty() || out.status.code() == Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     (
         String::from_utf8(out.stdout).unwrap(),
-        out.status.code().unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+        out.status.code().expect("an exit code, not a signal"),
     )
 }
 
-/// Writes `body` to a fresh file named `name` and returns its path.
-fn file(name: &str, body: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("outdial-check-{}", uuid_like()));
+/// Writes `body` to a file called `name` in a folder of its own under the temp dir.
+fn temp_file(name: &str, body: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "outdial-check-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, body).unwrap();
     path
 }
 
-fn uuid_like() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    format!(
-        "{}-{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
+/// The line `outdial check` must print for each example listed in `SOURCES.md` (file, kind,
+/// event, action types, strict JSON, ...), worked out from the table and the example itself.
+fn expected_lines() -> Vec<String> {
+    let sources = std::fs::read_to_string(fixtures().join("SOURCES.md")).unwrap();
+    let mut rows: Vec<Vec<String>> = sources
+        .lines()
+        .skip_while(|l| !l.starts_with("| file |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().trim_matches('`').to_owned())
+                .collect()
+        })
+        .collect();
+    rows.sort();
+    rows.iter()
+        .map(|row| {
+            let path = fixtures().join(&row[0]);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let verdict = match serde_json::from_str::<Value>(&text) {
+                Err(e) => {
+                    assert_ne!(row[4], "yes", "{}", row[0]);
+                    format!("invalid: not JSON: {e}")
+                }
+                Ok(v) => {
+                    assert_eq!(row[4], "yes", "{}", row[0]);
+                    verdict(&row[1], &row[2], &v)
+                }
+            };
+            format!("{}: {verdict}", path.display())
+        })
+        .collect()
 }
 
-#[test]
-fn the_fixture_folder_gives_ok_for_json_examples_and_invalid_for_the_rest() {
-    let (stdout, code) = outdial(&[&fixtures()]);
-    assert_eq!(
-        code, 1,
-        "some AWS examples are not JSON, so the run as a whole is invalid"
-    );
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 78);
-    let ok = lines.iter().filter(|l| l.contains(": ok ")).count();
-    let invalid = lines.iter().filter(|l| l.contains(": invalid: ")).count();
-    assert_eq!((ok, invalid), (28, 50), "{stdout}");
-    assert!(stdout.contains(
-        "awsdocs-chime-sdk-dg__use-create-call-api_b1_RINGING.json: ok event RINGING seq=1"
-    ));
-    assert!(stdout.contains(
-        "awsdocs-chime-sdk-dg__pstn-invocations_b0_event-type.json: ok event event-type seq=3"
-    ));
-    assert!(stdout.contains("awsdocs-chime-sdk-dg__use-cases_b1_action-list-response_PlayAudio-PlayAudioAndGetDigits.json: ok response actions=2"));
-    assert!(
-        stdout.contains(
-            "awsdocs-chime-sdk-dg__hangup_b0_single-action_Hangup.json: ok action Hangup"
-        )
-    );
-    assert!(stdout.contains("awsdocs-chime-sdk-dg__start-call-recording_b0_single-action_StartCallRecording.json: ok action StartCallRecording"));
-    assert!(stdout.contains("awsdocs-chime-sdk-dg__attribute-trans-invalid_b0_action-list-response_PlayAudio.json: invalid: TransactionAttributes has 11 keys; the SMA accepts at most 10"));
-    assert!(stdout.contains("awsdocs-chime-sdk-dg__case-1_b0_NEW_INBOUND_CALL.json: invalid: not JSON: expected `,` or `}` at line"));
-}
-
-#[test]
-fn each_common_mistake_is_named() {
-    let speak = r#"{"Type": "Speak", "Parameters": {"CallId": "leg-a", "Text": "hello"}}"#;
-    let eleven = [speak; 11].join(",");
-    let cases = [
-        ("proxy.json", r#"{"statusCode": 200, "body": "{\"SchemaVersion\":\"1.0\"}"}"#.to_owned(), "invalid: looks like an API Gateway proxy response"),
-        ("eleven.json", format!(r#"{{"SchemaVersion": "1.0", "Actions": [{eleven}]}}"#), "invalid: 11 actions; the SMA accepts at most 10"),
-        ("version.json", r#"{"SchemaVersion": "2.0", "Actions": []}"#.to_owned(), "invalid: SchemaVersion \"2.0\" does not match the event's \"1.0\""),
-        ("unknown.json", r#"{"SchemaVersion": "1.0", "Actions": [{"Type": "PlayMusic", "Parameters": {}}]}"#.to_owned(), "invalid: action 1: unknown action type \"PlayMusic\""),
-        ("missing.json", r#"{"SchemaVersion": "1.0", "Actions": [{"Type": "Pause", "Parameters": {"CallId": "leg-a"}}]}"#.to_owned(), "invalid: action 1 (Pause): missing required parameter DurationInMilliseconds"),
-        ("notxn.json", r#"{"SchemaVersion": "1.0", "Sequence": 1, "InvocationEventType": "RINGING", "CallDetails": {"Participants": []}}"#.to_owned(), "invalid: CallDetails.TransactionId is missing or empty"),
-    ];
-    for (name, body, want) in cases {
-        let path = file(name, &body);
-        let (stdout, code) = outdial(&[&path]);
-        assert_eq!(code, 1, "{name}");
-        let line = stdout.trim();
-        assert!(
-            line.starts_with(&format!("{}: {want}", path.display())),
-            "{name}: {line}"
-        );
-        assert_eq!(stdout.lines().count(), 1, "{name}: one line per file");
+fn verdict(kind: &str, event: &str, v: &Value) -> String {
+    match kind {
+        "event" => {
+            let seq = &v["Sequence"];
+            format!(
+                "ok event {event} seq={}",
+                seq.as_str().map_or(seq.to_string(), str::to_owned)
+            )
+        }
+        "action-list response" => match v["TransactionAttributes"].as_object() {
+            // AWS's own example of a response the service rejects.
+            Some(m) if m.len() > 10 => format!(
+                "invalid: TransactionAttributes has {} keys; the SMA accepts at most 10",
+                m.len()
+            ),
+            _ => format!(
+                "ok response actions={}",
+                v["Actions"].as_array().unwrap().len()
+            ),
+        },
+        "single action" => {
+            let action = v.get("Statement").and_then(|s| s.get(0)).unwrap_or(v);
+            format!("ok action {}", action["Type"].as_str().unwrap())
+        }
+        other => panic!("unknown kind {other}"),
     }
 }
 
 #[test]
-fn valid_files_exit_zero_and_unreadable_ones_say_so() {
-    let ok = file(
-        "ok.json",
+fn the_fixture_folder_gives_one_line_per_example_in_name_order() {
+    let (stdout, stderr, code) = outdial_check(&[&fixtures()]);
+    assert_eq!(stderr, "");
+    let want = expected_lines();
+    let got: Vec<&str> = stdout.lines().collect();
+    assert_eq!(got, want);
+    let ok = got.iter().filter(|l| l.contains(": ok ")).count();
+    let invalid = got.iter().filter(|l| l.contains(": invalid: ")).count();
+    assert_eq!((ok, invalid), (28, 50), "{stdout}");
+    assert_eq!(
+        code, 1,
+        "some AWS examples are not JSON, so the run is invalid"
+    );
+}
+
+#[test]
+fn each_common_mistake_gets_its_own_message() {
+    let speak = r#"{"Type": "Speak", "Parameters": {"CallId": "leg-a", "Text": "hello"}}"#;
+    let eleven = [speak; 11].join(",");
+    let cases = [
+        (
+            "proxy.json",
+            r#"{"statusCode": 200, "body": "{\"SchemaVersion\":\"1.0\",\"Actions\":[]}"}"#
+                .to_owned(),
+            r#"invalid: looks like an API Gateway proxy response or request (statusCode/body): an SMA handler returns the action list itself, {"SchemaVersion": "1.0", "Actions": [...]}"#,
+        ),
+        (
+            "eleven.json",
+            format!(r#"{{"SchemaVersion": "1.0", "Actions": [{eleven}]}}"#),
+            "invalid: 11 actions; the SMA accepts at most 10",
+        ),
+        (
+            "version.json",
+            r#"{"SchemaVersion": "2.0", "Actions": []}"#.to_owned(),
+            r#"invalid: SchemaVersion "2.0" does not match the event's "1.0""#,
+        ),
+        (
+            "unknown.json",
+            format!(
+                r#"{{"SchemaVersion": "1.0", "Actions": [{speak}, {{"Type": "PlayMusic", "Parameters": {{}}}}]}}"#
+            ),
+            r#"invalid: action 2: unknown action type "PlayMusic""#,
+        ),
+        (
+            "missing.json",
+            r#"{"SchemaVersion": "1.0", "Actions": [{"Type": "Pause", "Parameters": {"CallId": "leg-a"}}]}"#
+                .to_owned(),
+            "invalid: action 1 (Pause): missing required parameter DurationInMilliseconds",
+        ),
+        (
+            "null.json",
+            r#"{"SchemaVersion": "1.0", "Actions": null}"#.to_owned(),
+            "invalid: Actions is missing or null, which tells the SMA to keep running its current actions; send [] to run nothing",
+        ),
+        (
+            "notxn.json",
+            r#"{"SchemaVersion": "1.0", "Sequence": 1, "InvocationEventType": "RINGING", "CallDetails": {"Participants": []}}"#
+                .to_owned(),
+            "invalid: CallDetails.TransactionId is missing or empty",
+        ),
+        (
+            "seq.json",
+            r#"{"SchemaVersion": "1.0", "Sequence": "three", "InvocationEventType": "RINGING", "CallDetails": {"TransactionId": "t"}}"#
+                .to_owned(),
+            r#"invalid: not an SMA event: "three" is not a whole number at line 1 column 44"#,
+        ),
+    ];
+    for (name, body, want) in cases {
+        let path = temp_file(name, &body);
+        let (stdout, stderr, code) = outdial_check(&[&path]);
+        assert_eq!(stdout, format!("{}: {want}\n", path.display()), "{name}");
+        assert_eq!((stderr.as_str(), code), ("", 1), "{name}");
+    }
+}
+
+#[test]
+fn valid_files_exit_zero() {
+    let response = temp_file(
+        "hangup.json",
         r#"{"SchemaVersion": "1.0", "Actions": [{"Type": "Hangup", "Parameters": {"SipResponseCode": "0"}}]}"#,
     );
-    let (stdout, code) = outdial(&[&ok]);
+    let event = temp_file(
+        "ringing.json",
+        r#"{"SchemaVersion": "1.0", "Sequence": "2", "InvocationEventType": "RINGING", "CallDetails": {"TransactionId": "t"}}"#,
+    );
+    let (stdout, _, code) = outdial_check(&[&response, &event]);
     assert_eq!(
-        (stdout.trim(), code),
-        (
-            format!("{}: ok response actions=1", ok.display()).as_str(),
-            0
+        stdout,
+        format!(
+            "{}: ok response actions=1\n{}: ok event RINGING seq=2\n",
+            response.display(),
+            event.display()
         )
     );
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn an_unreadable_file_is_invalid_and_the_others_are_still_checked() {
     let missing = PathBuf::from("/nonexistent/outdial/event.json");
-    let (stdout, code) = outdial(&[&missing]);
-    assert_eq!(code, 1);
-    assert!(
-        stdout.starts_with("/nonexistent/outdial/event.json: invalid: cannot read:"),
-        "{stdout}"
+    let ok = temp_file("empty.json", r#"{"SchemaVersion": "1.0", "Actions": []}"#);
+    let (stdout, _, code) = outdial_check(&[&missing, &ok]);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "/nonexistent/outdial/event.json: invalid: cannot read: No such file or directory (os error 2)".to_owned(),
+            format!("{}: ok response actions=0", ok.display()),
+        ]
     );
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn no_file_is_a_usage_error() {
+    let (stdout, stderr, code) = outdial_check(&[]);
+    assert_eq!((stdout.as_str(), code), ("", 2));
+    assert!(stderr.contains("Usage"), "{stderr}");
 }

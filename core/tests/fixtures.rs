@@ -1,10 +1,21 @@
-//! Every example in `shared/fixtures/sma/` (AWS's own documentation examples, listed with
-//! their kind and whether they are JSON at all in `SOURCES.md`) against the contract types.
+//! Every example in `shared/fixtures/sma/` (AWS's own documentation examples) against the
+//! contract types. `SOURCES.md` says what each file is and whether it is JSON at all; the
+//! tests read that table rather than naming files, so a new example is checked as soon as it
+//! is listed.
+//!
+//! Strict JSON examples must parse into the type their row names and write back everything
+//! they said; the others (Markdown escapes, `...` elisions) must be rejected with the parser's
+//! line and column. One strict example is rejected on purpose: AWS's own response with eleven
+//! `TransactionAttributes`, shown next to the `INVALID_LAMBDA_RESPONSE` it causes.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use outdial_core::contract::{ContractError, EventType, Payload, classify, parse_event};
+use outdial_core::contract::{
+    ContractError, EventType, MAX_ACTIONS, MAX_ATTRIBUTES, Valid, parse_event, validate,
+    validate_event, validate_response,
+};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -14,35 +25,88 @@ fn fixtures() -> PathBuf {
     )
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Event,
+    Response,
+    Action,
+}
+
+#[derive(Debug)]
 struct Row {
     file: String,
-    kind: String,
+    kind: Kind,
     event: String,
-    actions: Vec<String>,
+    action_types: Vec<String>,
     strict: bool,
 }
 
-/// The table in `SOURCES.md`: file | kind | event | action types | strict JSON | origin | commit.
+impl Row {
+    fn text(&self) -> String {
+        std::fs::read_to_string(fixtures().join(&self.file)).expect(&self.file)
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text()).expect(&self.file)
+    }
+}
+
+/// The table in `SOURCES.md`, read by its header names.
 fn rows() -> Vec<Row> {
     let text = std::fs::read_to_string(fixtures().join("SOURCES.md")).expect("SOURCES.md");
-    text.lines()
-        .filter(|l| l.starts_with("| `"))
+    let cells = |line: &str| -> Vec<String> {
+        line.trim()
+            .trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().to_owned())
+            .collect()
+    };
+    let mut lines = text.lines().skip_while(|l| !l.starts_with("| file |"));
+    let header = cells(lines.next().expect("a table whose first column is `file`"));
+    let column = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let (file, kind, event, types, strict) = (
+        column("file"),
+        column("kind"),
+        column("event"),
+        column("action types"),
+        column("strict JSON"),
+    );
+    let rows: Vec<Row> = lines
+        .skip(1)
+        .take_while(|l| l.starts_with('|'))
         .map(|l| {
-            let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+            let c = cells(l);
             Row {
-                file: cells[0].trim_matches('`').to_owned(),
-                kind: cells[1].to_owned(),
-                event: cells[2].to_owned(),
-                actions: cells[3].split(',').map(|s| s.trim().to_owned()).collect(),
-                strict: cells[4].starts_with("yes"),
+                file: c[file].trim_matches('`').to_owned(),
+                kind: match c[kind].as_str() {
+                    "event" => Kind::Event,
+                    "action-list response" => Kind::Response,
+                    "single action" => Kind::Action,
+                    other => panic!("{}: unknown kind {other:?}", c[file]),
+                },
+                event: c[event].clone(),
+                action_types: c[types].split(',').map(|t| t.trim().to_owned()).collect(),
+                strict: c[strict] == "yes",
             }
         })
-        .collect()
+        .collect();
+    let files = std::fs::read_dir(fixtures())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "json")
+        })
+        .count();
+    assert_eq!(rows.len(), files, "SOURCES.md lists every fixture file");
+    rows
 }
 
 /// A value tree with numeric strings read as numbers, nulls dropped and the
 /// `SipApplicationId` alias under its canonical name: the contract writes numbers where AWS's
-/// examples sometimes wrote strings, leaves absent what was null, and writes
+/// examples sometimes wrote strings, leaves out what was null, and writes
 /// `SipMediaApplicationId`.
 fn normalize(v: &Value) -> Value {
     match v {
@@ -67,103 +131,162 @@ fn normalize(v: &Value) -> Value {
     }
 }
 
+/// Whether a response sets more attributes than the service accepts.
+fn over_attribute_limit(v: &Value) -> bool {
+    v.get("TransactionAttributes")
+        .and_then(Value::as_object)
+        .is_some_and(|m| m.len() > MAX_ATTRIBUTES)
+}
+
+/// The action a single-action example shows, out of the `Statement` envelope the
+/// StartCallRecording page puts around it.
+fn bare_action(v: &Value) -> &Value {
+    v.get("Statement").and_then(|s| s.get(0)).unwrap_or(v)
+}
+
 #[test]
-fn every_fixture_is_parsed_into_its_type_or_rejected_by_name() {
+fn every_strict_fixture_parses_into_its_type_and_round_trips() {
     let rows = rows();
-    let files = std::fs::read_dir(fixtures())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))
-        })
-        .count();
-    assert_eq!(rows.len(), files, "SOURCES.md lists every fixture file");
-    let (mut events, mut responses, mut actions, mut rejected) = (0, 0, 0, 0);
-    for row in &rows {
-        let text = std::fs::read_to_string(fixtures().join(&row.file)).expect(&row.file);
-        if !row.strict {
-            // Not JSON at all (Markdown escapes, elisions, placeholders): rejected with the
-            // parser's line and column, never a panic.
-            match parse_event(text.as_bytes()) {
-                Err(ContractError::NotJson(e)) => assert!(e.line() > 0, "{}: {e}", row.file),
-                other => panic!("{}: expected a JSON error, got {other:?}", row.file),
-            }
-            rejected += 1;
+    let mut parsed: BTreeMap<Kind, usize> = BTreeMap::new();
+    let mut over_limit = 0;
+    for row in rows.iter().filter(|r| r.strict) {
+        let original = row.json();
+        if row.kind == Kind::Response && over_attribute_limit(&original) {
+            let err = validate(&original).unwrap_err();
+            assert!(
+                matches!(err, ContractError::TooManyAttributes(n) if n > MAX_ATTRIBUTES),
+                "{}: {err}",
+                row.file
+            );
+            over_limit += 1;
             continue;
         }
-        let original: Value = serde_json::from_str(&text).unwrap();
-        if row.file.contains("attribute-trans-invalid_b0") {
-            // AWS's example of a response the service rejects (eleven TransactionAttributes),
-            // shown next to the INVALID_LAMBDA_RESPONSE it causes. Valid JSON, invalid contract.
-            assert!(matches!(
-                classify(&original),
-                Err(ContractError::TooManyAttributes(11))
-            ));
-            rejected += 1;
-            continue;
-        }
-        let payload = classify(&original).unwrap_or_else(|e| panic!("{}: {e}", row.file));
-        let (written, compared) = match (&payload, row.kind.as_str()) {
-            (Payload::Event(e), "event") => {
-                events += 1;
-                let want = EventType::from(row.event.clone());
-                assert_eq!(e.event_type, want, "{}", row.file);
-                (serde_json::to_value(e).unwrap(), original.clone())
+        let valid = validate(&original).unwrap_or_else(|e| panic!("{}: {e}", row.file));
+        let (written, said) = match (&valid, row.kind) {
+            (Valid::Event(e), Kind::Event) => {
+                assert_eq!(
+                    e.event_type,
+                    EventType::from(row.event.clone()),
+                    "{}",
+                    row.file
+                );
+                (serde_json::to_value(e).unwrap(), &original)
             }
-            (Payload::Response(r), "action-list response") => {
-                responses += 1;
+            (Valid::Response(r), Kind::Response) => {
                 for a in r.actions() {
                     assert!(
-                        row.actions.iter().any(|t| t == a.type_name()),
-                        "{}: {}",
+                        row.action_types.iter().any(|t| t == a.type_name()),
+                        "{}: {} is not listed",
                         row.file,
                         a.type_name()
                     );
                 }
-                (serde_json::to_value(r).unwrap(), original.clone())
+                (serde_json::to_value(r).unwrap(), &original)
             }
-            (Payload::Action(a), "single action") => {
-                actions += 1;
-                assert_eq!(a.type_name(), row.actions[0], "{}", row.file);
-                let inner = original
-                    .get("Statement")
-                    .and_then(|s| s.get(0))
-                    .cloned()
-                    .unwrap_or_else(|| original.clone());
-                (serde_json::to_value(a).unwrap(), inner)
+            (Valid::Action(a), Kind::Action) => {
+                assert_eq!(a.type_name(), row.action_types[0], "{}", row.file);
+                (serde_json::to_value(a).unwrap(), bare_action(&original))
             }
-            (other, kind) => panic!("{}: listed as {kind}, read as {other:?}", row.file),
+            (other, kind) => panic!("{}: listed as {kind:?}, read as {other:?}", row.file),
         };
-        // Round trip: what we write back says everything the example said.
         assert_eq!(
             normalize(&written),
-            normalize(&compared),
-            "{} does not round-trip",
+            normalize(said),
+            "{}: what is written back differs from what the example said",
             row.file
         );
-        // And reads back into the same value.
-        assert_eq!(classify(&written).unwrap(), payload, "{}", row.file);
+        assert_eq!(validate(&written).unwrap(), valid, "{}", row.file);
+        *parsed.entry(row.kind).or_default() += 1;
     }
-    println!(
-        "{events} events, {responses} responses, {actions} single actions parsed; {rejected} non-JSON examples rejected"
-    );
-    assert_eq!(events + responses + actions + rejected, rows.len());
-    assert!(events >= 8 && responses >= 10 && actions >= 6 && rejected >= 40);
+    let strict = rows.iter().filter(|r| r.strict).count();
+    println!("{parsed:?} parsed and round-tripped; {over_limit} rejected as AWS rejects it");
+    assert_eq!(over_limit, 1, "AWS's eleven-attribute example");
+    assert_eq!(parsed.values().sum::<usize>() + over_limit, strict);
+    for kind in [Kind::Event, Kind::Response, Kind::Action] {
+        assert!(
+            parsed.get(&kind).is_some_and(|n| *n >= 5),
+            "{kind:?}: {parsed:?}"
+        );
+    }
 }
 
 #[test]
-fn the_event_type_placeholder_and_direction_placeholder_are_kept_as_unknown_values() {
-    let text = std::fs::read_to_string(
-        fixtures().join("awsdocs-chime-sdk-dg__pstn-invocations_b0_event-type.json"),
-    )
-    .unwrap();
-    let event = parse_event(text.as_bytes()).unwrap();
-    assert_eq!(event.event_type, EventType::Unknown("event-type".into()));
-    let leg = &event.call_details.participants[0];
-    assert_eq!(
-        leg.direction,
-        Some(outdial_core::contract::Direction::Other(
-            "Inbound/Outbound".into()
-        ))
-    );
+fn every_example_that_is_not_json_is_rejected_with_line_and_column() {
+    let rows = rows();
+    let mut rejected = 0;
+    for row in rows.iter().filter(|r| !r.strict) {
+        let err = parse_event(row.text().as_bytes()).unwrap_err();
+        let ContractError::NotJson(json) = &err else {
+            panic!("{}: expected a JSON error, got {err:?}", row.file);
+        };
+        assert!(json.line() > 0, "{}: {err}", row.file);
+        assert!(
+            err.to_string()
+                .contains(&format!("at line {} column {}", json.line(), json.column())),
+            "{}: {err}",
+            row.file
+        );
+        rejected += 1;
+    }
+    println!("{rejected} examples that are not JSON rejected");
+    assert!(rejected >= 40, "{rejected}");
+}
+
+#[test]
+fn a_placeholder_event_type_is_kept_and_written_back() {
+    let placeholders: Vec<Row> = rows()
+        .into_iter()
+        .filter(|r| r.strict && r.kind == Kind::Event)
+        .filter(|r| matches!(EventType::from(r.event.clone()), EventType::Unknown(_)))
+        .collect();
+    assert!(!placeholders.is_empty(), "the `event-type` example");
+    for row in placeholders {
+        let event = parse_event(row.text().as_bytes()).unwrap();
+        assert_eq!(event.event_type, EventType::Unknown(row.event.clone()));
+        assert_eq!(event.event_type.as_str(), row.event);
+    }
+}
+
+#[test]
+fn an_event_without_a_transaction_id_is_rejected() {
+    let mut checked = 0;
+    for row in rows().iter().filter(|r| r.strict && r.kind == Kind::Event) {
+        let mut event = row.json();
+        let details = event["CallDetails"].as_object_mut().unwrap();
+        details.remove("TransactionId");
+        let err = validate_event(&event).unwrap_err();
+        assert!(
+            matches!(err, ContractError::MissingTransactionId),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("CallDetails.TransactionId"));
+        event["CallDetails"]["TransactionId"] = Value::from("");
+        assert!(matches!(
+            parse_event(event.to_string().as_bytes()),
+            Err(ContractError::MissingTransactionId)
+        ));
+        checked += 1;
+    }
+    assert!(checked >= 5, "{checked}");
+}
+
+#[test]
+fn a_response_with_eleven_actions_is_rejected() {
+    let mut checked = 0;
+    for row in rows()
+        .iter()
+        .filter(|r| r.strict && r.kind == Kind::Response)
+    {
+        let mut response = row.json();
+        let actions = response["Actions"].as_array_mut().unwrap();
+        let Some(first) = actions.first().cloned() else {
+            continue;
+        };
+        actions.resize(MAX_ACTIONS + 1, first);
+        let err = validate_response(&response).unwrap_err();
+        assert!(matches!(err, ContractError::TooManyActions(11)), "{err:?}");
+        assert_eq!(err.to_string(), "11 actions; the SMA accepts at most 10");
+        checked += 1;
+    }
+    assert!(checked >= 5, "{checked}");
 }

@@ -205,6 +205,7 @@ impl Participant {
             .and_then(|s| s.trim().parse().ok())
     }
 
+    /// Whether the leg's `Status` is `Connected`.
     #[must_use]
     pub fn is_connected(&self) -> bool {
         self.status == Some(ParticipantStatus::Connected)

@@ -7,7 +7,7 @@
 //! unknown fields ignored. Strict on the way out: a response holds at most 10 actions and 10
 //! attributes, echoes `SchemaVersion`, and never sends `null` actions.
 //!
-//! [`validate`] checks payloads from outside (the `outdial check` command, the PSTN
+//! [`validate()`] checks payloads from outside (the `outdial check` command, the PSTN
 //! simulator) and names what is wrong.
 
 mod action;
@@ -23,7 +23,8 @@ pub use event::{
 };
 pub use response::{Response, ResponseBuilder};
 pub use validate::{
-    Payload, classify, parse_event, validate_action, validate_event, validate_response,
+    Payload, Valid, classify, parse_event, validate, validate_action, validate_event,
+    validate_response,
 };
 
 /// The only `SchemaVersion` the service sends today.
@@ -41,11 +42,12 @@ pub const MAX_SPEAK_TEXT: usize = 1000;
 pub enum ContractError {
     #[error("not JSON: {0}")]
     NotJson(#[source] serde_json::Error),
-    #[error("{0}")]
-    Shape(String),
+    #[error("not an SMA event: {0}")]
+    NotAnEvent(#[source] serde_json::Error),
     #[error("CallDetails.TransactionId is missing or empty")]
     MissingTransactionId,
-    #[error("SchemaVersion {0:?} does not match the event's \"1.0\"")]
+    /// The value as JSON text, so that `1.0` and `"1.0"` read differently.
+    #[error("SchemaVersion {0} does not match the event's \"1.0\"")]
     SchemaVersion(String),
     #[error("no SchemaVersion: the SMA rejects a response without it")]
     MissingSchemaVersion,
@@ -53,10 +55,16 @@ pub enum ContractError {
     TooManyActions(usize),
     #[error("TransactionAttributes has {0} keys; the SMA accepts at most 10")]
     TooManyAttributes(usize),
-    #[error("TransactionAttributes must map strings to strings: {0}")]
-    Attributes(String),
+    #[error("TransactionAttributes must be an object mapping strings to strings")]
+    AttributesNotObject,
+    #[error("TransactionAttributes.{0} is not a string")]
+    AttributeNotString(String),
     #[error("Actions must be an array of actions")]
     ActionsNotArray,
+    #[error(
+        "Actions is missing or null, which tells the SMA to keep running its current actions; send [] to run nothing"
+    )]
+    NoActions,
     #[error("action {index}: unknown action type {name:?}")]
     UnknownAction { index: usize, name: String },
     #[error("action {index}: no Type")]

@@ -1,7 +1,8 @@
-//! The action-list response, strict on the way out: built only through [`ResponseBuilder`],
-//! which cannot hold more than [`MAX_ACTIONS`] actions or [`MAX_ATTRIBUTES`] attributes,
-//! always sends `Actions` as an array (`null` would tell the SMA to keep the actions it has),
-//! and echoes the event's `SchemaVersion`.
+//! The action-list response, strict on the way out: built through [`ResponseBuilder`], which
+//! cannot hold more than [`MAX_ACTIONS`] actions or [`MAX_ATTRIBUTES`] attributes, always
+//! sends `Actions` as an array (`null` would tell the SMA to keep the actions it has), and
+//! echoes the event's `SchemaVersion`. `Deserialize` is there to read back a response outdial
+//! wrote itself; one from outside goes through [`super::validate_response`].
 
 use std::collections::BTreeMap;
 
@@ -105,6 +106,7 @@ impl ResponseBuilder {
         Ok(self)
     }
 
+    /// The response, within the limits by construction.
     #[must_use]
     pub fn build(self) -> Response {
         self.0

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use super::{
@@ -11,35 +13,96 @@ use super::{
     SCHEMA_VERSION,
 };
 
-/// A payload that passed validation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a payload is, judged by its shape alone (see [`classify`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Payload {
+    Event,
+    Response,
+    Action,
+    /// An API Gateway proxy request or response: a handler answering the SMA as if it sat
+    /// behind API Gateway.
+    ApiGatewayShaped,
+    Unrecognized,
+}
+
+/// A payload that passed validation, as the type its shape says it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Valid {
     Event(Box<Event>),
     Response(Response),
     Action(Box<Action>),
 }
 
-/// Reads an event from the bytes the SMA sent.
+/// Reads an event from the bytes the SMA sent, straight into the types (no intermediate
+/// [`Value`]), so that an error carries the line and column of the value at fault.
 ///
 /// # Errors
-/// [`ContractError::NotJson`] with the line and column, or what [`validate_event`] finds.
+/// [`ContractError::NotJson`] or [`ContractError::NotAnEvent`] with the line and column, or
+/// [`ContractError::MissingTransactionId`].
 pub fn parse_event(bytes: &[u8]) -> Result<Event, ContractError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(ContractError::NotJson)?;
-    validate_event(&value)
+    let event: Event = serde_json::from_slice(bytes).map_err(|e| {
+        // The reader stops at the first value that does not fit, which can come before the
+        // text stops being JSON (`"ActionData": {...}` is a string, then extra data): say
+        // "not JSON" whenever it is not.
+        match serde_json::from_slice::<IgnoredAny>(bytes) {
+            Err(syntax) => ContractError::NotJson(syntax),
+            Ok(_) => ContractError::NotAnEvent(e),
+        }
+    })?;
+    checked_event(event)
 }
 
-/// Reads an event.
+/// Reads an event already parsed as JSON.
 ///
 /// # Errors
-/// [`ContractError::Shape`] naming the field at fault, or
+/// [`ContractError::NotAnEvent`] (naming a missing field, but not the place of a value of the
+/// wrong type: [`parse_event`] gives its line and column), or
 /// [`ContractError::MissingTransactionId`].
 pub fn validate_event(value: &Value) -> Result<Event, ContractError> {
-    let event: Event = serde_json::from_value(value.clone())
-        .map_err(|e| ContractError::Shape(format!("not an SMA event: {e}")))?;
+    checked_event(Event::deserialize(value).map_err(ContractError::NotAnEvent)?)
+}
+
+/// The one rule serde cannot express: `CallDetails.TransactionId` must not be empty.
+fn checked_event(event: Event) -> Result<Event, ContractError> {
     if event.call_details.transaction_id.trim().is_empty() {
         return Err(ContractError::MissingTransactionId);
     }
     Ok(event)
+}
+
+/// Decides what a payload is by its shape, without checking it: `InvocationEventType` makes
+/// an event, `Actions` or `SchemaVersion` a response, `Type` a single action.
+#[must_use]
+pub fn classify(value: &Value) -> Payload {
+    let Some(obj) = value.as_object() else {
+        return Payload::Unrecognized;
+    };
+    if api_gateway_shaped(obj) {
+        Payload::ApiGatewayShaped
+    } else if obj.contains_key("InvocationEventType") {
+        Payload::Event
+    } else if obj.contains_key("Actions") || obj.contains_key("SchemaVersion") {
+        Payload::Response
+    } else if obj.contains_key("Type") || statement_action(value).is_some() {
+        Payload::Action
+    } else {
+        Payload::Unrecognized
+    }
+}
+
+/// Classifies a payload and validates it as what it is.
+///
+/// # Errors
+/// [`ContractError::ApiGatewayShaped`], [`ContractError::Unrecognized`], or what the
+/// validator of its kind finds.
+pub fn validate(value: &Value) -> Result<Valid, ContractError> {
+    match classify(value) {
+        Payload::Event => validate_event(value).map(|e| Valid::Event(Box::new(e))),
+        Payload::Response => validate_response(value).map(Valid::Response),
+        Payload::Action => validate_action(value).map(|a| Valid::Action(Box::new(a))),
+        Payload::ApiGatewayShaped => Err(ContractError::ApiGatewayShaped),
+        Payload::Unrecognized => Err(ContractError::Unrecognized),
+    }
 }
 
 /// Whether a JSON object has the marks of an API Gateway proxy request or response.
@@ -50,12 +113,28 @@ fn api_gateway_shaped(obj: &serde_json::Map<String, Value>) -> bool {
             .any(|k| obj.contains_key(*k))
 }
 
-/// Checks one action; `index` (from 1) names it in errors.
+/// The action inside `{"Version": ..., "Statement": [action]}`. The StartCallRecording page
+/// wraps its example in this IAM-policy-like envelope, a documentation error (the real
+/// envelope is `SchemaVersion`/`Actions`); the single action inside is what it means.
+fn statement_action(value: &Value) -> Option<&Value> {
+    match value.get("Statement")?.as_array()?.as_slice() {
+        [single] if value.get("Type").is_none() => Some(single),
+        _ => None,
+    }
+}
+
+/// Checks a single action (bare, or inside the documentation's `Statement` envelope).
 ///
 /// # Errors
-/// [`ContractError::UnknownAction`], [`ContractError::MissingParameter`] or
-/// [`ContractError::InvalidParameter`].
-pub fn validate_action(value: &Value, index: usize) -> Result<Action, ContractError> {
+/// [`ContractError::NoActionType`], [`ContractError::UnknownAction`],
+/// [`ContractError::MissingParameter`] or [`ContractError::InvalidParameter`], naming it
+/// action 1.
+pub fn validate_action(value: &Value) -> Result<Action, ContractError> {
+    action_at(statement_action(value).unwrap_or(value), 1)
+}
+
+/// Checks one action; `index` (from 1) names it in errors.
+fn action_at(value: &Value, index: usize) -> Result<Action, ContractError> {
     let name = value
         .get("Type")
         .and_then(Value::as_str)
@@ -71,9 +150,9 @@ pub fn validate_action(value: &Value, index: usize) -> Result<Action, ContractEr
             param: "Parameters".to_owned(),
         });
     }
-    let action: Action = serde_json::from_value(value.clone()).map_err(|e| {
-        let message = e.to_string();
-        match missing_field(&message) {
+    let action = Action::deserialize(value).map_err(|e| {
+        let reason = e.to_string();
+        match missing_field(&reason) {
             Some(param) => ContractError::MissingParameter {
                 index,
                 name: name.clone(),
@@ -82,39 +161,49 @@ pub fn validate_action(value: &Value, index: usize) -> Result<Action, ContractEr
             None => ContractError::InvalidParameter {
                 index,
                 name: name.clone(),
-                reason: message,
+                reason,
             },
         }
     })?;
-    let invalid = |reason: String| ContractError::InvalidParameter {
-        index,
-        name: name.clone(),
-        reason,
-    };
-    match &action {
-        Action::Speak(s) if s.text.chars().count() > MAX_SPEAK_TEXT => {
-            return Err(invalid(format!(
-                "Text is longer than {MAX_SPEAK_TEXT} characters"
-            )));
-        }
-        Action::CallAndBridge(b) if b.endpoints.len() != 1 => {
-            return Err(invalid(format!(
-                "Endpoints must hold exactly one endpoint, not {}",
-                b.endpoints.len()
-            )));
-        }
-        Action::Hangup(h) => {
-            if let Some(code) = &h.sip_response_code {
-                if !["0", "480", "486"].contains(&code.as_str()) {
-                    return Err(invalid(format!(
-                        "SipResponseCode {code} is not one of 0, 480, 486"
-                    )));
-                }
-            }
-        }
-        _ => {}
+    match limit_broken(&action) {
+        Some(reason) => Err(ContractError::InvalidParameter {
+            index,
+            name,
+            reason,
+        }),
+        None => Ok(action),
     }
-    Ok(action)
+}
+
+/// The documented limits that the types alone do not hold.
+fn limit_broken(action: &Action) -> Option<String> {
+    let too_long = |text: &str| text.chars().count() > MAX_SPEAK_TEXT;
+    match action {
+        Action::Speak(s) if too_long(&s.text) => {
+            Some(format!("Text is longer than {MAX_SPEAK_TEXT} characters"))
+        }
+        Action::SpeakAndGetDigits(s)
+            if too_long(&s.speech_parameters.text)
+                || s.failure_speech_parameters
+                    .text
+                    .as_deref()
+                    .is_some_and(too_long) =>
+        {
+            Some(format!(
+                "speech Text is longer than {MAX_SPEAK_TEXT} characters"
+            ))
+        }
+        Action::CallAndBridge(b) if b.endpoints.len() != 1 => Some(format!(
+            "Endpoints must hold exactly one endpoint, not {}",
+            b.endpoints.len()
+        )),
+        Action::Hangup(h) => h
+            .sip_response_code
+            .as_deref()
+            .filter(|code| !["0", "480", "486"].contains(code))
+            .map(|code| format!("SipResponseCode {code} is not one of 0, 480, 486")),
+        _ => None,
+    }
 }
 
 /// The field name in serde's "missing field `X`" message.
@@ -124,6 +213,10 @@ fn missing_field(message: &str) -> Option<String> {
 }
 
 /// Checks an action-list response.
+///
+/// `"Actions": null` is rejected although the service accepts it: it tells the SMA to keep
+/// running its current actions, which outdial never means, and it is what a handler that
+/// forgot to set the list sends.
 ///
 /// # Errors
 /// The first problem found, in the order: shape, `SchemaVersion`, `Actions`, each action,
@@ -136,12 +229,10 @@ pub fn validate_response(value: &Value) -> Result<Response, ContractError> {
     let version = match obj.get("SchemaVersion") {
         None | Some(Value::Null) => return Err(ContractError::MissingSchemaVersion),
         Some(Value::String(v)) if v == SCHEMA_VERSION => v.clone(),
-        Some(Value::String(v)) => return Err(ContractError::SchemaVersion(v.clone())),
         Some(other) => return Err(ContractError::SchemaVersion(other.to_string())),
     };
-    // `"Actions": null` is allowed: it tells the SMA to keep the actions it is running.
-    let raw_actions: &[Value] = match obj.get("Actions") {
-        None | Some(Value::Null) => &[],
+    let raw_actions = match obj.get("Actions") {
+        None | Some(Value::Null) => return Err(ContractError::NoActions),
         Some(Value::Array(a)) => a,
         Some(_) => return Err(ContractError::ActionsNotArray),
     };
@@ -151,56 +242,29 @@ pub fn validate_response(value: &Value) -> Result<Response, ContractError> {
     let actions = raw_actions
         .iter()
         .enumerate()
-        .map(|(i, a)| validate_action(a, i + 1))
+        .map(|(i, a)| action_at(a, i + 1))
         .collect::<Result<Vec<_>, _>>()?;
     let attributes = match obj.get("TransactionAttributes") {
         None | Some(Value::Null) => None,
-        Some(Value::Object(m)) => {
-            if m.len() > MAX_ATTRIBUTES {
-                return Err(ContractError::TooManyAttributes(m.len()));
-            }
-            let mut out = BTreeMap::new();
-            for (k, v) in m {
-                let Value::String(v) = v else {
-                    return Err(ContractError::Attributes(format!("{k} is not a string")));
-                };
-                out.insert(k.clone(), v.clone());
-            }
-            Some(out)
-        }
-        Some(_) => return Err(ContractError::Attributes("not an object".to_owned())),
+        Some(Value::Object(m)) => Some(string_map(m)?),
+        Some(_) => return Err(ContractError::AttributesNotObject),
     };
     Ok(Response::from_parts(version, actions, attributes))
 }
 
-/// Decides what a payload is by its shape and validates it as that.
-///
-/// # Errors
-/// [`ContractError::ApiGatewayShaped`], [`ContractError::Unrecognized`], or what the
-/// validator of its kind finds.
-pub fn classify(value: &Value) -> Result<Payload, ContractError> {
-    let obj = value.as_object().ok_or(ContractError::Unrecognized)?;
-    if api_gateway_shaped(obj) {
-        return Err(ContractError::ApiGatewayShaped);
+/// `TransactionAttributes`, at most [`MAX_ATTRIBUTES`] keys with string values.
+fn string_map(
+    map: &serde_json::Map<String, Value>,
+) -> Result<BTreeMap<String, String>, ContractError> {
+    if map.len() > MAX_ATTRIBUTES {
+        return Err(ContractError::TooManyAttributes(map.len()));
     }
-    if obj.contains_key("InvocationEventType") {
-        return validate_event(value).map(|e| Payload::Event(Box::new(e)));
-    }
-    if obj.contains_key("Actions") || obj.contains_key("SchemaVersion") {
-        return validate_response(value).map(Payload::Response);
-    }
-    if obj.contains_key("Type") {
-        return validate_action(value, 1).map(|a| Payload::Action(Box::new(a)));
-    }
-    // The StartCallRecording page wraps its example in an IAM-policy-like
-    // `{"Version", "Statement": [action]}` envelope, a documentation error: the real envelope
-    // is SchemaVersion/Actions. The single action inside is what the example means.
-    if let Some(Value::Array(statement)) = obj.get("Statement") {
-        if let [single] = statement.as_slice() {
-            return validate_action(single, 1).map(|a| Payload::Action(Box::new(a)));
-        }
-    }
-    Err(ContractError::Unrecognized)
+    map.iter()
+        .map(|(k, v)| match v {
+            Value::String(v) => Ok((k.clone(), v.clone())),
+            _ => Err(ContractError::AttributeNotString(k.clone())),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -305,6 +369,10 @@ mod tests {
             ),
             (json!({"Actions": []}), "no SchemaVersion"),
             (
+                json!({"SchemaVersion": 1.0, "Actions": []}),
+                "SchemaVersion 1.0 does not match the event's \"1.0\"",
+            ),
+            (
                 json!({"SchemaVersion": "1.0", "Actions": [{"Type": "Sing", "Parameters": {}}]}),
                 "unknown action type \"Sing\"",
             ),
@@ -317,9 +385,26 @@ mod tests {
                 "603",
             ),
             (json!({"SchemaVersion": "1.0", "Actions": {}}), "array"),
+            (
+                json!({"SchemaVersion": "1.0", "Actions": null}),
+                "keep running its current actions",
+            ),
+            (
+                json!({"SchemaVersion": "1.0", "Actions": [], "TransactionAttributes": {"n": 1}}),
+                "TransactionAttributes.n is not a string",
+            ),
+            (
+                json!({"Type": "Speak", "Parameters": {"CallId": "a", "Text": "x".repeat(1001)}}),
+                "action 1 (Speak): Text is longer than 1000 characters",
+            ),
+            (
+                json!({"SchemaVersion": "1.0", "Sequence": 1, "InvocationEventType": "RINGING"}),
+                "not an SMA event: missing field `CallDetails`",
+            ),
+            (json!([1, 2]), "neither an SMA event"),
         ];
         for (value, want) in cases {
-            let err = classify(&value).unwrap_err().to_string();
+            let err = validate(&value).unwrap_err().to_string();
             assert!(err.contains(want), "{value}: {err}");
         }
     }
@@ -328,18 +413,14 @@ mod tests {
     fn numbers_as_strings_are_read_and_written_as_numbers() {
         let a = validate_action(
             &json!({"Type": "Pause", "Parameters": {"DurationInMilliseconds": "1500"}}),
-            1,
         )
         .unwrap();
         assert_eq!(
             serde_json::to_value(&a).unwrap(),
             json!({"Type": "Pause", "Parameters": {"DurationInMilliseconds": 1500}})
         );
-        let h = validate_action(
-            &json!({"Type": "Hangup", "Parameters": {"SipResponseCode": 0}}),
-            1,
-        )
-        .unwrap();
+        let h = validate_action(&json!({"Type": "Hangup", "Parameters": {"SipResponseCode": 0}}))
+            .unwrap();
         assert_eq!(
             serde_json::to_value(&h).unwrap()["Parameters"]["SipResponseCode"],
             "0"
@@ -368,6 +449,120 @@ mod tests {
         );
     }
 
+    #[test]
+    fn an_event_read_from_bytes_points_at_the_value_of_the_wrong_type() {
+        let mut v = answered();
+        v["Sequence"] = json!("three");
+        let text = serde_json::to_string_pretty(&v).unwrap();
+        let err = parse_event(text.as_bytes()).unwrap_err();
+        assert!(matches!(err, ContractError::NotAnEvent(_)), "{err:?}");
+        let line = text.lines().position(|l| l.contains("three")).unwrap() + 1;
+        assert!(
+            err.to_string().contains(&format!("at line {line} column")),
+            "{err}"
+        );
+        assert!(matches!(
+            parse_event(b"{\"Sequence\": "),
+            Err(ContractError::NotJson(_))
+        ));
+    }
+
+    #[test]
+    fn the_statement_envelope_of_the_recording_page_is_read_as_its_action() {
+        let doc = json!({"Version": "2012-10-17", "Statement": [
+            {"Type": "StopCallRecording", "Parameters": {"CallId": "leg-a"}}
+        ]});
+        assert_eq!(classify(&doc), Payload::Action);
+        assert_eq!(
+            validate_action(&doc).unwrap().type_name(),
+            "StopCallRecording"
+        );
+    }
+
+    #[test]
+    fn shapes_are_classified_without_being_checked() {
+        let cases = [
+            (answered(), Payload::Event),
+            (json!({"SchemaVersion": "9"}), Payload::Response),
+            (json!({"Type": "Nope"}), Payload::Action),
+            (json!({"httpMethod": "POST"}), Payload::ApiGatewayShaped),
+            (
+                json!({"statusCode": 200, "body": ""}),
+                Payload::ApiGatewayShaped,
+            ),
+            (json!({"Hello": 1}), Payload::Unrecognized),
+            (json!("text"), Payload::Unrecognized),
+        ];
+        for (value, want) in cases {
+            assert_eq!(classify(&value), want, "{value}");
+        }
+    }
+
+    /// JSON trees built from the contract's own keys and values, so that generated inputs
+    /// reach the readers' inner branches rather than stopping at the first missing field.
+    fn contract_json() -> impl Strategy<Value = Value> {
+        let key = prop_oneof![
+            prop::sample::select(vec![
+                "SchemaVersion",
+                "Sequence",
+                "InvocationEventType",
+                "ActionData",
+                "CallDetails",
+                "TransactionId",
+                "Participants",
+                "ParticipantTag",
+                "CallId",
+                "Type",
+                "Parameters",
+                "Actions",
+                "TransactionAttributes",
+                "ErrorType",
+                "Error",
+                "SipResponseCode",
+                "Arguments",
+                "StartTimeInMilliseconds",
+                "Statement",
+                "statusCode",
+                "body",
+                "Text",
+                "DurationInMilliseconds",
+                "Endpoints",
+            ])
+            .prop_map(str::to_owned),
+            "[A-Za-z]{1,6}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            prop::sample::select(vec![
+                "1.0",
+                "3",
+                "-1",
+                "1e3",
+                "LEG-A",
+                "leg-b",
+                "Speak",
+                "Hangup",
+                "HANGUP",
+                "CALL_ANSWERED",
+                "Code: message",
+                ":",
+                "",
+            ])
+            .prop_map(Value::from),
+            "[ -~]{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(5, 96, 8, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..12).prop_map(Value::Array),
+                prop::collection::btree_map(key.clone(), inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
@@ -375,10 +570,36 @@ mod tests {
         }
 
         #[test]
-        fn arbitrary_json_never_panics(s in "[\\[\\]{}\":,0-9a-zA-Z_ ]{0,120}") {
-            if let Ok(v) = serde_json::from_str::<Value>(&s) {
-                let _ = classify(&v);
-                let _ = validate_response(&v);
+        fn arbitrary_json_never_panics(value in contract_json()) {
+            let _ = validate(&value);
+            let _ = validate_response(&value);
+            let _ = validate_action(&value);
+            let _ = parse_event(value.to_string().as_bytes());
+            if let Ok(event) = validate_event(&value) {
+                let _ = (event.arguments(), event.error(), event.sip_response_code());
+                let _ = (event.action_leg(), event.received_digits());
+            }
+        }
+
+        #[test]
+        fn an_event_with_any_part_replaced_never_panics(
+            at in prop::sample::select(vec![
+                "/Sequence", "/ActionData", "/ErrorType", "/CallDetails/TransactionAttributes",
+                "/CallDetails/Participants", "/CallDetails/Participants/0",
+                "/CallDetails/Participants/0/StartTimeInMilliseconds",
+                "/CallDetails/Participants/0/ParticipantTag",
+            ]),
+            value in contract_json(),
+        ) {
+            let mut event = answered();
+            event["ActionData"] = json!({"Type": "Hangup", "Parameters": {"CallId": "leg-a"}});
+            if let Some(slot) = event.pointer_mut(at) {
+                *slot = value;
+            }
+            if let Ok(event) = validate_event(&event) {
+                let _ = (event.arguments(), event.error(), event.sip_response_code());
+                let _ = (event.action_leg(), event.received_digits());
+                let _ = serde_json::to_value(&event).unwrap();
             }
         }
     }
