@@ -30,6 +30,16 @@ test: setup
     cargo test --workspace --locked
     if [ -f infra/package.json ]; then npm test --prefix infra; fi
 
+# The SMA handler's work per event (store faked), the release binary's start-up to its first
+# answered event, and its stripped size.
+#
+# Run the benchmarks.
+bench:
+    cargo bench -p outdial-sma --bench handler
+    cargo build --release -p outdial-sma
+    OUTDIAL_SMA_BIN="{{justfile_directory()}}/target/release/outdial-sma" cargo bench -p outdial-sma --bench startup
+    @echo "outdial-sma release binary: $(stat -c %s target/release/outdial-sma) bytes (stripped)"
+
 # Format the code.
 fmt:
     cargo fmt --all

@@ -8,7 +8,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence, TransactionId};
 use outdial_core::lifecycle::{CallStatus, EndRequest, Outcome};
 use outdial_core::ports::StoreError;
-use outdial_core::record::{AppliedEvent, CallRecord, Campaign, CampaignStatus, NewCall, Pacing};
+use outdial_core::record::{
+    AppliedEvent, CallRecord, Campaign, CampaignStatus, Limits, NewCall, Pacing,
+};
 use outdial_core::retry::RetryPolicy;
 use outdial_core::script::Script;
 use outdial_core::time::Timestamp;
@@ -96,6 +98,8 @@ struct CampaignSpec {
     retry: RetryPolicy,
     pacing: Pacing,
     script: Script,
+    #[serde(default)]
+    limits: Limits,
 }
 
 /// Reads attributes of one item, naming the item in every error.
@@ -308,6 +312,7 @@ pub fn campaign_item(c: &Campaign) -> Result<Item, StoreError> {
         retry: c.retry.clone(),
         pacing: c.pacing,
         script: c.script.clone(),
+        limits: c.limits,
     };
     let spec = serde_json::to_string(&spec).map_err(|e| StoreError::Other(Box::new(e)))?;
     let mut item = key(campaign_pk(&c.id), CAMPAIGN_SK);
@@ -340,6 +345,7 @@ pub fn campaign_from_item(item: &Item) -> Result<Campaign, StoreError> {
         retry: spec.retry,
         pacing: spec.pacing,
         script: spec.script,
+        limits: spec.limits,
         created_at: r.timestamp("created_at")?.unwrap_or(Timestamp::EPOCH),
         contacts: r.n("contacts")?,
     })
@@ -361,7 +367,8 @@ mod tests {
                 r#"{"start": "bye", "steps": {"bye": {"say": "Goodbye."}}}"#,
             )
             .unwrap(),
-            created_at: Timestamp::from_millis(1_700_000_000_000),
+            limits: Limits::default(),
+            created_at: Timestamp::from_millis(1_900_000_000_000),
             contacts: 1,
         }
     }

@@ -18,7 +18,7 @@ use futures::{StreamExt, TryStreamExt};
 use outdial_core::ids::{Attempt, CallId, CampaignId, Sequence};
 use outdial_core::lifecycle::{CallStatus, EndRequest};
 use outdial_core::ports::{
-    Applied, CallStore, DueCall, EventWrite, HistoryEntry, Page, StoreError,
+    Applied, CallStore, DueCall, DueChange, EventWrite, HistoryEntry, Page, StoreError,
 };
 use outdial_core::record::{CallRecord, Campaign, NewCall};
 use outdial_core::time::Timestamp;
@@ -344,8 +344,9 @@ impl CallStore for DynamoStore {
             set.push("script_outcome = :script");
             values.insert(":script".into(), s(script.as_str()));
         }
-        match w.due_at {
-            Some(at) => {
+        match w.due {
+            DueChange::Keep => {}
+            DueChange::At(at) => {
                 set.extend([
                     "due_shard = :shard",
                     "due_key = :due_key",
@@ -358,7 +359,7 @@ impl CallStore for DynamoStore {
                 values.insert(":due_key".into(), s(due_key(at, &w.call_id)));
                 values.insert(":due_at".into(), n(at.as_millis()));
             }
-            None => remove.extend(["due_shard", "due_key", "due_at"]),
+            DueChange::Clear => remove.extend(["due_shard", "due_key", "due_at"]),
         }
         let mut update = format!("SET {}", set.join(", "));
         if !remove.is_empty() {

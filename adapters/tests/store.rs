@@ -7,15 +7,17 @@ use std::time::Duration;
 use outdial_adapters::store::DynamoStore;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence, TransactionId};
 use outdial_core::lifecycle::{CallEvent, CallStatus, Expected, Step, expected, transition};
-use outdial_core::ports::{Applied, CallStore, EventWrite, StoreError};
-use outdial_core::record::{CallRecord, Campaign, CampaignStatus, NewCall, Pacing};
+use outdial_core::ports::{Applied, CallStore, DueChange, EventWrite, StoreError};
+use outdial_core::record::{CallRecord, Campaign, CampaignStatus, Limits, NewCall, Pacing};
 use outdial_core::retry::RetryPolicy;
 use outdial_core::sip::SipCode;
 use outdial_core::time::Timestamp;
 use outdial_local::dynamodb::shared_endpoint;
 use outdial_local::tables::{RequestCounter, counting_client, fresh_table};
 
-const T0: Timestamp = Timestamp::from_millis(1_700_000_000_000);
+/// An instant in 2030: items expire 90 days after creation, and DynamoDB Local does delete
+/// expired items, so tests write in the future.
+const T0: Timestamp = Timestamp::from_millis(1_900_000_000_000);
 
 async fn store() -> (DynamoStore, RequestCounter) {
     let endpoint = shared_endpoint().expect("DynamoDB Local");
@@ -35,6 +37,7 @@ fn campaign(contacts: u64) -> Campaign {
         pacing: Pacing::default(),
         script: serde_json::from_str(r#"{"start": "bye", "steps": {"bye": {"say": "Goodbye."}}}"#)
             .unwrap(),
+        limits: Limits::default(),
         created_at: T0,
         contacts,
     }
@@ -79,7 +82,9 @@ fn write_for(record: &CallRecord, seq: u64, event: CallEvent, response: &str) ->
         sip_code: None,
         script_outcome: None,
         error: None,
-        due_at: change.retry_after.map(|d| T0.plus(d)),
+        due: change
+            .retry_after
+            .map_or(DueChange::Clear, |d| DueChange::At(T0.plus(d))),
         response: response.to_owned(),
         at: T0,
     }

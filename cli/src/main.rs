@@ -1,6 +1,7 @@
 //! `outdial`: the one tool a user of outdial holds.
 
 mod check;
+mod replay;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +28,16 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run a JSON array of SMA events, in file order, through the SMA handler and DynamoDB
+    /// Local (started unless AWS_ENDPOINT_URL_DYNAMODB is set); print each answer, then the
+    /// final call record, one JSON line each.
+    Replay {
+        /// A JSON array of SMA invocation events.
+        events: PathBuf,
+        /// The callee's number for the call record the events name.
+        #[arg(long)]
+        to: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -50,6 +61,23 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
+            }
+        }
+        Command::Replay { events, to } => {
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("outdial replay: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let mut stdout = std::io::stdout().lock();
+            match runtime.block_on(replay::replay(&events, to.as_deref(), &mut stdout)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("outdial replay: {e:#}");
+                    ExitCode::FAILURE
+                }
             }
         }
     }

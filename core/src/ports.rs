@@ -65,11 +65,22 @@ pub struct EventWrite {
     /// What went wrong, when the event reports an error (`ACTION_FAILED`,
     /// `INVALID_LAMBDA_RESPONSE`): `ErrorType: ErrorMessage`.
     pub error: Option<String>,
-    /// When something is next due (a retry, a watchdog); `None` clears the due entry.
-    pub due_at: Option<Timestamp>,
+    /// What becomes of the call's due entry (its retry or watchdog).
+    pub due: DueChange,
     /// The response sent for this event, stored for duplicates.
     pub response: String,
     pub at: Timestamp,
+}
+
+/// What an event does to the call's entry in the `due` index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DueChange {
+    /// Leave it as it is.
+    Keep,
+    /// Nothing is due any more (the call ended).
+    Clear,
+    /// Due at this instant (a retry, or the next watchdog deadline).
+    At(Timestamp),
 }
 
 /// What became of an [`EventWrite`].

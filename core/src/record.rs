@@ -60,6 +60,47 @@ impl Default for Pacing {
     }
 }
 
+/// How long a call may stay in each live phase before the watchdog asks the SMA to end it.
+/// The Voice API has no ring timeout of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// From the dial to an answer (no first event, or ringing too long).
+    #[serde(default = "Limits::default_ring_timeout_s")]
+    pub ring_timeout_s: u32,
+    /// From the answer to the end of the call.
+    #[serde(default = "Limits::default_max_call_s")]
+    pub max_call_s: u32,
+}
+
+impl Limits {
+    const fn default_ring_timeout_s() -> u32 {
+        60
+    }
+    const fn default_max_call_s() -> u32 {
+        1800
+    }
+
+    #[must_use]
+    pub fn ring_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.ring_timeout_s))
+    }
+
+    #[must_use]
+    pub fn max_call(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.max_call_s))
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            ring_timeout_s: Self::default_ring_timeout_s(),
+            max_call_s: Self::default_max_call_s(),
+        }
+    }
+}
+
 /// A campaign as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Campaign {
@@ -72,6 +113,8 @@ pub struct Campaign {
     pub pacing: Pacing,
     /// What the callee hears once they answer.
     pub script: Script,
+    /// Watchdog deadlines.
+    pub limits: Limits,
     pub created_at: Timestamp,
     /// Contacts written with the campaign.
     pub contacts: u64,

@@ -2,8 +2,11 @@
 //!
 //! - [`dynamodb`]: DynamoDB Local as a managed process, started on a free loopback port and
 //!   stopped with its owner, or an endpoint given in the environment;
+//! - [`runtime_api`]: the Lambda Runtime API, so the real Lambda binaries run locally as
+//!   they run in Lambda;
 //! - [`tables`]: clients for it and fresh tables built from the committed definition, one per
 //!   test.
 
 pub mod dynamodb;
+pub mod runtime_api;
 pub mod tables;

@@ -1,2 +1,302 @@
 //! The SMA Lambda: answers every PSTN audio event with an action list and keeps the call
 //! record exact.
+//!
+//! One event, one DynamoDB request. The handler learns which call an event is about, and the
+//! facts it needs about it, from the event itself: `NEW_OUTBOUND_CALL` carries the
+//! `ArgumentsMap` the dialer sent (`call_id`, `campaign_id`, `attempt`, `vars`), and every
+//! response sets them, with the call's state, as `TransactionAttributes`, which the SMA echoes
+//! on every later event. From those it decides the transition and the response, then writes
+//! both in one conditional `UpdateItem` ([`CallStore::apply_event`]). When the record turns out
+//! to be in another state (a `HANGUP` overtook another event, an operator changed it), the
+//! handler decides again from the record the failed write returned and writes once more.
+//!
+//! Nothing from outside can make it fail: an unreadable event gets an empty answer and is
+//! logged, an event for no known call is kept as an orphan and answered safely, and a store
+//! failure still answers the callee (the record heals from the next event's attributes, and
+//! the watchdog reconciles a call whose end was never written).
+
+mod attributes;
+mod campaigns;
+mod respond;
+mod script_run;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::Context;
+use outdial_core::contract::{Event, EventType, Response, validate_event};
+use outdial_core::ids::Sequence;
+use outdial_core::lifecycle::{CallState, Step, expected, transition};
+use outdial_core::ports::{Applied, CallStore, EventWrite, StoreError};
+use outdial_core::time::Clock;
+use serde_json::Value;
+use tracing::{Instrument, info, info_span, warn};
+
+pub use attributes::Facts;
+pub use campaigns::Campaigns;
+pub use respond::{INVOCATION_LIMIT, classify};
+pub use script_run::{NO_INPUT, TRANSFER_FAILED};
+
+/// What the handler is told by its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Spoken to anyone who calls a campaign number back (`OUTDIAL_INBOUND_MESSAGE`).
+    pub inbound_message: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            inbound_message: "Thank you for calling back. This number only places automated \
+                              calls and cannot take calls. Goodbye."
+                .to_owned(),
+        }
+    }
+}
+
+impl Settings {
+    /// # Errors
+    /// When `OUTDIAL_INBOUND_MESSAGE` is set but empty or longer than Polly accepts.
+    pub fn from_env() -> anyhow::Result<Self> {
+        match std::env::var("OUTDIAL_INBOUND_MESSAGE") {
+            Err(_) => Ok(Self::default()),
+            Ok(m) if !m.trim().is_empty() && m.chars().count() <= 1000 => {
+                Ok(Self { inbound_message: m })
+            }
+            Ok(_) => Err(anyhow::anyhow!(
+                "OUTDIAL_INBOUND_MESSAGE must be 1 to 1000 characters"
+            ))
+            .context("reading the SMA handler's settings"),
+        }
+    }
+}
+
+/// Counts of what the handler saw, for logs, metrics and tests.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub events: AtomicU64,
+    pub unreadable: AtomicU64,
+    pub orphans: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub stale: AtomicU64,
+    pub rewrites: AtomicU64,
+    pub store_failures: AtomicU64,
+}
+
+/// The handler, generic over the store so that tests and the local stack can use any.
+#[derive(Debug)]
+pub struct SmaHandler<S> {
+    store: S,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+    campaigns: Campaigns,
+    counters: Counters,
+}
+
+impl<S: CallStore> SmaHandler<S> {
+    pub fn new(store: S, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+        Self {
+            store,
+            clock,
+            settings,
+            campaigns: Campaigns::default(),
+            counters: Counters::default(),
+        }
+    }
+
+    #[must_use]
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    #[must_use]
+    pub fn campaigns(&self) -> &Campaigns {
+        &self.campaigns
+    }
+
+    #[must_use]
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Answers one SMA invocation. Never fails: whatever arrives gets a well-formed answer.
+    pub async fn handle(&self, payload: Value) -> Value {
+        self.counters.events.fetch_add(1, Ordering::Relaxed);
+        let event = match parse_event_value(&payload) {
+            Ok(event) => event,
+            Err(reason) => {
+                self.counters.unreadable.fetch_add(1, Ordering::Relaxed);
+                warn!(%reason, "unreadable SMA event answered with an empty action list");
+                let version = payload
+                    .get("SchemaVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or("1.0");
+                return to_json(&Response::empty(version));
+            }
+        };
+        let span = info_span!(
+            "sma_event",
+            event_type = event.event_type.as_str(),
+            seq = event.sequence,
+            transaction = %event.call_details.transaction_id,
+            call_id = tracing::field::Empty,
+        );
+        self.answer(&event, &payload).instrument(span).await
+    }
+
+    async fn answer(&self, event: &Event, payload: &Value) -> Value {
+        match self.decide(event, payload).await {
+            Answer::Fresh(response) => to_json(&response),
+            // Exactly what was stored (JSON object keys serialize in one canonical order), so
+            // a repeated event gets the same bytes.
+            Answer::Stored(stored) => serde_json::from_str(&stored).unwrap_or_else(|e| {
+                warn!(error = %e, "stored response unreadable; answering with an empty list");
+                to_json(&Response::empty(&event.schema_version))
+            }),
+        }
+    }
+
+    /// Decides the answer to `event` and records it: a fresh answer, or the stored answer of
+    /// the event's first delivery.
+    async fn decide(&self, event: &Event, payload: &Value) -> Answer {
+        if event.event_type == EventType::NewInboundCall {
+            info!("call-back to a campaign number answered with the inbound message");
+            return Answer::Fresh(respond::inbound(event, &self.settings.inbound_message));
+        }
+        let facts = match Facts::from_event(event) {
+            Ok(facts) => facts,
+            Err(reason) => return Answer::Fresh(self.orphan(event, payload, &reason).await),
+        };
+        tracing::Span::current().record("call_id", facts.call_id.as_str());
+        let seq = Sequence::new(event.sequence);
+        let call_event = classify(event);
+        let now = self.clock.now();
+
+        let campaign = if respond::needs_campaign(event) {
+            match self.campaigns.get(&self.store, &facts.campaign_id).await {
+                Ok(c) => Some(c),
+                Err(StoreError::NotFound) => {
+                    let reason = "the call's campaign does not exist";
+                    return Answer::Fresh(self.orphan(event, payload, reason).await);
+                }
+                Err(e) => {
+                    self.counters.store_failures.fetch_add(1, Ordering::Relaxed);
+                    warn!(error = %e, "campaign unreadable; hanging up");
+                    return Answer::Fresh(respond::hang_up(event, &facts));
+                }
+            }
+        } else {
+            None
+        };
+        let policy = respond::policy(campaign.as_deref());
+
+        // First from the facts the event carries; once more from the record if it disagrees.
+        let mut pre = facts.state();
+        for round in 0..2 {
+            let Step::Apply(change) = transition(&pre, facts.attempt, seq, &call_event, policy)
+            else {
+                // Terminal, or an attempt that is over: nothing to record.
+                return Answer::Fresh(respond::after_end(event, &facts));
+            };
+            let turn = respond::decide(event, &facts, &change, campaign.as_deref(), now);
+            let write = EventWrite {
+                call_id: facts.call_id.clone(),
+                attempt: facts.attempt,
+                seq,
+                event_type: event.event_type.as_str().to_owned(),
+                expected: expected(&pre, facts.attempt, seq, &call_event, policy, &change),
+                next: change.next.clone(),
+                transaction_id: facts.transaction_id.clone(),
+                outcome: change.outcome,
+                sip_code: turn.sip_code.clone(),
+                script_outcome: turn.script_outcome.clone(),
+                error: turn.error.clone(),
+                due: turn.due,
+                response: to_json(&turn.response).to_string(),
+                at: now,
+            };
+            match self.store.apply_event(&write).await {
+                Ok(Applied::Written(record)) => {
+                    info!(
+                        status = record.status.as_str(),
+                        attempt = record.attempt.get(),
+                        "event applied"
+                    );
+                    return Answer::Fresh(turn.response);
+                }
+                Ok(Applied::Duplicate { response }) => {
+                    self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                    info!("duplicate event answered with the stored response");
+                    return Answer::Stored(response);
+                }
+                Ok(Applied::Stale(_)) => {
+                    self.counters.stale.fetch_add(1, Ordering::Relaxed);
+                    info!("stale event changes nothing");
+                    return Answer::Fresh(respond::after_end(event, &facts));
+                }
+                Ok(Applied::Mismatch(record)) if round == 0 => {
+                    self.counters.rewrites.fetch_add(1, Ordering::Relaxed);
+                    info!(
+                        status = record.status.as_str(),
+                        "record moved on; deciding again from it"
+                    );
+                    pre = CallState {
+                        last_seq: None,
+                        ..record.state()
+                    };
+                }
+                Ok(Applied::Mismatch(record)) => {
+                    warn!(
+                        status = record.status.as_str(),
+                        "record changed twice under the event; answering without a write"
+                    );
+                    return Answer::Fresh(respond::after_end(event, &facts));
+                }
+                Err(StoreError::NotFound) => {
+                    let reason = "no call record for the event's call id";
+                    return Answer::Fresh(self.orphan(event, payload, reason).await);
+                }
+                Err(e) => {
+                    self.counters.store_failures.fetch_add(1, Ordering::Relaxed);
+                    warn!(error = %e, retryable = e.is_retryable(), "event not recorded; answering anyway");
+                    return Answer::Fresh(turn.response);
+                }
+            }
+        }
+        Answer::Fresh(respond::after_end(event, &facts))
+    }
+
+    async fn orphan(&self, event: &Event, payload: &Value, reason: &str) -> Response {
+        self.counters.orphans.fetch_add(1, Ordering::Relaxed);
+        warn!(%reason, "orphan SMA event kept and answered safely");
+        let recorded = self
+            .store
+            .record_orphan(
+                &event.call_details.transaction_id,
+                Sequence::new(event.sequence),
+                event.event_type.as_str(),
+                &payload.to_string(),
+                self.clock.now(),
+            )
+            .await;
+        if let Err(e) = recorded {
+            warn!(error = %e, "orphan event could not be kept");
+        }
+        respond::safe(event)
+    }
+}
+
+/// An answer decided now, or the one stored for the event's first delivery.
+enum Answer {
+    Fresh(Response),
+    Stored(String),
+}
+
+fn parse_event_value(payload: &Value) -> Result<Event, String> {
+    validate_event(payload).map_err(|e| e.to_string())
+}
+
+fn to_json(response: &Response) -> Value {
+    serde_json::to_value(response)
+        .unwrap_or_else(|_| serde_json::json!({"SchemaVersion": "1.0", "Actions": []}))
+}

@@ -1,0 +1,131 @@
+//! The facts an event carries about its call: the dialer's `ArgumentsMap` on
+//! `NEW_OUTBOUND_CALL`, our own `TransactionAttributes` on every later event.
+//!
+//! The map stays within the SMA's limit of 10 keys, and every response sends it whole: the
+//! SMA's rules for merging a changed key set are ambiguous (`spec/pstn-audio.md` 5.3), and a
+//! full map is always right.
+
+use std::collections::BTreeMap;
+
+use outdial_core::contract::{Event, EventType};
+use outdial_core::ids::{Attempt, CallId, CampaignId, TransactionId};
+use outdial_core::lifecycle::{CallState, CallStatus, EndRequest};
+
+pub const CALL_ID: &str = "call_id";
+pub const CAMPAIGN_ID: &str = "campaign_id";
+pub const ATTEMPT: &str = "attempt";
+pub const VARS: &str = "vars";
+const STATUS: &str = "status";
+const ANSWERED: &str = "answered";
+const END: &str = "end";
+const STEP: &str = "step";
+const OUTCOME: &str = "outcome";
+
+/// What the handler knows about a call from the event alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    pub call_id: CallId,
+    pub campaign_id: CampaignId,
+    pub attempt: Attempt,
+    pub transaction_id: TransactionId,
+    /// The status after our last answer (a hint: an ignored answer may not have updated it).
+    pub status: CallStatus,
+    pub answered: bool,
+    pub end_request: Option<EndRequest>,
+    /// The script step whose result the call is waiting for.
+    pub step: Option<String>,
+    /// The script's outcome so far.
+    pub outcome: Option<String>,
+    /// The contact's template variables.
+    pub vars: BTreeMap<String, String>,
+}
+
+impl Facts {
+    /// Reads the facts from `NEW_OUTBOUND_CALL`'s arguments or a later event's attributes.
+    ///
+    /// # Errors
+    /// A reason, when the event names no call (no arguments or attributes, or ids that do
+    /// not parse): such an event is an orphan.
+    pub fn from_event(event: &Event) -> Result<Self, String> {
+        let map = if event.event_type == EventType::NewOutboundCall {
+            event
+                .arguments()
+                .ok_or("NEW_OUTBOUND_CALL without ArgumentsMap")?
+        } else {
+            event
+                .call_details
+                .transaction_attributes
+                .clone()
+                .ok_or("no TransactionAttributes")?
+        };
+        let get = |k: &str| map.get(k).map(String::as_str);
+        let call_id =
+            CallId::parse(get(CALL_ID).ok_or("no call_id")?).map_err(|e| e.to_string())?;
+        let campaign_id = CampaignId::parse(get(CAMPAIGN_ID).ok_or("no campaign_id")?)
+            .map_err(|e| e.to_string())?;
+        let attempt =
+            Attempt::parse(get(ATTEMPT).ok_or("no attempt")?).map_err(|e| e.to_string())?;
+        let transaction_id =
+            TransactionId::parse(&event.call_details.transaction_id).map_err(|e| e.to_string())?;
+        let vars = match get(VARS) {
+            None => BTreeMap::new(),
+            Some(raw) => serde_json::from_str(raw).map_err(|e| format!("vars: {e}"))?,
+        };
+        Ok(Self {
+            call_id,
+            campaign_id,
+            attempt,
+            transaction_id,
+            status: get(STATUS)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(CallStatus::Dialing),
+            answered: get(ANSWERED) == Some("1"),
+            end_request: get(END).and_then(EndRequest::parse),
+            step: get(STEP).map(str::to_owned),
+            outcome: get(OUTCOME).map(str::to_owned),
+            vars,
+        })
+    }
+
+    /// The call's state as the transition sees it; the `Sequence` guard is the store's.
+    #[must_use]
+    pub fn state(&self) -> CallState {
+        CallState {
+            status: self.status,
+            attempt: self.attempt,
+            last_seq: None,
+            answered: self.answered,
+            end_request: self.end_request,
+        }
+    }
+
+    /// The full attribute map to send back.
+    #[must_use]
+    pub fn attributes(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::from([
+            (CALL_ID.to_owned(), self.call_id.to_string()),
+            (CAMPAIGN_ID.to_owned(), self.campaign_id.to_string()),
+            (ATTEMPT.to_owned(), self.attempt.to_string()),
+            (STATUS.to_owned(), self.status.as_str().to_owned()),
+            (
+                ANSWERED.to_owned(),
+                if self.answered { "1" } else { "0" }.to_owned(),
+            ),
+        ]);
+        if let Some(end) = self.end_request {
+            m.insert(END.to_owned(), end.as_str().to_owned());
+        }
+        if let Some(step) = &self.step {
+            m.insert(STEP.to_owned(), step.clone());
+        }
+        if let Some(outcome) = &self.outcome {
+            m.insert(OUTCOME.to_owned(), outcome.clone());
+        }
+        if !self.vars.is_empty() {
+            if let Ok(vars) = serde_json::to_string(&self.vars) {
+                m.insert(VARS.to_owned(), vars);
+            }
+        }
+        m
+    }
+}

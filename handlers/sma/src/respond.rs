@@ -1,0 +1,307 @@
+//! What to answer each event with, decided before the write so that the answer is stored with
+//! the event and a duplicate gets it byte for byte.
+
+use std::sync::LazyLock;
+
+use outdial_core::contract::{Action, Event, EventType, ParticipantTag, Response};
+use outdial_core::lifecycle::{CallEvent, CallStatus, Change, EndRequest, Leg};
+use outdial_core::ports::DueChange;
+use outdial_core::record::Campaign;
+use outdial_core::retry::RetryPolicy;
+use outdial_core::sip::SipCode;
+use outdial_core::time::Timestamp;
+
+use crate::attributes::Facts;
+use crate::script_run::{self, Ctx, Progress};
+
+/// From this `Sequence` on, an event whose actions run is answered with a hang-up: the SMA
+/// stops invoking the handler at 1,000 invocations per call, and a call that long is a loop.
+pub const INVOCATION_LIMIT: u64 = 990;
+
+/// The script outcome of a call hung up at the invocation limit.
+pub const INVOCATION_LIMIT_OUTCOME: &str = "invocation_limit";
+
+/// What the handler decided for one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    pub response: Response,
+    pub sip_code: Option<String>,
+    pub script_outcome: Option<String>,
+    pub error: Option<String>,
+    pub due: DueChange,
+}
+
+/// What an event means for the call record.
+#[must_use]
+pub fn classify(event: &Event) -> CallEvent {
+    match &event.event_type {
+        EventType::NewOutboundCall => CallEvent::Placed,
+        EventType::Ringing => CallEvent::Ringing,
+        EventType::CallAnswered => CallEvent::Answered,
+        EventType::ActionSuccessful
+        | EventType::ActionFailed
+        | EventType::ActionInterrupted
+        | EventType::DigitsReceived => CallEvent::ScriptProgress,
+        EventType::Hangup => CallEvent::Hangup {
+            leg: if event.action_leg() == Some(ParticipantTag::LegB) {
+                Leg::Agent
+            } else {
+                Leg::Callee
+            },
+            code: event.sip_response_code(),
+        },
+        EventType::CallUpdateRequested => {
+            end_request(event).map_or(CallEvent::Other, CallEvent::EndRequested)
+        }
+        EventType::InvalidLambdaResponse => CallEvent::InvalidResponse,
+        EventType::NewInboundCall | EventType::Unknown(_) => CallEvent::Other,
+    }
+}
+
+/// Our commands in `UpdateSipMediaApplicationCall` arguments: `{"op": "hangup", "reason":
+/// "ring_timeout"}` or `{"op": "cancel"}`.
+fn end_request(event: &Event) -> Option<EndRequest> {
+    let args = event.arguments()?;
+    match args.get("op").map(String::as_str) {
+        Some("cancel") => Some(EndRequest::Cancel),
+        Some("hangup") => Some(
+            args.get("reason")
+                .and_then(|r| EndRequest::parse(r))
+                .unwrap_or(EndRequest::Hangup),
+        ),
+        _ => None,
+    }
+}
+
+/// Whether deciding this event needs the campaign (its script, or its retry policy).
+#[must_use]
+pub fn needs_campaign(event: &Event) -> bool {
+    matches!(
+        event.event_type,
+        EventType::CallAnswered
+            | EventType::ActionSuccessful
+            | EventType::ActionFailed
+            | EventType::DigitsReceived
+            | EventType::Hangup
+    )
+}
+
+static DEFAULT_POLICY: LazyLock<RetryPolicy> = LazyLock::new(RetryPolicy::default);
+
+/// The campaign's retry policy (only a `HANGUP` consults it, and it always has the campaign).
+#[must_use]
+pub fn policy(campaign: Option<&Campaign>) -> &RetryPolicy {
+    campaign.map_or(&DEFAULT_POLICY, |c| &c.retry)
+}
+
+/// The callee's leg id: `LEG-A`'s `CallId`.
+fn leg_a(event: &Event) -> Option<&str> {
+    event.leg(&ParticipantTag::LegA).map(|p| p.call_id.as_str())
+}
+
+fn hangup_leg(event: &Event, tag: &ParticipantTag) -> Action {
+    match event.leg(tag) {
+        Some(p) => Action::hangup(p.call_id.clone(), 0),
+        None => Action::Hangup(outdial_core::contract::Hangup {
+            call_id: None,
+            participant_tag: Some(tag.clone()),
+            sip_response_code: Some("0".to_owned()),
+        }),
+    }
+}
+
+fn respond(event: &Event, actions: Vec<Action>, facts: Option<&Facts>) -> Response {
+    let mut builder = Response::to(event);
+    for action in actions {
+        // Every list built here is short; a failure would mean a bug, and the answer would
+        // still be well-formed without the extra action.
+        if builder.push(action).is_err() {
+            tracing::error!("response would exceed 10 actions; extra actions dropped");
+            break;
+        }
+    }
+    if let Some(facts) = facts {
+        if builder.attributes(facts.attributes()).is_err() {
+            tracing::error!("TransactionAttributes would exceed 10 keys; not sent");
+        }
+    }
+    builder.build()
+}
+
+/// Whether the SMA runs the actions we return for this event.
+fn runs_actions(event: &Event) -> bool {
+    match event.event_type {
+        EventType::Hangup => {
+            let tag = event.action_leg().unwrap_or(ParticipantTag::LegA);
+            event.other_leg_connected(&tag)
+        }
+        ref other => other.runs_actions(),
+    }
+}
+
+/// Decides the response and the record's side facts for an event the transition accepted.
+#[must_use]
+pub fn decide(
+    event: &Event,
+    facts: &Facts,
+    change: &Change,
+    campaign: Option<&Campaign>,
+    now: Timestamp,
+) -> Turn {
+    let mut after = facts.clone();
+    after.status = change.next.status;
+    after.answered = change.next.answered;
+    after.end_request = change.next.end_request;
+    after.attempt = facts.attempt;
+    let error = event.error().map(|(t, m)| match m {
+        Some(m) => format!("{t}: {m}"),
+        None => t,
+    });
+    let sip_code = (event.event_type == EventType::Hangup)
+        .then(|| event.sip_response_code())
+        .and_then(|c| match c {
+            SipCode::Absent => None,
+            SipCode::Code(n) => Some(n.to_string()),
+            SipCode::Unreadable(s) => Some(s),
+        });
+    let limits = campaign.map(|c| c.limits).unwrap_or_default();
+    let due = if let Some(after_retry) = change.retry_after {
+        DueChange::At(now.plus(after_retry))
+    } else if change.next.status.is_terminal() {
+        DueChange::Clear
+    } else {
+        match event.event_type {
+            EventType::NewOutboundCall | EventType::Ringing
+                if change.next.status.phase() < CallStatus::Answered.phase() =>
+            {
+                DueChange::At(now.plus(limits.ring_timeout()))
+            }
+            EventType::CallAnswered => DueChange::At(now.plus(limits.max_call())),
+            _ => DueChange::Keep,
+        }
+    };
+    let mut script_outcome = None;
+    let leg = leg_a(event).unwrap_or_default().to_owned();
+
+    let actions = match &event.event_type {
+        _ if runs_actions(event) && event.sequence >= INVOCATION_LIMIT => {
+            script_outcome = Some(INVOCATION_LIMIT_OUTCOME.to_owned());
+            after.step = None;
+            vec![Action::hangup(leg.clone(), 0)]
+        }
+        EventType::CallUpdateRequested if after.end_request.is_some() => {
+            vec![Action::hangup(leg.clone(), 0)]
+        }
+        EventType::InvalidLambdaResponse => vec![Action::hangup(leg.clone(), 0)],
+        EventType::Hangup => {
+            let tag = event.action_leg().unwrap_or(ParticipantTag::LegA);
+            if event.other_leg_connected(&tag) {
+                let other = if tag == ParticipantTag::LegB {
+                    ParticipantTag::LegA
+                } else {
+                    ParticipantTag::LegB
+                };
+                vec![hangup_leg(event, &other)]
+            } else {
+                Vec::new()
+            }
+        }
+        EventType::CallAnswered
+        | EventType::ActionSuccessful
+        | EventType::ActionFailed
+        | EventType::DigitsReceived => {
+            match (campaign, after.end_request) {
+                (_, Some(_)) | (None, None) => vec![Action::hangup(leg.clone(), 0)],
+                (Some(campaign), None) => {
+                    let progress = match event.event_type {
+                        EventType::CallAnswered => Progress::Start,
+                        EventType::ActionFailed => Progress::Failed,
+                        _ => Progress::Done {
+                            digits: event.received_digits(),
+                        },
+                    };
+                    // ReceiveDigits answers at once with empty digits; the digits come later.
+                    let listening = event.event_type == EventType::ActionSuccessful
+                        && event
+                            .action_data
+                            .as_ref()
+                            .is_some_and(|d| d.action_type == "ReceiveDigits");
+                    if listening {
+                        Vec::new()
+                    } else {
+                        let ctx = Ctx {
+                            leg: &leg,
+                            from: campaign.from.as_str(),
+                            vars: &facts.vars,
+                        };
+                        let next = script_run::run(
+                            &campaign.script,
+                            facts.step.as_deref(),
+                            progress,
+                            &ctx,
+                        );
+                        after.step = next.awaiting;
+                        if let Some(outcome) = next.outcome {
+                            after.outcome = Some(outcome.clone());
+                            script_outcome = Some(outcome);
+                        }
+                        next.actions
+                    }
+                }
+            }
+        }
+        _ => Vec::new(),
+    };
+    Turn {
+        response: respond(event, actions, Some(&after)),
+        sip_code,
+        script_outcome,
+        error,
+        due,
+    }
+}
+
+/// A call-back to a campaign number: the message, then a hang-up (never an empty list, which
+/// fails an inbound call).
+#[must_use]
+pub fn inbound(event: &Event, message: &str) -> Response {
+    let leg = leg_a(event).unwrap_or_default().to_owned();
+    let speak = Action::Speak(outdial_core::contract::Speak {
+        call_id: leg.clone(),
+        text: message.to_owned(),
+        engine: None,
+        language_code: None,
+        text_type: Some("text".to_owned()),
+        voice_id: None,
+    });
+    respond(event, vec![speak, Action::hangup(leg, 0)], None)
+}
+
+/// Hang up the callee (the campaign could not be read).
+#[must_use]
+pub fn hang_up(event: &Event, facts: &Facts) -> Response {
+    let actions = if runs_actions(event) {
+        vec![Action::hangup(leg_a(event).unwrap_or_default(), 0)]
+    } else {
+        Vec::new()
+    };
+    respond(event, actions, Some(facts))
+}
+
+/// An event for a call that has ended, or of an attempt that is over: nothing to do, and a
+/// leg that is still up where actions run is hung up.
+#[must_use]
+pub fn after_end(event: &Event, facts: &Facts) -> Response {
+    hang_up(event, facts)
+}
+
+/// An event that names no call we know: hang up where actions run, else nothing.
+#[must_use]
+pub fn safe(event: &Event) -> Response {
+    let actions = if runs_actions(event) {
+        vec![hangup_leg(event, &ParticipantTag::LegA)]
+    } else {
+        Vec::new()
+    };
+    respond(event, actions, None)
+}

@@ -1,0 +1,424 @@
+//! Runs a campaign's call script: from where the call is waiting and what just happened (the
+//! callee answered, an action finished or failed, digits arrived), the actions to send next.
+//!
+//! Consecutive steps that only speak, play or pause go out in one response, up to the SMA's
+//! ten actions; a longer run is continued from the last step sent when its
+//! `ACTION_SUCCESSFUL` arrives. A step that waits for the callee (gather, record, transfer)
+//! or ends the call closes the response. A step without `next` is followed by a hang-up.
+
+use std::collections::BTreeMap;
+
+use outdial_core::contract::{
+    Action, AudioSource, BridgeEndpoint, CallAndBridge, DigitOptions, FailureSpeechParameters,
+    MAX_ACTIONS, Pause, PlayAudio, PlayAudioAndGetDigits, RecordAudio, RecordingDestination, Speak,
+    SpeakAndGetDigits, SpeechParameters,
+};
+use outdial_core::script::{self, Engine, Gather, Prompt, Script, Step, Voice};
+
+/// What just happened to the step the call was waiting on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress<'a> {
+    /// `CALL_ANSWERED`: start the script.
+    Start,
+    /// `ACTION_SUCCESSFUL` (with the digits of a gather) or `DIGITS_RECEIVED`.
+    Done { digits: Option<&'a str> },
+    /// `ACTION_FAILED`: a gather got no valid input, a transfer was not answered, or an
+    /// action could not run.
+    Failed,
+}
+
+/// The call's side of one turn.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    /// `CallId` of the callee's leg.
+    pub leg: &'a str,
+    /// The campaign's number, the caller id of a transfer.
+    pub from: &'a str,
+    pub vars: &'a BTreeMap<String, String>,
+}
+
+/// The actions to send, the step the call will wait on, and the outcome the turn marked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Next {
+    pub actions: Vec<Action>,
+    pub awaiting: Option<String>,
+    pub outcome: Option<String>,
+}
+
+/// Outcome marked when a gather ends without input and the script names no branch for it.
+pub const NO_INPUT: &str = "no_input";
+/// Outcome marked when a transfer is not answered and the script names no branch for it.
+pub const TRANSFER_FAILED: &str = "transfer_failed";
+
+/// The next turn of `script` for a call waiting on `awaiting`.
+#[must_use]
+pub fn run(script: &Script, awaiting: Option<&str>, progress: Progress<'_>, ctx: &Ctx<'_>) -> Next {
+    let waiting = awaiting.and_then(|name| script.step(name).map(|s| (name, s)));
+    let (from, outcome) = match (progress, waiting) {
+        (Progress::Start, _) => (Some(script.start().to_owned()), None),
+        (_, None) => (None, None),
+        (Progress::Done { digits }, Some((name, step))) => match &step.action {
+            script::Action::Gather(_) => (branch(step, digits.unwrap_or("")), None),
+            script::Action::Transfer(_) => {
+                // Bridged: the call goes on until a leg hangs up.
+                return Next {
+                    actions: Vec::new(),
+                    awaiting: Some(name.to_owned()),
+                    outcome: None,
+                };
+            }
+            script::Action::Hangup => {
+                return Next {
+                    actions: Vec::new(),
+                    awaiting: None,
+                    outcome: None,
+                };
+            }
+            _ => (step.next.clone(), None),
+        },
+        (Progress::Failed, Some((_, step))) => match &step.action {
+            script::Action::Gather(_) => match &step.otherwise {
+                Some(target) => (Some(target.clone()), None),
+                None => (None, Some(NO_INPUT.to_owned())),
+            },
+            script::Action::Transfer(_) => match &step.otherwise {
+                Some(target) => (Some(target.clone()), Some(TRANSFER_FAILED.to_owned())),
+                None => (None, Some(TRANSFER_FAILED.to_owned())),
+            },
+            _ => (None, None),
+        },
+    };
+    let mut next = render_from(script, from.as_deref(), ctx);
+    if next.outcome.is_none() {
+        next.outcome = outcome;
+    }
+    next
+}
+
+/// Where a gather goes with `digits`: its branch, else `next` when it has no branches (it
+/// only collects), else its no-input branch.
+fn branch(step: &Step, digits: &str) -> Option<String> {
+    if digits.is_empty() {
+        return step.otherwise.clone();
+    }
+    if step.branches.is_empty() {
+        return step.next.clone();
+    }
+    step.branches
+        .get(digits)
+        .cloned()
+        .or_else(|| step.otherwise.clone())
+}
+
+fn render_from(script: &Script, from: Option<&str>, ctx: &Ctx<'_>) -> Next {
+    let mut actions = Vec::new();
+    let mut outcome = None;
+    let mut at = from.map(str::to_owned);
+    let mut previous: Option<String> = None;
+    loop {
+        if actions.len() == MAX_ACTIONS {
+            // Full: continue from the last step sent when its ACTION_SUCCESSFUL arrives.
+            return Next {
+                actions,
+                awaiting: previous,
+                outcome,
+            };
+        }
+        let Some(step) = at.as_deref().and_then(|name| script.step(name)) else {
+            actions.push(Action::hangup(ctx.leg, 0));
+            return Next {
+                actions,
+                awaiting: None,
+                outcome,
+            };
+        };
+        if step.outcome.is_some() {
+            outcome.clone_from(&step.outcome);
+        }
+        let name = at.take();
+        actions.push(render(step, script.voice(), ctx));
+        match &step.action {
+            script::Action::Say(_) | script::Action::Play(_) | script::Action::Pause { .. } => {
+                previous = name;
+                at.clone_from(&step.next);
+            }
+            script::Action::Hangup => {
+                return Next {
+                    actions,
+                    awaiting: None,
+                    outcome,
+                };
+            }
+            _ => {
+                return Next {
+                    actions,
+                    awaiting: name,
+                    outcome,
+                };
+            }
+        }
+    }
+}
+
+fn engine(voice: &Voice) -> String {
+    match voice.engine {
+        Engine::Standard => "standard",
+        Engine::Neural => "neural",
+    }
+    .to_owned()
+}
+
+/// Text and `TextType` for a spoken prompt, filled from the contact's variables.
+fn speech(prompt: &Prompt, vars: &BTreeMap<String, String>) -> (String, String) {
+    match prompt {
+        Prompt::Ssml { ssml } => (script::fill(ssml, vars, true), "ssml".to_owned()),
+        Prompt::Text(t) => (script::fill(t, vars, false), "text".to_owned()),
+        Prompt::Audio { .. } => (String::new(), "text".to_owned()),
+    }
+}
+
+fn audio(prompt: &Prompt) -> AudioSource {
+    match prompt {
+        Prompt::Audio { bucket, key } => AudioSource::s3(bucket, key),
+        Prompt::Text(_) | Prompt::Ssml { .. } => AudioSource::s3("", ""),
+    }
+}
+
+fn digit_options(g: &Gather, branches: &BTreeMap<String, String>) -> DigitOptions {
+    // Without an explicit regex, accept exactly the digits the script branches on, so the
+    // SMA itself re-prompts on anything else.
+    let regex = g.regex.clone().or_else(|| {
+        (!branches.is_empty()).then(|| {
+            let keys: Vec<String> = branches
+                .keys()
+                .map(|k| k.replace('*', "\\*").replace('#', "\\#"))
+                .collect();
+            format!("^({})$", keys.join("|"))
+        })
+    });
+    DigitOptions {
+        input_digits_regex: regex,
+        min_number_of_digits: Some(g.min_digits),
+        max_number_of_digits: Some(g.max_digits),
+        terminator_digits: (!g.terminators.is_empty()).then(|| g.terminators.clone()),
+        in_between_digits_duration_in_milliseconds: Some(g.timeout_ms.min(5000)),
+        repeat: Some(g.repeat),
+        repeat_duration_in_milliseconds: g.timeout_ms,
+    }
+}
+
+fn render(step: &Step, voice: &Voice, ctx: &Ctx<'_>) -> Action {
+    let leg = ctx.leg.to_owned();
+    match &step.action {
+        script::Action::Say(p) => {
+            let (text, text_type) = speech(p, ctx.vars);
+            Action::Speak(Speak {
+                call_id: leg,
+                text,
+                engine: Some(engine(voice)),
+                language_code: voice.language.clone(),
+                text_type: Some(text_type),
+                voice_id: Some(voice.voice_id.clone()),
+            })
+        }
+        script::Action::Play(p) => Action::PlayAudio(PlayAudio {
+            call_id: Some(leg),
+            participant_tag: None,
+            playback_terminators: None,
+            repeat: None,
+            audio_source: audio(p),
+        }),
+        script::Action::Gather(g) => {
+            let digits = digit_options(g, &step.branches);
+            match (&g.say, &g.play) {
+                (_, Some(play)) => Action::PlayAudioAndGetDigits(PlayAudioAndGetDigits {
+                    call_id: Some(leg),
+                    participant_tag: None,
+                    audio_source: audio(play),
+                    failure_audio_source: audio(g.failure.as_ref().unwrap_or(play)),
+                    digits,
+                }),
+                (say, None) => {
+                    let prompt = say.clone().unwrap_or(Prompt::Text(String::new()));
+                    let (text, text_type) = speech(&prompt, ctx.vars);
+                    let failure = g.failure.as_ref().map(|f| speech(f, ctx.vars));
+                    Action::SpeakAndGetDigits(SpeakAndGetDigits {
+                        call_id: leg,
+                        speech_parameters: SpeechParameters {
+                            text,
+                            engine: Some(engine(voice)),
+                            language_code: voice.language.clone(),
+                            text_type: Some(text_type),
+                            voice_id: Some(voice.voice_id.clone()),
+                        },
+                        failure_speech_parameters: FailureSpeechParameters {
+                            text: failure.as_ref().map(|(t, _)| t.clone()),
+                            engine: None,
+                            language_code: None,
+                            text_type: failure.map(|(_, tt)| tt),
+                            voice_id: None,
+                        },
+                        digits,
+                    })
+                }
+            }
+        }
+        script::Action::Record(r) => Action::RecordAudio(RecordAudio {
+            call_id: Some(leg),
+            participant_tag: None,
+            duration_in_seconds: Some(r.max_seconds),
+            silence_duration_in_seconds: r.silence_seconds,
+            silence_threshold: None,
+            recording_terminators: r.terminators.clone(),
+            recording_destination: RecordingDestination {
+                destination_type: "S3".to_owned(),
+                bucket_name: r.bucket.clone(),
+                prefix: r.prefix.clone(),
+            },
+        }),
+        script::Action::Transfer(t) => Action::CallAndBridge(CallAndBridge {
+            call_timeout_seconds: Some(t.timeout_s),
+            caller_id_number: ctx.from.to_owned(),
+            endpoints: vec![BridgeEndpoint {
+                bridge_endpoint_type: "PSTN".to_owned(),
+                uri: Some(t.to.as_str().to_owned()),
+                arn: None,
+            }],
+            ringback_tone: None,
+            sip_headers: None,
+        }),
+        script::Action::Pause { ms } => Action::Pause(Pause {
+            call_id: Some(leg),
+            participant_tag: None,
+            duration_in_milliseconds: *ms,
+        }),
+        script::Action::Hangup => Action::hangup(leg, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REMINDER: &str = r#"{
+        "start": "greet",
+        "steps": {
+            "greet": { "say": "Hello {{name}}.", "next": "menu" },
+            "menu": { "gather": { "say": "Press 1 or 2." }, "branches": { "1": "yes", "2": "no" }, "no_input": "bye" },
+            "yes": { "say": "Confirmed.", "outcome": "confirmed" },
+            "no": { "say": "Declined.", "outcome": "declined" },
+            "bye": { "say": "Goodbye." }
+        }
+    }"#;
+
+    fn ctx(vars: &BTreeMap<String, String>) -> Ctx<'_> {
+        Ctx {
+            leg: "leg-a",
+            from: "+15555550199",
+            vars,
+        }
+    }
+
+    fn types(next: &Next) -> Vec<&'static str> {
+        next.actions.iter().map(Action::type_name).collect()
+    }
+
+    #[test]
+    fn the_answer_speaks_the_greeting_and_asks_for_digits_in_one_response() {
+        let script: Script = serde_json::from_str(REMINDER).unwrap();
+        let vars = BTreeMap::from([("name".to_owned(), "Ada".to_owned())]);
+        let next = run(&script, None, Progress::Start, &ctx(&vars));
+        assert_eq!(types(&next), ["Speak", "SpeakAndGetDigits"]);
+        assert_eq!(next.awaiting.as_deref(), Some("menu"));
+        let Action::Speak(s) = &next.actions[0] else {
+            panic!()
+        };
+        assert_eq!(s.text, "Hello Ada.");
+        let Action::SpeakAndGetDigits(g) = &next.actions[1] else {
+            panic!()
+        };
+        assert_eq!(g.digits.input_digits_regex.as_deref(), Some("^(1|2)$"));
+    }
+
+    #[test]
+    fn digits_take_their_branch_and_the_call_ends_with_a_hangup() {
+        let script: Script = serde_json::from_str(REMINDER).unwrap();
+        let vars = BTreeMap::new();
+        let next = run(
+            &script,
+            Some("menu"),
+            Progress::Done { digits: Some("1") },
+            &ctx(&vars),
+        );
+        assert_eq!(types(&next), ["Speak", "Hangup"]);
+        assert_eq!(next.outcome.as_deref(), Some("confirmed"));
+        assert_eq!(next.awaiting, None);
+    }
+
+    #[test]
+    fn a_gather_without_input_takes_its_no_input_branch() {
+        let script: Script = serde_json::from_str(REMINDER).unwrap();
+        let vars = BTreeMap::new();
+        let next = run(&script, Some("menu"), Progress::Failed, &ctx(&vars));
+        assert_eq!(types(&next), ["Speak", "Hangup"]);
+        let no_branch: Script = serde_json::from_str(
+            r#"{"start": "m", "steps": {"m": {"gather": {"say": "press 1"}, "branches": {"1": "m"}}}}"#,
+        )
+        .unwrap();
+        let next = run(&no_branch, Some("m"), Progress::Failed, &ctx(&vars));
+        assert_eq!(types(&next), ["Hangup"]);
+        assert_eq!(next.outcome.as_deref(), Some(NO_INPUT));
+    }
+
+    #[test]
+    fn a_run_longer_than_ten_actions_is_split_and_continued() {
+        let steps: Vec<String> = (0..13)
+            .map(|i| {
+                let next = if i < 12 {
+                    format!(r#", "next": "s{}""#, i + 1)
+                } else {
+                    String::new()
+                };
+                format!(r#""s{i}": {{"say": "line {i}"{next}}}"#)
+            })
+            .collect();
+        let script: Script = serde_json::from_str(&format!(
+            r#"{{"start": "s0", "steps": {{{}}}}}"#,
+            steps.join(",")
+        ))
+        .unwrap();
+        let vars = BTreeMap::new();
+        let first = run(&script, None, Progress::Start, &ctx(&vars));
+        assert_eq!(first.actions.len(), 10);
+        assert_eq!(first.awaiting.as_deref(), Some("s9"));
+        let second = run(
+            &script,
+            first.awaiting.as_deref(),
+            Progress::Done { digits: None },
+            &ctx(&vars),
+        );
+        assert_eq!(types(&second), ["Speak", "Speak", "Speak", "Hangup"]);
+    }
+
+    #[test]
+    fn a_transfer_bridges_and_then_waits() {
+        let script: Script = serde_json::from_str(
+            r#"{"start": "t", "steps": {"t": {"transfer": {"to": "+15555550142"}, "outcome": "transferred", "on_fail": "sorry"}, "sorry": {"say": "No one is free."}}}"#,
+        )
+        .unwrap();
+        let vars = BTreeMap::new();
+        let next = run(&script, None, Progress::Start, &ctx(&vars));
+        assert_eq!(types(&next), ["CallAndBridge"]);
+        assert_eq!(next.outcome.as_deref(), Some("transferred"));
+        let bridged = run(
+            &script,
+            Some("t"),
+            Progress::Done { digits: None },
+            &ctx(&vars),
+        );
+        assert!(bridged.actions.is_empty());
+        let failed = run(&script, Some("t"), Progress::Failed, &ctx(&vars));
+        assert_eq!(types(&failed), ["Speak", "Hangup"]);
+        assert_eq!(failed.outcome.as_deref(), Some(TRANSFER_FAILED));
+    }
+}
