@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, WriteRequest,
 };
@@ -86,6 +87,20 @@ impl DynamoStore {
         self.shards
     }
 
+    /// One item, read consistently.
+    async fn get(&self, pk: String, sk: &str) -> Result<Item, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(map_err)?;
+        out.item.ok_or(StoreError::NotFound)
+    }
+
     async fn write_batch(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
         let mut delay = Duration::from_millis(25);
         for _ in 0..BATCH_TRIES {
@@ -136,6 +151,21 @@ where
         StoreError::Timeout(Box::new(err))
     } else {
         StoreError::Other(Box::new(err))
+    }
+}
+
+/// The item an `UpdateItem` refused on its condition (`ReturnValuesOnConditionCheckFailure =
+/// ALL_OLD`). A refusal without an item means there is no item: [`StoreError::NotFound`]; any
+/// other failure is mapped as usual.
+fn refused_item<R>(err: SdkError<UpdateItemError, R>) -> Result<Item, StoreError>
+where
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match err.as_service_error() {
+        Some(UpdateItemError::ConditionalCheckFailedException(c)) => {
+            c.item().cloned().ok_or(StoreError::NotFound)
+        }
+        _ => Err(map_err(err)),
     }
 }
 
@@ -201,16 +231,7 @@ impl CallStore for DynamoStore {
     }
 
     async fn campaign(&self, id: &CampaignId) -> Result<Campaign, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(campaign_pk(id), CAMPAIGN_SK)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(map_err)?;
-        campaign_from_item(&out.item.ok_or(StoreError::NotFound)?)
+        campaign_from_item(&self.get(campaign_pk(id), CAMPAIGN_SK).await?)
     }
 
     async fn claim(
@@ -253,16 +274,10 @@ impl CallStore for DynamoStore {
             .await;
         match out {
             Ok(out) => call_from_item(&out.attributes.unwrap_or_default()),
-            Err(e) => match e.as_service_error() {
-                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c)) => {
-                    if c.item().is_some() {
-                        Err(StoreError::Conflict)
-                    } else {
-                        Err(StoreError::NotFound)
-                    }
-                }
-                _ => Err(map_err(e)),
-            },
+            Err(e) => {
+                refused_item(e)?;
+                Err(StoreError::Conflict)
+            }
         }
     }
 
@@ -392,12 +407,7 @@ impl CallStore for DynamoStore {
                     &out.attributes.unwrap_or_default(),
                 )?)));
             }
-            Err(e) => match e.as_service_error() {
-                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c)) => {
-                    c.item().cloned().ok_or(StoreError::NotFound)?
-                }
-                _ => return Err(map_err(e)),
-            },
+            Err(e) => refused_item(e)?,
         };
         let current = call_from_item(&failed)?;
         if let Some(last) = &current.last_event {
@@ -417,16 +427,7 @@ impl CallStore for DynamoStore {
     }
 
     async fn call(&self, id: &CallId) -> Result<CallRecord, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(call_pk(id), CALL_SK)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(map_err)?;
-        call_from_item(&out.item.ok_or(StoreError::NotFound)?)
+        call_from_item(&self.get(call_pk(id), CALL_SK).await?)
     }
 
     async fn call_with_history(

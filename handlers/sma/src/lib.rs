@@ -23,7 +23,6 @@ mod script_run;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::Context;
 use outdial_core::contract::{Event, EventType, Response, validate_event};
 use outdial_core::ids::Sequence;
 use outdial_core::lifecycle::{CallState, Step, expected, transition};
@@ -63,10 +62,7 @@ impl Settings {
             Ok(m) if !m.trim().is_empty() && m.chars().count() <= 1000 => {
                 Ok(Self { inbound_message: m })
             }
-            Ok(_) => Err(anyhow::anyhow!(
-                "OUTDIAL_INBOUND_MESSAGE must be 1 to 1000 characters"
-            ))
-            .context("reading the SMA handler's settings"),
+            Ok(_) => anyhow::bail!("OUTDIAL_INBOUND_MESSAGE must be 1 to 1000 characters"),
         }
     }
 }
@@ -196,7 +192,7 @@ impl<S: CallStore> SmaHandler<S> {
             let Step::Apply(change) = transition(&pre, facts.attempt, seq, &call_event, policy)
             else {
                 // Terminal, or an attempt that is over: nothing to record.
-                return Answer::Fresh(respond::after_end(event, &facts));
+                return Answer::Fresh(respond::hang_up(event, &facts));
             };
             let turn = respond::decide(event, &facts, &change, campaign.as_deref(), now);
             let write = EventWrite {
@@ -232,7 +228,7 @@ impl<S: CallStore> SmaHandler<S> {
                 Ok(Applied::Stale(_)) => {
                     self.counters.stale.fetch_add(1, Ordering::Relaxed);
                     info!("stale event changes nothing");
-                    return Answer::Fresh(respond::after_end(event, &facts));
+                    return Answer::Fresh(respond::hang_up(event, &facts));
                 }
                 Ok(Applied::Mismatch(record)) if round == 0 => {
                     self.counters.rewrites.fetch_add(1, Ordering::Relaxed);
@@ -250,7 +246,7 @@ impl<S: CallStore> SmaHandler<S> {
                         status = record.status.as_str(),
                         "record changed twice under the event; answering without a write"
                     );
-                    return Answer::Fresh(respond::after_end(event, &facts));
+                    return Answer::Fresh(respond::hang_up(event, &facts));
                 }
                 Err(StoreError::NotFound) => {
                     let reason = "no call record for the event's call id";
@@ -263,7 +259,7 @@ impl<S: CallStore> SmaHandler<S> {
                 }
             }
         }
-        Answer::Fresh(respond::after_end(event, &facts))
+        Answer::Fresh(respond::hang_up(event, &facts))
     }
 
     async fn orphan(&self, event: &Event, payload: &Value, reason: &str) -> Response {

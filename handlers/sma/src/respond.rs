@@ -152,7 +152,6 @@ pub fn decide(
     after.status = change.next.status;
     after.answered = change.next.answered;
     after.end_request = change.next.end_request;
-    after.attempt = facts.attempt;
     let error = event.error().map(|(t, m)| match m {
         Some(m) => format!("{t}: {m}"),
         None => t,
@@ -277,7 +276,8 @@ pub fn inbound(event: &Event, message: &str) -> Response {
     respond(event, vec![speak, Action::hangup(leg, 0)], None)
 }
 
-/// Hang up the callee (the campaign could not be read).
+/// Hangs up the callee where the event's actions run, else answers nothing: for an event of a
+/// call that has ended or an attempt that is over, and when the campaign cannot be read.
 #[must_use]
 pub fn hang_up(event: &Event, facts: &Facts) -> Response {
     let actions = if runs_actions(event) {
@@ -286,13 +286,6 @@ pub fn hang_up(event: &Event, facts: &Facts) -> Response {
         Vec::new()
     };
     respond(event, actions, Some(facts))
-}
-
-/// An event for a call that has ended, or of an attempt that is over: nothing to do, and a
-/// leg that is still up where actions run is hung up.
-#[must_use]
-pub fn after_end(event: &Event, facts: &Facts) -> Response {
-    hang_up(event, facts)
 }
 
 /// An event that names no call we know: hang up where actions run, else nothing.

@@ -421,4 +421,57 @@ mod tests {
         assert_eq!(types(&failed), ["Speak", "Hangup"]);
         assert_eq!(failed.outcome.as_deref(), Some(TRANSFER_FAILED));
     }
+
+    #[test]
+    fn every_kind_of_step_renders_to_actions_the_contract_accepts() {
+        let script: Script = serde_json::from_str(
+            r##"{"voice": {"voice_id": "Matthew", "engine": "neural", "language": "en-US"},
+                "start": "a", "steps": {
+                "a": {"play": {"bucket": "prompts", "key": "hello.wav"}, "next": "b"},
+                "b": {"pause_ms": 500, "next": "c"},
+                "c": {"say": {"ssml": "<speak>Hi {{name}}</speak>"}, "next": "d"},
+                "d": {"gather": {"play": {"bucket": "prompts", "key": "menu.wav"}, "min_digits": 4, "max_digits": 4, "terminators": ["#"]},
+                      "next": "e", "no_input": "e"},
+                "e": {"record": {"bucket": "recordings", "prefix": "calls/", "max_seconds": 30, "silence_seconds": 3}, "next": "f"},
+                "f": {"transfer": {"to": "+15555550142", "timeout_s": 20}}}}"##,
+        )
+        .unwrap();
+        let vars = BTreeMap::from([("name".to_owned(), "<Ada>".to_owned())]);
+        let mut turns = vec![run(&script, None, Progress::Start, &ctx(&vars))];
+        for _ in 0..2 {
+            let last = turns.last().unwrap();
+            let next = run(
+                &script,
+                last.awaiting.as_deref(),
+                Progress::Done {
+                    digits: Some("1234"),
+                },
+                &ctx(&vars),
+            );
+            turns.push(next);
+        }
+        let kinds: Vec<Vec<&str>> = turns.iter().map(types).collect();
+        assert_eq!(
+            kinds,
+            [
+                vec!["PlayAudio", "Pause", "Speak", "PlayAudioAndGetDigits"],
+                vec!["RecordAudio"],
+                vec!["CallAndBridge"]
+            ]
+        );
+        for turn in &turns {
+            let mut builder = outdial_core::contract::Response::builder("1.0");
+            for a in &turn.actions {
+                builder.push(a.clone()).unwrap();
+            }
+            let json = serde_json::to_value(builder.build()).unwrap();
+            outdial_core::contract::validate_response(&json)
+                .unwrap_or_else(|e| panic!("{e}: {json}"));
+        }
+        let Action::Speak(s) = &turns[0].actions[2] else {
+            panic!()
+        };
+        assert_eq!(s.text, "<speak>Hi &lt;Ada&gt;</speak>");
+        assert_eq!(s.text_type.as_deref(), Some("ssml"));
+    }
 }
