@@ -218,3 +218,49 @@ pub trait CallStore: Send + Sync {
         at: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+/// Why a call could not be placed or updated, in terms the dispatcher acts on.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// 429 `ThrottledClientException`: the call was not placed; slow down and try again.
+    #[error("the Voice API is throttling calls")]
+    Throttled,
+    /// A 4xx other than throttling: this request will never succeed (a bad number, a number
+    /// not in the inventory, no permission). `code` is the API's error code.
+    #[error("the Voice API refused the call: {code}: {message}")]
+    Rejected { code: String, message: String },
+    /// `UpdateSipMediaApplicationCall` answered 404: the call is over.
+    #[error("no such call")]
+    NotFound,
+    /// A 5xx, a timeout, or no answer: the call may or may not have been placed.
+    #[error("the Voice API's answer is unknown")]
+    Unknown(#[source] BoxError),
+}
+
+/// The Amazon Chime SDK Voice API, as outdial uses it.
+pub trait Dialer: Send + Sync {
+    /// `CreateSipMediaApplicationCall`: dials `to` from `from`, passing `arguments` (at most
+    /// 20) to the SMA handler's `NEW_OUTBOUND_CALL`.
+    ///
+    /// # Errors
+    /// An implementation MUST return [`DialError::Unknown`] whenever the call may have been
+    /// placed (a 5xx, a timeout), so that the caller never dials the same attempt twice, and
+    /// [`DialError::Throttled`] only when it certainly was not.
+    fn place(
+        &self,
+        from: &crate::ids::E164,
+        to: &crate::ids::E164,
+        arguments: std::collections::BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<TransactionId, DialError>> + Send;
+
+    /// `UpdateSipMediaApplicationCall`: delivers `arguments` to the SMA handler as
+    /// `CALL_UPDATE_REQUESTED`.
+    ///
+    /// # Errors
+    /// [`DialError::NotFound`] when the call is over; otherwise as [`Dialer::place`].
+    fn update(
+        &self,
+        transaction: &TransactionId,
+        arguments: std::collections::BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), DialError>> + Send;
+}

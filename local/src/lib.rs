@@ -4,9 +4,12 @@
 //!   stopped with its owner, or an endpoint given in the environment;
 //! - [`runtime_api`]: the Lambda Runtime API, so the real Lambda binaries run locally as
 //!   they run in Lambda;
+//! - [`sim`]: the PSTN simulator: the Chime SDK Voice API and the calls it places, played
+//!   against the real SMA handler;
 //! - [`tables`]: clients for it and fresh tables built from the committed definition, one per
 //!   test.
 
 pub mod dynamodb;
 pub mod runtime_api;
+pub mod sim;
 pub mod tables;

@@ -1,0 +1,565 @@
+//! One simulated call: its legs, its `Sequence`, its `TransactionAttributes`, and the loop
+//! that invokes the SMA handler and runs what it answers.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use outdial_core::contract::{MAX_ATTRIBUTES, validate_response};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::{CallReport, Callee, Inner};
+
+/// The service re-sends an event when the handler has not answered within 5 s, and hangs up
+/// after 20 s; at 1,000 invocations it stops.
+const RETRY_MS: u64 = 5_000;
+const GIVE_UP_MS: u64 = 20_000;
+const MAX_INVOCATIONS: u64 = 1_000;
+/// How long a callee waits in silence before hanging up.
+const IDLE_MS: u64 = 10_000;
+/// Speaking rate for `Speak` durations.
+const MS_PER_CHAR: u64 = 60;
+
+/// Registers a call the Create API accepted and starts its driver.
+pub(crate) fn place(
+    inner: &Arc<Inner>,
+    transaction: &str,
+    from: &str,
+    to: &str,
+    arguments: BTreeMap<String, String>,
+) {
+    let callee = inner.config.callees.for_number(to, inner.config.seed);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let attempt_key = format!(
+        "{}#{}",
+        arguments.get("call_id").map_or("?", String::as_str),
+        arguments.get("attempt").map_or("?", String::as_str)
+    );
+    {
+        let mut shared = inner.lock();
+        shared.updates.insert(transaction.to_owned(), tx);
+        shared
+            .placed
+            .push((Instant::now(), to.to_owned(), attempt_key));
+        shared.calls.insert(
+            transaction.to_owned(),
+            CallReport {
+                transaction_id: transaction.to_owned(),
+                to: to.to_owned(),
+                callee: callee.clone(),
+                arguments: arguments.clone(),
+                invocations: 0,
+                ended: false,
+                transcript: Vec::new(),
+            },
+        );
+    }
+    let call = Call {
+        inner: Arc::clone(inner),
+        transaction: transaction.to_owned(),
+        from: from.to_owned(),
+        to: to.to_owned(),
+        leg_a: uuid::Uuid::new_v4().to_string(),
+        leg_b: None,
+        a_connected: false,
+        b_connected: false,
+        seq: 0,
+        attributes: None,
+        arguments,
+        updates: rx,
+        ended: false,
+    };
+    tokio::spawn(call.run(callee));
+}
+
+struct Call {
+    inner: Arc<Inner>,
+    transaction: String,
+    from: String,
+    to: String,
+    leg_a: String,
+    leg_b: Option<String>,
+    a_connected: bool,
+    b_connected: bool,
+    seq: u64,
+    attributes: Option<BTreeMap<String, String>>,
+    arguments: BTreeMap<String, String>,
+    updates: mpsc::UnboundedReceiver<BTreeMap<String, String>>,
+    ended: bool,
+}
+
+/// What the handler's answer came to.
+enum Answered {
+    Actions(VecDeque<Value>),
+    /// The answer broke the contract: the next event is `INVALID_LAMBDA_RESPONSE`.
+    Invalid {
+        error_type: &'static str,
+        message: String,
+    },
+    /// No usable answer in time, or the invocation cap: the service hangs up.
+    Lost,
+}
+
+impl Call {
+    fn note(&self, line: impl Into<String>) {
+        if let Some(c) = self.inner.lock().calls.get_mut(&self.transaction) {
+            c.transcript.push(line.into());
+        }
+    }
+
+    async fn sleep(&self, simulated_ms: u64) {
+        tokio::time::sleep(self.inner.config.real(simulated_ms)).await;
+    }
+
+    fn participants(&self) -> Value {
+        let status = |up: bool| if up { "Connected" } else { "Disconnected" };
+        let mut a = json!({"CallId": self.leg_a, "ParticipantTag": "LEG-A", "To": self.to, "From": self.from,
+            "Direction": "Outbound", "StartTimeInMilliseconds": "1700000000000"});
+        if self.seq > 2 || self.a_connected {
+            a["Status"] = json!(status(self.a_connected));
+        }
+        let mut legs = vec![a];
+        if let Some(b) = &self.leg_b {
+            legs.push(json!({"CallId": b, "ParticipantTag": "LEG-B", "To": "+15555550142", "From": self.from,
+                "Direction": "Outbound", "StartTimeInMilliseconds": "1700000000000", "Status": status(self.b_connected)}));
+        }
+        Value::Array(legs)
+    }
+
+    fn event(&self, kind: &str, action_data: Option<Value>, error: Option<(&str, &str)>) -> Value {
+        let mut details = json!({
+            "TransactionId": self.transaction, "AwsAccountId": "000000000000", "AwsRegion": "us-east-1",
+            "SipMediaApplicationId": self.inner.sma_id, "Participants": self.participants(),
+        });
+        if let Some(attrs) = &self.attributes {
+            details["TransactionAttributes"] = json!(attrs);
+        }
+        let mut event = json!({"SchemaVersion": "1.0", "Sequence": self.seq, "InvocationEventType": kind, "CallDetails": details});
+        if let Some(data) = action_data {
+            event["ActionData"] = data;
+        }
+        if let Some((t, m)) = error {
+            event["ErrorType"] = json!(t);
+            event["ErrorMessage"] = json!(m);
+        }
+        event
+    }
+
+    /// Invokes the handler with the next event, as the service does: waits 5 s and re-sends,
+    /// gives up after 20 s, retries a failed invocation once, and checks the answer.
+    async fn invoke(
+        &mut self,
+        kind: &str,
+        action_data: Option<Value>,
+        error: Option<(&str, &str)>,
+    ) -> Answered {
+        if self.seq >= MAX_INVOCATIONS {
+            self.inner.violation(
+                &self.transaction,
+                self.seq,
+                "more than 1,000 invocations for one call",
+            );
+            return Answered::Lost;
+        }
+        self.seq += 1;
+        let event = self.event(kind, action_data, error);
+        self.note(format!("-> {kind} seq={}", self.seq));
+        if let Some(c) = self.inner.lock().calls.get_mut(&self.transaction) {
+            c.invocations = self.seq;
+        }
+        let faults = self.inner.config.faults;
+        if self.inner.chance(faults.delay) {
+            self.sleep(faults.delay_ms).await;
+        }
+        let started = Instant::now();
+        let give_up = self.inner.config.deadline(GIVE_UP_MS);
+        let retry = self.inner.config.deadline(RETRY_MS);
+        let mut failures = 0;
+        let answer = loop {
+            if started.elapsed() >= give_up {
+                self.inner.violation(
+                    &self.transaction,
+                    self.seq,
+                    "no answer within 20 s: the call is hung up",
+                );
+                return Answered::Lost;
+            }
+            let failed_on_purpose = self.inner.chance(faults.invoke_error);
+            let attempt = self.inner.invoker.invoke(event.clone());
+            match tokio::time::timeout(retry, attempt).await {
+                Ok(Ok(answer)) if !failed_on_purpose => break answer,
+                Ok(_) => {
+                    failures += 1;
+                    if failures > 1 {
+                        self.note("   invocation failed twice: the call is hung up (480)");
+                        return Answered::Lost;
+                    }
+                }
+                Err(_) => {
+                    self.inner.violation(
+                        &self.transaction,
+                        self.seq,
+                        "no answer within 5 s: event re-sent",
+                    );
+                }
+            }
+        };
+        if self.inner.chance(faults.duplicate) {
+            let (invoker, copy, late) = (
+                Arc::clone(&self.inner.invoker),
+                event.clone(),
+                self.inner.config.real(faults.delay_ms),
+            );
+            tokio::spawn(async move {
+                tokio::time::sleep(late).await;
+                let _ = invoker.invoke(copy).await;
+            });
+        }
+        if let Err(e) = validate_response(&answer) {
+            self.inner
+                .violation(&self.transaction, self.seq, format!("{kind}: {e}"));
+            let error_type = match e {
+                outdial_core::contract::ContractError::TooManyAttributes(_) => {
+                    "TransactionAttributesInvalidMapSize"
+                }
+                _ => "InvalidLambdaResponse",
+            };
+            return Answered::Invalid {
+                error_type,
+                message: e.to_string(),
+            };
+        }
+        // The service keeps the attributes an answer sets, except on events whose answer it
+        // ignores entirely.
+        if kind != "RINGING" {
+            if let Some(Value::Object(m)) = answer.get("TransactionAttributes") {
+                let map: BTreeMap<String, String> = m
+                    .iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                    .collect();
+                debug_assert!(map.len() <= MAX_ATTRIBUTES);
+                self.attributes = Some(map);
+            }
+        }
+        let actions: VecDeque<Value> = answer
+            .get("Actions")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().cloned().collect())
+            .unwrap_or_default();
+        let types: Vec<&str> = actions.iter().filter_map(|a| a["Type"].as_str()).collect();
+        self.note(format!("<- [{}]", types.join(", ")));
+        Answered::Actions(actions)
+    }
+
+    /// Ends the call: the leg hangs up and the service reports it.
+    async fn hangup(&mut self, leg: &str, code: Option<u16>) -> Answered {
+        let (call_id, tag) = if leg == "LEG-B" {
+            self.b_connected = false;
+            (self.leg_b.clone().unwrap_or_default(), "LEG-B")
+        } else {
+            self.a_connected = false;
+            (self.leg_a.clone(), "LEG-A")
+        };
+        let mut params = json!({"CallId": call_id, "ParticipantTag": tag});
+        if let Some(code) = code {
+            params["SipResponseCode"] = json!(code);
+        }
+        let answer = self
+            .invoke(
+                "HANGUP",
+                Some(json!({"Type": "Hangup", "Parameters": params})),
+                None,
+            )
+            .await;
+        if !self.a_connected && !self.b_connected {
+            self.ended = true;
+        }
+        answer
+    }
+
+    async fn run(mut self, callee: Callee) {
+        let arguments = self.arguments.clone();
+        self.invoke(
+            "NEW_OUTBOUND_CALL",
+            Some(json!({"Type": "CallCreateRequest", "Parameters": {"Arguments": arguments}})),
+            None,
+        )
+        .await;
+        match callee.clone() {
+            Callee::Busy => {
+                self.sleep(500).await;
+                self.hangup("LEG-A", Some(486)).await;
+            }
+            Callee::Fail { code } => {
+                self.sleep(1_000).await;
+                self.hangup("LEG-A", Some(code)).await;
+            }
+            Callee::NoAnswer { ring_ms } => {
+                self.invoke("RINGING", None, None).await;
+                if self.ring(ring_ms).await {
+                    self.hangup("LEG-A", Some(480)).await;
+                }
+            }
+            Callee::Answer { after_ms, .. }
+            | Callee::HangUpMidPrompt { after_ms }
+            | Callee::Voicemail { after_ms, .. } => {
+                self.invoke("RINGING", None, None).await;
+                if self.ring(after_ms).await {
+                    self.a_connected = true;
+                    let answered = self.invoke("CALL_ANSWERED", None, None).await;
+                    self.converse(&callee, answered).await;
+                }
+            }
+        }
+        self.end();
+    }
+
+    /// Rings for `ms`; an update that asks to hang up ends the ringing. Returns whether the
+    /// ringing ran its course.
+    async fn ring(&mut self, ms: u64) -> bool {
+        let until = tokio::time::Instant::now() + self.inner.config.real(ms);
+        loop {
+            let update = tokio::select! {
+                () = tokio::time::sleep_until(until) => return true,
+                update = self.updates.recv() => update,
+            };
+            let Some(arguments) = update else { return true };
+            let answer = self
+                .invoke(
+                    "CALL_UPDATE_REQUESTED",
+                    Some(json!({"Type": "CallUpdateRequest", "Parameters": {"Arguments": arguments}})),
+                    None,
+                )
+                .await;
+            if let Answered::Actions(actions) = answer {
+                if actions.iter().any(|a| a["Type"] == "Hangup") {
+                    self.note("   hung up while ringing");
+                    self.hangup("LEG-A", None).await;
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn end(&mut self) {
+        let mut shared = self.inner.lock();
+        shared.updates.remove(&self.transaction);
+        if let Some(c) = shared.calls.get_mut(&self.transaction) {
+            c.ended = true;
+        }
+    }
+
+    /// Runs what the handler answers until the call ends.
+    async fn converse(&mut self, callee: &Callee, first: Answered) {
+        let mut answered = first;
+        let mut prompts_heard = 0u32;
+        while !self.ended {
+            let mut actions = match answered {
+                Answered::Lost => {
+                    self.hangup("LEG-A", Some(480)).await;
+                    return;
+                }
+                Answered::Invalid {
+                    error_type,
+                    message,
+                } => {
+                    answered = self
+                        .invoke(
+                            "INVALID_LAMBDA_RESPONSE",
+                            None,
+                            Some((error_type, &message)),
+                        )
+                        .await;
+                    continue;
+                }
+                Answered::Actions(actions) => actions,
+            };
+            if actions.is_empty() {
+                answered = self.idle(callee).await;
+                continue;
+            }
+            let mut last = Value::Null;
+            let mut outcome = None;
+            while let Some(action) = actions.pop_front() {
+                if let Ok(update) = self.updates.try_recv() {
+                    outcome = Some(self.invoke("CALL_UPDATE_REQUESTED",
+                        Some(json!({"Type": "CallUpdateRequest", "Parameters": {"Arguments": update}})), None).await);
+                    break;
+                }
+                match self.perform(callee, &action, &mut prompts_heard).await {
+                    Step::Done(result) => last = result,
+                    Step::Failed(result) => {
+                        outcome = Some(self.invoke("ACTION_FAILED", Some(result), None).await);
+                        break;
+                    }
+                    Step::Event(next) => {
+                        outcome = Some(next);
+                        break;
+                    }
+                }
+            }
+            answered = match outcome {
+                Some(next) => next,
+                None if self.ended => return,
+                None => self.invoke("ACTION_SUCCESSFUL", Some(last), None).await,
+            };
+        }
+    }
+
+    /// Nothing to do: a bridged agent talks and then leaves; a callee waits, then hangs up.
+    async fn idle(&mut self, callee: &Callee) -> Answered {
+        if self.b_connected {
+            self.sleep(self.inner.config.agent_talk_ms).await;
+            self.note("   the agent hangs up");
+            return self.hangup("LEG-B", Some(0)).await;
+        }
+        let wait = self
+            .inner
+            .config
+            .real(if matches!(callee, Callee::Voicemail { .. }) {
+                2_000
+            } else {
+                IDLE_MS
+            });
+        let update = tokio::select! {
+            () = tokio::time::sleep(wait) => None,
+            update = self.updates.recv() => update,
+        };
+        match update {
+            Some(arguments) => {
+                self.invoke(
+                    "CALL_UPDATE_REQUESTED",
+                    Some(json!({"Type": "CallUpdateRequest", "Parameters": {"Arguments": arguments}})),
+                    None,
+                )
+                .await
+            }
+            None => {
+                self.note("   the callee hangs up");
+                self.hangup("LEG-A", Some(0)).await
+            }
+        }
+    }
+
+    /// Performs one action the handler asked for.
+    async fn perform(&mut self, callee: &Callee, action: &Value, prompts_heard: &mut u32) -> Step {
+        let kind = action["Type"].as_str().unwrap_or_default().to_owned();
+        let params = &action["Parameters"];
+        let echo = |extra: Value| {
+            let mut data = json!({"Type": kind, "Parameters": params});
+            if let Value::Object(m) = extra {
+                for (k, v) in m {
+                    data[k] = v;
+                }
+            }
+            data
+        };
+        let ms = |key: &str, default: u64| {
+            params[key]
+                .as_u64()
+                .or_else(|| params[key].as_str().and_then(|s| s.parse().ok()))
+                .unwrap_or(default)
+        };
+        let speech_ms = |text: &Value| {
+            text.as_str()
+                .map_or(1_000, |t| t.chars().count() as u64 * MS_PER_CHAR)
+        };
+        match kind.as_str() {
+            "Speak" | "PlayAudio" | "SpeakAndGetDigits" | "PlayAudioAndGetDigits" => {
+                let prompt = if kind.starts_with("Speak") {
+                    speech_ms(if kind == "Speak" {
+                        &params["Text"]
+                    } else {
+                        &params["SpeechParameters"]["Text"]
+                    })
+                } else {
+                    3_000
+                };
+                *prompts_heard += 1;
+                if matches!(callee, Callee::HangUpMidPrompt { .. }) && *prompts_heard == 1 {
+                    self.sleep(prompt / 2).await;
+                    self.note(format!("   the callee hangs up during {kind}"));
+                    return Step::Event(self.hangup("LEG-A", Some(0)).await);
+                }
+                self.sleep(prompt).await;
+                if !kind.ends_with("GetDigits") {
+                    self.note(format!("   {kind} played"));
+                    return Step::Done(echo(json!({})));
+                }
+                let digits = match callee {
+                    Callee::Answer {
+                        digits: Some(d), ..
+                    } => Some(d.clone()),
+                    _ => None,
+                };
+                match digits {
+                    Some(d) => {
+                        self.sleep(1_000).await;
+                        self.note(format!("   the callee presses {d}"));
+                        Step::Done(echo(json!({"ReceivedDigits": d})))
+                    }
+                    None => {
+                        let tries = ms("Repeat", 1).max(1);
+                        self.sleep(tries * ms("RepeatDurationInMilliseconds", 5_000))
+                            .await;
+                        self.note("   no digits");
+                        Step::Failed(echo(
+                            json!({"ErrorType": "InvalidActionParameter", "ErrorMessage": "no input received"}),
+                        ))
+                    }
+                }
+            }
+            "Pause" => {
+                self.sleep(ms("DurationInMilliseconds", 1_000)).await;
+                Step::Done(echo(json!({})))
+            }
+            "RecordAudio" => {
+                let record_ms = match callee {
+                    Callee::Voicemail { record_ms, .. } => *record_ms,
+                    _ => ms("DurationInSeconds", 10) * 1_000,
+                };
+                self.sleep(record_ms).await;
+                let bucket = params["RecordingDestination"]["BucketName"].clone();
+                Step::Done(echo(
+                    json!({"RecordingDestination": {"Type": "S3", "BucketName": bucket,
+                    "Key": format!("{}.wav", self.transaction)}}),
+                ))
+            }
+            "ReceiveDigits" => Step::Done(echo(json!({"ReceivedDigits": ""}))),
+            "CallAndBridge" => {
+                self.sleep(3_000).await;
+                self.leg_b = Some(uuid::Uuid::new_v4().to_string());
+                self.b_connected = true;
+                self.note("   the agent answers");
+                Step::Done(echo(json!({})))
+            }
+            "Hangup" => {
+                let tag = if params["CallId"].as_str() == self.leg_b.as_deref()
+                    || params["ParticipantTag"] == "LEG-B"
+                {
+                    "LEG-B"
+                } else {
+                    "LEG-A"
+                };
+                let code = params["SipResponseCode"]
+                    .as_str()
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
+                Step::Event(self.hangup(tag, Some(code)).await)
+            }
+            _ => {
+                self.sleep(200).await;
+                Step::Done(echo(json!({})))
+            }
+        }
+    }
+}
+
+/// What one action came to.
+enum Step {
+    Done(Value),
+    Failed(Value),
+    /// The action produced an event of its own (a hang-up), already sent.
+    Event(Answered),
+}

@@ -1,0 +1,486 @@
+//! The PSTN simulator: the Amazon Chime SDK PSTN audio service, played on one machine.
+//!
+//! It serves the part of the Chime SDK Voice API outdial calls
+//! (`POST /sip-media-applications/{id}/calls` and `.../calls/{transactionId}`), so the real
+//! `aws-sdk-chimesdkvoice` client reaches it through `endpoint_url`. Each placed call gets a
+//! callee ([`Callee`]) and a driver ([`call`]) that invokes the SMA handler with events shaped
+//! and numbered as `spec/pstn-audio.md` says, runs the returned actions with their durations
+//! scaled by `speed`, keeps a transcript, and enforces the contract: an answer the service
+//! would refuse is counted as a violation and followed by `INVALID_LAMBDA_RESPONSE`.
+//!
+//! Faults are drawn from a seeded source, so a run repeats exactly: duplicated and delayed
+//! events, failed invocations, 429 and 5xx answers from the Create API, and 5xx answers for
+//! calls that were in fact placed (which makes a double dial observable).
+
+pub mod call;
+pub mod callee;
+pub mod rng;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+pub use callee::{Callee, Callees};
+
+/// Invokes the SMA handler, as the service invokes the Lambda function.
+pub trait Invoke: Send + Sync + 'static {
+    /// Sends one event; the handler's answer, or why the invocation failed.
+    fn invoke(&self, event: Value) -> BoxFuture<'static, Result<Value, String>>;
+}
+
+/// Rates of faults, each a probability per opportunity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// An event is delivered a second time, later.
+    pub duplicate: f64,
+    /// An event is held back before delivery (up to `delay_ms`).
+    pub delay: f64,
+    pub delay_ms: u64,
+    /// An invocation fails (the service retries it once).
+    pub invoke_error: f64,
+    /// `CreateSipMediaApplicationCall` answers 429.
+    pub throttle: f64,
+    /// `CreateSipMediaApplicationCall` answers 500 without placing the call.
+    pub create_error: f64,
+    /// `CreateSipMediaApplicationCall` places the call, then answers 500.
+    pub create_error_after_placed: f64,
+}
+
+/// How the simulator runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimConfig {
+    /// Real seconds per simulated second (0.01 runs a minute-long call in 0.6 s).
+    pub speed: f64,
+    pub seed: u64,
+    pub faults: Faults,
+    pub callees: Callees,
+    /// How long a simulated agent reached by a transfer talks before hanging up.
+    pub agent_talk_ms: u64,
+    /// Real seconds per second of the SMA's own deadlines on the handler (the 5 s re-send and
+    /// the 20 s hang-up). They bound the handler's real latency, so they run in real time
+    /// (1.0) unless a test shortens them to see them fire.
+    pub deadline_speed: f64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            speed: 0.01,
+            seed: 1,
+            faults: Faults::default(),
+            callees: Callees::default(),
+            agent_talk_ms: 20_000,
+            deadline_speed: 1.0,
+        }
+    }
+}
+
+impl SimConfig {
+    /// A simulated duration of the call (ringing, prompts, pauses) in real time.
+    #[must_use]
+    pub fn real(&self, simulated_ms: u64) -> Duration {
+        scaled(simulated_ms, self.speed)
+    }
+
+    /// One of the SMA's deadlines on the handler, in real time.
+    #[must_use]
+    pub fn deadline(&self, ms: u64) -> Duration {
+        scaled(ms, self.deadline_speed)
+    }
+}
+
+fn scaled(ms: u64, speed: f64) -> Duration {
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let real = (ms as f64 * speed).max(0.0) as u64;
+    Duration::from_millis(real)
+}
+
+/// A rule of the contract the handler broke.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub transaction_id: String,
+    pub sequence: u64,
+    pub rule: String,
+}
+
+/// One call as the simulator saw it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallReport {
+    pub transaction_id: String,
+    pub to: String,
+    pub callee: Callee,
+    pub arguments: BTreeMap<String, String>,
+    pub invocations: u64,
+    pub ended: bool,
+    pub transcript: Vec<String>,
+}
+
+/// What a run came to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub calls: Vec<CallReport>,
+    pub violations: Vec<Violation>,
+    /// Calls placed per dialed number; more than one per `(call_id, attempt)` is a double dial.
+    pub placed_per_number: BTreeMap<String, u32>,
+    pub double_dials: u32,
+    /// Calls the Create API accepted in each second of the run, from the first.
+    pub placed_per_second: Vec<u32>,
+    pub create_requests: u64,
+    pub throttled: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    pub calls: BTreeMap<String, CallReport>,
+    pub violations: Vec<Violation>,
+    pub updates: BTreeMap<String, mpsc::UnboundedSender<BTreeMap<String, String>>>,
+    pub placed: Vec<(Instant, String, String)>,
+    pub create_requests: u64,
+    pub throttled: u64,
+}
+
+pub(crate) struct Inner {
+    pub config: SimConfig,
+    pub invoker: Arc<dyn Invoke>,
+    pub shared: Mutex<Shared>,
+    pub rng: Mutex<rng::Rng>,
+    pub started: Instant,
+    pub sma_id: String,
+}
+
+impl Inner {
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn chance(&self, p: f64) -> bool {
+        self.rng
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .chance(p)
+    }
+
+    pub fn violation(&self, transaction_id: &str, sequence: u64, rule: impl Into<String>) {
+        let rule = rule.into();
+        tracing::warn!(transaction_id, sequence, %rule, "contract violation");
+        self.lock().violations.push(Violation {
+            transaction_id: transaction_id.to_owned(),
+            sequence,
+            rule,
+        });
+    }
+}
+
+/// A running simulator; dropping it stops the API server (calls in flight finish on their own).
+pub struct Simulator {
+    inner: Arc<Inner>,
+    addr: SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulator")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Simulator {
+    /// Serves the Voice API for SIP media application `sma_id` on a free loopback port.
+    ///
+    /// # Errors
+    /// When no port can be bound.
+    pub async fn start(
+        config: SimConfig,
+        sma_id: &str,
+        invoker: Arc<dyn Invoke>,
+    ) -> anyhow::Result<Self> {
+        let inner = Arc::new(Inner {
+            rng: Mutex::new(rng::Rng::new(config.seed)),
+            config,
+            invoker,
+            shared: Mutex::new(Shared::default()),
+            started: Instant::now(),
+            sma_id: sma_id.to_owned(),
+        });
+        let app = Router::new()
+            .route("/sip-media-applications/{sma}/calls", post(create))
+            .route(
+                "/sip-media-applications/{sma}/calls/{transaction}",
+                post(update),
+            )
+            .with_state(Arc::clone(&inner));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the PSTN simulator")?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "PSTN simulator stopped");
+            }
+        });
+        Ok(Self {
+            inner,
+            addr,
+            server,
+        })
+    }
+
+    /// The Voice API endpoint (`AWS_ENDPOINT_URL_CHIME_SDK_VOICE`).
+    #[must_use]
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Calls placed and not yet ended.
+    #[must_use]
+    pub fn live_calls(&self) -> usize {
+        self.inner
+            .lock()
+            .calls
+            .values()
+            .filter(|c| !c.ended)
+            .count()
+    }
+
+    /// Waits until every placed call has ended, up to `timeout` of real time.
+    pub async fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.live_calls() == 0 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    /// What happened so far.
+    #[must_use]
+    pub fn report(&self) -> Report {
+        let shared = self.inner.lock();
+        let mut placed_per_number = BTreeMap::new();
+        let mut per_attempt: BTreeMap<&str, u32> = BTreeMap::new();
+        let mut placed_per_second = Vec::new();
+        for (at, to, key) in &shared.placed {
+            *placed_per_number.entry(to.clone()).or_insert(0) += 1;
+            *per_attempt.entry(key.as_str()).or_insert(0) += 1;
+            let second = usize::try_from(at.duration_since(self.inner.started).as_secs())
+                .unwrap_or(usize::MAX);
+            if placed_per_second.len() <= second {
+                placed_per_second.resize(second + 1, 0);
+            }
+            placed_per_second[second] += 1;
+        }
+        Report {
+            calls: shared.calls.values().cloned().collect(),
+            violations: shared.violations.clone(),
+            placed_per_number,
+            double_dials: per_attempt.values().map(|n| n.saturating_sub(1)).sum(),
+            placed_per_second,
+            create_requests: shared.create_requests,
+            throttled: shared.throttled,
+        }
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// A Chime SDK Voice client for the simulator at `endpoint` (any credentials will do).
+#[must_use]
+pub fn voice_client(endpoint: &str) -> aws_sdk_chimesdkvoice::Client {
+    use aws_sdk_chimesdkvoice::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_chimesdkvoice::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "outdial-local",
+        ))
+        .build();
+    aws_sdk_chimesdkvoice::Client::from_conf(config)
+}
+
+/// A Voice API error, shaped as the service sends it (rest-json: the code in
+/// `x-amzn-ErrorType`, the message in the body).
+fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(code) {
+        headers.insert("x-amzn-ErrorType", v);
+    }
+    (
+        status,
+        headers,
+        Json(json!({"Code": code, "Message": message})),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreateBody {
+    from_phone_number: Option<String>,
+    to_phone_number: Option<String>,
+    #[serde(default)]
+    arguments_map: BTreeMap<String, String>,
+    #[serde(default)]
+    sip_headers: BTreeMap<String, String>,
+}
+
+fn e164ish(s: &str) -> bool {
+    let digits = s.strip_prefix('+').unwrap_or(s);
+    (2..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
+async fn create(
+    State(inner): State<Arc<Inner>>,
+    Path(sma): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    inner.lock().create_requests += 1;
+    if sma != inner.sma_id {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            "NotFoundException",
+            "no such SIP media application",
+        );
+    }
+    let Ok(body) = serde_json::from_slice::<CreateBody>(&body) else {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            "the request body is not valid",
+        );
+    };
+    let (Some(from), Some(to)) = (body.from_phone_number, body.to_phone_number) else {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            "FromPhoneNumber and ToPhoneNumber are required",
+        );
+    };
+    if !e164ish(&from) || !e164ish(&to) {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            "phone numbers must match ^\\+?[1-9]\\d{1,14}$",
+        );
+    }
+    if body.arguments_map.len() > 20 || body.sip_headers.len() > 20 {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            "ArgumentsMap and SipHeaders take at most 20 entries",
+        );
+    }
+    let faults = inner.config.faults;
+    if inner.chance(faults.throttle) {
+        inner.lock().throttled += 1;
+        return api_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "ThrottledClientException",
+            "Rate exceeded",
+        );
+    }
+    if inner.chance(faults.create_error) {
+        return api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ServiceFailureException",
+            "simulated failure",
+        );
+    }
+    let transaction = uuid::Uuid::new_v4().to_string();
+    call::place(&inner, &transaction, &from, &to, body.arguments_map);
+    if inner.chance(faults.create_error_after_placed) {
+        return api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ServiceFailureException",
+            "simulated failure after placing the call",
+        );
+    }
+    (
+        StatusCode::CREATED,
+        Json(json!({"SipMediaApplicationCall": {"TransactionId": transaction}})),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct UpdateBody {
+    arguments: Option<BTreeMap<String, String>>,
+}
+
+async fn update(
+    State(inner): State<Arc<Inner>>,
+    Path((sma, transaction)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    if sma != inner.sma_id {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            "NotFoundException",
+            "no such SIP media application",
+        );
+    }
+    let Ok(UpdateBody {
+        arguments: Some(arguments),
+    }) = serde_json::from_slice::<UpdateBody>(&body)
+    else {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            "Arguments is required",
+        );
+    };
+    if arguments.len() > 20 {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            "Arguments takes at most 20 entries",
+        );
+    }
+    let sender = inner.lock().updates.get(&transaction).cloned();
+    match sender {
+        Some(tx) if tx.send(arguments).is_ok() => (
+            StatusCode::ACCEPTED,
+            Json(json!({"SipMediaApplicationCall": {"TransactionId": transaction}})),
+        )
+            .into_response(),
+        _ => api_error(
+            StatusCode::NOT_FOUND,
+            "NotFoundException",
+            "the call is not in progress",
+        ),
+    }
+}

@@ -1,0 +1,225 @@
+//! Calls placed through the real Chime SDK Voice client against the PSTN simulator, answered
+//! by the real SMA handler, recorded in DynamoDB Local.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use outdial_adapters::clock::SystemClock;
+use outdial_adapters::dialer::ChimeDialer;
+use outdial_adapters::store::DynamoStore;
+use outdial_core::ids::{Attempt, CallId, CampaignId, E164};
+use outdial_core::ports::{CallStore, Dialer};
+use outdial_core::record::{Campaign, CampaignStatus, Limits, NewCall, Pacing};
+use outdial_core::time::Clock;
+use outdial_local::dynamodb::shared_endpoint;
+use outdial_local::sim::{Callee, Callees, Faults, SimConfig, Simulator, voice_client};
+use outdial_local::tables::{client, fresh_table};
+use outdial_sma::{Settings, SmaHandler};
+use outdial_tests::InProcess;
+
+const SCRIPT: &str = r#"{
+    "start": "greet",
+    "steps": {
+        "greet": { "say": "Hello {{name}}, this is a reminder of your appointment.", "next": "menu" },
+        "menu": { "gather": { "say": "Press 1 to confirm, 2 to cancel, 0 for an agent.", "timeout_ms": 3000 },
+                  "branches": { "1": "confirm", "2": "decline", "0": "agent" }, "no_input": "goodbye" },
+        "confirm": { "say": "Thank you.", "outcome": "confirmed" },
+        "decline": { "say": "We have cancelled it.", "outcome": "declined" },
+        "agent": { "transfer": { "to": "+15555550142" }, "outcome": "transferred", "on_fail": "goodbye" },
+        "goodbye": { "say": "We will call again.", "outcome": "no_input" }
+    }
+}"#;
+
+/// Each behaviour of the simulator, the number that plays it, and where the call must end.
+fn scenarios() -> Vec<(&'static str, Callee, &'static str, Option<&'static str>)> {
+    let answer = |digits: Option<&str>| Callee::Answer {
+        after_ms: 2_000,
+        digits: digits.map(str::to_owned),
+    };
+    vec![
+        (
+            "+15555550101",
+            answer(Some("1")),
+            "COMPLETED",
+            Some("confirmed"),
+        ),
+        (
+            "+15555550102",
+            answer(Some("2")),
+            "COMPLETED",
+            Some("declined"),
+        ),
+        ("+15555550103", answer(None), "COMPLETED", Some("no_input")),
+        (
+            "+15555550104",
+            answer(Some("0")),
+            "COMPLETED",
+            Some("transferred"),
+        ),
+        ("+15555550105", Callee::Busy, "BUSY", None),
+        (
+            "+15555550106",
+            Callee::NoAnswer { ring_ms: 20_000 },
+            "NO_ANSWER",
+            None,
+        ),
+        (
+            "+15555550107",
+            Callee::Fail { code: 404 },
+            "INVALID_NUMBER",
+            None,
+        ),
+        ("+15555550108", Callee::Fail { code: 503 }, "FAILED", None),
+        (
+            "+15555550109",
+            Callee::HangUpMidPrompt { after_ms: 1_000 },
+            "COMPLETED",
+            None,
+        ),
+        (
+            "+15555550110",
+            Callee::Voicemail {
+                after_ms: 4_000,
+                record_ms: 8_000,
+            },
+            "COMPLETED",
+            Some("no_input"),
+        ),
+    ]
+}
+
+/// Places one call per scenario and returns `(number, status, script outcome)` per call once
+/// the simulator is idle, with the simulator's report.
+async fn run(
+    faults: Faults,
+    seed: u64,
+) -> (
+    Vec<(String, String, Option<String>)>,
+    outdial_local::sim::Report,
+) {
+    let endpoint = shared_endpoint().unwrap();
+    let ddb = client(&endpoint);
+    let store = DynamoStore::new(ddb.clone(), fresh_table(&ddb, "pstn").await.unwrap(), 2);
+    let clock = Arc::new(SystemClock);
+    let mut retry = outdial_core::retry::RetrySpec {
+        max_attempts: 1,
+        busy_after_s: 60,
+        no_answer_after_s: 60,
+        failed_after_s: 60,
+        declined_after_s: None,
+    };
+    retry.max_attempts = 1;
+    let campaign = Campaign {
+        id: CampaignId::random(),
+        name: "pstn".into(),
+        from: E164::parse("+15555550199").unwrap(),
+        status: CampaignStatus::Active,
+        retry: outdial_core::retry::RetryPolicy::new(retry).unwrap(),
+        pacing: Pacing::default(),
+        script: serde_json::from_str(SCRIPT).unwrap(),
+        limits: Limits::default(),
+        created_at: clock.now(),
+        contacts: 0,
+    };
+    let calls: Vec<NewCall> = scenarios()
+        .iter()
+        .map(|(to, ..)| NewCall {
+            id: CallId::random(),
+            to: E164::parse(to).unwrap(),
+            vars: BTreeMap::from([("name".to_owned(), "Ada".to_owned())]),
+            due_at: clock.now(),
+        })
+        .collect();
+    store.create_campaign(&campaign, &calls).await.unwrap();
+
+    let handler = Arc::new(SmaHandler::new(
+        store.clone(),
+        clock.clone(),
+        Settings::default(),
+    ));
+    let config = SimConfig {
+        speed: 0.005,
+        seed,
+        faults,
+        callees: Callees {
+            by_number: scenarios()
+                .into_iter()
+                .map(|(to, c, ..)| (to.to_owned(), c))
+                .collect(),
+            mix: Vec::new(),
+        },
+        agent_talk_ms: 5_000,
+        deadline_speed: 1.0,
+    };
+    let sim = Simulator::start(config, "sma-local", Arc::new(InProcess(handler)))
+        .await
+        .unwrap();
+    let dialer = ChimeDialer::new(voice_client(&sim.endpoint()), "sma-local");
+
+    for call in &calls {
+        let claimed = store
+            .claim(&call.id, Attempt::FIRST, clock.now(), clock.now())
+            .await
+            .unwrap();
+        let vars = serde_json::to_string(&claimed.vars).unwrap();
+        let arguments = BTreeMap::from([
+            ("call_id".to_owned(), claimed.id.to_string()),
+            ("campaign_id".to_owned(), claimed.campaign_id.to_string()),
+            ("attempt".to_owned(), claimed.attempt.to_string()),
+            ("vars".to_owned(), vars),
+        ]);
+        dialer
+            .place(&campaign.from, &call.to, arguments)
+            .await
+            .unwrap();
+    }
+    assert!(
+        sim.wait_idle(Duration::from_secs(60)).await,
+        "calls still live: {:#?}",
+        sim.report()
+    );
+    // Late copies of events may still be in flight: let them land.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut outcomes = Vec::new();
+    for call in &calls {
+        let record = store.call(&call.id).await.unwrap();
+        outcomes.push((
+            call.to.to_string(),
+            record.status.to_string(),
+            record.script_outcome,
+        ));
+    }
+    (outcomes, sim.report())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_callee_behaviour_ends_in_its_status_with_no_violation() {
+    let (outcomes, report) = run(Faults::default(), 7).await;
+    for ((to, status, outcome), (_, _, want_status, want_outcome)) in
+        outcomes.iter().zip(scenarios())
+    {
+        assert_eq!(status, want_status, "{to}: {report:#?}");
+        assert_eq!(outcome.as_deref(), want_outcome, "{to}");
+    }
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert_eq!(report.double_dials, 0);
+    assert_eq!(report.calls.len(), scenarios().len());
+    assert!(report.calls.iter().all(|c| c.ended));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_and_delayed_events_reach_the_same_final_records() {
+    let faults = Faults {
+        duplicate: 0.2,
+        delay: 0.2,
+        delay_ms: 300,
+        ..Faults::default()
+    };
+    let (clean, _) = run(Faults::default(), 11).await;
+    let (noisy, report) = run(faults, 11).await;
+    assert_eq!(noisy, clean);
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+}
