@@ -16,6 +16,8 @@
 //! - [`script`]: the call script a campaign runs once the callee answers.
 //! - [`retry`]: when a busy, unanswered or failed attempt is tried again.
 //! - [`time`]: instants, durations and the [`time::Clock`] port.
+//! - [`pacing`]: how fast calls are started: an even pacer and a rate that backs off on
+//!   throttling.
 //! - [`record`]: campaigns and calls as the store keeps them.
 //! - [`ports`]: the traits the adapters implement (the call store), with what an
 //!   implementation must return.
@@ -23,6 +25,7 @@
 pub mod contract;
 pub mod ids;
 pub mod lifecycle;
+pub mod pacing;
 pub mod ports;
 pub mod record;
 pub mod retry;

@@ -1,0 +1,173 @@
+//! How fast calls are started: a pacer that spaces dials evenly at a rate, and an adaptive
+//! rate that halves when the Voice API throttles and recovers step by step.
+//!
+//! The pacer is the generic cell rate algorithm with a burst of one: each dial is allowed no
+//! sooner than one interval after the previous one, and a late dial does not earn a catch-up
+//! burst. Consecutive dials are therefore at least `1/rate` apart, so no window of one second
+//! ever holds more than `rate` dials, which is the promise the dispatcher makes.
+
+use std::time::Duration;
+
+use crate::time::Timestamp;
+
+/// Spaces events at most `rate` per second.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pacer {
+    interval_us: u64,
+    /// The earliest instant the next event may happen, in microseconds since the epoch.
+    next_us: i64,
+}
+
+/// The fewest calls per second a pacer accepts (one call every 100 s).
+pub const MIN_RATE: f64 = 0.01;
+
+fn interval_us(rate: f64) -> u64 {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let us = (1_000_000.0 / rate.max(MIN_RATE)).ceil() as u64;
+    us.max(1)
+}
+
+impl Pacer {
+    /// A pacer at `rate` events per second whose first event may happen at `now`.
+    #[must_use]
+    pub fn new(rate: f64, now: Timestamp) -> Self {
+        Self {
+            interval_us: interval_us(rate),
+            next_us: now.as_millis().saturating_mul(1000),
+        }
+    }
+
+    /// Changes the rate; the next event keeps its earliest instant.
+    pub fn set_rate(&mut self, rate: f64) {
+        self.interval_us = interval_us(rate);
+    }
+
+    /// Takes the right to one event at `now`, or says how long until it can be taken.
+    ///
+    /// # Errors
+    /// The wait until the next event is allowed.
+    pub fn take(&mut self, now: Timestamp) -> Result<(), Duration> {
+        let now_us = now.as_millis().saturating_mul(1000);
+        if now_us < self.next_us {
+            return Err(Duration::from_micros(
+                u64::try_from(self.next_us - now_us).unwrap_or(0),
+            ));
+        }
+        self.next_us = now_us.saturating_add(i64::try_from(self.interval_us).unwrap_or(i64::MAX));
+        Ok(())
+    }
+}
+
+/// A rate that halves on throttling and climbs back additively (AIMD), never above its target
+/// nor below [`MIN_RATE`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdaptiveRate {
+    target: f64,
+    current: f64,
+    /// Added per quiet second.
+    step: f64,
+    last_change: Timestamp,
+}
+
+impl AdaptiveRate {
+    /// Starts at `target`; after a throttle it climbs back by `target / 10` per quiet second.
+    #[must_use]
+    pub fn new(target: f64, now: Timestamp) -> Self {
+        let target = target.max(MIN_RATE);
+        Self {
+            target,
+            current: target,
+            step: (target / 10.0).max(MIN_RATE),
+            last_change: now,
+        }
+    }
+
+    #[must_use]
+    pub fn current(&self) -> f64 {
+        self.current
+    }
+
+    /// The API throttled a dial: halve the rate, at most once per second (one burst of 429s
+    /// is one signal).
+    pub fn throttled(&mut self, now: Timestamp) {
+        if now.since(self.last_change) >= Duration::from_secs(1) || self.current >= self.target {
+            self.current = (self.current / 2.0).max(MIN_RATE);
+            self.last_change = now;
+        }
+    }
+
+    /// Time passed without throttling: climb back one step per whole quiet second.
+    pub fn recover(&mut self, now: Timestamp) {
+        let quiet = now.since(self.last_change).as_secs();
+        if quiet >= 1 && self.current < self.target {
+            #[allow(clippy::cast_precision_loss)]
+            let climbed = self.current + self.step * quiet as f64;
+            self.current = climbed.min(self.target);
+            self.last_change = now;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    #[test]
+    fn a_pacer_spaces_events_evenly() {
+        let mut p = Pacer::new(10.0, at(0));
+        assert!(p.take(at(0)).is_ok());
+        assert_eq!(p.take(at(50)), Err(Duration::from_millis(50)));
+        assert!(p.take(at(100)).is_ok());
+    }
+
+    #[test]
+    fn a_late_event_earns_no_burst() {
+        let mut p = Pacer::new(10.0, at(0));
+        assert!(p.take(at(0)).is_ok());
+        assert!(p.take(at(5_000)).is_ok());
+        assert!(p.take(at(5_001)).is_err());
+    }
+
+    #[test]
+    fn throttling_halves_the_rate_once_per_burst_and_quiet_seconds_restore_it() {
+        let mut r = AdaptiveRate::new(100.0, at(0));
+        r.throttled(at(10));
+        r.throttled(at(20));
+        assert!((r.current() - 50.0).abs() < 1e-9);
+        r.throttled(at(1_100));
+        assert!((r.current() - 25.0).abs() < 1e-9);
+        r.recover(at(3_100));
+        assert!((r.current() - 45.0).abs() < 1e-9);
+        r.recover(at(60_000));
+        assert!((r.current() - 100.0).abs() < 1e-9);
+    }
+
+    proptest! {
+        /// Whatever the rate and however irregularly the dispatcher asks, no window of one
+        /// second holds more than `rate` events.
+        #[test]
+        fn no_second_holds_more_events_than_the_rate(
+            rate in 1u32..200,
+            asks in proptest::collection::vec(0i64..40, 1..600),
+        ) {
+            let mut p = Pacer::new(f64::from(rate), at(0));
+            let mut now = 0i64;
+            let mut taken = Vec::new();
+            for gap in asks {
+                now += gap;
+                if p.take(at(now)).is_ok() {
+                    taken.push(now);
+                }
+            }
+            for (i, start) in taken.iter().enumerate() {
+                let in_window = taken[i..].iter().take_while(|t| **t < start + 1000).count();
+                prop_assert!(in_window <= rate as usize, "{in_window} events in one second at rate {rate}");
+            }
+        }
+    }
+}
