@@ -30,6 +30,12 @@ use crate::item::{
     campaign_pk, due_key, due_shard, key, n, new_call_item, s, shard_of, status_call,
 };
 
+/// A claimed attempt with no SMA event yet: it was not (or not yet known to be) placed.
+const UNPLACED: &str = "#status = :dialing AND #attempt = :attempt \
+     AND (attribute_not_exists(seq_attempt) OR seq_attempt < :attempt)";
+/// A live call of this attempt.
+const LIVE: &str = "#status IN (:dialing, :ringing, :answered) AND #attempt = :attempt";
+
 /// `BatchWriteItem` takes at most 25 items.
 const BATCH: usize = 25;
 /// Batches in flight at once while a campaign is written.
@@ -99,6 +105,70 @@ impl DynamoStore {
             .await
             .map_err(map_err)?;
         out.item.ok_or(StoreError::NotFound)
+    }
+
+    /// A conditional `UpdateItem` on a call: [`StoreError::Conflict`] when the condition
+    /// fails on an existing call, [`StoreError::NotFound`] when there is none.
+    async fn update_call(
+        &self,
+        call_id: &CallId,
+        condition: &str,
+        update: &str,
+        values: HashMap<String, AttributeValue>,
+    ) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(call_pk(call_id), CALL_SK)))
+            .condition_expression(condition)
+            .update_expression(update)
+            .set_expression_attribute_names(Some(names(&[
+                ("#status", "status"),
+                ("#attempt", "attempt"),
+            ])))
+            .set_expression_attribute_values(Some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                refused_item(e)?;
+                Err(StoreError::Conflict)
+            }
+        }
+    }
+
+    /// The values a guarded update of a call uses: the attempt, the time, the statuses its
+    /// condition names (DynamoDB refuses values an expression does not use), and the status
+    /// it sets, if any.
+    fn guard_values(
+        call_id: &CallId,
+        attempt: Attempt,
+        condition: &str,
+        sets: Option<CallStatus>,
+        now: Timestamp,
+    ) -> HashMap<String, AttributeValue> {
+        let mut values = HashMap::from([
+            (":attempt".to_owned(), n(attempt)),
+            (":now".to_owned(), n(now.as_millis())),
+        ]);
+        for status in [
+            CallStatus::Dialing,
+            CallStatus::Ringing,
+            CallStatus::Answered,
+        ] {
+            let name = format!(":{}", status.as_str().to_lowercase());
+            if condition.contains(&name) {
+                values.insert(name, s(status.as_str()));
+            }
+        }
+        if let Some(status) = sets {
+            values.insert(":status".to_owned(), s(status.as_str()));
+            values.insert(":status_call".to_owned(), s(status_call(status, call_id)));
+        }
+        values
     }
 
     async fn write_batch(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
@@ -531,6 +601,98 @@ impl CallStore for DynamoStore {
                 })
             })
             .collect()
+    }
+
+    async fn release(
+        &self,
+        call_id: &CallId,
+        attempt: Attempt,
+        due_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let waiting = if attempt == Attempt::FIRST {
+            CallStatus::Queued
+        } else {
+            CallStatus::RetryWait
+        };
+        let mut values = Self::guard_values(call_id, attempt, UNPLACED, Some(waiting), now);
+        values.insert(
+            ":shard".into(),
+            s(due_shard(shard_of(call_id, self.shards))),
+        );
+        values.insert(":due_key".into(), s(due_key(due_at, call_id)));
+        values.insert(":due_at".into(), n(due_at.as_millis()));
+        self.update_call(
+            call_id,
+            UNPLACED,
+            "SET #status = :status, status_call = :status_call, due_shard = :shard, \
+             due_key = :due_key, due_at = :due_at, updated_at = :now",
+            values,
+        )
+        .await
+    }
+
+    async fn refuse(
+        &self,
+        call_id: &CallId,
+        attempt: Attempt,
+        status: CallStatus,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut values = Self::guard_values(call_id, attempt, UNPLACED, Some(status), now);
+        values.insert(":reason".into(), s(reason));
+        self.update_call(
+            call_id,
+            UNPLACED,
+            "SET #status = :status, status_call = :status_call, outcome = :status, \
+             last_error = :reason, ended_at = :now, updated_at = :now \
+             REMOVE due_shard, due_key, due_at",
+            values,
+        )
+        .await
+    }
+
+    async fn lose(
+        &self,
+        call_id: &CallId,
+        attempt: Attempt,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut values = Self::guard_values(call_id, attempt, LIVE, Some(CallStatus::Lost), now);
+        values.insert(":reason".into(), s(reason));
+        self.update_call(
+            call_id,
+            LIVE,
+            "SET #status = :status, status_call = :status_call, last_error = :reason, \
+             ended_at = :now, updated_at = :now REMOVE due_shard, due_key, due_at",
+            values,
+        )
+        .await
+    }
+
+    async fn rearm(
+        &self,
+        call_id: &CallId,
+        attempt: Attempt,
+        due_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut values = Self::guard_values(call_id, attempt, LIVE, None, now);
+        values.insert(
+            ":shard".into(),
+            s(due_shard(shard_of(call_id, self.shards))),
+        );
+        values.insert(":due_key".into(), s(due_key(due_at, call_id)));
+        values.insert(":due_at".into(), n(due_at.as_millis()));
+        self.update_call(
+            call_id,
+            LIVE,
+            "SET due_shard = :shard, due_key = :due_key, due_at = :due_at, updated_at = :now",
+            values,
+        )
+        .await
     }
 
     async fn record_orphan(

@@ -355,3 +355,105 @@ async fn a_bad_cursor_is_refused() {
         .await;
     assert!(matches!(err, Err(StoreError::Corrupt { .. })), "{err:?}");
 }
+
+#[tokio::test]
+async fn an_unplaced_dial_goes_back_to_waiting_or_ends_refused_but_never_once_placed() {
+    let (store, requests) = store().await;
+    let record = dialing_call(&store).await;
+    requests.reset();
+    store
+        .release(
+            &record.id,
+            Attempt::FIRST,
+            T0.plus(Duration::from_secs(1)),
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(requests.take(), 1);
+    let waiting = store.call(&record.id).await.unwrap();
+    assert_eq!(waiting.status, CallStatus::Queued);
+    assert_eq!(waiting.due_at, Some(T0.plus(Duration::from_secs(1))));
+    // Released once, it can be claimed again as the same attempt, and refused.
+    store
+        .claim(&record.id, Attempt::FIRST, T0, T0)
+        .await
+        .unwrap();
+    store
+        .refuse(
+            &record.id,
+            Attempt::FIRST,
+            CallStatus::Failed,
+            "ForbiddenException: no",
+            T0,
+        )
+        .await
+        .unwrap();
+    let refused = store.call(&record.id).await.unwrap();
+    assert_eq!(refused.status, CallStatus::Failed);
+    assert_eq!(
+        refused.last_error.as_deref(),
+        Some("ForbiddenException: no")
+    );
+    assert_eq!(refused.due_at, None);
+
+    // A call the SMA reported on was placed: it is never released or refused.
+    let placed = dialing_call(&store).await;
+    store
+        .apply_event(&write_for(&placed, 1, CallEvent::Placed, "{}"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.release(&placed.id, Attempt::FIRST, T0, T0).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        store
+            .refuse(&placed.id, Attempt::FIRST, CallStatus::Failed, "x", T0)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+}
+
+#[tokio::test]
+async fn a_live_call_is_rearmed_or_lost_and_a_finished_one_is_left_alone() {
+    let (store, _) = store().await;
+    let record = dialing_call(&store).await;
+    store
+        .rearm(
+            &record.id,
+            Attempt::FIRST,
+            T0.plus(Duration::from_secs(30)),
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.call(&record.id).await.unwrap().due_at,
+        Some(T0.plus(Duration::from_secs(30)))
+    );
+    store
+        .lose(
+            &record.id,
+            Attempt::FIRST,
+            "the SMA no longer knows the call",
+            T0,
+        )
+        .await
+        .unwrap();
+    let lost = store.call(&record.id).await.unwrap();
+    assert_eq!(lost.status, CallStatus::Lost);
+    assert_eq!(lost.due_at, None);
+    assert!(matches!(
+        store.lose(&record.id, Attempt::FIRST, "again", T0).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        store.rearm(&record.id, Attempt::FIRST, T0, T0).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        store.lose(&CallId::random(), Attempt::FIRST, "x", T0).await,
+        Err(StoreError::NotFound)
+    ));
+}

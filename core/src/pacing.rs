@@ -14,8 +14,9 @@ use crate::time::Timestamp;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pacer {
     interval_us: u64,
-    /// The earliest instant the next event may happen, in microseconds since the epoch.
-    next_us: i64,
+    /// When the last event happened, in microseconds since the epoch; the next may happen one
+    /// interval (at the current rate) later.
+    last_us: Option<i64>,
 }
 
 /// The fewest calls per second a pacer accepts (one call every 100 s).
@@ -28,16 +29,17 @@ fn interval_us(rate: f64) -> u64 {
 }
 
 impl Pacer {
-    /// A pacer at `rate` events per second whose first event may happen at `now`.
+    /// A pacer at `rate` events per second whose first event may happen at once.
     #[must_use]
-    pub fn new(rate: f64, now: Timestamp) -> Self {
+    pub fn new(rate: f64) -> Self {
         Self {
             interval_us: interval_us(rate),
-            next_us: now.as_millis().saturating_mul(1000),
+            last_us: None,
         }
     }
 
-    /// Changes the rate; the next event keeps its earliest instant.
+    /// Changes the rate; it applies to the gap after the last event, so a rate that recovers
+    /// takes effect at once.
     pub fn set_rate(&mut self, rate: f64) {
         self.interval_us = interval_us(rate);
     }
@@ -48,18 +50,21 @@ impl Pacer {
     /// The wait until the next event is allowed.
     pub fn take(&mut self, now: Timestamp) -> Result<(), Duration> {
         let now_us = now.as_millis().saturating_mul(1000);
-        if now_us < self.next_us {
-            return Err(Duration::from_micros(
-                u64::try_from(self.next_us - now_us).unwrap_or(0),
-            ));
+        if let Some(last) = self.last_us {
+            let next = last.saturating_add(i64::try_from(self.interval_us).unwrap_or(i64::MAX));
+            if now_us < next {
+                return Err(Duration::from_micros(
+                    u64::try_from(next - now_us).unwrap_or(0),
+                ));
+            }
         }
-        self.next_us = now_us.saturating_add(i64::try_from(self.interval_us).unwrap_or(i64::MAX));
+        self.last_us = Some(now_us);
         Ok(())
     }
 }
 
 /// A rate that halves on throttling and climbs back additively (AIMD), never above its target
-/// nor below [`MIN_RATE`].
+/// nor below a 32nd of it: a long storm of 429s slows dialing, it does not stop it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdaptiveRate {
     target: f64,
@@ -91,9 +96,13 @@ impl AdaptiveRate {
     /// is one signal).
     pub fn throttled(&mut self, now: Timestamp) {
         if now.since(self.last_change) >= Duration::from_secs(1) || self.current >= self.target {
-            self.current = (self.current / 2.0).max(MIN_RATE);
+            self.current = (self.current / 2.0).max(self.floor());
             self.last_change = now;
         }
+    }
+
+    fn floor(&self) -> f64 {
+        (self.target / 32.0).max(MIN_RATE)
     }
 
     /// Time passed without throttling: climb back one step per whole quiet second.
@@ -119,7 +128,7 @@ mod tests {
 
     #[test]
     fn a_pacer_spaces_events_evenly() {
-        let mut p = Pacer::new(10.0, at(0));
+        let mut p = Pacer::new(10.0);
         assert!(p.take(at(0)).is_ok());
         assert_eq!(p.take(at(50)), Err(Duration::from_millis(50)));
         assert!(p.take(at(100)).is_ok());
@@ -127,10 +136,28 @@ mod tests {
 
     #[test]
     fn a_late_event_earns_no_burst() {
-        let mut p = Pacer::new(10.0, at(0));
+        let mut p = Pacer::new(10.0);
         assert!(p.take(at(0)).is_ok());
         assert!(p.take(at(5_000)).is_ok());
         assert!(p.take(at(5_001)).is_err());
+    }
+
+    #[test]
+    fn a_faster_rate_applies_from_the_last_event() {
+        let mut p = Pacer::new(0.1);
+        assert!(p.take(at(0)).is_ok());
+        assert!(p.take(at(500)).is_err());
+        p.set_rate(10.0);
+        assert!(p.take(at(500)).is_ok());
+    }
+
+    #[test]
+    fn a_storm_slows_the_rate_to_a_floor_not_to_a_stop() {
+        let mut r = AdaptiveRate::new(64.0, at(0));
+        for s in 0..60 {
+            r.throttled(at(s * 1_000));
+        }
+        assert!((r.current() - 2.0).abs() < 1e-9);
     }
 
     #[test]
@@ -155,7 +182,7 @@ mod tests {
             rate in 1u32..200,
             asks in proptest::collection::vec(0i64..40, 1..600),
         ) {
-            let mut p = Pacer::new(f64::from(rate), at(0));
+            let mut p = Pacer::new(f64::from(rate));
             let mut now = 0i64;
             let mut taken = Vec::new();
             for gap in asks {

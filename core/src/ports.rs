@@ -205,6 +205,60 @@ pub trait CallStore: Send + Sync {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<DueCall>, StoreError>> + Send;
 
+    /// Puts a claimed attempt that was certainly not placed (the API throttled it, or no
+    /// `NEW_OUTBOUND_CALL` came before its watchdog) back to waiting, due at `due_at`, as the
+    /// same attempt.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] unless the call is `DIALING` as `attempt` with no SMA event
+    /// applied in that attempt (an event proves the call was placed).
+    fn release(
+        &self,
+        call_id: &CallId,
+        attempt: Attempt,
+        due_at: Timestamp,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Ends a claimed attempt that can never be placed (the API refused it) as `status`,
+    /// with the reason in `last_error`.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] under the same condition as [`CallStore::release`].
+    fn refuse(
+        &self,
+        call_id: &CallId,
+        attempt: Attempt,
+        status: CallStatus,
+        reason: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Ends a live call the SMA no longer knows (`UpdateSipMediaApplicationCall` answered 404)
+    /// as `LOST`, with the reason.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] unless the call is live as `attempt`.
+    fn lose(
+        &self,
+        call_id: &CallId,
+        attempt: Attempt,
+        reason: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Moves a live call's watchdog to `due_at` (after asking the SMA to end it).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] unless the call is live as `attempt`.
+    fn rearm(
+        &self,
+        call_id: &CallId,
+        attempt: Attempt,
+        due_at: Timestamp,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Keeps an event that no call could be found for, with its raw payload, for inspection.
     ///
     /// # Errors

@@ -81,6 +81,37 @@ impl CallStore for Accepting {
     async fn due_calls(&self, _: u32, _: Timestamp, _: u32) -> Result<Vec<DueCall>, StoreError> {
         Ok(Vec::new())
     }
+    async fn release(
+        &self,
+        _: &CallId,
+        _: Attempt,
+        _: Timestamp,
+        _: Timestamp,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn refuse(
+        &self,
+        _: &CallId,
+        _: Attempt,
+        _: CallStatus,
+        _: &str,
+        _: Timestamp,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn lose(&self, _: &CallId, _: Attempt, _: &str, _: Timestamp) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn rearm(
+        &self,
+        _: &CallId,
+        _: Attempt,
+        _: Timestamp,
+        _: Timestamp,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
     async fn record_orphan(
         &self,
         _: &str,
