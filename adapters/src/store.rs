@@ -695,6 +695,68 @@ impl CallStore for DynamoStore {
         .await
     }
 
+    async fn lease(
+        &self,
+        shard: u32,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut item = key(format!("LEASE#{shard}"), "LEASE");
+        item.extend([
+            ("type".to_owned(), s("lease")),
+            ("owner".to_owned(), s(owner)),
+            ("lease_until".to_owned(), n(until.as_millis())),
+            (EXPIRES_AT.to_owned(), n(until.as_secs() + 3600)),
+        ]);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(
+                "attribute_not_exists(PK) OR #owner = :owner OR lease_until < :now",
+            )
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":now", n(now.as_millis()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    async fn unlease(&self, shard: u32, owner: &str) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("LEASE#{shard}"), "LEASE")))
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
     async fn record_orphan(
         &self,
         transaction_id: &str,

@@ -457,3 +457,37 @@ async fn a_live_call_is_rearmed_or_lost_and_a_finished_one_is_left_alone() {
         Err(StoreError::NotFound)
     ));
 }
+
+#[tokio::test]
+async fn a_shard_lease_has_one_holder_until_it_runs_out_or_is_given_up() {
+    let (store, _) = store().await;
+    let later = |s| T0.plus(Duration::from_secs(s));
+    assert!(store.lease(0, "a", T0, later(20)).await.unwrap());
+    assert!(
+        !store.lease(0, "b", later(5), later(25)).await.unwrap(),
+        "a holds it"
+    );
+    assert!(
+        store.lease(0, "a", later(5), later(25)).await.unwrap(),
+        "a renews"
+    );
+    assert!(
+        store.lease(1, "b", later(5), later(25)).await.unwrap(),
+        "another shard is free"
+    );
+    assert!(!store.lease(0, "b", later(24), later(44)).await.unwrap());
+    assert!(
+        store.lease(0, "b", later(26), later(46)).await.unwrap(),
+        "a died: b takes over"
+    );
+    store.unlease(0, "a").await.unwrap();
+    assert!(
+        !store.lease(0, "a", later(27), later(47)).await.unwrap(),
+        "a stale holder cannot give it up"
+    );
+    store.unlease(0, "b").await.unwrap();
+    assert!(
+        store.lease(0, "a", later(27), later(47)).await.unwrap(),
+        "given up: free at once"
+    );
+}

@@ -259,6 +259,30 @@ pub trait CallStore: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Takes or renews the lease on dispatch shard `shard` for `owner` until `until`: granted
+    /// when nobody holds it, when `owner` already does, or when the holder's lease ran out
+    /// (the holder died). Returns whether `owner` holds it now.
+    ///
+    /// # Errors
+    /// Only transport and throttling errors; a lease held by someone else is `Ok(false)`.
+    fn lease(
+        &self,
+        shard: u32,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Gives the lease up if `owner` holds it, so the next dispatcher need not wait it out.
+    ///
+    /// # Errors
+    /// Only transport and throttling errors.
+    fn unlease(
+        &self,
+        shard: u32,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Keeps an event that no call could be found for, with its raw payload, for inspection.
     ///
     /// # Errors

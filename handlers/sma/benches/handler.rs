@@ -112,6 +112,12 @@ impl CallStore for Accepting {
     ) -> Result<(), StoreError> {
         Ok(())
     }
+    async fn lease(&self, _: u32, _: &str, _: Timestamp, _: Timestamp) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+    async fn unlease(&self, _: u32, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
     async fn record_orphan(
         &self,
         _: &str,

@@ -22,7 +22,7 @@ use outdial_core::lifecycle::{CallStatus, EndRequest};
 use outdial_core::pacing::{AdaptiveRate, Pacer};
 use outdial_core::ports::{CallStore, DialError, Dialer, DueCall, StoreError};
 use outdial_core::record::{Campaign, CampaignStatus};
-use outdial_core::time::Clock;
+use outdial_core::time::{Clock, Timestamp};
 use tracing::{info, warn};
 
 /// How the dispatcher paces and watches.
@@ -62,6 +62,37 @@ pub struct Tick {
     /// Set when pacing stopped the tick: how long until the next dial is allowed.
     pub paced_for: Option<Duration>,
 }
+
+impl Tick {
+    /// Whether the tick changed anything (a dial, a release, a watchdog action).
+    #[must_use]
+    pub fn did_work(&self) -> bool {
+        self.dialed
+            + self.throttled
+            + self.refused
+            + self.unknown
+            + self.requeued
+            + self.hung_up
+            + self.lost
+            > 0
+    }
+
+    fn absorb(&mut self, other: &Tick) {
+        self.dialed += other.dialed;
+        self.throttled += other.throttled;
+        self.refused += other.refused;
+        self.unknown += other.unknown;
+        self.requeued += other.requeued;
+        self.hung_up += other.hung_up;
+        self.lost += other.lost;
+    }
+}
+
+/// How long a dispatcher's lease on its shard lasts; it renews it well before.
+pub const LEASE: Duration = Duration::from_secs(20);
+const RENEW_EVERY: Duration = Duration::from_secs(5);
+/// How long a dispatcher with nothing to do waits before looking again.
+const IDLE_POLL: Duration = Duration::from_millis(250);
 
 struct Pacing {
     account: Pacer,
@@ -119,6 +150,48 @@ impl<S: CallStore, D: Dialer> Dispatcher<S, D> {
 
     fn lock_pacing(&self) -> std::sync::MutexGuard<'_, Pacing> {
         self.pacing.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Dispatches `shard` until `until`, holding its lease so that one dispatcher runs per
+    /// shard; returns what it did, or `None` when another dispatcher holds the lease.
+    ///
+    /// # Errors
+    /// When the store cannot be reached; the lease then runs out and another dispatcher
+    /// takes the shard over.
+    pub async fn run(
+        &self,
+        shard: u32,
+        owner: &str,
+        until: Timestamp,
+    ) -> Result<Option<Tick>, StoreError> {
+        let mut now = self.clock.now();
+        if !self.store.lease(shard, owner, now, now.plus(LEASE)).await? {
+            info!(shard, "another dispatcher holds the shard");
+            return Ok(None);
+        }
+        let mut renewed = now;
+        let mut total = Tick::default();
+        while now < until {
+            if now.since(renewed) >= RENEW_EVERY {
+                if !self.store.lease(shard, owner, now, now.plus(LEASE)).await? {
+                    warn!(shard, "lease lost to another dispatcher; stopping");
+                    return Ok(Some(total));
+                }
+                renewed = now;
+            }
+            let tick = self.tick(shard).await?;
+            total.absorb(&tick);
+            let pause = match tick.paced_for {
+                Some(wait) => wait,
+                None if tick.did_work() => Duration::ZERO,
+                None => IDLE_POLL,
+            };
+            tokio::time::sleep(pause.min(until.since(now))).await;
+            now = self.clock.now();
+        }
+        self.store.unlease(shard, owner).await?;
+        info!(shard, dialed = total.dialed, "dispatch run finished");
+        Ok(Some(total))
     }
 
     /// One pass over the due entries of `shard`.

@@ -190,3 +190,46 @@ async fn unknown_answers_from_the_api_never_dial_an_attempt_twice() {
     assert_all_right(&finals, &report);
     assert!(tick.unknown > 0 && tick.requeued > 0, "{tick:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_dispatchers_on_one_shard_never_both_dispatch() {
+    let endpoint = shared_endpoint().unwrap();
+    let ddb = client(&endpoint);
+    let store = DynamoStore::new(ddb.clone(), fresh_table(&ddb, "lease").await.unwrap(), 1);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let sim = Simulator::start(
+        SimConfig::default(),
+        "sma-local",
+        Arc::new(InProcess(Arc::new(SmaHandler::new(
+            store.clone(),
+            clock.clone(),
+            SmaSettings::default(),
+        )))),
+    )
+    .await
+    .unwrap();
+    let make = || {
+        Dispatcher::new(
+            store.clone(),
+            ChimeDialer::new(voice_client(&sim.endpoint()), "sma-local"),
+            Arc::clone(&clock),
+            Settings::default(),
+        )
+    };
+    let (first, second) = (make(), make());
+    let until = clock.now().plus(Duration::from_millis(600));
+    let (a, b) = tokio::join!(first.run(0, "first", until), second.run(0, "second", until));
+    let held = [a.unwrap(), b.unwrap()]
+        .iter()
+        .filter(|r| r.is_some())
+        .count();
+    assert_eq!(held, 1, "exactly one dispatcher held the shard");
+    // Given back at the end: the next run takes it at once.
+    assert!(
+        first
+            .run(0, "third", clock.now().plus(Duration::from_millis(50)))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
