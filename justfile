@@ -31,7 +31,8 @@ test: setup
     if [ -f infra/package.json ]; then npm test --prefix infra; fi
 
 # The SMA handler's work per event (store faked), the release binary's start-up to its first
-# answered event, and its stripped size.
+# answered event, its stripped size, and the dispatcher's dial rate at 10, 50 and 100 calls per
+# second through the PSTN simulator.
 #
 # Run the benchmarks.
 bench:
@@ -39,6 +40,8 @@ bench:
     cargo build --release -p outdial-sma
     OUTDIAL_SMA_BIN="{{justfile_directory()}}/target/release/outdial-sma" cargo bench -p outdial-sma --bench startup
     @echo "outdial-sma release binary: $(stat -c %s target/release/outdial-sma) bytes (stripped)"
+    cargo build --release -p outdial-cli
+    for cps in 10 50 100; do target/release/outdial bench dial --cps $cps --seconds 30 --json | tail -n 1; done
 
 # Format the code.
 fmt:

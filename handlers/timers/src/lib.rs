@@ -91,6 +91,8 @@ impl Tick {
 /// How long a dispatcher's lease on its shard lasts; it renews it well before.
 pub const LEASE: Duration = Duration::from_secs(20);
 const RENEW_EVERY: Duration = Duration::from_secs(5);
+/// The longest a tick waits for a pacing slot before ending and leaving the wait to its caller.
+const MAX_INLINE_WAIT: Duration = Duration::from_secs(1);
 /// How long a dispatcher with nothing to do waits before looking again.
 const IDLE_POLL: Duration = Duration::from_millis(250);
 
@@ -264,22 +266,12 @@ impl<S: CallStore, D: Dialer> Dispatcher<S, D> {
         if campaign.status != CampaignStatus::Active {
             return Ok(Dialed::Skipped);
         }
-        let now = self.clock.now();
-        {
-            let mut pacing = self.lock_pacing();
-            let Pacing {
-                account, campaigns, ..
-            } = &mut *pacing;
-            let own = campaigns
-                .entry(campaign.id.clone())
-                .or_insert_with(|| Pacer::new(campaign.pacing.calls_per_second));
-            if let Err(wait) = own.take(now) {
-                return Ok(Dialed::Paced(wait));
-            }
-            if let Err(wait) = account.take(now) {
-                return Ok(Dialed::Paced(wait));
-            }
+        // A slot more than a second away ends the tick; the caller waits.
+        let wait = self.pacing_wait(&campaign, self.clock.now(), false);
+        if wait > MAX_INLINE_WAIT {
+            return Ok(Dialed::Paced(wait));
         }
+        let now = self.clock.now();
         let claimed = match self
             .store
             .claim(
@@ -303,6 +295,15 @@ impl<S: CallStore, D: Dialer> Dispatcher<S, D> {
             if let Ok(vars) = serde_json::to_string(&claimed.vars) {
                 arguments.insert("vars".to_owned(), vars);
             }
+        }
+        // The slot is taken right before the request goes out, so the spacing the API sees is
+        // the pacer's, not stretched or squeezed by the claim's latency.
+        loop {
+            let wait = self.pacing_wait(&campaign, self.clock.now(), true);
+            if wait.is_zero() {
+                break;
+            }
+            tokio::time::sleep(wait).await;
         }
         match self
             .dialer
@@ -368,6 +369,24 @@ impl<S: CallStore, D: Dialer> Dispatcher<S, D> {
                 Ok(Dialed::Placed)
             }
         }
+    }
+
+    /// How long until both the campaign's pacer and the account's allow a dial; with `take`
+    /// and no wait, the slot is taken.
+    fn pacing_wait(&self, campaign: &Campaign, now: Timestamp, take: bool) -> Duration {
+        let mut pacing = self.lock_pacing();
+        let Pacing {
+            account, campaigns, ..
+        } = &mut *pacing;
+        let own = campaigns
+            .entry(campaign.id.clone())
+            .or_insert_with(|| Pacer::new(campaign.pacing.calls_per_second));
+        let wait = own.ready_in(now).max(account.ready_in(now));
+        if take && wait.is_zero() {
+            own.mark(now);
+            account.mark(now);
+        }
+        wait
     }
 
     async fn watch(&self, due: &DueCall, tick: &mut Tick) -> Result<(), StoreError> {

@@ -144,6 +144,10 @@ pub struct Report {
     pub double_dials: u32,
     /// Calls the Create API accepted in each second of the run, from the first.
     pub placed_per_second: Vec<u32>,
+    /// The most calls accepted within any one-second window (sliding, not calendar seconds).
+    pub max_in_any_second: u32,
+    /// Seconds from the first accepted call to the last.
+    pub placing_span_s: f64,
     pub create_requests: u64,
     pub throttled: u64,
 }
@@ -292,7 +296,24 @@ impl Simulator {
             }
             placed_per_second[second] += 1;
         }
+        let mut times: Vec<Instant> = shared.placed.iter().map(|(at, ..)| *at).collect();
+        times.sort();
+        let mut max_in_any_second = 0;
+        let mut start = 0;
+        for (end, at) in times.iter().enumerate() {
+            while at.duration_since(times[start]) >= Duration::from_secs(1) {
+                start += 1;
+            }
+            max_in_any_second =
+                max_in_any_second.max(u32::try_from(end - start + 1).unwrap_or(u32::MAX));
+        }
+        let placing_span_s = match (times.first(), times.last()) {
+            (Some(first), Some(last)) => last.duration_since(*first).as_secs_f64(),
+            _ => 0.0,
+        };
         Report {
+            max_in_any_second,
+            placing_span_s,
             calls: shared.calls.values().cloned().collect(),
             violations: shared.violations.clone(),
             placed_per_number,

@@ -1,0 +1,32 @@
+//! `outdial bench dial` keeps its interface: one JSON object as the last line, with the
+//! figures scripts read.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
+
+use std::process::Command;
+
+#[test]
+fn bench_dial_prints_its_figures_as_one_json_line_and_never_exceeds_the_rate() {
+    let out = Command::new(env!("CARGO_BIN_EXE_outdial"))
+        .args(["bench", "dial", "--cps", "20", "--seconds", "1", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    for key in [
+        "target_cps",
+        "achieved_cps",
+        "max_in_one_second",
+        "calls",
+        "double_dials",
+    ] {
+        assert!(last.get(key).is_some(), "{key} missing: {last}");
+    }
+    assert_eq!(last["calls"], 20);
+    assert_eq!(last["double_dials"], 0);
+    assert!(last["max_in_one_second"].as_u64().unwrap() <= 20, "{last}");
+}
