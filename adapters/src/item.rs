@@ -66,8 +66,15 @@ pub fn due_key(at: Timestamp, id: &CallId) -> String {
 /// always lands on the same shard whatever process computes it.
 #[must_use]
 pub fn shard_of(id: &CallId, shards: u32) -> u32 {
+    shard_of_key(id.as_str(), shards)
+}
+
+/// The dispatch shard of any item with due work (a call, or a campaign waiting for a sweep),
+/// by a stable hash (FNV-1a) of its id.
+#[must_use]
+pub fn shard_of_key(id: &str, shards: u32) -> u32 {
     let mut hash: u32 = 0x811c_9dc5;
-    for b in id.as_str().bytes() {
+    for b in id.bytes() {
         hash ^= u32::from(b);
         hash = hash.wrapping_mul(0x0100_0193);
     }

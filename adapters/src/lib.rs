@@ -8,8 +8,10 @@
 //! - [`config`]: configuration from the environment, and SDK clients with the right deadlines;
 //! - [`clock`]: the system clock.
 
+pub mod admin;
 pub mod clock;
 pub mod config;
+pub mod counters;
 pub mod dialer;
 pub mod item;
 pub mod store;

@@ -21,8 +21,15 @@
 //! - [`record`]: campaigns and calls as the store keeps them.
 //! - [`ports`]: the traits the adapters implement (the call store), with what an
 //!   implementation must return.
+//! - [`admin`]: the API's port: campaigns' lifecycle, contacts appended, the do-not-call list
+//!   and idempotency records.
+//! - [`counters`]: a campaign's counters and how a call's change moves them (the stream
+//!   handler keeps them, the API shows them, the dispatcher's concurrency cap reads them).
+//! - [`window`]: calling windows in the contact's time zone.
 
+pub mod admin;
 pub mod contract;
+pub mod counters;
 pub mod ids;
 pub mod lifecycle;
 pub mod pacing;
@@ -32,3 +39,4 @@ pub mod retry;
 pub mod script;
 pub mod sip;
 pub mod time;
+pub mod window;

@@ -12,4 +12,5 @@
 pub mod dynamodb;
 pub mod runtime_api;
 pub mod sim;
+pub mod streams;
 pub mod tables;

@@ -1,0 +1,1 @@
+//! Campaign counters on DynamoDB: the `COUNTERS` item the stream handler keeps.

@@ -1,0 +1,2 @@
+//! The API's port: campaigns' lifecycle, contacts appended, the do-not-call list and
+//! idempotency records.

@@ -1,0 +1,1 @@
+//! Calling windows: when a contact may be called, in their time zone.

@@ -1,0 +1,1 @@
+//! DynamoDB Local's stream, delivered to the stream handler as Lambda delivers it.
