@@ -107,6 +107,8 @@ struct CampaignSpec {
     script: Script,
     #[serde(default)]
     limits: Limits,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    window: Option<outdial_core::window::CallingWindow>,
 }
 
 /// Reads attributes of one item, naming the item in every error.
@@ -245,6 +247,9 @@ pub fn new_call_item(campaign: &Campaign, call: &NewCall, shards: u32) -> Item {
             n(campaign.created_at.as_secs() + RETENTION_SECS),
         ),
     ]);
+    if let Some(tz) = &call.tz {
+        item.insert("tz".to_owned(), s(tz.as_str()));
+    }
     if !call.vars.is_empty() {
         item.insert(
             "vars".to_owned(),
@@ -288,6 +293,7 @@ pub fn call_from_item(item: &Item) -> Result<CallRecord, StoreError> {
         to: r.parsed("to", E164::parse)?,
         from: r.parsed("from", E164::parse)?,
         vars: r.string_map("vars")?,
+        tz: r.opt_s("tz")?.map(str::to_owned),
         status: r.parsed("status", CallStatus::from_str)?,
         attempt,
         last_event,
@@ -320,6 +326,7 @@ pub fn campaign_item(c: &Campaign) -> Result<Item, StoreError> {
         pacing: c.pacing,
         script: c.script.clone(),
         limits: c.limits,
+        window: c.window.clone(),
     };
     let spec = serde_json::to_string(&spec).map_err(|e| StoreError::Other(Box::new(e)))?;
     let mut item = key(campaign_pk(&c.id), CAMPAIGN_SK);
@@ -353,6 +360,7 @@ pub fn campaign_from_item(item: &Item) -> Result<Campaign, StoreError> {
         pacing: spec.pacing,
         script: spec.script,
         limits: spec.limits,
+        window: spec.window,
         created_at: r.timestamp("created_at")?.unwrap_or(Timestamp::EPOCH),
         contacts: r.n("contacts")?,
     })
@@ -375,6 +383,7 @@ mod tests {
             )
             .unwrap(),
             limits: Limits::default(),
+            window: None,
             created_at: Timestamp::from_millis(1_900_000_000_000),
             contacts: 1,
         }
@@ -383,6 +392,7 @@ mod tests {
     #[test]
     fn a_new_call_reads_back_as_queued_and_due() {
         let call = NewCall {
+            tz: None,
             id: CallId::parse("call_1").unwrap(),
             to: E164::parse("+15555550100").unwrap(),
             vars: BTreeMap::from([("name".to_owned(), "Ada".to_owned())]),

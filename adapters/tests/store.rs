@@ -38,6 +38,7 @@ fn campaign(contacts: u64) -> Campaign {
         script: serde_json::from_str(r#"{"start": "bye", "steps": {"bye": {"say": "Goodbye."}}}"#)
             .unwrap(),
         limits: Limits::default(),
+        window: None,
         created_at: T0,
         contacts,
     }
@@ -46,6 +47,7 @@ fn campaign(contacts: u64) -> Campaign {
 fn calls(n: usize) -> Vec<NewCall> {
     (0..n)
         .map(|i| NewCall {
+            tz: None,
             id: CallId::random(),
             to: E164::parse(&format!("+1555555{i:04}")).unwrap(),
             vars: BTreeMap::from([("name".to_owned(), format!("contact {i}"))]),

@@ -64,6 +64,7 @@ pub async fn dial(cps: u32, seconds: u32) -> anyhow::Result<DialBench> {
         },
         script: serde_json::from_str(SCRIPT)?,
         limits: Limits::default(),
+        window: None,
         created_at: clock.now(),
         contacts: 0,
     };
@@ -71,6 +72,7 @@ pub async fn dial(cps: u32, seconds: u32) -> anyhow::Result<DialBench> {
     let calls: Vec<NewCall> = (0..total)
         .map(|i| {
             Ok(NewCall {
+                tz: None,
                 id: CallId::random(),
                 to: E164::parse(&format!("+1555{i:07}"))?,
                 vars: BTreeMap::new(),

@@ -66,6 +66,7 @@ pub async fn replay(
         pacing: Pacing::default(),
         script: serde_json::from_str(DEFAULT_SCRIPT)?,
         limits: Limits::default(),
+        window: None,
         created_at: clock.now(),
         contacts: 1,
     };
@@ -74,6 +75,7 @@ pub async fn replay(
     let mut item = new_call_item(
         &campaign,
         &NewCall {
+            tz: None,
             id: call_id.clone(),
             to,
             vars,

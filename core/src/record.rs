@@ -13,6 +13,7 @@ use crate::lifecycle::{CallState, CallStatus, EndRequest, Outcome};
 use crate::retry::RetryPolicy;
 use crate::script::Script;
 use crate::time::Timestamp;
+use crate::window::CallingWindow;
 
 /// The most per-contact template variables a call may carry, and their total size: they
 /// travel in the SMA's `ArgumentsMap` and `TransactionAttributes`, which are small.
@@ -115,6 +116,8 @@ pub struct Campaign {
     pub script: Script,
     /// Watchdog deadlines.
     pub limits: Limits,
+    /// When contacts may be called, in their time zone; `None` means at any time.
+    pub window: Option<CallingWindow>,
     pub created_at: Timestamp,
     /// Contacts written with the campaign.
     pub contacts: u64,
@@ -129,6 +132,9 @@ pub struct NewCall {
     pub vars: BTreeMap<String, String>,
     /// When the first attempt is due.
     pub due_at: Timestamp,
+    /// The contact's IANA time zone, when the contact list gave one; otherwise the calling
+    /// window derives it from the number or uses the campaign's.
+    pub tz: Option<String>,
 }
 
 /// A call as stored: the contact, where it stands, and what the SMA last told us.
@@ -139,6 +145,8 @@ pub struct CallRecord {
     pub to: E164,
     pub from: E164,
     pub vars: BTreeMap<String, String>,
+    /// The contact's IANA time zone, when the contact list gave one.
+    pub tz: Option<String>,
     pub status: CallStatus,
     pub attempt: Attempt,
     /// The attempt and `Sequence` of the last SMA event applied: a repeat of exactly this

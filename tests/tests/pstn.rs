@@ -120,12 +120,14 @@ async fn run(
         pacing: Pacing::default(),
         script: serde_json::from_str(SCRIPT).unwrap(),
         limits: Limits::default(),
+        window: None,
         created_at: clock.now(),
         contacts: 0,
     };
     let calls: Vec<NewCall> = scenarios()
         .iter()
         .map(|(to, ..)| NewCall {
+            tz: None,
             id: CallId::random(),
             to: E164::parse(to).unwrap(),
             vars: BTreeMap::from([("name".to_owned(), "Ada".to_owned())]),

@@ -141,6 +141,7 @@ fn store() -> Accepting {
         pacing: Pacing::default(),
         script: serde_json::from_str(SCRIPT).unwrap_or_else(|e| panic!("{e}")),
         limits: Limits::default(),
+        window: None,
         created_at: t0,
         contacts: 1,
     };
@@ -150,6 +151,7 @@ fn store() -> Accepting {
         to: E164::parse("+15555550100").unwrap_or_else(|_| unreachable!()),
         from: campaign.from.clone(),
         vars: BTreeMap::new(),
+        tz: None,
         status: CallStatus::Answered,
         attempt: Attempt::FIRST,
         last_event: None,

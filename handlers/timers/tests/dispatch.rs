@@ -72,6 +72,7 @@ async fn campaign(
         },
         script: serde_json::from_str(SCRIPT).unwrap(),
         limits: Limits::default(),
+        window: None,
         created_at: clock.now(),
         contacts: 0,
     };
@@ -84,6 +85,7 @@ async fn campaign(
             by_number.insert(to.clone(), c);
             expected.insert(to.clone(), status);
             NewCall {
+                tz: None,
                 id: CallId::random(),
                 to: E164::parse(&to).unwrap(),
                 vars: BTreeMap::new(),

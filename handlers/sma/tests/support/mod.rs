@@ -60,6 +60,7 @@ impl Harness {
             pacing: Pacing::default(),
             script: serde_json::from_str(script).expect("script"),
             limits: Limits::default(),
+            window: None,
             created_at: T0,
             contacts: 0,
         };
@@ -87,6 +88,7 @@ impl Harness {
             store,
             &self.campaign,
             &[NewCall {
+                tz: None,
                 id: id.clone(),
                 to: E164::parse(to).unwrap(),
                 vars: vars.clone(),
