@@ -1,1 +1,756 @@
 //! A campaign's counters, and how one change of a call item moves them.
+//!
+//! The stream handler sees every write to a call item as a pair of images (before and after)
+//! and turns the pair into a [`CampaignCounters`] delta with [`delta`]. A delta depends on
+//! nothing but the pair, so deltas add up: a batch of a hundred changes becomes one sum per
+//! campaign, written in one `UpdateItem`. What keeps the sum exact when the stream delivers a
+//! change twice is the handler's watermark per stream shard ([`CounterStore::apply`]); the
+//! rules of each counter are here, pure, and the analytics contract (`docs/analytics.md`)
+//! states them for consumers who compute their own.
+//!
+//! The rules, for a change from `old` to `new` (`None` before an insert or after a removal):
+//! - `by_status`: calls in each status now: +1 for the new status, -1 for the old one. A
+//!   removal (the item's TTL, 90 days on) changes nothing: counters describe the campaign's
+//!   history, not what the table still holds.
+//! - `live`: concurrency slots held. The dispatcher's claim adds one in the same transaction
+//!   that sets `slot` on the call; the change that removes `slot` gives it back here.
+//! - `placed`: attempts that reached the SMA: the change that applied the first SMA event of
+//!   an attempt (`seq_attempt` appears or grows).
+//! - `answered`: attempts answered (`answered` becomes true within an attempt); with it,
+//!   `answer_wait_ms` adds `answered_at - dialed_at` when both are known.
+//! - `outcomes`: attempts ended, by how. An attempt ends when a live call (`DIALING`,
+//!   `RINGING`, `ANSWERED`) stops being live, except when the watchdog releases a dial that
+//!   was never placed: the call goes back to waiting (`QUEUED`, or `RETRY_WAIT` for a later
+//!   attempt) as the same attempt. The key is the terminal status, or for a retried attempt
+//!   (`RETRY_WAIT` with the next attempt number) the `outcome` it ended with. With it,
+//!   `talk_ms` adds `ended_at - answered_at` for an answered attempt.
+//! - `script_outcomes`: calls by what their script concluded, the latest conclusion within an
+//!   attempt counting (a change from `confirmed` to `transferred` moves one call from one to
+//!   the other).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::ops::AddAssign;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{Attempt, CallId, CampaignId, Sequence};
+use crate::lifecycle::{CallStatus, Outcome};
+use crate::ports::{HistoryEntry, StoreError};
+use crate::time::Timestamp;
+
+/// A campaign's counters, or a change to them: the fields are signed so that a delta (with its
+/// -1s) is the same type as the totals it is added to. Maps never hold zero entries, so two
+/// counters that count the same are equal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignCounters {
+    /// Calls written for the campaign (the API adds them; the stream handler never does).
+    pub contacts: i64,
+    /// Concurrency slots held: calls claimed for dialing that have not ended yet.
+    pub live: i64,
+    /// Calls currently in each status.
+    pub by_status: BTreeMap<CallStatus, i64>,
+    /// Attempts that reached the SMA.
+    pub placed: i64,
+    /// Attempts answered.
+    pub answered: i64,
+    /// Attempts ended, by the status they ended in (or, for a retried attempt, the status its
+    /// outcome stands for).
+    pub outcomes: BTreeMap<CallStatus, i64>,
+    /// Calls by their script's outcome, keyed by [`script_key`].
+    pub script_outcomes: BTreeMap<String, i64>,
+    /// Talk time of answered attempts that ended, in milliseconds.
+    pub talk_ms: i64,
+    /// Time from dial to answer of answered attempts, in milliseconds.
+    pub answer_wait_ms: i64,
+}
+
+impl CampaignCounters {
+    /// Calls in `status`.
+    #[must_use]
+    pub fn status(&self, status: CallStatus) -> i64 {
+        self.by_status.get(&status).copied().unwrap_or(0)
+    }
+
+    /// Attempts that ended as `status`.
+    #[must_use]
+    pub fn outcome(&self, status: CallStatus) -> i64 {
+        self.outcomes.get(&status).copied().unwrap_or(0)
+    }
+
+    /// Calls in a terminal status.
+    #[must_use]
+    pub fn terminal(&self) -> i64 {
+        self.by_status
+            .iter()
+            .filter(|(status, _)| status.is_terminal())
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Calls holding a concurrency slot, as the dispatcher's cap counts them (never below 0).
+    #[must_use]
+    pub fn in_flight(&self) -> u64 {
+        u64::try_from(self.live).unwrap_or(0)
+    }
+
+    /// Every contact of the campaign has reached a terminal status.
+    #[must_use]
+    pub fn is_complete(&self) -> bool {
+        self.contacts > 0 && self.terminal() == self.contacts
+    }
+
+    /// Nothing counted (for a delta: the change moves no counter).
+    #[must_use]
+    pub fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
+
+    fn bump<K: Ord>(map: &mut BTreeMap<K, i64>, key: K, by: i64) {
+        let entry = map.entry(key).or_insert(0);
+        *entry += by;
+        if *entry == 0 {
+            map.retain(|_, v| *v != 0);
+        }
+    }
+}
+
+impl AddAssign<&CampaignCounters> for CampaignCounters {
+    fn add_assign(&mut self, other: &CampaignCounters) {
+        self.contacts += other.contacts;
+        self.live += other.live;
+        self.placed += other.placed;
+        self.answered += other.answered;
+        self.talk_ms += other.talk_ms;
+        self.answer_wait_ms += other.answer_wait_ms;
+        for (status, n) in &other.by_status {
+            Self::bump(&mut self.by_status, *status, *n);
+        }
+        for (status, n) in &other.outcomes {
+            Self::bump(&mut self.outcomes, *status, *n);
+        }
+        for (name, n) in &other.script_outcomes {
+            Self::bump(&mut self.script_outcomes, name.clone(), *n);
+        }
+    }
+}
+
+/// The SMA event last applied to a call, as its item records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastEvent {
+    /// `seq_attempt`.
+    pub attempt: Attempt,
+    /// `last_seq`.
+    pub seq: Sequence,
+    /// `last_type`.
+    pub event_type: String,
+}
+
+/// What the stream handler reads from one image of a call item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallFacts {
+    pub id: CallId,
+    pub campaign_id: CampaignId,
+    pub status: CallStatus,
+    pub attempt: Attempt,
+    pub answered: bool,
+    /// Whether the call holds one of its campaign's concurrency slots (`slot`).
+    pub slot: bool,
+    pub last_event: Option<LastEvent>,
+    pub outcome: Option<Outcome>,
+    pub script_outcome: Option<String>,
+    pub dialed_at: Option<Timestamp>,
+    pub answered_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+    /// The item's TTL (epoch seconds), which its event history shares.
+    pub expires_at: Option<i64>,
+}
+
+/// The counter name of a script outcome. Scripts allow 1 to 40 letters, digits, `_` and `-`
+/// (`crate::script`), which this keeps as they are; anything else (an item written by hand)
+/// has other characters replaced by `_` and is cut to 40, so every name stays a short,
+/// plain attribute name.
+#[must_use]
+pub fn script_key(outcome: &str) -> String {
+    let key: String = outcome
+        .chars()
+        .take(40)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if key.is_empty() { "_".to_owned() } else { key }
+}
+
+/// How one change of a call item moves its campaign's counters (`None` before an insert and
+/// after a removal). The rules are in the module documentation.
+#[must_use]
+pub fn delta(old: Option<&CallFacts>, new: Option<&CallFacts>) -> CampaignCounters {
+    let mut d = CampaignCounters::default();
+    let Some(new) = new else {
+        // A removal is the TTL expiring the item: the history it counted stands. Only a slot
+        // still held (a call that expired while live) is given back.
+        if old.is_some_and(|o| o.slot) {
+            d.live = -1;
+        }
+        return d;
+    };
+    match old {
+        None => CampaignCounters::bump(&mut d.by_status, new.status, 1),
+        Some(o) if o.status != new.status => {
+            CampaignCounters::bump(&mut d.by_status, o.status, -1);
+            CampaignCounters::bump(&mut d.by_status, new.status, 1);
+        }
+        Some(_) => {}
+    }
+    if old.is_some_and(|o| o.slot) && !new.slot {
+        d.live = -1;
+    }
+    let event_attempt = |f: &CallFacts| f.last_event.as_ref().map(|e| e.attempt);
+    if let Some(placed) = event_attempt(new) {
+        if old
+            .and_then(event_attempt)
+            .is_none_or(|before| before < placed)
+        {
+            d.placed = 1;
+        }
+    }
+    let same_attempt = old.is_some_and(|o| o.attempt == new.attempt);
+    if new.answered && !(same_attempt && old.is_some_and(|o| o.answered)) {
+        d.answered = 1;
+        if let (Some(answered), Some(dialed)) = (new.answered_at, new.dialed_at) {
+            d.answer_wait_ms = (answered.as_millis() - dialed.as_millis()).max(0);
+        }
+    }
+    if let Some(o) = old {
+        if let Some(ended_as) = attempt_end(o, new) {
+            CampaignCounters::bump(&mut d.outcomes, ended_as, 1);
+            if new.answered {
+                if let (Some(answered), Some(ended)) = (new.answered_at, new.ended_at) {
+                    d.talk_ms = (ended.as_millis() - answered.as_millis()).max(0);
+                }
+            }
+        }
+    }
+    let old_script = old.and_then(|o| o.script_outcome.as_deref());
+    if new.script_outcome.as_deref() != old_script {
+        if let (Some(before), true) = (old_script, same_attempt) {
+            CampaignCounters::bump(&mut d.script_outcomes, script_key(before), -1);
+        }
+        if let Some(now) = &new.script_outcome {
+            CampaignCounters::bump(&mut d.script_outcomes, script_key(now), 1);
+        }
+    }
+    d
+}
+
+/// The status an attempt ended as, when the change from `old` to `new` ends one.
+fn attempt_end(old: &CallFacts, new: &CallFacts) -> Option<CallStatus> {
+    if !old.status.is_live() || new.status.is_live() {
+        return None;
+    }
+    if new.status.is_terminal() {
+        return Some(new.status);
+    }
+    // Waiting again as the same attempt: the watchdog released a dial that was never placed.
+    if new.attempt == old.attempt {
+        return None;
+    }
+    // Waiting as the next attempt: this one ended as its outcome says. Without an outcome
+    // (never written so) the end cannot be attributed and is not counted.
+    new.outcome.map(Outcome::status)
+}
+
+/// The event-history item a change implies: one per SMA event applied (the change's new
+/// `seq_attempt`/`last_seq` differ from the old ones).
+#[must_use]
+pub fn history(old: Option<&CallFacts>, new: &CallFacts) -> Option<HistoryItem> {
+    let event = new.last_event.as_ref()?;
+    let before = old
+        .and_then(|o| o.last_event.as_ref())
+        .map(|e| (e.attempt, e.seq));
+    if before == Some((event.attempt, event.seq)) {
+        return None;
+    }
+    Some(HistoryItem {
+        call_id: new.id.clone(),
+        campaign_id: new.campaign_id.clone(),
+        entry: HistoryEntry {
+            attempt: event.attempt,
+            seq: event.seq,
+            event_type: event.event_type.clone(),
+            status: new.status,
+            at: new.updated_at,
+        },
+        expires_at: new.expires_at,
+    })
+}
+
+/// One SMA event of a call's history, as the stream handler stores it for `GET /calls/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryItem {
+    pub call_id: CallId,
+    pub campaign_id: CampaignId,
+    pub entry: HistoryEntry,
+    /// The call's TTL: its history expires with it.
+    pub expires_at: Option<i64>,
+}
+
+/// Where a record stands in its stream shard: DynamoDB Streams' `SequenceNumber`, decimal
+/// digits (21 to 40 of them). Positions compare as numbers; the padded form (40 digits) is
+/// what a watermark stores, so that string order, which DynamoDB conditions compare, is
+/// numeric order, and the form the stream gave is what `batchItemFailures` must name.
+#[derive(Clone)]
+pub struct StreamPosition {
+    padded: String,
+    given: String,
+}
+
+/// Why a string is not a stream sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a stream sequence number is 1 to 40 decimal digits, got {0:?}")]
+pub struct StreamPositionError(String);
+
+impl StreamPosition {
+    /// The width positions are padded to.
+    pub const WIDTH: usize = 40;
+
+    /// Parses a `SequenceNumber`, padded or not.
+    ///
+    /// # Errors
+    /// [`StreamPositionError`] when it is empty, longer than 40 digits or not all digits.
+    pub fn parse(raw: &str) -> Result<Self, StreamPositionError> {
+        if raw.is_empty() || raw.len() > Self::WIDTH || !raw.bytes().all(|b| b.is_ascii_digit()) {
+            let shown: String = raw.chars().take(48).collect();
+            return Err(StreamPositionError(shown));
+        }
+        Ok(Self {
+            padded: format!("{raw:0>40}"),
+            given: raw.to_owned(),
+        })
+    }
+
+    /// The padded form, as stored in a watermark.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.padded
+    }
+
+    /// The `SequenceNumber` exactly as the stream gave it (what `batchItemFailures` names).
+    #[must_use]
+    pub fn sequence_number(&self) -> &str {
+        &self.given
+    }
+}
+
+impl PartialEq for StreamPosition {
+    fn eq(&self, other: &Self) -> bool {
+        self.padded == other.padded
+    }
+}
+
+impl Eq for StreamPosition {}
+
+impl std::hash::Hash for StreamPosition {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.padded.hash(state);
+    }
+}
+
+impl PartialOrd for StreamPosition {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for StreamPosition {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.padded.cmp(&other.padded)
+    }
+}
+
+impl fmt::Debug for StreamPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StreamPosition({})", self.given)
+    }
+}
+
+impl fmt::Display for StreamPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.given)
+    }
+}
+
+/// What [`CounterStore::apply`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CounterWrite {
+    /// The delta was added and the watermark moved; the counters as they now are.
+    Applied(CampaignCounters),
+    /// Nothing was written: the shard's watermark is at or past the first record offered (a
+    /// re-delivery). The watermark and the counters as they are, from the same round trip.
+    Behind {
+        watermark: StreamPosition,
+        counters: CampaignCounters,
+    },
+}
+
+/// The records of one campaign in one batch: which shard, the first and last of them, and
+/// when the newest was written (its `ApproximateCreationDateTime`, when the stream gave one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    pub shard: String,
+    pub first: StreamPosition,
+    pub last: StreamPosition,
+    pub written_at: Option<Timestamp>,
+}
+
+/// How long after its last record a shard's watermark is kept. DynamoDB Streams keeps a
+/// record 24 hours, so twice that after the newest record a watermark covers, none of them can
+/// be delivered again and the watermark only takes room (on an item every claim writes).
+pub const WATERMARK_RETENTION: std::time::Duration = std::time::Duration::from_secs(48 * 3600);
+
+/// Where the stream handler keeps counters and the event history.
+pub trait CounterStore: Send + Sync {
+    /// Adds `delta` to the campaign's counters and sets its watermark for `span.shard` to
+    /// `span.last`, in one conditional write that applies only when that watermark is absent
+    /// or below `span.first` (the records of the span are new). Creates the counters when the
+    /// campaign has none yet. It MAY then drop the watermarks of other shards whose newest
+    /// record is more than [`WATERMARK_RETENTION`] older than `span.written_at`.
+    ///
+    /// # Errors
+    /// A failed condition is not an error: it MUST be [`CounterWrite::Behind`] with the stored
+    /// watermark. Transport and throttling errors as [`StoreError`]; on any error nothing was
+    /// applied, or the write landed in full (a timeout), which the watermark then reveals.
+    fn apply(
+        &self,
+        campaign: &CampaignId,
+        span: &Span,
+        delta: &CampaignCounters,
+    ) -> impl Future<Output = Result<CounterWrite, StoreError>> + Send;
+
+    /// Marks an `ACTIVE` campaign `COMPLETED` (with `completed_at = now`); `Ok(false)` when it
+    /// is not active (paused, cancelled, completed already, or unknown).
+    ///
+    /// # Errors
+    /// Transport and throttling errors only; a campaign in another status is `Ok(false)`.
+    fn complete_campaign(
+        &self,
+        campaign: &CampaignId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Writes event-history items. Writing one again MUST leave it as it was (the stream
+    /// delivers a change more than once), so these are plain puts keyed by call, attempt and
+    /// `Sequence`.
+    ///
+    /// # Errors
+    /// When any item could not be written (after retrying what DynamoDB left unprocessed).
+    fn record_history(
+        &self,
+        items: &[HistoryItem],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(status: CallStatus) -> CallFacts {
+        CallFacts {
+            id: CallId::parse("call_1").unwrap(),
+            campaign_id: CampaignId::parse("cmp_1").unwrap(),
+            status,
+            attempt: Attempt::FIRST,
+            answered: false,
+            slot: false,
+            last_event: None,
+            outcome: None,
+            script_outcome: None,
+            dialed_at: None,
+            answered_at: None,
+            ended_at: None,
+            updated_at: Timestamp::from_millis(1_000),
+            expires_at: Some(99),
+        }
+    }
+
+    fn event(mut f: CallFacts, seq: u64, event_type: &str) -> CallFacts {
+        f.last_event = Some(LastEvent {
+            attempt: f.attempt,
+            seq: Sequence::new(seq),
+            event_type: event_type.to_owned(),
+        });
+        f
+    }
+
+    fn sum<'a>(
+        pairs: impl IntoIterator<Item = (Option<&'a CallFacts>, &'a CallFacts)>,
+    ) -> CampaignCounters {
+        let mut total = CampaignCounters::default();
+        for (old, new) in pairs {
+            total += &delta(old, Some(new));
+        }
+        total
+    }
+
+    proptest::proptest! {
+        /// Whatever statuses a call goes through, and however its slot comes and goes, the
+        /// deltas of its changes leave it counted once, in its last status, and give back
+        /// every slot they saw taken.
+        #[test]
+        fn a_call_counts_once_in_its_last_status_whatever_it_went_through(
+            steps in proptest::collection::vec((0..CallStatus::ALL.len(), proptest::bool::ANY), 1..24),
+        ) {
+            let images: Vec<CallFacts> = steps
+                .iter()
+                .map(|(i, slot)| CallFacts { slot: *slot, ..call(CallStatus::ALL[*i]) })
+                .collect();
+            let mut total = delta(None, images.first());
+            for pair in images.windows(2) {
+                total += &delta(Some(&pair[0]), Some(&pair[1]));
+            }
+            let last = &images[images.len() - 1];
+            proptest::prop_assert_eq!(&total.by_status, &BTreeMap::from([(last.status, 1)]));
+            let given_back = images
+                .windows(2)
+                .filter(|p| p[0].slot && !p[1].slot)
+                .count();
+            proptest::prop_assert_eq!(total.live, -i64::try_from(given_back).unwrap());
+        }
+    }
+
+    #[test]
+    fn an_insert_counts_the_call_in_its_status() {
+        let d = delta(None, Some(&call(CallStatus::Queued)));
+        assert_eq!(d.by_status, BTreeMap::from([(CallStatus::Queued, 1)]));
+        assert_eq!(d.placed + d.answered + d.live, 0);
+    }
+
+    #[test]
+    fn an_answered_call_counts_once_from_claim_to_completion() {
+        let queued = call(CallStatus::Queued);
+        let mut dialing = call(CallStatus::Dialing);
+        dialing.slot = true;
+        dialing.dialed_at = Some(Timestamp::from_millis(10_000));
+        let placed = event(dialing.clone(), 1, "NEW_OUTBOUND_CALL");
+        let ringing = event(
+            CallFacts {
+                status: CallStatus::Ringing,
+                ..placed.clone()
+            },
+            2,
+            "RINGING",
+        );
+        let mut answered = event(
+            CallFacts {
+                status: CallStatus::Answered,
+                answered: true,
+                answered_at: Some(Timestamp::from_millis(13_000)),
+                ..ringing.clone()
+            },
+            3,
+            "CALL_ANSWERED",
+        );
+        answered.script_outcome = None;
+        let mut scripted = event(answered.clone(), 4, "DIGITS_RECEIVED");
+        scripted.script_outcome = Some("confirmed".into());
+        let mut ended = event(
+            CallFacts {
+                status: CallStatus::Completed,
+                slot: false,
+                outcome: Some(Outcome::Completed),
+                ended_at: Some(Timestamp::from_millis(43_000)),
+                ..scripted.clone()
+            },
+            5,
+            "HANGUP",
+        );
+        ended.slot = false;
+        let total = sum([
+            (None, &queued),
+            (Some(&queued), &dialing),
+            (Some(&dialing), &placed),
+            (Some(&placed), &ringing),
+            (Some(&ringing), &answered),
+            (Some(&answered), &scripted),
+            (Some(&scripted), &ended),
+        ]);
+        assert_eq!(
+            total.by_status,
+            BTreeMap::from([(CallStatus::Completed, 1)])
+        );
+        // The claim's +1 is the dispatcher's; the stream gives the slot back.
+        assert_eq!(total.live, -1);
+        assert_eq!(total.placed, 1);
+        assert_eq!(total.answered, 1);
+        assert_eq!(total.outcomes, BTreeMap::from([(CallStatus::Completed, 1)]));
+        assert_eq!(
+            total.script_outcomes,
+            BTreeMap::from([("confirmed".into(), 1)])
+        );
+        assert_eq!(total.talk_ms, 30_000);
+        assert_eq!(total.answer_wait_ms, 3_000);
+    }
+
+    #[test]
+    fn a_busy_attempt_that_is_retried_ends_as_busy_and_the_call_waits() {
+        let mut ringing = event(call(CallStatus::Ringing), 2, "RINGING");
+        ringing.slot = true;
+        let retry = CallFacts {
+            status: CallStatus::RetryWait,
+            attempt: Attempt::FIRST.next(),
+            slot: false,
+            outcome: Some(Outcome::Busy),
+            ..event(ringing.clone(), 3, "HANGUP")
+        };
+        let d = delta(Some(&ringing), Some(&retry));
+        assert_eq!(d.outcomes, BTreeMap::from([(CallStatus::Busy, 1)]));
+        assert_eq!(d.live, -1);
+        assert_eq!(
+            d.placed, 0,
+            "the event belongs to an attempt already placed"
+        );
+        assert_eq!(d.answered, 0);
+    }
+
+    #[test]
+    fn a_released_dial_is_not_an_attempt_end_whatever_status_it_waits_in() {
+        for (attempt, waiting) in [(1, CallStatus::Queued), (2, CallStatus::RetryWait)] {
+            let mut dialing = call(CallStatus::Dialing);
+            dialing.attempt = Attempt::new(attempt).unwrap();
+            dialing.slot = true;
+            // A retried call keeps the outcome of the attempt before.
+            dialing.outcome = Some(Outcome::NoAnswer);
+            let released = CallFacts {
+                status: waiting,
+                slot: false,
+                ..dialing.clone()
+            };
+            let d = delta(Some(&dialing), Some(&released));
+            assert!(d.outcomes.is_empty(), "{waiting}: {d:?}");
+            assert_eq!(d.live, -1);
+        }
+    }
+
+    #[test]
+    fn a_lost_answered_call_counts_its_talk_time() {
+        let mut answered = event(call(CallStatus::Answered), 3, "CALL_ANSWERED");
+        answered.answered = true;
+        answered.answered_at = Some(Timestamp::from_millis(5_000));
+        let lost = CallFacts {
+            status: CallStatus::Lost,
+            ended_at: Some(Timestamp::from_millis(65_000)),
+            ..answered.clone()
+        };
+        let d = delta(Some(&answered), Some(&lost));
+        assert_eq!(d.outcomes, BTreeMap::from([(CallStatus::Lost, 1)]));
+        assert_eq!(d.talk_ms, 60_000);
+        assert_eq!(d.answered, 0, "answered was counted when it was answered");
+    }
+
+    #[test]
+    fn a_script_outcome_that_changes_moves_the_call_between_outcomes() {
+        let mut first = event(call(CallStatus::Answered), 4, "DIGITS_RECEIVED");
+        first.answered = true;
+        first.script_outcome = Some("confirmed".into());
+        let second = CallFacts {
+            script_outcome: Some("transferred".into()),
+            ..event(first.clone(), 5, "ACTION_SUCCESSFUL")
+        };
+        let d = delta(Some(&first), Some(&second));
+        assert_eq!(
+            d.script_outcomes,
+            BTreeMap::from([("confirmed".into(), -1), ("transferred".into(), 1)])
+        );
+    }
+
+    #[test]
+    fn a_removal_changes_nothing_but_a_slot_still_held() {
+        let done = call(CallStatus::Completed);
+        assert!(delta(Some(&done), None).is_zero());
+        let mut live = call(CallStatus::Ringing);
+        live.slot = true;
+        assert_eq!(delta(Some(&live), None).live, -1);
+    }
+
+    #[test]
+    fn a_write_that_changes_nothing_counted_is_a_zero_delta() {
+        let mut ringing = event(call(CallStatus::Ringing), 2, "RINGING");
+        ringing.slot = true;
+        let rearmed = CallFacts {
+            updated_at: Timestamp::from_millis(9_000),
+            ..ringing.clone()
+        };
+        assert!(delta(Some(&ringing), Some(&rearmed)).is_zero());
+    }
+
+    #[test]
+    fn deltas_of_a_round_trip_cancel_and_leave_no_zero_entries() {
+        let queued = call(CallStatus::Queued);
+        let dialing = call(CallStatus::Dialing);
+        let mut total = delta(Some(&queued), Some(&dialing));
+        total += &delta(Some(&dialing), Some(&queued));
+        assert!(total.is_zero(), "{total:?}");
+    }
+
+    #[test]
+    fn history_is_written_only_for_changes_that_applied_an_sma_event() {
+        let dialing = call(CallStatus::Dialing);
+        let placed = event(dialing.clone(), 1, "NEW_OUTBOUND_CALL");
+        let item = history(Some(&dialing), &placed).unwrap();
+        assert_eq!(item.entry.seq, Sequence::new(1));
+        assert_eq!(item.entry.event_type, "NEW_OUTBOUND_CALL");
+        assert_eq!(item.entry.status, CallStatus::Dialing);
+        assert_eq!(item.expires_at, Some(99));
+        let rearmed = CallFacts {
+            updated_at: Timestamp::from_millis(2_000),
+            ..placed.clone()
+        };
+        assert_eq!(history(Some(&placed), &rearmed), None);
+    }
+
+    #[test]
+    fn completion_needs_every_contact_terminal() {
+        let mut c = CampaignCounters {
+            contacts: 2,
+            ..CampaignCounters::default()
+        };
+        c.by_status.insert(CallStatus::Completed, 1);
+        c.by_status.insert(CallStatus::RetryWait, 1);
+        assert!(!c.is_complete());
+        c.by_status.remove(&CallStatus::RetryWait);
+        c.by_status.insert(CallStatus::Busy, 1);
+        assert!(c.is_complete());
+        assert!(!CampaignCounters::default().is_complete());
+    }
+
+    #[test]
+    fn script_keys_keep_valid_names_and_tame_the_rest() {
+        assert_eq!(script_key("no_input"), "no_input");
+        assert_eq!(script_key("call-back"), "call-back");
+        assert_eq!(script_key("a b.c"), "a_b_c");
+        assert_eq!(script_key(""), "_");
+        assert_eq!(script_key(&"x".repeat(50)).len(), 40);
+    }
+
+    #[test]
+    fn stream_positions_compare_as_numbers_and_keep_the_form_given() {
+        let short = StreamPosition::parse("900000000000000000001").unwrap();
+        let long = StreamPosition::parse("1000000000000000000001").unwrap();
+        assert!(short < long);
+        assert_eq!(short.as_str().len(), StreamPosition::WIDTH);
+        assert_eq!(short.to_string(), "900000000000000000001");
+        let padded = StreamPosition::parse("000000000000000000068").unwrap();
+        assert_eq!(padded, StreamPosition::parse("68").unwrap());
+        assert_eq!(padded.sequence_number(), "000000000000000000068");
+        assert!(StreamPosition::parse("12a").is_err());
+        assert!(StreamPosition::parse("").is_err());
+        assert!(StreamPosition::parse(&"1".repeat(41)).is_err());
+    }
+}

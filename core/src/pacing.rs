@@ -77,6 +77,91 @@ impl Pacer {
     pub fn mark(&mut self, now: Timestamp) {
         self.last_us = Some(now.as_millis().saturating_mul(1000));
     }
+
+    /// The earliest instant at or after `now_us` (microseconds since the epoch) that this
+    /// pacer allows an event.
+    fn next_us(&self, now_us: i64) -> i64 {
+        self.last_us.map_or(now_us, |last| {
+            last.saturating_add(i64::try_from(self.interval_us).unwrap_or(i64::MAX))
+                .max(now_us)
+        })
+    }
+}
+
+/// Books the next event on every pacer at once: the earliest instant at or after `now` that
+/// all of them allow, recorded as taken on each. Returns how long after `now` it is, so a
+/// dispatcher can prepare a dial ahead (claim it) and send it exactly on its slot; the slots
+/// it books keep the same spacing as events taken one by one with [`Pacer::take`].
+pub fn reserve(pacers: &mut [&mut Pacer], now: Timestamp) -> Duration {
+    let now_us = now.as_millis().saturating_mul(1000);
+    let at = pacers
+        .iter()
+        .map(|p| p.next_us(now_us))
+        .max()
+        .unwrap_or(now_us);
+    for p in pacers.iter_mut() {
+        p.last_us = Some(at);
+    }
+    Duration::from_micros(u64::try_from(at.saturating_sub(now_us)).unwrap_or(0))
+}
+
+/// The guard on the sends themselves: however late some dials go out (a busy machine wakes a
+/// task late, and a late dial then goes out beside an on-time one), no window of one second
+/// plus [`SEND_GUARD`] holds more sends than the rate allows, so no second at the API does,
+/// whatever the way there adds (up to the guard). Times are microseconds on any monotonic
+/// clock the caller keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendWindow {
+    capacity: usize,
+    sent: std::collections::VecDeque<u64>,
+}
+
+/// How much the window exceeds a second: the spread of the sends' way to the API it covers.
+pub const SEND_GUARD: Duration = Duration::from_millis(10);
+
+fn capacity(rate: f64) -> usize {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let whole = rate.max(0.0).floor() as usize;
+    whole.max(1)
+}
+
+impl SendWindow {
+    /// A window allowing `rate` sends a second (its whole part, at least one).
+    #[must_use]
+    pub fn new(rate: f64) -> Self {
+        Self {
+            capacity: capacity(rate),
+            sent: std::collections::VecDeque::new(),
+        }
+    }
+
+    pub fn set_rate(&mut self, rate: f64) {
+        self.capacity = capacity(rate);
+    }
+
+    fn window_us() -> u64 {
+        u64::try_from((Duration::from_secs(1) + SEND_GUARD).as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// How long after `now_us` one more send keeps every window within the rate (zero: at
+    /// once).
+    #[must_use]
+    pub fn ready_in(&self, now_us: u64) -> Duration {
+        if self.sent.len() < self.capacity {
+            return Duration::ZERO;
+        }
+        let oldest = self.sent[self.sent.len() - self.capacity];
+        Duration::from_micros((oldest + Self::window_us()).saturating_sub(now_us))
+    }
+
+    /// Records a send at `now_us`; call it only when [`SendWindow::ready_in`] says zero.
+    pub fn record(&mut self, now_us: u64) {
+        self.sent.push_back(now_us);
+        let keep = self.capacity.max(1);
+        while self.sent.len() > keep {
+            self.sent.pop_front();
+        }
+    }
 }
 
 /// A rate that halves on throttling and climbs back additively (AIMD), never above its target
@@ -189,6 +274,64 @@ mod tests {
         assert!((r.current() - 45.0).abs() < 1e-9);
         r.recover(at(60_000));
         assert!((r.current() - 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn reserved_slots_are_spaced_like_taken_events_across_pacers() {
+        let mut campaign = Pacer::new(10.0);
+        let mut account = Pacer::new(20.0);
+        let waits: Vec<Duration> = (0..3)
+            .map(|_| reserve(&mut [&mut campaign, &mut account], at(0)))
+            .collect();
+        assert_eq!(
+            waits,
+            [
+                Duration::ZERO,
+                Duration::from_micros(101_000),
+                Duration::from_micros(202_000)
+            ]
+        );
+        // The account pacer saw the slots too: nothing else fits before the last one.
+        assert_eq!(account.ready_in(at(202)), Duration::from_micros(50_500));
+    }
+
+    #[test]
+    fn a_send_window_holds_a_late_send_that_would_crowd_a_second() {
+        let mut w = SendWindow::new(2.0);
+        w.record(0);
+        w.record(600_000);
+        // A third send at 0.9 s would put three in one second.
+        assert_eq!(w.ready_in(900_000), Duration::from_micros(110_000));
+        assert_eq!(w.ready_in(1_010_000), Duration::ZERO);
+        w.record(1_010_000);
+        assert_eq!(w.ready_in(1_100_000), Duration::from_micros(510_000));
+    }
+
+    proptest! {
+        /// Whatever the rate and however bunched the tries, the sends a window lets through
+        /// never put more than the rate into any second plus the guard.
+        #[test]
+        fn no_window_of_a_second_holds_more_sends_than_the_rate(
+            rate in 1u32..120,
+            gaps in proptest::collection::vec(0u64..30_000, 1..800),
+        ) {
+            let mut w = SendWindow::new(f64::from(rate));
+            let mut now = 0u64;
+            let mut sent = Vec::new();
+            for gap in gaps {
+                now += gap;
+                let wait = w.ready_in(now);
+                now += u64::try_from(wait.as_micros()).unwrap();
+                prop_assert_eq!(w.ready_in(now), Duration::ZERO);
+                w.record(now);
+                sent.push(now);
+            }
+            let window = 1_010_000u64;
+            for (i, start) in sent.iter().enumerate() {
+                let inside = sent[i..].iter().take_while(|t| **t < start + window).count();
+                prop_assert!(inside <= rate as usize, "{inside} sends in one window at rate {rate}");
+            }
+        }
     }
 
     proptest! {

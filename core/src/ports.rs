@@ -26,6 +26,9 @@ pub enum StoreError {
     /// The request did not complete within its deadline; it may or may not have been applied.
     #[error("the store did not answer in time")]
     Timeout(#[source] BoxError),
+    /// The campaign already has as many live calls as its `max_concurrent` allows.
+    #[error("the campaign is at its concurrency cap")]
+    AtCapacity,
     /// A stored item could not be read back into a record.
     #[error("stored item {key} is unreadable: {reason}")]
     Corrupt { key: String, reason: String },
@@ -38,7 +41,10 @@ impl StoreError {
     /// Whether trying the same request again later may succeed.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Throttled(_) | Self::Timeout(_) | Self::Other(_))
+        matches!(
+            self,
+            Self::Throttled(_) | Self::Timeout(_) | Self::Other(_) | Self::AtCapacity
+        )
     }
 }
 
@@ -96,14 +102,37 @@ pub enum Applied {
     Mismatch(Box<CallRecord>),
 }
 
-/// A call due for work, as the `due` index lists it.
+/// The two queues of a dispatch shard in the `due` index. Waiting calls wait for their dial
+/// in one; live calls' watchdogs and campaigns' sweep requests are in the other, so that a
+/// backlog of paced dials never delays a watchdog or a cancel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// `QUEUED` and `RETRY_WAIT` calls, due when they may be dialed.
+    Dial,
+    /// Live calls, due at their watchdog deadline; campaigns due for a sweep.
+    Watch,
+}
+
+/// Work the `due` index lists for a dispatch shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DueCall {
-    pub call_id: CallId,
-    pub campaign_id: CampaignId,
-    pub status: CallStatus,
-    pub attempt: Attempt,
-    pub due_at: Timestamp,
+pub enum Due {
+    /// A call to dial (waiting) or to check on (live: its watchdog), as the index holds it
+    /// (an eventually consistent copy: only its status and attempt may be behind).
+    Call(Box<CallRecord>),
+    /// A campaign whose status changed (paused, resumed, cancelled): its calls need a sweep.
+    Campaign {
+        id: CampaignId,
+        /// The entry's sort key, so clearing it does not clear a newer request.
+        due_key: String,
+    },
+}
+
+/// One read of a shard's due work, earliest first, with where to go on from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuePage {
+    pub items: Vec<Due>,
+    /// Pass back as `after` to read the entries that follow.
+    pub next: Option<String>,
 }
 
 /// One page of a listing, with the cursor for the next page when there is one.
@@ -123,7 +152,7 @@ pub struct HistoryEntry {
     pub at: Timestamp,
 }
 
-/// The table: campaigns, calls, and what is due.
+/// The table as the SMA handler and the API see it: campaigns, calls and their events.
 pub trait CallStore: Send + Sync {
     /// Writes a campaign and all its calls, queued and due at their `due_at`.
     ///
@@ -143,20 +172,6 @@ pub trait CallStore: Send + Sync {
         &self,
         id: &CampaignId,
     ) -> impl Future<Output = Result<Campaign, StoreError>> + Send;
-
-    /// Claims a due call for dialing as `attempt`: `QUEUED` or `RETRY_WAIT` with that attempt
-    /// becomes `DIALING`, due again at `watchdog_at` (when the dial is checked on).
-    ///
-    /// # Errors
-    /// [`StoreError::Conflict`] when the call is not waiting to be dialed as `attempt` (someone
-    /// else claimed it, or it was cancelled); [`StoreError::NotFound`] when it does not exist.
-    fn claim(
-        &self,
-        call_id: &CallId,
-        attempt: Attempt,
-        now: Timestamp,
-        watchdog_at: Timestamp,
-    ) -> impl Future<Output = Result<CallRecord, StoreError>> + Send;
 
     /// Applies one SMA event in a single conditional write, and answers duplicates and stale
     /// events from the same round trip.
@@ -194,16 +209,142 @@ pub trait CallStore: Send + Sync {
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<Page<CallRecord>, StoreError>> + Send;
 
-    /// Calls of dispatch shard `shard` due at or before `until`, earliest first.
+    /// Keeps an event that no call could be found for, with its raw payload, for inspection.
     ///
     /// # Errors
     /// Only transport and throttling errors.
-    fn due_calls(
+    fn record_orphan(
+        &self,
+        transaction_id: &str,
+        seq: Sequence,
+        event_type: &str,
+        raw: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The table as the dispatcher sees it: due work, claims, watchdogs, leases and sweeps.
+pub trait DispatchStore: CallStore {
+    /// Claims a due call for dialing as `call.attempt` and takes one of its campaign's
+    /// concurrency slots, in one atomic write: `QUEUED` or `RETRY_WAIT` with that attempt
+    /// becomes `DIALING`, due again at `watchdog_at` (when the dial is checked on), holding a
+    /// slot until it leaves the live statuses; the campaign's `live` count grows by one, and
+    /// only while it is below `max_live`. Returns the call as claimed.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the call is not waiting to be dialed as `call.attempt`
+    /// (someone else claimed it, or it was cancelled); [`StoreError::NotFound`] when it does
+    /// not exist; [`StoreError::AtCapacity`] when the campaign holds `max_live` slots.
+    fn claim(
+        &self,
+        call: &CallRecord,
+        now: Timestamp,
+        watchdog_at: Timestamp,
+        max_live: u32,
+    ) -> impl Future<Output = Result<CallRecord, StoreError>> + Send;
+
+    /// Work of `lane` of dispatch shard `shard` due at or before `until`, earliest first,
+    /// from after the entry `after` names (a [`DuePage::next`]) when given.
+    ///
+    /// # Errors
+    /// Only transport and throttling errors; [`StoreError::Corrupt`] for an `after` this
+    /// store did not hand out.
+    fn due(
         &self,
         shard: u32,
+        lane: Lane,
         until: Timestamp,
         limit: u32,
-    ) -> impl Future<Output = Result<Vec<DueCall>, StoreError>> + Send;
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<DuePage, StoreError>> + Send;
+
+    /// Ends a call that is waiting to be dialed as `attempt` (`QUEUED` or `RETRY_WAIT`)
+    /// without dialing it: its campaign was cancelled, its number is on the do-not-call list,
+    /// or it was hung up through the API. It becomes `CANCELLED` with `reason` in
+    /// `last_error`.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] unless the call is waiting as `attempt`.
+    fn cancel_waiting(
+        &self,
+        call_id: &CallId,
+        attempt: Attempt,
+        reason: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes a waiting call of a paused campaign out of the `due` index (it keeps its
+    /// `due_at`), so paused work does not crowd the index; [`CallStore::unpark`] puts it back.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] unless the call is waiting as `attempt`.
+    fn park(
+        &self,
+        call_id: &CallId,
+        attempt: Attempt,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A campaign's parked calls, a page at a time.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when `cursor` is not one this store handed out.
+    fn parked_calls(
+        &self,
+        campaign: &CampaignId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<CallRecord>, StoreError>> + Send;
+
+    /// Puts a parked call back in the `due` index, due at its `due_at` or `now`, whichever is
+    /// later.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] unless the call is parked.
+    fn unpark(
+        &self,
+        call: &CallRecord,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Moves a waiting call's due time (a calling window's next opening).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] unless the call is waiting as `attempt` and in the index.
+    fn defer(
+        &self,
+        call_id: &CallId,
+        attempt: Attempt,
+        due_at: Timestamp,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes a campaign's sweep request out of the `due` index, unless a newer one replaced
+    /// the entry `due_key` names.
+    ///
+    /// # Errors
+    /// Only transport and throttling errors.
+    fn campaign_swept(
+        &self,
+        id: &CampaignId,
+        due_key: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// How many concurrency slots the campaign's calls hold (its `live` count), as last
+    /// written; zero before its first claim.
+    ///
+    /// # Errors
+    /// Only transport and throttling errors.
+    fn live(&self, campaign: &CampaignId) -> impl Future<Output = Result<u32, StoreError>> + Send;
+
+    /// Whether `number` is on the do-not-call list.
+    ///
+    /// # Errors
+    /// Only transport and throttling errors.
+    fn do_not_call(
+        &self,
+        number: &crate::ids::E164,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Puts a claimed attempt that was certainly not placed (the API throttled it, or no
     /// `NEW_OUTBOUND_CALL` came before its watchdog) back to waiting, due at `due_at`, as the
@@ -281,19 +422,6 @@ pub trait CallStore: Send + Sync {
         &self,
         shard: u32,
         owner: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Keeps an event that no call could be found for, with its raw payload, for inspection.
-    ///
-    /// # Errors
-    /// Only transport and throttling errors.
-    fn record_orphan(
-        &self,
-        transaction_id: &str,
-        seq: Sequence,
-        event_type: &str,
-        raw: &str,
-        at: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
