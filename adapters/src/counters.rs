@@ -1,1 +1,717 @@
-//! Campaign counters on DynamoDB: the `COUNTERS` item the stream handler keeps.
+//! Campaign counters on DynamoDB: the `COUNTERS` item the stream handler keeps, the call
+//! images it reads them from, and the event-history items it derives.
+//!
+//! The counters item (`CAMPAIGN#<id>` / `COUNTERS`) sits beside the campaign's `META` item,
+//! so one `Query` reads both. Its counters are flat numeric attributes (`st_COMPLETED`,
+//! `out_BUSY`, `script_confirmed`, ...) because `ADD` creates a missing number as zero: one
+//! `UpdateItem` moves any set of counters, whether or not the item or the attribute exists.
+//!
+//! Exactly once rests on one watermark per stream shard, `wm_<shard id>`: the last stream
+//! `SequenceNumber` (zero-padded to 40 digits, so string order is numeric order) applied to
+//! this campaign from that shard. The handler's update adds a batch's deltas and moves the
+//! watermark only if the watermark is still below the batch's first record, so a re-delivered
+//! record is refused instead of counted twice; the refusal returns the item
+//! (`ReturnValuesOnConditionCheckFailure`), and with it the watermark, in the same round trip.
+//! Beside each watermark, `wt_<shard id>` says when its record was written; two days on, no
+//! record under it can be delivered again, and the watermark is dropped so that the item,
+//! which every claim writes in a transaction, stays small.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, WriteRequest,
+};
+use outdial_core::counters::{
+    CallFacts, CampaignCounters, CounterStore, CounterWrite, HistoryItem, LastEvent, Span,
+    StreamPosition, WATERMARK_RETENTION,
+};
+use outdial_core::ids::{Attempt, CallId, CampaignId, Sequence};
+use outdial_core::lifecycle::{CallStatus, Outcome};
+use outdial_core::ports::StoreError;
+use outdial_core::time::Timestamp;
+
+use crate::item::{
+    CAMPAIGN_SK, COUNTERS_SK, EXPIRES_AT, Item, Reader, call_pk, campaign_pk, key, n, s,
+};
+
+/// `type` of the counters item.
+pub const COUNTERS_TYPE: &str = "counters";
+/// `type` of an event-history item.
+pub const EVENT_TYPE: &str = "event";
+/// Prefix of a shard's watermark attribute.
+pub const WATERMARK_PREFIX: &str = "wm_";
+/// Prefix of the attribute holding when a shard's watermark record was written.
+pub const WATERMARK_TIME_PREFIX: &str = "wt_";
+
+/// `BatchWriteItem` takes at most 25 items.
+const BATCH: usize = 25;
+/// Attempts at the unprocessed items of one batch before giving up.
+const BATCH_TRIES: u32 = 8;
+/// Attempts at a counters update that a transaction (the dispatcher's claim, which adds to
+/// `live` on the same item) held at that moment.
+const CONFLICT_TRIES: u32 = 5;
+
+/// The attribute counting calls in `status`.
+#[must_use]
+pub fn status_attr(status: CallStatus) -> String {
+    format!("st_{}", status.as_str())
+}
+
+/// The attribute counting attempts that ended as `status`.
+#[must_use]
+pub fn outcome_attr(status: CallStatus) -> String {
+    format!("out_{}", status.as_str())
+}
+
+/// The attribute counting calls whose script concluded `key` (a
+/// [`outdial_core::counters::script_key`]).
+#[must_use]
+pub fn script_attr(key: &str) -> String {
+    format!("script_{key}")
+}
+
+/// The watermark attribute of stream shard `shard`.
+#[must_use]
+pub fn watermark_attr(shard: &str) -> String {
+    format!("{WATERMARK_PREFIX}{shard}")
+}
+
+/// When the newest record under shard `shard`'s watermark was written (epoch milliseconds).
+#[must_use]
+pub fn watermark_time_attr(shard: &str) -> String {
+    format!("{WATERMARK_TIME_PREFIX}{shard}")
+}
+
+/// The shards whose watermark time is more than [`WATERMARK_RETENTION`] before `now`, with
+/// that time: their records are out of the stream, so their watermarks can go.
+#[must_use]
+pub fn stale_watermarks(item: &Item, now: Timestamp) -> Vec<(String, String)> {
+    let retention = i64::try_from(WATERMARK_RETENTION.as_millis()).unwrap_or(i64::MAX);
+    let horizon = now.as_millis().saturating_sub(retention);
+    item.iter()
+        .filter_map(|(name, value)| {
+            let shard = name.strip_prefix(WATERMARK_TIME_PREFIX)?;
+            let AttributeValue::N(raw) = value else {
+                return None;
+            };
+            let at: i64 = raw.parse().ok()?;
+            (at < horizon).then(|| (shard.to_owned(), raw.clone()))
+        })
+        .collect()
+}
+
+/// The sort key of an event-history item: attempt and `Sequence`, fixed width, so a call's
+/// history lists in order.
+#[must_use]
+pub fn history_sk(attempt: Attempt, seq: Sequence) -> String {
+    format!("EVT#{:03}#{:010}", attempt.get(), seq.get())
+}
+
+/// Every counter of `c` with its attribute name, zeros left out.
+#[must_use]
+pub fn counter_attrs(c: &CampaignCounters) -> Vec<(String, i64)> {
+    let mut attrs = vec![
+        ("contacts".to_owned(), c.contacts),
+        ("live".to_owned(), c.live),
+        ("placed".to_owned(), c.placed),
+        ("answered".to_owned(), c.answered),
+        ("talk_ms".to_owned(), c.talk_ms),
+        ("answer_wait_ms".to_owned(), c.answer_wait_ms),
+    ];
+    attrs.extend(c.by_status.iter().map(|(st, v)| (status_attr(*st), *v)));
+    attrs.extend(c.outcomes.iter().map(|(st, v)| (outcome_attr(*st), *v)));
+    attrs.extend(c.script_outcomes.iter().map(|(k, v)| (script_attr(k), *v)));
+    attrs.retain(|(_, v)| *v != 0);
+    attrs
+}
+
+/// Reads a counters item. Watermarks, keys and attributes this version does not know are
+/// skipped, so an item written by a newer handler still reads.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] when a counter is not a whole number.
+pub fn counters_from_item(item: &Item) -> Result<CampaignCounters, StoreError> {
+    let r = Reader::new(item);
+    let mut c = CampaignCounters::default();
+    for name in item.keys() {
+        let slot = match name.as_str() {
+            "contacts" => &mut c.contacts,
+            "live" => &mut c.live,
+            "placed" => &mut c.placed,
+            "answered" => &mut c.answered,
+            "talk_ms" => &mut c.talk_ms,
+            "answer_wait_ms" => &mut c.answer_wait_ms,
+            other => {
+                let counted = if let Some(status) = other.strip_prefix("st_") {
+                    status
+                        .parse::<CallStatus>()
+                        .ok()
+                        .map(|st| c.by_status.entry(st).or_insert(0))
+                } else if let Some(status) = other.strip_prefix("out_") {
+                    status
+                        .parse::<CallStatus>()
+                        .ok()
+                        .map(|st| c.outcomes.entry(st).or_insert(0))
+                } else if let Some(key) = other.strip_prefix("script_") {
+                    Some(c.script_outcomes.entry(key.to_owned()).or_insert(0))
+                } else {
+                    None
+                };
+                match counted {
+                    Some(slot) => slot,
+                    None => continue,
+                }
+            }
+        };
+        *slot = r.n::<i64>(name)?;
+    }
+    c.by_status.retain(|_, v| *v != 0);
+    c.outcomes.retain(|_, v| *v != 0);
+    c.script_outcomes.retain(|_, v| *v != 0);
+    Ok(c)
+}
+
+/// The watermark of stream shard `shard` in a counters item, if it has one.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] when the attribute is not a sequence number.
+pub fn watermark_from_item(item: &Item, shard: &str) -> Result<Option<StreamPosition>, StoreError> {
+    let r = Reader::new(item);
+    let name = watermark_attr(shard);
+    r.opt_s(&name)?
+        .map(|raw| {
+            StreamPosition::parse(raw).map_err(|e| StoreError::Corrupt {
+                key: format!("COUNTERS {name}"),
+                reason: e.to_string(),
+            })
+        })
+        .transpose()
+}
+
+/// Reads what the stream handler needs from an image of a call item (`docs/table.md`).
+///
+/// # Errors
+/// [`StoreError::Corrupt`] naming the attribute that is missing or malformed.
+pub fn call_facts(item: &Item) -> Result<CallFacts, StoreError> {
+    let r = Reader::new(item);
+    let attempt = |name: &str| -> Result<Option<Attempt>, StoreError> {
+        r.opt_n::<u32>(name)?
+            .map(|a| {
+                Attempt::new(a).map_err(|e| StoreError::Corrupt {
+                    key: "call image".into(),
+                    reason: format!("{name}: {e}"),
+                })
+            })
+            .transpose()
+    };
+    let time = |name: &str| -> Result<Option<Timestamp>, StoreError> {
+        Ok(r.opt_n::<i64>(name)?.map(Timestamp::from_millis))
+    };
+    let last_event = match (attempt("seq_attempt")?, r.opt_n::<u64>("last_seq")?) {
+        (Some(attempt), Some(seq)) => Some(LastEvent {
+            attempt,
+            seq: Sequence::new(seq),
+            event_type: r.s("last_type")?.to_owned(),
+        }),
+        _ => None,
+    };
+    let answered = match item.get("answered") {
+        None => false,
+        Some(AttributeValue::Bool(b)) => *b,
+        Some(_) => {
+            return Err(StoreError::Corrupt {
+                key: "call image".into(),
+                reason: "answered is not a boolean".into(),
+            });
+        }
+    };
+    Ok(CallFacts {
+        id: r.parsed("call_id", CallId::parse)?,
+        campaign_id: r.parsed("campaign_id", CampaignId::parse)?,
+        status: r.parsed("status", str::parse::<CallStatus>)?,
+        attempt: attempt("attempt")?.ok_or_else(|| StoreError::Corrupt {
+            key: "call image".into(),
+            reason: "attempt is missing".into(),
+        })?,
+        answered,
+        slot: item.contains_key("slot"),
+        last_event,
+        outcome: r
+            .opt_s("outcome")?
+            .map(|raw| {
+                serde_json::from_value::<Outcome>(serde_json::Value::String(raw.to_owned()))
+                    .map_err(|e| StoreError::Corrupt {
+                        key: "call image".into(),
+                        reason: format!("outcome: {e}"),
+                    })
+            })
+            .transpose()?,
+        script_outcome: r.opt_s("script_outcome")?.map(str::to_owned),
+        dialed_at: time("dialed_at")?,
+        answered_at: time("answered_at")?,
+        ended_at: time("ended_at")?,
+        updated_at: time("updated_at")?.unwrap_or(Timestamp::EPOCH),
+        expires_at: r.opt_n::<i64>(EXPIRES_AT)?,
+    })
+}
+
+/// The event-history item of one SMA event (`CALL#<id>` / `EVT#<attempt>#<seq>`), which
+/// `GET /calls/{id}` lists.
+#[must_use]
+pub fn history_item(h: &HistoryItem) -> Item {
+    let mut item = key(
+        call_pk(&h.call_id),
+        &history_sk(h.entry.attempt, h.entry.seq),
+    );
+    item.extend([
+        ("type".to_owned(), s(EVENT_TYPE)),
+        ("call_id".to_owned(), s(h.call_id.as_str())),
+        ("campaign_id".to_owned(), s(h.campaign_id.as_str())),
+        ("attempt".to_owned(), n(h.entry.attempt)),
+        ("seq".to_owned(), n(h.entry.seq)),
+        ("event_type".to_owned(), s(h.entry.event_type.as_str())),
+        ("status".to_owned(), s(h.entry.status.as_str())),
+        ("at".to_owned(), n(h.entry.at.as_millis())),
+    ]);
+    if let Some(expires) = h.expires_at {
+        item.insert(EXPIRES_AT.to_owned(), n(expires));
+    }
+    item
+}
+
+/// A campaign's counters, read consistently: what `GET /campaigns/{id}` shows and the
+/// dispatcher's concurrency cap counts. A campaign whose counters were never written (no call
+/// of it has reached the stream handler, and it has no contacts) has all counters at zero.
+///
+/// # Errors
+/// Transport and throttling errors, and [`StoreError::Corrupt`] for an unreadable item.
+pub async fn read_counters(
+    client: &Client,
+    table: &str,
+    campaign: &CampaignId,
+) -> Result<CampaignCounters, StoreError> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key(campaign_pk(campaign), COUNTERS_SK)))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(map_err)?;
+    out.item.map_or_else(
+        || Ok(CampaignCounters::default()),
+        |item| counters_from_item(&item),
+    )
+}
+
+/// The stream handler's store: counters items, campaign completion and event history on one
+/// table.
+#[derive(Debug, Clone)]
+pub struct DynamoCounters {
+    client: Client,
+    table: String,
+}
+
+impl DynamoCounters {
+    #[must_use]
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    #[must_use]
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    #[must_use]
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The campaign's counters (see [`read_counters`]).
+    ///
+    /// # Errors
+    /// As [`read_counters`].
+    pub async fn read(&self, campaign: &CampaignId) -> Result<CampaignCounters, StoreError> {
+        read_counters(&self.client, &self.table, campaign).await
+    }
+
+    /// Drops the watermarks of shards whose records are all out of the stream (see
+    /// [`stale_watermarks`]), each only if it did not move meanwhile. Best effort: a
+    /// watermark left behind costs room, never correctness, so a failure is only logged.
+    async fn prune(&self, campaign: &CampaignId, item: &Item, now: Timestamp) {
+        let stale = stale_watermarks(item, now);
+        if stale.is_empty() {
+            return;
+        }
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        let mut removes = Vec::new();
+        let mut conditions = Vec::new();
+        for (i, (shard, at)) in stale.iter().enumerate() {
+            names.insert(format!("#w{i}"), watermark_attr(shard));
+            names.insert(format!("#t{i}"), watermark_time_attr(shard));
+            values.insert(format!(":t{i}"), AttributeValue::N(at.clone()));
+            removes.push(format!("#w{i}, #t{i}"));
+            conditions.push(format!("#t{i} = :t{i}"));
+        }
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(campaign_pk(campaign), COUNTERS_SK)))
+            .condition_expression(conditions.join(" AND "))
+            .update_expression(format!("REMOVE {}", removes.join(", ")))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match out {
+            Ok(_) => {
+                tracing::info!(campaign = %campaign, shards = stale.len(), "watermarks of drained shards dropped")
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception) => {}
+            Err(e) => tracing::warn!(
+                campaign = %campaign,
+                error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e),
+                "dropping stale watermarks failed; they stay until a later batch"
+            ),
+        }
+    }
+
+    async fn write_batch(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        let mut delay = Duration::from_millis(25);
+        for _ in 0..BATCH_TRIES {
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, requests)
+                .send()
+                .await
+                .map_err(map_err)?;
+            requests = out
+                .unprocessed_items
+                .and_then(|mut m| m.remove(&self.table))
+                .unwrap_or_default();
+            if requests.is_empty() {
+                return Ok(());
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+        Err(StoreError::Throttled(
+            format!(
+                "{} event-history items still unprocessed after {BATCH_TRIES} tries",
+                requests.len()
+            )
+            .into(),
+        ))
+    }
+}
+
+impl CounterStore for DynamoCounters {
+    async fn apply(
+        &self,
+        campaign: &CampaignId,
+        span: &Span,
+        delta: &CampaignCounters,
+    ) -> Result<CounterWrite, StoreError> {
+        let shard = span.shard.as_str();
+        let mut names = HashMap::from([
+            ("#type".to_owned(), "type".to_owned()),
+            ("#wm".to_owned(), watermark_attr(shard)),
+        ]);
+        let mut values = HashMap::from([
+            (":type".to_owned(), s(COUNTERS_TYPE)),
+            (":campaign".to_owned(), s(campaign.as_str())),
+            (":first".to_owned(), s(span.first.as_str())),
+            (":last".to_owned(), s(span.last.as_str())),
+        ]);
+        let mut update = "SET #type = :type, campaign_id = :campaign, #wm = :last".to_owned();
+        if let Some(at) = span.written_at {
+            update.push_str(", #wt = :wt");
+            names.insert("#wt".to_owned(), watermark_time_attr(shard));
+            values.insert(":wt".to_owned(), n(at.as_millis()));
+        }
+        let mut adds = Vec::new();
+        for (i, (name, v)) in counter_attrs(delta).into_iter().enumerate() {
+            adds.push(format!("#c{i} :c{i}"));
+            names.insert(format!("#c{i}"), name);
+            values.insert(format!(":c{i}"), n(v));
+        }
+        if !adds.is_empty() {
+            update.push_str(" ADD ");
+            update.push_str(&adds.join(", "));
+        }
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(campaign_pk(campaign), COUNTERS_SK)))
+            .condition_expression("attribute_not_exists(#wm) OR #wm < :first")
+            .update_expression(update)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let mut delay = Duration::from_millis(10);
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let err = match request.clone().send().await {
+                Ok(out) => {
+                    let item = out.attributes.unwrap_or_default();
+                    if let Some(at) = span.written_at {
+                        self.prune(campaign, &item, at).await;
+                    }
+                    return Ok(CounterWrite::Applied(counters_from_item(&item)?));
+                }
+                Err(e) => e,
+            };
+            match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
+                    let item = refused.item().cloned().unwrap_or_default();
+                    let watermark =
+                        watermark_from_item(&item, shard)?.ok_or_else(|| StoreError::Corrupt {
+                            key: format!("{}/{COUNTERS_SK}", campaign_pk(campaign)),
+                            reason: format!("refused without a watermark for shard {shard}"),
+                        })?;
+                    return Ok(CounterWrite::Behind {
+                        watermark,
+                        counters: counters_from_item(&item)?,
+                    });
+                }
+                Some(UpdateItemError::TransactionConflictException(_))
+                    if tries < CONFLICT_TRIES =>
+                {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                _ => return Err(map_err(err)),
+            }
+        }
+    }
+
+    async fn complete_campaign(
+        &self,
+        campaign: &CampaignId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(campaign_pk(campaign), CAMPAIGN_SK)))
+            .condition_expression("#status = :active")
+            .update_expression("SET #status = :completed, completed_at = :now")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":active", s("ACTIVE"))
+            .expression_attribute_values(":completed", s("COMPLETED"))
+            .expression_attribute_values(":now", n(now.as_millis()))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    async fn record_history(&self, items: &[HistoryItem]) -> Result<(), StoreError> {
+        let requests = items
+            .iter()
+            .map(|h| {
+                let put = PutRequest::builder()
+                    .set_item(Some(history_item(h)))
+                    .build()
+                    .map_err(|e| StoreError::Other(Box::new(e)))?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        for chunk in requests.chunks(BATCH) {
+            self.write_batch(chunk.to_vec()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Turns an SDK error into the store's terms, keeping the cause.
+fn map_err<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let throttled = matches!(
+        err.as_service_error().and_then(|e| e.code()),
+        Some(
+            "ProvisionedThroughputExceededException"
+                | "RequestLimitExceeded"
+                | "ThrottlingException"
+                | "TransactionConflictException"
+        )
+    );
+    if throttled {
+        StoreError::Throttled(Box::new(err))
+    } else if matches!(err, SdkError::TimeoutError(_)) {
+        StoreError::Timeout(Box::new(err))
+    } else {
+        StoreError::Other(Box::new(err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn counters_round_trip_through_their_attributes() {
+        let c = CampaignCounters {
+            contacts: 5,
+            live: 1,
+            by_status: BTreeMap::from([(CallStatus::Completed, 3), (CallStatus::Ringing, 1)]),
+            placed: 4,
+            answered: 3,
+            outcomes: BTreeMap::from([(CallStatus::Completed, 3)]),
+            script_outcomes: BTreeMap::from([("confirmed".to_owned(), 2)]),
+            talk_ms: 90_000,
+            answer_wait_ms: 12_000,
+        };
+        let mut item = key(
+            campaign_pk(&CampaignId::parse("cmp_1").unwrap()),
+            COUNTERS_SK,
+        );
+        for (name, v) in counter_attrs(&c) {
+            item.insert(name, n(v));
+        }
+        item.insert(watermark_attr("shardId-1"), s("0042"));
+        item.insert("st_SOMETHING_NEW".to_owned(), n(7));
+        item.insert("st_BUSY".to_owned(), n(0));
+        assert_eq!(counters_from_item(&item).unwrap(), c);
+        assert_eq!(
+            watermark_from_item(&item, "shardId-1").unwrap(),
+            Some(StreamPosition::parse("42").unwrap())
+        );
+        assert_eq!(watermark_from_item(&item, "shardId-2").unwrap(), None);
+    }
+
+    #[test]
+    fn a_counter_that_is_not_a_number_is_corrupt() {
+        let mut item = Item::new();
+        item.insert("placed".to_owned(), s("many"));
+        assert!(matches!(
+            counters_from_item(&item),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    fn span(shard: &str, first: u64, last: u64, at_ms: i64) -> Span {
+        Span {
+            shard: shard.to_owned(),
+            first: StreamPosition::parse(&first.to_string()).unwrap(),
+            last: StreamPosition::parse(&last.to_string()).unwrap(),
+            written_at: Some(Timestamp::from_millis(at_ms)),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn watermarks_refuse_redeliveries_and_go_once_their_shard_is_out_of_the_stream() {
+        let endpoint = outdial_local::dynamodb::shared_endpoint().unwrap();
+        let ddb = outdial_local::tables::client(&endpoint);
+        let table = outdial_local::tables::fresh_table(&ddb, "counters")
+            .await
+            .unwrap();
+        let store = DynamoCounters::new(ddb.clone(), &table);
+        let campaign = CampaignId::random();
+        let one = CampaignCounters {
+            placed: 1,
+            ..CampaignCounters::default()
+        };
+        let t0 = 1_800_000_000_000;
+        let hour = 3_600_000;
+        let applied = |w: CounterWrite| match w {
+            CounterWrite::Applied(c) => c,
+            CounterWrite::Behind { watermark, .. } => panic!("refused at {watermark}"),
+        };
+        applied(
+            store
+                .apply(&campaign, &span("a", 1, 2, t0), &one)
+                .await
+                .unwrap(),
+        );
+        applied(
+            store
+                .apply(&campaign, &span("b", 5, 6, t0 + hour), &one)
+                .await
+                .unwrap(),
+        );
+        // A re-delivery of shard b is refused, with the watermark to trim it by.
+        match store
+            .apply(&campaign, &span("b", 6, 9, t0 + hour), &one)
+            .await
+            .unwrap()
+        {
+            CounterWrite::Behind {
+                watermark,
+                counters,
+            } => {
+                assert_eq!(watermark, StreamPosition::parse("6").unwrap());
+                assert_eq!(counters.placed, 2);
+            }
+            CounterWrite::Applied(c) => panic!("applied twice: {c:?}"),
+        }
+        let raw = || async {
+            ddb.get_item()
+                .table_name(&table)
+                .set_key(Some(key(campaign_pk(&campaign), COUNTERS_SK)))
+                .send()
+                .await
+                .unwrap()
+                .item
+                .unwrap()
+        };
+        assert!(
+            raw().await.contains_key("wm_a"),
+            "shard a is still in the stream"
+        );
+        let now = applied(
+            store
+                .apply(&campaign, &span("b", 7, 9, t0 + 49 * hour), &one)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(now.placed, 3);
+        let item = raw().await;
+        assert!(
+            !item.contains_key("wm_a") && !item.contains_key("wt_a"),
+            "{item:?}"
+        );
+        assert_eq!(
+            watermark_from_item(&item, "b").unwrap(),
+            Some(StreamPosition::parse("9").unwrap())
+        );
+    }
+
+    #[test]
+    fn history_keys_list_a_call_in_event_order() {
+        let a = history_sk(Attempt::FIRST, Sequence::new(9));
+        let b = history_sk(Attempt::FIRST, Sequence::new(10));
+        let c = history_sk(Attempt::FIRST.next(), Sequence::new(1));
+        assert_eq!(a, "EVT#001#0000000009");
+        assert!(a < b && b < c);
+    }
+}

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use aws_sdk_dynamodb::types::AttributeValue;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence, TransactionId};
 use outdial_core::lifecycle::{CallStatus, EndRequest, Outcome};
-use outdial_core::ports::StoreError;
+use outdial_core::ports::{Lane, StoreError};
 use outdial_core::record::{
     AppliedEvent, CallRecord, Campaign, CampaignStatus, Limits, NewCall, Pacing,
 };
@@ -47,19 +47,54 @@ pub fn campaign_pk(id: &CampaignId) -> String {
 
 pub const CAMPAIGN_SK: &str = "META";
 
+/// The campaign's counters item (`CAMPAIGN#<id>` / `COUNTERS`), kept by the stream handler.
+pub const COUNTERS_SK: &str = "COUNTERS";
+
+/// The do-not-call entry of a number (`DNC#<e164>` / `DNC`).
+#[must_use]
+pub fn dnc_pk(number: &E164) -> String {
+    format!("DNC#{number}")
+}
+
+pub const DNC_SK: &str = "DNC";
+
 #[must_use]
 pub fn status_call(status: CallStatus, id: &CallId) -> String {
     format!("{}#{id}", status.as_str())
 }
 
+/// The `due` index partition of a shard's dial lane (waiting calls).
 #[must_use]
 pub fn due_shard(shard: u32) -> String {
     format!("DUE#{shard}")
 }
 
+/// The `due` index partition of `lane` of a shard: `DUE#<n>` for dials, `WATCH#<n>` for
+/// watchdogs and sweep requests.
+#[must_use]
+pub fn lane_shard(lane: Lane, shard: u32) -> String {
+    match lane {
+        Lane::Dial => due_shard(shard),
+        Lane::Watch => format!("WATCH#{shard}"),
+    }
+}
+
 #[must_use]
 pub fn due_key(at: Timestamp, id: &CallId) -> String {
     format!("{}#{id}", at.sort_key())
+}
+
+/// The `due` sort key of a campaign's sweep request (its status changed): it sorts before
+/// every call's entry, so a dispatcher sees a pause or a cancel before it dials anything
+/// else, and it names the request's time, so clearing a finished sweep never clears a newer
+/// request.
+#[must_use]
+pub fn sweep_due_key(campaign: &CampaignId, requested: Timestamp) -> String {
+    format!(
+        "{}#{campaign}#{}",
+        Timestamp::EPOCH.sort_key(),
+        requested.sort_key()
+    )
 }
 
 /// The dispatch shard a call belongs to: a stable hash (FNV-1a) of its id, so the same call
@@ -194,7 +229,9 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn parsed<T, E: std::fmt::Display>(
+    /// # Errors
+    /// [`StoreError::Corrupt`] when the attribute is missing or `parse` refuses it.
+    pub fn parsed<T, E: std::fmt::Display>(
         &self,
         name: &str,
         parse: impl FnOnce(&str) -> Result<T, E>,

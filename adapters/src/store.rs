@@ -11,23 +11,27 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, WriteRequest,
+    AttributeValue, Put, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update, WriteRequest,
 };
 use futures::{StreamExt, TryStreamExt};
-use outdial_core::ids::{Attempt, CallId, CampaignId, Sequence};
+use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence};
 use outdial_core::lifecycle::{CallStatus, EndRequest};
 use outdial_core::ports::{
-    Applied, CallStore, DueCall, DueChange, EventWrite, HistoryEntry, Page, StoreError,
+    Applied, CallStore, DispatchStore, Due, DueChange, DuePage, EventWrite, HistoryEntry, Lane,
+    Page, StoreError,
 };
 use outdial_core::record::{CallRecord, Campaign, NewCall};
 use outdial_core::time::Timestamp;
 
 use crate::item::{
-    self, BY_CAMPAIGN, CALL_SK, CAMPAIGN_SK, DUE, EXPIRES_AT, Item, NO_END_REQUEST,
+    self, BY_CAMPAIGN, CALL_SK, CAMPAIGN_SK, COUNTERS_SK, DUE, EXPIRES_AT, Item, NO_END_REQUEST,
     ORPHAN_RETENTION_SECS, Reader, call_from_item, call_pk, campaign_from_item, campaign_item,
-    campaign_pk, due_key, due_shard, key, n, new_call_item, s, shard_of, status_call,
+    campaign_pk, dnc_pk, due_key, due_shard, key, lane_shard, n, new_call_item, s, shard_of,
+    status_call,
 };
 
 /// A claimed attempt with no SMA event yet: it was not (or not yet known to be) placed.
@@ -35,6 +39,11 @@ const UNPLACED: &str = "#status = :dialing AND #attempt = :attempt \
      AND (attribute_not_exists(seq_attempt) OR seq_attempt < :attempt)";
 /// A live call of this attempt.
 const LIVE: &str = "#status IN (:dialing, :ringing, :answered) AND #attempt = :attempt";
+/// A call waiting to be dialed as this attempt.
+const WAITING: &str = "#status IN (:queued, :retry_wait) AND #attempt = :attempt";
+/// How often a claim is tried again when another writer holds the campaign's counters item
+/// in a transaction at the same moment.
+const CLAIM_TRIES: u32 = 4;
 
 /// `BatchWriteItem` takes at most 25 items.
 const BATCH: usize = 25;
@@ -155,6 +164,8 @@ impl DynamoStore {
             (":now".to_owned(), n(now.as_millis())),
         ]);
         for status in [
+            CallStatus::Queued,
+            CallStatus::RetryWait,
             CallStatus::Dialing,
             CallStatus::Ringing,
             CallStatus::Answered,
@@ -171,19 +182,51 @@ impl DynamoStore {
         values
     }
 
-    async fn write_batch(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+    /// Writes the items `items` yields with parallel `BatchWriteItem`s, retrying what
+    /// DynamoDB left unprocessed. Items are built as their batch is sent, so a list of
+    /// 100,000 calls never sits in memory as items all at once.
+    pub(crate) async fn put_all(
+        &self,
+        items: impl Iterator<Item = Item>,
+    ) -> Result<(), StoreError> {
+        let mut items = items.peekable();
+        let batches = std::iter::from_fn(move || {
+            items.peek()?;
+            Some(items.by_ref().take(BATCH).collect::<Vec<Item>>())
+        });
+        futures::stream::iter(batches)
+            .map(|batch| async move {
+                let requests = batch
+                    .into_iter()
+                    .map(|item| {
+                        let put = PutRequest::builder()
+                            .set_item(Some(item))
+                            .build()
+                            .map_err(|e| StoreError::Other(Box::new(e)))?;
+                        Ok(WriteRequest::builder().put_request(put).build())
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                self.write_all_of(requests).await
+            })
+            .buffer_unordered(BATCH_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    async fn write_all_of(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
         let mut delay = Duration::from_millis(25);
         for _ in 0..BATCH_TRIES {
             let out = self
-                .client
+                .client()
                 .batch_write_item()
-                .request_items(&self.table, requests)
+                .request_items(self.table(), requests)
                 .send()
                 .await
                 .map_err(map_err)?;
             requests = out
                 .unprocessed_items
-                .and_then(|mut m| m.remove(&self.table))
+                .and_then(|mut m| m.remove(self.table()))
                 .unwrap_or_default();
             if requests.is_empty() {
                 return Ok(());
@@ -201,8 +244,25 @@ impl DynamoStore {
     }
 }
 
+/// The items of new calls, built one at a time as they are written.
+pub(crate) struct CallItems<'a> {
+    pub(crate) campaign: &'a Campaign,
+    pub(crate) calls: std::vec::IntoIter<&'a NewCall>,
+    pub(crate) shards: u32,
+}
+
+impl Iterator for CallItems<'_> {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        self.calls
+            .next()
+            .map(|call| new_call_item(self.campaign, call, self.shards))
+    }
+}
+
 /// Turns an SDK error into the store's terms, keeping the cause.
-fn map_err<E, R>(err: SdkError<E, R>) -> StoreError
+pub(crate) fn map_err<E, R>(err: SdkError<E, R>) -> StoreError
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -263,92 +323,51 @@ impl CallStore for DynamoStore {
             Err(StoreError::NotFound) => {}
             Err(e) => return Err(e),
         }
-        let requests: Vec<WriteRequest> = calls
-            .iter()
-            .map(|call| {
-                let put = PutRequest::builder()
-                    .set_item(Some(new_call_item(campaign, call, self.shards)))
-                    .build()
-                    .map_err(|e| StoreError::Other(Box::new(e)))?;
-                Ok(WriteRequest::builder().put_request(put).build())
-            })
-            .collect::<Result<_, StoreError>>()?;
-        let batches: Vec<Vec<WriteRequest>> = requests.chunks(BATCH).map(<[_]>::to_vec).collect();
-        futures::stream::iter(batches)
-            .map(|batch| self.write_batch(batch))
-            .buffer_unordered(BATCH_CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await?;
-        // Last: the campaign becomes visible only now that every call is written.
-        let put = self
-            .client
-            .put_item()
+        self.put_all(CallItems {
+            campaign,
+            calls: calls.iter().collect::<Vec<_>>().into_iter(),
+            shards: self.shards,
+        })
+        .await?;
+        // Last: the campaign becomes visible only now that every call is written, and in the
+        // same transaction its counters learn how many contacts it has (once: a retry that
+        // finds the campaign written changes nothing).
+        let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(campaign_item(campaign)?))
             .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(|e| StoreError::Other(Box::new(e)))?;
+        let counters = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(campaign_pk(&campaign.id), COUNTERS_SK)))
+            .update_expression("SET #type = :type, campaign_id = :campaign ADD contacts :contacts")
+            .expression_attribute_names("#type", "type")
+            .expression_attribute_values(":type", s("counters"))
+            .expression_attribute_values(":campaign", s(campaign.id.as_str()))
+            .expression_attribute_values(":contacts", n(calls.len()))
+            .build()
+            .map_err(|e| StoreError::Other(Box::new(e)))?;
+        let out = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(counters).build())
             .send()
             .await;
-        match put {
+        match out {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(map_err(e)),
+            Err(e) => match cancellation_codes(&e) {
+                Some(codes) if codes.first().map(String::as_str) == Some(CONDITION_FAILED) => {
+                    Ok(())
+                }
+                _ => Err(map_err(e)),
+            },
         }
     }
 
     async fn campaign(&self, id: &CampaignId) -> Result<Campaign, StoreError> {
         campaign_from_item(&self.get(campaign_pk(id), CAMPAIGN_SK).await?)
-    }
-
-    async fn claim(
-        &self,
-        call_id: &CallId,
-        attempt: Attempt,
-        now: Timestamp,
-        watchdog_at: Timestamp,
-    ) -> Result<CallRecord, StoreError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(call_pk(call_id), CALL_SK)))
-            .condition_expression("#status IN (:queued, :retry) AND #attempt = :attempt")
-            .update_expression(
-                "SET #status = :dialing, status_call = :status_call, due_key = :due_key, \
-                 due_at = :due_at, updated_at = :now",
-            )
-            .set_expression_attribute_names(Some(names(&[
-                ("#status", "status"),
-                ("#attempt", "attempt"),
-            ])))
-            .set_expression_attribute_values(Some(HashMap::from([
-                (":queued".into(), s(CallStatus::Queued.as_str())),
-                (":retry".into(), s(CallStatus::RetryWait.as_str())),
-                (":dialing".into(), s(CallStatus::Dialing.as_str())),
-                (":attempt".into(), n(attempt)),
-                (
-                    ":status_call".into(),
-                    s(status_call(CallStatus::Dialing, call_id)),
-                ),
-                (":due_key".into(), s(due_key(watchdog_at, call_id))),
-                (":due_at".into(), n(watchdog_at.as_millis())),
-                (":now".into(), n(now.as_millis())),
-            ])))
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match out {
-            Ok(out) => call_from_item(&out.attributes.unwrap_or_default()),
-            Err(e) => {
-                refused_item(e)?;
-                Err(StoreError::Conflict)
-            }
-        }
     }
 
     async fn apply_event(&self, w: &EventWrite) -> Result<Applied, StoreError> {
@@ -429,6 +448,11 @@ impl CallStore for DynamoStore {
             set.push("script_outcome = :script");
             values.insert(":script".into(), s(script.as_str()));
         }
+        if !next.status.is_live() {
+            // The call leaves the live statuses: its concurrency slot is given back (the
+            // stream handler sees `slot` go and decrements the campaign's `live` count).
+            remove.push("slot");
+        }
         match w.due {
             DueChange::Keep => {}
             DueChange::At(at) => {
@@ -437,9 +461,15 @@ impl CallStore for DynamoStore {
                     "due_key = :due_key",
                     "due_at = :due_at",
                 ]);
+                // A live call's next deadline is a watchdog; anything else waits for a dial.
+                let lane = if next.status.is_live() {
+                    Lane::Watch
+                } else {
+                    Lane::Dial
+                };
                 values.insert(
                     ":shard".into(),
-                    s(due_shard(shard_of(&w.call_id, self.shards))),
+                    s(lane_shard(lane, shard_of(&w.call_id, self.shards))),
                 );
                 values.insert(":due_key".into(), s(due_key(at, &w.call_id)));
                 values.insert(":due_at".into(), n(at.as_millis()));
@@ -566,41 +596,374 @@ impl CallStore for DynamoStore {
         Ok(Page { items, next })
     }
 
-    async fn due_calls(
+    async fn record_orphan(
+        &self,
+        transaction_id: &str,
+        seq: Sequence,
+        event_type: &str,
+        raw: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut item = key(
+            format!("ORPHAN#{transaction_id}"),
+            &format!("SEQ#{:010}", seq.get()),
+        );
+        item.extend([
+            ("type".to_owned(), s("orphan")),
+            ("event_type".to_owned(), s(event_type)),
+            ("raw".to_owned(), s(raw)),
+            ("at".to_owned(), n(at.as_millis())),
+            (
+                EXPIRES_AT.to_owned(),
+                n(at.as_secs() + ORPHAN_RETENTION_SECS),
+            ),
+        ]);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+}
+
+impl DispatchStore for DynamoStore {
+    async fn claim(
+        &self,
+        call: &CallRecord,
+        now: Timestamp,
+        watchdog_at: Timestamp,
+        max_live: u32,
+    ) -> Result<CallRecord, StoreError> {
+        let mut values = Self::guard_values(
+            &call.id,
+            call.attempt,
+            WAITING,
+            Some(CallStatus::Dialing),
+            now,
+        );
+        values.extend([
+            (
+                ":shard".to_owned(),
+                s(lane_shard(Lane::Watch, shard_of(&call.id, self.shards))),
+            ),
+            (":due_key".to_owned(), s(due_key(watchdog_at, &call.id))),
+            (":due_at".to_owned(), n(watchdog_at.as_millis())),
+        ]);
+        let claim = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(call_pk(&call.id), CALL_SK)))
+            .condition_expression(WAITING)
+            .update_expression(
+                "SET #status = :status, status_call = :status_call, due_shard = :shard, \
+                 due_key = :due_key, due_at = :due_at, updated_at = :now, dialed_at = :now, \
+                 slot = :attempt",
+            )
+            .set_expression_attribute_names(Some(names(&[
+                ("#status", "status"),
+                ("#attempt", "attempt"),
+            ])))
+            .set_expression_attribute_values(Some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| StoreError::Other(Box::new(e)))?;
+        let slot = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(campaign_pk(&call.campaign_id), COUNTERS_SK)))
+            .condition_expression("attribute_not_exists(live) OR live < :max")
+            .update_expression("SET #type = :type, campaign_id = :campaign ADD live :one")
+            .expression_attribute_names("#type", "type")
+            .expression_attribute_values(":type", s("counters"))
+            .expression_attribute_values(":campaign", s(call.campaign_id.as_str()))
+            .expression_attribute_values(":max", n(max_live))
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .map_err(|e| StoreError::Other(Box::new(e)))?;
+        let mut delay = Duration::from_millis(5);
+        for _ in 0..CLAIM_TRIES {
+            let out = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(claim.clone()).build())
+                .transact_items(TransactWriteItem::builder().update(slot.clone()).build())
+                .send()
+                .await;
+            let err = match out {
+                Ok(_) => {
+                    let mut claimed = call.clone();
+                    claimed.status = CallStatus::Dialing;
+                    claimed.due_at = Some(watchdog_at);
+                    claimed.updated_at = now;
+                    return Ok(claimed);
+                }
+                Err(e) => e,
+            };
+            let refusal = err.as_service_error().and_then(|e| match e {
+                TransactWriteItemsError::TransactionCanceledException(c) => {
+                    Some(c.cancellation_reasons())
+                }
+                _ => None,
+            });
+            match refusal {
+                Some([call_reason, slot_reason]) => {
+                    if call_reason.code() == Some(CONDITION_FAILED) {
+                        return Err(if call_reason.item().is_some() {
+                            StoreError::Conflict
+                        } else {
+                            StoreError::NotFound
+                        });
+                    }
+                    if slot_reason.code() == Some(CONDITION_FAILED) {
+                        return Err(StoreError::AtCapacity);
+                    }
+                    // Another transaction held one of the items at that moment: try again.
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                _ => return Err(map_err(err)),
+            }
+        }
+        Err(StoreError::Throttled(
+            "the campaign's counters stayed busy with other transactions".into(),
+        ))
+    }
+
+    async fn due(
         &self,
         shard: u32,
+        lane: Lane,
         until: Timestamp,
         limit: u32,
-    ) -> Result<Vec<DueCall>, StoreError> {
+        after: Option<&str>,
+    ) -> Result<DuePage, StoreError> {
         // Everything due at or before `until`: keys sort by time first, so all keys below the
         // next millisecond's prefix.
         let bound = until.plus(Duration::from_millis(1)).sort_key();
-        let out = self
+        let mut query = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(DUE)
             .key_condition_expression("due_shard = :shard AND due_key < :bound")
-            .expression_attribute_values(":shard", s(due_shard(shard)))
+            .expression_attribute_values(":shard", s(lane_shard(lane, shard)))
             .expression_attribute_values(":bound", s(bound))
-            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
-            .send()
-            .await
-            .map_err(map_err)?;
-        out.items
+            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000));
+        if let Some(after) = after {
+            query = query.set_exclusive_start_key(Some(due_cursor_key(shard, lane, after)?));
+        }
+        let out = query.send().await.map_err(map_err)?;
+        let items = out
+            .items
             .unwrap_or_default()
             .iter()
             .map(|item| {
-                let record = call_from_item(item)?;
-                Ok(DueCall {
-                    due_at: record.due_at.unwrap_or(until),
-                    call_id: record.id,
-                    campaign_id: record.campaign_id,
-                    status: record.status,
-                    attempt: record.attempt,
-                })
+                let r = Reader::new(item);
+                if r.opt_s("type")? == Some("campaign") {
+                    Ok(Due::Campaign {
+                        id: r.parsed("campaign_id", CampaignId::parse)?,
+                        due_key: r.s("due_key")?.to_owned(),
+                    })
+                } else {
+                    Ok(Due::Call(Box::new(call_from_item(item)?)))
+                }
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let next = out.last_evaluated_key.and_then(|k| {
+            let get = |name: &str| match k.get(name) {
+                Some(AttributeValue::S(v)) => Some(v.clone()),
+                _ => None,
+            };
+            Some(format!(
+                "{}|{}|{}",
+                get(item::PK)?,
+                get(item::SK)?,
+                get("due_key")?
+            ))
+        });
+        Ok(DuePage { items, next })
+    }
+
+    async fn cancel_waiting(
+        &self,
+        call_id: &CallId,
+        attempt: Attempt,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut values =
+            Self::guard_values(call_id, attempt, WAITING, Some(CallStatus::Cancelled), now);
+        values.insert(":reason".into(), s(reason));
+        self.update_call(
+            call_id,
+            WAITING,
+            "SET #status = :status, status_call = :status_call, last_error = :reason, \
+             ended_at = :now, updated_at = :now REMOVE due_shard, due_key, due_at, slot",
+            values,
+        )
+        .await
+    }
+
+    async fn park(
+        &self,
+        call_id: &CallId,
+        attempt: Attempt,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        // `due_at` stays: it is when the call would have been due, and unparking keeps it.
+        let condition = format!("{WAITING} AND attribute_exists(due_shard)");
+        let values = Self::guard_values(call_id, attempt, WAITING, None, now);
+        self.update_call(
+            call_id,
+            &condition,
+            "SET updated_at = :now REMOVE due_shard, due_key",
+            values,
+        )
+        .await
+    }
+
+    async fn parked_calls(
+        &self,
+        campaign: &CampaignId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<CallRecord>, StoreError> {
+        // Parked calls are waiting calls out of the `due` index; the listing walks the
+        // campaign's QUEUED calls, then its RETRY_WAIT calls, and the cursor says where.
+        let (status, inner) = match cursor {
+            None => (CallStatus::Queued, None),
+            Some(c) => {
+                let (st, rest) = c.split_once('~').ok_or_else(bad_cursor)?;
+                let st: CallStatus = st.parse().map_err(|_| bad_cursor())?;
+                (st, Some(rest.to_owned()).filter(|r| !r.is_empty()))
+            }
+        };
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_CAMPAIGN)
+            .key_condition_expression("campaign_id = :c AND begins_with(status_call, :st)")
+            .filter_expression("attribute_not_exists(due_shard)")
+            .expression_attribute_values(":c", s(campaign.as_str()))
+            .expression_attribute_values(":st", s(format!("{}#", status.as_str())))
+            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000));
+        if let Some(inner) = &inner {
+            query = query.set_exclusive_start_key(Some(cursor_key(campaign, inner)?));
+        }
+        let out = query.send().await.map_err(map_err)?;
+        let items = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(call_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = out
+            .last_evaluated_key
+            .and_then(|k| match k.get("status_call") {
+                Some(AttributeValue::S(v)) => Some(v.clone()),
+                _ => None,
+            });
+        let next = match (more, status) {
+            (Some(k), st) => Some(format!("{}~{k}", st.as_str())),
+            (None, CallStatus::Queued) => Some(format!("{}~", CallStatus::RetryWait.as_str())),
+            (None, _) => None,
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn unpark(&self, call: &CallRecord, now: Timestamp) -> Result<(), StoreError> {
+        let condition = format!("{WAITING} AND attribute_not_exists(due_shard)");
+        let due_at = call.due_at.unwrap_or(now).max(now);
+        let mut values = Self::guard_values(&call.id, call.attempt, WAITING, None, now);
+        values.extend([
+            (
+                ":shard".to_owned(),
+                s(due_shard(shard_of(&call.id, self.shards))),
+            ),
+            (":due_key".to_owned(), s(due_key(due_at, &call.id))),
+            (":due_at".to_owned(), n(due_at.as_millis())),
+        ]);
+        self.update_call(
+            &call.id,
+            &condition,
+            "SET due_shard = :shard, due_key = :due_key, due_at = :due_at, updated_at = :now",
+            values,
+        )
+        .await
+    }
+
+    async fn defer(
+        &self,
+        call_id: &CallId,
+        attempt: Attempt,
+        due_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let condition = format!("{WAITING} AND attribute_exists(due_shard)");
+        let mut values = Self::guard_values(call_id, attempt, WAITING, None, now);
+        values.extend([
+            (":due_key".to_owned(), s(due_key(due_at, call_id))),
+            (":due_at".to_owned(), n(due_at.as_millis())),
+        ]);
+        self.update_call(
+            call_id,
+            &condition,
+            "SET due_key = :due_key, due_at = :due_at, updated_at = :now",
+            values,
+        )
+        .await
+    }
+
+    async fn campaign_swept(&self, id: &CampaignId, due_key: &str) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(campaign_pk(id), CAMPAIGN_SK)))
+            .condition_expression("due_key = :k")
+            .update_expression("REMOVE due_shard, due_key, due_at")
+            .expression_attribute_values(":k", s(due_key))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            // A newer request replaced the entry (or the campaign is gone): leave it.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    async fn live(&self, campaign: &CampaignId) -> Result<u32, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(campaign_pk(campaign), COUNTERS_SK)))
+            .projection_expression("live")
+            .send()
+            .await
+            .map_err(map_err)?;
+        match out.item {
+            None => Ok(0),
+            Some(item) => Ok(Reader::new(&item)
+                .opt_n::<i64>("live")?
+                .map_or(0, |n| u32::try_from(n.max(0)).unwrap_or(u32::MAX))),
+        }
+    }
+
+    async fn do_not_call(&self, number: &E164) -> Result<bool, StoreError> {
+        match self.get(dnc_pk(number), item::DNC_SK).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     async fn release(
@@ -626,7 +989,7 @@ impl CallStore for DynamoStore {
             call_id,
             UNPLACED,
             "SET #status = :status, status_call = :status_call, due_shard = :shard, \
-             due_key = :due_key, due_at = :due_at, updated_at = :now",
+             due_key = :due_key, due_at = :due_at, updated_at = :now REMOVE slot",
             values,
         )
         .await
@@ -647,7 +1010,7 @@ impl CallStore for DynamoStore {
             UNPLACED,
             "SET #status = :status, status_call = :status_call, outcome = :status, \
              last_error = :reason, ended_at = :now, updated_at = :now \
-             REMOVE due_shard, due_key, due_at",
+             REMOVE due_shard, due_key, due_at, slot",
             values,
         )
         .await
@@ -666,7 +1029,7 @@ impl CallStore for DynamoStore {
             call_id,
             LIVE,
             "SET #status = :status, status_call = :status_call, last_error = :reason, \
-             ended_at = :now, updated_at = :now REMOVE due_shard, due_key, due_at",
+             ended_at = :now, updated_at = :now REMOVE due_shard, due_key, due_at, slot",
             values,
         )
         .await
@@ -682,7 +1045,7 @@ impl CallStore for DynamoStore {
         let mut values = Self::guard_values(call_id, attempt, LIVE, None, now);
         values.insert(
             ":shard".into(),
-            s(due_shard(shard_of(call_id, self.shards))),
+            s(lane_shard(Lane::Watch, shard_of(call_id, self.shards))),
         );
         values.insert(":due_key".into(), s(due_key(due_at, call_id)));
         values.insert(":due_at".into(), n(due_at.as_millis()));
@@ -756,38 +1119,40 @@ impl CallStore for DynamoStore {
             Err(e) => Err(map_err(e)),
         }
     }
+}
 
-    async fn record_orphan(
-        &self,
-        transaction_id: &str,
-        seq: Sequence,
-        event_type: &str,
-        raw: &str,
-        at: Timestamp,
-    ) -> Result<(), StoreError> {
-        let mut item = key(
-            format!("ORPHAN#{transaction_id}"),
-            &format!("SEQ#{:010}", seq.get()),
-        );
-        item.extend([
-            ("type".to_owned(), s("orphan")),
-            ("event_type".to_owned(), s(event_type)),
-            ("raw".to_owned(), s(raw)),
-            ("at".to_owned(), n(at.as_millis())),
-            (
-                EXPIRES_AT.to_owned(),
-                n(at.as_secs() + ORPHAN_RETENTION_SECS),
-            ),
-        ]);
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(map_err)?;
-        Ok(())
+const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+
+/// The cancellation reason codes of a refused transaction, in the order of its items.
+fn cancellation_codes<R>(err: &SdkError<TransactWriteItemsError, R>) -> Option<Vec<String>> {
+    match err.as_service_error()? {
+        TransactWriteItemsError::TransactionCanceledException(c) => Some(
+            c.cancellation_reasons()
+                .iter()
+                .map(|r| r.code().unwrap_or("None").to_owned())
+                .collect(),
+        ),
+        _ => None,
     }
+}
+
+fn bad_cursor() -> StoreError {
+    StoreError::Corrupt {
+        key: "cursor".into(),
+        reason: "not a cursor this API returned".into(),
+    }
+}
+
+/// Rebuilds the `due` index key a read stopped at from its cursor (`PK|SK|due_key`).
+fn due_cursor_key(shard: u32, lane: Lane, cursor: &str) -> Result<Item, StoreError> {
+    let mut parts = cursor.splitn(3, '|');
+    let (Some(pk), Some(sk), Some(due)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad_cursor());
+    };
+    let mut k = key(pk.to_owned(), sk);
+    k.insert("due_shard".into(), s(lane_shard(lane, shard)));
+    k.insert("due_key".into(), s(due));
+    Ok(k)
 }
 
 /// Rebuilds the index key a listing stopped at from its cursor (the `status_call` value).

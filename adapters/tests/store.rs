@@ -7,7 +7,9 @@ use std::time::Duration;
 use outdial_adapters::store::DynamoStore;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence, TransactionId};
 use outdial_core::lifecycle::{CallEvent, CallStatus, Expected, Step, expected, transition};
-use outdial_core::ports::{Applied, CallStore, DueChange, EventWrite, StoreError};
+use outdial_core::ports::{
+    Applied, CallStore, DispatchStore, Due, DueChange, EventWrite, Lane, StoreError,
+};
 use outdial_core::record::{CallRecord, Campaign, CampaignStatus, Limits, NewCall, Pacing};
 use outdial_core::retry::RetryPolicy;
 use outdial_core::sip::SipCode;
@@ -92,6 +94,16 @@ fn write_for(record: &CallRecord, seq: u64, event: CallEvent, response: &str) ->
     }
 }
 
+/// Claims call `id` as the dispatcher does: from its record, with no concurrency cap.
+async fn claim(
+    store: &DynamoStore,
+    id: &CallId,
+    watchdog_at: Timestamp,
+) -> Result<CallRecord, StoreError> {
+    let waiting = store.call(id).await?;
+    store.claim(&waiting, T0, watchdog_at, u32::MAX).await
+}
+
 async fn dialing_call(store: &DynamoStore) -> CallRecord {
     let c = campaign(1);
     let call = calls(1).remove(0);
@@ -99,15 +111,40 @@ async fn dialing_call(store: &DynamoStore) -> CallRecord {
         .create_campaign(&c, std::slice::from_ref(&call))
         .await
         .unwrap();
-    store
-        .claim(
-            &call.id,
-            Attempt::FIRST,
-            T0,
-            T0.plus(Duration::from_secs(60)),
-        )
+    claim(store, &call.id, T0.plus(Duration::from_secs(60)))
         .await
         .unwrap()
+}
+
+/// Every entry of every shard due by `until`, read a page of `page` at a time.
+async fn all_due(store: &DynamoStore, until: Timestamp, page: u32) -> Vec<Due> {
+    let mut due = Vec::new();
+    for shard in 0..store.shards() {
+        for lane in [Lane::Dial, Lane::Watch] {
+            let mut after = None;
+            loop {
+                let read = store
+                    .due(shard, lane, until, page, after.as_deref())
+                    .await
+                    .unwrap();
+                due.extend(read.items);
+                match read.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+        }
+    }
+    due
+}
+
+fn due_calls(due: &[Due]) -> Vec<&CallRecord> {
+    due.iter()
+        .filter_map(|d| match d {
+            Due::Call(c) => Some(c.as_ref()),
+            Due::Campaign { .. } => None,
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -138,18 +175,24 @@ async fn a_campaign_is_written_with_all_its_calls_queued_and_due() {
             .all(|r| r.status == CallStatus::Queued && r.campaign_id == c.id)
     );
 
-    let mut due = 0;
-    for shard in 0..store.shards() {
-        due += store.due_calls(shard, T0, 1000).await.unwrap().len();
-    }
-    assert_eq!(due, 60);
+    let due = all_due(&store, T0, 7).await;
+    assert_eq!(
+        due_calls(&due).len(),
+        60,
+        "read 7 at a time, every call once"
+    );
+    assert!(due_calls(&due).iter().all(|d| d.due_at <= Some(T0)));
     assert!(
-        store
-            .due_calls(0, T0.plus(Duration::from_secs(0)), 1000)
+        all_due(&store, T0.plus(Duration::from_secs(0)), 1000)
             .await
-            .unwrap()
-            .iter()
-            .all(|d| d.due_at <= T0)
+            .len()
+            == 60
+    );
+    assert!(
+        all_due(&store, Timestamp::from_millis(T0.as_millis() - 1), 1000)
+            .await
+            .is_empty(),
+        "nothing is due before its time"
     );
 }
 
@@ -162,7 +205,7 @@ async fn writing_a_complete_campaign_again_changes_no_call() {
         .create_campaign(&c, std::slice::from_ref(&call))
         .await
         .unwrap();
-    store.claim(&call.id, Attempt::FIRST, T0, T0).await.unwrap();
+    claim(&store, &call.id, T0).await.unwrap();
     store
         .create_campaign(&c, std::slice::from_ref(&call))
         .await
@@ -178,9 +221,12 @@ async fn a_call_is_claimed_once() {
     let (store, _) = store().await;
     let record = dialing_call(&store).await;
     assert_eq!(record.status, CallStatus::Dialing);
-    let again = store.claim(&record.id, Attempt::FIRST, T0, T0).await;
+    let mut waiting = record.clone();
+    waiting.status = CallStatus::Queued;
+    let again = store.claim(&waiting, T0, T0, u32::MAX).await;
     assert!(matches!(again, Err(StoreError::Conflict)), "{again:?}");
-    let missing = store.claim(&CallId::random(), Attempt::FIRST, T0, T0).await;
+    waiting.id = CallId::random();
+    let missing = store.claim(&waiting, T0, T0, u32::MAX).await;
     assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
 }
 
@@ -281,27 +327,19 @@ async fn a_busy_hangup_queues_the_next_attempt_and_a_repeat_of_it_is_a_duplicate
     assert_eq!(waiting.status, CallStatus::RetryWait);
     assert_eq!(waiting.attempt.get(), 2);
     assert_eq!(waiting.due_at, Some(T0.plus(Duration::from_secs(300))));
-    let due = store
-        .due_calls(
-            outdial_adapters::item::shard_of(&record.id, 4),
-            T0.plus(Duration::from_secs(300)),
-            10,
-        )
-        .await
-        .unwrap();
+    let due = all_due(&store, T0.plus(Duration::from_secs(300)), 10).await;
     assert!(
-        due.iter()
-            .any(|d| d.call_id == record.id && d.attempt.get() == 2)
+        due_calls(&due)
+            .iter()
+            .any(|d| d.id == record.id && d.attempt.get() == 2)
     );
     assert!(matches!(
         store.apply_event(&busy).await.unwrap(),
         Applied::Duplicate { .. }
     ));
     // The retry is claimed as attempt 2, and attempt 1's late events are stale.
-    let claimed = store
-        .claim(&record.id, waiting.attempt, T0, T0)
-        .await
-        .unwrap();
+    let claimed = claim(&store, &record.id, T0).await.unwrap();
+    assert_eq!(claimed.attempt, waiting.attempt);
     assert_eq!(claimed.status, CallStatus::Dialing);
     let late = write_for(&placed, 5, CallEvent::Answered, "{}");
     assert!(matches!(
@@ -377,10 +415,7 @@ async fn an_unplaced_dial_goes_back_to_waiting_or_ends_refused_but_never_once_pl
     assert_eq!(waiting.status, CallStatus::Queued);
     assert_eq!(waiting.due_at, Some(T0.plus(Duration::from_secs(1))));
     // Released once, it can be claimed again as the same attempt, and refused.
-    store
-        .claim(&record.id, Attempt::FIRST, T0, T0)
-        .await
-        .unwrap();
+    claim(&store, &record.id, T0).await.unwrap();
     store
         .refuse(
             &record.id,
@@ -491,5 +526,276 @@ async fn a_shard_lease_has_one_holder_until_it_runs_out_or_is_given_up() {
     assert!(
         store.lease(0, "a", later(27), later(47)).await.unwrap(),
         "given up: free at once"
+    );
+}
+
+/// The raw attributes of an item, to look at what the records do not show.
+async fn raw(store: &DynamoStore, pk: String, sk: &str) -> outdial_adapters::item::Item {
+    store
+        .client()
+        .get_item()
+        .table_name(store.table())
+        .set_key(Some(outdial_adapters::item::key(pk, sk)))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap_or_default()
+}
+
+fn number(item: &outdial_adapters::item::Item, name: &str) -> Option<i64> {
+    match item.get(name) {
+        Some(aws_sdk_dynamodb::types::AttributeValue::N(v)) => v.parse().ok(),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_new_campaign_counts_its_contacts_once_even_when_written_again() {
+    let (store, _) = store().await;
+    let c = campaign(5);
+    let new = calls(5);
+    store.create_campaign(&c, &new).await.unwrap();
+    store.create_campaign(&c, &new).await.unwrap();
+    let counters = raw(&store, format!("CAMPAIGN#{}", c.id), "COUNTERS").await;
+    assert_eq!(number(&counters, "contacts"), Some(5));
+}
+
+#[tokio::test]
+async fn claims_take_concurrency_slots_up_to_the_campaigns_cap_and_leaving_live_gives_them_back() {
+    let (store, _) = store().await;
+    let c = campaign(3);
+    let new = calls(3);
+    store.create_campaign(&c, &new).await.unwrap();
+    let mut claimed = Vec::new();
+    for call in &new {
+        let waiting = store.call(&call.id).await.unwrap();
+        claimed.push(store.claim(&waiting, T0, T0, 2).await);
+    }
+    assert!(claimed[0].is_ok() && claimed[1].is_ok(), "{claimed:?}");
+    assert!(
+        matches!(claimed[2], Err(StoreError::AtCapacity)),
+        "{claimed:?}"
+    );
+    let counters = raw(&store, format!("CAMPAIGN#{}", c.id), "COUNTERS").await;
+    assert_eq!(number(&counters, "live"), Some(2));
+    let third = store.call(&new[2].id).await.unwrap();
+    assert_eq!(
+        third.status,
+        CallStatus::Queued,
+        "a refused claim changes nothing"
+    );
+
+    let first = raw(&store, format!("CALL#{}", new[0].id), "CALL").await;
+    assert_eq!(number(&first, "slot"), Some(1));
+    assert_eq!(number(&first, "dialed_at"), Some(T0.as_millis()));
+    store
+        .release(&new[0].id, Attempt::FIRST, T0, T0)
+        .await
+        .unwrap();
+    let released = raw(&store, format!("CALL#{}", new[0].id), "CALL").await;
+    assert_eq!(
+        number(&released, "slot"),
+        None,
+        "a released dial holds no slot"
+    );
+    store
+        .refuse(&new[1].id, Attempt::FIRST, CallStatus::Failed, "no", T0)
+        .await
+        .unwrap();
+    let refused = raw(&store, format!("CALL#{}", new[1].id), "CALL").await;
+    assert_eq!(
+        number(&refused, "slot"),
+        None,
+        "a refused dial holds no slot"
+    );
+}
+
+#[tokio::test]
+async fn a_call_that_hangs_up_gives_its_slot_back_in_the_same_write() {
+    let (store, _) = store().await;
+    let record = dialing_call(&store).await;
+    let placed = write_for(&record, 1, CallEvent::Placed, "{}");
+    let Applied::Written(placed) = store.apply_event(&placed).await.unwrap() else {
+        panic!("NEW_OUTBOUND_CALL must be written");
+    };
+    let live = raw(&store, format!("CALL#{}", record.id), "CALL").await;
+    assert_eq!(number(&live, "slot"), Some(1), "a live call keeps its slot");
+    let hangup = write_for(
+        &placed,
+        2,
+        CallEvent::Hangup {
+            leg: outdial_core::lifecycle::Leg::Callee,
+            code: SipCode::parse("486"),
+        },
+        "{}",
+    );
+    store.apply_event(&hangup).await.unwrap();
+    let ended = raw(&store, format!("CALL#{}", record.id), "CALL").await;
+    assert_eq!(number(&ended, "slot"), None);
+}
+
+#[tokio::test]
+async fn parked_calls_leave_the_due_index_and_come_back_when_unparked() {
+    let (store, _) = store().await;
+    let c = campaign(3);
+    let new = calls(3);
+    store.create_campaign(&c, &new).await.unwrap();
+    for call in &new[..2] {
+        store.park(&call.id, Attempt::FIRST, T0).await.unwrap();
+    }
+    assert_eq!(due_calls(&all_due(&store, T0, 100).await).len(), 1);
+    let again = store.park(&new[0].id, Attempt::FIRST, T0).await;
+    assert!(matches!(again, Err(StoreError::Conflict)), "{again:?}");
+
+    let mut parked = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .parked_calls(&c.id, 1, cursor.as_deref())
+            .await
+            .unwrap();
+        parked.extend(page.items);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(parked.len(), 2, "{parked:?}");
+    let later = T0.plus(Duration::from_secs(30));
+    for call in &parked {
+        store.unpark(call, later).await.unwrap();
+    }
+    let due = all_due(&store, later, 100).await;
+    assert_eq!(due_calls(&due).len(), 3);
+    let back = store.call(&new[0].id).await.unwrap();
+    assert_eq!(back.due_at, Some(later), "due again no earlier than now");
+}
+
+#[tokio::test]
+async fn a_waiting_call_is_cancelled_without_a_dial_but_a_live_one_is_not() {
+    let (store, _) = store().await;
+    let c = campaign(1);
+    let new = calls(1);
+    store.create_campaign(&c, &new).await.unwrap();
+    store
+        .cancel_waiting(&new[0].id, Attempt::FIRST, "campaign cancelled", T0)
+        .await
+        .unwrap();
+    let cancelled = store.call(&new[0].id).await.unwrap();
+    assert_eq!(cancelled.status, CallStatus::Cancelled);
+    assert_eq!(cancelled.last_error.as_deref(), Some("campaign cancelled"));
+    assert_eq!(cancelled.due_at, None);
+    assert!(due_calls(&all_due(&store, T0, 100).await).is_empty());
+
+    let live = dialing_call(&store).await;
+    let refused = store
+        .cancel_waiting(&live.id, Attempt::FIRST, "campaign cancelled", T0)
+        .await;
+    assert!(matches!(refused, Err(StoreError::Conflict)), "{refused:?}");
+}
+
+#[tokio::test]
+async fn a_deferred_call_is_due_at_its_new_time_only() {
+    let (store, _) = store().await;
+    let c = campaign(1);
+    let new = calls(1);
+    store.create_campaign(&c, &new).await.unwrap();
+    let opening = T0.plus(Duration::from_secs(3600));
+    store
+        .defer(&new[0].id, Attempt::FIRST, opening, T0)
+        .await
+        .unwrap();
+    assert!(due_calls(&all_due(&store, T0, 100).await).is_empty());
+    let due = all_due(&store, opening, 100).await;
+    assert_eq!(due_calls(&due)[0].due_at, Some(opening));
+}
+
+#[tokio::test]
+async fn a_campaign_sweep_request_is_listed_as_due_and_cleared_once_unless_renewed() {
+    let (store, _) = store().await;
+    let c = campaign(0);
+    store.create_campaign(&c, &[]).await.unwrap();
+    let shard = outdial_adapters::item::shard_of_key(c.id.as_str(), store.shards());
+    let request = |at: Timestamp| {
+        let due_key = outdial_adapters::item::due_key(at, &CallId::parse(c.id.as_str()).unwrap());
+        let store = store.clone();
+        let id = c.id.clone();
+        async move {
+            store
+                .client()
+                .update_item()
+                .table_name(store.table())
+                .set_key(Some(outdial_adapters::item::key(
+                    format!("CAMPAIGN#{id}"),
+                    "META",
+                )))
+                .update_expression("SET due_shard = :s, due_key = :k, due_at = :a")
+                .expression_attribute_values(
+                    ":s",
+                    aws_sdk_dynamodb::types::AttributeValue::S(format!("DUE#{shard}")),
+                )
+                .expression_attribute_values(
+                    ":k",
+                    aws_sdk_dynamodb::types::AttributeValue::S(due_key.clone()),
+                )
+                .expression_attribute_values(
+                    ":a",
+                    aws_sdk_dynamodb::types::AttributeValue::N(at.as_millis().to_string()),
+                )
+                .send()
+                .await
+                .unwrap();
+            due_key
+        }
+    };
+    let first = request(T0).await;
+    let due = all_due(&store, T0, 100).await;
+    assert_eq!(
+        due,
+        vec![Due::Campaign {
+            id: c.id.clone(),
+            due_key: first.clone()
+        }]
+    );
+    let renewed = request(T0.plus(Duration::from_secs(1))).await;
+    store.campaign_swept(&c.id, &first).await.unwrap();
+    assert_eq!(
+        all_due(&store, T0.plus(Duration::from_secs(1)), 100)
+            .await
+            .len(),
+        1,
+        "a newer request survives clearing the older one"
+    );
+    store.campaign_swept(&c.id, &renewed).await.unwrap();
+    assert!(
+        all_due(&store, T0.plus(Duration::from_secs(1)), 100)
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn numbers_on_the_do_not_call_list_are_found_and_others_are_not() {
+    let (store, _) = store().await;
+    let listed = E164::parse("+15555550123").unwrap();
+    store
+        .client()
+        .put_item()
+        .table_name(store.table())
+        .set_item(Some(outdial_adapters::item::key(
+            format!("DNC#{listed}"),
+            "DNC",
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert!(store.do_not_call(&listed).await.unwrap());
+    assert!(
+        !store
+            .do_not_call(&E164::parse("+15555550124").unwrap())
+            .await
+            .unwrap()
     );
 }
