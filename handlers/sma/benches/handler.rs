@@ -8,9 +8,7 @@ use std::sync::Arc;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence};
 use outdial_core::lifecycle::CallStatus;
-use outdial_core::ports::{
-    Applied, CallStore, DueCall, EventWrite, HistoryEntry, Page, StoreError,
-};
+use outdial_core::ports::{Applied, CallStore, EventWrite, HistoryEntry, Page, StoreError};
 use outdial_core::record::{CallRecord, Campaign, CampaignStatus, Limits, NewCall, Pacing};
 use outdial_core::retry::RetryPolicy;
 use outdial_core::time::{ManualClock, Timestamp};
@@ -44,15 +42,6 @@ impl CallStore for Accepting {
     async fn campaign(&self, _: &CampaignId) -> Result<Campaign, StoreError> {
         Ok(self.campaign.clone())
     }
-    async fn claim(
-        &self,
-        _: &CallId,
-        _: Attempt,
-        _: Timestamp,
-        _: Timestamp,
-    ) -> Result<CallRecord, StoreError> {
-        Ok(self.record.clone())
-    }
     async fn apply_event(&self, w: &EventWrite) -> Result<Applied, StoreError> {
         black_box(w);
         Ok(Applied::Written(Box::new(self.record.clone())))
@@ -77,46 +66,6 @@ impl CallStore for Accepting {
             items: Vec::new(),
             next: None,
         })
-    }
-    async fn due_calls(&self, _: u32, _: Timestamp, _: u32) -> Result<Vec<DueCall>, StoreError> {
-        Ok(Vec::new())
-    }
-    async fn release(
-        &self,
-        _: &CallId,
-        _: Attempt,
-        _: Timestamp,
-        _: Timestamp,
-    ) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn refuse(
-        &self,
-        _: &CallId,
-        _: Attempt,
-        _: CallStatus,
-        _: &str,
-        _: Timestamp,
-    ) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn lose(&self, _: &CallId, _: Attempt, _: &str, _: Timestamp) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn rearm(
-        &self,
-        _: &CallId,
-        _: Attempt,
-        _: Timestamp,
-        _: Timestamp,
-    ) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn lease(&self, _: u32, _: &str, _: Timestamp, _: Timestamp) -> Result<bool, StoreError> {
-        Ok(true)
-    }
-    async fn unlease(&self, _: u32, _: &str) -> Result<(), StoreError> {
-        Ok(())
     }
     async fn record_orphan(
         &self,

@@ -76,9 +76,13 @@ fn end_request(event: &Event) -> Option<EndRequest> {
 /// Whether deciding this event needs the campaign (its script, or its retry policy).
 #[must_use]
 pub fn needs_campaign(event: &Event) -> bool {
+    // The first events set the ring watchdog from the campaign's `limits`; the others run
+    // its script or consult its retry policy.
     matches!(
         event.event_type,
-        EventType::CallAnswered
+        EventType::NewOutboundCall
+            | EventType::Ringing
+            | EventType::CallAnswered
             | EventType::ActionSuccessful
             | EventType::ActionFailed
             | EventType::DigitsReceived

@@ -37,9 +37,9 @@ async fn status(h: &Harness, call: &Call) -> outdial_core::record::CallRecord {
 async fn warm(h: &Harness) {
     let mut call = h.dialing_call("+15555550111").await;
     let placed = call.new_outbound_call();
-    step(h, &mut call, placed, 1).await;
+    step(h, &mut call, placed, 2).await;
     let answered = call.answered();
-    step(h, &mut call, answered, 2).await;
+    step(h, &mut call, answered, 1).await;
     assert!(h.handler.campaigns().contains(&h.campaign.id));
 }
 
@@ -437,10 +437,11 @@ async fn receive_digits_waits_for_digits_received_and_interruptions_change_nothi
 async fn a_fresh_process_reads_each_campaign_once() {
     let h = Harness::new(REMINDER).await;
     let mut first = h.dialing_call("+15555550114").await;
+    // The first event reads the campaign (its ring timeout), once for the process.
     let placed = first.new_outbound_call();
-    step(&h, &mut first, placed, 1).await;
+    step(&h, &mut first, placed, 2).await;
     let answered = first.answered();
-    step(&h, &mut first, answered, 2).await;
+    step(&h, &mut first, answered, 1).await;
     let mut second = h.dialing_call("+15555550115").await;
     let placed = second.new_outbound_call();
     step(&h, &mut second, placed, 1).await;

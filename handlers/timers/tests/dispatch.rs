@@ -1,237 +1,775 @@
 //! The dispatcher over the PSTN simulator, the SMA handler and DynamoDB Local: every call
-//! ends, none is dialed twice, whatever the Voice API answers.
+//! ends, none is dialed twice, whatever the Voice API answers; retries wait their time,
+//! calling windows hold calls across daylight-saving changes, a paused campaign stops
+//! dialing and a cancelled one ends its calls.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use outdial_adapters::clock::SystemClock;
 use outdial_adapters::dialer::ChimeDialer;
+use outdial_adapters::item::{key, shard_of_key, sweep_due_key};
 use outdial_adapters::store::DynamoStore;
 use outdial_core::ids::{CallId, CampaignId, E164};
 use outdial_core::lifecycle::CallStatus;
 use outdial_core::ports::CallStore;
 use outdial_core::record::{Campaign, CampaignStatus, Limits, NewCall, Pacing};
 use outdial_core::retry::{RetryPolicy, RetrySpec};
-use outdial_core::time::Clock;
+use outdial_core::time::{Clock, ManualClock, Timestamp};
+use outdial_core::window::CallingWindow;
 use outdial_local::dynamodb::shared_endpoint;
 use outdial_local::sim::{Callee, Callees, Faults, Report, SimConfig, Simulator, voice_client};
 use outdial_local::tables::{client, fresh_table};
 use outdial_sma::{Settings as SmaSettings, SmaHandler};
 use outdial_tests::InProcess;
-use outdial_timers::{Dispatcher, Settings, Tick};
+use outdial_timers::{Dispatcher, Settings, Stats};
 
 const SCRIPT: &str = r#"{"start": "menu", "steps": {
     "menu": {"gather": {"say": "Press 1 to confirm."}, "branches": {"1": "ok"}, "no_input": "bye"},
     "ok": {"say": "Thank you.", "outcome": "confirmed"},
     "bye": {"say": "Goodbye.", "outcome": "no_input"}}}"#;
 
-fn callee(i: usize) -> (Callee, CallStatus) {
-    match i % 5 {
-        0 | 1 => (
-            Callee::Answer {
-                after_ms: 1_000,
-                digits: Some("1".into()),
+/// A script that keeps an answered callee on the line for a long (simulated) while.
+const LONG_SCRIPT: &str = r#"{"start": "hold", "steps": {
+    "hold": {"pause_ms": 60000, "next": "bye"},
+    "bye": {"say": "Goodbye.", "outcome": "held"}}}"#;
+
+fn answers() -> Callee {
+    Callee::Answer {
+        after_ms: 1_000,
+        digits: Some("1".into()),
+    }
+}
+
+/// One campaign over the simulator, a store on a fresh table, and a dispatcher.
+struct Harness {
+    store: DynamoStore,
+    sim: Simulator,
+    clock: Arc<dyn Clock>,
+    dispatcher: Dispatcher<DynamoStore, ChimeDialer>,
+    campaign: Campaign,
+    calls: Vec<NewCall>,
+}
+
+struct Setup {
+    callees: Vec<(String, Callee, Option<String>)>,
+    faults: Faults,
+    retry: RetrySpec,
+    pacing: Pacing,
+    window: Option<CallingWindow>,
+    limits: Limits,
+    script: &'static str,
+    /// The simulator's real seconds per simulated second.
+    speed: f64,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            callees: Vec::new(),
+            faults: Faults::default(),
+            retry: RetrySpec {
+                max_attempts: 1,
+                busy_after_s: 60,
+                no_answer_after_s: 60,
+                failed_after_s: 60,
+                declined_after_s: None,
             },
-            CallStatus::Completed,
-        ),
+            pacing: Pacing {
+                calls_per_second: 100.0,
+                max_concurrent: 1000,
+            },
+            window: None,
+            limits: Limits::default(),
+            script: SCRIPT,
+            speed: 0.002,
+            clock: Arc::new(SystemClock),
+            settings: Settings {
+                account_cps: 200.0,
+                first_event_within: Duration::from_secs(30),
+                recheck_after: Duration::from_millis(200),
+                ..Settings::default()
+            },
+        }
+    }
+}
+
+impl Setup {
+    /// `n` numbers, the callee of each from `callee(i)`.
+    fn numbered(mut self, n: usize, callee: impl Fn(usize) -> Callee) -> Self {
+        self.callees = (0..n)
+            .map(|i| (format!("+1555556{i:04}"), callee(i), None))
+            .collect();
+        self
+    }
+
+    async fn start(self) -> Harness {
+        let endpoint = shared_endpoint().unwrap();
+        let ddb = client(&endpoint);
+        let store = DynamoStore::new(ddb.clone(), fresh_table(&ddb, "dispatch").await.unwrap(), 1);
+        let campaign = Campaign {
+            id: CampaignId::random(),
+            name: "dispatch".into(),
+            from: E164::parse("+15555550199").unwrap(),
+            status: CampaignStatus::Active,
+            retry: RetryPolicy::new(self.retry).unwrap(),
+            pacing: self.pacing,
+            script: serde_json::from_str(self.script).unwrap(),
+            limits: self.limits,
+            window: self.window,
+            created_at: self.clock.now(),
+            contacts: self.callees.len() as u64,
+        };
+        let mut by_number = BTreeMap::new();
+        let calls: Vec<NewCall> = self
+            .callees
+            .into_iter()
+            .map(|(to, callee, tz)| {
+                by_number.insert(to.clone(), callee);
+                NewCall {
+                    id: CallId::random(),
+                    to: E164::parse(&to).unwrap(),
+                    vars: BTreeMap::new(),
+                    due_at: self.clock.now(),
+                    tz,
+                }
+            })
+            .collect();
+        store.create_campaign(&campaign, &calls).await.unwrap();
+        let handler = Arc::new(SmaHandler::new(
+            store.clone(),
+            Arc::clone(&self.clock),
+            SmaSettings::default(),
+        ));
+        let config = SimConfig {
+            speed: self.speed,
+            faults: self.faults,
+            callees: Callees {
+                by_number,
+                mix: Vec::new(),
+            },
+            ..SimConfig::default()
+        };
+        let sim = Simulator::start(config, "sma-local", Arc::new(InProcess(handler)))
+            .await
+            .unwrap();
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            ChimeDialer::new(voice_client(&sim.endpoint()), "sma-local"),
+            Arc::clone(&self.clock),
+            self.settings,
+        );
+        Harness {
+            store,
+            sim,
+            clock: self.clock,
+            dispatcher,
+            campaign,
+            calls,
+        }
+    }
+}
+
+impl Harness {
+    async fn statuses(&self) -> BTreeMap<String, CallStatus> {
+        let mut out = BTreeMap::new();
+        for call in &self.calls {
+            let r = self.store.call(&call.id).await.unwrap();
+            out.insert(call.to.to_string(), r.status);
+        }
+        out
+    }
+
+    /// Ticks until every call is terminal and the simulator idle (or a minute passes);
+    /// returns the final statuses.
+    async fn until_all_terminal(&self) -> BTreeMap<String, CallStatus> {
+        let started = Instant::now();
+        loop {
+            self.dispatcher.tick(0).await.unwrap();
+            let statuses = self.statuses().await;
+            let done = statuses.values().all(|s| s.is_terminal()) && self.sim.live_calls() == 0;
+            if done || started.elapsed() > Duration::from_secs(60) {
+                self.dispatcher.settle().await;
+                return statuses;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// One tick, its dials sent and their calls played out by the simulator.
+    async fn tick_and_settle(&self) {
+        self.dispatcher.tick(0).await.unwrap();
+        self.dispatcher.settle().await;
+        assert!(self.sim.wait_idle(Duration::from_secs(30)).await);
+    }
+
+    /// Changes the campaign's status and asks for a sweep, as the API does.
+    async fn set_status(&self, status: CampaignStatus) {
+        let now = self.clock.now();
+        let id = &self.campaign.id;
+        self.store
+            .client()
+            .update_item()
+            .table_name(self.store.table())
+            .set_key(Some(key(format!("CAMPAIGN#{id}"), "META")))
+            .update_expression("SET #s = :s, due_shard = :shard, due_key = :k, due_at = :a")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":s", AttributeValue::S(status.as_str().into()))
+            .expression_attribute_values(
+                ":shard",
+                AttributeValue::S(format!("WATCH#{}", shard_of_key(id.as_str(), 1))),
+            )
+            .expression_attribute_values(":k", AttributeValue::S(sweep_due_key(id, now)))
+            .expression_attribute_values(":a", AttributeValue::N(now.as_millis().to_string()))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+fn assert_clean(report: &Report) {
+    assert_eq!(report.double_dials, 0, "{:?}", report.placed_per_number);
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+}
+
+fn mixed(i: usize) -> (Callee, CallStatus) {
+    match i % 5 {
+        0 | 1 => (answers(), CallStatus::Completed),
         2 => (Callee::Busy, CallStatus::Busy),
         3 => (Callee::NoAnswer { ring_ms: 10_000 }, CallStatus::NoAnswer),
         _ => (Callee::Fail { code: 404 }, CallStatus::InvalidNumber),
     }
 }
 
-/// Dials `n` calls through the dispatcher until every one is terminal; returns the statuses
-/// by number, the simulator's report and the dispatcher's summed ticks.
-async fn campaign(
-    n: usize,
-    faults: Faults,
-    first_event_within: Duration,
-) -> (BTreeMap<String, (CallStatus, CallStatus)>, Report, Tick) {
-    let endpoint = shared_endpoint().unwrap();
-    let ddb = client(&endpoint);
-    let store = DynamoStore::new(ddb.clone(), fresh_table(&ddb, "dispatch").await.unwrap(), 1);
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let campaign = Campaign {
-        id: CampaignId::random(),
-        name: "dispatch".into(),
-        from: E164::parse("+15555550199").unwrap(),
-        status: CampaignStatus::Active,
-        retry: RetryPolicy::new(RetrySpec {
-            max_attempts: 1,
-            busy_after_s: 60,
-            no_answer_after_s: 60,
-            failed_after_s: 60,
-            declined_after_s: None,
-        })
-        .unwrap(),
-        pacing: Pacing {
-            calls_per_second: 100.0,
-            max_concurrent: 100,
-        },
-        script: serde_json::from_str(SCRIPT).unwrap(),
-        limits: Limits::default(),
-        window: None,
-        created_at: clock.now(),
-        contacts: 0,
-    };
-    let mut expected = BTreeMap::new();
-    let mut by_number = BTreeMap::new();
-    let calls: Vec<NewCall> = (0..n)
-        .map(|i| {
-            let to = format!("+1555556{i:04}");
-            let (c, status) = callee(i);
-            by_number.insert(to.clone(), c);
-            expected.insert(to.clone(), status);
-            NewCall {
-                tz: None,
-                id: CallId::random(),
-                to: E164::parse(&to).unwrap(),
-                vars: BTreeMap::new(),
-                due_at: clock.now(),
-            }
-        })
-        .collect();
-    store.create_campaign(&campaign, &calls).await.unwrap();
-
-    let handler = Arc::new(SmaHandler::new(
-        store.clone(),
-        clock.clone(),
-        SmaSettings::default(),
-    ));
-    let config = SimConfig {
-        speed: 0.002,
-        faults,
-        callees: Callees {
-            by_number,
-            mix: Vec::new(),
-        },
-        ..SimConfig::default()
-    };
-    let sim = Simulator::start(config, "sma-local", Arc::new(InProcess(handler)))
-        .await
-        .unwrap();
-    let settings = Settings {
-        account_cps: 200.0,
-        first_event_within,
-        recheck_after: Duration::from_millis(200),
-        batch: 100,
-    };
-    let dispatcher = Dispatcher::new(
-        store.clone(),
-        ChimeDialer::new(voice_client(&sim.endpoint()), "sma-local"),
-        clock,
-        settings,
-    );
-
-    let mut total = Tick::default();
-    let started = Instant::now();
-    let mut finals = BTreeMap::new();
-    while started.elapsed() < Duration::from_secs(60) {
-        let tick = dispatcher.tick(0).await.unwrap();
-        total.dialed += tick.dialed;
-        total.throttled += tick.throttled;
-        total.unknown += tick.unknown;
-        total.requeued += tick.requeued;
-        total.refused += tick.refused;
-        finals.clear();
-        for call in &calls {
-            let r = store.call(&call.id).await.unwrap();
-            finals.insert(call.to.to_string(), (r.status, expected[call.to.as_str()]));
-        }
-        if finals.values().all(|(s, _)| s.is_terminal()) && sim.live_calls() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+async fn mixed_campaign(faults: Faults, first_event_within: Duration) -> (Harness, Stats) {
+    let mut setup = Setup::default().numbered(20, |i| mixed(i).0);
+    setup.faults = faults;
+    setup.settings.first_event_within = first_event_within;
+    let h = setup.start().await;
+    let statuses = h.until_all_terminal().await;
+    for (i, call) in h.calls.iter().enumerate() {
+        assert_eq!(statuses[call.to.as_str()], mixed(i).1, "{}", call.to);
     }
-    (finals, sim.report(), total)
-}
-
-fn assert_all_right(finals: &BTreeMap<String, (CallStatus, CallStatus)>, report: &Report) {
-    for (to, (got, want)) in finals {
-        assert_eq!(got, want, "{to}");
-    }
-    assert_eq!(report.double_dials, 0, "{:?}", report.placed_per_number);
-    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert_clean(&h.sim.report());
+    let stats = h.dispatcher.stats();
+    (h, stats)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mixed_campaign_ends_every_call_with_its_status() {
-    let (finals, report, tick) = campaign(20, Faults::default(), Duration::from_secs(30)).await;
-    assert_all_right(&finals, &report);
-    assert_eq!(tick.dialed, 20);
+    let (_, stats) = mixed_campaign(Faults::default(), Duration::from_secs(30)).await;
+    assert_eq!(stats.dialed, 20);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_storm_slows_dialing_and_loses_no_call() {
-    let (finals, report, tick) = campaign(
-        20,
-        Faults {
-            throttle: 0.5,
-            ..Faults::default()
-        },
-        Duration::from_secs(30),
-    )
-    .await;
-    assert_all_right(&finals, &report);
-    assert!(tick.throttled > 0);
-    assert_eq!(tick.dialed, 20);
+    let faults = Faults {
+        throttle: 0.5,
+        ..Faults::default()
+    };
+    let (h, stats) = mixed_campaign(faults, Duration::from_secs(30)).await;
+    assert!(stats.throttled > 0);
+    assert_eq!(stats.dialed, 20);
+    assert!(h.dispatcher.account_rate() < 200.0, "the rate backed off");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_answers_from_the_api_never_dial_an_attempt_twice() {
-    // Half the dials fail with a 500 before the call is placed, a fifth after it was placed:
-    // the watchdog queues the first kind again and lets the second kind run.
+    // A third of the dials fail with a 500 before the call is placed, a fifth after it was
+    // placed: the watchdog queues the first kind again and lets the second kind run.
     let faults = Faults {
         create_error: 0.3,
         create_error_after_placed: 0.2,
         ..Faults::default()
     };
-    let (finals, report, tick) = campaign(20, faults, Duration::from_millis(400)).await;
-    assert_all_right(&finals, &report);
-    assert!(tick.unknown > 0 && tick.requeued > 0, "{tick:?}");
+    let (_, stats) = mixed_campaign(faults, Duration::from_millis(400)).await;
+    assert!(stats.unknown > 0 && stats.requeued > 0, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatcher_killed_mid_batch_loses_and_doubles_no_call() {
+    let mut setup = Setup::default().numbered(60, |i| mixed(i).0);
+    setup.pacing.calls_per_second = 40.0;
+    // Long enough that a dial the killed dispatcher sent reports its first event before the
+    // watchdog gives up on it, even on a loaded machine.
+    setup.settings.first_event_within = Duration::from_secs(2);
+    let h = setup.start().await;
+    // The first dispatcher runs in a task that is killed part-way: dials claimed and not
+    // sent, requests in flight and answers not recorded all die with it.
+    let first = Arc::new(Dispatcher::new(
+        h.store.clone(),
+        ChimeDialer::new(voice_client(&h.sim.endpoint()), "sma-local"),
+        Arc::clone(&h.clock),
+        Settings {
+            account_cps: 200.0,
+            first_event_within: Duration::from_secs(2),
+            ..Settings::default()
+        },
+    ));
+    let running = {
+        let first = Arc::clone(&first);
+        tokio::spawn(async move {
+            loop {
+                first.tick(0).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    running.abort();
+    let _ = running.await;
+    let sent_before = first.stats().dialed;
+    drop(first);
+    assert!(
+        sent_before > 0 && sent_before < 60,
+        "killed mid-batch: {sent_before} dialed"
+    );
+    // Another dispatcher takes over.
+    let statuses = h.until_all_terminal().await;
+    for (i, call) in h.calls.iter().enumerate() {
+        let transcripts: Vec<_> = h
+            .sim
+            .report()
+            .calls
+            .into_iter()
+            .filter(|c| c.to == call.to.as_str())
+            .map(|c| c.transcript)
+            .collect();
+        let record = h.store.call(&call.id).await.unwrap();
+        assert_eq!(
+            statuses[call.to.as_str()],
+            mixed(i).1,
+            "{}: {transcripts:#?} {record:#?}",
+            call.to
+        );
+    }
+    let report = h.sim.report();
+    assert_clean(&report);
+    assert_eq!(
+        report.placed_per_number.len(),
+        60,
+        "every number was dialed once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_wait_their_backoff_on_the_clock_and_then_dial_the_next_attempt() {
+    let clock = Arc::new(ManualClock::at(Timestamp::from_millis(1_900_000_000_000)));
+    let mut setup = Setup::default().numbered(2, |i| {
+        if i == 0 {
+            Callee::Busy
+        } else {
+            Callee::NoAnswer { ring_ms: 5_000 }
+        }
+    });
+    setup.retry = RetrySpec {
+        max_attempts: 3,
+        busy_after_s: 300,
+        no_answer_after_s: 1800,
+        failed_after_s: 600,
+        declined_after_s: None,
+    };
+    setup.clock = clock.clone();
+    let h = setup.start().await;
+    let busy = &h.calls[0];
+    let unanswered = &h.calls[1];
+
+    h.tick_and_settle().await;
+    let waiting = h.store.call(&busy.id).await.unwrap();
+    assert_eq!(waiting.status, CallStatus::RetryWait);
+    assert_eq!(waiting.attempt.get(), 2);
+    let t0 = clock.now();
+    assert_eq!(waiting.due_at, Some(t0.plus(Duration::from_secs(300))));
+    assert_eq!(
+        h.store.call(&unanswered.id).await.unwrap().due_at,
+        Some(t0.plus(Duration::from_secs(1800)))
+    );
+
+    // One second early: nothing is dialed.
+    clock.set(t0.plus(Duration::from_secs(299)));
+    h.tick_and_settle().await;
+    assert_eq!(h.sim.report().placed_per_number[busy.to.as_str()], 1);
+    // On time: attempt 2, busy again, backs off twice as long.
+    clock.set(t0.plus(Duration::from_secs(300)));
+    h.tick_and_settle().await;
+    assert_eq!(h.sim.report().placed_per_number[busy.to.as_str()], 2);
+    let waiting = h.store.call(&busy.id).await.unwrap();
+    assert_eq!(waiting.attempt.get(), 3);
+    assert_eq!(
+        waiting.due_at,
+        Some(t0.plus(Duration::from_secs(300 + 600)))
+    );
+    // The last attempt is final.
+    clock.set(t0.plus(Duration::from_secs(900)));
+    h.tick_and_settle().await;
+    let done = h.store.call(&busy.id).await.unwrap();
+    assert_eq!(done.status, CallStatus::Busy);
+    assert_eq!(done.attempt.get(), 3);
+    assert_eq!(h.sim.report().placed_per_number[busy.to.as_str()], 3);
+    assert_eq!(
+        h.sim.report().placed_per_number[unanswered.to.as_str()],
+        1,
+        "the unanswered call waits its own, longer, backoff"
+    );
+    assert_clean(&h.sim.report());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calling_windows_hold_calls_until_their_local_opening_across_daylight_saving_changes() {
+    // Saturday 2030-03-09 17:00 UTC; the US springs forward on Sunday 2030-03-10.
+    let clock = Arc::new(ManualClock::at(Timestamp::from_millis(1_899_306_000_000)));
+    let setup = Setup {
+        callees: vec![
+            // New York by its area code: Monday 09:00 EDT = 13:00 UTC.
+            ("+12125550101".into(), answers(), None),
+            // Given as London: Monday 09:00 GMT = 09:00 UTC (the UK changes on 2030-03-31).
+            ("+12125550102".into(), answers(), Some("Europe/London".into())),
+            // Toll-free, so the campaign's zone, Chicago: Monday 09:00 CDT = 14:00 UTC.
+            ("+18005550103".into(), answers(), None),
+        ],
+        window: Some(
+            serde_json::from_str(
+                r#"{"timezone": "America/Chicago",
+                    "hours": {"mon": ["09:00-17:00"], "tue": ["09:00-17:00"], "wed": ["09:00-17:00"],
+                              "thu": ["09:00-17:00"], "fri": ["09:00-17:00"]}}"#,
+            )
+            .unwrap(),
+        ),
+        clock: clock.clone(),
+        ..Setup::default()
+    };
+    let h = setup.start().await;
+    let placed = |number: &str| {
+        h.sim
+            .report()
+            .placed_per_number
+            .get(number)
+            .copied()
+            .unwrap_or(0)
+    };
+
+    h.tick_and_settle().await;
+    assert_eq!(
+        h.dispatcher.stats().deferred,
+        3,
+        "all three wait for Monday"
+    );
+    let due: Vec<_> = {
+        let mut v = Vec::new();
+        for c in &h.calls {
+            v.push(
+                h.store
+                    .call(&c.id)
+                    .await
+                    .unwrap()
+                    .due_at
+                    .unwrap()
+                    .as_millis(),
+            );
+        }
+        v
+    };
+    assert_eq!(
+        due,
+        [1_899_464_400_000, 1_899_450_000_000, 1_899_468_000_000]
+    );
+
+    for (at, expected) in [
+        (1_899_449_999_000, [0, 0, 0]),
+        (1_899_450_000_000, [0, 1, 0]),
+        (1_899_464_399_000, [0, 1, 0]),
+        (1_899_464_400_000, [1, 1, 0]),
+        (1_899_468_000_000, [1, 1, 1]),
+    ] {
+        clock.set(Timestamp::from_millis(at));
+        h.tick_and_settle().await;
+        let got: Vec<u32> = h.calls.iter().map(|c| placed(c.to.as_str())).collect();
+        assert_eq!(got, expected, "at {at}");
+    }
+    assert_clean(&h.sim.report());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_opening_after_the_autumn_change_uses_standard_time() {
+    // Saturday 2030-11-02 17:00 UTC; the US falls back on Sunday 2030-11-03.
+    let clock = Arc::new(ManualClock::at(Timestamp::from_millis(1_919_869_200_000)));
+    let setup = Setup {
+        callees: vec![("+12125550101".into(), answers(), None)],
+        window: Some(
+            serde_json::from_str(
+                r#"{"timezone": "America/New_York", "hours": {"mon": ["09:00-17:00"]}}"#,
+            )
+            .unwrap(),
+        ),
+        clock: clock.clone(),
+        ..Setup::default()
+    };
+    let h = setup.start().await;
+    h.tick_and_settle().await;
+    // Monday 09:00 EST = 14:00 UTC, an hour later in UTC than before the change.
+    assert_eq!(
+        h.store.call(&h.calls[0].id).await.unwrap().due_at,
+        Some(Timestamp::from_millis(1_920_031_200_000))
+    );
+    clock.set(Timestamp::from_millis(1_920_031_199_000));
+    h.tick_and_settle().await;
+    assert!(h.sim.report().placed_per_number.is_empty());
+    clock.set(Timestamp::from_millis(1_920_031_200_000));
+    h.tick_and_settle().await;
+    assert_eq!(h.sim.report().placed_per_number.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_concurrency_cap_holds_dials_until_slots_are_given_back() {
+    let mut setup = Setup::default().numbered(5, |_| Callee::Busy);
+    setup.pacing.max_concurrent = 2;
+    let h = setup.start().await;
+    for _ in 0..3 {
+        h.tick_and_settle().await;
+    }
+    // Two calls took the two slots and ended; nobody gave the slots back (the stream
+    // handler does that), so the other three wait.
+    assert_eq!(h.sim.report().placed_per_number.len(), 2);
+    let waiting = h
+        .statuses()
+        .await
+        .values()
+        .filter(|s| **s == CallStatus::Queued)
+        .count();
+    assert_eq!(waiting, 3);
+    // The stream handler's decrement, for the two ended calls.
+    h.store
+        .client()
+        .update_item()
+        .table_name(h.store.table())
+        .set_key(Some(key(format!("CAMPAIGN#{}", h.campaign.id), "COUNTERS")))
+        .update_expression("ADD live :d")
+        .expression_attribute_values(":d", AttributeValue::N("-2".into()))
+        .send()
+        .await
+        .unwrap();
+    h.tick_and_settle().await;
+    assert_eq!(h.sim.report().placed_per_number.len(), 4);
+    assert_clean(&h.sim.report());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_campaign_parks_its_calls_and_dials_them_once_resumed() {
+    let mut setup = Setup::default().numbered(6, |_| Callee::Busy);
+    setup.pacing.calls_per_second = 100.0;
+    let h = setup.start().await;
+    h.set_status(CampaignStatus::Paused).await;
+    h.tick_and_settle().await;
+    h.tick_and_settle().await;
+    assert!(h.sim.report().placed_per_number.is_empty());
+    assert_eq!(h.dispatcher.stats().parked, 6);
+    // Parked calls are out of the index: ticks read nothing.
+    let tick = h.dispatcher.tick(0).await.unwrap();
+    assert!(!tick.did_work(), "{tick:?}");
+
+    h.set_status(CampaignStatus::Active).await;
+    // The campaign's status is cached for two seconds; the sweep reads it afresh.
+    let statuses = h.until_all_terminal().await;
+    assert!(
+        statuses.values().all(|s| *s == CallStatus::Busy),
+        "{statuses:?}"
+    );
+    assert_eq!(h.dispatcher.stats().unparked, 6);
+    assert_clean(&h.sim.report());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_campaign_hangs_up_its_live_calls_and_ends_the_waiting_ones() {
+    let mut setup = Setup::default().numbered(10, |_| Callee::Answer {
+        after_ms: 500,
+        digits: None,
+    });
+    // Four calls a second: the first ones are on the line when the campaign is cancelled,
+    // the rest still wait.
+    setup.pacing.calls_per_second = 4.0;
+    setup.script = LONG_SCRIPT;
+    // The minute-long hold lasts three real seconds: calls are on the line at the cancel.
+    setup.speed = 0.05;
+    let h = setup.start().await;
+    let started = Instant::now();
+    while h.sim.report().placed_per_number.len() < 3 && started.elapsed() < Duration::from_secs(10)
+    {
+        h.dispatcher.tick(0).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    h.dispatcher.settle().await;
+    let dialed = h.sim.report().placed_per_number.len();
+    assert!(
+        (3..10).contains(&dialed),
+        "{dialed} dialed before the cancel"
+    );
+
+    h.set_status(CampaignStatus::Cancelled).await;
+    let statuses = h.until_all_terminal().await;
+    assert!(
+        statuses.values().all(|s| *s == CallStatus::Cancelled),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        h.sim.report().placed_per_number.len(),
+        dialed,
+        "nothing was dialed after the cancel"
+    );
+    let stats = h.dispatcher.stats();
+    // A call that moves from DIALING to RINGING while the sweep lists them may be told twice.
+    assert!(stats.hung_up as usize >= dialed, "{stats:?}");
+    assert_eq!(stats.cancelled as usize, 10 - dialed, "{stats:?}");
+    let told_to_end = h
+        .sim
+        .report()
+        .calls
+        .iter()
+        .filter(|c| {
+            c.transcript
+                .iter()
+                .any(|l| l.contains("CALL_UPDATE_REQUESTED"))
+        })
+        .count();
+    assert_eq!(told_to_end, dialed, "every live call heard the cancel");
+    assert_clean(&h.sim.report());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_put_on_the_do_not_call_list_after_upload_are_not_dialed() {
+    let h = Setup::default().numbered(3, |_| Callee::Busy).start().await;
+    let listed = &h.calls[1];
+    h.store
+        .client()
+        .put_item()
+        .table_name(h.store.table())
+        .set_item(Some(key(format!("DNC#{}", listed.to), "DNC")))
+        .send()
+        .await
+        .unwrap();
+    let statuses = h.until_all_terminal().await;
+    assert_eq!(statuses[listed.to.as_str()], CallStatus::Cancelled);
+    assert_eq!(h.dispatcher.stats().do_not_call, 1);
+    assert!(
+        !h.sim
+            .report()
+            .placed_per_number
+            .contains_key(listed.to.as_str())
+    );
+    assert_eq!(h.sim.report().placed_per_number.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_dispatchers_on_one_shard_never_both_dispatch() {
-    let endpoint = shared_endpoint().unwrap();
-    let ddb = client(&endpoint);
-    let store = DynamoStore::new(ddb.clone(), fresh_table(&ddb, "lease").await.unwrap(), 1);
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let sim = Simulator::start(
-        SimConfig::default(),
-        "sma-local",
-        Arc::new(InProcess(Arc::new(SmaHandler::new(
-            store.clone(),
-            clock.clone(),
-            SmaSettings::default(),
-        )))),
-    )
-    .await
-    .unwrap();
+    let h = Setup::default().start().await;
     let make = || {
         Dispatcher::new(
-            store.clone(),
-            ChimeDialer::new(voice_client(&sim.endpoint()), "sma-local"),
-            Arc::clone(&clock),
+            h.store.clone(),
+            ChimeDialer::new(voice_client(&h.sim.endpoint()), "sma-local"),
+            Arc::clone(&h.clock),
             Settings::default(),
         )
     };
     let (first, second) = (make(), make());
-    let until = clock.now().plus(Duration::from_millis(600));
-    let (a, b) = tokio::join!(first.run(0, "first", until), second.run(0, "second", until));
+    let until = h.clock.now().plus(Duration::from_millis(1600));
+    let (a, b) = tokio::join!(
+        first.run(0, "first", until, Duration::ZERO),
+        second.run(0, "second", until, Duration::ZERO)
+    );
     let held = [a.unwrap(), b.unwrap()]
         .iter()
         .filter(|r| r.is_some())
         .count();
     assert_eq!(held, 1, "exactly one dispatcher held the shard");
     // Given back at the end: the next run takes it at once.
+    let until = h.clock.now().plus(Duration::from_millis(1100));
     assert!(
         first
-            .run(0, "third", clock.now().plus(Duration::from_millis(50)))
+            .run(0, "third", until, Duration::ZERO)
             .await
             .unwrap()
             .is_some()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_run_waits_for_the_previous_one_to_hand_its_shard_over() {
+    let h = Setup::default().start().await;
+    let make = || {
+        Dispatcher::new(
+            h.store.clone(),
+            ChimeDialer::new(voice_client(&h.sim.endpoint()), "sma-local"),
+            Arc::clone(&h.clock),
+            Settings::default(),
+        )
+    };
+    let (first, second) = (make(), make());
+    let now = h.clock.now();
+    let (a, b) = tokio::join!(
+        first.run(
+            0,
+            "previous",
+            now.plus(Duration::from_millis(1500)),
+            Duration::ZERO
+        ),
+        async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            second
+                .run(
+                    0,
+                    "next",
+                    now.plus(Duration::from_millis(4000)),
+                    Duration::from_secs(3),
+                )
+                .await
+        }
+    );
+    assert!(a.unwrap().is_some());
+    assert!(b.unwrap().is_some(), "the next run took the shard over");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchdogs_fire_on_time_behind_a_backlog_of_paced_dials() {
+    // Thirty callees who would ring for a long time, dialed two a second: the first ones'
+    // one-second ring timeout must fire while most of the list still waits for its dial.
+    let mut setup = Setup::default().numbered(30, |_| Callee::NoAnswer {
+        ring_ms: 10_000_000,
+    });
+    setup.pacing.calls_per_second = 2.0;
+    setup.limits = Limits {
+        ring_timeout_s: 1,
+        max_call_s: 60,
+    };
+    let h = setup.start().await;
+    let started = Instant::now();
+    let mut ended = 0;
+    while started.elapsed() < Duration::from_secs(6) {
+        h.dispatcher.tick(0).await.unwrap();
+        ended = h
+            .statuses()
+            .await
+            .values()
+            .filter(|s| **s == CallStatus::NoAnswer)
+            .count();
+        if ended >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let waiting = h
+        .statuses()
+        .await
+        .values()
+        .filter(|s| **s == CallStatus::Queued)
+        .count();
+    assert!(ended >= 3, "{ended} calls ended by their ring timeout");
+    assert!(
+        waiting >= 15,
+        "the backlog was still there: {waiting} waiting"
+    );
+    assert!(h.dispatcher.stats().hung_up >= 3);
 }

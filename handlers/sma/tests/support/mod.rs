@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use outdial_adapters::store::DynamoStore;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164};
-use outdial_core::ports::CallStore;
+use outdial_core::ports::{CallStore, DispatchStore};
 use outdial_core::record::{Campaign, CampaignStatus, Limits, NewCall, Pacing};
 use outdial_core::retry::RetryPolicy;
 use outdial_core::time::{ManualClock, Timestamp};
@@ -96,7 +96,9 @@ impl Harness {
             }],
         )
         .await;
-        store.claim(&id, Attempt::FIRST, T0, T0).await.unwrap();
+        let waiting = store.call(&id).await.unwrap();
+        assert_eq!(waiting.attempt, Attempt::FIRST);
+        store.claim(&waiting, T0, T0, u32::MAX).await.unwrap();
         self.requests.reset();
         Call::new(id, self.campaign.id.clone(), 1, to, vars)
     }
