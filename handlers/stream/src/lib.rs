@@ -1,2 +1,862 @@
-//! The stream Lambda: DynamoDB Streams records of call items become campaign counters and
-//! the analytics contract. See DESIGN.md section 7; it lands with the stream issue.
+//! The stream Lambda: the table's change stream (DynamoDB Streams, `NEW_AND_OLD_IMAGES`)
+//! becomes each campaign's counters and each call's event history. `docs/analytics.md` is the
+//! contract this implements; DESIGN.md section 7 says why it exists.
+//!
+//! A batch is handled in three steps:
+//!
+//! 1. **Read.** Records are read one by one, in the shard's order. A record whose keys are not
+//!    a call item's (`CALL#<id>` / `CALL`) is skipped before anything else is read: campaign,
+//!    counters, event-history, lease and idempotency items cost nothing. The first record that
+//!    cannot be read (not a stream record, an unreadable call image) ends the batch: only the
+//!    records before it are applied, and it is reported in `batchItemFailures`, so Lambda
+//!    delivers it and everything after it again.
+//! 2. **Count.** Each call change becomes a counters delta (`outdial_core::counters::delta`),
+//!    summed per campaign: one conditional `UpdateItem` per campaign per batch adds the sum and
+//!    moves the campaign's watermark for this shard. A watermark at or past the batch's first
+//!    record means a re-delivery: the records at or below it are dropped and the rest applied
+//!    the same way. An update that brings every contact to a terminal status completes the
+//!    campaign (one more write, once).
+//! 3. **History.** Every change that applied an SMA event becomes its call-event item, written
+//!    with `BatchWriteItem` (25 per request); writing one twice changes nothing.
+//!
+//! Any write that fails reports the earliest record it covered as failed; what was applied
+//! beyond that point is refused by the watermark (counters) or rewritten identically
+//! (history) when Lambda delivers it again.
+//!
+//! The watermark is per stream shard because only a shard's order is guaranteed, which is
+//! also why the event source mapping keeps `ParallelizationFactor` at 1. Lambda names the
+//! shard (`shardId`) only in tumbling-window events, so the mapping sets a tumbling window;
+//! the handler answers those events with the empty `state` they require, and refuses a batch
+//! that names no shard rather than count it without the guarantee.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::error::Error as StdError;
+use std::sync::Arc;
+
+use aws_lambda_events::event::dynamodb::{EventRecord, TimeWindowEventResponse};
+use aws_lambda_events::event::streams::DynamoDbBatchItemFailure;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures::future::join_all;
+use outdial_adapters::counters::call_facts;
+use outdial_adapters::item::Item;
+use outdial_core::counters::{
+    self, CallFacts, CampaignCounters, CounterStore, CounterWrite, HistoryItem, Span,
+    StreamPosition,
+};
+use outdial_core::ids::CampaignId;
+use outdial_core::lifecycle::CallStatus;
+use outdial_core::ports::StoreError;
+use outdial_core::time::{Clock, Timestamp};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tracing::Instrument;
+
+/// `BatchWriteItem` takes at most 25 items.
+const HISTORY_CHUNK: usize = 25;
+/// Conditional updates of one campaign in one batch before giving up: the first, and one
+/// after a re-delivery was found; a third is only needed if another writer moved the
+/// watermark in between, which `ParallelizationFactor` 1 rules out.
+const APPLY_ROUNDS: usize = 3;
+/// The CloudWatch namespace of the handler's metrics.
+pub const METRICS_NAMESPACE: &str = "Outdial";
+
+/// Why a whole batch failed. Lambda then delivers it again (split in halves when the mapping
+/// bisects on errors); whatever was applied before the failure is refused by the watermark.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// The event is not a batch of stream records at all.
+    #[error("the event is not a DynamoDB stream batch: {0}")]
+    NotAStreamEvent(String),
+    /// The records name no shard, so re-deliveries could not be told apart.
+    #[error(
+        "the batch names no stream shard (`shardId`): the event source mapping must set a \
+         tumbling window, which makes Lambda name the shard"
+    )]
+    NoShard,
+    /// A record without a `SequenceNumber` cannot be reported on its own.
+    #[error("record {index} of the batch has no readable SequenceNumber: {reason}")]
+    Unidentifiable { index: usize, reason: String },
+}
+
+/// What a batch came to.
+#[derive(Debug, Default)]
+pub struct Handled {
+    /// The answer for Lambda: `batchItemFailures` (at most one: where re-delivery must start)
+    /// and the empty `state` of a tumbling window.
+    pub response: TimeWindowEventResponse,
+    /// Call changes applied to counters by this batch, by the status they moved into (or were
+    /// inserted in): what the `CallTransitions` metric reports.
+    pub transitions: BTreeMap<CallStatus, u64>,
+    /// Records of call items read.
+    pub calls: usize,
+    /// Records of other items, skipped.
+    pub skipped: usize,
+    /// Campaigns this batch completed.
+    pub completed: Vec<CampaignId>,
+}
+
+impl Handled {
+    /// The response as the JSON Lambda expects.
+    #[must_use]
+    pub fn response_json(&self) -> Value {
+        serde_json::to_value(&self.response)
+            .unwrap_or_else(|_| json!({"batchItemFailures": [], "state": {}}))
+    }
+
+    /// The sequence number reported as failed, if any.
+    #[must_use]
+    pub fn failure(&self) -> Option<&str> {
+        self.response
+            .batch_item_failures
+            .first()
+            .and_then(|f| f.item_identifier.as_deref())
+    }
+
+    /// CloudWatch embedded-metric-format lines for this batch: `CallTransitions` (Count) in
+    /// namespace `Outdial` with dimension `Status`, one line per status moved into.
+    #[must_use]
+    pub fn metric_lines(&self, at: Timestamp) -> Vec<String> {
+        metric_lines(&self.transitions, at)
+    }
+}
+
+/// CloudWatch embedded-metric-format lines: one per status, `CallTransitions` calls moved
+/// into it.
+#[must_use]
+pub fn metric_lines(transitions: &BTreeMap<CallStatus, u64>, at: Timestamp) -> Vec<String> {
+    transitions
+        .iter()
+        .map(|(status, count)| {
+            json!({
+                "_aws": {
+                    "Timestamp": at.as_millis(),
+                    "CloudWatchMetrics": [{
+                        "Namespace": METRICS_NAMESPACE,
+                        "Dimensions": [["Status"]],
+                        "Metrics": [{"Name": "CallTransitions", "Unit": "Count"}],
+                    }],
+                },
+                "Status": status.as_str(),
+                "CallTransitions": count,
+            })
+            .to_string()
+        })
+        .collect()
+}
+
+/// The stream handler over a [`CounterStore`].
+#[derive(Debug)]
+pub struct StreamHandler<S> {
+    store: S,
+    clock: Arc<dyn Clock>,
+}
+
+/// A call change read from the batch.
+#[derive(Debug)]
+struct Change {
+    pos: StreamPosition,
+    /// `ApproximateCreationDateTime`, when the stream gave one.
+    written_at: Option<Timestamp>,
+    campaign: CampaignId,
+    old: Option<CallFacts>,
+    new: Option<CallFacts>,
+}
+
+/// A change as it counts.
+#[derive(Debug)]
+struct Counted {
+    pos: StreamPosition,
+    written_at: Option<Timestamp>,
+    delta: CampaignCounters,
+    transition: Option<CallStatus>,
+}
+
+/// A record that cannot be read.
+#[derive(Debug)]
+struct Bad {
+    pos: Option<StreamPosition>,
+    reason: String,
+}
+
+/// How one campaign's update went.
+#[derive(Debug, Default)]
+struct CampaignResult {
+    transitions: Vec<CallStatus>,
+    completed: bool,
+    /// The earliest record of the campaign, when its update failed.
+    failed_at: Option<StreamPosition>,
+}
+
+impl<S: CounterStore> StreamHandler<S> {
+    pub fn new(store: S, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
+    #[must_use]
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Handles one batch, as Lambda delivers it (`Records`, and with a tumbling window
+    /// `shardId`, `window` and `state`).
+    ///
+    /// # Errors
+    /// [`BatchError`] when the batch as a whole cannot be handled; a bad record or a failed
+    /// write is not an error but a `batchItemFailures` entry.
+    pub async fn handle(&self, event: Value) -> Result<Handled, BatchError> {
+        let records = event
+            .get("Records")
+            .and_then(Value::as_array)
+            .ok_or_else(|| BatchError::NotAStreamEvent("it has no `Records` list".into()))?;
+        let mut handled = Handled::default();
+        if records.is_empty() {
+            // The final invocation of a tumbling window may carry no records.
+            return Ok(handled);
+        }
+        let shard = event
+            .get("shardId")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or(BatchError::NoShard)?;
+        let span = tracing::info_span!("stream_batch", shard, records = records.len());
+        self.handle_records(shard, records, &mut handled)
+            .instrument(span)
+            .await?;
+        Ok(handled)
+    }
+
+    async fn handle_records(
+        &self,
+        shard: &str,
+        records: &[Value],
+        handled: &mut Handled,
+    ) -> Result<(), BatchError> {
+        let mut changes = Vec::new();
+        let mut bad = None;
+        for (index, raw) in records.iter().enumerate() {
+            match read_record(raw) {
+                Ok(Some(change)) => changes.push(change),
+                Ok(None) => handled.skipped += 1,
+                Err(b) => {
+                    tracing::warn!(
+                        index,
+                        sequence_number = b.pos.as_ref().map(tracing::field::display),
+                        reason = %b.reason,
+                        "unreadable stream record: the records before it are applied, it and \
+                         the rest are delivered again"
+                    );
+                    bad = Some((index, b));
+                    break;
+                }
+            }
+        }
+        handled.calls = changes.len();
+
+        let Plan { groups, history } = plan(&changes);
+        let updates = join_all(
+            groups
+                .iter()
+                .map(|(campaign, counted)| self.apply_campaign(shard, campaign, counted)),
+        );
+        let chunks: Vec<&[(StreamPosition, HistoryItem)]> = history.chunks(HISTORY_CHUNK).collect();
+        let writes = join_all(chunks.iter().map(|chunk| async move {
+            let items: Vec<HistoryItem> = chunk.iter().map(|(_, h)| h.clone()).collect();
+            (
+                chunk.first().map(|(pos, _)| pos),
+                self.store.record_history(&items).await,
+            )
+        }));
+        let (updates, writes) = futures::join!(updates, writes);
+
+        let mut failed_at: Option<StreamPosition> = None;
+        let mut fail = |pos: &StreamPosition| {
+            if failed_at.as_ref().is_none_or(|f| pos < f) {
+                failed_at = Some(pos.clone());
+            }
+        };
+        for ((campaign, _), result) in groups.iter().zip(updates) {
+            for status in result.transitions {
+                *handled.transitions.entry(status).or_insert(0) += 1;
+            }
+            if result.completed {
+                handled.completed.push(campaign.clone());
+            }
+            if let Some(pos) = &result.failed_at {
+                fail(pos);
+            }
+        }
+        for (first, result) in writes {
+            if let (Some(pos), Err(e)) = (first, result) {
+                tracing::error!(
+                    sequence_number = %pos,
+                    error = %chain(&e),
+                    "writing call event history failed; reported for re-delivery"
+                );
+                fail(pos);
+            }
+        }
+        match bad {
+            Some((_, Bad { pos: Some(pos), .. })) => fail(&pos),
+            Some((index, Bad { pos: None, reason })) if failed_at.is_none() => {
+                return Err(BatchError::Unidentifiable { index, reason });
+            }
+            _ => {}
+        }
+        if let Some(pos) = failed_at {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(pos.sequence_number().to_owned());
+            handled.response.batch_item_failures = vec![failure];
+        }
+        tracing::info!(
+            calls = handled.calls,
+            skipped = handled.skipped,
+            campaigns = groups.len(),
+            history = history.len(),
+            failed_at = handled.failure(),
+            "stream batch handled"
+        );
+        Ok(())
+    }
+
+    /// Applies one campaign's changes of this batch in one conditional update (two when the
+    /// batch is partly a re-delivery), and completes the campaign when it is done.
+    async fn apply_campaign(
+        &self,
+        shard: &str,
+        campaign: &CampaignId,
+        counted: &[Counted],
+    ) -> CampaignResult {
+        let mut pending: Vec<&Counted> = counted.iter().filter(|c| !c.delta.is_zero()).collect();
+        let Some(first_of_campaign) = pending.first().map(|c| c.pos.clone()) else {
+            return CampaignResult::default();
+        };
+        let failed = |e: &StoreError| {
+            tracing::error!(
+                campaign = %campaign,
+                first = %first_of_campaign,
+                error = %chain(e),
+                "updating campaign counters failed; reported for re-delivery"
+            );
+            CampaignResult {
+                failed_at: Some(first_of_campaign.clone()),
+                ..CampaignResult::default()
+            }
+        };
+        for _ in 0..APPLY_ROUNDS {
+            let (Some(first), Some(last)) = (pending.first(), pending.last()) else {
+                break;
+            };
+            let mut delta = CampaignCounters::default();
+            for c in &pending {
+                delta += &c.delta;
+            }
+            let span = Span {
+                shard: shard.to_owned(),
+                first: first.pos.clone(),
+                last: last.pos.clone(),
+                written_at: pending.iter().filter_map(|c| c.written_at).max(),
+            };
+            let write = self.store.apply(campaign, &span, &delta).await;
+            match write {
+                Ok(CounterWrite::Applied(now)) => {
+                    let moved_terminal = delta
+                        .by_status
+                        .iter()
+                        .any(|(status, n)| status.is_terminal() && *n != 0);
+                    let mut result = CampaignResult {
+                        transitions: pending.iter().filter_map(|c| c.transition).collect(),
+                        ..CampaignResult::default()
+                    };
+                    if moved_terminal && now.is_complete() {
+                        match self.complete(campaign).await {
+                            Ok(done) => result.completed = done,
+                            Err(e) => return failed(&e),
+                        }
+                    }
+                    return result;
+                }
+                Ok(CounterWrite::Behind {
+                    watermark,
+                    counters: now,
+                }) => {
+                    let before = pending.len();
+                    pending.retain(|c| c.pos > watermark);
+                    tracing::info!(
+                        campaign = %campaign,
+                        watermark = %watermark,
+                        dropped = before - pending.len(),
+                        "records already applied (a re-delivery) are dropped"
+                    );
+                    if pending.is_empty() {
+                        // Everything was applied before. If the campaign is done, its
+                        // completion may be what failed then: try it again (a no-op when it
+                        // went through).
+                        let mut result = CampaignResult::default();
+                        if now.is_complete() {
+                            match self.complete(campaign).await {
+                                Ok(done) => result.completed = done,
+                                Err(e) => return failed(&e),
+                            }
+                        }
+                        return result;
+                    }
+                }
+                Err(e) => return failed(&e),
+            }
+        }
+        failed(&StoreError::Conflict)
+    }
+
+    async fn complete(&self, campaign: &CampaignId) -> Result<bool, StoreError> {
+        let done = self
+            .store
+            .complete_campaign(campaign, self.clock.now())
+            .await?;
+        if done {
+            tracing::info!(campaign = %campaign, "every contact reached a terminal status: campaign completed");
+        }
+        Ok(done)
+    }
+}
+
+/// What a batch's changes come to.
+#[derive(Debug, Default)]
+struct Plan {
+    /// Deltas by campaign, campaigns in order of first appearance.
+    groups: Vec<(CampaignId, Vec<Counted>)>,
+    /// Event-history items, each with the record it came from, without duplicates.
+    history: Vec<(StreamPosition, HistoryItem)>,
+}
+
+/// Groups the changes' deltas by campaign and lists the event-history items they imply.
+fn plan(changes: &[Change]) -> Plan {
+    let mut groups: Vec<(CampaignId, Vec<Counted>)> = Vec::new();
+    let mut index: HashMap<&CampaignId, usize> = HashMap::new();
+    let mut history = Vec::new();
+    let mut seen = HashSet::new();
+    for change in changes {
+        let (old, new) = (change.old.as_ref(), change.new.as_ref());
+        let transition = new
+            .filter(|n| old.is_none_or(|o| o.status != n.status))
+            .map(|n| n.status);
+        let counted = Counted {
+            pos: change.pos.clone(),
+            written_at: change.written_at,
+            delta: counters::delta(old, new),
+            transition,
+        };
+        let at = *index.entry(&change.campaign).or_insert_with(|| {
+            groups.push((change.campaign.clone(), Vec::new()));
+            groups.len() - 1
+        });
+        groups[at].1.push(counted);
+        if let Some(item) = new.and_then(|n| counters::history(old, n)) {
+            let key = (item.call_id.clone(), item.entry.attempt, item.entry.seq);
+            if seen.insert(key) {
+                history.push((change.pos.clone(), item));
+            }
+        }
+    }
+    Plan { groups, history }
+}
+
+/// Reads one record: `Ok(None)` for an item that is not a call, which costs nothing more.
+fn read_record(raw: &Value) -> Result<Option<Change>, Bad> {
+    let pos = raw
+        .pointer("/dynamodb/SequenceNumber")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Bad {
+            pos: None,
+            reason: "no dynamodb.SequenceNumber".into(),
+        })
+        .and_then(|seq| {
+            StreamPosition::parse(seq).map_err(|e| Bad {
+                pos: None,
+                reason: e.to_string(),
+            })
+        })?;
+    let bad = |reason: String| Bad {
+        pos: Some(pos.clone()),
+        reason,
+    };
+    let key = |name: &str| {
+        raw.pointer(&format!("/dynamodb/Keys/{name}/S"))
+            .and_then(Value::as_str)
+    };
+    match (key("PK"), key("SK")) {
+        (Some(pk), Some("CALL")) if pk.starts_with("CALL#") => {}
+        (Some(_), Some(_)) => return Ok(None),
+        _ => return Err(bad("no string keys PK and SK".into())),
+    }
+    let record = EventRecord::deserialize(raw)
+        .map_err(|e| bad(format!("not a DynamoDB stream record: {e}")))?;
+    let (has_old, has_new) = match record.event_name.as_str() {
+        "INSERT" => (false, true),
+        "MODIFY" => (true, true),
+        "REMOVE" => (true, false),
+        other => return Err(bad(format!("unknown eventName {other:?}"))),
+    };
+    let read = |image: serde_dynamo::Item, which: &str| -> Result<CallFacts, Bad> {
+        if image.is_empty() {
+            return Err(bad(format!(
+                "{which} is missing (the stream must be NEW_AND_OLD_IMAGES)"
+            )));
+        }
+        call_facts(&to_item(image)).map_err(|e| bad(format!("{which}: {e}")))
+    };
+    let change = record.change;
+    let old = if has_old {
+        Some(read(change.old_image, "OldImage")?)
+    } else {
+        None
+    };
+    let new = if has_new {
+        Some(read(change.new_image, "NewImage")?)
+    } else {
+        None
+    };
+    let campaign = match (&old, &new) {
+        (Some(o), Some(n)) if o.campaign_id != n.campaign_id => {
+            return Err(bad("the images name different campaigns".into()));
+        }
+        (_, Some(f)) | (Some(f), None) => f.campaign_id.clone(),
+        (None, None) => return Err(bad("a change with no image".into())),
+    };
+    let written_at = raw
+        .pointer("/dynamodb/ApproximateCreationDateTime")
+        .and_then(Value::as_f64)
+        .filter(|secs| secs.is_finite() && *secs > 0.0)
+        .map(|secs| Timestamp::from_millis((secs * 1000.0) as i64));
+    Ok(Some(Change {
+        pos,
+        written_at,
+        campaign,
+        old,
+        new,
+    }))
+}
+
+/// A stream image as the SDK's item type, which the adapters read.
+fn to_item(image: serde_dynamo::Item) -> Item {
+    image
+        .into_inner()
+        .into_iter()
+        .map(|(k, v)| (k, to_attr(v)))
+        .collect()
+}
+
+fn to_attr(v: serde_dynamo::AttributeValue) -> AttributeValue {
+    use serde_dynamo::AttributeValue as D;
+    match v {
+        D::N(n) => AttributeValue::N(n),
+        D::S(s) => AttributeValue::S(s),
+        D::Bool(b) => AttributeValue::Bool(b),
+        D::B(b) => AttributeValue::B(Blob::new(b)),
+        D::Null(b) => AttributeValue::Null(b),
+        D::M(m) => AttributeValue::M(m.into_iter().map(|(k, v)| (k, to_attr(v))).collect()),
+        D::L(l) => AttributeValue::L(l.into_iter().map(to_attr).collect()),
+        D::Ss(v) => AttributeValue::Ss(v),
+        D::Ns(v) => AttributeValue::Ns(v),
+        D::Bs(v) => AttributeValue::Bs(v.into_iter().map(Blob::new).collect()),
+    }
+}
+
+/// An error and its causes, on one line.
+fn chain(e: &(dyn StdError + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use outdial_core::time::ManualClock;
+
+    /// Counters in memory, with the watermark rule of the DynamoDB store, counting requests.
+    #[derive(Debug, Default)]
+    struct Memory {
+        counters: Mutex<HashMap<(CampaignId, String), StreamPosition>>,
+        totals: Mutex<HashMap<CampaignId, CampaignCounters>>,
+        history: Mutex<Vec<HistoryItem>>,
+        requests: AtomicUsize,
+    }
+
+    impl CounterStore for Memory {
+        async fn apply(
+            &self,
+            campaign: &CampaignId,
+            span: &Span,
+            delta: &CampaignCounters,
+        ) -> Result<CounterWrite, StoreError> {
+            let (shard, first, last) = (&span.shard, &span.first, &span.last);
+            self.requests.fetch_add(1, Ordering::SeqCst);
+            let mut marks = self.counters.lock().unwrap();
+            let mut totals = self.totals.lock().unwrap();
+            let total = totals.entry(campaign.clone()).or_default();
+            let mark = marks.entry((campaign.clone(), shard.clone()));
+            if let std::collections::hash_map::Entry::Occupied(m) = &mark {
+                if m.get() >= first {
+                    return Ok(CounterWrite::Behind {
+                        watermark: m.get().clone(),
+                        counters: total.clone(),
+                    });
+                }
+            }
+            *total += delta;
+            mark.insert_entry(last.clone());
+            Ok(CounterWrite::Applied(total.clone()))
+        }
+
+        async fn complete_campaign(
+            &self,
+            _: &CampaignId,
+            _: Timestamp,
+        ) -> Result<bool, StoreError> {
+            self.requests.fetch_add(1, Ordering::SeqCst);
+            Ok(true)
+        }
+
+        async fn record_history(&self, items: &[HistoryItem]) -> Result<(), StoreError> {
+            self.requests.fetch_add(1, Ordering::SeqCst);
+            self.history.lock().unwrap().extend_from_slice(items);
+            Ok(())
+        }
+    }
+
+    fn handler() -> StreamHandler<Memory> {
+        StreamHandler::new(
+            Memory::default(),
+            Arc::new(ManualClock::at(Timestamp::from_millis(1_000))),
+        )
+    }
+
+    fn image(status: &str, seq: Option<u64>) -> Value {
+        let mut image = json!({
+            "PK": {"S": "CALL#call_1"}, "SK": {"S": "CALL"}, "type": {"S": "call"},
+            "call_id": {"S": "call_1"}, "campaign_id": {"S": "cmp_1"},
+            "status": {"S": status}, "attempt": {"N": "1"}, "answered": {"BOOL": false},
+            "updated_at": {"N": "1000"}, "expires_at": {"N": "99"},
+        });
+        if let Some(seq) = seq {
+            image["seq_attempt"] = json!({"N": "1"});
+            image["last_seq"] = json!({"N": seq.to_string()});
+            image["last_type"] = json!({"S": "RINGING"});
+        }
+        image
+    }
+
+    fn record(
+        seq: &str,
+        name: &str,
+        keys: (&str, &str),
+        old: Option<Value>,
+        new: Option<Value>,
+    ) -> Value {
+        let mut change = json!({
+            "Keys": {"PK": {"S": keys.0}, "SK": {"S": keys.1}},
+            "SequenceNumber": seq, "SizeBytes": 100, "StreamViewType": "NEW_AND_OLD_IMAGES",
+            "ApproximateCreationDateTime": 1_700_000_000,
+        });
+        if let Some(old) = old {
+            change["OldImage"] = old;
+        }
+        if let Some(new) = new {
+            change["NewImage"] = new;
+        }
+        json!({
+            "eventID": format!("e{seq}"), "eventName": name, "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "dynamodb": change,
+        })
+    }
+
+    fn call(seq: &str, old: (&str, Option<u64>), new: (&str, Option<u64>)) -> Value {
+        record(
+            seq,
+            "MODIFY",
+            ("CALL#call_1", "CALL"),
+            Some(image(old.0, old.1)),
+            Some(image(new.0, new.1)),
+        )
+    }
+
+    fn batch(records: Vec<Value>) -> Value {
+        json!({"Records": records, "shardId": "shardId-0001", "state": {},
+               "window": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T00:15:00Z"},
+               "isFinalInvokeForWindow": false, "isWindowTerminatedEarly": false})
+    }
+
+    #[tokio::test]
+    async fn records_of_other_items_are_skipped_without_a_request() {
+        let h = handler();
+        let others = vec![
+            record(
+                "101",
+                "INSERT",
+                ("CAMPAIGN#cmp_1", "META"),
+                None,
+                Some(json!({"x": {"S": "y"}})),
+            ),
+            record(
+                "102",
+                "MODIFY",
+                ("CAMPAIGN#cmp_1", "COUNTERS"),
+                Some(json!({})),
+                Some(json!({})),
+            ),
+            record(
+                "103",
+                "INSERT",
+                ("CALL#call_1", "EVT#001#0000000001"),
+                None,
+                Some(json!({})),
+            ),
+            record(
+                "104",
+                "MODIFY",
+                ("LEASE#0", "LEASE"),
+                Some(json!({})),
+                Some(json!({})),
+            ),
+            record(
+                "105",
+                "INSERT",
+                ("IDEM#k", "IDEM"),
+                None,
+                Some(json!({"bad": "not an attribute"})),
+            ),
+        ];
+        let handled = h.handle(batch(others)).await.unwrap();
+        assert_eq!(h.store.requests.load(Ordering::SeqCst), 0);
+        assert_eq!((handled.skipped, handled.calls), (5, 0));
+        assert_eq!(handled.failure(), None);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_call_image_is_reported_and_only_the_records_before_it_count() {
+        let h = handler();
+        let mut broken = call("203", ("RINGING", Some(2)), ("ANSWERED", Some(3)));
+        broken["dynamodb"]["NewImage"]["status"] = json!({"S": "WHATEVER"});
+        let handled = h
+            .handle(batch(vec![
+                call("201", ("DIALING", None), ("DIALING", Some(1))),
+                call("202", ("DIALING", Some(1)), ("RINGING", Some(2))),
+                broken,
+                call("204", ("ANSWERED", Some(3)), ("COMPLETED", Some(4))),
+            ]))
+            .await
+            .unwrap();
+        assert_eq!(handled.failure(), Some("203"));
+        let totals = h.store.totals.lock().unwrap().clone();
+        let c = &totals[&CampaignId::parse("cmp_1").unwrap()];
+        assert_eq!(c.placed, 1);
+        assert_eq!(c.status(CallStatus::Ringing), 1);
+        assert_eq!(
+            c.status(CallStatus::Completed),
+            0,
+            "the record after it waits"
+        );
+        assert_eq!(h.store.history.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_overlapping_batch_applies_only_what_is_new() {
+        let h = handler();
+        let records = vec![
+            call("301", ("DIALING", None), ("DIALING", Some(1))),
+            call("302", ("DIALING", Some(1)), ("RINGING", Some(2))),
+            call("303", ("RINGING", Some(2)), ("NO_ANSWER", Some(3))),
+        ];
+        h.handle(batch(records[..2].to_vec())).await.unwrap();
+        let again = h.handle(batch(records.clone())).await.unwrap();
+        assert_eq!(
+            again.transitions,
+            BTreeMap::from([(CallStatus::NoAnswer, 1)])
+        );
+        h.handle(batch(records)).await.unwrap();
+        let totals = h.store.totals.lock().unwrap().clone();
+        let c = &totals[&CampaignId::parse("cmp_1").unwrap()];
+        assert_eq!(c.placed, 1);
+        assert_eq!(
+            c.by_status,
+            BTreeMap::from([(CallStatus::Dialing, -1), (CallStatus::NoAnswer, 1)])
+        );
+        assert_eq!(c.outcome(CallStatus::NoAnswer), 1);
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_names_no_shard_or_has_an_unnamed_record_fails_whole() {
+        let h = handler();
+        let mut unsharded = batch(vec![call("401", ("DIALING", None), ("DIALING", Some(1)))]);
+        unsharded.as_object_mut().unwrap().remove("shardId");
+        assert!(matches!(
+            h.handle(unsharded).await,
+            Err(BatchError::NoShard)
+        ));
+        let nameless = batch(vec![json!({"eventName": "MODIFY", "dynamodb": {}})]);
+        assert!(matches!(
+            h.handle(nameless).await,
+            Err(BatchError::Unidentifiable { index: 0, .. })
+        ));
+        assert!(matches!(
+            h.handle(json!({"foo": 1})).await,
+            Err(BatchError::NotAStreamEvent(_))
+        ));
+        // The final invocation of a window may be empty, and names nothing to do.
+        let empty = h.handle(json!({"Records": []})).await.unwrap();
+        assert_eq!(
+            empty.response_json(),
+            json!({"batchItemFailures": [], "state": {}})
+        );
+    }
+
+    #[tokio::test]
+    async fn the_answer_has_the_shape_lambda_reads() {
+        let h = handler();
+        let mut broken = call("501", ("DIALING", None), ("DIALING", Some(1)));
+        broken["dynamodb"]
+            .as_object_mut()
+            .unwrap()
+            .remove("NewImage");
+        let handled = h.handle(batch(vec![broken])).await.unwrap();
+        assert_eq!(
+            handled.response_json(),
+            json!({"batchItemFailures": [{"itemIdentifier": "501"}], "state": {}})
+        );
+    }
+
+    #[test]
+    fn metric_lines_are_embedded_metric_format_one_per_status() {
+        let lines = metric_lines(
+            &BTreeMap::from([(CallStatus::Completed, 3), (CallStatus::Busy, 1)]),
+            Timestamp::from_millis(1_700_000_000_000),
+        );
+        assert_eq!(lines.len(), 2);
+        let busy: Value = lines
+            .iter()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|v| v["Status"] == "BUSY")
+            .unwrap();
+        assert_eq!(busy["Status"], "BUSY");
+        assert_eq!(busy["CallTransitions"], 1);
+        assert_eq!(busy["_aws"]["Timestamp"], 1_700_000_000_000_i64);
+        let directive = &busy["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Outdial");
+        assert_eq!(directive["Dimensions"], json!([["Status"]]));
+        assert_eq!(
+            directive["Metrics"],
+            json!([{"Name": "CallTransitions", "Unit": "Count"}])
+        );
+    }
+}
