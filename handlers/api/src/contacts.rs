@@ -1,0 +1,614 @@
+//! Contact lists, row by row: CSV or JSON in, accepted contacts and rejected rows out.
+//!
+//! A bad row never fails the request: it is reported with where it is (its CSV line, the
+//! header being line 1, or its index in the JSON `contacts` array), the field at fault and
+//! why, and the rest go ahead. Only what makes every row unreadable (a CSV header without a
+//! number column, a script variable no column provides) fails the request as a whole.
+//!
+//! Checks per row, first fault wins: the number (parsed to E.164 with the request's default
+//! region), a duplicate of an earlier row, the time zone (IANA), the template variables
+//! (at most [`MAX_VARS`] of at most [`MAX_VARS_BYTES`] in all, and every variable the script
+//! uses present). The do-not-call list is checked last, for the rows that passed, in one
+//! batched lookup.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use outdial_core::ids::E164;
+use outdial_core::record::{MAX_VARS, MAX_VARS_BYTES};
+use outdial_core::window::Zone;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::phone::{self, Region};
+use crate::problem::{ApiError, FieldError};
+
+/// The most contacts one request may carry; larger lists are appended in several requests.
+pub const MAX_CONTACTS: usize = 200_000;
+/// The most bytes of rejected rows one answer lists; past that only their count is given
+/// (an answer must stay under Lambda's 6 MB).
+pub const MAX_LISTED_BYTES: usize = 4_000_000;
+/// The longest variable name.
+const MAX_VAR_NAME: usize = 64;
+
+/// Header names the number column may have, and the time-zone column.
+const TO_COLUMNS: [&str; 3] = ["to", "phone", "number"];
+const TZ_COLUMNS: [&str; 3] = ["tz", "timezone", "time_zone"];
+
+/// Where a row is in the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    /// A CSV line, the header being line 1.
+    Line(u64),
+    /// An index in the JSON `contacts` array, from 0.
+    Index(u64),
+}
+
+impl Position {
+    /// A number that tells rows of one request apart (call ids derive from it).
+    #[must_use]
+    pub fn ordinal(self) -> u64 {
+        match self {
+            Self::Line(n) | Self::Index(n) => n,
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Self::Line(n) => format!("line {n}"),
+            Self::Index(n) => format!("contacts[{n}]"),
+        }
+    }
+}
+
+/// A row as read, before its checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub at: Position,
+    pub to: String,
+    pub vars: BTreeMap<String, String>,
+    pub tz: Option<String>,
+    /// A fault found while reading the row (a wrong number of fields, a value of the wrong
+    /// type): the row is rejected with it.
+    pub fault: Option<FieldError>,
+}
+
+/// A row that passed every check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    pub at: Position,
+    pub to: E164,
+    pub vars: BTreeMap<String, String>,
+    pub tz: Option<String>,
+}
+
+/// A rejected row, as the answer lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejected {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    pub field: String,
+    pub reason: String,
+}
+
+impl Rejected {
+    fn new(at: Position, fault: FieldError) -> Self {
+        let (line, index) = match at {
+            Position::Line(n) => (Some(n), None),
+            Position::Index(n) => (None, Some(n)),
+        };
+        Self {
+            line,
+            index,
+            field: fault.field,
+            reason: fault.reason,
+        }
+    }
+
+    fn ordinal(&self) -> u64 {
+        self.line.or(self.index).unwrap_or(0)
+    }
+}
+
+/// The outcome of checking a list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checked {
+    pub accepted: Vec<Contact>,
+    pub rejected: Vec<Rejected>,
+}
+
+impl Checked {
+    /// Moves the contacts whose numbers are in `blocked` to the rejected rows.
+    pub fn drop_do_not_call(&mut self, blocked: &HashSet<E164>) {
+        if blocked.is_empty() {
+            return;
+        }
+        let (keep, drop): (Vec<Contact>, Vec<Contact>) = std::mem::take(&mut self.accepted)
+            .into_iter()
+            .partition(|c| !blocked.contains(&c.to));
+        self.accepted = keep;
+        self.rejected.extend(
+            drop.into_iter()
+                .map(|c| Rejected::new(c.at, FieldError::new("to", "is on the do-not-call list"))),
+        );
+        self.rejected.sort_by_key(Rejected::ordinal);
+    }
+
+    /// The rejected rows an answer lists (all of them unless they would pass
+    /// [`MAX_LISTED_BYTES`]), and whether some were left out.
+    #[must_use]
+    pub fn listed(&self) -> (&[Rejected], bool) {
+        let mut bytes = 0;
+        for (i, r) in self.rejected.iter().enumerate() {
+            bytes += r.field.len() + r.reason.len() + 48;
+            if bytes > MAX_LISTED_BYTES {
+                return (&self.rejected[..i], true);
+            }
+        }
+        (&self.rejected, false)
+    }
+}
+
+/// Reads a CSV contact list: a header row with a number column (`to`, or `phone` or
+/// `number`), an optional time-zone column (`tz`), and every other column a template
+/// variable.
+///
+/// # Errors
+/// [`ApiError::Invalid`] for a body that is not CSV or a header that cannot work (no number
+/// column, two of them, too many variables, a script variable no column provides);
+/// [`ApiError::TooLarge`] past [`MAX_CONTACTS`] rows.
+pub fn from_csv(body: &str, script_vars: &BTreeSet<String>) -> Result<Vec<Row>, ApiError> {
+    let body = body.strip_prefix('\u{feff}').unwrap_or(body);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(body.as_bytes());
+    let header = reader
+        .headers()
+        .map_err(|e| ApiError::field("body", format!("is not CSV: {e}")))?
+        .clone();
+    let columns = Columns::from_header(&header, script_vars)?;
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| ApiError::field("body", format!("is not CSV: {e}")))?;
+        if rows.len() == MAX_CONTACTS {
+            return Err(too_many());
+        }
+        let line = record.position().map_or(0, csv::Position::line);
+        rows.push(columns.row(Position::Line(line), &record));
+    }
+    Ok(rows)
+}
+
+fn too_many() -> ApiError {
+    ApiError::TooLarge(format!(
+        "at most {MAX_CONTACTS} contacts per request; append the rest with \
+         POST /campaigns/{{id}}/contacts"
+    ))
+}
+
+/// Which CSV column is what.
+struct Columns {
+    width: usize,
+    to: usize,
+    tz: Option<usize>,
+    vars: Vec<(usize, String)>,
+}
+
+impl Columns {
+    fn from_header(
+        header: &csv::StringRecord,
+        script_vars: &BTreeSet<String>,
+    ) -> Result<Self, ApiError> {
+        let mut to = Vec::new();
+        let mut tz = Vec::new();
+        let mut vars = Vec::new();
+        let mut errors = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, name) in header.iter().enumerate() {
+            let lower = name.to_ascii_lowercase();
+            if name.is_empty() {
+                errors.push(FieldError::new(
+                    "header",
+                    format!("column {} has no name", i + 1),
+                ));
+            } else if !seen.insert(lower.clone()) {
+                errors.push(FieldError::new(
+                    "header",
+                    format!("column {name:?} appears twice"),
+                ));
+            } else if TO_COLUMNS.contains(&lower.as_str()) {
+                to.push(i);
+            } else if TZ_COLUMNS.contains(&lower.as_str()) {
+                tz.push(i);
+            } else if name.len() > MAX_VAR_NAME {
+                errors.push(FieldError::new(
+                    "header",
+                    format!("column names are at most {MAX_VAR_NAME} characters"),
+                ));
+            } else {
+                vars.push((i, name.to_owned()));
+            }
+        }
+        if to.len() != 1 {
+            errors.push(FieldError::new(
+                "header",
+                "needs exactly one number column: to (or phone, or number)",
+            ));
+        }
+        if tz.len() > 1 {
+            errors.push(FieldError::new(
+                "header",
+                "has more than one time-zone column",
+            ));
+        }
+        if vars.len() > MAX_VARS {
+            errors.push(FieldError::new(
+                "header",
+                format!(
+                    "has {} variable columns; a contact has at most {MAX_VARS}",
+                    vars.len()
+                ),
+            ));
+        }
+        for var in script_vars {
+            if !vars.iter().any(|(_, name)| name == var) {
+                errors.push(FieldError::new(
+                    "header",
+                    format!("no column for {{{{{var}}}}}, which the script uses"),
+                ));
+            }
+        }
+        match (to.as_slice(), errors.is_empty()) {
+            ([to], true) => Ok(Self {
+                width: header.len(),
+                to: *to,
+                tz: tz.first().copied(),
+                vars,
+            }),
+            _ => Err(ApiError::Invalid(errors)),
+        }
+    }
+
+    fn row(&self, at: Position, record: &csv::StringRecord) -> Row {
+        let fault = (record.len() != self.width).then(|| {
+            FieldError::new(
+                "row",
+                format!("has {} fields; the header has {}", record.len(), self.width),
+            )
+        });
+        let cell = |i: usize| record.get(i).unwrap_or_default();
+        Row {
+            at,
+            to: cell(self.to).to_owned(),
+            vars: self
+                .vars
+                .iter()
+                .filter(|(i, _)| !cell(*i).is_empty())
+                .map(|(i, name)| (name.clone(), cell(*i).to_owned()))
+                .collect(),
+            tz: self
+                .tz
+                .map(cell)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+            fault,
+        }
+    }
+}
+
+/// Reads the JSON `contacts` array: `[{"to": "...", "vars": {...}, "tz": "..."}]`.
+///
+/// # Errors
+/// [`ApiError::Invalid`] when `contacts` is not an array, [`ApiError::TooLarge`] past
+/// [`MAX_CONTACTS`].
+pub fn from_json(contacts: Value) -> Result<Vec<Row>, ApiError> {
+    let Value::Array(items) = contacts else {
+        return Err(ApiError::field("contacts", "must be an array of contacts"));
+    };
+    if items.len() > MAX_CONTACTS {
+        return Err(too_many());
+    }
+    Ok(items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| json_row(Position::Index(i as u64), item))
+        .collect())
+}
+
+/// A JSON value as a variable's text: strings as they are, numbers and booleans written out.
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn json_row(at: Position, item: Value) -> Row {
+    let mut row = Row {
+        at,
+        to: String::new(),
+        vars: BTreeMap::new(),
+        tz: None,
+        fault: None,
+    };
+    let Value::Object(fields) = item else {
+        row.fault = Some(FieldError::new("contact", "must be an object with \"to\""));
+        return row;
+    };
+    for (name, value) in fields {
+        let fault = match (name.as_str(), value) {
+            (_, Value::Null) => None,
+            ("to", v) => match scalar(&v) {
+                Some(to) => {
+                    row.to = to;
+                    None
+                }
+                None => Some(FieldError::new("to", "must be a phone number as text")),
+            },
+            ("tz", Value::String(tz)) => {
+                row.tz = Some(tz.trim().to_owned()).filter(|t| !t.is_empty());
+                None
+            }
+            ("tz", _) => Some(FieldError::new("tz", "must be an IANA time zone name")),
+            ("vars", Value::Object(vars)) => vars.into_iter().find_map(|(k, v)| {
+                if v.is_null() {
+                    return None;
+                }
+                match scalar(&v) {
+                    Some(text) if text.is_empty() => None,
+                    Some(text) => {
+                        row.vars.insert(k.trim().to_owned(), text);
+                        None
+                    }
+                    None => Some(FieldError::new(format!("vars.{k}"), "must be text")),
+                }
+            }),
+            ("vars", _) => Some(FieldError::new("vars", "must be an object of texts")),
+            (other, _) => Some(FieldError::new(
+                other,
+                "unknown field; a contact has to, vars and tz",
+            )),
+        };
+        if row.fault.is_none() {
+            row.fault = fault;
+        }
+    }
+    row
+}
+
+/// Checks rows in order; the do-not-call list is applied afterwards
+/// ([`Checked::drop_do_not_call`]).
+#[must_use]
+pub fn check(rows: Vec<Row>, region: Region, script_vars: &BTreeSet<String>) -> Checked {
+    let mut checked = Checked::default();
+    let mut first_seen: HashMap<E164, Position> = HashMap::with_capacity(rows.len());
+    let mut zones: HashMap<String, bool> = HashMap::new();
+    for row in rows {
+        let at = row.at;
+        match check_row(row, region, script_vars, &mut first_seen, &mut zones) {
+            Ok(contact) => checked.accepted.push(contact),
+            Err(fault) => checked.rejected.push(Rejected::new(at, fault)),
+        }
+    }
+    checked
+}
+
+fn check_row(
+    row: Row,
+    region: Region,
+    script_vars: &BTreeSet<String>,
+    first_seen: &mut HashMap<E164, Position>,
+    zones: &mut HashMap<String, bool>,
+) -> Result<Contact, FieldError> {
+    if let Some(fault) = row.fault {
+        return Err(fault);
+    }
+    let to = phone::parse(&row.to, region).map_err(|e| FieldError::new("to", e.to_string()))?;
+    if let Some(first) = first_seen.get(&to) {
+        return Err(FieldError::new(
+            "to",
+            format!("duplicate of {}", first.describe()),
+        ));
+    }
+    first_seen.insert(to.clone(), row.at);
+    if let Some(tz) = &row.tz {
+        let known = *zones
+            .entry(tz.clone())
+            .or_insert_with(|| Zone::get(tz).is_ok());
+        if !known {
+            return Err(FieldError::new("tz", "is not an IANA time zone name"));
+        }
+    }
+    check_vars(&row.vars, script_vars)?;
+    Ok(Contact {
+        at: row.at,
+        to,
+        vars: row.vars,
+        tz: row.tz,
+    })
+}
+
+/// A contact's variables: few and small enough to travel with the call, named sensibly, and
+/// every one the script uses present.
+///
+/// # Errors
+/// The variable at fault.
+pub fn check_vars(
+    vars: &BTreeMap<String, String>,
+    script_vars: &BTreeSet<String>,
+) -> Result<(), FieldError> {
+    if vars.len() > MAX_VARS {
+        return Err(FieldError::new(
+            "vars",
+            format!("has {} variables; at most {MAX_VARS}", vars.len()),
+        ));
+    }
+    if let Some(bad) = vars.keys().find(|k| k.is_empty() || k.len() > MAX_VAR_NAME) {
+        return Err(FieldError::new(
+            format!("vars.{bad}"),
+            format!("a variable name is 1 to {MAX_VAR_NAME} characters"),
+        ));
+    }
+    let bytes: usize = vars.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if bytes > MAX_VARS_BYTES {
+        return Err(FieldError::new(
+            "vars",
+            format!("take {bytes} bytes; at most {MAX_VARS_BYTES} (names and values)"),
+        ));
+    }
+    if let Some(missing) = script_vars.iter().find(|v| !vars.contains_key(*v)) {
+        return Err(FieldError::new(
+            format!("vars.{missing}"),
+            format!("is missing; the script uses {{{{{missing}}}}}"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vars(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn csv_rows_are_checked_one_by_one_with_their_lines() {
+        let csv = "phone,name,tz\n\
+                   +12025550100,Ada,America/New_York\n\
+                   not a number,Bob,\n\
+                   (202) 555-0100,Cy,\n\
+                   +12025550101,,\n\
+                   +12025550102,Di,Mars/Olympus\n\
+                   +12025550103,Ed,UTC,extra\n\
+                   +12025550104,Flo,\n";
+        let rows = from_csv(csv, &vars(&["name"])).unwrap();
+        let checked = check(rows, Region::US, &vars(&["name"]));
+        let accepted: Vec<&str> = checked.accepted.iter().map(|c| c.to.as_str()).collect();
+        assert_eq!(accepted, ["+12025550100", "+12025550104"]);
+        assert_eq!(checked.accepted[0].tz.as_deref(), Some("America/New_York"));
+        assert_eq!(checked.accepted[0].at, Position::Line(2));
+        let rejected: Vec<(u64, &str, &str)> = checked
+            .rejected
+            .iter()
+            .map(|r| (r.line.unwrap(), r.field.as_str(), r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            rejected,
+            [
+                (3, "to", "is not a phone number"),
+                (4, "to", "duplicate of line 2"),
+                (5, "vars.name", "is missing; the script uses {{name}}"),
+                (6, "tz", "is not an IANA time zone name"),
+                (7, "row", "has 4 fields; the header has 3"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_quoted_field_over_two_lines_keeps_the_next_rows_line_numbers_right() {
+        let csv = "to,note\n+12025550100,\"two\nlines\"\nbad,x\n";
+        let checked = check(from_csv(csv, &vars(&[])).unwrap(), Region::US, &vars(&[]));
+        assert_eq!(checked.rejected[0].line, Some(4));
+    }
+
+    #[test]
+    fn headers_that_cannot_work_fail_the_request() {
+        for (csv, needle) in [
+            ("name\nAda\n", "number column"),
+            ("to,phone\n1,2\n", "number column"),
+            ("to,name,name\n", "appears twice"),
+            ("to,,x\n", "has no name"),
+            ("to\n+12025550100\n", "{{name}}"),
+        ] {
+            match from_csv(csv, &vars(&["name"])) {
+                Err(ApiError::Invalid(errors)) => assert!(
+                    errors.iter().any(|e| e.reason.contains(needle)),
+                    "{csv}: {errors:?}"
+                ),
+                other => panic!("{csv}: {other:?}"),
+            }
+        }
+        let wide = format!(
+            "to,{}\n",
+            (0..11)
+                .map(|i| format!("v{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert!(matches!(
+            from_csv(&wide, &vars(&[])),
+            Err(ApiError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn json_contacts_report_their_index_and_field() {
+        let rows = from_json(json!([
+            {"to": "+12025550100", "vars": {"name": "Ada", "n": 3}},
+            {"to": "+12025550101", "vars": {"name": ["x"]}},
+            {"to": 12025550102_u64, "vars": {"name": "Cy"}},
+            {"phone": "+12025550103"},
+            "nope",
+            {"to": "+12025550100", "vars": {"name": "Ada"}}
+        ]))
+        .unwrap();
+        let checked = check(rows, Region::US, &vars(&["name"]));
+        assert_eq!(checked.accepted.len(), 2);
+        assert_eq!(checked.accepted[0].vars["n"], "3");
+        assert_eq!(checked.accepted[1].to.as_str(), "+12025550102");
+        let rejected: Vec<(u64, &str)> = checked
+            .rejected
+            .iter()
+            .map(|r| (r.index.unwrap(), r.field.as_str()))
+            .collect();
+        assert_eq!(
+            rejected,
+            [(1, "vars.name"), (3, "phone"), (4, "contact"), (5, "to")]
+        );
+        assert_eq!(checked.rejected[3].reason, "duplicate of contacts[0]");
+        assert!(matches!(from_json(json!({})), Err(ApiError::Invalid(_))));
+    }
+
+    #[test]
+    fn variables_are_bounded_in_number_and_size() {
+        let many: BTreeMap<String, String> =
+            (0..11).map(|i| (format!("v{i}"), "x".to_owned())).collect();
+        assert_eq!(check_vars(&many, &vars(&[])).unwrap_err().field, "vars");
+        let big = BTreeMap::from([("v".to_owned(), "x".repeat(1024))]);
+        assert_eq!(check_vars(&big, &vars(&[])).unwrap_err().field, "vars");
+    }
+
+    #[test]
+    fn do_not_call_numbers_move_to_the_rejected_rows_in_order() {
+        let rows = from_csv("to\n+12025550100\nbad\n+12025550101\n", &vars(&[])).unwrap();
+        let mut checked = check(rows, Region::US, &vars(&[]));
+        let blocked = HashSet::from([E164::parse("+12025550100").unwrap()]);
+        checked.drop_do_not_call(&blocked);
+        assert_eq!(checked.accepted.len(), 1);
+        let lines: Vec<u64> = checked.rejected.iter().map(|r| r.line.unwrap()).collect();
+        assert_eq!(lines, [2, 3]);
+        assert_eq!(checked.rejected[0].reason, "is on the do-not-call list");
+    }
+
+    #[test]
+    fn a_long_list_of_rejections_is_cut_and_says_so() {
+        let checked = Checked {
+            accepted: Vec::new(),
+            rejected: (0..200_000)
+                .map(|i| Rejected::new(Position::Line(i), FieldError::new("to", "x".repeat(20))))
+                .collect(),
+        };
+        let (listed, truncated) = checked.listed();
+        assert!(truncated);
+        assert!(listed.len() < 200_000);
+        assert!(serde_json::to_string(listed).unwrap().len() <= MAX_LISTED_BYTES);
+    }
+}

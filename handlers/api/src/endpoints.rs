@@ -1,0 +1,678 @@
+//! What each route does. Each endpoint reads what it needs from the request, works through
+//! the ports, and returns a [`Reply`] or an [`ApiError`]; turning either into HTTP is
+//! [`crate::problem`]'s job.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use http::StatusCode;
+use lambda_http::Request;
+use outdial_core::admin::{AdminStore, AppendId, DispatchTrigger};
+use outdial_core::ids::{CallId, CampaignId, E164};
+use outdial_core::lifecycle::CallStatus;
+use outdial_core::ports::{CallStore, DialError, Dialer, StoreError};
+use outdial_core::record::{Campaign, CampaignStatus, NewCall};
+use outdial_core::time::Timestamp;
+use outdial_core::window::{CallingWindow, zone_for};
+use serde_json::Value;
+
+use crate::Api;
+use crate::contacts::{self, Checked, Contact};
+use crate::idempotency::Seed;
+use crate::phone::{self, Region};
+use crate::problem::{ApiError, FieldError, Reply};
+use crate::request::{self, Kind, SPEC_HEADER};
+use crate::routes::Endpoint;
+use crate::spec;
+use crate::views;
+
+/// What a hang-up of a waiting call leaves in its `last_error`.
+pub const HUNG_UP: &str = "hung up through the API";
+/// The default and largest page of `GET /campaigns/{id}/calls`.
+pub const DEFAULT_PAGE: u32 = 100;
+pub const MAX_PAGE: u32 = 1000;
+/// How often a write that lost a race with another writer is decided again.
+const RACE_TRIES: usize = 3;
+
+/// A campaign id from the path; one that cannot be an id names no campaign.
+///
+/// # Errors
+/// [`ApiError::NotFound`].
+pub fn campaign_id(raw: &str) -> Result<CampaignId, ApiError> {
+    CampaignId::parse(raw).map_err(|_| ApiError::NotFound("no such campaign".into()))
+}
+
+/// A call id from the path.
+///
+/// # Errors
+/// [`ApiError::NotFound`].
+pub fn call_id(raw: &str) -> Result<CallId, ApiError> {
+    CallId::parse(raw).map_err(|_| ApiError::NotFound("no such call".into()))
+}
+
+/// A number in a `/dnc/{e164}` path: E.164 only, since no region applies.
+fn dnc_number(raw: &str) -> Result<E164, ApiError> {
+    let field = "e164";
+    if !raw.starts_with('+') {
+        return Err(ApiError::field(
+            field,
+            "must be an E.164 number: + and the country code (URL-encode + as %2B)",
+        ));
+    }
+    phone::parse(raw, Region::US).map_err(|e| ApiError::field(field, e.to_string()))
+}
+
+/// A JSON body's object, its unknown fields refused.
+fn object(value: Value, allowed: &[&str]) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let Value::Object(fields) = value else {
+        return Err(ApiError::field("body", "must be a JSON object"));
+    };
+    let unknown: Vec<FieldError> = fields
+        .keys()
+        .filter(|k| !allowed.contains(&k.as_str()))
+        .map(|k| {
+            FieldError::new(
+                k.as_str(),
+                format!("unknown field; expected {}", allowed.join(", ")),
+            )
+        })
+        .collect();
+    if unknown.is_empty() {
+        Ok(fields)
+    } else {
+        Err(ApiError::Invalid(unknown))
+    }
+}
+
+/// The `default_region` query parameter of an append.
+fn query_region(req: &Request) -> Result<Region, ApiError> {
+    match request::query(req).first("default_region") {
+        None => Ok(Region::US),
+        Some(raw) => Region::parse(raw).map_err(|reason| ApiError::field("default_region", reason)),
+    }
+}
+
+/// When a contact's first attempt is due: now, or the first opening of the campaign's
+/// calling window in the contact's zone (given, derived from the number, or the window's).
+fn first_due(window: Option<&CallingWindow>, contact: &Contact, now: Timestamp) -> Timestamp {
+    let Some(window) = window else {
+        return now;
+    };
+    // The contact's zone was checked when its row was; a failure here falls back to the
+    // window's own zone rather than calling at an unchecked hour.
+    let zone = zone_for(contact.tz.as_deref(), &contact.to, window.zone())
+        .map_or_else(|_| window.zone().clone(), |(zone, _)| zone);
+    window.next_opening(now, &zone)
+}
+
+/// The calls for accepted contacts (taken out of `accepted`), with ids derived from the
+/// seed and each row's position.
+fn new_calls(
+    campaign: &Campaign,
+    accepted: &mut Vec<Contact>,
+    seed: &Seed,
+    now: Timestamp,
+) -> Result<Vec<NewCall>, ApiError> {
+    std::mem::take(accepted)
+        .into_iter()
+        .map(|c| {
+            Ok(NewCall {
+                id: seed.call_id(c.at.ordinal())?,
+                due_at: first_due(campaign.window.as_ref(), &c, now),
+                to: c.to,
+                vars: c.vars,
+                tz: c.tz,
+            })
+        })
+        .collect()
+}
+
+/// The opaque cursor of a listing: the store's cursor and the status filter it was for,
+/// hex-encoded.
+fn encode_cursor(status: Option<CallStatus>, store_cursor: &str) -> String {
+    let raw = format!(
+        "v1|{}|{store_cursor}",
+        status.map_or("", CallStatus::as_str)
+    );
+    raw.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_cursor(status: Option<CallStatus>, cursor: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::field("cursor", "is not a cursor this listing returned");
+    if cursor.len() % 2 != 0 || cursor.len() > 512 {
+        return Err(bad());
+    }
+    let bytes = (0..cursor.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(cursor.get(i..i + 2).ok_or_else(bad)?, 16).map_err(|_| bad()))
+        .collect::<Result<Vec<u8>, ApiError>>()?;
+    let raw = String::from_utf8(bytes).map_err(|_| bad())?;
+    let mut parts = raw.splitn(3, '|');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("v1"), Some(filter), Some(inner))
+            if filter == status.map_or("", CallStatus::as_str) && !inner.is_empty() =>
+        {
+            Ok(inner.to_owned())
+        }
+        _ => Err(bad()),
+    }
+}
+
+impl<S, D, T> Api<S, D, T>
+where
+    S: CallStore + AdminStore,
+    D: Dialer,
+    T: DispatchTrigger,
+{
+    /// `POST /campaigns`.
+    pub(crate) async fn create_campaign(
+        &self,
+        req: &Request,
+        kind: Kind,
+        seed: Seed,
+    ) -> Result<Reply, ApiError> {
+        let (spec_value, spec_field, json_contacts) = match kind {
+            Kind::Json => {
+                let mut body = object(request::json(req)?, &["spec", "contacts"])?;
+                let spec = body
+                    .remove("spec")
+                    .ok_or_else(|| ApiError::field("spec", "is required"))?;
+                let contacts = body.remove("contacts").unwrap_or(Value::Array(Vec::new()));
+                (spec, "spec", Some(contacts))
+            }
+            Kind::Csv => {
+                let (raw, field) = match req.headers().get(SPEC_HEADER) {
+                    Some(v) => (
+                        String::from_utf8(v.as_bytes().to_vec())
+                            .map_err(|_| ApiError::field("X-Outdial-Spec", "is not UTF-8"))?,
+                        "X-Outdial-Spec",
+                    ),
+                    None => (
+                        request::query(req)
+                            .first("spec")
+                            .map(str::to_owned)
+                            .ok_or_else(|| {
+                                ApiError::field(
+                                    "X-Outdial-Spec",
+                                    "is required with a CSV body: the campaign's spec as JSON \
+                                     (or in the spec query parameter)",
+                                )
+                            })?,
+                        "spec",
+                    ),
+                };
+                let value = serde_json::from_str(&raw)
+                    .map_err(|e| ApiError::field(field, format!("is not JSON: {e}")))?;
+                (value, field, None)
+            }
+        };
+        let spec = spec::parse(spec_value, spec_field).map_err(ApiError::Invalid)?;
+        let script_vars = spec.script.variables();
+        let rows = match json_contacts {
+            Some(contacts) => contacts::from_json(contacts)?,
+            None => contacts::from_csv(request::text(req)?, &script_vars)?,
+        };
+        let given = rows.len();
+        let mut checked = self
+            .checked(rows, spec.default_region, &script_vars, given)
+            .await?;
+        let accepted = checked.accepted.len();
+        let now = self.clock.now();
+        let campaign = Campaign {
+            id: seed.campaign_id()?,
+            name: spec.name,
+            from: spec.from,
+            status: CampaignStatus::Active,
+            retry: spec.retry,
+            pacing: spec.pacing,
+            script: spec.script,
+            limits: spec.limits,
+            window: spec.window,
+            created_at: now,
+            contacts: accepted as u64,
+        };
+        let calls = new_calls(&campaign, &mut checked.accepted, &seed, now)?;
+        self.store.create_campaign(&campaign, &calls).await?;
+        drop(calls);
+        tracing::info!(
+            campaign_id = %campaign.id,
+            accepted,
+            rejected = checked.rejected.len(),
+            "campaign created"
+        );
+        self.dispatch_now().await;
+        Reply::json(
+            StatusCode::ACCEPTED,
+            &views::Accepted::new(campaign.id.as_str(), accepted, &checked),
+        )
+    }
+
+    /// Checks rows, drops numbers on the do-not-call list, and refuses a list of which no
+    /// row survived.
+    async fn checked(
+        &self,
+        rows: Vec<contacts::Row>,
+        region: Region,
+        script_vars: &BTreeSet<String>,
+        given: usize,
+    ) -> Result<Checked, ApiError> {
+        let mut checked = contacts::check(rows, region, script_vars);
+        let numbers: Vec<E164> = checked.accepted.iter().map(|c| c.to.clone()).collect();
+        let blocked = self.store.on_do_not_call(&numbers).await?;
+        checked.drop_do_not_call(&blocked);
+        if given > 0 && checked.accepted.is_empty() {
+            let (listed, truncated) = checked.listed();
+            return Err(ApiError::NoneAccepted {
+                rejected: listed.to_vec(),
+                truncated,
+                count: checked.rejected.len(),
+            });
+        }
+        Ok(checked)
+    }
+
+    /// A campaign that may take new calls, read again when a write found it changed.
+    async fn open_campaign(&self, id: &CampaignId) -> Result<Campaign, ApiError> {
+        let campaign = self
+            .store
+            .campaign(id)
+            .await
+            .map_err(|e| ApiError::from_store(e, "campaign"))?;
+        if campaign.status == CampaignStatus::Cancelled {
+            return Err(ApiError::conflict(
+                "the campaign is cancelled; it takes no new calls",
+            ));
+        }
+        Ok(campaign)
+    }
+
+    /// Writes `calls` as one append to the campaign, deciding again when its status changed
+    /// meanwhile.
+    async fn append(
+        &self,
+        mut campaign: Campaign,
+        append: &AppendId,
+        calls: &[NewCall],
+        now: Timestamp,
+    ) -> Result<(), ApiError> {
+        for _ in 0..RACE_TRIES {
+            match self.store.append_calls(&campaign, append, calls, now).await {
+                Ok(_) => {
+                    self.dispatch_now().await;
+                    return Ok(());
+                }
+                Err(StoreError::Conflict) => campaign = self.open_campaign(&campaign.id).await?,
+                Err(e) => return Err(ApiError::from_store(e, "campaign")),
+            }
+        }
+        Err(ApiError::Conflict {
+            detail: "the campaign's status kept changing; try again".into(),
+            retry_after: Some(1),
+        })
+    }
+
+    /// `POST /campaigns/{id}/contacts`.
+    pub(crate) async fn append_contacts(
+        &self,
+        req: &Request,
+        id: &CampaignId,
+        kind: Kind,
+        seed: Seed,
+    ) -> Result<Reply, ApiError> {
+        let region = query_region(req)?;
+        let campaign = self.open_campaign(id).await?;
+        let script_vars = campaign.script.variables();
+        let rows = match kind {
+            Kind::Json => {
+                let mut body = object(request::json(req)?, &["contacts"])?;
+                let contacts = body
+                    .remove("contacts")
+                    .ok_or_else(|| ApiError::field("contacts", "is required"))?;
+                contacts::from_json(contacts)?
+            }
+            Kind::Csv => contacts::from_csv(request::text(req)?, &script_vars)?,
+        };
+        if rows.is_empty() {
+            return Err(ApiError::field(
+                "contacts",
+                "is empty; send at least one contact",
+            ));
+        }
+        let given = rows.len();
+        let mut checked = self.checked(rows, region, &script_vars, given).await?;
+        let accepted = checked.accepted.len();
+        let now = self.clock.now();
+        let calls = new_calls(&campaign, &mut checked.accepted, &seed, now)?;
+        self.append(campaign, &seed.append_id()?, &calls, now)
+            .await?;
+        drop(calls);
+        tracing::info!(
+            campaign_id = %id,
+            accepted,
+            rejected = checked.rejected.len(),
+            "contacts appended"
+        );
+        Reply::json(
+            StatusCode::ACCEPTED,
+            &views::Accepted::new(id.as_str(), accepted, &checked),
+        )
+    }
+
+    /// `POST /calls`: one call for an existing campaign, due now (or at its window's opening).
+    pub(crate) async fn create_call(&self, req: &Request, seed: Seed) -> Result<Reply, ApiError> {
+        let mut body = object(
+            request::json(req)?,
+            &["campaign_id", "to", "vars", "tz", "default_region"],
+        )?;
+        let mut errors = Vec::new();
+        let campaign_id = match body.remove("campaign_id") {
+            Some(Value::String(raw)) => CampaignId::parse(&raw)
+                .map_err(|e| errors.push(FieldError::new("campaign_id", e.to_string())))
+                .ok(),
+            _ => {
+                errors.push(FieldError::new("campaign_id", "is required"));
+                None
+            }
+        };
+        let region = match body.remove("default_region") {
+            None | Some(Value::Null) => Some(Region::US),
+            Some(Value::String(raw)) => Region::parse(&raw)
+                .map_err(|reason| errors.push(FieldError::new("default_region", reason)))
+                .ok(),
+            Some(_) => {
+                errors.push(FieldError::new("default_region", "must be a country code"));
+                None
+            }
+        };
+        let (Some(campaign_id), Some(region), true) = (campaign_id, region, errors.is_empty())
+        else {
+            return Err(ApiError::Invalid(errors));
+        };
+        if !body.contains_key("to") {
+            return Err(ApiError::field("to", "is required"));
+        }
+        let campaign = self.open_campaign(&campaign_id).await?;
+        let script_vars = campaign.script.variables();
+        let rows = contacts::from_json(Value::Array(vec![Value::Object(body)]))?;
+        let mut checked = contacts::check(rows, region, &script_vars);
+        if let Some(rejected) = checked.rejected.pop() {
+            return Err(ApiError::field(rejected.field, rejected.reason));
+        }
+        let numbers: Vec<E164> = checked.accepted.iter().map(|c| c.to.clone()).collect();
+        if !self.store.on_do_not_call(&numbers).await?.is_empty() {
+            return Err(ApiError::DoNotCall);
+        }
+        let now = self.clock.now();
+        let calls = new_calls(&campaign, &mut checked.accepted, &seed, now)?;
+        let [call] = calls.as_slice() else {
+            return Err(ApiError::Internal("one contact made no single call".into()));
+        };
+        self.append(campaign, &seed.append_id()?, &calls, now)
+            .await?;
+        tracing::info!(call_id = %call.id, campaign_id = %campaign_id, to = %call.to.masked(), "call added");
+        Reply::json(
+            StatusCode::ACCEPTED,
+            &views::CallAccepted {
+                call_id: call.id.as_str(),
+                campaign_id: campaign_id.as_str(),
+                status: CallStatus::Queued.as_str(),
+                due_at: views::time(call.due_at),
+            },
+        )
+    }
+
+    /// `POST /campaigns/{id}/pause|resume|cancel`.
+    pub(crate) async fn change_status(
+        &self,
+        id: &CampaignId,
+        endpoint: Endpoint,
+    ) -> Result<Reply, ApiError> {
+        use CampaignStatus::{Active, Cancelled, Paused};
+        let (from, to, verb): (&[CampaignStatus], CampaignStatus, &str) = match endpoint {
+            Endpoint::PauseCampaign => (&[Active], Paused, "paused"),
+            Endpoint::ResumeCampaign => (&[Paused], Active, "resumed"),
+            _ => (&[Active, Paused], Cancelled, "cancelled"),
+        };
+        match self.store.set_status(id, from, to, self.clock.now()).await {
+            Ok(campaign) => {
+                tracing::info!(campaign_id = %id, status = campaign.status.as_str(), "campaign {verb}");
+                self.dispatch_now().await;
+                Reply::json(
+                    StatusCode::ACCEPTED,
+                    &views::StatusChanged {
+                        campaign_id: id.as_str(),
+                        status: campaign.status.as_str(),
+                    },
+                )
+            }
+            Err(StoreError::Conflict) => {
+                let now = self
+                    .store
+                    .campaign(id)
+                    .await
+                    .map_err(|e| ApiError::from_store(e, "campaign"))?;
+                let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+                Err(ApiError::conflict(format!(
+                    "the campaign is {}; only a campaign that is {} can be {verb}",
+                    now.status.as_str(),
+                    allowed.join(" or ")
+                )))
+            }
+            Err(e) => Err(ApiError::from_store(e, "campaign")),
+        }
+    }
+
+    /// `POST /calls/{id}/hangup`.
+    pub(crate) async fn hang_up(&self, id: &CallId) -> Result<Reply, ApiError> {
+        for _ in 0..RACE_TRIES {
+            let call = self
+                .store
+                .call(id)
+                .await
+                .map_err(|e| ApiError::from_store(e, "call"))?;
+            let accepted = |status: CallStatus| {
+                Reply::json(
+                    StatusCode::ACCEPTED,
+                    &views::HangupAccepted {
+                        call_id: id.as_str(),
+                        status: status.as_str(),
+                    },
+                )
+            };
+            match call.status {
+                CallStatus::Queued | CallStatus::RetryWait => {
+                    match self
+                        .store
+                        .cancel_waiting_call(id, call.attempt, HUNG_UP, self.clock.now())
+                        .await
+                    {
+                        Ok(()) => {
+                            tracing::info!(call_id = %id, "waiting call cancelled");
+                            return accepted(CallStatus::Cancelled);
+                        }
+                        // Claimed meanwhile: decide again from what it is now.
+                        Err(StoreError::Conflict) => {}
+                        Err(e) => return Err(ApiError::from_store(e, "call")),
+                    }
+                }
+                status if status.is_live() => {
+                    let Some(transaction) = &call.transaction_id else {
+                        return Err(ApiError::Conflict {
+                            detail: "the call is being dialed; try again in a moment".into(),
+                            retry_after: Some(1),
+                        });
+                    };
+                    let arguments = BTreeMap::from([
+                        ("op".to_owned(), "hangup".to_owned()),
+                        ("reason".to_owned(), "hangup".to_owned()),
+                    ]);
+                    return match self.dialer.update(transaction, arguments).await {
+                        Ok(()) => {
+                            tracing::info!(call_id = %id, "hang-up requested");
+                            accepted(status)
+                        }
+                        Err(DialError::NotFound) => {
+                            Err(ApiError::conflict("the call has already ended"))
+                        }
+                        Err(e @ (DialError::Throttled | DialError::Unknown(_))) => {
+                            Err(ApiError::Unavailable(Box::new(e)))
+                        }
+                        Err(e @ DialError::Rejected { .. }) => Err(ApiError::Internal(Box::new(e))),
+                    };
+                }
+                status => {
+                    return Err(ApiError::conflict(format!(
+                        "the call has ended ({})",
+                        status.as_str()
+                    )));
+                }
+            }
+        }
+        Err(ApiError::Conflict {
+            detail: "the call kept changing; try again".into(),
+            retry_after: Some(1),
+        })
+    }
+
+    /// `GET /campaigns/{id}`.
+    pub(crate) async fn get_campaign(&self, id: &CampaignId) -> Result<Reply, ApiError> {
+        let overview = self
+            .store
+            .overview(id)
+            .await
+            .map_err(|e| ApiError::from_store(e, "campaign"))?;
+        Reply::json(StatusCode::OK, &views::Campaign::new(&overview))
+    }
+
+    /// `GET /campaigns/{id}/calls?status=&limit=&cursor=`.
+    pub(crate) async fn list_calls(
+        &self,
+        req: &Request,
+        id: &CampaignId,
+    ) -> Result<Reply, ApiError> {
+        let query = request::query(req);
+        let mut errors = Vec::new();
+        let status = match query.first("status").filter(|s| !s.is_empty()) {
+            None => None,
+            Some(raw) => raw
+                .to_ascii_uppercase()
+                .parse::<CallStatus>()
+                .map_err(|_| {
+                    errors.push(FieldError::new(
+                        "status",
+                        format!(
+                            "is one of {}",
+                            CallStatus::ALL.map(CallStatus::as_str).join(", ")
+                        ),
+                    ));
+                })
+                .ok(),
+        };
+        let limit = match query.first("limit") {
+            None => DEFAULT_PAGE,
+            Some(raw) => raw
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE).contains(n))
+                .unwrap_or_else(|| {
+                    errors.push(FieldError::new("limit", format!("is 1 to {MAX_PAGE}")));
+                    DEFAULT_PAGE
+                }),
+        };
+        if !errors.is_empty() {
+            return Err(ApiError::Invalid(errors));
+        }
+        let cursor = query
+            .first("cursor")
+            .filter(|c| !c.is_empty())
+            .map(|c| decode_cursor(status, c))
+            .transpose()?;
+        self.store
+            .campaign(id)
+            .await
+            .map_err(|e| ApiError::from_store(e, "campaign"))?;
+        let page = match self
+            .store
+            .list_calls(id, status, limit, cursor.as_deref())
+            .await
+        {
+            Ok(page) => page,
+            Err(StoreError::Corrupt { key, .. }) if key == "cursor" => {
+                return Err(ApiError::field(
+                    "cursor",
+                    "is not a cursor this listing returned",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Reply::json(
+            StatusCode::OK,
+            &views::CallPage {
+                calls: page.items.iter().map(views::Call::new).collect(),
+                next_cursor: page.next.as_deref().map(|c| encode_cursor(status, c)),
+            },
+        )
+    }
+
+    /// `GET /calls/{id}`.
+    pub(crate) async fn get_call(&self, id: &CallId) -> Result<Reply, ApiError> {
+        let (call, history) = self
+            .store
+            .call_with_history(id)
+            .await
+            .map_err(|e| ApiError::from_store(e, "call"))?;
+        Reply::json(
+            StatusCode::OK,
+            &views::CallWithHistory::new(&call, &history),
+        )
+    }
+
+    /// `PUT /dnc/{e164}`.
+    pub(crate) async fn add_do_not_call(&self, raw: &str) -> Result<Reply, ApiError> {
+        let number = dnc_number(raw)?;
+        self.store
+            .add_do_not_call(&number, self.clock.now())
+            .await?;
+        tracing::info!(number = %number.masked(), "added to the do-not-call list");
+        Ok(Reply::empty(StatusCode::NO_CONTENT))
+    }
+
+    /// `DELETE /dnc/{e164}`.
+    pub(crate) async fn remove_do_not_call(&self, raw: &str) -> Result<Reply, ApiError> {
+        let number = dnc_number(raw)?;
+        match self.store.remove_do_not_call(&number).await {
+            Ok(()) => {
+                tracing::info!(number = %number.masked(), "removed from the do-not-call list");
+                Ok(Reply::empty(StatusCode::NO_CONTENT))
+            }
+            Err(StoreError::NotFound) => Err(ApiError::NotFound(
+                "the number is not on the do-not-call list".into(),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_for_their_own_filter_only() {
+        let cursor = encode_cursor(Some(CallStatus::Queued), "QUEUED#call_1");
+        assert_eq!(
+            decode_cursor(Some(CallStatus::Queued), &cursor).unwrap(),
+            "QUEUED#call_1"
+        );
+        assert!(decode_cursor(None, &cursor).is_err());
+        assert!(decode_cursor(None, "zz").is_err());
+        assert!(decode_cursor(None, "abc").is_err());
+        assert!(decode_cursor(None, &"00".repeat(300)).is_err());
+    }
+
+    #[test]
+    fn dnc_paths_take_e164_only() {
+        assert_eq!(dnc_number("+12025550100").unwrap().as_str(), "+12025550100");
+        assert!(dnc_number("2025550100").is_err());
+        assert!(dnc_number("+1").is_err());
+    }
+}

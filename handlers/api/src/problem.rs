@@ -1,0 +1,473 @@
+//! Errors become HTTP responses here, and only here.
+//!
+//! Every failure a request can meet is an [`ApiError`]; expected ones (a bad field, an unknown
+//! id, a transition that is not allowed) are answered with RFC 9457 problem details naming
+//! what is wrong, unexpected ones are logged with their cause chain and answered with an
+//! opaque 500. Nothing is ever returned to API Gateway as an `Err`, which it would turn into
+//! a 502.
+
+use std::fmt::Write as _;
+
+use http::{HeaderValue, StatusCode, header};
+use lambda_http::{Body, Response};
+use outdial_core::ids::mask_raw;
+use outdial_core::ports::{BoxError, StoreError};
+use serde::Serialize;
+
+use crate::contacts::Rejected;
+
+pub const JSON: &str = "application/json";
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Where the problem types are explained.
+const TYPE_BASE: &str = "https://github.com/outdial/outdial/blob/main/docs/api.md#";
+
+/// Every problem type (the part of `type` after `#`); `docs/api.md` explains each under a
+/// heading of that name.
+pub const TYPES: [&str; 13] = [
+    "unauthorized",
+    "not-found",
+    "method-not-allowed",
+    "unsupported-media-type",
+    "payload-too-large",
+    "invalid-request",
+    "no-contact-accepted",
+    "do-not-call",
+    "conflict",
+    "request-in-progress",
+    "idempotency-key-reused",
+    "unavailable",
+    "internal-error",
+];
+
+/// One field at fault, as a problem's `errors` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// Where the fault is: `spec.pacing.calls_per_second`, `to`, `Idempotency-Key`, ...
+    pub field: String,
+    pub reason: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Everything that can keep a request from its normal answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: String },
+    #[error("unsupported media type")]
+    UnsupportedMediaType { accept: &'static str },
+    #[error("{0}")]
+    TooLarge(String),
+    /// A request that cannot be read as it is: the fields at fault.
+    #[error("invalid request")]
+    Invalid(Vec<FieldError>),
+    /// Contacts were given and none could be accepted.
+    #[error("no contact was accepted")]
+    NoneAccepted {
+        rejected: Vec<Rejected>,
+        truncated: bool,
+        count: usize,
+    },
+    /// A single call's number is on the do-not-call list.
+    #[error("the number is on the do-not-call list")]
+    DoNotCall,
+    /// The resource is not in a state that allows the request.
+    #[error("{detail}")]
+    Conflict {
+        detail: String,
+        retry_after: Option<u64>,
+    },
+    /// Another request with this idempotency key is being processed.
+    #[error("a request with this Idempotency-Key is in progress")]
+    InProgress { retry_after: u64 },
+    /// The idempotency key was used for a different request.
+    #[error("the Idempotency-Key was used for a different request")]
+    KeyReused,
+    /// The store or a downstream service is overloaded or slow; worth retrying.
+    #[error("temporarily unavailable")]
+    Unavailable(#[source] BoxError),
+    /// Anything unexpected; logged, never shown.
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+impl ApiError {
+    /// A single field at fault.
+    pub fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError::new(field, reason)])
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::Conflict {
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The store's error where the request's own resource is concerned: `NotFound` names
+    /// `what`, a failed condition is a conflict described by `conflict`.
+    pub fn from_store(err: StoreError, what: &str) -> Self {
+        match err {
+            StoreError::NotFound => Self::NotFound(format!("no such {what}")),
+            StoreError::Conflict => {
+                Self::conflict(format!("the {what} changed meanwhile; try again"))
+            }
+            other => other.into(),
+        }
+    }
+
+    /// Whether this answer is the request's final word, to be replayed to its retries: not
+    /// when the same request may succeed later (a 5xx, a call still being dialed, a key
+    /// still held by another attempt).
+    pub fn is_final(&self) -> bool {
+        !matches!(
+            self,
+            Self::Unavailable(_)
+                | Self::Internal(_)
+                | Self::InProgress { .. }
+                | Self::Conflict {
+                    retry_after: Some(_),
+                    ..
+                }
+        )
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::NoneAccepted { .. } | Self::DoNotCall | Self::KeyReused => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::Conflict { .. } | Self::InProgress { .. } => StatusCode::CONFLICT,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn slug(&self) -> &'static str {
+        match self {
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound(_) => "not-found",
+            Self::MethodNotAllowed { .. } => "method-not-allowed",
+            Self::UnsupportedMediaType { .. } => "unsupported-media-type",
+            Self::TooLarge(_) => "payload-too-large",
+            Self::Invalid(_) => "invalid-request",
+            Self::NoneAccepted { .. } => "no-contact-accepted",
+            Self::DoNotCall => "do-not-call",
+            Self::Conflict { .. } => "conflict",
+            Self::InProgress { .. } => "request-in-progress",
+            Self::KeyReused => "idempotency-key-reused",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal-error",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::Unauthorized => "Authentication required",
+            Self::NotFound(_) => "Not found",
+            Self::MethodNotAllowed { .. } => "Method not allowed",
+            Self::UnsupportedMediaType { .. } => "Unsupported media type",
+            Self::TooLarge(_) => "Request too large",
+            Self::Invalid(_) => "Invalid request",
+            Self::NoneAccepted { .. } => "No contact was accepted",
+            Self::DoNotCall => "Number on the do-not-call list",
+            Self::Conflict { .. } => "Conflict",
+            Self::InProgress { .. } => "Request in progress",
+            Self::KeyReused => "Idempotency-Key reused",
+            Self::Unavailable(_) => "Temporarily unavailable",
+            Self::Internal(_) => "Internal error",
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::Unauthorized => {
+                "this request needs valid credentials (IAM in AWS, a bearer token locally)".into()
+            }
+            Self::MethodNotAllowed { allow } => format!("this path accepts {allow}"),
+            Self::UnsupportedMediaType { accept } => format!("send {accept}"),
+            Self::Invalid(errors) => match errors.as_slice() {
+                [one] => format!("{}: {}", one.field, one.reason),
+                many => format!("{} fields are invalid; see errors", many.len()),
+            },
+            Self::NoneAccepted { count, .. } => {
+                format!("all {count} contacts were rejected; see rejected")
+            }
+            Self::DoNotCall => {
+                "the number is on the do-not-call list; it will not be called".into()
+            }
+            Self::InProgress { .. } => {
+                "a request with this Idempotency-Key is being processed; retry to get its answer"
+                    .into()
+            }
+            Self::KeyReused => {
+                "this Idempotency-Key was used for a request with another method, path or body; \
+                 use a new key for a new request"
+                    .into()
+            }
+            Self::Unavailable(_) => "the service is busy; retry shortly".into(),
+            Self::Internal(_) => "the request failed; it is safe to retry it with the same \
+                                  Idempotency-Key"
+                .into(),
+            Self::NotFound(d) | Self::TooLarge(d) | Self::Conflict { detail: d, .. } => d.clone(),
+        }
+    }
+
+    /// The response for this error. 5xx causes are logged here with their chain.
+    pub fn into_response(self) -> Response<Body> {
+        match &self {
+            Self::Internal(cause) => {
+                tracing::error!(error = %chain(cause.as_ref()), "request failed");
+            }
+            Self::Unavailable(cause) => {
+                tracing::warn!(error = %chain(cause.as_ref()), "request refused for load");
+            }
+            _ => {}
+        }
+        let status = self.status();
+        let problem = Problem {
+            r#type: format!("{TYPE_BASE}{}", self.slug()),
+            title: self.title(),
+            status: status.as_u16(),
+            detail: self.detail(),
+            errors: match &self {
+                Self::Invalid(errors) => Some(errors),
+                _ => None,
+            },
+            rejected_count: match &self {
+                Self::NoneAccepted { count, .. } => Some(*count),
+                _ => None,
+            },
+            rejected: match &self {
+                Self::NoneAccepted { rejected, .. } => Some(rejected),
+                _ => None,
+            },
+            rejected_truncated: match &self {
+                Self::NoneAccepted {
+                    truncated: true, ..
+                } => Some(true),
+                _ => None,
+            },
+        };
+        let body = serde_json::to_string(&problem).unwrap_or_else(|_| {
+            format!(
+                r#"{{"title":"{}","status":{}}}"#,
+                problem.title, problem.status
+            )
+        });
+        let mut response = Reply::new(status, PROBLEM_JSON, body).into_response();
+        let headers = response.headers_mut();
+        match self {
+            Self::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::MethodNotAllowed { allow } => {
+                if let Ok(v) = HeaderValue::from_str(&allow) {
+                    headers.insert(header::ALLOW, v);
+                }
+            }
+            Self::UnsupportedMediaType { accept } => {
+                headers.insert("accept-post", HeaderValue::from_static(accept));
+            }
+            Self::InProgress { retry_after }
+            | Self::Conflict {
+                retry_after: Some(retry_after),
+                ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            Self::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(1_u64));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Throttled(_) | StoreError::Timeout(_) | StoreError::AtCapacity => {
+                Self::Unavailable(Box::new(err))
+            }
+            other => Self::Internal(Box::new(other)),
+        }
+    }
+}
+
+/// RFC 9457 problem details, with outdial's extension members.
+#[derive(Debug, Serialize)]
+struct Problem<'a> {
+    r#type: String,
+    title: &'static str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a Vec<FieldError>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rejected_count: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rejected: Option<&'a Vec<Rejected>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rejected_truncated: Option<bool>,
+}
+
+/// An error and its sources, one line, for logs: anything that looks like a phone number
+/// (a stored key such as `DNC#+12025550100` can end up in a message) is masked.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let _ = write!(out, ": {s}");
+        source = s.source();
+    }
+    redact(&out)
+}
+
+/// Masks every run of seven or more digits (with a leading `+` if it has one).
+fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        let digits = run.chars().filter(char::is_ascii_digit).count();
+        if digits >= 7 {
+            out.push_str(&mask_raw(run));
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() || (c == '+' && run.is_empty()) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+/// A normal answer: status, content type and body, which is all an idempotent replay needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn new(status: StatusCode, content_type: &'static str, body: String) -> Self {
+        Self {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    /// A JSON answer.
+    pub fn json(status: StatusCode, value: &impl Serialize) -> Result<Self, ApiError> {
+        let body = serde_json::to_string(value).map_err(|e| ApiError::Internal(Box::new(e)))?;
+        Ok(Self::new(status, JSON, body))
+    }
+
+    /// An answer without a body.
+    pub fn empty(status: StatusCode) -> Self {
+        Self::new(status, "", String::new())
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let mut response = Response::new(if self.body.is_empty() {
+            Body::Empty
+        } else {
+            Body::Text(self.body)
+        });
+        *response.status_mut() = self.status;
+        if !self.content_type.is_empty() {
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(self.content_type),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_a_listed_problem_type() {
+        let errors = [
+            ApiError::Unauthorized,
+            ApiError::NotFound(String::new()),
+            ApiError::MethodNotAllowed {
+                allow: String::new(),
+            },
+            ApiError::UnsupportedMediaType { accept: JSON },
+            ApiError::TooLarge(String::new()),
+            ApiError::Invalid(Vec::new()),
+            ApiError::NoneAccepted {
+                rejected: Vec::new(),
+                truncated: false,
+                count: 0,
+            },
+            ApiError::DoNotCall,
+            ApiError::conflict(""),
+            ApiError::InProgress { retry_after: 1 },
+            ApiError::KeyReused,
+            ApiError::Unavailable("x".into()),
+            ApiError::Internal("x".into()),
+        ];
+        let slugs: Vec<&str> = errors.iter().map(ApiError::slug).collect();
+        assert_eq!(slugs, TYPES);
+    }
+
+    #[test]
+    fn logged_errors_never_show_a_phone_number() {
+        let err = StoreError::Corrupt {
+            key: "DNC#+12025550100/DNC".into(),
+            reason: "e164 is missing".into(),
+        };
+        let line = chain(&err);
+        assert!(!line.contains("2025550100"), "{line}");
+        assert!(line.contains("+1202***0100"), "{line}");
+        assert_eq!(redact("took 1500 ms, 3 tries"), "took 1500 ms, 3 tries");
+    }
+
+    #[test]
+    fn transient_answers_are_not_kept_for_replays() {
+        assert!(ApiError::conflict("x").is_final());
+        assert!(ApiError::KeyReused.is_final());
+        assert!(!ApiError::Internal("x".into()).is_final());
+        assert!(!ApiError::InProgress { retry_after: 1 }.is_final());
+        assert!(
+            !ApiError::Conflict {
+                detail: String::new(),
+                retry_after: Some(1)
+            }
+            .is_final()
+        );
+    }
+}

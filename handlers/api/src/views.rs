@@ -1,0 +1,255 @@
+//! What the API answers, as JSON. These shapes are the public contract `docs/openapi.json`
+//! describes; records are turned into them here rather than serialized as stored, so the
+//! table can change without the API changing.
+
+use std::collections::BTreeMap;
+
+use outdial_core::admin::CampaignOverview;
+use outdial_core::lifecycle::CallStatus;
+use outdial_core::ports::HistoryEntry;
+use outdial_core::record::{CallRecord, Limits, Pacing};
+use outdial_core::retry::RetryPolicy;
+use outdial_core::script::Script;
+use outdial_core::time::Timestamp;
+use outdial_core::window::CallingWindow;
+use serde::Serialize;
+
+use crate::contacts::{Checked, Rejected};
+
+/// An instant as RFC 3339 (`2026-11-25T06:08:52.123Z`).
+pub fn time(t: Timestamp) -> String {
+    jiff::Timestamp::from_millisecond(t.as_millis())
+        .map_or_else(|_| t.as_millis().to_string(), |ts| ts.to_string())
+}
+
+/// `202` to `POST /campaigns` and `POST /campaigns/{id}/contacts`.
+#[derive(Debug, Serialize)]
+pub struct Accepted<'a> {
+    pub campaign_id: &'a str,
+    pub accepted: usize,
+    pub rejected_count: usize,
+    pub rejected: &'a [Rejected],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rejected_truncated: bool,
+}
+
+impl<'a> Accepted<'a> {
+    /// The answer for `accepted` contacts and the rejected rows of `checked`.
+    pub fn new(campaign_id: &'a str, accepted: usize, checked: &'a Checked) -> Self {
+        let (rejected, truncated) = checked.listed();
+        Self {
+            campaign_id,
+            accepted,
+            rejected_count: checked.rejected.len(),
+            rejected,
+            rejected_truncated: truncated,
+        }
+    }
+}
+
+/// `202` to a status change.
+#[derive(Debug, Serialize)]
+pub struct StatusChanged<'a> {
+    pub campaign_id: &'a str,
+    pub status: &'static str,
+}
+
+/// `202` to `POST /calls`.
+#[derive(Debug, Serialize)]
+pub struct CallAccepted<'a> {
+    pub call_id: &'a str,
+    pub campaign_id: &'a str,
+    pub status: &'static str,
+    pub due_at: String,
+}
+
+/// `202` to `POST /calls/{id}/hangup`.
+#[derive(Debug, Serialize)]
+pub struct HangupAccepted<'a> {
+    pub call_id: &'a str,
+    /// `CANCELLED` for a call that had not been dialed; the live status for one the SMA is
+    /// now asked to end (it becomes `CANCELLED` when its `HANGUP` arrives).
+    pub status: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Spec<'a> {
+    pub retry: &'a RetryPolicy,
+    pub pacing: &'a Pacing,
+    pub limits: &'a Limits,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<&'a CallingWindow>,
+    pub script: &'a Script,
+}
+
+/// A campaign's counters, every status and outcome present (zero when none).
+#[derive(Debug, Serialize)]
+pub struct Counts<'a> {
+    pub live: i64,
+    pub by_status: BTreeMap<&'static str, i64>,
+    pub placed: i64,
+    pub answered: i64,
+    pub outcomes: BTreeMap<&'static str, i64>,
+    pub script_outcomes: &'a BTreeMap<String, i64>,
+    pub talk_ms: i64,
+    pub answer_wait_ms: i64,
+}
+
+/// `GET /campaigns/{id}`.
+#[derive(Debug, Serialize)]
+pub struct Campaign<'a> {
+    pub campaign_id: &'a str,
+    pub name: &'a str,
+    pub from: &'a str,
+    pub status: &'static str,
+    pub created_at: String,
+    pub contacts: i64,
+    /// Calls that reached a terminal status, as a share of contacts (0 to 1).
+    pub progress: f64,
+    pub counts: Counts<'a>,
+    pub spec: Spec<'a>,
+}
+
+impl<'a> Campaign<'a> {
+    pub fn new(o: &'a CampaignOverview) -> Self {
+        let c = &o.campaign;
+        let k = &o.counters;
+        Self {
+            campaign_id: c.id.as_str(),
+            name: &c.name,
+            from: c.from.as_str(),
+            status: c.status.as_str(),
+            created_at: time(c.created_at),
+            contacts: k.contacts,
+            progress: (o.progress() * 10_000.0).round() / 10_000.0,
+            counts: Counts {
+                live: k.live,
+                by_status: CallStatus::ALL
+                    .into_iter()
+                    .map(|s| (s.as_str(), k.status(s)))
+                    .collect(),
+                placed: k.placed,
+                answered: k.answered,
+                outcomes: CallStatus::ALL
+                    .into_iter()
+                    .filter(|s| s.is_terminal())
+                    .map(|s| (s.as_str(), k.outcome(s)))
+                    .collect(),
+                script_outcomes: &k.script_outcomes,
+                talk_ms: k.talk_ms,
+                answer_wait_ms: k.answer_wait_ms,
+            },
+            spec: Spec {
+                retry: &c.retry,
+                pacing: &c.pacing,
+                limits: &c.limits,
+                window: c.window.as_ref(),
+                script: &c.script,
+            },
+        }
+    }
+}
+
+/// A call in a listing and in `GET /calls/{id}`. The number is shown in full: the caller
+/// owns it (logs never show it).
+#[derive(Debug, Serialize)]
+pub struct Call<'a> {
+    pub call_id: &'a str,
+    pub campaign_id: &'a str,
+    pub to: &'a str,
+    pub from: &'a str,
+    pub status: &'static str,
+    pub attempt: u32,
+    pub answered: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<outdial_core::lifecycle::Outcome>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sip_code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script_outcome: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<&'a str>,
+    pub vars: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tz: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(r: &'a CallRecord) -> Self {
+        Self {
+            call_id: r.id.as_str(),
+            campaign_id: r.campaign_id.as_str(),
+            to: r.to.as_str(),
+            from: r.from.as_str(),
+            status: r.status.as_str(),
+            attempt: r.attempt.get(),
+            answered: r.answered,
+            outcome: r.outcome,
+            sip_code: r.sip_code.as_deref(),
+            script_outcome: r.script_outcome.as_deref(),
+            last_error: r.last_error.as_deref(),
+            transaction_id: r.transaction_id.as_ref().map(|t| t.as_str()),
+            vars: &r.vars,
+            tz: r.tz.as_deref(),
+            due_at: r.due_at.map(time),
+            created_at: time(r.created_at),
+            updated_at: time(r.updated_at),
+            answered_at: r.answered_at.map(time),
+            ended_at: r.ended_at.map(time),
+        }
+    }
+}
+
+/// One page of `GET /campaigns/{id}/calls`.
+#[derive(Debug, Serialize)]
+pub struct CallPage<'a> {
+    pub calls: Vec<Call<'a>>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Event<'a> {
+    pub attempt: u32,
+    pub seq: u64,
+    pub event_type: &'a str,
+    pub status: &'static str,
+    pub at: String,
+}
+
+/// `GET /calls/{id}`: the call and its SMA events, oldest first.
+#[derive(Debug, Serialize)]
+pub struct CallWithHistory<'a> {
+    #[serde(flatten)]
+    pub call: Call<'a>,
+    pub history: Vec<Event<'a>>,
+}
+
+impl<'a> CallWithHistory<'a> {
+    pub fn new(r: &'a CallRecord, history: &'a [HistoryEntry]) -> Self {
+        Self {
+            call: Call::new(r),
+            history: history
+                .iter()
+                .map(|h| Event {
+                    attempt: h.attempt.get(),
+                    seq: h.seq.get(),
+                    event_type: &h.event_type,
+                    status: h.status.as_str(),
+                    at: time(h.at),
+                })
+                .collect(),
+        }
+    }
+}
