@@ -2,6 +2,10 @@
 //!
 //! - [`dynamodb`]: DynamoDB Local as a managed process, started on a free loopback port and
 //!   stopped with its owner, or an endpoint given in the environment;
+//! - [`invoke`]: the Lambda Invoke API in front of the hosted handler functions, with their
+//!   latencies;
+//! - [`http_api`]: the API Gateway HTTP API in front of the API function, turning requests
+//!   into payload-v2.0 events as API Gateway does;
 //! - [`runtime_api`]: the Lambda Runtime API, so the real Lambda binaries run locally as
 //!   they run in Lambda;
 //! - [`sim`]: the PSTN simulator: the Chime SDK Voice API and the calls it places, played
@@ -10,6 +14,8 @@
 //!   test.
 
 pub mod dynamodb;
+pub mod http_api;
+pub mod invoke;
 pub mod runtime_api;
 pub mod sim;
 pub mod streams;

@@ -115,7 +115,7 @@ fn scaled(ms: u64, speed: f64) -> Duration {
 }
 
 /// A rule of the contract the handler broke.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
     pub transaction_id: String,
     pub sequence: u64,
@@ -123,7 +123,7 @@ pub struct Violation {
 }
 
 /// One call as the simulator saw it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallReport {
     pub transaction_id: String,
     pub to: String,
@@ -135,7 +135,7 @@ pub struct CallReport {
 }
 
 /// What a run came to.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub calls: Vec<CallReport>,
     pub violations: Vec<Violation>,
@@ -233,6 +233,7 @@ impl Simulator {
                 "/sip-media-applications/{sma}/calls/{transaction}",
                 post(update),
             )
+            .route("/_outdial/report", axum::routing::get(report))
             .with_state(Arc::clone(&inner));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -282,15 +283,22 @@ impl Simulator {
     /// What happened so far.
     #[must_use]
     pub fn report(&self) -> Report {
-        let shared = self.inner.lock();
+        report_of(&self.inner)
+    }
+}
+
+/// The report of a simulator, as [`Simulator::report`] and `GET /_outdial/report` give it.
+fn report_of(inner: &Inner) -> Report {
+    {
+        let shared = inner.lock();
         let mut placed_per_number = BTreeMap::new();
         let mut per_attempt: BTreeMap<&str, u32> = BTreeMap::new();
         let mut placed_per_second = Vec::new();
         for (at, to, key) in &shared.placed {
             *placed_per_number.entry(to.clone()).or_insert(0) += 1;
             *per_attempt.entry(key.as_str()).or_insert(0) += 1;
-            let second = usize::try_from(at.duration_since(self.inner.started).as_secs())
-                .unwrap_or(usize::MAX);
+            let second =
+                usize::try_from(at.duration_since(inner.started).as_secs()).unwrap_or(usize::MAX);
             if placed_per_second.len() <= second {
                 placed_per_second.resize(second + 1, 0);
             }
@@ -323,6 +331,12 @@ impl Simulator {
             throttled: shared.throttled,
         }
     }
+}
+
+/// `GET /_outdial/report`: the report of a running simulator (not part of the Voice API; the
+/// path cannot collide with one of its).
+async fn report(State(inner): State<Arc<Inner>>) -> Response {
+    Json(report_of(&inner)).into_response()
 }
 
 impl Drop for Simulator {
