@@ -31,6 +31,9 @@ pub struct DialBench {
     pub max_in_one_second: u32,
     pub calls: u32,
     pub double_dials: u32,
+    /// Dials that went out late (the machine was too busy to send them on their slot) and
+    /// were held back so that no second at the API held more than the rate.
+    pub held: u32,
 }
 
 const SCRIPT: &str = r#"{"start": "bye", "steps": {"bye": {"say": "Goodbye."}}}"#;
@@ -46,6 +49,7 @@ pub async fn dial(cps: u32, seconds: u32) -> anyhow::Result<DialBench> {
     let ddb = client(&endpoint);
     let store = DynamoStore::new(ddb.clone(), fresh_table(&ddb, "bench-dial").await?, 1);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let total = cps * seconds;
     let campaign = Campaign {
         id: CampaignId::random(),
         name: "bench dial".into(),
@@ -60,7 +64,9 @@ pub async fn dial(cps: u32, seconds: u32) -> anyhow::Result<DialBench> {
         })?,
         pacing: Pacing {
             calls_per_second: f64::from(cps),
-            max_concurrent: cps * 10,
+            // No stream handler runs here to give slots back, so the cap must not bind: the
+            // benchmark measures pacing.
+            max_concurrent: total,
         },
         script: serde_json::from_str(SCRIPT)?,
         limits: Limits::default(),
@@ -68,7 +74,6 @@ pub async fn dial(cps: u32, seconds: u32) -> anyhow::Result<DialBench> {
         created_at: clock.now(),
         contacts: 0,
     };
-    let total = cps * seconds;
     let calls: Vec<NewCall> = (0..total)
         .map(|i| {
             Ok(NewCall {
@@ -102,22 +107,34 @@ pub async fn dial(cps: u32, seconds: u32) -> anyhow::Result<DialBench> {
         batch: 500,
         ..Settings::default()
     };
-    let dialer = ChimeDialer::new(voice_client(&sim.endpoint()), "sma-bench");
-    let dispatcher = Dispatcher::new(store, dialer, clock, settings);
-
-    let started = Instant::now();
-    let limit = Duration::from_secs(u64::from(seconds) * 3 + 30);
-    let mut dialed = 0;
-    while dialed < total && started.elapsed() < limit {
-        let tick = dispatcher.tick(0).await?;
-        dialed += tick.dialed;
-        let pause = tick.paced_for.unwrap_or(if tick.did_work() {
-            Duration::ZERO
-        } else {
-            Duration::from_millis(5)
-        });
-        tokio::time::sleep(pause).await;
-    }
+    // The dispatcher gets a runtime and a thread of its own, as it has a Lambda of its own in
+    // AWS: here the simulator and the SMA handler would otherwise share its runtime's threads
+    // and make its dials late.
+    let dispatch_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("dispatcher")
+        .enable_all()
+        .build()?;
+    let endpoint = sim.endpoint();
+    let run = dispatch_runtime.spawn(async move {
+        let dialer = ChimeDialer::new(voice_client(&endpoint), "sma-bench");
+        let dispatcher = Dispatcher::new(store, dialer, clock, settings);
+        let started = Instant::now();
+        let limit = Duration::from_secs(u64::from(seconds) * 3 + 30);
+        while dispatcher.stats().dialed < total && started.elapsed() < limit {
+            let tick = dispatcher.tick(0).await?;
+            let pause = tick.paced_for.unwrap_or(if tick.did_work() {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(5)
+            });
+            tokio::time::sleep(pause).await;
+        }
+        dispatcher.settle().await;
+        Ok::<_, outdial_core::ports::StoreError>(dispatcher.stats())
+    });
+    let stats = run.await??;
+    dispatch_runtime.shutdown_background();
     sim.wait_idle(Duration::from_secs(30)).await;
     let report = sim.report();
     let placed: u32 = report.placed_per_number.values().sum();
@@ -132,6 +149,145 @@ pub async fn dial(cps: u32, seconds: u32) -> anyhow::Result<DialBench> {
         achieved_cps: (achieved * 100.0).round() / 100.0,
         max_in_one_second: report.max_in_any_second,
         calls: placed,
+        double_dials: report.double_dials,
+        held: stats.held,
+    })
+}
+
+/// What `outdial bench events` prints.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventsBench {
+    /// Seconds from the start of the local stack to its API answering.
+    pub stack_start_s: f64,
+    pub calls: u32,
+    /// SMA events the handler answered (each through the local Lambda Invoke API and one
+    /// DynamoDB request).
+    pub events: u64,
+    pub seconds: f64,
+    pub events_per_s: f64,
+    pub handler_p50_ms: f64,
+    pub handler_p99_ms: f64,
+    pub violations: usize,
+    pub double_dials: u32,
+}
+
+/// A script of three prompts and a gather: about a dozen events per answered call.
+const EVENTS_SCRIPT: &str = r#"{"start": "a", "steps": {
+    "a": {"say": "One.", "next": "b"},
+    "b": {"pause_ms": 200, "next": "c"},
+    "c": {"gather": {"say": "Press 1."}, "branches": {"1": "d"}, "no_input": "d"},
+    "d": {"say": "Goodbye.", "outcome": "done"}}}"#;
+
+/// `outdial bench events --calls N [--json]`: starts the local stack, places `N` calls at once
+/// (bypassing the dispatcher's pacing) to callees who answer and press 1, and measures how
+/// many SMA events a second the stack sustains until every call has ended.
+///
+/// # Errors
+/// When the stack cannot start or a call cannot be written.
+pub async fn events(calls: u32) -> anyhow::Result<EventsBench> {
+    use futures::StreamExt;
+    use outdial_core::ports::{Dialer, DispatchStore};
+    use outdial_tests::stack::{SMA, Stack, StackConfig};
+    anyhow::ensure!((1..=20_000).contains(&calls), "--calls must be 1 to 20000");
+    let begun = Instant::now();
+    let stack = Stack::start(StackConfig {
+        sim: SimConfig {
+            speed: 0.002,
+            callees: Callees {
+                by_number: BTreeMap::new(),
+                mix: vec![(
+                    1,
+                    Callee::Answer {
+                        after_ms: 1_000,
+                        digits: Some("1".to_owned()),
+                    },
+                )],
+            },
+            ..SimConfig::default()
+        },
+        // The schedule stays out of the way: the calls are placed here.
+        schedule_every: Duration::from_secs(3600),
+        ..StackConfig::default()
+    })
+    .await?;
+    let stack_start_s = begun.elapsed().as_secs_f64();
+    let clock = SystemClock;
+    let campaign = Campaign {
+        id: CampaignId::random(),
+        name: "bench events".into(),
+        from: E164::parse("+15555550199")?,
+        status: CampaignStatus::Paused,
+        retry: RetryPolicy::default(),
+        pacing: Pacing {
+            calls_per_second: 1.0,
+            max_concurrent: calls,
+        },
+        script: serde_json::from_str(EVENTS_SCRIPT)?,
+        limits: Limits::default(),
+        window: None,
+        created_at: clock.now(),
+        contacts: 0,
+    };
+    let new: Vec<NewCall> = (0..calls)
+        .map(|i| {
+            Ok(NewCall {
+                id: CallId::random(),
+                to: E164::parse(&format!("+1555{i:07}"))?,
+                vars: BTreeMap::new(),
+                due_at: clock.now(),
+                tz: None,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let store = stack.store().clone();
+    store.create_campaign(&campaign, &new).await?;
+    let dialer = ChimeDialer::new(voice_client(&stack.endpoints().chime), "sma-local");
+    let started = Instant::now();
+    let placed: Vec<anyhow::Result<()>> = futures::stream::iter(new)
+        .map(|call| {
+            let (store, dialer, from) = (store.clone(), dialer.clone(), campaign.from.clone());
+            async move {
+                let waiting = store.call(&call.id).await?;
+                let now = clock.now();
+                let claimed = store
+                    .claim(&waiting, now, now.plus(Duration::from_secs(60)), u32::MAX)
+                    .await?;
+                let arguments = BTreeMap::from([
+                    ("call_id".to_owned(), claimed.id.to_string()),
+                    ("campaign_id".to_owned(), claimed.campaign_id.to_string()),
+                    ("attempt".to_owned(), claimed.attempt.to_string()),
+                ]);
+                dialer
+                    .place(&from, &claimed.to, arguments)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    placed.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    anyhow::ensure!(
+        stack.simulator().wait_idle(Duration::from_secs(600)).await,
+        "the calls did not end within ten minutes"
+    );
+    let seconds = started.elapsed().as_secs_f64();
+    let latency = stack.functions().latency(SMA);
+    let report = stack.simulator().report();
+    stack.stop().await?;
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+    #[allow(clippy::cast_precision_loss)]
+    let per_s = latency.invocations as f64 / seconds;
+    Ok(EventsBench {
+        stack_start_s: round(stack_start_s),
+        calls,
+        events: latency.invocations,
+        seconds: round(seconds),
+        events_per_s: round(per_s),
+        handler_p50_ms: round(latency.p50_ms),
+        handler_p99_ms: round(latency.p99_ms),
+        violations: report.violations.len(),
         double_dials: report.double_dials,
     })
 }

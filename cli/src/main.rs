@@ -1,13 +1,19 @@
 //! `outdial`: the one tool a user of outdial holds.
 
 mod bench;
+mod campaign;
 mod check;
+mod client;
+mod demo;
+mod dev;
+mod ingest;
 mod replay;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,11 +35,6 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Benchmarks over the local stack.
-    Bench {
-        #[command(subcommand)]
-        kind: Bench,
-    },
     /// Run a JSON array of SMA events, in file order, through the SMA handler and DynamoDB
     /// Local (started unless AWS_ENDPOINT_URL_DYNAMODB is set); print each answer, then the
     /// final call record, one JSON line each.
@@ -43,6 +44,136 @@ enum Command {
         /// The callee's number for the call record the events name.
         #[arg(long)]
         to: Option<String>,
+    },
+    /// Run the whole system locally in the foreground (DynamoDB Local, the four functions,
+    /// the HTTP API, the schedule, the PSTN simulator) until Ctrl-C or SIGTERM.
+    Dev {
+        /// The HTTP API's port on 127.0.0.1.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// Start the local stack, post a sample campaign, show its progress and its report.
+    /// Exits non-zero if a contact is not terminal, a call was dialed twice, the simulator
+    /// counted a violation, or the streamed counters differ from the records.
+    Demo {
+        /// Contacts in the sample campaign.
+        #[arg(long, default_value_t = 200)]
+        contacts: u32,
+        /// Print only one JSON object (the report) as the last line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// The PSTN simulator's report: transcripts per callee, violations, calls placed per
+    /// number (double dials) and the dial rate.
+    Sim {
+        #[command(subcommand)]
+        kind: Sim,
+    },
+    /// Start, watch and report on campaigns through the API (a deployed one with `--api`,
+    /// signed with SigV4; else the local stack `outdial dev` runs here).
+    Campaign {
+        #[command(subcommand)]
+        kind: CampaignCommand,
+    },
+    /// Benchmarks over the local stack.
+    Bench {
+        #[command(subcommand)]
+        kind: Bench,
+    },
+}
+
+#[derive(Debug, Args)]
+struct StackArgs {
+    /// Keep DynamoDB Local's data in this folder (in memory otherwise).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Real seconds per simulated second of a call.
+    #[arg(long, default_value_t = 0.01)]
+    speed: f64,
+    /// The simulator's seed (faults and the callees' mix repeat exactly).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Calls per second for the whole account.
+    #[arg(long, default_value_t = 50.0)]
+    account_cps: f64,
+    /// Seconds between two scheduled timers runs (a minute in AWS).
+    #[arg(long, default_value_t = 10)]
+    schedule_every: u64,
+}
+
+impl StackArgs {
+    fn options(&self, port: u16) -> dev::DevOptions {
+        dev::DevOptions {
+            port,
+            data: self.data.clone(),
+            speed: self.speed,
+            seed: self.seed,
+            account_cps: self.account_cps,
+            schedule_every: Duration::from_secs(self.schedule_every.max(1)),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Sim {
+    /// Print the report of the running local stack's simulator, or of the last run.
+    Report {
+        /// The simulator's endpoint (default: the running `outdial dev`'s).
+        #[arg(long)]
+        url: Option<String>,
+        /// A report file (default: `.outdial/sim-report.json` when no stack runs).
+        #[arg(long)]
+        file: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ApiArgs {
+    /// The API's URL (the stack's ApiUrl output); default: the local stack's.
+    #[arg(long)]
+    api: Option<String>,
+    /// A bearer token for a local API (default: OUTDIAL_API_TOKEN, or the local stack's).
+    #[arg(long)]
+    token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum CampaignCommand {
+    /// Create a campaign from a spec and a CSV contact list (sent in chunks when large).
+    Start {
+        #[arg(long)]
+        spec: PathBuf,
+        #[arg(long)]
+        csv: PathBuf,
+        /// The upload's idempotency key: run the command again with it to finish an upload
+        /// that failed part-way, without duplicating anything.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Show a campaign's progress live until it is finished.
+    Watch {
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// A campaign's outcomes, attempts and script results.
+    Report {
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        api: ApiArgs,
     },
 }
 
@@ -59,6 +190,24 @@ enum Bench {
         #[arg(long)]
         json: bool,
     },
+    /// Start the local stack and place N calls at once, to measure the SMA events a second
+    /// it sustains (each through the local Lambda Invoke API and DynamoDB Local).
+    Events {
+        #[arg(long, default_value_t = 500)]
+        calls: u32,
+        /// Print one JSON object as the last line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Post a campaign of N contacts through the API handler to DynamoDB Local, and write the
+    /// same items with a raw parallel BatchWriteItem loop, in the same run.
+    Ingest {
+        #[arg(long)]
+        contacts: u32,
+        /// Print one JSON object as the last line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn runtime(command: &str) -> Option<tokio::runtime::Runtime> {
@@ -69,6 +218,38 @@ fn runtime(command: &str) -> Option<tokio::runtime::Runtime> {
             None
         }
     }
+}
+
+/// Logs to stderr, warnings and worse unless `RUST_LOG` says otherwise.
+fn logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs `work` on a runtime and turns its error into a message and exit code 1.
+fn run<T>(
+    command: &str,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+    done: impl FnOnce(T) -> ExitCode,
+) -> ExitCode {
+    let Some(runtime) = runtime(command) else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(work) {
+        Ok(value) => done(value),
+        Err(e) => {
+            eprintln!("outdial {command}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn json_line(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
 fn main() -> ExitCode {
@@ -94,46 +275,191 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
+        Command::Replay { events, to } => run(
+            "replay",
+            async {
+                let mut stdout = std::io::stdout().lock();
+                replay::replay(&events, to.as_deref(), &mut stdout).await
+            },
+            |()| ExitCode::SUCCESS,
+        ),
+        Command::Dev { port, stack } => {
+            logging();
+            let opts = stack.options(port);
+            run(
+                "dev",
+                async move {
+                    let mut stdout = std::io::stdout();
+                    dev::dev(&opts, &mut stdout).await
+                },
+                |_| ExitCode::SUCCESS,
+            )
+        }
+        Command::Demo {
+            contacts,
+            json,
+            stack,
+        } => {
+            logging();
+            let opts = stack.options(0);
+            run(
+                "demo",
+                async move {
+                    let mut stdout = std::io::stdout();
+                    demo::demo(contacts, &opts, json, &mut stdout).await
+                },
+                |report| {
+                    println!("{}", json_line(&report));
+                    if report.ok() {
+                        ExitCode::SUCCESS
+                    } else {
+                        eprintln!(
+                            "outdial demo: not every promise held (terminal, double dials, violations, counters)"
+                        );
+                        ExitCode::FAILURE
+                    }
+                },
+            )
+        }
+        Command::Sim {
+            kind: Sim::Report { url, file, json },
+        } => run(
+            "sim report",
+            async move { dev::sim_report(url.as_deref(), file.as_deref()).await },
+            |report| {
+                if json {
+                    println!("{}", json_line(&report));
+                } else {
+                    print!("{}", dev::describe(&report));
+                }
+                ExitCode::SUCCESS
+            },
+        ),
+        Command::Campaign { kind } => campaign_command(kind),
         Command::Bench {
             kind: Bench::Dial { cps, seconds, json },
+        } => run("bench dial", bench::dial(cps, seconds), |result| {
+            if json {
+                println!("{}", json_line(&result));
+            } else {
+                println!(
+                    "dialed {} calls at {} per second (target {}); at most {} in any second; {} double dials",
+                    result.calls,
+                    result.achieved_cps,
+                    result.target_cps,
+                    result.max_in_one_second,
+                    result.double_dials
+                );
+            }
+            ExitCode::SUCCESS
+        }),
+        Command::Bench {
+            kind: Bench::Events { calls, json },
         } => {
-            let Some(runtime) = runtime("bench dial") else {
-                return ExitCode::FAILURE;
-            };
-            match runtime.block_on(bench::dial(cps, seconds)) {
-                Ok(result) => {
-                    if json {
-                        println!("{}", serde_json::to_string(&result).unwrap_or_default());
-                    } else {
+            logging();
+            run("bench events", bench::events(calls), |result| {
+                if json {
+                    println!("{}", json_line(&result));
+                } else {
+                    println!(
+                        "{} calls, {} SMA events in {:.1} s: {:.0} events/s (handler p50 {:.2} ms, p99 {:.2} ms); stack started in {:.1} s; {} violations, {} double dials",
+                        result.calls,
+                        result.events,
+                        result.seconds,
+                        result.events_per_s,
+                        result.handler_p50_ms,
+                        result.handler_p99_ms,
+                        result.stack_start_s,
+                        result.violations,
+                        result.double_dials
+                    );
+                }
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Bench {
+            kind: Bench::Ingest { contacts, json },
+        } => run("bench ingest", ingest::ingest(contacts), |result| {
+            if json {
+                println!("{}", json_line(&result));
+            } else {
+                println!(
+                    "{} contacts: {:.2} s through the API, {:.2} s for a raw parallel BatchWriteItem loop (ratio {:.2})",
+                    result.contacts, result.api_s, result.raw_s, result.ratio
+                );
+            }
+            ExitCode::SUCCESS
+        }),
+    }
+}
+
+fn campaign_command(kind: CampaignCommand) -> ExitCode {
+    match kind {
+        CampaignCommand::Start {
+            spec,
+            csv,
+            idempotency_key,
+            json,
+            api,
+        } => run(
+            "campaign start",
+            async move {
+                let client =
+                    client::Client::connect(api.api.as_deref(), api.token.as_deref()).await?;
+                campaign::start(&client, &spec, &csv, idempotency_key).await
+            },
+            |started| {
+                if json {
+                    println!("{}", json_line(&started));
+                } else {
+                    println!(
+                        "campaign {}: {} contacts accepted, {} rejected ({} requests)",
+                        started.campaign_id,
+                        started.accepted,
+                        started.rejected_count,
+                        started.requests
+                    );
+                    for r in started.rejected.iter().take(50) {
                         println!(
-                            "dialed {} calls at {} per second (target {}); at most {} in any second; {} double dials",
-                            result.calls,
-                            result.achieved_cps,
-                            result.target_cps,
-                            result.max_in_one_second,
-                            result.double_dials
+                            "  line {}: {} {}",
+                            r["line"],
+                            r["field"].as_str().unwrap_or(""),
+                            r["reason"].as_str().unwrap_or("")
                         );
                     }
-                    ExitCode::SUCCESS
+                    if started.rejected.len() > 50 {
+                        println!("  ... {} more (see --json)", started.rejected.len() - 50);
+                    }
+                    println!("watch it: outdial campaign watch {}", started.campaign_id);
                 }
-                Err(e) => {
-                    eprintln!("outdial bench dial: {e:#}");
-                    ExitCode::FAILURE
+                ExitCode::SUCCESS
+            },
+        ),
+        CampaignCommand::Watch { id, api } => run(
+            "campaign watch",
+            async move {
+                let client =
+                    client::Client::connect(api.api.as_deref(), api.token.as_deref()).await?;
+                let mut stdout = std::io::stdout();
+                campaign::watch(&client, &id, Duration::from_secs(1), None, &mut stdout).await
+            },
+            |_| ExitCode::SUCCESS,
+        ),
+        CampaignCommand::Report { id, json, api } => run(
+            "campaign report",
+            async move {
+                let client =
+                    client::Client::connect(api.api.as_deref(), api.token.as_deref()).await?;
+                campaign::report(&client, &id).await
+            },
+            |report| {
+                if json {
+                    println!("{}", json_line(&report));
+                } else {
+                    print!("{}", campaign::table(&report));
                 }
-            }
-        }
-        Command::Replay { events, to } => {
-            let Some(runtime) = runtime("replay") else {
-                return ExitCode::FAILURE;
-            };
-            let mut stdout = std::io::stdout().lock();
-            match runtime.block_on(replay::replay(&events, to.as_deref(), &mut stdout)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("outdial replay: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+                ExitCode::SUCCESS
+            },
+        ),
     }
 }

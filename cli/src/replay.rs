@@ -14,7 +14,7 @@ use outdial_adapters::item::{call_pk, new_call_item};
 use outdial_adapters::store::DynamoStore;
 use outdial_core::contract::{EventType, validate_event};
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164};
-use outdial_core::ports::CallStore;
+use outdial_core::ports::{CallStore, DispatchStore};
 use outdial_core::record::{Campaign, CampaignStatus, Limits, NewCall, Pacing};
 use outdial_core::retry::RetryPolicy;
 use outdial_core::time::Clock;
@@ -93,8 +93,9 @@ pub async fn replay(
         .send()
         .await
         .with_context(|| format!("writing {}", call_pk(&call_id)))?;
+    let waiting = store.call(&call_id).await?;
     store
-        .claim(&call_id, attempt, clock.now(), clock.now())
+        .claim(&waiting, clock.now(), clock.now(), u32::MAX)
         .await?;
 
     let handler = SmaHandler::new(store, clock, Settings::default());

@@ -1,5 +1,8 @@
 //! End-to-end and reliability suites over the local stack live in this crate's `tests/`
-//! folder; the library holds what they share.
+//! folder; the library holds what they share, and [`stack`], the whole system composed on
+//! one machine, which `outdial dev` and `outdial demo` run too.
+
+pub mod stack;
 
 use std::sync::Arc;
 

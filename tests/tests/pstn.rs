@@ -10,7 +10,7 @@ use outdial_adapters::clock::SystemClock;
 use outdial_adapters::dialer::ChimeDialer;
 use outdial_adapters::store::DynamoStore;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164};
-use outdial_core::ports::{CallStore, Dialer};
+use outdial_core::ports::{CallStore, Dialer, DispatchStore};
 use outdial_core::record::{Campaign, CampaignStatus, Limits, NewCall, Pacing};
 use outdial_core::time::Clock;
 use outdial_local::dynamodb::shared_endpoint;
@@ -161,8 +161,10 @@ async fn run(
     let dialer = ChimeDialer::new(voice_client(&sim.endpoint()), "sma-local");
 
     for call in &calls {
+        let waiting = store.call(&call.id).await.unwrap();
+        assert_eq!(waiting.attempt, Attempt::FIRST);
         let claimed = store
-            .claim(&call.id, Attempt::FIRST, clock.now(), clock.now())
+            .claim(&waiting, clock.now(), clock.now(), u32::MAX)
             .await
             .unwrap();
         let vars = serde_json::to_string(&claimed.vars).unwrap();

@@ -1,0 +1,262 @@
+//! `outdial demo`: the whole system on a sample campaign, from a POST to a report.
+//!
+//! It starts the local stack, posts a campaign of `--contacts` numbers through the HTTP API
+//! (as CSV, as a user would), shows its progress live, and ends with the report. Everything
+//! it reports is measured, not taken from the mix it was given: `by_status` is recounted from
+//! the call records, `counters` is what `GET /campaigns/{id}` shows (kept by the stream
+//! handler from the table's stream), double dials and violations are the simulator's, the
+//! dial rate is what the simulated Voice API saw, `ddb_requests_per_event` divides the SMA
+//! handler's DynamoDB requests by the events it answered, and the handler latencies are the
+//! SMA function's invocations through the local Invoke API.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::campaign;
+use crate::client::Client;
+use crate::dev::DevOptions;
+use outdial_tests::stack::{SMA, Stack};
+
+/// What `outdial demo --json` prints as its last line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DemoReport {
+    pub campaign_id: String,
+    pub contacts: u64,
+    pub accepted: u64,
+    pub terminal: u64,
+    /// Calls per final status, recounted from the call records.
+    pub by_status: BTreeMap<String, u64>,
+    /// Calls per status as `GET /campaigns/{id}` reports them (the stream handler's counters).
+    pub counters: BTreeMap<String, i64>,
+    pub counters_match: bool,
+    pub script_outcomes: BTreeMap<String, u64>,
+    pub double_dials: u32,
+    pub lost: u64,
+    pub violations: usize,
+    pub ddb_requests_per_event: f64,
+    pub sma_events: u64,
+    pub dial_rate_per_s: f64,
+    pub max_dials_in_one_second: u32,
+    pub handler_p50_ms: f64,
+    pub handler_p99_ms: f64,
+    pub stack_start_s: f64,
+    pub elapsed_s: f64,
+}
+
+impl DemoReport {
+    /// Whether the run is what outdial promises: every contact terminal, no double dial, no
+    /// contract violation, and the streamed counters equal to a recount.
+    #[must_use]
+    pub fn ok(&self) -> bool {
+        self.terminal == self.accepted
+            && self.double_dials == 0
+            && self.violations == 0
+            && self.counters_match
+    }
+}
+
+/// The sample campaign: a reminder that asks to confirm, with an agent on 0.
+fn spec(contacts: u32) -> Value {
+    let cps = (f64::from(contacts) / 20.0).clamp(2.0, 20.0);
+    json!({
+        "name": "Appointment reminders (demo)",
+        "from": "+15555550199",
+        "default_region": "US",
+        "pacing": {"calls_per_second": cps, "max_concurrent": 60},
+        "retry": {"max_attempts": 2, "busy_after_s": 5, "no_answer_after_s": 5, "failed_after_s": 5},
+        "limits": {"ring_timeout_s": 40, "max_call_s": 600},
+        "script": {
+            "start": "greet",
+            "steps": {
+                "greet": {"say": "Hello {{name}}, this is a reminder of your appointment on {{date}}.", "next": "menu"},
+                "menu": {"gather": {"say": "Press 1 to confirm, 2 to cancel, or 0 to speak to someone.", "timeout_ms": 5000},
+                         "branches": {"1": "confirm", "2": "decline", "0": "agent"}, "no_input": "goodbye"},
+                "confirm": {"say": "Thank you, we will see you then.", "outcome": "confirmed"},
+                "decline": {"say": "We have cancelled it. Goodbye.", "outcome": "declined"},
+                "agent": {"transfer": {"to": "+15555550142"}, "outcome": "transferred", "on_fail": "goodbye"},
+                "goodbye": {"say": "We will try again another time. Goodbye.", "outcome": "no_input"}
+            }
+        }
+    })
+}
+
+/// `contacts` rows: national-format US numbers (the API turns them into E.164), a name and a
+/// date for the script.
+fn csv(contacts: u32) -> String {
+    let mut out = String::from("phone,name,date\n");
+    for i in 0..contacts {
+        out.push_str(&format!(
+            "(555) {:03}-{:04},Contact {i},Tuesday\n",
+            200 + i / 10_000,
+            i % 10_000
+        ));
+    }
+    out
+}
+
+/// Runs the demo; prints the progress and the report to `out`.
+///
+/// # Errors
+/// When the stack cannot start or the API refuses the campaign.
+pub async fn demo(
+    contacts: u32,
+    opts: &DevOptions,
+    json_only: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<DemoReport> {
+    anyhow::ensure!(
+        (1..=100_000).contains(&contacts),
+        "--contacts must be 1 to 100000"
+    );
+    let begun = Instant::now();
+    let mut config = crate::dev::config(opts);
+    config.report_path = None;
+    let stack = Stack::start(config).await?;
+    let stack_start_s = begun.elapsed().as_secs_f64();
+    let client = Client::connect(Some(&stack.endpoints().api), Some(stack.api_token())).await?;
+
+    let dir = std::env::temp_dir().join(format!("outdial-demo-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (spec_path, csv_path) = (dir.join("campaign.json"), dir.join("contacts.csv"));
+    std::fs::write(&spec_path, spec(contacts).to_string())?;
+    std::fs::write(&csv_path, csv(contacts))?;
+    let posted = Instant::now();
+    let started = campaign::start(&client, &spec_path, &csv_path, None).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let started = started?;
+    if !json_only {
+        writeln!(
+            out,
+            "campaign {}: {} contacts accepted, {} rejected",
+            started.campaign_id, started.accepted, started.rejected_count
+        )?;
+    }
+    // Watch until every call is terminal; the counters lag the records by the stream's
+    // delay, so the end is confirmed from the records below.
+    let limit = Duration::from_secs(600);
+    let mut sink = std::io::sink();
+    let progress_out: &mut dyn Write = if json_only { &mut sink } else { out };
+    campaign::watch(
+        &client,
+        &started.campaign_id,
+        Duration::from_millis(500),
+        Some(limit),
+        progress_out,
+    )
+    .await?;
+    let mut report = campaign::report(&client, &started.campaign_id).await?;
+    let waiting_since = Instant::now();
+    let terminal = |r: &campaign::Report| -> u64 {
+        r.by_status
+            .iter()
+            .filter(|(s, _)| {
+                s.parse::<outdial_core::lifecycle::CallStatus>()
+                    .is_ok_and(outdial_core::lifecycle::CallStatus::is_terminal)
+            })
+            .map(|(_, n)| *n)
+            .sum()
+    };
+    while terminal(&report) < started.accepted && waiting_since.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        report = campaign::report(&client, &started.campaign_id).await?;
+    }
+    let elapsed_s = posted.elapsed().as_secs_f64();
+    stack.stream_caught_up(Duration::from_secs(30)).await?;
+    let report = campaign::report(&client, &started.campaign_id).await?;
+    let counters: BTreeMap<String, i64> = report.counters["by_status"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_i64()?)))
+                .filter(|(_, v)| *v != 0)
+                .collect()
+        })
+        .unwrap_or_default();
+    let counters_match = counters.len() == report.by_status.len()
+        && report
+            .by_status
+            .iter()
+            .all(|(k, v)| counters.get(k).copied() == i64::try_from(*v).ok());
+    let sim = stack.simulator().report();
+    let placed: u32 = sim.placed_per_number.values().sum();
+    let latency = stack.functions().latency(SMA);
+    #[allow(clippy::cast_precision_loss)]
+    let ddb_requests_per_event = if latency.invocations > 0 {
+        stack.sma_requests() as f64 / latency.invocations as f64
+    } else {
+        0.0
+    };
+    let round = |x: f64, places: i32| {
+        let f = 10f64.powi(places);
+        (x * f).round() / f
+    };
+    let demo = DemoReport {
+        campaign_id: started.campaign_id.clone(),
+        contacts: u64::from(contacts),
+        accepted: started.accepted,
+        terminal: terminal(&report),
+        lost: report.by_status.get("LOST").copied().unwrap_or(0),
+        by_status: report.by_status.clone(),
+        counters,
+        counters_match,
+        script_outcomes: report.script_outcomes.clone(),
+        double_dials: sim.double_dials,
+        violations: sim.violations.len(),
+        ddb_requests_per_event: round(ddb_requests_per_event, 3),
+        sma_events: latency.invocations,
+        dial_rate_per_s: round(
+            if sim.placing_span_s > 0.0 {
+                f64::from(placed.saturating_sub(1)) / sim.placing_span_s
+            } else {
+                0.0
+            },
+            2,
+        ),
+        max_dials_in_one_second: sim.max_in_any_second,
+        handler_p50_ms: round(latency.p50_ms, 2),
+        handler_p99_ms: round(latency.p99_ms, 2),
+        stack_start_s: round(stack_start_s, 2),
+        elapsed_s: round(elapsed_s, 1),
+    };
+    stack.stop().await?;
+    if !json_only {
+        writeln!(out, "\n{}", campaign::table(&report))?;
+        writeln!(
+            out,
+            "{} SMA events, {:.3} DynamoDB requests each; handler p50 {:.2} ms, p99 {:.2} ms; {:.1} dials/s (at most {} in any second); {} double dials, {} violations; counters {} the records",
+            demo.sma_events,
+            demo.ddb_requests_per_event,
+            demo.handler_p50_ms,
+            demo.handler_p99_ms,
+            demo.dial_rate_per_s,
+            demo.max_dials_in_one_second,
+            demo.double_dials,
+            demo.violations,
+            if demo.counters_match {
+                "match"
+            } else {
+                "DO NOT match"
+            }
+        )?;
+    }
+    Ok(demo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_list_has_one_row_per_contact_in_national_format() {
+        let csv = csv(3);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], "phone,name,date");
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[1], "(555) 200-0000,Contact 0,Tuesday");
+    }
+}

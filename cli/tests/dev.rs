@@ -1,0 +1,105 @@
+//! `outdial dev` keeps its interface: each endpoint on a line of its own as `<name>: <url>`,
+//! then a `curl` line that starts a campaign; it stops cleanly on SIGTERM and leaves the
+//! simulator's report, which `outdial sim report` reads.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn dev_prints_its_endpoints_serves_a_campaign_and_stops_cleanly_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("outdial-dev-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let started = Instant::now();
+    let mut dev = Command::new(env!("CARGO_BIN_EXE_outdial"))
+        .args(["dev", "--port", "0"])
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(dev.stdout.take().unwrap()).lines();
+    let mut endpoints = std::collections::BTreeMap::new();
+    for name in ["api", "lambda", "chime", "dynamodb"] {
+        let line = lines.next().unwrap().unwrap();
+        let (key, url) = line.split_once(": ").unwrap();
+        assert_eq!(key, name, "{line}");
+        assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+        endpoints.insert(name, url.to_owned());
+    }
+    let curl = lines.next().unwrap().unwrap();
+    assert!(curl.starts_with("curl "), "{curl}");
+    assert!(curl.contains(&endpoints["api"]), "{curl}");
+    let startup = started.elapsed();
+
+    // What the curl line does, with the example campaign of the repository.
+    let token = curl
+        .split("Authorization: Bearer ")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap()
+        .to_owned();
+    let example = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/campaign.json"
+    ))
+    .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let answer = runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{}/campaigns", endpoints["api"]))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .header("idempotency-key", "example-1")
+            .body(example)
+            .send()
+            .await
+            .unwrap()
+    });
+    assert_eq!(answer.status().as_u16(), 202);
+
+    // The running stack's simulator report, found through .outdial/dev.json.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let report = Command::new(env!("CARGO_BIN_EXE_outdial"))
+            .args(["sim", "report", "--json"])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            report.status.success(),
+            "{}",
+            String::from_utf8_lossy(&report.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(report.stdout.trim_ascii()).unwrap();
+        if report["placed_per_number"].as_object().unwrap().len() == 5 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the example's five calls were not placed: {report}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // SIGTERM: a clean stop that writes the report and removes the state file.
+    let killed = Command::new("kill")
+        .args(["-TERM", &dev.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = dev.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(dir.join(".outdial/sim-report.json").is_file());
+    assert!(!dir.join(".outdial/dev.json").exists());
+    let report = Command::new(env!("CARGO_BIN_EXE_outdial"))
+        .args(["sim", "report"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(report.stdout).unwrap();
+    assert!(text.contains("0 double dials; 0 violations"), "{text}");
+    eprintln!("outdial dev printed its endpoints after {startup:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

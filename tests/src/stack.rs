@@ -1,0 +1,454 @@
+//! The whole of outdial on one machine, composed: DynamoDB Local and its stream, the four
+//! handler functions behind a local Lambda Invoke API, the API function behind a local HTTP
+//! API, the timers function on a local schedule, and the PSTN simulator placing calls with
+//! the SMA handler. `outdial dev`, `outdial demo` and the end-to-end suites run this.
+//!
+//! Everything goes through the paths it takes in AWS: the API starts a dispatcher with an
+//! asynchronous `Invoke` of the timers function, the simulator invokes the SMA function
+//! with `Invoke`, the dispatcher dials through the Chime SDK Voice client, and the campaign
+//! counters come from the table's stream, read as Lambda's event source mapping reads it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use outdial_adapters::admin::LambdaTrigger;
+use outdial_adapters::clock::SystemClock;
+use outdial_adapters::counters::DynamoCounters;
+use outdial_adapters::dialer::ChimeDialer;
+use outdial_adapters::store::DynamoStore;
+use outdial_api::{Api, Auth};
+use outdial_core::time::{Clock, Timestamp};
+use outdial_local::dynamodb::{DynamoDbLocal, Storage, shared_endpoint};
+use outdial_local::http_api::HttpApi;
+use outdial_local::invoke::{Functions, InvokeApi, LambdaInvoker, function, lambda_client};
+use outdial_local::sim::{Report, SimConfig, Simulator, voice_client};
+use outdial_local::streams::{PollerSettings, StreamPoller};
+use outdial_local::tables::{RequestCounter, client, counting_client, fresh_table};
+use outdial_sma::SmaHandler;
+use outdial_stream::StreamHandler;
+use outdial_timers::{Dispatcher, MARGIN, Settings as TimersSettings};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+/// The function names, as the CDK stack names the binaries.
+pub const SMA: &str = "outdial-sma";
+pub const TIMERS: &str = "outdial-timers";
+pub const STREAM: &str = "outdial-stream";
+pub const API: &str = "outdial-api";
+
+/// Where the stack's DynamoDB comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// The one of this process: `AWS_ENDPOINT_URL_DYNAMODB`, or a DynamoDB Local started once
+    /// per process (tests).
+    Shared,
+    /// A DynamoDB Local of the stack's own, in memory or in a folder (`outdial dev --data`).
+    Own(Storage),
+}
+
+/// How the stack runs.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    pub database: Database,
+    /// The table; `None` creates a fresh one. An existing table of this name is reused.
+    pub table: Option<String>,
+    pub sim: SimConfig,
+    /// The SIP media application id the simulator answers for.
+    pub sma_id: String,
+    pub shards: u32,
+    /// Calls per second for the whole account.
+    pub account_cps: f64,
+    /// How often the schedule starts the timers function (EventBridge Scheduler: a minute).
+    pub schedule_every: Duration,
+    /// The HTTP API's port on 127.0.0.1 (0: any free port).
+    pub api_port: u16,
+    /// The bearer token the local API requires.
+    pub api_token: String,
+    pub stream: PollerSettings,
+    /// Where the simulator's report is written when the stack stops.
+    pub report_path: Option<PathBuf>,
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        Self {
+            database: Database::Shared,
+            table: None,
+            sim: SimConfig::default(),
+            sma_id: "sma-local".to_owned(),
+            shards: 2,
+            account_cps: 50.0,
+            schedule_every: Duration::from_secs(10),
+            api_port: 0,
+            api_token: format!("local-{}", uuid::Uuid::new_v4().simple()),
+            stream: PollerSettings::default(),
+            report_path: None,
+        }
+    }
+}
+
+type Store = DynamoStore;
+type Voice = ChimeDialer;
+
+/// The running stack. [`Stack::stop`] ends it cleanly; dropping it stops the servers.
+pub struct Stack {
+    db: Option<DynamoDbLocal>,
+    dynamodb: String,
+    table: String,
+    store: Store,
+    functions: Functions,
+    invoke_api: InvokeApi,
+    http_api: HttpApi,
+    sim: Simulator,
+    poller: Option<StreamPoller>,
+    schedule: JoinHandle<()>,
+    dispatcher: Arc<Dispatcher<Store, Voice>>,
+    sma: Arc<SmaHandler<Store>>,
+    sma_requests: RequestCounter,
+    api_token: String,
+    report_path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack")
+            .field("api", &self.http_api.url())
+            .field("table", &self.table)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The stack's endpoints, as `outdial dev` prints them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    pub api: String,
+    pub lambda: String,
+    pub chime: String,
+    pub dynamodb: String,
+}
+
+impl Stack {
+    /// Starts everything and returns once the API answers.
+    ///
+    /// # Errors
+    /// When DynamoDB Local cannot start (Java or the jar missing: the message says how to
+    /// install it), a port cannot be bound, or the table cannot be created.
+    pub async fn start(config: StackConfig) -> anyhow::Result<Self> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let (db, dynamodb) = match &config.database {
+            Database::Shared => (None, shared_endpoint()?),
+            Database::Own(storage) => {
+                let storage = storage.clone();
+                let db =
+                    tokio::task::spawn_blocking(move || DynamoDbLocal::start(&storage)).await??;
+                let endpoint = db.endpoint().to_owned();
+                (Some(db), endpoint)
+            }
+        };
+        let ddb = client(&dynamodb);
+        let table = match &config.table {
+            None => fresh_table(&ddb, "outdial").await?,
+            Some(name) => {
+                let exists = ddb.describe_table().table_name(name).send().await.is_ok();
+                if !exists {
+                    outdial_adapters::table::TableDef::load()?
+                        .create(&ddb, name)
+                        .await
+                        .with_context(|| format!("creating table {name}"))?;
+                }
+                name.clone()
+            }
+        };
+        let store = DynamoStore::new(ddb.clone(), &table, config.shards);
+        let functions = Functions::default();
+        let invoke_api = InvokeApi::start(functions.clone()).await?;
+        let lambda = lambda_client(&invoke_api.endpoint());
+
+        // The SMA function, and the simulator that invokes it through the Invoke API. Its
+        // client counts its DynamoDB requests, which the demo reports per event.
+        let (sma_client, sma_requests) = counting_client(&dynamodb);
+        let sma = Arc::new(SmaHandler::new(
+            DynamoStore::new(sma_client, &table, config.shards),
+            Arc::clone(&clock),
+            outdial_sma::Settings::default(),
+        ));
+        {
+            let sma = Arc::clone(&sma);
+            functions.add(
+                SMA,
+                function(move |event| {
+                    let sma = Arc::clone(&sma);
+                    async move { Ok(sma.handle(event).await) }
+                }),
+            );
+        }
+        let sim = Simulator::start(
+            config.sim.clone(),
+            &config.sma_id,
+            Arc::new(LambdaInvoker::new(lambda.clone(), SMA)),
+        )
+        .await?;
+        let voice = ChimeDialer::new(voice_client(&sim.endpoint()), &config.sma_id);
+
+        // The timers function: every shard, for one schedule period per invocation.
+        let dispatcher = Arc::new(Dispatcher::new(
+            store.clone(),
+            voice.clone(),
+            Arc::clone(&clock),
+            TimersSettings {
+                account_cps: config.account_cps / f64::from(config.shards),
+                ..TimersSettings::default()
+            },
+        ));
+        {
+            let (dispatcher, clock) = (Arc::clone(&dispatcher), Arc::clone(&clock));
+            let (shards, period) = (config.shards, config.schedule_every);
+            functions.add(
+                TIMERS,
+                function(move |event: Value| {
+                    let (dispatcher, clock) = (Arc::clone(&dispatcher), Arc::clone(&clock));
+                    async move {
+                        // As if the function's timeout were one period plus the margin it
+                        // keeps, so runs follow each other as they do in Lambda.
+                        let deadline: Timestamp = clock.now().plus(period + MARGIN);
+                        let owner = uuid::Uuid::new_v4().to_string();
+                        let run = outdial_timers::invoke(
+                            &dispatcher,
+                            shards,
+                            &owner,
+                            deadline,
+                            outdial_timers::is_scheduled(&event),
+                        )
+                        .await;
+                        if run.errors.is_empty() {
+                            Ok(run.answer)
+                        } else {
+                            Err(run.errors.join("; "))
+                        }
+                    }
+                }),
+            );
+        }
+
+        // The stream function, fed by the table's stream.
+        let stream = Arc::new(StreamHandler::new(
+            DynamoCounters::new(ddb.clone(), &table),
+            Arc::clone(&clock),
+        ));
+        functions.add(
+            STREAM,
+            function(move |event| {
+                let stream = Arc::clone(&stream);
+                async move {
+                    stream
+                        .handle(event)
+                        .await
+                        .map(|handled| handled.response_json())
+                        .map_err(|e| e.to_string())
+                }
+            }),
+        );
+        let consumer: outdial_local::streams::Consumer = {
+            let functions = functions.clone();
+            Arc::new(move |event| {
+                let functions = functions.clone();
+                Box::pin(async move { functions.call(STREAM, event).await })
+            })
+        };
+        let poller =
+            StreamPoller::start(&dynamodb, &table, consumer, config.stream.clone()).await?;
+
+        // The API function, behind the HTTP API, starting dispatchers through the Invoke API.
+        let api = Arc::new(Api::new(
+            store.clone(),
+            voice,
+            LambdaTrigger::new(lambda.clone(), TIMERS),
+            Arc::clone(&clock),
+            outdial_api::Settings {
+                auth: Auth::bearer(&config.api_token),
+                ..outdial_api::Settings::from_lookup(|_| None)?
+            },
+        ));
+        functions.add(
+            API,
+            function(move |event: Value| {
+                let api = Arc::clone(&api);
+                async move { api_invoke(&api, &event).await }
+            }),
+        );
+        let http_api = HttpApi::start(functions.clone(), API, config.api_port).await?;
+
+        // EventBridge Scheduler, locally.
+        let schedule = {
+            let functions = functions.clone();
+            let every = config.schedule_every;
+            tokio::spawn(async move {
+                // The first run comes one period after the start, as a new schedule's does.
+                let mut ticker =
+                    tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                loop {
+                    ticker.tick().await;
+                    let functions = functions.clone();
+                    // Each invocation runs on its own, as Lambda runs overlapping ones.
+                    tokio::spawn(async move {
+                        let event = json!({"source": "outdial.schedule"});
+                        if let Err(e) = functions.call(TIMERS, event).await {
+                            tracing::warn!(error = %e, "scheduled timers run failed");
+                        }
+                    });
+                }
+            })
+        };
+
+        Ok(Self {
+            db,
+            dynamodb,
+            table,
+            store,
+            functions,
+            invoke_api,
+            http_api,
+            sim,
+            poller: Some(poller),
+            schedule,
+            dispatcher,
+            sma,
+            sma_requests,
+            api_token: config.api_token,
+            report_path: config.report_path,
+        })
+    }
+
+    #[must_use]
+    pub fn endpoints(&self) -> Endpoints {
+        Endpoints {
+            api: self.http_api.url(),
+            lambda: self.invoke_api.endpoint(),
+            chime: self.sim.endpoint(),
+            dynamodb: self.dynamodb.clone(),
+        }
+    }
+
+    /// The bearer token the local API requires.
+    #[must_use]
+    pub fn api_token(&self) -> &str {
+        &self.api_token
+    }
+
+    #[must_use]
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    #[must_use]
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    #[must_use]
+    pub fn functions(&self) -> &Functions {
+        &self.functions
+    }
+
+    #[must_use]
+    pub fn simulator(&self) -> &Simulator {
+        &self.sim
+    }
+
+    #[must_use]
+    pub fn dispatcher(&self) -> &Dispatcher<Store, Voice> {
+        &self.dispatcher
+    }
+
+    #[must_use]
+    pub fn sma(&self) -> &SmaHandler<Store> {
+        &self.sma
+    }
+
+    /// DynamoDB requests the SMA handler has made (retries included).
+    #[must_use]
+    pub fn sma_requests(&self) -> usize {
+        self.sma_requests.get()
+    }
+
+    /// Waits until the stream handler has seen every change written so far.
+    ///
+    /// # Errors
+    /// When the stream is not caught up within `timeout`.
+    pub async fn stream_caught_up(&self, timeout: Duration) -> anyhow::Result<()> {
+        match &self.poller {
+            Some(p) => p.wait_caught_up(timeout).await,
+            None => anyhow::bail!("the stream poller has stopped"),
+        }
+    }
+
+    /// Stops the schedule, lets running dials finish, stops the stream poller and the
+    /// servers, writes the simulator's report where configured, and returns it.
+    ///
+    /// # Errors
+    /// When the report cannot be written.
+    pub async fn stop(mut self) -> anyhow::Result<Report> {
+        self.schedule.abort();
+        self.dispatcher.settle().await;
+        if let Some(poller) = self.poller.take() {
+            poller.stop().await;
+        }
+        let report = self.sim.report();
+        if let Some(path) = &self.report_path {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        if let Some(db) = self.db.take() {
+            tokio::task::spawn_blocking(move || db.stop()).await?;
+        }
+        Ok(report)
+    }
+}
+
+/// The API function as Lambda runs it behind an HTTP API: the payload-2.0 event becomes a
+/// request as `lambda_http` builds it, and the response becomes the payload-2.0 answer.
+async fn api_invoke<S, D, T>(api: &Api<S, D, T>, event: &Value) -> Result<Value, String>
+where
+    S: outdial_core::ports::CallStore + outdial_core::admin::AdminStore,
+    D: outdial_core::ports::Dialer,
+    T: outdial_core::admin::DispatchTrigger,
+{
+    let request = lambda_http::request::from_str(&event.to_string())
+        .map_err(|e| format!("not an API Gateway v2 event: {e}"))?;
+    let response = api.handle(request).await;
+    let (parts, body) = response.into_parts();
+    let mut headers = serde_json::Map::new();
+    for name in parts.headers.keys() {
+        let values: Vec<&str> = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        headers.insert(name.as_str().to_owned(), Value::String(values.join(",")));
+    }
+    let (body, is_base64) = match body {
+        lambda_http::Body::Empty => (Value::Null, false),
+        lambda_http::Body::Text(text) => (Value::String(text), false),
+        lambda_http::Body::Binary(bytes) => {
+            use base64::Engine;
+            (
+                Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
+                true,
+            )
+        }
+        _ => (Value::Null, false),
+    };
+    Ok(json!({
+        "statusCode": parts.status.as_u16(),
+        "headers": headers,
+        "body": body,
+        "isBase64Encoded": is_base64,
+    }))
+}

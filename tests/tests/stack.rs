@@ -1,0 +1,304 @@
+//! The whole system on one machine, driven over HTTP as a user drives it: campaigns posted to
+//! the local HTTP API run to completion through the dispatcher, the simulator and the SMA
+//! handler; pause, resume and cancel reach a running campaign; a single call is dialed
+//! without waiting for the schedule; and the counters the stream handler keeps equal a
+//! recount of the call records.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use outdial_local::sim::{Callee, Callees, SimConfig};
+use outdial_tests::stack::{Stack, StackConfig};
+use serde_json::{Value, json};
+
+/// A stack on this test binary's DynamoDB Local, a fresh table, and a quick simulator.
+async fn stack(callees: Callees, schedule_every: Duration) -> Stack {
+    Stack::start(StackConfig {
+        sim: SimConfig {
+            speed: 0.005,
+            callees,
+            ..SimConfig::default()
+        },
+        schedule_every,
+        account_cps: 50.0,
+        ..StackConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+struct Http<'a> {
+    stack: &'a Stack,
+    client: reqwest::Client,
+}
+
+impl<'a> Http<'a> {
+    fn new(stack: &'a Stack) -> Self {
+        Self {
+            stack,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.stack.endpoints().api))
+            .bearer_auth(self.stack.api_token());
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let answer = request.send().await.unwrap();
+        let status = answer.status().as_u16();
+        let text = answer.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, body)
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.send(reqwest::Method::GET, path, None).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    async fn post(&self, path: &str, body: Option<Value>) -> Value {
+        let (status, body) = self.send(reqwest::Method::POST, path, body).await;
+        assert_eq!(status, 202, "POST {path}: {body}");
+        body
+    }
+
+    /// Every call of a campaign, by status, from the records.
+    async fn recount(&self, id: &str) -> BTreeMap<String, i64> {
+        let mut by_status = BTreeMap::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/campaigns/{id}/calls?limit=100");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let page = self.get(&path).await;
+            for call in page["calls"].as_array().unwrap() {
+                *by_status
+                    .entry(call["status"].as_str().unwrap().to_owned())
+                    .or_insert(0) += 1;
+            }
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return by_status,
+            }
+        }
+    }
+
+    /// The campaign's counters by status, zeros left out.
+    async fn counters(&self, id: &str) -> BTreeMap<String, i64> {
+        let campaign = self.get(&format!("/campaigns/{id}")).await;
+        campaign["counts"]["by_status"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_i64().unwrap()))
+            .filter(|(_, v)| *v != 0)
+            .collect()
+    }
+
+    /// Waits until every call of the campaign is terminal in its records.
+    async fn until_terminal(
+        &self,
+        id: &str,
+        contacts: i64,
+        within: Duration,
+    ) -> BTreeMap<String, i64> {
+        let started = Instant::now();
+        loop {
+            let by_status = self.recount(id).await;
+            let terminal: i64 = by_status
+                .iter()
+                .filter(|(s, _)| {
+                    s.parse::<outdial_core::lifecycle::CallStatus>()
+                        .unwrap()
+                        .is_terminal()
+                })
+                .map(|(_, n)| n)
+                .sum();
+            if terminal == contacts {
+                return by_status;
+            }
+            assert!(
+                started.elapsed() < within,
+                "not every call ended within {within:?}: {by_status:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+fn spec(cps: f64) -> Value {
+    json!({
+        "name": "e2e",
+        "from": "+15555550199",
+        "pacing": {"calls_per_second": cps, "max_concurrent": 50},
+        "retry": {"max_attempts": 2, "busy_after_s": 1, "no_answer_after_s": 1, "failed_after_s": 1},
+        "script": {"start": "menu", "steps": {
+            "menu": {"gather": {"say": "Press 1 to confirm."}, "branches": {"1": "ok"}, "no_input": "bye"},
+            "ok": {"say": "Thank you.", "outcome": "confirmed"},
+            "bye": {"say": "Goodbye.", "outcome": "no_input"}}}
+    })
+}
+
+fn contacts(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| json!({"to": format!("+1555557{i:04}"), "vars": {}}))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_posted_over_http_ends_every_call_and_its_streamed_counters_equal_the_records() {
+    let stack = stack(Callees::demo_mix(), Duration::from_secs(5)).await;
+    let http = Http::new(&stack);
+    let accepted = http
+        .post(
+            "/campaigns",
+            Some(json!({"spec": spec(20.0), "contacts": contacts(40)})),
+        )
+        .await;
+    let id = accepted["campaign_id"].as_str().unwrap().to_owned();
+    assert_eq!(accepted["accepted"], 40);
+
+    let by_status = http.until_terminal(&id, 40, Duration::from_secs(90)).await;
+    stack
+        .stream_caught_up(Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        http.counters(&id).await,
+        by_status,
+        "counters are a recount"
+    );
+    let campaign = http.get(&format!("/campaigns/{id}")).await;
+    assert_eq!(campaign["status"], "COMPLETED", "{campaign}");
+    assert_eq!(campaign["progress"], 1.0);
+
+    // One call's history, as the stream handler wrote it.
+    let calls = http.get(&format!("/campaigns/{id}/calls?limit=1")).await;
+    let call_id = calls["calls"][0]["call_id"].as_str().unwrap();
+    let call = http.get(&format!("/calls/{call_id}")).await;
+    let history = call["history"].as_array().unwrap();
+    assert_eq!(history[0]["event_type"], "NEW_OUTBOUND_CALL", "{call}");
+
+    let report = stack.stop().await.unwrap();
+    assert_eq!(report.double_dials, 0, "{:?}", report.placed_per_number);
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_and_cancel_reach_a_running_campaign() {
+    let callees = Callees {
+        by_number: BTreeMap::new(),
+        mix: vec![(1, Callee::Busy)],
+    };
+    let stack = stack(callees, Duration::from_secs(5)).await;
+    let http = Http::new(&stack);
+    let accepted = http
+        .post(
+            "/campaigns",
+            Some(json!({"spec": spec(5.0), "contacts": contacts(60)})),
+        )
+        .await;
+    let id = accepted["campaign_id"].as_str().unwrap().to_owned();
+    let placed = || stack.simulator().report().placed_per_number.len();
+    let started = Instant::now();
+    while placed() < 5 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "nothing dialed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let paused = http.post(&format!("/campaigns/{id}/pause"), None).await;
+    assert_eq!(paused["status"], "PAUSED");
+    // Dials already booked go out or are given back within a second; then nothing.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let while_paused = placed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(placed(), while_paused, "nothing is dialed while paused");
+
+    http.post(&format!("/campaigns/{id}/resume"), None).await;
+    let started = Instant::now();
+    while placed() < while_paused + 5 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "dialing resumed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let cancelled = http.post(&format!("/campaigns/{id}/cancel"), None).await;
+    assert_eq!(cancelled["status"], "CANCELLED");
+    let by_status = http.until_terminal(&id, 60, Duration::from_secs(60)).await;
+    let dialed = placed();
+    assert!(
+        dialed < 60,
+        "the cancel stopped the campaign: {dialed} dialed"
+    );
+    assert!(
+        by_status.get("CANCELLED").copied().unwrap_or(0) >= 60 - i64::try_from(dialed).unwrap(),
+        "{by_status:?}"
+    );
+    let (status, problem) = stack_post_status(&http, &format!("/campaigns/{id}/resume")).await;
+    assert_eq!(
+        status, 409,
+        "a cancelled campaign stays cancelled: {problem}"
+    );
+    let report = stack.stop().await.unwrap();
+    assert_eq!(report.double_dials, 0);
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+}
+
+async fn stack_post_status(http: &Http<'_>, path: &str) -> (u16, Value) {
+    http.send(reqwest::Method::POST, path, None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_call_is_dialed_at_once_without_waiting_for_the_schedule() {
+    // The schedule runs once at start and then not for ten minutes: only the API's own
+    // start of the dispatcher can dial the call in time.
+    let stack = stack(Callees::default(), Duration::from_secs(600)).await;
+    let http = Http::new(&stack);
+    let accepted = http
+        .post(
+            "/campaigns",
+            Some(json!({"spec": spec(5.0), "contacts": []})),
+        )
+        .await;
+    let id = accepted["campaign_id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let posted = Instant::now();
+    let call = http
+        .post(
+            "/calls",
+            Some(json!({"campaign_id": id, "to": "+15555550177", "vars": {}})),
+        )
+        .await;
+    let call_id = call["call_id"].as_str().unwrap().to_owned();
+    loop {
+        let record = http.get(&format!("/calls/{call_id}")).await;
+        if record["status"] == "COMPLETED" {
+            break;
+        }
+        assert!(
+            posted.elapsed() < Duration::from_secs(20),
+            "the call was not dialed at once: {record}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stack.simulator().report().placed_per_number.len(), 1);
+    stack.stop().await.unwrap();
+}
