@@ -40,10 +40,19 @@ if [ ! -f "$ddb/DynamoDBLocal.jar" ]; then
   rm -rf "$tmp"
 fi
 
-# The CDK app's packages, exactly as locked.
-if [ -f infra/package-lock.json ] && [ ! -d infra/node_modules ]; then
-  echo "setup: installing infra/ node packages (npm ci)" >&2
+# The CDK app's packages, exactly as locked: installed again whenever the lockfile differs from
+# the copy of it kept in node_modules after the last successful install. npm ci empties
+# node_modules first, so a failed install leaves no stamp and the next run tries again.
+lock=infra/package-lock.json
+stamp=infra/node_modules/.outdial-package-lock.json
+if [ -f "$lock" ] && ! cmp -s "$lock" "$stamp"; then
+  if [ -d infra/node_modules ]; then
+    echo "setup: $lock differs from what infra/node_modules was installed from: reinstalling (npm ci)" >&2
+  else
+    echo "setup: installing infra/ node packages (npm ci)" >&2
+  fi
   npm ci --prefix infra --silent --no-audit --no-fund
+  cp "$lock" "$stamp"
 fi
 
 if [ "${1:-}" = "lambda" ]; then

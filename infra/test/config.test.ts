@@ -1,0 +1,124 @@
+// The stack's inputs: context values reach the template, bad ones stop the synth with the
+// setting's name, and the table follows whatever schema/table.json says.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, test } from 'node:test';
+import { App } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { DEFAULTS, readConfig } from '../lib/config';
+import { OutdialStack } from '../lib/outdial-stack';
+import { loadSchema, parseSchema, SCHEMA_PATH } from '../lib/table';
+import { functionStatements, logicalId, render, synth } from './synth';
+
+const configOf = (context: Record<string, string>) => readConfig(new App({ context }).node);
+
+describe('context', () => {
+  test('has defaults for everything', () => {
+    assert.deepEqual(configOf({}), {
+      phoneNumbers: [],
+      dispatchShards: DEFAULTS.dispatchShards,
+      accountCps: DEFAULTS.accountCps,
+      smaReservedConcurrency: DEFAULTS.smaReservedConcurrency,
+      inboundMessage: undefined,
+      alarmEmail: undefined,
+    });
+  });
+
+  test('reads phone numbers as comma-separated E.164', () => {
+    assert.deepEqual(configOf({ 'outdial:phoneNumbers': ' +15555550100, +442071838750 ' }).phoneNumbers, ['+15555550100', '+442071838750']);
+  });
+
+  for (const [key, value, message] of [
+    ['outdial:phoneNumbers', '+15555550100,5555550101', /outdial:phoneNumbers must be comma-separated E\.164/],
+    ['outdial:phoneNumbers', '+15555550100,+15555550100', /lists a number twice/],
+    ['outdial:dispatchShards', '0', /outdial:dispatchShards must be an integer from 1 to 64/],
+    ['outdial:dispatchShards', '2.5', /outdial:dispatchShards/],
+    ['outdial:accountCps', 'fast', /outdial:accountCps must be a number/],
+    ['outdial:accountCps', '0', /outdial:accountCps/],
+    ['outdial:smaReservedConcurrency', '-1', /outdial:smaReservedConcurrency/],
+    ['outdial:alarmEmail', 'ops', /outdial:alarmEmail must be an email address/],
+    ['outdial:inboundMessage', 'x'.repeat(1001), /at most 1000 characters/],
+  ] as const) {
+    test(`refuses ${key}=${value.slice(0, 30)}`, () => {
+      assert.throws(() => configOf({ [key]: value }), message);
+    });
+  }
+});
+
+describe('a configured stack', () => {
+  const s = synth({
+    'outdial:phoneNumbers': '+15555550100,+15555550101',
+    'outdial:dispatchShards': '8',
+    'outdial:accountCps': '20',
+    'outdial:smaReservedConcurrency': '0',
+    'outdial:alarmEmail': 'ops@example.com',
+    'outdial:inboundMessage': 'This number places reminder calls for Example Clinic.',
+  });
+  const fn = (prefix: string) => s.json.Resources[logicalId(s, 'AWS::Lambda::Function', prefix)].Properties;
+
+  test('passes the shard count to every function that dispatches or reads due work', () => {
+    for (const prefix of ['SmaFunction', 'TimersFunction', 'ApiFunction']) {
+      assert.equal(fn(prefix).Environment.Variables.OUTDIAL_DISPATCH_SHARDS, '8', prefix);
+    }
+  });
+
+  test('passes the account rate to the dispatcher', () => {
+    assert.equal(fn('TimersFunction').Environment.Variables.OUTDIAL_ACCOUNT_CPS, '20');
+  });
+
+  test('passes the call-back message to the SMA function', () => {
+    assert.equal(fn('SmaFunction').Environment.Variables.OUTDIAL_INBOUND_MESSAGE, 'This number places reminder calls for Example Clinic.');
+  });
+
+  test('with reserved concurrency 0 reserves none (it never disables the SMA function)', () => {
+    assert.equal(fn('SmaFunction').ReservedConcurrentExecutions, undefined);
+  });
+
+  test('lists the phone numbers in the outputs', () => {
+    assert.equal(s.json.Outputs.PhoneNumbers.Value, '+15555550100,+15555550101');
+  });
+
+  test('subscribes the alarm email to the alarm topic', () => {
+    s.template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+      TopicArn: { Ref: logicalId(s, 'AWS::SNS::Topic', 'AlarmTopic') },
+    });
+  });
+});
+
+describe('schema/table.json', () => {
+  const committed = readFileSync(SCHEMA_PATH, 'utf8');
+
+  test('parses', () => {
+    assert.equal(loadSchema().globalSecondaryIndexes.length, JSON.parse(committed).globalSecondaryIndexes.length);
+  });
+
+  test('may not carry a setting the stack does not build', () => {
+    const withExtra = { ...JSON.parse(committed), localSecondaryIndexes: [] };
+    assert.throws(() => parseSchema(JSON.stringify(withExtra)), /settings the stack does not build: localSecondaryIndexes/);
+    const gsi = JSON.parse(committed);
+    gsi.globalSecondaryIndexes[0].nonKeyAttributes = ['x'];
+    assert.throws(() => parseSchema(JSON.stringify(gsi)), /globalSecondaryIndexes\[0\] has settings the stack does not build: nonKeyAttributes/);
+  });
+
+  test('may not turn off point-in-time recovery or deletion protection', () => {
+    assert.throws(() => parseSchema(JSON.stringify({ ...JSON.parse(committed), pointInTimeRecovery: false })), /pointInTimeRecovery must be true/);
+    assert.throws(() => parseSchema(JSON.stringify({ ...JSON.parse(committed), deletionProtection: false })), /deletionProtection must be true/);
+  });
+
+  test('decides the indexes of the table and of the functions\' Query permission', () => {
+    const raw = JSON.parse(committed);
+    raw.globalSecondaryIndexes.push({ name: 'byFrom', partitionKey: { name: 'from', type: 'S' }, projection: 'KEYS_ONLY' });
+    const app = new App();
+    app.node.setContext('aws:cdk:bundling-stacks', []);
+    const stack = new OutdialStack(app, 'Changed', { config: configOf({}), schema: parseSchema(JSON.stringify(raw)) });
+    const template = Template.fromStack(stack);
+    const table = Object.values(template.findResources('AWS::DynamoDB::Table'))[0];
+    assert.ok(table.Properties.GlobalSecondaryIndexes.some((g: { IndexName: string }) => g.IndexName === 'byFrom'));
+    const s = { app, stack, template, json: template.toJSON() as any };
+    const query = functionStatements(s, 'TimersFunction').find((x) => x.actions.includes('dynamodb:Query'))!;
+    assert.ok(query.resources.some((r) => render(r).endsWith('/index/byFrom')));
+  });
+});

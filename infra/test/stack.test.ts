@@ -1,0 +1,531 @@
+// Assertions on the synthesized template of the default configuration. The synth runs cdk-nag's
+// AWS Solutions checks: reaching the first assertion means no unacknowledged finding.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { App, Validations } from 'aws-cdk-lib';
+import { Match } from 'aws-cdk-lib/assertions';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { buildApp } from '../lib/app';
+import { DISPATCHER, SIZING, STREAM_MAPPING } from '../lib/outdial-stack';
+import { NAMESPACE, THRESHOLDS } from '../lib/operations';
+import {
+  actionsOf, allIdentityStatements, functionStatements, logicalId, render, roleStatements, synth, type Statement,
+} from './synth';
+
+const s = synth();
+const R = s.json.Resources;
+const resourcesOf = (type: string) => Object.entries(R).filter(([, r]) => r.Type === type);
+
+const id = {
+  table: logicalId(s, 'AWS::DynamoDB::Table', 'Table'),
+  key: logicalId(s, 'AWS::KMS::Key', 'Key'),
+  sma: logicalId(s, 'AWS::Lambda::Function', 'SmaFunction'),
+  timers: logicalId(s, 'AWS::Lambda::Function', 'TimersFunction'),
+  api: logicalId(s, 'AWS::Lambda::Function', 'ApiFunction'),
+  stream: logicalId(s, 'AWS::Lambda::Function', 'StreamFunction'),
+  queue: logicalId(s, 'AWS::SQS::Queue', 'StreamFailures'),
+  topic: logicalId(s, 'AWS::SNS::Topic', 'AlarmTopic'),
+};
+const SMA_ARN = `arn:\${AWS::Partition}:chime:\${AWS::Region}:\${AWS::AccountId}:sma/\${SipMediaApplication.SipMediaApplicationId}`;
+const TABLE_ARN = `\${${id.table}.Arn}`;
+const schema = JSON.parse(readFileSync(join(__dirname, '..', '..', 'schema', 'table.json'), 'utf8'));
+const INDEX_ARNS = schema.globalSecondaryIndexes.map((i: { name: string }) => `${TABLE_ARN}/index/${i.name}`);
+
+/** A `Duration::from_secs(n)` constant of the timers handler, in seconds, as the binary has it. */
+function timersConstant(name: string): number {
+  const source = readFileSync(join(__dirname, '..', '..', 'handlers', 'timers', 'src', 'lib.rs'), 'utf8');
+  const m = source.match(new RegExp(`^pub const ${name}: Duration = Duration::from_secs\\((\\d+)\\);$`, 'm'));
+  assert.ok(m, `handlers/timers/src/lib.rs defines ${name} with Duration::from_secs`);
+  return Number(m[1]);
+}
+
+describe('the table', () => {
+  const table = R[id.table];
+  const keySchema = (pk: { name: string }, sk?: { name: string }) => [
+    { AttributeName: pk.name, KeyType: 'HASH' },
+    ...(sk ? [{ AttributeName: sk.name, KeyType: 'RANGE' }] : []),
+  ];
+
+  test('has the keys and attribute types of schema/table.json', () => {
+    assert.deepEqual(table.Properties.KeySchema, keySchema(schema.partitionKey, schema.sortKey));
+    const expected = new Map<string, string>();
+    for (const k of [schema.partitionKey, schema.sortKey, ...schema.globalSecondaryIndexes.flatMap((i: any) => [i.partitionKey, i.sortKey].filter(Boolean))]) {
+      expected.set(k.name, k.type);
+    }
+    const actual = new Map<string, string>(table.Properties.AttributeDefinitions.map((a: any) => [a.AttributeName, a.AttributeType]));
+    assert.deepEqual(actual, expected);
+  });
+
+  test('has exactly the global secondary indexes of schema/table.json', () => {
+    const actual = table.Properties.GlobalSecondaryIndexes.map((g: any) => ({
+      name: g.IndexName, keys: g.KeySchema, projection: g.Projection.ProjectionType,
+    }));
+    const expected = schema.globalSecondaryIndexes.map((i: any) => ({
+      name: i.name, keys: keySchema(i.partitionKey, i.sortKey), projection: i.projection,
+    }));
+    assert.deepEqual(actual, expected);
+  });
+
+  test('has the stream, TTL, billing, PITR and deletion protection of schema/table.json', () => {
+    assert.equal(table.Properties.StreamSpecification.StreamViewType, schema.stream);
+    assert.deepEqual(table.Properties.TimeToLiveSpecification, { AttributeName: schema.timeToLiveAttribute, Enabled: true });
+    assert.equal(table.Properties.BillingMode, schema.billingMode);
+    assert.deepEqual(table.Properties.PointInTimeRecoverySpecification, { PointInTimeRecoveryEnabled: schema.pointInTimeRecovery });
+    assert.equal(table.Properties.DeletionProtectionEnabled, schema.deletionProtection);
+  });
+
+  test('is encrypted with the stack\'s customer-managed key, which rotates', () => {
+    assert.equal(schema.encryption, 'CUSTOMER_MANAGED_KMS');
+    assert.deepEqual(table.Properties.SSESpecification, { SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: { 'Fn::GetAtt': [id.key, 'Arn'] } });
+    assert.equal(R[id.key].Properties.EnableKeyRotation, true);
+  });
+
+  test('and its key are retained when the stack goes', () => {
+    for (const r of [table, R[id.key]]) {
+      assert.equal(r.DeletionPolicy, 'Retain');
+      assert.equal(r.UpdateReplacePolicy, 'Retain');
+    }
+  });
+});
+
+describe('the functions', () => {
+  const fns = { sma: R[id.sma], timers: R[id.timers], api: R[id.api], stream: R[id.stream] };
+
+  test('are four, each an arm64 provided.al2023 bootstrap', () => {
+    assert.equal(resourcesOf('AWS::Lambda::Function').length, 4);
+    for (const fn of Object.values(fns)) {
+      assert.deepEqual(fn.Properties.Architectures, ['arm64']);
+      assert.equal(fn.Properties.Runtime, 'provided.al2023');
+      assert.equal(fn.Properties.Handler, 'bootstrap');
+    }
+  });
+
+  test('are binaries of the Cargo workspace', () => {
+    const manifest = readFileSync(join(__dirname, '..', '..', 'Cargo.toml'), 'utf8');
+    for (const dir of ['api', 'sma', 'timers', 'stream']) {
+      assert.match(manifest, new RegExp(`"handlers/${dir}"`), `handlers/${dir} is a workspace member`);
+      const pkg = readFileSync(join(__dirname, '..', '..', 'handlers', dir, 'Cargo.toml'), 'utf8');
+      assert.match(pkg, new RegExp(`^name = "outdial-${dir}"$`, 'm'));
+    }
+  });
+
+  test('have the documented memory and timeouts', () => {
+    for (const [name, fn] of Object.entries(fns)) {
+      const sizing = SIZING[name as keyof typeof SIZING];
+      assert.equal(fn.Properties.MemorySize, sizing.memoryMb, name);
+      assert.equal(fn.Properties.Timeout, sizing.timeout.toSeconds(), name);
+    }
+  });
+
+  test('the SMA function ends before the SMA re-sends an event (5 s)', () => {
+    assert.ok(fns.sma.Properties.Timeout < 5);
+  });
+
+  test('the timers function outlasts one dispatch run (58 s and a 5 s margin)', () => {
+    const runFor = timersConstant('RUN_FOR');
+    const margin = timersConstant('MARGIN');
+    assert.equal(runFor, 58);
+    assert.equal(margin, 5);
+    assert.equal(fns.timers.Properties.Timeout, 70);
+    // The deadline less the margin never cuts a run short of RUN_FOR.
+    assert.ok(fns.timers.Properties.Timeout >= runFor + margin);
+    // A scheduled run waits for the previous run's leases inside its own run, not beyond it.
+    assert.ok(timersConstant('SCHEDULED_LEASE_WAIT') < runFor);
+  });
+
+  test('reserve concurrency for the call path only: the SMA and the dispatcher', () => {
+    assert.equal(fns.sma.Properties.ReservedConcurrentExecutions, 100);
+    assert.equal(fns.timers.Properties.ReservedConcurrentExecutions, SIZING.timers.reservedConcurrency);
+    assert.equal(fns.api.Properties.ReservedConcurrentExecutions, undefined);
+    assert.equal(fns.stream.Properties.ReservedConcurrentExecutions, undefined);
+  });
+
+  test('log as JSON to their own log group, kept 30 days', () => {
+    const groups = new Set<string>();
+    for (const fn of Object.values(fns)) {
+      const cfg = fn.Properties.LoggingConfig;
+      assert.equal(cfg.LogFormat, 'JSON');
+      const group = R[cfg.LogGroup.Ref];
+      assert.equal(group.Type, 'AWS::Logs::LogGroup');
+      assert.equal(group.Properties.RetentionInDays, 30);
+      groups.add(cfg.LogGroup.Ref);
+    }
+    assert.equal(groups.size, 4);
+  });
+
+  test('get their environment from the stack and its context only', () => {
+    const env = (fn: typeof fns.sma) => Object.fromEntries(Object.entries(fn.Properties.Environment.Variables).map(([k, v]) => [k, render(v)]));
+    const table = `\${${id.table}}`;
+    const smaId = '${SipMediaApplication.SipMediaApplicationId}';
+    assert.deepEqual(env(fns.sma), { OUTDIAL_TABLE_NAME: table, OUTDIAL_DISPATCH_SHARDS: '4' });
+    assert.deepEqual(env(fns.timers), { OUTDIAL_TABLE_NAME: table, OUTDIAL_DISPATCH_SHARDS: '4', OUTDIAL_SMA_ID: smaId, OUTDIAL_ACCOUNT_CPS: '5' });
+    assert.deepEqual(env(fns.api), { OUTDIAL_TABLE_NAME: table, OUTDIAL_DISPATCH_SHARDS: '4', OUTDIAL_SMA_ID: smaId, OUTDIAL_TIMERS_FUNCTION: `\${${id.timers}}` });
+    assert.deepEqual(env(fns.stream), { OUTDIAL_TABLE_NAME: table });
+  });
+});
+
+describe('IAM', () => {
+  const all = allIdentityStatements(s);
+  const sma = functionStatements(s, 'SmaFunction');
+  const timers = functionStatements(s, 'TimersFunction');
+  const api = functionStatements(s, 'ApiFunction');
+  const stream = functionStatements(s, 'StreamFunction');
+  const chime = (st: Statement[]) => st.filter((x) => x.actions.some((a) => a.startsWith('chime:')));
+  const KMS = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey'];
+  const LOGS = ['logs:CreateLogStream', 'logs:PutLogEvents'];
+
+  test('grants no wildcard action anywhere', () => {
+    for (const st of all) {
+      for (const a of st.actions) assert.ok(!a.includes('*'), `wildcard action ${a}`);
+      assert.equal(st.effect, 'Allow');
+    }
+  });
+
+  test('uses a wildcard resource only where documented', () => {
+    const wildcards = all.flatMap((st) => st.resources.filter((r) => r.includes('*')).map((r) => `${st.actions.join(',')} on ${r}`));
+    assert.deepEqual(wildcards.sort(), [
+      // A list operation with no resource-level permission; Lambda checks it for the mapping.
+      'dynamodb:ListStreams on *',
+      // Every method and path of this one API's one stage (the API caller policy).
+      `execute-api:Invoke on arn:\${AWS::Partition}:execute-api:\${AWS::Region}:\${AWS::AccountId}:\${${logicalId(s, 'AWS::ApiGatewayV2::Api', 'HttpApi')}}/$default/*/*`,
+    ]);
+  });
+
+  test('attaches no managed policy to any role', () => {
+    for (const [roleId] of resourcesOf('AWS::IAM::Role')) roleStatements(s, roleId);
+  });
+
+  test('the SMA function has no Chime permission at all', () => {
+    assert.deepEqual(chime(sma), []);
+    assert.deepEqual(actionsOf(sma), ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', ...KMS, ...LOGS].sort());
+    for (const st of sma.filter((x) => x.actions[0].startsWith('dynamodb:'))) assert.deepEqual(st.resources, [TABLE_ARN]);
+  });
+
+  test('the timers function dials and hangs up on this SMA\'s ARN only', () => {
+    const st = chime(timers);
+    assert.equal(st.length, 1);
+    assert.deepEqual(st[0].actions.sort(), ['chime:CreateSipMediaApplicationCall', 'chime:UpdateSipMediaApplicationCall']);
+    assert.deepEqual(st[0].resources, [SMA_ARN]);
+    assert.deepEqual(actionsOf(timers), [
+      'chime:CreateSipMediaApplicationCall', 'chime:UpdateSipMediaApplicationCall',
+      'dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', ...KMS, ...LOGS,
+    ].sort());
+  });
+
+  test('the API function hangs up on this SMA and invokes only the timers function', () => {
+    const st = chime(api);
+    assert.equal(st.length, 1);
+    assert.deepEqual(st[0].actions, ['chime:UpdateSipMediaApplicationCall']);
+    assert.deepEqual(st[0].resources, [SMA_ARN]);
+    const invoke = api.filter((x) => x.actions.includes('lambda:InvokeFunction'));
+    assert.equal(invoke.length, 1);
+    assert.deepEqual(invoke[0].resources, [`\${${id.timers}.Arn}`]);
+    assert.deepEqual(actionsOf(api), [
+      'chime:UpdateSipMediaApplicationCall', 'lambda:InvokeFunction',
+      'dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:ConditionCheckItem', 'dynamodb:DeleteItem',
+      'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', ...KMS, ...LOGS,
+    ].sort());
+  });
+
+  test('the stream function reads its stream and writes counters, no Chime', () => {
+    assert.deepEqual(chime(stream), []);
+    assert.deepEqual(actionsOf(stream), [
+      'dynamodb:BatchWriteItem', 'dynamodb:DescribeStream', 'dynamodb:GetItem', 'dynamodb:GetRecords',
+      'dynamodb:GetShardIterator', 'dynamodb:ListStreams', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem',
+      'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage', ...KMS, ...LOGS,
+    ].sort());
+    const read = stream.find((x) => x.actions.includes('dynamodb:GetRecords'))!;
+    assert.deepEqual(read.resources, [`\${${id.table}.StreamArn}`]);
+  });
+
+  test('table actions name the table and its indexes, nothing else', () => {
+    for (const st of [...sma, ...timers, ...api, ...stream]) {
+      const table = st.actions.filter((a) => a.startsWith('dynamodb:') && !['dynamodb:ListStreams', 'dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'].includes(a));
+      if (table.length === 0) continue;
+      const allowed = table.includes('dynamodb:Query') ? [TABLE_ARN, ...INDEX_ARNS] : [TABLE_ARN];
+      assert.deepEqual(st.resources, allowed, st.sid);
+    }
+  });
+
+  test('the table key is usable only through DynamoDB', () => {
+    for (const st of [...sma, ...timers, ...api, ...stream].filter((x) => x.sid === 'TableKeyThroughDynamoDB')) {
+      assert.deepEqual(st.resources, [`\${${id.key}.Arn}`]);
+      assert.equal(render((st.condition as any).StringEquals['kms:ViaService']), 'dynamodb.${AWS::Region}.amazonaws.com');
+    }
+  });
+
+  test('each function writes only to its own log group', () => {
+    for (const [prefix, st] of [['SmaFunction', sma], ['TimersFunction', timers], ['ApiFunction', api], ['StreamFunction', stream]] as const) {
+      const logs = st.filter((x) => x.actions.includes('logs:PutLogEvents'));
+      assert.equal(logs.length, 1);
+      const group = R[logicalId(s, 'AWS::Lambda::Function', prefix)].Properties.LoggingConfig.LogGroup.Ref;
+      assert.deepEqual(logs[0].resources, [`\${${group}.Arn}`]);
+    }
+  });
+});
+
+describe('the SIP media application', () => {
+  test('is the native resource with the SMA function as its one endpoint', () => {
+    s.template.resourceCountIs('AWS::Chime::SipMediaApplication', 1);
+    const sma = R.SipMediaApplication;
+    assert.equal(sma.Type, 'AWS::Chime::SipMediaApplication');
+    assert.deepEqual(sma.Properties.Endpoints, [{ LambdaArn: { 'Fn::GetAtt': [id.sma, 'Arn'] } }]);
+    assert.deepEqual(sma.Properties.AwsRegion, { Ref: 'AWS::Region' });
+  });
+
+  test('may invoke the SMA function (and only it), from this account, once the permission exists', () => {
+    const chime = resourcesOf('AWS::Lambda::Permission').filter(([, r]) => r.Properties.Principal === 'voiceconnector.chime.amazonaws.com');
+    assert.equal(chime.length, 1);
+    const [permissionId, permission] = chime[0];
+    assert.deepEqual(permission.Properties, {
+      Action: 'lambda:InvokeFunction',
+      FunctionName: { 'Fn::GetAtt': [id.sma, 'Arn'] },
+      Principal: 'voiceconnector.chime.amazonaws.com',
+      SourceAccount: { Ref: 'AWS::AccountId' },
+    });
+    assert.ok(R.SipMediaApplication.DependsOn?.includes(permissionId));
+  });
+});
+
+describe('the stream consumer', () => {
+  test('keeps shard order, reports partial failures, bisects, retries a bounded number of times', () => {
+    s.template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+    s.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: id.stream },
+      EventSourceArn: { 'Fn::GetAtt': [id.table, 'StreamArn'] },
+      StartingPosition: 'TRIM_HORIZON',
+      BatchSize: 100,
+      ParallelizationFactor: 1,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      BisectBatchOnFunctionError: true,
+      MaximumRetryAttempts: STREAM_MAPPING.retryAttempts,
+      MaximumRecordAgeInSeconds: STREAM_MAPPING.maxRecordAge.toSeconds(),
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [id.queue, 'Arn'] } } },
+      TumblingWindowInSeconds: 900,
+    });
+    assert.ok(STREAM_MAPPING.retryAttempts > 0 && STREAM_MAPPING.retryAttempts <= 10);
+    assert.ok(STREAM_MAPPING.maxRecordAge.toHours() < 24, 'records set aside can still be read from the stream');
+  });
+
+  test('sets a 900 s tumbling window, so every batch names its stream shard', () => {
+    // The handler's exactly-once watermark is per shard, and Lambda puts `shardId` only in
+    // tumbling-window events; the handler refuses a batch without one.
+    const [, esm] = resourcesOf('AWS::Lambda::EventSourceMapping')[0];
+    assert.equal(esm.Properties.TumblingWindowInSeconds, 900);
+    assert.equal(STREAM_MAPPING.tumblingWindow.toSeconds(), 900);
+    const handler = readFileSync(join(__dirname, '..', '..', 'handlers', 'stream', 'src', 'lib.rs'), 'utf8');
+    assert.match(handler, /\.get\("shardId"\)/, 'the stream handler reads the shard from the event');
+    assert.match(handler, /TimeWindowEventResponse/, 'the stream handler answers in the tumbling-window shape');
+  });
+
+  test('receives only call items, new or old', () => {
+    const [, esm] = resourcesOf('AWS::Lambda::EventSourceMapping')[0];
+    const patterns = esm.Properties.FilterCriteria.Filters.map((f: { Pattern: string }) => JSON.parse(f.Pattern));
+    assert.deepEqual(patterns, [
+      { dynamodb: { NewImage: { type: { S: ['call'] } } } },
+      { dynamodb: { OldImage: { type: { S: ['call'] } } } },
+    ]);
+  });
+
+  test('sets failed batches aside in an encrypted queue that refuses plain HTTP', () => {
+    assert.equal(R[id.queue].Properties.SqsManagedSseEnabled, true);
+    s.template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      Queues: [{ Ref: id.queue }],
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+    });
+  });
+});
+
+describe('the dispatcher schedule', () => {
+  test('invokes the timers function every minute through a role that can do only that', () => {
+    const [, schedule] = resourcesOf('AWS::Scheduler::Schedule')[0];
+    assert.equal(resourcesOf('AWS::Scheduler::Schedule').length, 1);
+    assert.equal(schedule.Properties.ScheduleExpression, 'rate(1 minute)');
+    assert.equal(schedule.Properties.State, 'ENABLED');
+    assert.deepEqual(schedule.Properties.FlexibleTimeWindow, { Mode: 'OFF' });
+    assert.deepEqual(schedule.Properties.Target.Arn, { 'Fn::GetAtt': [id.timers, 'Arn'] });
+    assert.deepEqual(schedule.Properties.Target.RetryPolicy, { MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: DISPATCHER.maxEventAge.toSeconds() });
+    const roleId = schedule.Properties.Target.RoleArn['Fn::GetAtt'][0];
+    const st = roleStatements(s, roleId);
+    assert.deepEqual(st.map((x) => [x.actions, x.resources]), [[['lambda:InvokeFunction'], [`\${${id.timers}.Arn}`]]]);
+    const trust = R[roleId].Properties.AssumeRolePolicyDocument.Statement;
+    assert.deepEqual(trust.map((t: any) => t.Principal.Service), ['scheduler.amazonaws.com']);
+  });
+
+  test('tells the function its runs are scheduled ones, which wait for the previous run\'s leases', () => {
+    const [, schedule] = resourcesOf('AWS::Scheduler::Schedule')[0];
+    assert.equal(schedule.Properties.Target.Input, '{"source":"outdial.schedule"}');
+    // The API's runs send another source, and the handler treats every other source as scheduled.
+    const admin = readFileSync(join(__dirname, '..', '..', 'adapters', 'src', 'admin.rs'), 'utf8');
+    const api = admin.match(/^const TRIGGER_PAYLOAD: &\[u8\] = br#"(.*)"#;$/m);
+    assert.ok(api, 'adapters/src/admin.rs defines the API\'s TRIGGER_PAYLOAD');
+    assert.deepEqual(JSON.parse(api[1]), { source: 'outdial.api' });
+    assert.notEqual(JSON.parse(schedule.Properties.Target.Input).source, JSON.parse(api[1]).source);
+  });
+
+  test('runs are not retried and a queued start expires after a minute: the next run does the same work', () => {
+    s.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: id.timers }, MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: 60,
+    });
+    const [, schedule] = resourcesOf('AWS::Scheduler::Schedule')[0];
+    // Short, but not below a minute: the least Lambda and EventBridge Scheduler accept.
+    for (const age of [R[logicalId(s, 'AWS::Lambda::EventInvokeConfig', 'TimersFunction')].Properties.MaximumEventAgeInSeconds,
+      schedule.Properties.Target.RetryPolicy.MaximumEventAgeInSeconds]) {
+      assert.ok(age >= 60 && age <= 120, `max event age ${age}`);
+    }
+  });
+});
+
+describe('the HTTP API', () => {
+  test('authorizes every route with IAM', () => {
+    const routes = resourcesOf('AWS::ApiGatewayV2::Route');
+    assert.ok(routes.length >= 1);
+    for (const [, route] of routes) assert.equal(route.Properties.AuthorizationType, 'AWS_IAM');
+  });
+
+  test('sends every route to the API function (payload 2.0)', () => {
+    s.template.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
+      IntegrationType: 'AWS_PROXY',
+      IntegrationUri: { 'Fn::GetAtt': [id.api, 'Arn'] },
+      PayloadFormatVersion: '2.0',
+    });
+    s.template.resourceCountIs('AWS::ApiGatewayV2::Integration', 1);
+  });
+
+  test('writes JSON access logs with the caller to a log group with retention', () => {
+    const [, stage] = resourcesOf('AWS::ApiGatewayV2::Stage')[0];
+    assert.equal(stage.Properties.StageName, '$default');
+    const group = R[stage.Properties.AccessLogSettings.DestinationArn['Fn::GetAtt'][0]];
+    assert.equal(group.Properties.RetentionInDays, 30);
+    const format = JSON.parse(stage.Properties.AccessLogSettings.Format);
+    assert.equal(format.requestId, '$context.requestId');
+    assert.equal(format.caller, '$context.identity.userArn');
+    assert.equal(format.status, '$context.status');
+  });
+});
+
+describe('operations', () => {
+  const alarms = resourcesOf('AWS::CloudWatch::Alarm').map(([, r]) => r.Properties);
+  const fnAlarm = (fnId: string, metric: string) =>
+    alarms.filter((a) => a.Namespace === 'AWS/Lambda' && a.MetricName === metric && a.Dimensions?.[0]?.Value?.Ref === fnId);
+  const outdialAlarm = (metric: string) => alarms.filter((a) => a.Namespace === NAMESPACE && a.MetricName === metric);
+
+  test('are the documented alarms, named after the stack', () => {
+    assert.deepEqual(alarms.map((a) => a.AlarmName).sort(), [
+      'SmaErrors', 'SmaThrottles', 'TimersErrors', 'TimersThrottles', 'ApiErrors', 'ApiThrottles',
+      'StreamErrors', 'StreamThrottles', 'SmaDurationP99', 'StreamFailuresNotEmpty', 'CallsOverdue',
+      'DialThrottled', 'CallsLost', 'DispatcherNotRunning', 'StreamIteratorAge', 'Api5xx',
+    ].map((n) => `Outdial-${n}`).sort());
+  });
+
+  test('alarm on errors and throttles of every function', () => {
+    for (const fnId of [id.sma, id.timers, id.api, id.stream]) {
+      assert.equal(fnAlarm(fnId, 'Errors').length, 1, `${fnId} errors`);
+      assert.equal(fnAlarm(fnId, 'Throttles').length, 1, `${fnId} throttles`);
+    }
+  });
+
+  test('alarm when the SMA handler\'s p99 duration passes 1 s', () => {
+    const [a] = fnAlarm(id.sma, 'Duration');
+    assert.equal(a.ExtendedStatistic, 'p99');
+    assert.equal(a.Threshold, THRESHOLDS.smaP99Ms);
+    assert.equal(a.Threshold, 1000);
+    assert.equal(a.ComparisonOperator, 'GreaterThanThreshold');
+  });
+
+  test('alarm when the stream failure queue is not empty', () => {
+    const dlq = alarms.filter((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible');
+    assert.equal(dlq.length, 1);
+    assert.deepEqual(dlq[0].Dimensions, [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [id.queue, 'QueueName'] } }]);
+    assert.equal(dlq[0].Threshold, 0);
+    assert.equal(dlq[0].ComparisonOperator, 'GreaterThanThreshold');
+  });
+
+  test('alarm on calls stuck past their watchdog, dial throttling and lost calls', () => {
+    const [overdue] = outdialAlarm('OverdueSeconds');
+    assert.equal(overdue.Statistic, 'Maximum');
+    assert.equal(overdue.Threshold, THRESHOLDS.overdueSeconds);
+    assert.equal(overdue.Threshold, 120);
+    assert.equal(overdue.ComparisonOperator, 'GreaterThanThreshold');
+    assert.equal(overdue.EvaluationPeriods, 5);
+    assert.equal(overdue.DatapointsToAlarm, 3);
+    assert.equal(outdialAlarm('DialThrottled').length, 1);
+    assert.equal(outdialAlarm('CallsLost').length, 1);
+  });
+
+  test('alarm when the dispatcher stops running', () => {
+    const [a] = fnAlarm(id.timers, 'Invocations');
+    assert.equal(a.ComparisonOperator, 'LessThanThreshold');
+    assert.equal(a.TreatMissingData, 'breaching');
+  });
+
+  test('every alarm notifies the encrypted alarm topic, on alarm and on recovery', () => {
+    for (const a of alarms) {
+      assert.deepEqual(a.AlarmActions, [{ Ref: id.topic }]);
+      assert.deepEqual(a.OKActions, [{ Ref: id.topic }]);
+    }
+    assert.deepEqual(R[id.topic].Properties.KmsMasterKeyId, { 'Fn::GetAtt': [id.key, 'Arn'] });
+  });
+
+  test('CloudWatch may use the key to publish to the encrypted topic', () => {
+    const statements = R[id.key].Properties.KeyPolicy.Statement;
+    const cloudwatch = statements.filter((st: any) => st.Principal?.Service === 'cloudwatch.amazonaws.com');
+    assert.equal(cloudwatch.length, 1);
+    assert.deepEqual(cloudwatch[0].Action, ['kms:Decrypt', 'kms:GenerateDataKey']);
+  });
+
+  test('the dashboard graphs calls per minute by status', () => {
+    const [, dashboard] = resourcesOf('AWS::CloudWatch::Dashboard')[0];
+    const body = render(dashboard.Properties.DashboardBody);
+    assert.ok(body.includes(`SEARCH('{${NAMESPACE},Status} MetricName=\\"CallTransitions\\"', 'Sum', 60)`), body.slice(0, 400));
+    assert.ok(body.includes('Calls per minute by status'));
+  });
+
+  test('outputs the API URL, the SMA id and the table name', () => {
+    const out = s.json.Outputs;
+    assert.equal(render(out.ApiUrl.Value), `https://\${${logicalId(s, 'AWS::ApiGatewayV2::Api', 'HttpApi')}}.execute-api.\${AWS::Region}.\${AWS::URLSuffix}/`);
+    assert.deepEqual(out.SmaId.Value, { 'Fn::GetAtt': ['SipMediaApplication', 'SipMediaApplicationId'] });
+    assert.deepEqual(out.TableName.Value, { Ref: id.table });
+    assert.equal(render(out.SmaArn.Value), SMA_ARN);
+  });
+});
+
+describe('cdk-nag', () => {
+  // Every acknowledged finding, with where it is and why (docs/deploy.md lists them too).
+  const acknowledged = s.stack.node.findAll().flatMap((c) =>
+    c.node.metadata
+      .filter((m) => m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+      .flatMap((m) => Object.entries(m.data as Record<string, string>).map(([rule, reason]) => ({
+        path: c.node.path, id: rule.replace(/^Annotation::/, ''), reason,
+      }))));
+
+  test('acknowledges exactly the documented findings, each with a reason', () => {
+    assert.deepEqual(acknowledged.map((a) => `${a.path} ${a.id}`).sort(), [
+      `Outdial/ApiCallerPolicy AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<${logicalId(s, 'AWS::ApiGatewayV2::Api', 'HttpApi')}>/$default/*/*]`,
+      'Outdial/StreamFailures AwsSolutions-SQS3',
+      'Outdial/StreamFunctionRole AwsSolutions-IAM5[Resource::*]',
+    ]);
+    for (const a of acknowledged) assert.ok(typeof a.reason === 'string' && a.reason.length > 60, `${a.id}: ${a.reason}`);
+  });
+
+  test('fails the synth on a finding nobody acknowledged', (t) => {
+    t.mock.method(console, 'error', () => {}); // the expected report, printed by the synth
+    const outdir = mkdtempSync(join(tmpdir(), 'outdial-nag-'));
+    try {
+      const app = new App({ outdir });
+      app.node.setContext('aws:cdk:bundling-stacks', []);
+      const stack = buildApp(app);
+      new sqs.Queue(stack, 'Unchecked', { encryption: sqs.QueueEncryption.UNENCRYPTED });
+      assert.throws(() => app.synth(), /Validation failed/);
+      const report = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8'));
+      const rules = report.pluginReports.flatMap((p: any) => p.violations.map((v: any) => v.ruleName)).sort();
+      assert.deepEqual(rules, ['AwsSolutions-SQS2', 'AwsSolutions-SQS3', 'AwsSolutions-SQS4']);
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
+    }
+  });
+});
