@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use outdial_local::dynamodb::Storage;
-use outdial_local::sim::{Callees, Report, SimConfig};
+use outdial_local::sim::{Callees, Faults, Report, SimConfig};
 use outdial_tests::stack::{Database, Stack, StackConfig};
 
 use crate::client::{DEV_STATE, DevState};
@@ -29,6 +29,9 @@ pub struct DevOptions {
     pub seed: u64,
     pub account_cps: f64,
     pub schedule_every: Duration,
+    /// The simulator's faults (duplicated and delayed events, failed invocations, 429 and
+    /// 5xx answers of the Create API), seeded by `seed`.
+    pub faults: Faults,
 }
 
 /// The stack configuration for `outdial dev` (and the demo).
@@ -45,6 +48,7 @@ pub fn config(opts: &DevOptions) -> StackConfig {
             speed: opts.speed,
             seed: opts.seed,
             callees: Callees::demo_mix(),
+            faults: opts.faults,
             ..SimConfig::default()
         },
         account_cps: opts.account_cps,

@@ -103,6 +103,27 @@ struct StackArgs {
     /// Seconds between two scheduled timers runs (a minute in AWS).
     #[arg(long, default_value_t = 10)]
     schedule_every: u64,
+    /// Share of SMA events the simulated network delivers twice (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    duplicate: f64,
+    /// Share of SMA events held back before delivery (0 to 1), by up to `--delay-ms`.
+    #[arg(long, default_value_t = 0.0)]
+    delay: f64,
+    /// The longest hold of a delayed or duplicated event, in simulated milliseconds.
+    #[arg(long, default_value_t = 2_000)]
+    delay_ms: u64,
+    /// Share of SMA handler invocations that fail (the service retries once).
+    #[arg(long, default_value_t = 0.0)]
+    invoke_error: f64,
+    /// Share of CreateSipMediaApplicationCall requests answered 429.
+    #[arg(long, default_value_t = 0.0)]
+    throttle: f64,
+    /// Share answered 500 without placing the call.
+    #[arg(long, default_value_t = 0.0)]
+    create_error: f64,
+    /// Share answered 500 after the call was in fact placed.
+    #[arg(long, default_value_t = 0.0)]
+    create_error_after_placed: f64,
 }
 
 impl StackArgs {
@@ -114,6 +135,15 @@ impl StackArgs {
             seed: self.seed,
             account_cps: self.account_cps,
             schedule_every: Duration::from_secs(self.schedule_every.max(1)),
+            faults: outdial_local::sim::Faults {
+                duplicate: self.duplicate,
+                delay: self.delay,
+                delay_ms: self.delay_ms,
+                invoke_error: self.invoke_error,
+                throttle: self.throttle,
+                create_error: self.create_error,
+                create_error_after_placed: self.create_error_after_placed,
+            },
         }
     }
 }

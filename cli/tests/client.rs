@@ -41,7 +41,10 @@ fn without_a_token_requests_are_signed_for_execute_api_with_the_environment_s_cr
         .current_dir(&dir)
         .env_remove("OUTDIAL_API_TOKEN")
         .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        )
         .env("AWS_REGION", "eu-west-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", dir.join("none"))
@@ -51,7 +54,10 @@ fn without_a_token_requests_are_signed_for_execute_api_with_the_environment_s_cr
     let headers = server.join().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("404 Not Found: no campaign cmp_1"), "{stderr}");
+    assert!(
+        stderr.contains("404 Not Found: no campaign cmp_1"),
+        "{stderr}"
+    );
     let authorization = headers
         .iter()
         .find(|h| h.to_ascii_lowercase().starts_with("authorization:"))
