@@ -20,7 +20,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, WriteRequest,
@@ -37,6 +36,7 @@ use outdial_core::time::Timestamp;
 use crate::item::{
     CAMPAIGN_SK, COUNTERS_SK, EXPIRES_AT, Item, Reader, call_pk, campaign_pk, key, n, s,
 };
+use crate::store::{map_err, write_requests};
 
 /// `type` of the counters item.
 pub const COUNTERS_TYPE: &str = "counters";
@@ -49,8 +49,6 @@ pub const WATERMARK_TIME_PREFIX: &str = "wt_";
 
 /// `BatchWriteItem` takes at most 25 items.
 const BATCH: usize = 25;
-/// Attempts at the unprocessed items of one batch before giving up.
-const BATCH_TRIES: u32 = 8;
 /// Attempts at a counters update that a transaction (the dispatcher's claim, which adds to
 /// `live` on the same item) held at that moment.
 const CONFLICT_TRIES: u32 = 5;
@@ -387,35 +385,6 @@ impl DynamoCounters {
             ),
         }
     }
-
-    async fn write_batch(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
-        let mut delay = Duration::from_millis(25);
-        for _ in 0..BATCH_TRIES {
-            let out = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, requests)
-                .send()
-                .await
-                .map_err(map_err)?;
-            requests = out
-                .unprocessed_items
-                .and_then(|mut m| m.remove(&self.table))
-                .unwrap_or_default();
-            if requests.is_empty() {
-                return Ok(());
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
-        }
-        Err(StoreError::Throttled(
-            format!(
-                "{} event-history items still unprocessed after {BATCH_TRIES} tries",
-                requests.len()
-            )
-            .into(),
-        ))
-    }
 }
 
 impl CounterStore for DynamoCounters {
@@ -543,33 +512,9 @@ impl CounterStore for DynamoCounters {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         for chunk in requests.chunks(BATCH) {
-            self.write_batch(chunk.to_vec()).await?;
+            write_requests(&self.client, &self.table, chunk.to_vec()).await?;
         }
         Ok(())
-    }
-}
-
-/// Turns an SDK error into the store's terms, keeping the cause.
-fn map_err<E, R>(err: SdkError<E, R>) -> StoreError
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    let throttled = matches!(
-        err.as_service_error().and_then(|e| e.code()),
-        Some(
-            "ProvisionedThroughputExceededException"
-                | "RequestLimitExceeded"
-                | "ThrottlingException"
-                | "TransactionConflictException"
-        )
-    );
-    if throttled {
-        StoreError::Throttled(Box::new(err))
-    } else if matches!(err, SdkError::TimeoutError(_)) {
-        StoreError::Timeout(Box::new(err))
-    } else {
-        StoreError::Other(Box::new(err))
     }
 }
 

@@ -206,41 +206,12 @@ impl DynamoStore {
                         Ok(WriteRequest::builder().put_request(put).build())
                     })
                     .collect::<Result<Vec<_>, StoreError>>()?;
-                self.write_all_of(requests).await
+                write_requests(self.client(), self.table(), requests).await
             })
             .buffer_unordered(BATCH_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
         Ok(())
-    }
-
-    async fn write_all_of(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
-        let mut delay = Duration::from_millis(25);
-        for _ in 0..BATCH_TRIES {
-            let out = self
-                .client()
-                .batch_write_item()
-                .request_items(self.table(), requests)
-                .send()
-                .await
-                .map_err(map_err)?;
-            requests = out
-                .unprocessed_items
-                .and_then(|mut m| m.remove(self.table()))
-                .unwrap_or_default();
-            if requests.is_empty() {
-                return Ok(());
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
-        }
-        Err(StoreError::Throttled(
-            format!(
-                "{} items still unprocessed after {BATCH_TRIES} tries",
-                requests.len()
-            )
-            .into(),
-        ))
     }
 }
 
@@ -261,6 +232,44 @@ impl Iterator for CallItems<'_> {
     }
 }
 
+/// Writes `requests` (at most 25) with `BatchWriteItem`, retrying what DynamoDB leaves
+/// unprocessed with a growing pause.
+///
+/// # Errors
+/// [`StoreError::Throttled`] when items are still unprocessed after a few tries; otherwise
+/// as the request fails.
+pub(crate) async fn write_requests(
+    client: &Client,
+    table: &str,
+    mut requests: Vec<WriteRequest>,
+) -> Result<(), StoreError> {
+    let mut delay = Duration::from_millis(25);
+    for _ in 0..BATCH_TRIES {
+        let out = client
+            .batch_write_item()
+            .request_items(table, requests)
+            .send()
+            .await
+            .map_err(map_err)?;
+        requests = out
+            .unprocessed_items
+            .and_then(|mut m| m.remove(table))
+            .unwrap_or_default();
+        if requests.is_empty() {
+            return Ok(());
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+    Err(StoreError::Throttled(
+        format!(
+            "{} items still unprocessed after {BATCH_TRIES} tries",
+            requests.len()
+        )
+        .into(),
+    ))
+}
+
 /// Turns an SDK error into the store's terms, keeping the cause.
 pub(crate) fn map_err<E, R>(err: SdkError<E, R>) -> StoreError
 where
@@ -273,6 +282,8 @@ where
             "ProvisionedThroughputExceededException"
                 | "RequestLimitExceeded"
                 | "ThrottlingException"
+                // Another transaction held the item at that moment: try again shortly.
+                | "TransactionConflictException"
         )
     );
     if throttled {

@@ -271,18 +271,7 @@ async fn invoke(
 /// A Lambda client for the local Invoke API at `endpoint` (any credentials will do).
 #[must_use]
 pub fn lambda_client(endpoint: &str) -> aws_sdk_lambda::Client {
-    use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
-    let config = aws_sdk_lambda::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "outdial-local",
-        ))
+    let config = crate::local_config!(aws_sdk_lambda, endpoint)
         .timeout_config(
             aws_sdk_lambda::config::timeout::TimeoutConfig::builder()
                 .operation_attempt_timeout(Duration::from_secs(30))

@@ -13,6 +13,28 @@
 //! - [`tables`]: clients for it and fresh tables built from the committed definition, one per
 //!   test.
 
+/// The configuration builder of an AWS SDK client for a local endpoint: the local stack's
+/// services accept any credentials and one region, so every local client is built alike.
+macro_rules! local_config {
+    ($sdk:ident, $endpoint:expr) => {
+        $sdk::Config::builder()
+            .behavior_version($sdk::config::BehaviorVersion::latest())
+            .endpoint_url($endpoint)
+            .region($sdk::config::Region::new($crate::LOCAL_REGION))
+            .credentials_provider($sdk::config::Credentials::new(
+                "local",
+                "local",
+                None,
+                None,
+                "outdial-local",
+            ))
+    };
+}
+pub(crate) use local_config;
+
+/// The region every local client and record claims.
+pub const LOCAL_REGION: &str = "us-east-1";
+
 pub mod dynamodb;
 pub mod http_api;
 pub mod invoke;

@@ -23,7 +23,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use aws_sdk_dynamodbstreams::Client as StreamsClient;
-use aws_sdk_dynamodbstreams::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodbstreams::error::DisplayErrorContext;
 use aws_sdk_dynamodbstreams::operation::get_records::GetRecordsError;
 use aws_sdk_dynamodbstreams::primitives::{DateTime, DateTimeFormat};
@@ -39,7 +38,7 @@ use tokio::task::JoinHandle;
 pub type Consumer = Arc<dyn Fn(Value) -> BoxFuture<'static, Result<Value, String>> + Send + Sync>;
 
 /// The region DynamoDB Local's records claim, as `awsRegion` and in the stream's ARN.
-pub const REGION: &str = "us-east-1";
+pub const REGION: &str = crate::LOCAL_REGION;
 /// The tumbling window the events claim to be in.
 const WINDOW: Duration = Duration::from_secs(900);
 /// Records one `GetRecords` returns at most.
@@ -93,20 +92,7 @@ pub struct PollerStats {
 /// endpoint and accepts any credentials.
 #[must_use]
 pub fn streams_client(endpoint: &str) -> StreamsClient {
-    StreamsClient::from_conf(
-        aws_sdk_dynamodbstreams::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(Region::new(REGION))
-            .credentials_provider(Credentials::new(
-                "local",
-                "local",
-                None,
-                None,
-                "outdial-local",
-            ))
-            .build(),
-    )
+    StreamsClient::from_conf(crate::local_config!(aws_sdk_dynamodbstreams, endpoint).build())
 }
 
 /// The latest stream of `table`.

@@ -6,9 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{
-    BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RuntimeComponents,
-};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use outdial_adapters::table::TableDef;
 
 /// A DynamoDB client for a local endpoint. DynamoDB Local accepts any credentials; with
@@ -28,17 +26,7 @@ pub fn counting_client(endpoint: &str) -> (Client, RequestCounter) {
 }
 
 fn config(endpoint: &str) -> aws_sdk_dynamodb::config::Builder {
-    aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "outdial-local",
-        ))
+    crate::local_config!(aws_sdk_dynamodb, endpoint)
 }
 
 /// Counts the requests a client puts on the wire, by operation.

@@ -348,20 +348,9 @@ impl Drop for Simulator {
 /// A Chime SDK Voice client for the simulator at `endpoint` (any credentials will do).
 #[must_use]
 pub fn voice_client(endpoint: &str) -> aws_sdk_chimesdkvoice::Client {
-    use aws_sdk_chimesdkvoice::config::{BehaviorVersion, Credentials, Region};
-    let config = aws_sdk_chimesdkvoice::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "outdial-local",
-        ))
-        .build();
-    aws_sdk_chimesdkvoice::Client::from_conf(config)
+    aws_sdk_chimesdkvoice::Client::from_conf(
+        crate::local_config!(aws_sdk_chimesdkvoice, endpoint).build(),
+    )
 }
 
 /// A Voice API error, shaped as the service sends it (rest-json: the code in
