@@ -54,8 +54,10 @@ test: setup
 bench:
     cargo bench --locked -p outdial-sma --bench handler
     cargo build --locked --release -p outdial-sma
-    OUTDIAL_SMA_BIN="{{justfile_directory()}}/target/release/outdial-sma" cargo bench --locked -p outdial-sma --bench startup
-    @echo "outdial-sma release binary: $(stat -c %s target/release/outdial-sma) bytes (stripped)"
+    @# The bench profile writes to target/release too and would replace the binary under test.
+    mkdir -p target/shipped && cp target/release/outdial-sma target/shipped/outdial-sma
+    OUTDIAL_SMA_BIN="{{justfile_directory()}}/target/shipped/outdial-sma" cargo bench --locked -p outdial-sma --bench startup
+    @echo "outdial-sma release binary: $(stat -c %s target/shipped/outdial-sma) bytes (stripped)"
     cargo build --locked --release -p outdial-cli
     for cps in 10 50 100; do target/release/outdial bench dial --cps $cps --seconds 30 --json | tail -n 1; done
     target/release/outdial bench events --calls 2000 --json | tail -n 1
