@@ -226,6 +226,13 @@ pub async fn demo(
     stack.stop().await?;
     if !json_only {
         writeln!(out, "\n{}", campaign::table(&report))?;
+        if opts.speed > 0.0 && (opts.speed - 1.0).abs() > f64::EPSILON {
+            writeln!(
+                out,
+                "(the simulator plays each call at {:.0}x speed: talk times are real seconds of sped-up calls)",
+                1.0 / opts.speed
+            )?;
+        }
         writeln!(
             out,
             "{} SMA events, {:.3} DynamoDB requests each; handler p50 {:.2} ms, p99 {:.2} ms; {:.1} dials/s (at most {} in any second); {} double dials, {} violations; counters {} the records",
