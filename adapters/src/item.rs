@@ -144,6 +144,13 @@ struct CampaignSpec {
     limits: Limits,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     window: Option<outdial_core::window::CallingWindow>,
+    #[serde(default = "default_region")]
+    default_region: String,
+}
+
+/// The region of a campaign stored without one.
+fn default_region() -> String {
+    "US".to_owned()
 }
 
 /// Reads attributes of one item, naming the item in every error.
@@ -364,6 +371,7 @@ pub fn campaign_item(c: &Campaign) -> Result<Item, StoreError> {
         script: c.script.clone(),
         limits: c.limits,
         window: c.window.clone(),
+        default_region: c.default_region.clone(),
     };
     let spec = serde_json::to_string(&spec).map_err(|e| StoreError::Other(Box::new(e)))?;
     let mut item = key(campaign_pk(&c.id), CAMPAIGN_SK);
@@ -398,6 +406,7 @@ pub fn campaign_from_item(item: &Item) -> Result<Campaign, StoreError> {
         script: spec.script,
         limits: spec.limits,
         window: spec.window,
+        default_region: spec.default_region,
         created_at: r.timestamp("created_at")?.unwrap_or(Timestamp::EPOCH),
         contacts: r.n("contacts")?,
     })
@@ -421,6 +430,7 @@ mod tests {
             .unwrap(),
             limits: Limits::default(),
             window: None,
+            default_region: "US".into(),
             created_at: Timestamp::from_millis(1_900_000_000_000),
             contacts: 1,
         }

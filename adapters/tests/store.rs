@@ -41,6 +41,7 @@ fn campaign(contacts: u64) -> Campaign {
             .unwrap(),
         limits: Limits::default(),
         window: None,
+        default_region: "US".into(),
         created_at: T0,
         contacts,
     }

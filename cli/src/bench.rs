@@ -71,6 +71,7 @@ pub async fn dial(cps: u32, seconds: u32) -> anyhow::Result<DialBench> {
         script: serde_json::from_str(SCRIPT)?,
         limits: Limits::default(),
         window: None,
+        default_region: "US".into(),
         created_at: clock.now(),
         contacts: 0,
     };
@@ -225,6 +226,7 @@ pub async fn events(calls: u32) -> anyhow::Result<EventsBench> {
         script: serde_json::from_str(EVENTS_SCRIPT)?,
         limits: Limits::default(),
         window: None,
+        default_region: "US".into(),
         created_at: clock.now(),
         contacts: 0,
     };

@@ -236,6 +236,7 @@ fn same_items(
         script: serde_json::from_value(spec()["script"].clone())?,
         limits: Limits::default(),
         window: None,
+        default_region: "US".into(),
         created_at: now,
         contacts: u64::from(contacts),
     };

@@ -67,6 +67,7 @@ pub async fn replay(
         script: serde_json::from_str(DEFAULT_SCRIPT)?,
         limits: Limits::default(),
         window: None,
+        default_region: "US".into(),
         created_at: clock.now(),
         contacts: 1,
     };

@@ -337,7 +337,7 @@ mod tests {
             "id": "cmp_1", "name": "n", "from": "+15555550199", "status": "ACTIVE",
             "retry": {}, "pacing": {"calls_per_second": 1.0, "max_concurrent": 1},
             "script": {"start": "a", "steps": {"a": {"say": "Hi."}}},
-            "limits": {}, "window": null, "created_at": 0, "contacts": 4
+            "limits": {}, "window": null, "default_region": "US", "created_at": 0, "contacts": 4
         }))
         .unwrap();
         let mut overview = CampaignOverview {

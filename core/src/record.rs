@@ -118,6 +118,10 @@ pub struct Campaign {
     pub limits: Limits,
     /// When contacts may be called, in their time zone; `None` means at any time.
     pub window: Option<CallingWindow>,
+    /// The ISO 3166 country in which numbers written without their country code are read:
+    /// the campaign's contacts, and those appended or added to it later unless they name
+    /// another.
+    pub default_region: String,
     pub created_at: Timestamp,
     /// Contacts written with the campaign.
     pub contacts: u64,

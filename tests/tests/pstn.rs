@@ -121,6 +121,7 @@ async fn run(
         script: serde_json::from_str(SCRIPT).unwrap(),
         limits: Limits::default(),
         window: None,
+        default_region: "US".into(),
         created_at: clock.now(),
         contacts: 0,
     };

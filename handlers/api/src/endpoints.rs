@@ -83,12 +83,18 @@ fn object(value: Value, allowed: &[&str]) -> Result<serde_json::Map<String, Valu
     }
 }
 
-/// The `default_region` query parameter of an append.
-fn query_region(req: &Request) -> Result<Region, ApiError> {
-    match request::query(req).first("default_region") {
-        None => Ok(Region::US),
-        Some(raw) => Region::parse(raw).map_err(|reason| ApiError::field("default_region", reason)),
-    }
+/// The `default_region` query parameter of an append, when it names one.
+fn query_region(req: &Request) -> Result<Option<Region>, ApiError> {
+    request::query(req)
+        .first("default_region")
+        .map(|raw| Region::parse(raw).map_err(|reason| ApiError::field("default_region", reason)))
+        .transpose()
+}
+
+/// The region a campaign reads national numbers in. It was checked when the campaign was
+/// created; a stored code the phone metadata no longer knows falls back to `US`.
+fn campaign_region(campaign: &Campaign) -> Region {
+    Region::parse(&campaign.default_region).unwrap_or(Region::US)
 }
 
 /// When a contact's first attempt is due: now, or the first opening of the campaign's
@@ -227,6 +233,7 @@ where
             script: spec.script,
             limits: spec.limits,
             window: spec.window,
+            default_region: spec.default_region.as_str().to_owned(),
             created_at: now,
             contacts: accepted as u64,
         };
@@ -320,6 +327,7 @@ where
     ) -> Result<Reply, ApiError> {
         let region = query_region(req)?;
         let campaign = self.open_campaign(id).await?;
+        let region = region.unwrap_or_else(|| campaign_region(&campaign));
         let script_vars = campaign.script.variables();
         let rows = match kind {
             Kind::Json => {
@@ -373,11 +381,13 @@ where
                 None
             }
         };
+        // `Some(None)`: not given, so the campaign's.
         let region = match body.remove("default_region") {
-            None | Some(Value::Null) => Some(Region::US),
+            None | Some(Value::Null) => Some(None),
             Some(Value::String(raw)) => Region::parse(&raw)
                 .map_err(|reason| errors.push(FieldError::new("default_region", reason)))
-                .ok(),
+                .ok()
+                .map(Some),
             Some(_) => {
                 errors.push(FieldError::new("default_region", "must be a country code"));
                 None
@@ -391,6 +401,7 @@ where
             return Err(ApiError::field("to", "is required"));
         }
         let campaign = self.open_campaign(&campaign_id).await?;
+        let region = region.unwrap_or_else(|| campaign_region(&campaign));
         let script_vars = campaign.script.variables();
         let rows = contacts::from_json(Value::Array(vec![Value::Object(body)]))?;
         let mut checked = contacts::check(rows, region, &script_vars);

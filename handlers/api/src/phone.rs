@@ -60,6 +60,12 @@ impl Region {
         Ok(Self { id, code })
     }
 
+    /// The ISO 3166-1 alpha-2 code, upper case.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        self.id.as_ref()
+    }
+
     fn trunk_prefix(self) -> Option<&'static str> {
         DATABASE
             .by_id(self.id.as_ref())

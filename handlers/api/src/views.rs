@@ -79,6 +79,7 @@ pub struct Spec<'a> {
     pub limits: &'a Limits,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<&'a CallingWindow>,
+    pub default_region: &'a str,
     pub script: &'a Script,
 }
 
@@ -144,6 +145,7 @@ impl<'a> Campaign<'a> {
                 pacing: &c.pacing,
                 limits: &c.limits,
                 window: c.window.as_ref(),
+                default_region: &c.default_region,
                 script: &c.script,
             },
         }

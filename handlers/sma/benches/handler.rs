@@ -91,6 +91,7 @@ fn store() -> Accepting {
         script: serde_json::from_str(SCRIPT).unwrap_or_else(|e| panic!("{e}")),
         limits: Limits::default(),
         window: None,
+        default_region: "US".into(),
         created_at: t0,
         contacts: 1,
     };

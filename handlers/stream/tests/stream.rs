@@ -103,6 +103,7 @@ impl Run {
                 script: serde_json::from_str(SCRIPT).unwrap(),
                 limits: Limits::default(),
                 window: None,
+                default_region: "US".into(),
                 created_at: clock.now(),
                 contacts: callees.len() as u64,
             };

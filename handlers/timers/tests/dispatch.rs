@@ -122,6 +122,7 @@ impl Setup {
             script: serde_json::from_str(self.script).unwrap(),
             limits: self.limits,
             window: self.window,
+            default_region: "US".into(),
             created_at: self.clock.now(),
             contacts: self.callees.len() as u64,
         };

@@ -131,7 +131,7 @@ async fn the_spec_can_travel_in_the_query_string_with_a_csv_body() {
 }
 
 #[tokio::test]
-async fn national_numbers_take_the_spec_default_region() {
+async fn national_numbers_take_the_spec_default_region_in_appends_and_single_calls_too() {
     let h = Harness::new().await;
     let mut spec = spec();
     spec["default_region"] = json!("GB");
@@ -145,6 +145,27 @@ async fn national_numbers_take_the_spec_default_region() {
     assert_eq!(resp.status, 202, "{}", resp.body);
     let id = CampaignId::parse(resp.json()["campaign_id"].as_str().unwrap()).unwrap();
     assert_eq!(h.calls(&id).await[0].to.as_str(), "+442071838750");
+
+    let resp = h
+        .req("POST", &format!("/campaigns/{id}/contacts"))
+        .csv("to,name\n020 7183 8751,Bob\n")
+        .send()
+        .await;
+    assert_eq!(resp.status, 202, "{}", resp.body);
+    let resp = h
+        .req("POST", "/calls")
+        .json(&json!({"campaign_id": id.as_str(), "to": "020 7183 8752", "vars": {"name": "Cy"}}))
+        .send()
+        .await;
+    assert_eq!(resp.status, 202, "{}", resp.body);
+    let mut numbers: Vec<String> = h
+        .calls(&id)
+        .await
+        .iter()
+        .map(|c| c.to.as_str().to_owned())
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, ["+442071838750", "+442071838751", "+442071838752"]);
 }
 
 #[tokio::test]
@@ -275,6 +296,7 @@ async fn get_campaign_shows_status_counters_progress_and_spec() {
     assert_eq!(body["counts"]["talk_ms"], 4200);
     assert_eq!(body["spec"]["pacing"]["calls_per_second"], 5.0);
     assert_eq!(body["spec"]["script"]["start"], "hi");
+    assert_eq!(body["spec"]["default_region"], "US");
 
     let resp = h.req("GET", "/campaigns/cmp_unknown").send().await;
     assert_eq!(resp.status, 404);

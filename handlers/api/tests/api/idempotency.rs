@@ -190,6 +190,7 @@ async fn a_request_whose_first_attempt_died_is_completed_by_its_retry_after_the_
         script: serde_json::from_value(spec()["script"].clone()).unwrap(),
         limits: Limits::default(),
         window: None,
+        default_region: "US".into(),
         created_at: T0,
         contacts: 0,
     };

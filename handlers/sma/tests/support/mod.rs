@@ -61,6 +61,7 @@ impl Harness {
             script: serde_json::from_str(script).expect("script"),
             limits: Limits::default(),
             window: None,
+            default_region: "US".into(),
             created_at: T0,
             contacts: 0,
         };
