@@ -344,6 +344,10 @@ pub fn call_from_item(item: &Item) -> Result<CallRecord, StoreError> {
         answered: r.bool("answered")?,
         end_request,
         transaction_id: r.opt_parsed("transaction_id", TransactionId::parse)?,
+        placed_attempt: r
+            .opt_n::<u32>("placed_attempt")?
+            .map(|a| Attempt::new(a).map_err(|e| r.corrupt(e.to_string())))
+            .transpose()?,
         outcome: r.opt_parsed("outcome", |s| {
             serde_json::from_value::<Outcome>(serde_json::Value::String(s.to_owned()))
         })?,

@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update, WriteRequest,
 };
 use futures::{StreamExt, TryStreamExt};
-use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence};
+use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence, TransactionId};
 use outdial_core::lifecycle::{CallStatus, EndRequest};
 use outdial_core::ports::{
     Applied, CallStore, DispatchStore, Due, DueChange, DuePage, EventWrite, HistoryEntry, Lane,
@@ -28,15 +28,16 @@ use outdial_core::record::{CallRecord, Campaign, NewCall};
 use outdial_core::time::Timestamp;
 
 use crate::item::{
-    self, BY_CAMPAIGN, CALL_SK, CAMPAIGN_SK, COUNTERS_SK, DUE, EXPIRES_AT, Item, NO_END_REQUEST,
-    ORPHAN_RETENTION_SECS, Reader, call_from_item, call_pk, campaign_from_item, campaign_item,
-    campaign_pk, dnc_pk, due_key, due_shard, key, lane_shard, n, new_call_item, s, shard_of,
-    status_call,
+    self, BY_CAMPAIGN, BY_TRANSACTION, CALL_SK, CAMPAIGN_SK, COUNTERS_SK, DUE, EXPIRES_AT, Item,
+    NO_END_REQUEST, ORPHAN_RETENTION_SECS, Reader, call_from_item, call_pk, campaign_from_item,
+    campaign_item, campaign_pk, dnc_pk, due_key, due_shard, key, lane_shard, n, new_call_item, s,
+    shard_of, status_call,
 };
 
 /// A claimed attempt with no SMA event yet: it was not (or not yet known to be) placed.
 const UNPLACED: &str = "#status = :dialing AND #attempt = :attempt \
-     AND (attribute_not_exists(seq_attempt) OR seq_attempt < :attempt)";
+     AND (attribute_not_exists(seq_attempt) OR seq_attempt < :attempt) \
+     AND (attribute_not_exists(placed_attempt) OR placed_attempt < :attempt)";
 /// A live call of this attempt.
 const LIVE: &str = "#status IN (:dialing, :ringing, :answered) AND #attempt = :attempt";
 /// A call waiting to be dialed as this attempt.
@@ -607,6 +608,42 @@ impl CallStore for DynamoStore {
         Ok(Page { items, next })
     }
 
+    async fn call_by_transaction(
+        &self,
+        transaction: &TransactionId,
+    ) -> Result<Option<CallRecord>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_TRANSACTION)
+            .key_condition_expression("transaction_id = :t")
+            .expression_attribute_values(":t", s(transaction.as_str()))
+            .limit(2)
+            .send()
+            .await
+            .map_err(map_err)?;
+        // The index is keys-only and eventually consistent: the call is read from the table,
+        // and kept only if this is still its transaction.
+        for found in out.items.unwrap_or_default() {
+            let Some(AttributeValue::S(pk)) = found.get(item::PK) else {
+                continue;
+            };
+            if !pk.starts_with("CALL#") {
+                continue;
+            }
+            let record = match self.get(pk.clone(), CALL_SK).await {
+                Ok(item) => call_from_item(&item)?,
+                Err(StoreError::NotFound) => continue,
+                Err(e) => return Err(e),
+            };
+            if record.transaction_id.as_ref() == Some(transaction) {
+                return Ok(Some(record));
+            }
+        }
+        Ok(None)
+    }
+
     async fn record_orphan(
         &self,
         transaction_id: &str,
@@ -1004,6 +1041,38 @@ impl DispatchStore for DynamoStore {
             values,
         )
         .await
+    }
+
+    async fn placed(
+        &self,
+        call_id: &CallId,
+        attempt: Attempt,
+        transaction: &TransactionId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(call_pk(call_id), CALL_SK)))
+            .condition_expression("#attempt = :attempt")
+            .update_expression(
+                "SET transaction_id = :txn, placed_attempt = :attempt, updated_at = :now",
+            )
+            .expression_attribute_names("#attempt", "attempt")
+            .expression_attribute_values(":attempt", n(attempt))
+            .expression_attribute_values(":txn", s(transaction.as_str()))
+            .expression_attribute_values(":now", n(now.as_millis()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                refused_item(e)?;
+                Err(StoreError::Conflict)
+            }
+        }
     }
 
     async fn refuse(

@@ -454,6 +454,51 @@ async fn an_unplaced_dial_goes_back_to_waiting_or_ends_refused_but_never_once_pl
 }
 
 #[tokio::test]
+async fn a_dial_the_voice_api_placed_is_never_released_and_is_found_by_its_transaction() {
+    let (store, requests) = store().await;
+    let record = dialing_call(&store).await;
+    let transaction = TransactionId::parse("7f9a2d3e-0000-4000-8000-000000000001").unwrap();
+    assert_eq!(store.call_by_transaction(&transaction).await.unwrap(), None);
+    requests.reset();
+    store
+        .placed(&record.id, Attempt::FIRST, &transaction, T0)
+        .await
+        .unwrap();
+    assert_eq!(requests.take(), 1);
+    let placed = store.call(&record.id).await.unwrap();
+    assert_eq!(placed.status, CallStatus::Dialing);
+    assert_eq!(placed.placed_attempt, Some(Attempt::FIRST));
+    assert_eq!(placed.current_transaction(), Some(&transaction));
+    assert!(matches!(
+        store.release(&record.id, Attempt::FIRST, T0, T0).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        store
+            .refuse(&record.id, Attempt::FIRST, CallStatus::Failed, "x", T0)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    requests.reset();
+    let found = store.call_by_transaction(&transaction).await.unwrap();
+    assert_eq!(found.map(|r| r.id), Some(record.id.clone()));
+    assert_eq!(requests.take(), 2, "a Query of byTransaction and a GetItem");
+
+    // Another attempt's answer is refused, and a call that does not exist is not found.
+    let second = Attempt::FIRST.next();
+    assert!(matches!(
+        store.placed(&record.id, second, &transaction, T0).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        store
+            .placed(&CallId::random(), Attempt::FIRST, &transaction, T0)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[tokio::test]
 async fn a_live_call_is_rearmed_or_lost_and_a_finished_one_is_left_alone() {
     let (store, _) = store().await;
     let record = dialing_call(&store).await;

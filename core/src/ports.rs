@@ -209,6 +209,17 @@ pub trait CallStore: Send + Sync {
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<Page<CallRecord>, StoreError>> + Send;
 
+    /// The call whose current `transaction_id` is `transaction`, for an SMA event that
+    /// arrived without the attributes naming its call (the service never accepted an answer
+    /// to the call's first event). `None` when no call has it.
+    ///
+    /// # Errors
+    /// Only transport and throttling errors, and a record that cannot be read.
+    fn call_by_transaction(
+        &self,
+        transaction: &TransactionId,
+    ) -> impl Future<Output = Result<Option<CallRecord>, StoreError>> + Send;
+
     /// Keeps an event that no call could be found for, with its raw payload, for inspection.
     ///
     /// # Errors
@@ -352,12 +363,27 @@ pub trait DispatchStore: CallStore {
     ///
     /// # Errors
     /// [`StoreError::Conflict`] unless the call is `DIALING` as `attempt` with no SMA event
-    /// applied in that attempt (an event proves the call was placed).
+    /// applied in that attempt and no [`DispatchStore::placed`] for it (either proves the
+    /// call was placed).
     fn release(
         &self,
         call_id: &CallId,
         attempt: Attempt,
         due_at: Timestamp,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records that the Voice API placed `attempt` as `transaction`: from then on its
+    /// watchdog knows the call exists (it hangs it up rather than dialing again), and a
+    /// cancel or hang-up reaches it before its first SMA event has been applied.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the call has moved on to another attempt.
+    fn placed(
+        &self,
+        call_id: &CallId,
+        attempt: Attempt,
+        transaction: &TransactionId,
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 

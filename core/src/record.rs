@@ -159,6 +159,10 @@ pub struct CallRecord {
     pub answered: bool,
     pub end_request: Option<EndRequest>,
     pub transaction_id: Option<TransactionId>,
+    /// The last attempt the Voice API confirmed placing (`CreateSipMediaApplicationCall`
+    /// answered with `transaction_id`), recorded by the dispatcher as soon as it has the
+    /// answer, before or after the SMA's first event.
+    pub placed_attempt: Option<Attempt>,
     pub outcome: Option<Outcome>,
     /// The raw `SipResponseCode` of the last `HANGUP`, as received.
     pub sip_code: Option<String>,
@@ -186,6 +190,19 @@ pub struct AppliedEvent {
 }
 
 impl CallRecord {
+    /// The `TransactionId` of the current attempt, once it is known to have been placed (the
+    /// Voice API's answer or an SMA event of this attempt); `None` while the attempt's dial
+    /// is unresolved, when `transaction_id` can still be the previous attempt's.
+    #[must_use]
+    pub fn current_transaction(&self) -> Option<&TransactionId> {
+        let placed = self.placed_attempt == Some(self.attempt)
+            || self
+                .last_event
+                .as_ref()
+                .is_some_and(|e| e.attempt == self.attempt);
+        self.transaction_id.as_ref().filter(|_| placed)
+    }
+
     /// The facts the lifecycle transition needs.
     #[must_use]
     pub fn state(&self) -> CallState {
@@ -200,5 +217,60 @@ impl CallRecord {
             answered: self.answered,
             end_request: self.end_request,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(attempt: u32) -> CallRecord {
+        CallRecord {
+            id: CallId::random(),
+            campaign_id: CampaignId::random(),
+            to: E164::parse("+15555550100").unwrap_or_else(|_| unreachable!()),
+            from: E164::parse("+15555550199").unwrap_or_else(|_| unreachable!()),
+            vars: BTreeMap::new(),
+            tz: None,
+            status: CallStatus::Dialing,
+            attempt: Attempt::new(attempt).unwrap_or(Attempt::FIRST),
+            last_event: None,
+            answered: false,
+            end_request: None,
+            transaction_id: TransactionId::parse("txn-of-attempt-1").ok(),
+            placed_attempt: Some(Attempt::FIRST),
+            outcome: None,
+            sip_code: None,
+            script_outcome: None,
+            last_error: None,
+            due_at: None,
+            created_at: Timestamp::EPOCH,
+            updated_at: Timestamp::EPOCH,
+            answered_at: None,
+            ended_at: None,
+        }
+    }
+
+    #[test]
+    fn the_current_transaction_is_only_one_placed_in_this_attempt() {
+        let first = record(1);
+        assert_eq!(
+            first.current_transaction().map(TransactionId::as_str),
+            Some("txn-of-attempt-1")
+        );
+        // The second attempt is being dialed: the first's transaction ended long ago.
+        let mut second = record(2);
+        assert_eq!(second.current_transaction(), None);
+        // Placed, by the Voice API's answer or by the SMA's first event.
+        second.placed_attempt = Some(second.attempt);
+        assert!(second.current_transaction().is_some());
+        second.placed_attempt = Some(Attempt::FIRST);
+        second.last_event = Some(AppliedEvent {
+            attempt: second.attempt,
+            seq: Sequence::new(1),
+            event_type: "NEW_OUTBOUND_CALL".into(),
+            response: "{}".into(),
+        });
+        assert!(second.current_transaction().is_some());
     }
 }

@@ -506,7 +506,7 @@ where
                     }
                 }
                 status if status.is_live() => {
-                    let Some(transaction) = &call.transaction_id else {
+                    let Some(transaction) = call.current_transaction() else {
                         return Err(ApiError::Conflict {
                             detail: "the call is being dialed; try again in a moment".into(),
                             retry_after: Some(1),

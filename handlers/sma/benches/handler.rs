@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence};
+use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence, TransactionId};
 use outdial_core::lifecycle::CallStatus;
 use outdial_core::ports::{Applied, CallStore, EventWrite, HistoryEntry, Page, StoreError};
 use outdial_core::record::{CallRecord, Campaign, CampaignStatus, Limits, NewCall, Pacing};
@@ -67,6 +67,12 @@ impl CallStore for Accepting {
             next: None,
         })
     }
+    async fn call_by_transaction(
+        &self,
+        _: &TransactionId,
+    ) -> Result<Option<CallRecord>, StoreError> {
+        Ok(Some(self.record.clone()))
+    }
     async fn record_orphan(
         &self,
         _: &str,
@@ -108,6 +114,7 @@ fn store() -> Accepting {
         answered: true,
         end_request: None,
         transaction_id: None,
+        placed_attempt: None,
         outcome: None,
         sip_code: None,
         script_outcome: None,

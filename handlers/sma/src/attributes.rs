@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use outdial_core::contract::{Event, EventType};
 use outdial_core::ids::{Attempt, CallId, CampaignId, TransactionId};
 use outdial_core::lifecycle::{CallState, CallStatus, EndRequest};
+use outdial_core::record::CallRecord;
 
 pub const CALL_ID: &str = "call_id";
 pub const CAMPAIGN_ID: &str = "campaign_id";
@@ -85,6 +86,24 @@ impl Facts {
             outcome: get(OUTCOME).map(str::to_owned),
             vars,
         })
+    }
+
+    /// The facts from the call's record, for an event that arrived without its attributes
+    /// (found through its `TransactionId`): the script starts from its first step.
+    #[must_use]
+    pub fn from_record(record: &CallRecord, transaction_id: TransactionId) -> Self {
+        Self {
+            call_id: record.id.clone(),
+            campaign_id: record.campaign_id.clone(),
+            attempt: record.attempt,
+            transaction_id,
+            status: record.status,
+            answered: record.answered,
+            end_request: record.end_request,
+            step: None,
+            outcome: record.script_outcome.clone(),
+            vars: record.vars.clone(),
+        }
     }
 
     /// The call's state as the transition sees it; the `Sequence` guard is the store's.

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use outdial_core::contract::{Event, EventType, Response, validate_event};
-use outdial_core::ids::Sequence;
+use outdial_core::ids::{Sequence, TransactionId};
 use outdial_core::lifecycle::{CallState, Step, expected, transition};
 use outdial_core::ports::{Applied, CallStore, EventWrite, StoreError};
 use outdial_core::time::Clock;
@@ -73,6 +73,8 @@ pub struct Counters {
     pub events: AtomicU64,
     pub unreadable: AtomicU64,
     pub orphans: AtomicU64,
+    /// Events without attributes matched to their call through their `TransactionId`.
+    pub recovered: AtomicU64,
     pub duplicates: AtomicU64,
     pub stale: AtomicU64,
     pub rewrites: AtomicU64,
@@ -161,7 +163,10 @@ impl<S: CallStore> SmaHandler<S> {
         }
         let facts = match Facts::from_event(event) {
             Ok(facts) => facts,
-            Err(reason) => return Answer::Fresh(self.orphan(event, payload, &reason).await),
+            Err(reason) => match self.found_by_transaction(event).await {
+                Some(facts) => facts,
+                None => return Answer::Fresh(self.orphan(event, payload, &reason).await),
+            },
         };
         tracing::Span::current().record("call_id", facts.call_id.as_str());
         let seq = Sequence::new(event.sequence);
@@ -260,6 +265,28 @@ impl<S: CallStore> SmaHandler<S> {
             }
         }
         Answer::Fresh(respond::hang_up(event, &facts))
+    }
+
+    /// The facts of an event that carries none, from the call that has its `TransactionId`.
+    /// This happens when the service never accepted an answer to the call's first event
+    /// (both invocations failed): the dispatcher recorded the transaction when the Voice API
+    /// placed the call, so the call goes on instead of being hung up as an orphan and
+    /// dialed again. Costs two reads, only on this path.
+    async fn found_by_transaction(&self, event: &Event) -> Option<Facts> {
+        let transaction = TransactionId::parse(&event.call_details.transaction_id).ok()?;
+        match self.store.call_by_transaction(&transaction).await {
+            Ok(Some(record)) => {
+                self.counters.recovered.fetch_add(1, Ordering::Relaxed);
+                info!(call_id = %record.id, "event without attributes matched to its call by its transaction");
+                Some(Facts::from_record(&record, transaction))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.counters.store_failures.fetch_add(1, Ordering::Relaxed);
+                warn!(error = %e, "call not looked up by its transaction");
+                None
+            }
+        }
     }
 
     async fn orphan(&self, event: &Event, payload: &Value, reason: &str) -> Response {

@@ -277,7 +277,10 @@ async fn events_that_name_no_call_are_kept_as_orphans_and_answered_safely() {
     let answered = call.event("CALL_ANSWERED", None);
     let (answer, requests) = h.send(&answered).await;
     assert_eq!(types(&answer), ["Hangup"]);
-    assert_eq!(requests, 1, "one PutItem for the orphan");
+    assert_eq!(
+        requests, 2,
+        "one Query of byTransaction, which finds no call, and one PutItem for the orphan"
+    );
     let ringing = call.event("RINGING", None);
     let (answer, _) = h.send(&ringing).await;
     assert!(types(&answer).is_empty());
@@ -287,6 +290,49 @@ async fn events_that_name_no_call_are_kept_as_orphans_and_answered_safely() {
             .orphans
             .load(std::sync::atomic::Ordering::Relaxed),
         2
+    );
+}
+
+#[tokio::test]
+async fn a_call_whose_first_answer_was_lost_is_found_by_the_transaction_the_dispatcher_recorded() {
+    use outdial_core::ids::{Attempt, TransactionId};
+    use outdial_core::ports::DispatchStore;
+    use outdial_core::time::Clock;
+    let h = Harness::new(REMINDER).await;
+    warm(&h).await;
+    let mut call = h.dialing_call("+15555550109").await;
+    // Both invocations for NEW_OUTBOUND_CALL failed: later events carry no attributes.
+    call.seq = 1;
+    let transaction = TransactionId::parse(&call.transaction).unwrap();
+    h.handler
+        .store()
+        .placed(&call.id, Attempt::FIRST, &transaction, h.clock.now())
+        .await
+        .unwrap();
+
+    let ringing = call.event("RINGING", None);
+    step(&h, &mut call, ringing, 3).await;
+    assert_eq!(status(&h, &call).await.status, CallStatus::Ringing);
+    let answered = call.answered();
+    let answer = step(&h, &mut call, answered, 3).await;
+    assert_eq!(types(&answer), ["Speak", "SpeakAndGetDigits"]);
+    assert_eq!(answer["TransactionAttributes"]["call_id"], call.id.as_str());
+    let record = status(&h, &call).await;
+    assert_eq!(record.status, CallStatus::Answered);
+    assert_eq!(record.current_transaction(), Some(&transaction));
+    assert_eq!(
+        h.handler
+            .counters()
+            .recovered
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    assert_eq!(
+        h.handler
+            .counters()
+            .orphans
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
     );
 }
 

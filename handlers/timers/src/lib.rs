@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::StreamExt;
-use outdial_core::ids::{CallId, CampaignId};
+use outdial_core::ids::{CallId, CampaignId, TransactionId};
 use outdial_core::lifecycle::{CallStatus, EndRequest};
 use outdial_core::pacing::{AdaptiveRate, Pacer, SendWindow, reserve};
 use outdial_core::ports::{DialError, Dialer, DispatchStore, Due, Lane, StoreError};
@@ -649,12 +649,9 @@ where
         if record.attempt != due.attempt || !record.status.is_live() {
             return Ok(());
         }
-        let placed = record
-            .last_event
-            .as_ref()
-            .is_some_and(|e| e.attempt == record.attempt);
-        let Some(transaction) = record.transaction_id.clone().filter(|_| placed) else {
-            // No NEW_OUTBOUND_CALL within its deadline: the dial was never placed.
+        let Some(transaction) = record.current_transaction().cloned() else {
+            // Neither the Voice API's answer nor a NEW_OUTBOUND_CALL within its deadline:
+            // the dial was never placed.
             info!(call_id = %record.id, "no first event in time; queued again as the same attempt");
             return match shared
                 .store
@@ -755,9 +752,10 @@ where
                     CallStatus::Answered,
                 ] {
                     self.for_each_call(id, status, |call| async move {
-                        // A dial not yet placed has no transaction: its watchdog re-queues
-                        // it and the campaign's status then cancels it.
-                        if let Some(transaction) = &call.transaction_id {
+                        // A dial not yet known to be placed has no transaction: its dial
+                        // task cancels it once the Voice API answers, or its watchdog
+                        // re-queues it and the campaign's status then cancels it.
+                        if let Some(transaction) = call.current_transaction() {
                             let cancel = BTreeMap::from([("op".to_owned(), "cancel".to_owned())]);
                             match shared.dialer.update(transaction, cancel).await {
                                 Ok(()) => bump(&shared.totals.hung_up),
@@ -898,6 +896,43 @@ impl<S, D> Shared<S, D> {
     }
 }
 
+/// Records the Voice API's `TransactionId` for the placed attempt, then cancels the call at
+/// once if its campaign was cancelled while the request was out: the cancel sweep skips a
+/// dial whose placing it does not know of yet.
+async fn placed<S: DispatchStore, D: Dialer>(
+    shared: &Shared<S, D>,
+    call: &CallRecord,
+    campaign: &Campaign,
+    transaction: &TransactionId,
+    now: Timestamp,
+) {
+    match shared
+        .store
+        .placed(&call.id, call.attempt, transaction, now)
+        .await
+    {
+        // The SMA's first event records the transaction too; until it does, the watchdog
+        // takes an unknown placing for none.
+        Ok(()) | Err(StoreError::Conflict | StoreError::NotFound) => {}
+        Err(e) => {
+            warn!(call_id = %call.id, error = %e, "placed call's transaction not recorded");
+        }
+    }
+    let status = lock(&shared.campaigns)
+        .get(&campaign.id)
+        .map_or(campaign.status, |c| c.campaign.status);
+    if status == CampaignStatus::Cancelled {
+        let cancel = BTreeMap::from([("op".to_owned(), "cancel".to_owned())]);
+        match shared.dialer.update(transaction, cancel).await {
+            Ok(()) => bump(&shared.totals.hung_up),
+            Err(DialError::NotFound) => {}
+            Err(e) => {
+                warn!(call_id = %call.id, error = %e, "cancel not delivered; the watchdog ends the call");
+            }
+        }
+    }
+}
+
 /// One dial: the do-not-call list checked again, the claim (with its concurrency slot), the
 /// wait for its pacing slot, the request, and what its answer means for the call.
 async fn dial<S: DispatchStore, D: Dialer>(
@@ -989,8 +1024,9 @@ async fn dial<S: DispatchStore, D: Dialer>(
         .await;
     let now = shared.clock.now();
     let outcome = match answer {
-        Ok(_) => {
+        Ok(transaction) => {
             bump(&shared.totals.dialed);
+            placed(shared, &claimed, &campaign, &transaction, now).await;
             Ok(())
         }
         Err(DialError::Throttled) => {

@@ -293,6 +293,45 @@ async fn unknown_answers_from_the_api_never_dial_an_attempt_twice() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_whose_handler_invocations_all_fail_end_without_a_second_dial() {
+    // Every invocation of the SMA handler fails, half of them before the handler runs: the
+    // service hangs up each call after NEW_OUTBOUND_CALL's retry, and the handler hears of
+    // it only sometimes, never through attributes (no answer of its was ever accepted).
+    // The Voice API did place every call and the dispatcher recorded it, so no watchdog
+    // takes the silence for a dial that never went out: a call whose HANGUP reached the
+    // handler (matched by its transaction) ends NO_ANSWER (480), any other ends LOST when
+    // its watchdog finds the call over.
+    let mut setup = Setup::default().numbered(20, |_| answers());
+    setup.faults = Faults {
+        invoke_error: 1.0,
+        ..Faults::default()
+    };
+    setup.settings.first_event_within = Duration::from_millis(400);
+    // A call whose NEW_OUTBOUND_CALL was recorded waits for its ring watchdog.
+    setup.limits.ring_timeout_s = 1;
+    let h = setup.start().await;
+    let statuses = h.until_all_terminal().await;
+    assert!(
+        statuses
+            .values()
+            .all(|s| matches!(s, CallStatus::Lost | CallStatus::NoAnswer)),
+        "{statuses:?}"
+    );
+    let report = h.sim.report();
+    assert_clean(&report);
+    assert_eq!(report.placed_per_number.values().sum::<u32>(), 20);
+    let stats = h.dispatcher.stats();
+    let lost = statuses
+        .values()
+        .filter(|s| **s == CallStatus::Lost)
+        .count();
+    assert_eq!(
+        (stats.dialed, stats.requeued, stats.lost as usize),
+        (20, 0, lost)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dispatcher_killed_mid_batch_loses_and_doubles_no_call() {
     let mut setup = Setup::default().numbered(60, |i| mixed(i).0);
     setup.pacing.calls_per_second = 40.0;

@@ -185,7 +185,19 @@ impl Call {
                 );
                 return Answered::Lost;
             }
+            // An injected failure is, as often as not, one the handler never saw (the function
+            // was throttled) or one it ran through and whose answer was lost (it crashed on
+            // the way out, or the network dropped the answer).
             let failed_on_purpose = self.inner.chance(faults.invoke_error);
+            if failed_on_purpose && self.inner.chance(0.5) {
+                self.note("   invocation throttled before the handler ran");
+                failures += 1;
+                if failures > 1 {
+                    self.note("   invocation failed twice: the call is hung up (480)");
+                    return Answered::Lost;
+                }
+                continue;
+            }
             let attempt = self.inner.invoker.invoke(event.clone());
             match tokio::time::timeout(retry, attempt).await {
                 Ok(Ok(answer)) if !failed_on_purpose => break answer,
@@ -280,12 +292,20 @@ impl Call {
 
     async fn run(mut self, callee: Callee) {
         let arguments = self.arguments.clone();
-        self.invoke(
-            "NEW_OUTBOUND_CALL",
-            Some(json!({"Type": "CallCreateRequest", "Parameters": {"Arguments": arguments}})),
-            None,
-        )
-        .await;
+        let first = self
+            .invoke(
+                "NEW_OUTBOUND_CALL",
+                Some(json!({"Type": "CallCreateRequest", "Parameters": {"Arguments": arguments}})),
+                None,
+            )
+            .await;
+        if matches!(first, Answered::Lost) {
+            // The service ends a call whose handler it could not invoke (SIP 480), and tells
+            // the handler so if it can.
+            self.hangup("LEG-A", Some(480)).await;
+            self.end();
+            return;
+        }
         match callee.clone() {
             Callee::Busy => {
                 self.sleep(500).await;

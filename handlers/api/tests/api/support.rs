@@ -225,7 +225,8 @@ impl Harness {
             );
         let mut expr = "SET #status = :status, status_call = :sc".to_owned();
         if let Some(t) = transaction {
-            expr.push_str(", transaction_id = :t");
+            // Placed as the current attempt, as the dispatcher records it.
+            expr.push_str(", transaction_id = :t, placed_attempt = attempt");
             update = update.expression_attribute_values(
                 ":t",
                 aws_sdk_dynamodb::types::AttributeValue::S(t.into()),
