@@ -420,7 +420,10 @@ export class OutdialStack extends Stack {
   }
 }
 
-/** One JSON line per request; the caller is the signing IAM principal. No bodies, no numbers. */
+/**
+ * One JSON line per request; the caller is the signing IAM principal. No bodies, no numbers:
+ * the route template (`PUT /dnc/{e164}`) is logged, never the path, which can hold a number.
+ */
 function accessLogFormat(): AccessLogFormat {
   return AccessLogFormat.custom(JSON.stringify({
     requestId: '$context.requestId',
@@ -428,7 +431,6 @@ function accessLogFormat(): AccessLogFormat {
     caller: '$context.identity.userArn',
     sourceIp: '$context.identity.sourceIp',
     method: '$context.httpMethod',
-    path: '$context.path',
     routeKey: '$context.routeKey',
     status: '$context.status',
     responseLength: '$context.responseLength',

@@ -405,6 +405,9 @@ describe('the HTTP API', () => {
     assert.equal(format.requestId, '$context.requestId');
     assert.equal(format.caller, '$context.identity.userArn');
     assert.equal(format.status, '$context.status');
+    assert.equal(format.routeKey, '$context.routeKey');
+    // The path of `PUT /dnc/{e164}` is a phone number: no variable that holds it is logged.
+    assert.ok(!Object.values(format).includes('$context.path'));
   });
 });
 
