@@ -297,3 +297,63 @@ async fn the_voice_api_answers_with_the_services_errors() {
         "placed although the answer was a 5xx"
     );
 }
+
+/// What the Create API answered each of 30 numbers, all asked at once (last number first when
+/// `reverse`).
+async fn create_outcomes(seed: u64, reverse: bool) -> BTreeMap<String, &'static str> {
+    let handler = Scripted {
+        answer: json!({"SchemaVersion": "1.0", "Actions": []}),
+        delay: Duration::ZERO,
+        seen: Arc::new(Mutex::new(Vec::new())),
+    };
+    let config = SimConfig {
+        seed,
+        faults: Faults {
+            throttle: 0.3,
+            create_error: 0.2,
+            create_error_after_placed: 0.2,
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    };
+    let sim = Simulator::start(config, "sma-test", Arc::new(handler))
+        .await
+        .unwrap();
+    let dialer = ChimeDialer::new(voice_client(&sim.endpoint()), "sma-test");
+    let from = E164::parse("+15555550199").unwrap();
+    let mut numbers: Vec<String> = (0..30).map(|i| format!("+1555555{i:04}")).collect();
+    if reverse {
+        numbers.reverse();
+    }
+    let answers = futures::future::join_all(numbers.iter().map(|to| {
+        let (dialer, from) = (&dialer, &from);
+        async move {
+            let arguments = BTreeMap::from([
+                ("call_id".to_owned(), format!("call_{}", &to[1..])),
+                ("attempt".to_owned(), "1".to_owned()),
+            ]);
+            let answer = dialer
+                .place(from, &E164::parse(to).unwrap(), arguments)
+                .await;
+            let outcome = match answer {
+                Ok(_) => "placed",
+                Err(DialError::Throttled) => "throttled",
+                Err(DialError::Unknown(_)) => "unknown",
+                Err(_) => "other",
+            };
+            (to.clone(), outcome)
+        }
+    }))
+    .await;
+    answers.into_iter().collect()
+}
+
+#[tokio::test]
+async fn a_seed_repeats_the_same_faults_on_the_same_calls_however_the_requests_interleave() {
+    let forward = create_outcomes(7, false).await;
+    let backward = create_outcomes(7, true).await;
+    assert_eq!(forward, backward);
+    let kinds: std::collections::BTreeSet<_> = forward.values().collect();
+    assert!(kinds.len() >= 3, "{forward:?}");
+    assert_ne!(forward, create_outcomes(8, false).await, "another seed");
+}

@@ -9,6 +9,7 @@ use outdial_core::contract::{MAX_ATTRIBUTES, validate_response};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::rng::Rng;
 use super::{CallReport, Callee, Inner};
 
 /// The service re-sends an event when the handler has not answered within 5 s, and hangs up
@@ -28,6 +29,7 @@ pub(crate) fn place(
     from: &str,
     to: &str,
     arguments: BTreeMap<String, String>,
+    draws: Rng,
 ) {
     let callee = inner.config.callees.for_number(to, inner.config.seed);
     let (tx, rx) = mpsc::unbounded_channel();
@@ -69,6 +71,7 @@ pub(crate) fn place(
         arguments,
         updates: rx,
         ended: false,
+        draws,
     };
     tokio::spawn(call.run(callee));
 }
@@ -87,6 +90,8 @@ struct Call {
     arguments: BTreeMap<String, String>,
     updates: mpsc::UnboundedReceiver<BTreeMap<String, String>>,
     ended: bool,
+    /// This call's own fault draws (see `Inner::draws`).
+    draws: Rng,
 }
 
 /// What the handler's answer came to.
@@ -169,7 +174,7 @@ impl Call {
             c.invocations = self.seq;
         }
         let faults = self.inner.config.faults;
-        if self.inner.chance(faults.delay) {
+        if self.draws.chance(faults.delay) {
             self.sleep(faults.delay_ms).await;
         }
         let started = Instant::now();
@@ -188,8 +193,8 @@ impl Call {
             // An injected failure is, as often as not, one the handler never saw (the function
             // was throttled) or one it ran through and whose answer was lost (it crashed on
             // the way out, or the network dropped the answer).
-            let failed_on_purpose = self.inner.chance(faults.invoke_error);
-            if failed_on_purpose && self.inner.chance(0.5) {
+            let failed_on_purpose = self.draws.chance(faults.invoke_error);
+            if failed_on_purpose && self.draws.chance(0.5) {
                 self.note("   invocation throttled before the handler ran");
                 failures += 1;
                 if failures > 1 {
@@ -217,7 +222,7 @@ impl Call {
                 }
             }
         };
-        if self.inner.chance(faults.duplicate) {
+        if self.draws.chance(faults.duplicate) {
             let (invoker, copy, late) = (
                 Arc::clone(&self.inner.invoker),
                 event.clone(),

@@ -160,13 +160,15 @@ pub(crate) struct Shared {
     pub placed: Vec<(Instant, String, String)>,
     pub create_requests: u64,
     pub throttled: u64,
+    /// Create requests seen per dialed number and attempt, so that each one draws its faults
+    /// from a source of its own.
+    pub tries: BTreeMap<String, u32>,
 }
 
 pub(crate) struct Inner {
     pub config: SimConfig,
     pub invoker: Arc<dyn Invoke>,
     pub shared: Mutex<Shared>,
-    pub rng: Mutex<rng::Rng>,
     pub started: Instant,
     pub sma_id: String,
 }
@@ -176,11 +178,11 @@ impl Inner {
         self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn chance(&self, p: f64) -> bool {
-        self.rng
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .chance(p)
+    /// The draws of one thing the simulator does, named by `key`: the same seed and key give
+    /// the same draws whatever else runs at the same time, so a run's faults repeat per call
+    /// and per request however the calls interleave.
+    pub fn draws(&self, key: &str) -> rng::Rng {
+        rng::Rng::new(rng::mix(self.config.seed ^ rng::hash(key.as_bytes())))
     }
 
     pub fn violation(&self, transaction_id: &str, sequence: u64, rule: impl Into<String>) {
@@ -220,7 +222,6 @@ impl Simulator {
         invoker: Arc<dyn Invoke>,
     ) -> anyhow::Result<Self> {
         let inner = Arc::new(Inner {
-            rng: Mutex::new(rng::Rng::new(config.seed)),
             config,
             invoker,
             shared: Mutex::new(Shared::default()),
@@ -427,8 +428,22 @@ async fn create(
             "ArgumentsMap and SipHeaders take at most 20 entries",
         );
     }
+    // This request's draws: the number, the attempt it dials, and how many requests for that
+    // attempt came before it.
+    let attempt_key = format!(
+        "{to}#{}#{}",
+        body.arguments_map.get("call_id").map_or("", String::as_str),
+        body.arguments_map.get("attempt").map_or("", String::as_str)
+    );
+    let try_number = {
+        let mut shared = inner.lock();
+        let n = shared.tries.entry(attempt_key.clone()).or_insert(0);
+        *n += 1;
+        *n
+    };
+    let mut draws = inner.draws(&format!("create#{attempt_key}#{try_number}"));
     let faults = inner.config.faults;
-    if inner.chance(faults.throttle) {
+    if draws.chance(faults.throttle) {
         inner.lock().throttled += 1;
         return api_error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -436,7 +451,7 @@ async fn create(
             "Rate exceeded",
         );
     }
-    if inner.chance(faults.create_error) {
+    if draws.chance(faults.create_error) {
         return api_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "ServiceFailureException",
@@ -444,8 +459,16 @@ async fn create(
         );
     }
     let transaction = uuid::Uuid::new_v4().to_string();
-    call::place(&inner, &transaction, &from, &to, body.arguments_map);
-    if inner.chance(faults.create_error_after_placed) {
+    let call_draws = inner.draws(&format!("call#{attempt_key}#{try_number}"));
+    call::place(
+        &inner,
+        &transaction,
+        &from,
+        &to,
+        body.arguments_map,
+        call_draws,
+    );
+    if draws.chance(faults.create_error_after_placed) {
         return api_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "ServiceFailureException",
