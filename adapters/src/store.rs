@@ -921,9 +921,14 @@ impl DispatchStore for DynamoStore {
         Ok(Page { items, next })
     }
 
-    async fn unpark(&self, call: &CallRecord, now: Timestamp) -> Result<(), StoreError> {
+    async fn unpark(
+        &self,
+        call: &CallRecord,
+        not_before: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         let condition = format!("{WAITING} AND attribute_not_exists(due_shard)");
-        let due_at = call.due_at.unwrap_or(now).max(now);
+        let due_at = call.due_at.unwrap_or(not_before).max(not_before);
         let mut values = Self::guard_values(&call.id, call.attempt, WAITING, None, now);
         values.extend([
             (

@@ -711,7 +711,7 @@ async fn parked_calls_leave_the_due_index_and_come_back_when_unparked() {
     assert_eq!(parked.len(), 2, "{parked:?}");
     let later = T0.plus(Duration::from_secs(30));
     for call in &parked {
-        store.unpark(call, later).await.unwrap();
+        store.unpark(call, later, later).await.unwrap();
     }
     let due = all_due(&store, later, 100).await;
     assert_eq!(due_calls(&due).len(), 3);

@@ -307,14 +307,15 @@ pub trait DispatchStore: CallStore {
         cursor: Option<&str>,
     ) -> impl Future<Output = Result<Page<CallRecord>, StoreError>> + Send;
 
-    /// Puts a parked call back in the `due` index, due at its `due_at` or `now`, whichever is
-    /// later.
+    /// Puts a parked call back in the `due` index, due at its `due_at` or `not_before`,
+    /// whichever is later.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] unless the call is parked.
     fn unpark(
         &self,
         call: &CallRecord,
+        not_before: Timestamp,
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 

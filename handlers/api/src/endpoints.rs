@@ -2,7 +2,8 @@
 //! the ports, and returns a [`Reply`] or an [`ApiError`]; turning either into HTTP is
 //! [`crate::problem`]'s job.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 
 use http::StatusCode;
 use lambda_http::Request;
@@ -112,18 +113,30 @@ fn first_due(window: Option<&CallingWindow>, contact: &Contact, now: Timestamp) 
 
 /// The calls for accepted contacts (taken out of `accepted`), with ids derived from the
 /// seed and each row's position.
+///
+/// Each call is due when the campaign's rate lets it go: the k-th contact that may first be
+/// called at the same moment (now, or its window's opening) is due k / `calls_per_second`
+/// after it. Due work is read in time order, so a large campaign's calls interleave with
+/// those of campaigns started after it instead of standing in front of them all.
 fn new_calls(
     campaign: &Campaign,
     accepted: &mut Vec<Contact>,
     seed: &Seed,
     now: Timestamp,
 ) -> Result<Vec<NewCall>, ApiError> {
+    let spacing_ms = 1000.0 / campaign.pacing.calls_per_second.max(f64::MIN_POSITIVE);
+    let mut behind: HashMap<i64, u32> = HashMap::new();
     std::mem::take(accepted)
         .into_iter()
         .map(|c| {
+            let first = first_due(campaign.window.as_ref(), &c, now);
+            let k = behind.entry(first.as_millis()).or_insert(0);
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let offset = Duration::from_millis((f64::from(*k) * spacing_ms) as u64);
+            *k += 1;
             Ok(NewCall {
                 id: seed.call_id(c.at.ordinal())?,
-                due_at: first_due(campaign.window.as_ref(), &c, now),
+                due_at: first.plus(offset),
                 to: c.to,
                 vars: c.vars,
                 tz: c.tz,

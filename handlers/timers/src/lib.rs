@@ -92,6 +92,11 @@ pub struct Tick {
     /// up sees a few hundred milliseconds at most; more means calls are stuck past their
     /// watchdog.
     pub overdue: Option<Duration>,
+    /// Due calls left for a later tick because their campaign's own rate was booked ahead
+    /// (the account had room): the tick went on to other campaigns' calls behind them.
+    pub paced_back: u32,
+    /// How long until the earliest of those campaigns has a slot again.
+    pub campaign_paced_for: Option<Duration>,
 }
 
 impl Tick {
@@ -223,6 +228,9 @@ struct Shared<S, D> {
     /// Calls with a dial task running: a tick that reads them again before their claim
     /// lands leaves them alone.
     in_flight: Mutex<HashSet<CallId>>,
+    /// Calls this dispatcher moved to each campaign's window opening, so that the next one
+    /// goes a pacing interval after the last instead of piling up on the same instant.
+    deferred: Mutex<HashMap<(CampaignId, i64), u32>>,
     totals: Totals,
 }
 
@@ -261,8 +269,17 @@ enum Next {
     HeldBack,
     /// It was parked, cancelled or deferred.
     Settled,
-    /// The pacing horizon is full: end the tick.
+    /// The account's pacing horizon is full: end the tick.
     Full(Duration),
+    /// The campaign's own pacing horizon is full: leave its calls for a later tick, and go
+    /// on to other campaigns' calls.
+    Paced(Duration),
+}
+
+/// Which pacer has no slot within the horizon, and how far ahead its next slot is.
+enum Ahead {
+    Account(Duration),
+    Campaign(Duration),
 }
 
 impl<S, D> Dispatcher<S, D>
@@ -289,6 +306,7 @@ where
                 pacing: Mutex::new(pacing),
                 origin: tokio::time::Instant::now(),
                 in_flight: Mutex::new(HashSet::new()),
+                deferred: Mutex::new(HashMap::new()),
                 totals: Totals::default(),
             }),
             tasks: tokio::sync::Mutex::new(JoinSet::new()),
@@ -449,6 +467,7 @@ where
         }
 
         // Then the dial lane, as far as pacing allows.
+        let dial_lane = tick.clone();
         let mut after: Option<String> = None;
         for _ in 0..PAGES_PER_TICK {
             let read = shared
@@ -468,11 +487,16 @@ where
                     return Ok(tick);
                 }
             }
-            // Read further only past entries that were all held back.
+            // Read further only past entries that were all held back (a campaign at its cap
+            // or booked ahead at its own rate), so that they do not hold up other campaigns.
             match read.next {
                 Some(next) if !tick.progressed_since(&before) => after = Some(next),
                 _ => break,
             }
+        }
+        if !tick.progressed_since(&dial_lane) {
+            // Nothing could go: the next tick has work once a campaign's rate frees a slot.
+            tick.paced_for = tick.campaign_paced_for;
         }
         Ok(tick)
     }
@@ -500,6 +524,11 @@ where
                     Ok(Next::Settled) => tick.settled += 1,
                     Ok(Next::HeldBack) => {}
                     Ok(Next::Full(wait)) => return Some(wait),
+                    Ok(Next::Paced(wait)) => {
+                        tick.paced_back += 1;
+                        tick.campaign_paced_for =
+                            Some(tick.campaign_paced_for.map_or(wait, |w| w.min(wait)));
+                    }
                     Err(e) => warn!(error = %e, "due call left for the next tick"),
                 }
             }
@@ -587,7 +616,7 @@ where
                 .or_else(|_| window::zone_for(None, &call.to, win.zone()))
                 .map_or_else(|_| win.zone().clone(), |(zone, _)| zone);
             if !win.is_open(now, &zone) {
-                let opening = win.next_opening(now, &zone);
+                let opening = spread(&shared.deferred, &campaign, win.next_opening(now, &zone));
                 match shared
                     .store
                     .defer(&call.id, call.attempt, opening, now)
@@ -619,8 +648,16 @@ where
         // so every slot lands on the pacers' grid whenever its task was spawned.
         let slot = match shared.book(&campaign, Some(shared.settings.horizon)) {
             Ok(slot) => slot,
-            Err(ahead) => {
+            Err(Ahead::Account(ahead)) => {
                 return Ok(Next::Full(
+                    ahead.saturating_sub(shared.settings.horizon / 2),
+                ));
+            }
+            Err(Ahead::Campaign(ahead)) => {
+                // No more of this campaign's calls this tick: the ones behind this are
+                // passed over without asking the pacers again.
+                headroom.insert(campaign.id.clone(), 0);
+                return Ok(Next::Paced(
                     ahead.saturating_sub(shared.settings.horizon / 2),
                 ));
             }
@@ -771,15 +808,29 @@ where
                 }
             }
             CampaignStatus::Active => {
+                // Resumed calls are due at the campaign's pace from now, as a new campaign's
+                // are, so that they interleave with other campaigns' due calls instead of
+                // standing in front of them all.
+                let start = shared.clock.now();
+                let spacing_ms = 1000.0 / campaign.pacing.calls_per_second.max(f64::MIN_POSITIVE);
+                let mut unparked_before = 0u32;
                 let mut cursor: Option<String> = None;
                 loop {
                     let page = shared
                         .store
                         .parked_calls(id, shared.settings.batch, cursor.as_deref())
                         .await?;
-                    futures::stream::iter(page.items)
-                        .map(|call| async move {
-                            match shared.store.unpark(&call, shared.clock.now()).await {
+                    let base = unparked_before;
+                    unparked_before =
+                        base.saturating_add(u32::try_from(page.items.len()).unwrap_or(u32::MAX));
+                    futures::stream::iter(page.items.into_iter().zip(base..))
+                        .map(|(call, k)| async move {
+                            // A float-to-integer `as` saturates: no rate can overflow it.
+                            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                            let offset = Duration::from_millis((f64::from(k) * spacing_ms) as u64);
+                            let not_before = start.plus(offset);
+                            let now = shared.clock.now();
+                            match shared.store.unpark(&call, not_before, now).await {
                                 Ok(()) => {
                                     bump(&shared.totals.unparked);
                                     Ok(())
@@ -871,10 +922,11 @@ impl<S, D> Shared<S, D> {
         wait
     }
 
-    /// Books the next slot on the campaign's pacer and the account's; `Err` with how far
-    /// ahead it would be when that is beyond `horizon`. The clock's reading and the timer's
-    /// are taken together, so every slot lands on the pacers' grid whenever its task runs.
-    fn book(&self, campaign: &Campaign, horizon: Option<Duration>) -> Result<Slot, Duration> {
+    /// Books the next slot on the campaign's pacer and the account's; `Err` naming the pacer
+    /// whose next slot is beyond `horizon` (the account's first). The clock's reading and the
+    /// timer's are taken together, so every slot lands on the pacers' grid whenever its task
+    /// runs.
+    fn book(&self, campaign: &Campaign, horizon: Option<Duration>) -> Result<Slot, Ahead> {
         let mut pacing = lock(&self.pacing);
         let now = self.clock.now();
         let anchor = tokio::time::Instant::now();
@@ -884,9 +936,14 @@ impl<S, D> Shared<S, D> {
         let own = campaigns
             .entry(campaign.id.clone())
             .or_insert_with(|| Pacer::new(campaign.pacing.calls_per_second));
-        let ahead = own.ready_in(now).max(account.ready_in(now));
-        if horizon.is_some_and(|h| ahead > h) {
-            return Err(ahead);
+        if let Some(horizon) = horizon {
+            let (account_in, own_in) = (account.ready_in(now), own.ready_in(now));
+            if account_in > horizon {
+                return Err(Ahead::Account(account_in));
+            }
+            if own_in > horizon {
+                return Err(Ahead::Campaign(own_in));
+            }
         }
         let wait = reserve(&mut [own, account], now);
         Ok(Slot {
@@ -894,6 +951,36 @@ impl<S, D> Shared<S, D> {
             wait,
         })
     }
+}
+
+/// How many deferred calls are remembered before the count starts over (a Lambda run is a
+/// minute; a long-lived local dispatcher forgets old openings this way).
+const DEFERRED_KEPT: usize = 10_000;
+
+/// When a call moved to `opening` is due: the k-th call of a campaign moved to the same
+/// opening goes k / `calls_per_second` after it, as a new campaign's calls do, so that the
+/// opening does not put the whole campaign in front of every other campaign's due calls.
+fn spread(
+    deferred: &Mutex<HashMap<(CampaignId, i64), u32>>,
+    campaign: &Campaign,
+    opening: Timestamp,
+) -> Timestamp {
+    let k = {
+        let mut deferred = lock(deferred);
+        if deferred.len() >= DEFERRED_KEPT {
+            deferred.clear();
+        }
+        let k = deferred
+            .entry((campaign.id.clone(), opening.as_millis()))
+            .or_insert(0);
+        *k += 1;
+        *k - 1
+    };
+    let spacing_ms = 1000.0 / campaign.pacing.calls_per_second.max(f64::MIN_POSITIVE);
+    // A float-to-integer `as` saturates: no rate can overflow it.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let offset = Duration::from_millis((f64::from(k) * spacing_ms) as u64);
+    opening.plus(offset)
 }
 
 /// Records the Voice API's `TransactionId` for the placed attempt, then cancels the call at

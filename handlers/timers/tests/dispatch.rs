@@ -16,7 +16,7 @@ use outdial_adapters::store::DynamoStore;
 use outdial_core::ids::{CallId, CampaignId, E164};
 use outdial_core::lifecycle::CallStatus;
 use outdial_core::ports::CallStore;
-use outdial_core::record::{Campaign, CampaignStatus, Limits, NewCall, Pacing};
+use outdial_core::record::{CallRecord, Campaign, CampaignStatus, Limits, NewCall, Pacing};
 use outdial_core::retry::{RetryPolicy, RetrySpec};
 use outdial_core::time::{Clock, ManualClock, Timestamp};
 use outdial_core::window::CallingWindow;
@@ -329,6 +329,68 @@ async fn calls_whose_handler_invocations_all_fail_end_without_a_second_dial() {
         (stats.dialed, stats.requeued, stats.lost as usize),
         (20, 0, lost)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_started_behind_a_large_one_dials_at_its_own_rate_at_once() {
+    // Campaign A: 200 calls all due now, dialed at 10 a second (20 s of work). Campaign B,
+    // started just after, has 10 calls at 10 a second. With room on the account, B's calls
+    // go within about a second, not after A's backlog.
+    let mut setup = Setup::default().numbered(200, |_| Callee::Busy);
+    setup.pacing = Pacing {
+        calls_per_second: 10.0,
+        max_concurrent: 1000,
+    };
+    let h = setup.start().await;
+    let b = Campaign {
+        id: CampaignId::random(),
+        ..h.campaign.clone()
+    };
+    let b_calls: Vec<NewCall> = (0..10)
+        .map(|i| NewCall {
+            id: CallId::random(),
+            to: E164::parse(&format!("+1555557{i:04}")).unwrap(),
+            vars: BTreeMap::new(),
+            due_at: h.clock.now().plus(Duration::from_millis(1)),
+            tz: None,
+        })
+        .collect();
+    h.store.create_campaign(&b, &b_calls).await.unwrap();
+
+    let started = Instant::now();
+    let waiting = |calls: &[CallRecord]| {
+        calls
+            .iter()
+            .filter(|c| c.status == CallStatus::Queued)
+            .count()
+    };
+    loop {
+        h.dispatcher.tick(0).await.unwrap();
+        let mut b_records = Vec::new();
+        for call in &b_calls {
+            b_records.push(h.store.call(&call.id).await.unwrap());
+        }
+        if waiting(&b_records) == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "campaign B is still waiting behind campaign A"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let b_took = started.elapsed();
+    let mut a_records = Vec::new();
+    for call in &h.calls {
+        a_records.push(h.store.call(&call.id).await.unwrap());
+    }
+    assert!(
+        waiting(&a_records) > 100,
+        "B finished after {b_took:?}, when A had {} calls left",
+        waiting(&a_records)
+    );
+    assert!(h.dispatcher.stats().dialed >= 10);
+    h.dispatcher.settle().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
