@@ -88,6 +88,25 @@ impl Pacer {
     }
 }
 
+/// How much faster than its rate a campaign's calls are made due: a quarter, so that the
+/// dispatcher always finds the next call due when the pacer frees a slot, and the pacer, not
+/// the due times, sets the pace.
+pub const DUE_AHEAD: f64 = 1.25;
+
+/// When the `k`-th of a campaign's calls that may first go at the same moment is due, after
+/// that moment: `k / (calls_per_second × DUE_AHEAD)` (a rate that is not a positive number
+/// counts as the smallest there is: its offsets saturate). Due work is read in time order, so
+/// spacing due times by each campaign's rate interleaves campaigns by when their calls can go:
+/// a large campaign's calls do not all stand in front of those of a campaign started after it.
+#[must_use]
+pub fn due_offset(k: u32, calls_per_second: f64) -> Duration {
+    let per_ms = calls_per_second.max(f64::MIN_POSITIVE) * DUE_AHEAD / 1000.0;
+    // A float-to-integer `as` saturates: no rate can overflow it.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let ms = (f64::from(k) / per_ms) as u64;
+    Duration::from_millis(ms)
+}
+
 /// Books the next event on every pacer at once: the earliest instant at or after `now` that
 /// all of them allow, recorded as taken on each. Returns how long after `now` it is, so a
 /// dispatcher can prepare a dial ahead (claim it) and send it exactly on its slot; the slots
@@ -221,6 +240,16 @@ impl AdaptiveRate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn due_offsets_run_a_quarter_ahead_of_the_rate_and_never_overflow() {
+        assert_eq!(due_offset(0, 10.0), Duration::ZERO);
+        assert_eq!(due_offset(1, 10.0), Duration::from_millis(80));
+        assert_eq!(due_offset(100, 10.0), Duration::from_secs(8));
+        assert_eq!(due_offset(100_000, 100.0), Duration::from_secs(800));
+        assert_eq!(due_offset(5, f64::NAN), Duration::from_millis(u64::MAX));
+        assert_eq!(due_offset(u32::MAX, 0.0), Duration::from_millis(u64::MAX));
+    }
     use proptest::prelude::*;
 
     fn at(ms: i64) -> Timestamp {

@@ -3,13 +3,13 @@
 //! [`crate::problem`]'s job.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Duration;
 
 use http::StatusCode;
 use lambda_http::Request;
 use outdial_core::admin::{AdminStore, AppendId, DispatchTrigger};
 use outdial_core::ids::{CallId, CampaignId, E164};
 use outdial_core::lifecycle::CallStatus;
+use outdial_core::pacing::due_offset;
 use outdial_core::ports::{CallStore, DialError, Dialer, StoreError};
 use outdial_core::record::{Campaign, CampaignStatus, NewCall};
 use outdial_core::time::Timestamp;
@@ -114,25 +114,22 @@ fn first_due(window: Option<&CallingWindow>, contact: &Contact, now: Timestamp) 
 /// The calls for accepted contacts (taken out of `accepted`), with ids derived from the
 /// seed and each row's position.
 ///
-/// Each call is due when the campaign's rate lets it go: the k-th contact that may first be
-/// called at the same moment (now, or its window's opening) is due k / `calls_per_second`
-/// after it. Due work is read in time order, so a large campaign's calls interleave with
-/// those of campaigns started after it instead of standing in front of them all.
+/// Each call is due about when the campaign's rate lets it go: the k-th contact that may
+/// first be called at the same moment (now, or its window's opening) is due
+/// [`due_offset`]`(k)` after it, so that campaigns running at once interleave.
 fn new_calls(
     campaign: &Campaign,
     accepted: &mut Vec<Contact>,
     seed: &Seed,
     now: Timestamp,
 ) -> Result<Vec<NewCall>, ApiError> {
-    let spacing_ms = 1000.0 / campaign.pacing.calls_per_second.max(f64::MIN_POSITIVE);
     let mut behind: HashMap<i64, u32> = HashMap::new();
     std::mem::take(accepted)
         .into_iter()
         .map(|c| {
             let first = first_due(campaign.window.as_ref(), &c, now);
             let k = behind.entry(first.as_millis()).or_insert(0);
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            let offset = Duration::from_millis((f64::from(*k) * spacing_ms) as u64);
+            let offset = due_offset(*k, campaign.pacing.calls_per_second);
             *k += 1;
             Ok(NewCall {
                 id: seed.call_id(c.at.ordinal())?,

@@ -29,7 +29,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use outdial_core::ids::{CallId, CampaignId, TransactionId};
 use outdial_core::lifecycle::{CallStatus, EndRequest};
-use outdial_core::pacing::{AdaptiveRate, Pacer, SendWindow, reserve};
+use outdial_core::pacing::{AdaptiveRate, Pacer, SendWindow, due_offset, reserve};
 use outdial_core::ports::{DialError, Dialer, DispatchStore, Due, Lane, StoreError};
 use outdial_core::record::{CallRecord, Campaign, CampaignStatus};
 use outdial_core::time::{Clock, Timestamp};
@@ -812,7 +812,7 @@ where
                 // are, so that they interleave with other campaigns' due calls instead of
                 // standing in front of them all.
                 let start = shared.clock.now();
-                let spacing_ms = 1000.0 / campaign.pacing.calls_per_second.max(f64::MIN_POSITIVE);
+                let rate = campaign.pacing.calls_per_second;
                 let mut unparked_before = 0u32;
                 let mut cursor: Option<String> = None;
                 loop {
@@ -825,10 +825,7 @@ where
                         base.saturating_add(u32::try_from(page.items.len()).unwrap_or(u32::MAX));
                     futures::stream::iter(page.items.into_iter().zip(base..))
                         .map(|(call, k)| async move {
-                            // A float-to-integer `as` saturates: no rate can overflow it.
-                            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                            let offset = Duration::from_millis((f64::from(k) * spacing_ms) as u64);
-                            let not_before = start.plus(offset);
+                            let not_before = start.plus(due_offset(k, rate));
                             let now = shared.clock.now();
                             match shared.store.unpark(&call, not_before, now).await {
                                 Ok(()) => {
@@ -958,7 +955,7 @@ impl<S, D> Shared<S, D> {
 const DEFERRED_KEPT: usize = 10_000;
 
 /// When a call moved to `opening` is due: the k-th call of a campaign moved to the same
-/// opening goes k / `calls_per_second` after it, as a new campaign's calls do, so that the
+/// opening goes [`due_offset`]`(k)` after it, as a new campaign's calls do, so that the
 /// opening does not put the whole campaign in front of every other campaign's due calls.
 fn spread(
     deferred: &Mutex<HashMap<(CampaignId, i64), u32>>,
@@ -976,11 +973,7 @@ fn spread(
         *k += 1;
         *k - 1
     };
-    let spacing_ms = 1000.0 / campaign.pacing.calls_per_second.max(f64::MIN_POSITIVE);
-    // A float-to-integer `as` saturates: no rate can overflow it.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let offset = Duration::from_millis((f64::from(k) * spacing_ms) as u64);
-    opening.plus(offset)
+    opening.plus(due_offset(k, campaign.pacing.calls_per_second))
 }
 
 /// Records the Voice API's `TransactionId` for the placed attempt, then cancels the call at
