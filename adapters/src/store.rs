@@ -126,6 +126,20 @@ impl DynamoStore {
         update: &str,
         values: HashMap<String, AttributeValue>,
     ) -> Result<(), StoreError> {
+        let names = [("#status", "status"), ("#attempt", "attempt")];
+        self.update_call_with(call_id, condition, update, &names, values)
+            .await
+    }
+
+    /// [`Self::update_call`] with its own attribute names (DynamoDB refuses unused ones).
+    async fn update_call_with(
+        &self,
+        call_id: &CallId,
+        condition: &str,
+        update: &str,
+        attribute_names: &[(&str, &str)],
+        values: HashMap<String, AttributeValue>,
+    ) -> Result<(), StoreError> {
         let out = self
             .client
             .update_item()
@@ -133,10 +147,7 @@ impl DynamoStore {
             .set_key(Some(key(call_pk(call_id), CALL_SK)))
             .condition_expression(condition)
             .update_expression(update)
-            .set_expression_attribute_names(Some(names(&[
-                ("#status", "status"),
-                ("#attempt", "attempt"),
-            ])))
+            .set_expression_attribute_names(Some(names(attribute_names)))
             .set_expression_attribute_values(Some(values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -1055,29 +1066,18 @@ impl DispatchStore for DynamoStore {
         transaction: &TransactionId,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(call_pk(call_id), CALL_SK)))
-            .condition_expression("#attempt = :attempt")
-            .update_expression(
-                "SET transaction_id = :txn, placed_attempt = :attempt, updated_at = :now",
-            )
-            .expression_attribute_names("#attempt", "attempt")
-            .expression_attribute_values(":attempt", n(attempt))
-            .expression_attribute_values(":txn", s(transaction.as_str()))
-            .expression_attribute_values(":now", n(now.as_millis()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                refused_item(e)?;
-                Err(StoreError::Conflict)
-            }
-        }
+        self.update_call_with(
+            call_id,
+            "#attempt = :attempt",
+            "SET transaction_id = :txn, placed_attempt = :attempt, updated_at = :now",
+            &[("#attempt", "attempt")],
+            HashMap::from([
+                (":attempt".to_owned(), n(attempt)),
+                (":txn".to_owned(), s(transaction.as_str())),
+                (":now".to_owned(), n(now.as_millis())),
+            ]),
+        )
+        .await
     }
 
     async fn refuse(

@@ -793,14 +793,7 @@ where
                         // task cancels it once the Voice API answers, or its watchdog
                         // re-queues it and the campaign's status then cancels it.
                         if let Some(transaction) = call.current_transaction() {
-                            let cancel = BTreeMap::from([("op".to_owned(), "cancel".to_owned())]);
-                            match shared.dialer.update(transaction, cancel).await {
-                                Ok(()) => bump(&shared.totals.hung_up),
-                                Err(DialError::NotFound) => {}
-                                Err(e) => {
-                                    warn!(call_id = %call.id, error = %e, "cancel not delivered; the watchdog ends the call");
-                                }
-                            }
+                            send_cancel(shared, &call.id, transaction).await;
                         }
                         Ok(())
                     })
@@ -1002,13 +995,23 @@ async fn placed<S: DispatchStore, D: Dialer>(
         .get(&campaign.id)
         .map_or(campaign.status, |c| c.campaign.status);
     if status == CampaignStatus::Cancelled {
-        let cancel = BTreeMap::from([("op".to_owned(), "cancel".to_owned())]);
-        match shared.dialer.update(transaction, cancel).await {
-            Ok(()) => bump(&shared.totals.hung_up),
-            Err(DialError::NotFound) => {}
-            Err(e) => {
-                warn!(call_id = %call.id, error = %e, "cancel not delivered; the watchdog ends the call");
-            }
+        send_cancel(shared, &call.id, transaction).await;
+    }
+}
+
+/// Asks the SMA handler to end a call of a cancelled campaign; a call already over (404) is
+/// fine, and a request that fails is left to the call's watchdog.
+async fn send_cancel<S: DispatchStore, D: Dialer>(
+    shared: &Shared<S, D>,
+    call_id: &CallId,
+    transaction: &TransactionId,
+) {
+    let cancel = BTreeMap::from([("op".to_owned(), "cancel".to_owned())]);
+    match shared.dialer.update(transaction, cancel).await {
+        Ok(()) => bump(&shared.totals.hung_up),
+        Err(DialError::NotFound) => {}
+        Err(e) => {
+            warn!(%call_id, error = %e, "cancel not delivered; the watchdog ends the call");
         }
     }
 }
