@@ -131,6 +131,29 @@ impl DynamoStore {
             .await
     }
 
+    /// Ends a call that is in `condition` as `attempt` with `status` and the reason in
+    /// `last_error`, out of the `due` index and holding no concurrency slot.
+    async fn end_call(
+        &self,
+        call_id: &CallId,
+        attempt: Attempt,
+        condition: &str,
+        status: CallStatus,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut values = Self::guard_values(call_id, attempt, condition, Some(status), now);
+        values.insert(":reason".into(), s(reason));
+        self.update_call(
+            call_id,
+            condition,
+            "SET #status = :status, status_call = :status_call, last_error = :reason, \
+             ended_at = :now, updated_at = :now REMOVE due_shard, due_key, due_at, slot",
+            values,
+        )
+        .await
+    }
+
     /// [`Self::update_call`] with its own attribute names (DynamoDB refuses unused ones).
     async fn update_call_with(
         &self,
@@ -851,15 +874,13 @@ impl DispatchStore for DynamoStore {
         reason: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let mut values =
-            Self::guard_values(call_id, attempt, WAITING, Some(CallStatus::Cancelled), now);
-        values.insert(":reason".into(), s(reason));
-        self.update_call(
+        self.end_call(
             call_id,
+            attempt,
             WAITING,
-            "SET #status = :status, status_call = :status_call, last_error = :reason, \
-             ended_at = :now, updated_at = :now REMOVE due_shard, due_key, due_at, slot",
-            values,
+            CallStatus::Cancelled,
+            reason,
+            now,
         )
         .await
     }
@@ -1108,16 +1129,8 @@ impl DispatchStore for DynamoStore {
         reason: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let mut values = Self::guard_values(call_id, attempt, LIVE, Some(CallStatus::Lost), now);
-        values.insert(":reason".into(), s(reason));
-        self.update_call(
-            call_id,
-            LIVE,
-            "SET #status = :status, status_call = :status_call, last_error = :reason, \
-             ended_at = :now, updated_at = :now REMOVE due_shard, due_key, due_at, slot",
-            values,
-        )
-        .await
+        self.end_call(call_id, attempt, LIVE, CallStatus::Lost, reason, now)
+            .await
     }
 
     async fn rearm(

@@ -586,23 +586,16 @@ where
         };
         match campaign.status {
             CampaignStatus::Paused => {
-                match shared.store.park(&call.id, call.attempt, now).await {
-                    Ok(()) => bump(&shared.totals.parked),
-                    Err(StoreError::Conflict | StoreError::NotFound) => {}
-                    Err(e) => return Err(e),
-                }
+                let parked = shared.store.park(&call.id, call.attempt, now).await;
+                counted(parked, &shared.totals.parked)?;
                 return Ok(Next::Settled);
             }
             CampaignStatus::Cancelled => {
-                match shared
+                let cancelled = shared
                     .store
                     .cancel_waiting(&call.id, call.attempt, CAMPAIGN_CANCELLED, now)
-                    .await
-                {
-                    Ok(()) => bump(&shared.totals.cancelled),
-                    Err(StoreError::Conflict | StoreError::NotFound) => {}
-                    Err(e) => return Err(e),
-                }
+                    .await;
+                counted(cancelled, &shared.totals.cancelled)?;
                 return Ok(Next::Settled);
             }
             // A completed campaign with a waiting call had one appended as it completed: it
@@ -617,15 +610,11 @@ where
                 .map_or_else(|_| win.zone().clone(), |(zone, _)| zone);
             if !win.is_open(now, &zone) {
                 let opening = spread(&shared.deferred, &campaign, win.next_opening(now, &zone));
-                match shared
+                let deferred = shared
                     .store
                     .defer(&call.id, call.attempt, opening, now)
-                    .await
-                {
-                    Ok(()) => bump(&shared.totals.deferred),
-                    Err(StoreError::Conflict | StoreError::NotFound) => {}
-                    Err(e) => return Err(e),
-                }
+                    .await;
+                counted(deferred, &shared.totals.deferred)?;
                 return Ok(Next::Settled);
             }
         }
@@ -768,18 +757,11 @@ where
                 for status in [CallStatus::Queued, CallStatus::RetryWait] {
                     self.for_each_call(id, status, |call| async move {
                         let now = shared.clock.now();
-                        match shared
+                        let cancelled = shared
                             .store
                             .cancel_waiting(&call.id, call.attempt, CAMPAIGN_CANCELLED, now)
-                            .await
-                        {
-                            Ok(()) => {
-                                bump(&shared.totals.cancelled);
-                                Ok(())
-                            }
-                            Err(StoreError::Conflict | StoreError::NotFound) => Ok(()),
-                            Err(e) => Err(e),
-                        }
+                            .await;
+                        counted(cancelled, &shared.totals.cancelled)
                     })
                     .await?;
                 }
@@ -820,14 +802,8 @@ where
                         .map(|(call, k)| async move {
                             let not_before = start.plus(due_offset(k, rate));
                             let now = shared.clock.now();
-                            match shared.store.unpark(&call, not_before, now).await {
-                                Ok(()) => {
-                                    bump(&shared.totals.unparked);
-                                    Ok(())
-                                }
-                                Err(StoreError::Conflict | StoreError::NotFound) => Ok(()),
-                                Err(e) => Err(e),
-                            }
+                            let unparked = shared.store.unpark(&call, not_before, now).await;
+                            counted(unparked, &shared.totals.unparked)
                         })
                         .buffer_unordered(shared.settings.sweep_concurrency)
                         .collect::<Vec<Result<(), StoreError>>>()
@@ -940,6 +916,19 @@ impl<S, D> Shared<S, D> {
             at: anchor + wait,
             wait,
         })
+    }
+}
+
+/// The result of a conditional change to one waiting call, counted in `total` when it was
+/// made. A call that moved on meanwhile (claimed, ended, gone) needs nothing more.
+fn counted(result: Result<(), StoreError>, total: &AtomicU32) -> Result<(), StoreError> {
+    match result {
+        Ok(()) => {
+            bump(total);
+            Ok(())
+        }
+        Err(StoreError::Conflict | StoreError::NotFound) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
