@@ -19,7 +19,7 @@ use outdial_local::dynamodb::shared_endpoint;
 use outdial_local::sim::{Callee, Callees, SimConfig, Simulator, voice_client};
 use outdial_local::tables::{client, fresh_table};
 use outdial_sma::{Settings as SmaSettings, SmaHandler};
-use outdial_tests::InProcess;
+use outdial_stack::InProcess;
 use outdial_timers::{Dispatcher, Settings};
 use serde::Serialize;
 
@@ -188,7 +188,7 @@ const EVENTS_SCRIPT: &str = r#"{"start": "a", "steps": {
 pub async fn events(calls: u32) -> anyhow::Result<EventsBench> {
     use futures::StreamExt;
     use outdial_core::ports::{Dialer, DispatchStore};
-    use outdial_tests::stack::{SMA, Stack, StackConfig};
+    use outdial_stack::stack::{SMA, Stack, StackConfig};
     anyhow::ensure!((1..=20_000).contains(&calls), "--calls must be 1 to 20000");
     let begun = Instant::now();
     let stack = Stack::start(StackConfig {

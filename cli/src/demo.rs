@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use crate::campaign;
 use crate::client::Client;
 use crate::dev::DevOptions;
-use outdial_tests::stack::{SMA, Stack};
+use outdial_stack::stack::{SMA, Stack};
 
 /// What `outdial demo --json` prints as its last line.
 #[derive(Debug, Clone, PartialEq, Serialize)]

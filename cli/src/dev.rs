@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use outdial_local::dynamodb::Storage;
 use outdial_local::sim::{Callees, Faults, Report, SimConfig};
-use outdial_tests::stack::{Database, Stack, StackConfig};
+use outdial_stack::stack::{Database, Stack, StackConfig};
 
 use crate::client::{DEV_STATE, DevState};
 

@@ -34,7 +34,7 @@ use outdial_local::streams::{Consumer, PollerSettings, ShardRecords, StreamPolle
 use outdial_local::tables::{client, counting_client, fresh_table};
 use outdial_sma::{Settings as SmaSettings, SmaHandler};
 use outdial_stream::{Handled, StreamHandler};
-use outdial_tests::InProcess;
+use outdial_stack::InProcess;
 use outdial_timers::{Dispatcher, Settings};
 use serde_json::{Value, json};
 

@@ -24,7 +24,7 @@ use outdial_local::dynamodb::shared_endpoint;
 use outdial_local::sim::{Callee, Callees, Faults, Report, SimConfig, Simulator, voice_client};
 use outdial_local::tables::{client, fresh_table};
 use outdial_sma::{Settings as SmaSettings, SmaHandler};
-use outdial_tests::InProcess;
+use outdial_stack::InProcess;
 use outdial_timers::{Dispatcher, Settings, Stats};
 
 const SCRIPT: &str = r#"{"start": "menu", "steps": {

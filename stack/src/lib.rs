@@ -1,6 +1,7 @@
-//! End-to-end and reliability suites over the local stack live in this crate's `tests/`
-//! folder; the library holds what they share, and [`stack`], the whole system composed on
-//! one machine, which `outdial dev` and `outdial demo` run too.
+//! The whole of outdial composed on one machine: [`stack`] wires the four functions to the
+//! local stand-ins of DynamoDB, Lambda, API Gateway and the PSTN audio service. `outdial dev`
+//! and `outdial demo` run it, and so do the end-to-end suites in this crate's `tests/`. The
+//! shipped CLI depends on this crate, so it holds no test code.
 
 pub mod stack;
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use outdial_local::sim::{Callee, Callees, SimConfig};
-use outdial_tests::stack::{Stack, StackConfig};
+use outdial_stack::stack::{Stack, StackConfig};
 use serde_json::{Value, json};
 
 /// A stack on this test binary's DynamoDB Local, a fresh table, and a quick simulator.

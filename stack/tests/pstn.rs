@@ -17,7 +17,7 @@ use outdial_local::dynamodb::shared_endpoint;
 use outdial_local::sim::{Callee, Callees, Faults, SimConfig, Simulator, voice_client};
 use outdial_local::tables::{client, fresh_table};
 use outdial_sma::{Settings, SmaHandler};
-use outdial_tests::InProcess;
+use outdial_stack::InProcess;
 
 const SCRIPT: &str = r#"{
     "start": "greet",
