@@ -13,6 +13,8 @@
 //! - [`sip`]: `SipResponseCode` values and the outcome they mean for an unanswered call.
 //! - [`lifecycle`]: the call's status, the events that move it, and the pure transition
 //!   function with its `Sequence` guard.
+//! - [`messages`]: what the functions pass each other through AWS (dial arguments, end
+//!   commands, what started a timers run, the functions' names), one type each.
 //! - [`script`]: the call script a campaign runs once the callee answers.
 //! - [`retry`]: when a busy, unanswered or failed attempt is tried again.
 //! - [`time`]: instants, durations and the [`time::Clock`] port.
@@ -32,6 +34,7 @@ pub mod contract;
 pub mod counters;
 pub mod ids;
 pub mod lifecycle;
+pub mod messages;
 pub mod pacing;
 pub mod ports;
 pub mod record;

@@ -132,7 +132,11 @@ export class OutdialStack extends Stack {
     });
     this.table = buildTable(this, 'Table', schema, this.key);
     const tableArn = this.table.tableArn;
-    const indexArns = schema.globalSecondaryIndexes.map((i) => `${tableArn}/index/${i.name}`);
+    // One index of the schema by name: a query grant names the indexes its function queries.
+    const indexArn = (name: string) => {
+      if (!schema.globalSecondaryIndexes.some((i) => i.name === name)) throw new Error(`schema/table.json has no index ${name}`);
+      return `${tableArn}/index/${name}`;
+    };
 
     // ---- Functions ------------------------------------------------------------------------
     const shards = String(config.dispatchShards);
@@ -208,6 +212,8 @@ export class OutdialStack extends Stack {
     });
 
     // ---- What each function may call ------------------------------------------------------
+    // test/permissions.test.ts checks these against every AWS operation the end-to-end suites
+    // record, both ways: each recorded operation is allowed, each grant is used.
     const allow = (fn: lambda.Function, sid: string, actions: string[], resources: string[], conditions?: Record<string, unknown>) =>
       fn.addToRolePolicy(new iam.PolicyStatement({ sid, actions, resources, conditions }));
     // DynamoDB reads the table's key on the caller's behalf; the condition keeps the key usable
@@ -217,15 +223,19 @@ export class OutdialStack extends Stack {
         StringEquals: { 'kms:ViaService': `dynamodb.${this.region}.amazonaws.com` },
       });
 
-    // SMA: the hot path's one conditional write per event, plus reads. No Chime permission.
+    // SMA: the hot path's one conditional write per event, plus reads; an event that arrives
+    // without its attributes finds its call by transaction id (the keys-only `byTransaction`
+    // index). No Chime permission.
     allow(this.smaFunction, 'CallItems', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [tableArn]);
+    allow(this.smaFunction, 'CallByTransaction', ['dynamodb:Query'], [indexArn('byTransaction')]);
     tableKey(this.smaFunction);
 
     // Timers: claims and leases (transactions are authorized by their Put/Update/Delete parts),
-    // due work from the `due` index, and the two Voice API calls on this SMA only.
+    // due work from the `due` index, a campaign's calls by status (sweeps, parked calls) from
+    // `byCampaign` (never the base table), and the two Voice API calls on this SMA only.
     allow(this.timersFunction, 'TableItems',
       ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'], [tableArn]);
-    allow(this.timersFunction, 'TableQueries', ['dynamodb:Query'], [tableArn, ...indexArns]);
+    allow(this.timersFunction, 'TableQueries', ['dynamodb:Query'], [indexArn('due'), indexArn('byCampaign')]);
     tableKey(this.timersFunction);
     allow(this.timersFunction, 'DialAndHangUpOnThisSma',
       ['chime:CreateSipMediaApplicationCall', 'chime:UpdateSipMediaApplicationCall'], [smaArn]);
@@ -236,15 +246,16 @@ export class OutdialStack extends Stack {
       'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem',
       'dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:ConditionCheckItem',
     ], [tableArn]);
-    allow(this.apiFunction, 'TableQueries', ['dynamodb:Query'], [tableArn, ...indexArns]);
+    // Queries: a call with its history, a campaign's overview and a stored answer's parts on the
+    // table; a campaign's calls from `byCampaign`.
+    allow(this.apiFunction, 'TableQueries', ['dynamodb:Query'], [tableArn, indexArn('byCampaign')]);
     tableKey(this.apiFunction);
     allow(this.apiFunction, 'HangUpOnThisSma', ['chime:UpdateSipMediaApplicationCall'], [smaArn]);
     allow(this.apiFunction, 'StartDispatcher', ['lambda:InvokeFunction'], [this.timersFunction.functionArn]);
 
-    // Stream: counters and event-history items.
-    allow(this.streamFunction, 'TableItems',
-      ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'], [tableArn]);
-    allow(this.streamFunction, 'TableQueries', ['dynamodb:Query'], [tableArn, ...indexArns]);
+    // Stream: counters (conditional updates that return the new item) and event-history items
+    // (batch writes); it reads and queries nothing.
+    allow(this.streamFunction, 'TableItems', ['dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'], [tableArn]);
     tableKey(this.streamFunction);
 
     // ---- The stream consumer --------------------------------------------------------------

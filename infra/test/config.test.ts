@@ -108,7 +108,7 @@ describe('schema/table.json', () => {
     assert.throws(() => parseSchema(JSON.stringify({ ...JSON.parse(committed), deletionProtection: false })), /deletionProtection must be true/);
   });
 
-  test('decides the indexes of the table and of the functions\' Query permission', () => {
+  test('decides the indexes of the table; a Query permission names the indexes its function queries', () => {
     const raw = JSON.parse(committed);
     raw.globalSecondaryIndexes.push({ name: 'byFrom', partitionKey: { name: 'from', type: 'S' }, projection: 'KEYS_ONLY' });
     const app = new App();
@@ -117,8 +117,20 @@ describe('schema/table.json', () => {
     const template = Template.fromStack(stack);
     const table = Object.values(template.findResources('AWS::DynamoDB::Table'))[0];
     assert.ok(table.Properties.GlobalSecondaryIndexes.some((g: { IndexName: string }) => g.IndexName === 'byFrom'));
+    // A new index is nobody's to query until a function's grant names it.
     const s = { app, stack, template, json: template.toJSON() as any };
-    const query = functionStatements(s, 'TimersFunction').find((x) => x.actions.includes('dynamodb:Query'))!;
-    assert.ok(query.resources.some((r) => render(r).endsWith('/index/byFrom')));
+    for (const fn of ['SmaFunction', 'TimersFunction', 'ApiFunction', 'StreamFunction']) {
+      const queried = functionStatements(s, fn).filter((x) => x.actions.includes('dynamodb:Query')).flatMap((x) => x.resources);
+      assert.ok(!queried.some((r) => render(r).endsWith('/index/byFrom')), fn);
+    }
+  });
+
+  test('refuses a schema without an index a function queries', () => {
+    const raw = JSON.parse(committed);
+    raw.globalSecondaryIndexes = raw.globalSecondaryIndexes.filter((i: { name: string }) => i.name !== 'byTransaction');
+    const app = new App();
+    app.node.setContext('aws:cdk:bundling-stacks', []);
+    assert.throws(() => new OutdialStack(app, 'Changed', { config: configOf({}), schema: parseSchema(JSON.stringify(raw)) }),
+      /schema\/table\.json has no index byTransaction/);
   });
 });

@@ -33,7 +33,12 @@ const id = {
 const SMA_ARN = `arn:\${AWS::Partition}:chime:\${AWS::Region}:\${AWS::AccountId}:sma/\${SipMediaApplication.SipMediaApplicationId}`;
 const TABLE_ARN = `\${${id.table}.Arn}`;
 const schema = JSON.parse(readFileSync(join(__dirname, '..', '..', 'schema', 'table.json'), 'utf8'));
-const INDEX_ARNS = schema.globalSecondaryIndexes.map((i: { name: string }) => `${TABLE_ARN}/index/${i.name}`);
+const INDEX_ARNS: string[] = schema.globalSecondaryIndexes.map((i: { name: string }) => `${TABLE_ARN}/index/${i.name}`);
+const INDEX_ARN = (name: string) => {
+  const arn = `${TABLE_ARN}/index/${name}`;
+  assert.ok(INDEX_ARNS.includes(arn), `schema/table.json has an index ${name}`);
+  return arn;
+};
 
 /** A `Duration::from_secs(n)` constant of the timers handler, in seconds, as the binary has it. */
 function timersConstant(name: string): number {
@@ -201,8 +206,14 @@ describe('IAM', () => {
 
   test('the SMA function has no Chime permission at all', () => {
     assert.deepEqual(chime(sma), []);
-    assert.deepEqual(actionsOf(sma), ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', ...KMS, ...LOGS].sort());
-    for (const st of sma.filter((x) => x.actions[0].startsWith('dynamodb:'))) assert.deepEqual(st.resources, [TABLE_ARN]);
+    assert.deepEqual(actionsOf(sma), ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', ...KMS, ...LOGS].sort());
+    const items = sma.filter((x) => x.actions[0].startsWith('dynamodb:') && !x.actions.includes('dynamodb:Query'));
+    assert.deepEqual(items.map((x) => x.resources), [[TABLE_ARN]]);
+  });
+
+  test('the SMA function queries the byTransaction index only (an event without its attributes)', () => {
+    const query = sma.filter((x) => x.actions.includes('dynamodb:Query'));
+    assert.deepEqual(query.map((x) => [x.actions, x.resources]), [[['dynamodb:Query'], [INDEX_ARN('byTransaction')]]]);
   });
 
   test('the timers function dials and hangs up on this SMA\'s ARN only', () => {
@@ -234,8 +245,8 @@ describe('IAM', () => {
   test('the stream function reads its stream and writes counters, no Chime', () => {
     assert.deepEqual(chime(stream), []);
     assert.deepEqual(actionsOf(stream), [
-      'dynamodb:BatchWriteItem', 'dynamodb:DescribeStream', 'dynamodb:GetItem', 'dynamodb:GetRecords',
-      'dynamodb:GetShardIterator', 'dynamodb:ListStreams', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem',
+      'dynamodb:BatchWriteItem', 'dynamodb:DescribeStream', 'dynamodb:GetRecords',
+      'dynamodb:GetShardIterator', 'dynamodb:ListStreams', 'dynamodb:UpdateItem',
       'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage', ...KMS, ...LOGS,
     ].sort());
     const read = stream.find((x) => x.actions.includes('dynamodb:GetRecords'))!;
@@ -246,9 +257,26 @@ describe('IAM', () => {
     for (const st of [...sma, ...timers, ...api, ...stream]) {
       const table = st.actions.filter((a) => a.startsWith('dynamodb:') && !['dynamodb:ListStreams', 'dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'].includes(a));
       if (table.length === 0) continue;
-      const allowed = table.includes('dynamodb:Query') ? [TABLE_ARN, ...INDEX_ARNS] : [TABLE_ARN];
-      assert.deepEqual(st.resources, allowed, st.sid);
+      if (table.includes('dynamodb:Query')) {
+        // A query statement grants Query alone, on the table or indexes of the schema.
+        assert.deepEqual(st.actions, ['dynamodb:Query'], st.sid);
+        for (const r of st.resources) assert.ok([TABLE_ARN, ...INDEX_ARNS].includes(r), `${st.sid}: ${r}`);
+      } else {
+        assert.deepEqual(st.resources, [TABLE_ARN], st.sid);
+      }
     }
+  });
+
+  test('each function queries only the indexes (and the table) its binary queries', () => {
+    const queried = (st: Statement[]) => st.filter((x) => x.actions.includes('dynamodb:Query')).flatMap((x) => x.resources).sort();
+    // call_by_transaction.
+    assert.deepEqual(queried(sma), [INDEX_ARN('byTransaction')]);
+    // due work; a campaign's calls by status (sweeps, parked calls). Never the base table.
+    assert.deepEqual(queried(timers), [INDEX_ARN('byCampaign'), INDEX_ARN('due')].sort());
+    // A call with its history, an overview, a stored answer (the table); a campaign's calls.
+    assert.deepEqual(queried(api), [TABLE_ARN, INDEX_ARN('byCampaign')].sort());
+    // Counters and history are written, never queried.
+    assert.deepEqual(queried(stream), []);
   });
 
   test('the table key is usable only through DynamoDB', () => {

@@ -9,13 +9,22 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { buildApp } from '../lib/app';
 import type { OutdialStack } from '../lib/outdial-stack';
 
+/** A synthesized template as plain JSON. */
+export interface TemplateJson {
+  Resources: Record<string, Resource>;
+  Outputs: Record<string, { Value: unknown }>;
+}
+
 export interface Synthesized {
   readonly app: App;
   readonly stack: OutdialStack;
   readonly template: Template;
   /** The template as plain JSON. */
-  readonly json: { Resources: Record<string, Resource>; Outputs: Record<string, { Value: unknown }> };
+  readonly json: TemplateJson;
 }
+
+/** What the readers below need of a synthesis: its JSON (a real one, or a copy edited by a test). */
+export type HasJson = Pick<Synthesized, 'json'>;
 
 export interface Resource {
   readonly Type: string;
@@ -79,7 +88,7 @@ function statements(document: any): Statement[] {
 }
 
 /** The logical id of the one resource of `type` whose id starts with `prefix`. */
-export function logicalId(s: Synthesized, type: string, prefix: string): string {
+export function logicalId(s: HasJson, type: string, prefix: string): string {
   const ids = Object.entries(s.json.Resources)
     .filter(([id, r]) => r.Type === type && id.startsWith(prefix))
     .map(([id]) => id);
@@ -88,13 +97,13 @@ export function logicalId(s: Synthesized, type: string, prefix: string): string 
 }
 
 /** Every statement that applies to the role of the function whose logical id starts with `prefix`. */
-export function functionStatements(s: Synthesized, prefix: string): Statement[] {
+export function functionStatements(s: HasJson, prefix: string): Statement[] {
   const fn = s.json.Resources[logicalId(s, 'AWS::Lambda::Function', prefix)];
   return roleStatements(s, fn.Properties.Role['Fn::GetAtt'][0]);
 }
 
 /** Every statement attached to the role `roleId`: inline, attached policies, managed policies. */
-export function roleStatements(s: Synthesized, roleId: string): Statement[] {
+export function roleStatements(s: HasJson, roleId: string): Statement[] {
   const role = s.json.Resources[roleId];
   const inline = list(role.Properties.Policies).flatMap((p: any) => statements(p.PolicyDocument));
   const attached = Object.values(s.json.Resources)
@@ -107,7 +116,7 @@ export function roleStatements(s: Synthesized, roleId: string): Statement[] {
 }
 
 /** Every identity-policy statement in the template (roles, policies, managed policies). */
-export function allIdentityStatements(s: Synthesized): Statement[] {
+export function allIdentityStatements(s: HasJson): Statement[] {
   return Object.values(s.json.Resources).flatMap((r) => {
     if (r.Type === 'AWS::IAM::Policy' || r.Type === 'AWS::IAM::ManagedPolicy') return statements(r.Properties.PolicyDocument);
     if (r.Type === 'AWS::IAM::Role') return list(r.Properties.Policies).flatMap((p: any) => statements(p.PolicyDocument));

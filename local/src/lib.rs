@@ -10,6 +10,7 @@
 //!   they run in Lambda;
 //! - [`sim`]: the PSTN simulator: the Chime SDK Voice API and the calls it places, played
 //!   against the real SMA handler;
+//! - [`record`]: which AWS operations each function makes, recorded for the permission test;
 //! - [`tables`]: clients for it and fresh tables built from the committed definition, one per
 //!   test.
 
@@ -38,6 +39,7 @@ pub const LOCAL_REGION: &str = "us-east-1";
 pub mod dynamodb;
 pub mod http_api;
 pub mod invoke;
+pub mod record;
 pub mod runtime_api;
 pub mod sim;
 pub mod streams;

@@ -440,12 +440,28 @@ impl StreamPoller {
         consumer: Consumer,
         settings: PollerSettings,
     ) -> anyhow::Result<Self> {
+        Self::start_recorded(endpoint, table, consumer, settings, None).await
+    }
+
+    /// As [`StreamPoller::start`], with the stream requests recorded as `recorder`'s (the
+    /// consumer function's: in AWS the event source mapping reads with its role).
+    ///
+    /// # Errors
+    /// When the table has no stream.
+    pub async fn start_recorded(
+        endpoint: &str,
+        table: &str,
+        consumer: Consumer,
+        settings: PollerSettings,
+        recorder: Option<&crate::record::Recorder>,
+    ) -> anyhow::Result<Self> {
+        use crate::record::Record;
         let arn = stream_arn(endpoint, table).await?;
         let (progress_tx, progress) = watch::channel(Progress::default());
         let (stop, stop_rx) = watch::channel(false);
         let stats = Arc::new(Mutex::new(PollerStats::default()));
         let worker = Worker {
-            client: streams_client(endpoint),
+            client: streams_client(endpoint).recorded(recorder),
             arn,
             consumer,
             settings,

@@ -19,10 +19,12 @@ use outdial_adapters::counters::DynamoCounters;
 use outdial_adapters::dialer::ChimeDialer;
 use outdial_adapters::store::DynamoStore;
 use outdial_api::{Api, Auth};
+use outdial_core::messages::{Function, RunSource};
 use outdial_core::time::{Clock, Timestamp};
 use outdial_local::dynamodb::{DynamoDbLocal, Storage, shared_endpoint};
 use outdial_local::http_api::HttpApi;
 use outdial_local::invoke::{Functions, InvokeApi, LambdaInvoker, function, lambda_client};
+use outdial_local::record::{OperationLog, Record};
 use outdial_local::sim::{Report, SimConfig, Simulator, voice_client};
 use outdial_local::streams::{PollerSettings, StreamPoller};
 use outdial_local::tables::{RequestCounter, client, counting_client, fresh_table};
@@ -33,10 +35,10 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 /// The function names, as the CDK stack names the binaries.
-pub const SMA: &str = "outdial-sma";
-pub const TIMERS: &str = "outdial-timers";
-pub const STREAM: &str = "outdial-stream";
-pub const API: &str = "outdial-api";
+pub const SMA: &str = Function::Sma.binary();
+pub const TIMERS: &str = Function::Timers.binary();
+pub const STREAM: &str = Function::Stream.binary();
+pub const API: &str = Function::Api.binary();
 
 /// Where the stack's DynamoDB comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +71,9 @@ pub struct StackConfig {
     pub stream: PollerSettings,
     /// Where the simulator's report is written when the stack stops.
     pub report_path: Option<PathBuf>,
+    /// Where each function's AWS operations are recorded, for the permission test (the
+    /// end-to-end suites set it; see [`outdial_local::record`]).
+    pub record: Option<OperationLog>,
 }
 
 impl Default for StackConfig {
@@ -85,6 +90,7 @@ impl Default for StackConfig {
             api_token: format!("local-{}", uuid::Uuid::new_v4().simple()),
             stream: PollerSettings::default(),
             report_path: None,
+            record: None,
         }
     }
 }
@@ -161,7 +167,19 @@ impl Stack {
                 name.clone()
             }
         };
-        let store = DynamoStore::new(ddb.clone(), &table, config.shards);
+        // Each function has clients of its own, as it has a role of its own in AWS, so the
+        // operations it makes are recorded as its own.
+        let recorder = |f: Function| config.record.as_ref().map(|log| log.recorder(f));
+        let (api_rec, sma_rec, timers_rec, stream_rec) = (
+            recorder(Function::Api),
+            recorder(Function::Sma),
+            recorder(Function::Timers),
+            recorder(Function::Stream),
+        );
+        let store_of = |r: Option<&outdial_local::record::Recorder>| {
+            DynamoStore::new(ddb.clone().recorded(r), &table, config.shards)
+        };
+        let store = store_of(None);
         let functions = Functions::default();
         let invoke_api = InvokeApi::start(functions.clone()).await?;
         let lambda = lambda_client(&invoke_api.endpoint());
@@ -170,7 +188,7 @@ impl Stack {
         // client counts its DynamoDB requests, which the demo reports per event.
         let (sma_client, sma_requests) = counting_client(&dynamodb);
         let sma = Arc::new(SmaHandler::new(
-            DynamoStore::new(sma_client, &table, config.shards),
+            DynamoStore::new(sma_client.recorded(sma_rec.as_ref()), &table, config.shards),
             Arc::clone(&clock),
             outdial_sma::Settings::default(),
         ));
@@ -190,12 +208,14 @@ impl Stack {
             Arc::new(LambdaInvoker::new(lambda.clone(), SMA)),
         )
         .await?;
-        let voice = ChimeDialer::new(voice_client(&sim.endpoint()), &config.sma_id);
+        let voice = |r: Option<&outdial_local::record::Recorder>| {
+            ChimeDialer::new(voice_client(&sim.endpoint()).recorded(r), &config.sma_id)
+        };
 
         // The timers function: every shard, for one schedule period per invocation.
         let dispatcher = Arc::new(Dispatcher::new(
-            store.clone(),
-            voice.clone(),
+            store_of(timers_rec.as_ref()),
+            voice(timers_rec.as_ref()),
             Arc::clone(&clock),
             TimersSettings {
                 account_cps: config.account_cps / f64::from(config.shards),
@@ -234,7 +254,7 @@ impl Stack {
 
         // The stream function, fed by the table's stream.
         let stream = Arc::new(StreamHandler::new(
-            DynamoCounters::new(ddb.clone(), &table),
+            DynamoCounters::new(ddb.clone().recorded(stream_rec.as_ref()), &table),
             Arc::clone(&clock),
         ));
         functions.add(
@@ -257,14 +277,20 @@ impl Stack {
                 Box::pin(async move { functions.call(STREAM, event).await })
             })
         };
-        let poller =
-            StreamPoller::start(&dynamodb, &table, consumer, config.stream.clone()).await?;
+        let poller = StreamPoller::start_recorded(
+            &dynamodb,
+            &table,
+            consumer,
+            config.stream.clone(),
+            stream_rec.as_ref(),
+        )
+        .await?;
 
         // The API function, behind the HTTP API, starting dispatchers through the Invoke API.
         let api = Arc::new(Api::new(
-            store.clone(),
-            voice,
-            LambdaTrigger::new(lambda.clone(), TIMERS),
+            store_of(api_rec.as_ref()),
+            voice(api_rec.as_ref()),
+            LambdaTrigger::new(lambda.clone().recorded(api_rec.as_ref()), TIMERS),
             Arc::clone(&clock),
             outdial_api::Settings {
                 auth: Auth::bearer(&config.api_token),
@@ -293,7 +319,7 @@ impl Stack {
                     let functions = functions.clone();
                     // Each invocation runs on its own, as Lambda runs overlapping ones.
                     tokio::spawn(async move {
-                        let event = json!({"source": "outdial.schedule"});
+                        let event = RunSource::Schedule.payload();
                         if let Err(e) = functions.call(TIMERS, event).await {
                             tracing::warn!(error = %e, "scheduled timers run failed");
                         }

@@ -10,10 +10,12 @@ use outdial_adapters::clock::SystemClock;
 use outdial_adapters::dialer::ChimeDialer;
 use outdial_adapters::store::DynamoStore;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164};
+use outdial_core::messages::Function;
 use outdial_core::ports::{CallStore, Dialer, DispatchStore};
 use outdial_core::record::{Campaign, CampaignStatus, Limits, NewCall, Pacing};
 use outdial_core::time::Clock;
 use outdial_local::dynamodb::shared_endpoint;
+use outdial_local::record::Record;
 use outdial_local::sim::{Callee, Callees, Faults, SimConfig, Simulator, voice_client};
 use outdial_local::tables::{client, fresh_table};
 use outdial_sma::{Settings, SmaHandler};
@@ -101,7 +103,18 @@ async fn run(
 ) {
     let endpoint = shared_endpoint().unwrap();
     let ddb = client(&endpoint);
-    let store = DynamoStore::new(ddb.clone(), fresh_table(&ddb, "pstn").await.unwrap(), 2);
+    let table = fresh_table(&ddb, "pstn").await.unwrap();
+    let store = DynamoStore::new(ddb.clone(), &table, 2);
+    // The SMA handler's own client, recorded for the permission test.
+    let sma_store = DynamoStore::new(
+        ddb.clone().recorded(
+            outdial_local::record::shared()
+                .map(|l| l.recorder(Function::Sma))
+                .as_ref(),
+        ),
+        &table,
+        2,
+    );
     let clock = Arc::new(SystemClock);
     let mut retry = outdial_core::retry::RetrySpec {
         max_attempts: 1,
@@ -138,7 +151,7 @@ async fn run(
     store.create_campaign(&campaign, &calls).await.unwrap();
 
     let handler = Arc::new(SmaHandler::new(
-        store.clone(),
+        sma_store,
         clock.clone(),
         Settings::default(),
     ));

@@ -22,6 +22,7 @@ async fn stack(callees: Callees, schedule_every: Duration) -> Stack {
         },
         schedule_every,
         account_cps: 50.0,
+        record: outdial_local::record::shared(),
         ..StackConfig::default()
     })
     .await
@@ -301,4 +302,68 @@ async fn a_single_call_is_dialed_at_once_without_waiting_for_the_schedule() {
     }
     assert_eq!(stack.simulator().report().placed_per_number.len(), 1);
     stack.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_call_hung_up_through_the_api_ends_long_before_its_script_would() {
+    let stack = stack(Callees::default(), Duration::from_secs(600)).await;
+    let http = Http::new(&stack);
+    let mut spec = spec(5.0);
+    // An hour on the line: only the hang-up can end the call within the test.
+    let mut steps: serde_json::Map<String, Value> = (0..60)
+        .map(|i| {
+            let next = if i == 59 {
+                "bye".to_owned()
+            } else {
+                format!("hold{}", i + 1)
+            };
+            (
+                format!("hold{i}"),
+                json!({"pause_ms": 60_000, "next": next}),
+            )
+        })
+        .collect();
+    steps.insert("bye".into(), json!({"say": "Goodbye.", "outcome": "held"}));
+    spec["script"] = json!({"start": "hold0", "steps": steps});
+    spec["limits"] = json!({"max_call_s": 7200});
+    let accepted = http
+        .post("/campaigns", Some(json!({"spec": spec, "contacts": []})))
+        .await;
+    let id = accepted["campaign_id"].as_str().unwrap().to_owned();
+    let call = http
+        .post(
+            "/calls",
+            Some(json!({"campaign_id": id, "to": "+15555550178", "vars": {}})),
+        )
+        .await;
+    let call_id = call["call_id"].as_str().unwrap().to_owned();
+    let started = Instant::now();
+    while http.get(&format!("/calls/{call_id}")).await["status"] != "ANSWERED" {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the call was not answered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    http.post(&format!("/calls/{call_id}/hangup"), None).await;
+    let hung_up = Instant::now();
+    let record = loop {
+        let record = http.get(&format!("/calls/{call_id}")).await;
+        let status: outdial_core::lifecycle::CallStatus =
+            record["status"].as_str().unwrap().parse().unwrap();
+        if status.is_terminal() {
+            break record;
+        }
+        assert!(
+            hung_up.elapsed() < Duration::from_secs(15),
+            "the hang-up did not end the call: {record}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // An operator's hang-up cancels the call, answered or not.
+    assert_eq!(record["status"], "CANCELLED", "{record}");
+    assert_eq!(record["answered"], true, "{record}");
+    let report = stack.stop().await.unwrap();
+    assert_eq!(report.double_dials, 0);
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
 }

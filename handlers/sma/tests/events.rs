@@ -29,7 +29,7 @@ async fn step(h: &Harness, call: &mut Call, event: Value, requests: usize) -> Va
 }
 
 async fn status(h: &Harness, call: &Call) -> outdial_core::record::CallRecord {
-    h.handler.store().call(&call.id).await.unwrap()
+    h.store.call(&call.id).await.unwrap()
 }
 
 /// The campaign is read once per process: the first event that needs it costs one more
@@ -304,8 +304,7 @@ async fn a_call_whose_first_answer_was_lost_is_found_by_the_transaction_the_disp
     // Both invocations for NEW_OUTBOUND_CALL failed: later events carry no attributes.
     call.seq = 1;
     let transaction = TransactionId::parse(&call.transaction).unwrap();
-    h.handler
-        .store()
+    h.store
         .placed(&call.id, Attempt::FIRST, &transaction, h.clock.now())
         .await
         .unwrap();

@@ -24,17 +24,24 @@ use outdial_core::counters::{
     CampaignCounters, CounterStore, CounterWrite, HistoryItem, Span, script_key,
 };
 use outdial_core::ids::{CallId, CampaignId, E164};
+use outdial_core::messages::Function;
 use outdial_core::ports::{CallStore, StoreError};
 use outdial_core::record::{Campaign, CampaignStatus, Limits, NewCall, Pacing};
 use outdial_core::retry::{RetryPolicy, RetrySpec};
 use outdial_core::time::{Clock, Timestamp};
 use outdial_local::dynamodb::shared_endpoint;
+use outdial_local::record::{Record, Recorder};
 use outdial_local::sim::{Callee, Callees, SimConfig, Simulator, voice_client};
 use outdial_local::streams::{Consumer, PollerSettings, ShardRecords, StreamPoller, read_stream};
 use outdial_local::tables::{client, counting_client, fresh_table};
 use outdial_sma::{Settings as SmaSettings, SmaHandler};
-use outdial_stream::{Handled, StreamHandler};
 use outdial_stack::InProcess;
+use outdial_stream::{Handled, StreamHandler};
+
+/// The stream function's recorder of AWS operations, for the permission test.
+fn stream_recorder() -> Option<Recorder> {
+    outdial_local::record::shared().map(|log| log.recorder(Function::Stream))
+}
 use outdial_timers::{Dispatcher, Settings};
 use serde_json::{Value, json};
 
@@ -235,7 +242,10 @@ impl Run {
 
     fn handler(&self) -> StreamHandler<DynamoCounters> {
         StreamHandler::new(
-            DynamoCounters::new(self.ddb.clone(), self.table()),
+            DynamoCounters::new(
+                self.ddb.clone().recorded(stream_recorder().as_ref()),
+                self.table(),
+            ),
             Arc::new(SystemClock),
         )
     }

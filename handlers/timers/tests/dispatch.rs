@@ -15,12 +15,14 @@ use outdial_adapters::item::{key, shard_of_key, sweep_due_key};
 use outdial_adapters::store::DynamoStore;
 use outdial_core::ids::{CallId, CampaignId, E164};
 use outdial_core::lifecycle::CallStatus;
+use outdial_core::messages::Function;
 use outdial_core::ports::CallStore;
 use outdial_core::record::{CallRecord, Campaign, CampaignStatus, Limits, NewCall, Pacing};
 use outdial_core::retry::{RetryPolicy, RetrySpec};
 use outdial_core::time::{Clock, ManualClock, Timestamp};
 use outdial_core::window::CallingWindow;
 use outdial_local::dynamodb::shared_endpoint;
+use outdial_local::record::{Record, Recorder};
 use outdial_local::sim::{Callee, Callees, Faults, Report, SimConfig, Simulator, voice_client};
 use outdial_local::tables::{client, fresh_table};
 use outdial_sma::{Settings as SmaSettings, SmaHandler};
@@ -36,6 +38,19 @@ const SCRIPT: &str = r#"{"start": "menu", "steps": {
 const LONG_SCRIPT: &str = r#"{"start": "hold", "steps": {
     "hold": {"pause_ms": 60000, "next": "bye"},
     "bye": {"say": "Goodbye.", "outcome": "held"}}}"#;
+
+/// `function`'s recorder of AWS operations, for the permission test.
+fn recorder(function: Function) -> Option<Recorder> {
+    outdial_local::record::shared().map(|log| log.recorder(function))
+}
+
+/// The timers function's Voice API client on the simulator.
+fn timers_dialer(sim: &Simulator) -> ChimeDialer {
+    ChimeDialer::new(
+        voice_client(&sim.endpoint()).recorded(recorder(Function::Timers).as_ref()),
+        "sma-local",
+    )
+}
 
 fn answers() -> Callee {
     Callee::Answer {
@@ -111,7 +126,11 @@ impl Setup {
     async fn start(self) -> Harness {
         let endpoint = shared_endpoint().unwrap();
         let ddb = client(&endpoint);
-        let store = DynamoStore::new(ddb.clone(), fresh_table(&ddb, "dispatch").await.unwrap(), 1);
+        let table = fresh_table(&ddb, "dispatch").await.unwrap();
+        let store = DynamoStore::new(ddb.clone(), &table, 1);
+        // The functions' own clients, recorded for the permission test.
+        let as_function =
+            |f: Function| DynamoStore::new(ddb.clone().recorded(recorder(f).as_ref()), &table, 1);
         let campaign = Campaign {
             id: CampaignId::random(),
             name: "dispatch".into(),
@@ -143,7 +162,7 @@ impl Setup {
             .collect();
         store.create_campaign(&campaign, &calls).await.unwrap();
         let handler = Arc::new(SmaHandler::new(
-            store.clone(),
+            as_function(Function::Sma),
             Arc::clone(&self.clock),
             SmaSettings::default(),
         ));
@@ -160,8 +179,8 @@ impl Setup {
             .await
             .unwrap();
         let dispatcher = Dispatcher::new(
-            store.clone(),
-            ChimeDialer::new(voice_client(&sim.endpoint()), "sma-local"),
+            as_function(Function::Timers),
+            timers_dialer(&sim),
             Arc::clone(&self.clock),
             self.settings,
         );
@@ -433,7 +452,7 @@ async fn a_dispatcher_killed_mid_batch_loses_and_doubles_no_call() {
     // sent, requests in flight and answers not recorded all die with it.
     let first = Arc::new(Dispatcher::new(
         h.store.clone(),
-        ChimeDialer::new(voice_client(&h.sim.endpoint()), "sma-local"),
+        timers_dialer(&h.sim),
         Arc::clone(&h.clock),
         Settings {
             account_cps: 200.0,
@@ -799,7 +818,7 @@ async fn two_dispatchers_on_one_shard_never_both_dispatch() {
     let make = || {
         Dispatcher::new(
             h.store.clone(),
-            ChimeDialer::new(voice_client(&h.sim.endpoint()), "sma-local"),
+            timers_dialer(&h.sim),
             Arc::clone(&h.clock),
             Settings::default(),
         )
@@ -832,7 +851,7 @@ async fn a_scheduled_run_waits_for_the_previous_one_to_hand_its_shard_over() {
     let make = || {
         Dispatcher::new(
             h.store.clone(),
-            ChimeDialer::new(voice_client(&h.sim.endpoint()), "sma-local"),
+            timers_dialer(&h.sim),
             Arc::clone(&h.clock),
             Settings::default(),
         )

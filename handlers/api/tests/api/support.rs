@@ -127,7 +127,14 @@ impl Harness {
         let endpoint = shared_endpoint().expect("DynamoDB Local");
         let ddb = client(&endpoint);
         let table = fresh_table(&ddb, "api").await.expect("table");
-        let store = DynamoStore::new(ddb, table, 4);
+        // The API function's client, recorded for the permission test.
+        let recorder = outdial_local::record::shared()
+            .map(|log| log.recorder(outdial_core::messages::Function::Api));
+        let store = DynamoStore::new(
+            outdial_local::record::Record::recorded(ddb, recorder.as_ref()),
+            table,
+            4,
+        );
         let clock = Arc::new(ManualClock::at(T0));
         let dialer = FakeDialer {
             updates: Arc::default(),

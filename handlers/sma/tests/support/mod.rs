@@ -40,6 +40,9 @@ pub const REMINDER: &str = r#"{
 
 pub struct Harness {
     pub handler: SmaHandler<DynamoStore>,
+    /// The test's own view of the table (what the handler does not do itself: the setup,
+    /// and reading records back).
+    pub store: DynamoStore,
     pub requests: RequestCounter,
     pub clock: Arc<ManualClock>,
     pub campaign: Campaign,
@@ -50,7 +53,8 @@ impl Harness {
         let endpoint = shared_endpoint().expect("DynamoDB Local");
         let (client, requests) = counting_client(&endpoint);
         let table = fresh_table(&client, "sma").await.expect("table");
-        let store = DynamoStore::new(client, table, 4);
+        let store = DynamoStore::new(client.clone(), &table, 4);
+        let setup = store.clone();
         let campaign = Campaign {
             id: CampaignId::random(),
             name: "reminders".into(),
@@ -67,10 +71,19 @@ impl Harness {
         };
         store.create_campaign(&campaign, &[]).await.unwrap();
         let clock = Arc::new(ManualClock::at(T0));
-        let handler = SmaHandler::new(store, clock.clone(), Settings::default());
+        // The handler's client is recorded for the permission test; the setup's is not.
+        let recorder = outdial_local::record::shared()
+            .map(|log| log.recorder(outdial_core::messages::Function::Sma));
+        let handler_store = DynamoStore::new(
+            outdial_local::record::Record::recorded(client, recorder.as_ref()),
+            &table,
+            4,
+        );
+        let handler = SmaHandler::new(handler_store, clock.clone(), Settings::default());
         requests.reset();
         Self {
             handler,
+            store: setup,
             requests,
             clock,
             campaign,
@@ -84,7 +97,7 @@ impl Harness {
             ("name".to_owned(), "Ada".to_owned()),
             ("date".to_owned(), "Tuesday".to_owned()),
         ]);
-        let store = self.handler.store();
+        let store = &self.store;
         add_calls(
             store,
             &self.campaign,
