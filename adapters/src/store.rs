@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::{
 };
 use futures::{StreamExt, TryStreamExt};
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence, TransactionId};
-use outdial_core::lifecycle::{CallStatus, EndRequest};
+use outdial_core::lifecycle::{self, CallStatus, EndRequest, Order};
 use outdial_core::ports::{
     Applied, CallStore, DispatchStore, Due, DueChange, DuePage, EventWrite, HistoryEntry, Lane,
     Page, StoreError,
@@ -556,20 +556,16 @@ impl CallStore for DynamoStore {
             Err(e) => refused_item(e)?,
         };
         let current = call_from_item(&failed)?;
-        if let Some(last) = &current.last_event {
-            if last.attempt == w.attempt && last.seq == w.seq {
-                return Ok(Applied::Duplicate {
-                    response: last.response.clone(),
-                });
-            }
-            if last.attempt > w.attempt || (last.attempt == w.attempt && last.seq > w.seq) {
-                return Ok(Applied::Stale(Box::new(current)));
-            }
-        }
-        if current.attempt > w.attempt {
-            return Ok(Applied::Stale(Box::new(current)));
-        }
-        Ok(Applied::Mismatch(Box::new(current)))
+        let last = current.last_event.as_ref().map(|l| (l.attempt, l.seq));
+        Ok(
+            match lifecycle::order(current.attempt, last, w.attempt, w.seq) {
+                Order::Duplicate => Applied::Duplicate {
+                    response: current.last_event.map(|l| l.response).unwrap_or_default(),
+                },
+                Order::Stale => Applied::Stale(Box::new(current)),
+                Order::Fresh => Applied::Mismatch(Box::new(current)),
+            },
+        )
     }
 
     async fn call(&self, id: &CallId) -> Result<CallRecord, StoreError> {

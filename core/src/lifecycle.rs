@@ -298,6 +298,36 @@ pub struct Change {
     pub retry_after: Option<Duration>,
 }
 
+/// Where an event stands against what its call has seen: the `Sequence` guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Newer than every event applied: decide it.
+    Fresh,
+    /// The event applied last, delivered again: answer with what was answered then.
+    Duplicate,
+    /// Older than the event applied last, or of an earlier attempt: change nothing.
+    Stale,
+}
+
+/// The `Sequence` guard, the one copy of it: event `seq` of attempt `attempt`, offered to a
+/// call now in attempt `current` whose last applied event was `last` (attempt and
+/// `Sequence`). Events are ordered by attempt, then `Sequence`; the store's conditional
+/// write enforces the same order, and reads back with this what a refused write met.
+#[must_use]
+pub fn order(
+    current: Attempt,
+    last: Option<(Attempt, Sequence)>,
+    attempt: Attempt,
+    seq: Sequence,
+) -> Order {
+    match last {
+        Some(last) if last == (attempt, seq) => Order::Duplicate,
+        Some(last) if last > (attempt, seq) => Order::Stale,
+        _ if current > attempt => Order::Stale,
+        _ => Order::Fresh,
+    }
+}
+
 /// Offers event `event`, numbered `seq` within attempt `attempt`, to a call in `state`.
 #[must_use]
 pub fn transition(
@@ -307,13 +337,20 @@ pub fn transition(
     event: &CallEvent,
     policy: &RetryPolicy,
 ) -> Step {
+    match order(
+        state.attempt,
+        state.last_seq.map(|last| (state.attempt, last)),
+        attempt,
+        seq,
+    ) {
+        Order::Duplicate => return Step::Duplicate,
+        Order::Stale => return Step::Stale,
+        Order::Fresh => {}
+    }
+    // An event of an attempt the record has not reached yet was sent for a dial that the
+    // record does not know: nothing to decide from.
     if attempt != state.attempt {
         return Step::Stale;
-    }
-    match state.last_seq {
-        Some(last) if seq == last => return Step::Duplicate,
-        Some(last) if seq < last => return Step::Stale,
-        _ => {}
     }
     if state.status.is_terminal() {
         return Step::Absorbed;
@@ -815,6 +852,51 @@ mod tests {
                 }
                 if before.status.is_terminal() {
                     prop_assert_eq!(&state, &before);
+                }
+            }
+        }
+
+        /// The guard orders events by attempt, then `Sequence`: the last event again is a
+        /// duplicate, anything before it stale, anything after it fresh, unless the call
+        /// has moved on to a later attempt than the event's.
+        #[test]
+        fn the_sequence_guard_is_the_order_of_attempt_then_sequence(
+            current in 1u32..4,
+            last in proptest::option::of((1u32..4, 0u64..6)),
+            event in (1u32..4, 0u64..6),
+        ) {
+            let attempt = |n: u32| Attempt::new(n).unwrap_or(Attempt::FIRST);
+            let last = last.map(|(a, s)| (attempt(a), seq(s)));
+            let (a, s) = (attempt(event.0), seq(event.1));
+            let expected = match last {
+                Some(l) if l == (a, s) => Order::Duplicate,
+                Some(l) if l > (a, s) => Order::Stale,
+                _ if attempt(current) > a => Order::Stale,
+                _ => Order::Fresh,
+            };
+            prop_assert_eq!(order(attempt(current), last, a, s), expected);
+        }
+
+        /// `transition` decides only what the guard lets through: whatever the event, a
+        /// duplicate or a stale one is never applied.
+        #[test]
+        fn transition_applies_only_what_the_guard_calls_fresh(
+            events in scenario(),
+            last in proptest::option::of(0u64..6),
+            at in 0u64..6,
+        ) {
+            let policy = RetryPolicy::default();
+            let state = CallState {
+                last_seq: last.map(seq),
+                ..CallState::dialing(Attempt::FIRST)
+            };
+            let guard = order(state.attempt, state.last_seq.map(|l| (state.attempt, l)), Attempt::FIRST, seq(at));
+            for event in &events {
+                let step = transition(&state, Attempt::FIRST, seq(at), event, &policy);
+                match guard {
+                    Order::Duplicate => prop_assert_eq!(&step, &Step::Duplicate),
+                    Order::Stale => prop_assert_eq!(&step, &Step::Stale),
+                    Order::Fresh => prop_assert!(!matches!(step, Step::Duplicate | Step::Stale)),
                 }
             }
         }

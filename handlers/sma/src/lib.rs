@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use outdial_core::contract::{Event, EventType, Response, validate_event};
 use outdial_core::ids::{Sequence, TransactionId};
-use outdial_core::lifecycle::{CallState, Step, expected, transition};
+use outdial_core::lifecycle::{Step, expected, transition};
 use outdial_core::ports::{Applied, CallStore, EventWrite, StoreError};
 use outdial_core::time::Clock;
 use serde_json::Value;
@@ -241,10 +241,7 @@ impl<S: CallStore> SmaHandler<S> {
                         status = record.status.as_str(),
                         "record moved on; deciding again from it"
                     );
-                    pre = CallState {
-                        last_seq: None,
-                        ..record.state()
-                    };
+                    pre = record.state();
                 }
                 Ok(Applied::Mismatch(record)) => {
                     warn!(
