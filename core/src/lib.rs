@@ -27,11 +27,14 @@
 //!   and idempotency records.
 //! - [`counters`]: a campaign's counters and how a call's change moves them (the stream
 //!   handler keeps them, the API shows them, the dispatcher's concurrency cap reads them).
+//! - [`dispatch`]: the dispatcher's rules: what becomes of a waiting call, a watchdog and a
+//!   dial's answer, and the guard each conditional change carries.
 //! - [`window`]: calling windows in the contact's time zone.
 
 pub mod admin;
 pub mod contract;
 pub mod counters;
+pub mod dispatch;
 pub mod ids;
 pub mod lifecycle;
 pub mod messages;
