@@ -5,7 +5,11 @@
 //! windows are tested by advancing time rather than sleeping.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -62,37 +66,133 @@ impl fmt::Display for Timestamp {
     }
 }
 
-/// Where the current time comes from.
+/// A wait on a [`Clock`], as [`Clock::sleep`] returns it.
+pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Where the current time comes from, and how to wait for it to pass. Everything that paces,
+/// waits or times out does so through this port, so that tests run it on a [`ManualClock`]
+/// and never wait for real time.
 pub trait Clock: Send + Sync + fmt::Debug {
     /// The current instant. Implementations MUST never go backwards within one process.
     fn now(&self) -> Timestamp;
+
+    /// Time elapsed on this clock since an origin of its own, as finely as it can tell
+    /// (pacing spaces calls by fractions of a millisecond). It MUST never go backwards, and
+    /// advances with [`Clock::now`].
+    fn elapsed(&self) -> Duration;
+
+    /// Completes once `d` has passed on this clock (at once for zero).
+    fn sleep(&self, d: Duration) -> Sleep;
 }
 
-/// A clock that only moves when told to: for tests and simulations.
+/// A clock that only moves when told to: for tests and simulations. Its sleeps complete when
+/// [`ManualClock::advance`] or [`ManualClock::set`] moves it past their deadline, so a test
+/// decides when time passes, whatever the load of the machine.
 #[derive(Debug, Default)]
-pub struct ManualClock(AtomicI64);
+pub struct ManualClock(Arc<Manual>);
+
+#[derive(Debug, Default)]
+struct Manual {
+    ms: AtomicI64,
+    /// Sleeps not yet due: their deadline and who to wake.
+    sleepers: Mutex<Vec<(i64, Waker)>>,
+}
+
+impl Manual {
+    fn now(&self) -> i64 {
+        self.ms.load(Ordering::SeqCst)
+    }
+
+    fn wake_due(&self) {
+        let now = self.now();
+        let due: Vec<Waker> = {
+            let mut sleepers = self.sleepers.lock().unwrap_or_else(PoisonError::into_inner);
+            let (due, waiting) = std::mem::take(&mut *sleepers)
+                .into_iter()
+                .partition(|(at, _)| *at <= now);
+            *sleepers = waiting;
+            due.into_iter().map(|(_, w)| w).collect()
+        };
+        due.into_iter().for_each(Waker::wake);
+    }
+}
 
 impl ManualClock {
     #[must_use]
     pub fn at(t: Timestamp) -> Self {
-        Self(AtomicI64::new(t.as_millis()))
+        Self(Arc::new(Manual {
+            ms: AtomicI64::new(t.as_millis()),
+            sleepers: Mutex::new(Vec::new()),
+        }))
     }
 
-    /// Moves the clock forward.
+    /// Moves the clock forward, waking the sleeps it makes due.
     pub fn advance(&self, d: Duration) {
         let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-        self.0.fetch_add(ms, Ordering::SeqCst);
+        self.0.ms.fetch_add(ms, Ordering::SeqCst);
+        self.0.wake_due();
     }
 
     /// Sets the clock to `t`, which must not be earlier than now (a clock never goes back).
     pub fn set(&self, t: Timestamp) {
-        self.0.fetch_max(t.as_millis(), Ordering::SeqCst);
+        self.0.ms.fetch_max(t.as_millis(), Ordering::SeqCst);
+        self.0.wake_due();
+    }
+
+    /// When the earliest sleep on this clock is due, if any is waiting.
+    #[must_use]
+    pub fn next_wake(&self) -> Option<Timestamp> {
+        let sleepers = self
+            .0
+            .sleepers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        sleepers.iter().map(|(at, _)| *at).min().map(Timestamp)
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        Timestamp(self.0.load(Ordering::SeqCst))
+        Timestamp(self.0.now())
+    }
+
+    fn elapsed(&self) -> Duration {
+        u64::try_from(self.0.now()).map_or(Duration::ZERO, Duration::from_millis)
+    }
+
+    fn sleep(&self, d: Duration) -> Sleep {
+        // Rounded up: a sleep never ends before its time.
+        let ms = i64::try_from(d.as_micros().div_ceil(1000)).unwrap_or(i64::MAX);
+        Box::pin(ManualSleep {
+            clock: Arc::clone(&self.0),
+            at: self.0.now().saturating_add(ms),
+        })
+    }
+}
+
+struct ManualSleep {
+    clock: Arc<Manual>,
+    at: i64,
+}
+
+impl Future for ManualSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.clock.now() >= self.at {
+            return Poll::Ready(());
+        }
+        self.clock
+            .sleepers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((self.at, cx.waker().clone()));
+        // The clock may have moved between the check and the registration.
+        if self.clock.now() >= self.at {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 
@@ -107,6 +207,39 @@ mod tests {
         assert_eq!(clock.now(), Timestamp::from_millis(3_000));
         clock.set(Timestamp::from_millis(10));
         assert_eq!(clock.now(), Timestamp::from_millis(3_000));
+    }
+
+    #[test]
+    fn a_manual_sleep_ends_when_the_clock_passes_its_deadline_and_not_before() {
+        use std::sync::atomic::AtomicBool;
+        use std::task::Wake;
+
+        struct Flag(AtomicBool);
+        impl Wake for Flag {
+            fn wake(self: Arc<Self>) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let clock = ManualClock::at(Timestamp::from_millis(1_000));
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(Arc::clone(&flag));
+        let mut cx = Context::from_waker(&waker);
+        let mut sleep = clock.sleep(Duration::from_micros(1_500));
+        assert!(sleep.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(clock.next_wake(), Some(Timestamp::from_millis(1_002)));
+        clock.advance(Duration::from_millis(1));
+        assert!(!flag.0.load(Ordering::SeqCst), "not due at 1,001 ms");
+        assert!(sleep.as_mut().poll(&mut cx).is_pending());
+        clock.advance(Duration::from_millis(1));
+        assert!(flag.0.load(Ordering::SeqCst), "woken at its deadline");
+        assert!(sleep.as_mut().poll(&mut cx).is_ready());
+        assert!(
+            clock
+                .sleep(Duration::ZERO)
+                .as_mut()
+                .poll(&mut cx)
+                .is_ready()
+        );
     }
 
     #[test]

@@ -1,0 +1,247 @@
+//! The dispatcher's state, shared by its ticks and the dial tasks they start: the store and
+//! the dialer, the clock, the campaign cache, the pacers and the calls in flight.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use outdial_core::ids::{CallId, CampaignId};
+use outdial_core::pacing::{AdaptiveRate, Pacer, SendWindow, reserve};
+use outdial_core::ports::{Dialer, DispatchStore, StoreError};
+use outdial_core::record::Campaign;
+use outdial_core::time::{Clock, Timestamp};
+use tokio::task::JoinSet;
+use tracing::warn;
+
+use crate::settings::{Settings, Stats, Totals, bump};
+
+pub(crate) struct Pacing {
+    pub(crate) account: Pacer,
+    pub(crate) account_rate: AdaptiveRate,
+    pub(crate) campaigns: HashMap<CampaignId, Pacer>,
+    /// The guard on actual sends, for the account and per campaign.
+    pub(crate) account_sends: SendWindow,
+    pub(crate) campaign_sends: HashMap<CampaignId, SendWindow>,
+}
+
+pub(crate) struct Cached {
+    pub(crate) campaign: Arc<Campaign>,
+    pub(crate) read_at: Timestamp,
+}
+
+pub(crate) struct Shared<S, D> {
+    pub(crate) store: S,
+    pub(crate) dialer: D,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) settings: Settings,
+    pub(crate) campaigns: Mutex<HashMap<CampaignId, Cached>>,
+    pub(crate) pacing: Mutex<Pacing>,
+    /// Calls with a dial task running: a tick that reads them again before their claim
+    /// lands leaves them alone.
+    pub(crate) in_flight: Mutex<HashSet<CallId>>,
+    /// Calls this dispatcher moved to each campaign's window opening, so that the next one
+    /// goes a pacing interval after the last instead of piling up on the same instant.
+    pub(crate) deferred: Mutex<HashMap<(CampaignId, i64), u32>>,
+    pub(crate) totals: Totals,
+}
+
+/// Dials and watches calls of the shards it is given.
+pub struct Dispatcher<S, D> {
+    pub(crate) shared: Arc<Shared<S, D>>,
+    pub(crate) tasks: tokio::sync::Mutex<JoinSet<()>>,
+}
+
+impl<S, D> std::fmt::Debug for Dispatcher<S, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("settings", &self.shared.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<S, D> Dispatcher<S, D>
+where
+    S: DispatchStore + 'static,
+    D: Dialer + 'static,
+{
+    pub fn new(store: S, dialer: D, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+        let now = clock.now();
+        let pacing = Pacing {
+            account: Pacer::new(settings.account_cps),
+            account_rate: AdaptiveRate::new(settings.account_cps, now),
+            campaigns: HashMap::new(),
+            account_sends: SendWindow::new(settings.account_cps),
+            campaign_sends: HashMap::new(),
+        };
+        Self {
+            shared: Arc::new(Shared {
+                store,
+                dialer,
+                clock,
+                settings,
+                campaigns: Mutex::new(HashMap::new()),
+                pacing: Mutex::new(pacing),
+                in_flight: Mutex::new(HashSet::new()),
+                deferred: Mutex::new(HashMap::new()),
+                totals: Totals::default(),
+            }),
+            tasks: tokio::sync::Mutex::new(JoinSet::new()),
+        }
+    }
+
+    /// The account's dial rate now (it backs off on throttling).
+    #[must_use]
+    pub fn account_rate(&self) -> f64 {
+        lock(&self.shared.pacing).account_rate.current()
+    }
+
+    /// What the dispatcher has done so far, finished dials included.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.shared.totals.snapshot()
+    }
+
+    /// Waits until every dial task started so far has finished.
+    pub async fn settle(&self) {
+        let mut tasks = self.tasks.lock().await;
+        while let Some(done) = tasks.join_next().await {
+            if let Err(e) = done {
+                warn!(error = %e, "a dial task ended abnormally");
+            }
+        }
+    }
+
+    /// The campaign, from a cache that trusts a status for `campaign_ttl`; `None` while it
+    /// is not visible (its calls are still being written).
+    pub(crate) async fn campaign(
+        &self,
+        id: &CampaignId,
+    ) -> Result<Option<Arc<Campaign>>, StoreError> {
+        let shared = &self.shared;
+        let now = shared.clock.now();
+        if let Some(c) = lock(&shared.campaigns).get(id) {
+            if now.since(c.read_at) < shared.settings.campaign_ttl {
+                return Ok(Some(Arc::clone(&c.campaign)));
+            }
+        }
+        match shared.store.campaign(id).await {
+            Ok(c) => {
+                let c = Arc::new(c);
+                lock(&shared.campaigns).insert(
+                    id.clone(),
+                    Cached {
+                        campaign: Arc::clone(&c),
+                        read_at: now,
+                    },
+                );
+                Ok(Some(c))
+            }
+            Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A dial's booked pacing slot.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slot {
+    /// On the clock's [`Clock::elapsed`] scale.
+    pub(crate) at: Duration,
+    /// How long after the booking it is.
+    pub(crate) wait: Duration,
+}
+
+impl<S, D> Shared<S, D> {
+    /// Takes the right to send a dial of `campaign` now, or says how long to wait: the send
+    /// windows (the account's and the campaign's) hold a dial that woke up late if sending
+    /// it now would put more dials into one second than the rate.
+    pub(crate) fn send_now(&self, campaign: &Campaign) -> Duration {
+        let now_us = u64::try_from(self.clock.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let mut pacing = lock(&self.pacing);
+        let Pacing {
+            account_sends,
+            campaign_sends,
+            ..
+        } = &mut *pacing;
+        let own = campaign_sends
+            .entry(campaign.id.clone())
+            .or_insert_with(|| SendWindow::new(campaign.pacing.calls_per_second));
+        let wait = own.ready_in(now_us).max(account_sends.ready_in(now_us));
+        if wait.is_zero() {
+            own.record(now_us);
+            account_sends.record(now_us);
+        }
+        wait
+    }
+
+    /// Books the next slot on the campaign's pacer and the account's; `Err` naming the pacer
+    /// whose next slot is beyond `horizon` (the account's first). The clock's reading and the
+    /// timer's are taken together, so every slot lands on the pacers' grid whenever its task
+    /// runs.
+    pub(crate) fn book(
+        &self,
+        campaign: &Campaign,
+        horizon: Option<Duration>,
+    ) -> Result<Slot, Ahead> {
+        let mut pacing = lock(&self.pacing);
+        let now = self.clock.now();
+        let anchor = self.clock.elapsed();
+        let Pacing {
+            account, campaigns, ..
+        } = &mut *pacing;
+        let own = campaigns
+            .entry(campaign.id.clone())
+            .or_insert_with(|| Pacer::new(campaign.pacing.calls_per_second));
+        if let Some(horizon) = horizon {
+            let (account_in, own_in) = (account.ready_in(now), own.ready_in(now));
+            if account_in > horizon {
+                return Err(Ahead::Account(account_in));
+            }
+            if own_in > horizon {
+                return Err(Ahead::Campaign(own_in));
+            }
+        }
+        let wait = reserve(&mut [own, account], now);
+        Ok(Slot {
+            at: anchor + wait,
+            wait,
+        })
+    }
+}
+
+/// The result of a conditional change to a live or claimed call, counted in `total` when it
+/// was made; a call that moved on meanwhile (its guard no longer holds) needs nothing more.
+pub(crate) fn settled(result: Result<(), StoreError>, total: &AtomicU32) -> Result<(), StoreError> {
+    match result {
+        Ok(()) => {
+            bump(total);
+            Ok(())
+        }
+        Err(StoreError::Conflict) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Which pacer has no slot within the horizon, and how far ahead its next slot is.
+pub(crate) enum Ahead {
+    Account(Duration),
+    Campaign(Duration),
+}
+
+/// The result of a conditional change to one waiting call, counted in `total` when it was
+/// made. A call that moved on meanwhile (claimed, ended, gone) needs nothing more.
+pub(crate) fn counted(result: Result<(), StoreError>, total: &AtomicU32) -> Result<(), StoreError> {
+    match result {
+        Ok(()) => {
+            bump(total);
+            Ok(())
+        }
+        Err(StoreError::Conflict | StoreError::NotFound) => Ok(()),
+        Err(e) => Err(e),
+    }
+}

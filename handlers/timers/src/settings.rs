@@ -1,0 +1,152 @@
+//! What the dispatcher is told (its [`Settings`]) and what it reports: a [`Tick`]'s work and
+//! the running [`Stats`].
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// How the dispatcher paces and watches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Calls per second for the whole account (across campaigns) on this shard.
+    pub account_cps: f64,
+    /// How long after a dial its `NEW_OUTBOUND_CALL` must have arrived.
+    pub first_event_within: Duration,
+    /// How long after asking the SMA to end a call the watchdog looks again.
+    pub recheck_after: Duration,
+    /// Due entries read per request.
+    pub batch: u32,
+    /// How far ahead dials are prepared (claimed and booked on the pacers).
+    pub horizon: Duration,
+    /// Dial tasks in flight at most.
+    pub max_in_flight: usize,
+    /// How long a campaign's status is trusted before it is read again (a pause or a cancel
+    /// takes effect within this).
+    pub campaign_ttl: Duration,
+    /// Calls a sweep changes at once.
+    pub sweep_concurrency: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            account_cps: 5.0,
+            first_event_within: Duration::from_secs(60),
+            recheck_after: Duration::from_secs(30),
+            batch: 100,
+            horizon: Duration::from_secs(1),
+            max_in_flight: 512,
+            campaign_ttl: Duration::from_secs(2),
+            sweep_concurrency: 16,
+        }
+    }
+}
+
+/// What one tick did itself; the outcomes of its dials arrive later, in [`Stats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tick {
+    /// Dial tasks started.
+    pub started: u32,
+    /// Watchdogs looked at.
+    pub watched: u32,
+    /// Waiting calls parked, cancelled or moved to their window's opening.
+    pub settled: u32,
+    /// Campaign sweeps done.
+    pub swept: u32,
+    /// Set when pacing (or the in-flight bound) stopped the tick: how long until the next
+    /// tick has work.
+    pub paced_for: Option<Duration>,
+    /// How late the earliest watchdog due was when the tick read it: a dispatcher that keeps
+    /// up sees a few hundred milliseconds at most; more means calls are stuck past their
+    /// watchdog.
+    pub overdue: Option<Duration>,
+    /// Due calls left for a later tick because their campaign's own rate was booked ahead
+    /// (the account had room): the tick went on to other campaigns' calls behind them.
+    pub paced_back: u32,
+    /// How long until the earliest of those campaigns has a slot again.
+    pub campaign_paced_for: Option<Duration>,
+}
+
+impl Tick {
+    /// Whether the tick changed anything.
+    #[must_use]
+    pub fn did_work(&self) -> bool {
+        self.started + self.watched + self.settled + self.swept > 0
+    }
+
+    pub(crate) fn progressed_since(&self, before: &Self) -> bool {
+        self.started + self.watched + self.settled + self.swept
+            > before.started + before.watched + before.settled + before.swept
+    }
+}
+
+/// What the dispatcher has done since it started, dials' outcomes included.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Dials the Voice API accepted.
+    pub dialed: u32,
+    pub throttled: u32,
+    pub refused: u32,
+    /// Dials whose answer is unknown (left to the watchdog).
+    pub unknown: u32,
+    /// Claimed dials queued again by their watchdog (never placed).
+    pub requeued: u32,
+    /// Live calls the SMA was asked to end (watchdogs and cancels).
+    pub hung_up: u32,
+    pub lost: u32,
+    /// Waiting calls ended without a dial (cancelled campaign, do-not-call list).
+    pub cancelled: u32,
+    pub do_not_call: u32,
+    pub parked: u32,
+    pub unparked: u32,
+    /// Waiting calls moved to their window's next opening.
+    pub deferred: u32,
+    /// Claims refused by the campaign's concurrency cap.
+    pub at_capacity: u32,
+    /// Dials that woke up late enough, next to one on time, that the send window held them
+    /// back (2 ms or more), so that no second at the API holds more dials than the rate.
+    pub held: u32,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Totals {
+    pub(crate) dialed: AtomicU32,
+    pub(crate) throttled: AtomicU32,
+    pub(crate) refused: AtomicU32,
+    pub(crate) unknown: AtomicU32,
+    pub(crate) requeued: AtomicU32,
+    pub(crate) hung_up: AtomicU32,
+    pub(crate) lost: AtomicU32,
+    pub(crate) cancelled: AtomicU32,
+    pub(crate) do_not_call: AtomicU32,
+    pub(crate) parked: AtomicU32,
+    pub(crate) unparked: AtomicU32,
+    pub(crate) deferred: AtomicU32,
+    pub(crate) at_capacity: AtomicU32,
+    pub(crate) held: AtomicU32,
+}
+
+pub(crate) fn bump(counter: &AtomicU32) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Totals {
+    pub(crate) fn snapshot(&self) -> Stats {
+        let get = |c: &AtomicU32| c.load(Ordering::Relaxed);
+        Stats {
+            dialed: get(&self.dialed),
+            throttled: get(&self.throttled),
+            refused: get(&self.refused),
+            unknown: get(&self.unknown),
+            requeued: get(&self.requeued),
+            hung_up: get(&self.hung_up),
+            lost: get(&self.lost),
+            cancelled: get(&self.cancelled),
+            do_not_call: get(&self.do_not_call),
+            parked: get(&self.parked),
+            unparked: get(&self.unparked),
+            deferred: get(&self.deferred),
+            at_capacity: get(&self.at_capacity),
+            held: get(&self.held),
+        }
+    }
+}
