@@ -16,11 +16,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use outdial_core::ids::E164;
 use outdial_core::record::{MAX_VARS, MAX_VARS_BYTES};
 use outdial_core::window::Zone;
-use serde::Serialize;
 use serde_json::Value;
 
+use crate::errors::FieldError;
+pub use crate::errors::{ListError, Rejected};
 use crate::phone::{self, Region};
-use crate::problem::{ApiError, FieldError};
 
 /// The most contacts one request may carry; larger lists are appended in several requests.
 pub const MAX_CONTACTS: usize = 200_000;
@@ -79,17 +79,6 @@ pub struct Contact {
     pub to: E164,
     pub vars: BTreeMap<String, String>,
     pub tz: Option<String>,
-}
-
-/// A rejected row, as the answer lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Rejected {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub index: Option<u64>,
-    pub field: String,
-    pub reason: String,
 }
 
 impl Rejected {
@@ -155,10 +144,10 @@ impl Checked {
 /// variable.
 ///
 /// # Errors
-/// [`ApiError::Invalid`] for a body that is not CSV or a header that cannot work (no number
+/// [`ListError::Invalid`] for a body that is not CSV or a header that cannot work (no number
 /// column, two of them, too many variables, a script variable no column provides);
-/// [`ApiError::TooLarge`] past [`MAX_CONTACTS`] rows.
-pub fn from_csv(body: &str, script_vars: &BTreeSet<String>) -> Result<Vec<Row>, ApiError> {
+/// [`ListError::TooLarge`] past [`MAX_CONTACTS`] rows.
+pub fn from_csv(body: &str, script_vars: &BTreeSet<String>) -> Result<Vec<Row>, ListError> {
     let body = body.strip_prefix('\u{feff}').unwrap_or(body);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -167,12 +156,12 @@ pub fn from_csv(body: &str, script_vars: &BTreeSet<String>) -> Result<Vec<Row>, 
         .from_reader(body.as_bytes());
     let header = reader
         .headers()
-        .map_err(|e| ApiError::field("body", format!("is not CSV: {e}")))?
+        .map_err(|e| ListError::field("body", format!("is not CSV: {e}")))?
         .clone();
     let columns = Columns::from_header(&header, script_vars)?;
     let mut rows = Vec::new();
     for record in reader.records() {
-        let record = record.map_err(|e| ApiError::field("body", format!("is not CSV: {e}")))?;
+        let record = record.map_err(|e| ListError::field("body", format!("is not CSV: {e}")))?;
         if rows.len() == MAX_CONTACTS {
             return Err(too_many());
         }
@@ -182,8 +171,8 @@ pub fn from_csv(body: &str, script_vars: &BTreeSet<String>) -> Result<Vec<Row>, 
     Ok(rows)
 }
 
-fn too_many() -> ApiError {
-    ApiError::TooLarge(format!(
+fn too_many() -> ListError {
+    ListError::TooLarge(format!(
         "at most {MAX_CONTACTS} contacts per request; append the rest with \
          POST /campaigns/{{id}}/contacts"
     ))
@@ -201,7 +190,7 @@ impl Columns {
     fn from_header(
         header: &csv::StringRecord,
         script_vars: &BTreeSet<String>,
-    ) -> Result<Self, ApiError> {
+    ) -> Result<Self, ListError> {
         let mut to = Vec::new();
         let mut tz = Vec::new();
         let mut vars = Vec::new();
@@ -268,7 +257,7 @@ impl Columns {
                 tz: tz.first().copied(),
                 vars,
             }),
-            _ => Err(ApiError::Invalid(errors)),
+            _ => Err(ListError::Invalid(errors)),
         }
     }
 
@@ -302,11 +291,11 @@ impl Columns {
 /// Reads the JSON `contacts` array: `[{"to": "...", "vars": {...}, "tz": "..."}]`.
 ///
 /// # Errors
-/// [`ApiError::Invalid`] when `contacts` is not an array, [`ApiError::TooLarge`] past
+/// [`ListError::Invalid`] when `contacts` is not an array, [`ListError::TooLarge`] past
 /// [`MAX_CONTACTS`].
-pub fn from_json(contacts: Value) -> Result<Vec<Row>, ApiError> {
+pub fn from_json(contacts: Value) -> Result<Vec<Row>, ListError> {
     let Value::Array(items) = contacts else {
-        return Err(ApiError::field("contacts", "must be an array of contacts"));
+        return Err(ListError::field("contacts", "must be an array of contacts"));
     };
     if items.len() > MAX_CONTACTS {
         return Err(too_many());
@@ -529,7 +518,7 @@ mod tests {
             ("to\n+12025550100\n", "{{name}}"),
         ] {
             match from_csv(csv, &vars(&["name"])) {
-                Err(ApiError::Invalid(errors)) => assert!(
+                Err(ListError::Invalid(errors)) => assert!(
                     errors.iter().any(|e| e.reason.contains(needle)),
                     "{csv}: {errors:?}"
                 ),
@@ -545,7 +534,7 @@ mod tests {
         );
         assert!(matches!(
             from_csv(&wide, &vars(&[])),
-            Err(ApiError::Invalid(_))
+            Err(ListError::Invalid(_))
         ));
     }
 
@@ -574,7 +563,7 @@ mod tests {
             [(1, "vars.name"), (3, "phone"), (4, "contact"), (5, "to")]
         );
         assert_eq!(checked.rejected[3].reason, "duplicate of contacts[0]");
-        assert!(matches!(from_json(json!({})), Err(ApiError::Invalid(_))));
+        assert!(matches!(from_json(json!({})), Err(ListError::Invalid(_))));
     }
 
     #[test]

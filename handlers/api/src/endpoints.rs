@@ -16,13 +16,13 @@ use outdial_core::time::Timestamp;
 use outdial_core::window::{CallingWindow, zone_for};
 use serde_json::Value;
 
-use crate::Api;
 use crate::contacts::{self, Checked, Contact};
 use crate::idempotency::Seed;
 use crate::phone::{self, Region};
 use crate::problem::{ApiError, FieldError, Reply};
 use crate::request::{self, Kind, SPEC_HEADER};
 use crate::routes::Endpoint;
+use crate::service::Api;
 use crate::spec;
 use crate::views;
 

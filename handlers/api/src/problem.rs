@@ -14,7 +14,8 @@ use outdial_core::ids::mask_raw;
 use outdial_core::ports::{BoxError, StoreError};
 use serde::Serialize;
 
-use crate::contacts::Rejected;
+pub use crate::errors::FieldError;
+use crate::errors::{ListError, Rejected};
 
 pub const JSON: &str = "application/json";
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -39,23 +40,6 @@ pub const TYPES: [&str; 13] = [
     "unavailable",
     "internal-error",
 ];
-
-/// One field at fault, as a problem's `errors` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    /// Where the fault is: `spec.pacing.calls_per_second`, `to`, `Idempotency-Key`, ...
-    pub field: String,
-    pub reason: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            reason: reason.into(),
-        }
-    }
-}
 
 /// Everything that can keep a request from its normal answer.
 #[derive(Debug, thiserror::Error)]
@@ -300,6 +284,15 @@ impl ApiError {
             _ => {}
         }
         response
+    }
+}
+
+impl From<ListError> for ApiError {
+    fn from(err: ListError) -> Self {
+        match err {
+            ListError::Invalid(errors) => Self::Invalid(errors),
+            ListError::TooLarge(detail) => Self::TooLarge(detail),
+        }
     }
 }
 

@@ -12,8 +12,8 @@ use outdial_core::window::CallingWindow;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::errors::FieldError;
 use crate::phone::{self, Region};
-use crate::problem::FieldError;
 
 /// The fastest a campaign may ask to dial; the account's own cap applies on top.
 pub const MAX_CALLS_PER_SECOND: f64 = 100.0;

@@ -14,7 +14,8 @@ use outdial_core::time::Timestamp;
 use outdial_core::window::CallingWindow;
 use serde::Serialize;
 
-use crate::contacts::{Checked, Rejected};
+use crate::contacts::Checked;
+use crate::errors::Rejected;
 
 /// An instant as RFC 3339 (`2026-11-25T06:08:52.123Z`).
 pub fn time(t: Timestamp) -> String {

@@ -1,0 +1,83 @@
+use super::*;
+
+pub(crate) const REMINDER: &str = r#"{
+        "voice": { "voice_id": "Joanna", "engine": "neural" },
+        "start": "greet",
+        "steps": {
+            "greet": { "say": "Hello {{name}}, your appointment is on {{date}}.", "next": "menu" },
+            "menu": { "gather": { "say": "Press 1 to confirm, 2 to cancel.", "max_digits": 1 },
+                      "branches": { "1": "confirm", "2": "decline" }, "no_input": "goodbye" },
+            "confirm": { "say": "Thank you, see you then.", "outcome": "confirmed" },
+            "decline": { "say": "We have cancelled it.", "outcome": "declined" },
+            "goodbye": { "say": "We will try again later.", "outcome": "no_input" }
+        }
+    }"#;
+
+fn parse(json: &str) -> Result<Script, String> {
+    serde_json::from_str::<Script>(json).map_err(|e| e.to_string())
+}
+
+#[test]
+fn the_reminder_script_is_valid_and_round_trips() {
+    let script = parse(REMINDER).unwrap();
+    assert_eq!(script.start(), "greet");
+    assert_eq!(
+        script.variables().into_iter().collect::<Vec<_>>(),
+        vec!["date".to_owned(), "name".to_owned()]
+    );
+    let again: Script = serde_json::from_value(serde_json::to_value(&script).unwrap()).unwrap();
+    assert_eq!(again, script);
+}
+
+#[test]
+fn a_dangling_branch_is_named() {
+    let err = parse(&REMINDER.replace(r#""2": "decline""#, r#""2": "nowhere""#)).unwrap_err();
+    assert!(
+        err.contains("menu.branches.2") && err.contains("nowhere"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_step_with_two_actions_is_refused() {
+    let err =
+        parse(r#"{"start": "a", "steps": {"a": {"say": "hi", "pause_ms": 100}}}"#).unwrap_err();
+    assert!(err.contains("script.steps.a"), "{err}");
+}
+
+#[test]
+fn a_loop_that_never_waits_for_the_callee_is_refused() {
+    let err = parse(
+        r#"{"start": "a", "steps": {"a": {"say": "hi", "next": "b"}, "b": {"pause_ms": 100, "next": "a"}}}"#,
+    )
+    .unwrap_err();
+    assert!(err.contains("loop"), "{err}");
+    // A loop through a gather is a menu, and is fine.
+    parse(
+        r#"{"start": "a", "steps": {"a": {"gather": {"say": "press 1"}, "branches": {"1": "a"}}}}"#,
+    )
+    .unwrap();
+}
+
+#[test]
+fn long_texts_and_unknown_fields_are_refused() {
+    let long = "x".repeat(MAX_TEXT + 1);
+    let err = parse(&format!(
+        r#"{{"start": "a", "steps": {{"a": {{"say": "{long}"}}}}}}"#
+    ))
+    .unwrap_err();
+    assert!(err.contains("1000"), "{err}");
+    assert!(parse(r#"{"start": "a", "steps": {"a": {"hangup": true, "sing": 1}}}"#).is_err());
+}
+
+#[test]
+fn templates_are_filled_and_escaped_for_ssml() {
+    let vars = BTreeMap::from([("name".to_owned(), "Ada <b>& co</b>".to_owned())]);
+    assert_eq!(fill("Hi {{ name }}!", &vars, false), "Hi Ada <b>& co</b>!");
+    assert_eq!(
+        fill("<speak>Hi {{name}}</speak>", &vars, true),
+        "<speak>Hi Ada &lt;b&gt;&amp; co&lt;/b&gt;</speak>"
+    );
+    assert_eq!(fill("Hi {{missing}}.", &vars, false), "Hi .");
+    assert_eq!(fill("unclosed {{name", &vars, false), "unclosed {{name");
+}

@@ -1,0 +1,279 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use outdial_core::time::ManualClock;
+
+/// Counters in memory, with the watermark rule of the DynamoDB store, counting requests.
+#[derive(Debug, Default)]
+struct Memory {
+    counters: Mutex<HashMap<(CampaignId, String), StreamPosition>>,
+    totals: Mutex<HashMap<CampaignId, CampaignCounters>>,
+    history: Mutex<Vec<HistoryItem>>,
+    requests: AtomicUsize,
+}
+
+impl CounterStore for Memory {
+    async fn apply(
+        &self,
+        campaign: &CampaignId,
+        span: &Span,
+        delta: &CampaignCounters,
+    ) -> Result<CounterWrite, StoreError> {
+        let (shard, first, last) = (&span.shard, &span.first, &span.last);
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        let mut marks = self.counters.lock().unwrap();
+        let mut totals = self.totals.lock().unwrap();
+        let total = totals.entry(campaign.clone()).or_default();
+        let mark = marks.entry((campaign.clone(), shard.clone()));
+        if let std::collections::hash_map::Entry::Occupied(m) = &mark {
+            if m.get() >= first {
+                return Ok(CounterWrite::Behind {
+                    watermark: m.get().clone(),
+                    counters: total.clone(),
+                });
+            }
+        }
+        *total += delta;
+        mark.insert_entry(last.clone());
+        Ok(CounterWrite::Applied(total.clone()))
+    }
+
+    async fn complete_campaign(&self, _: &CampaignId, _: Timestamp) -> Result<bool, StoreError> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        Ok(true)
+    }
+
+    async fn record_history(&self, items: &[HistoryItem]) -> Result<(), StoreError> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        self.history.lock().unwrap().extend_from_slice(items);
+        Ok(())
+    }
+}
+
+fn handler() -> StreamHandler<Memory> {
+    StreamHandler::new(
+        Memory::default(),
+        Arc::new(ManualClock::at(Timestamp::from_millis(1_000))),
+    )
+}
+
+fn image(status: &str, seq: Option<u64>) -> Value {
+    let mut image = json!({
+        "PK": {"S": "CALL#call_1"}, "SK": {"S": "CALL"}, "type": {"S": "call"},
+        "call_id": {"S": "call_1"}, "campaign_id": {"S": "cmp_1"},
+        "status": {"S": status}, "attempt": {"N": "1"}, "answered": {"BOOL": false},
+        "updated_at": {"N": "1000"}, "expires_at": {"N": "99"},
+    });
+    if let Some(seq) = seq {
+        image["seq_attempt"] = json!({"N": "1"});
+        image["last_seq"] = json!({"N": seq.to_string()});
+        image["last_type"] = json!({"S": "RINGING"});
+    }
+    image
+}
+
+fn record(
+    seq: &str,
+    name: &str,
+    keys: (&str, &str),
+    old: Option<Value>,
+    new: Option<Value>,
+) -> Value {
+    let mut change = json!({
+        "Keys": {"PK": {"S": keys.0}, "SK": {"S": keys.1}},
+        "SequenceNumber": seq, "SizeBytes": 100, "StreamViewType": "NEW_AND_OLD_IMAGES",
+        "ApproximateCreationDateTime": 1_700_000_000,
+    });
+    if let Some(old) = old {
+        change["OldImage"] = old;
+    }
+    if let Some(new) = new {
+        change["NewImage"] = new;
+    }
+    json!({
+        "eventID": format!("e{seq}"), "eventName": name, "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "dynamodb": change,
+    })
+}
+
+fn call(seq: &str, old: (&str, Option<u64>), new: (&str, Option<u64>)) -> Value {
+    record(
+        seq,
+        "MODIFY",
+        ("CALL#call_1", "CALL"),
+        Some(image(old.0, old.1)),
+        Some(image(new.0, new.1)),
+    )
+}
+
+fn batch(records: Vec<Value>) -> Value {
+    json!({"Records": records, "shardId": "shardId-0001", "state": {},
+           "window": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T00:15:00Z"},
+           "isFinalInvokeForWindow": false, "isWindowTerminatedEarly": false})
+}
+
+#[tokio::test]
+async fn records_of_other_items_are_skipped_without_a_request() {
+    let h = handler();
+    let others = vec![
+        record(
+            "101",
+            "INSERT",
+            ("CAMPAIGN#cmp_1", "META"),
+            None,
+            Some(json!({"x": {"S": "y"}})),
+        ),
+        record(
+            "102",
+            "MODIFY",
+            ("CAMPAIGN#cmp_1", "COUNTERS"),
+            Some(json!({})),
+            Some(json!({})),
+        ),
+        record(
+            "103",
+            "INSERT",
+            ("CALL#call_1", "EVT#001#0000000001"),
+            None,
+            Some(json!({})),
+        ),
+        record(
+            "104",
+            "MODIFY",
+            ("LEASE#0", "LEASE"),
+            Some(json!({})),
+            Some(json!({})),
+        ),
+        record(
+            "105",
+            "INSERT",
+            ("IDEM#k", "IDEM"),
+            None,
+            Some(json!({"bad": "not an attribute"})),
+        ),
+    ];
+    let handled = h.handle(batch(others)).await.unwrap();
+    assert_eq!(h.store.requests.load(Ordering::SeqCst), 0);
+    assert_eq!((handled.skipped, handled.calls), (5, 0));
+    assert_eq!(handled.failure(), None);
+}
+
+#[tokio::test]
+async fn an_unreadable_call_image_is_reported_and_only_the_records_before_it_count() {
+    let h = handler();
+    let mut broken = call("203", ("RINGING", Some(2)), ("ANSWERED", Some(3)));
+    broken["dynamodb"]["NewImage"]["status"] = json!({"S": "WHATEVER"});
+    let handled = h
+        .handle(batch(vec![
+            call("201", ("DIALING", None), ("DIALING", Some(1))),
+            call("202", ("DIALING", Some(1)), ("RINGING", Some(2))),
+            broken,
+            call("204", ("ANSWERED", Some(3)), ("COMPLETED", Some(4))),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(handled.failure(), Some("203"));
+    let totals = h.store.totals.lock().unwrap().clone();
+    let c = &totals[&CampaignId::parse("cmp_1").unwrap()];
+    assert_eq!(c.placed, 1);
+    assert_eq!(c.status(CallStatus::Ringing), 1);
+    assert_eq!(
+        c.status(CallStatus::Completed),
+        0,
+        "the record after it waits"
+    );
+    assert_eq!(h.store.history.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_redelivered_overlapping_batch_applies_only_what_is_new() {
+    let h = handler();
+    let records = vec![
+        call("301", ("DIALING", None), ("DIALING", Some(1))),
+        call("302", ("DIALING", Some(1)), ("RINGING", Some(2))),
+        call("303", ("RINGING", Some(2)), ("NO_ANSWER", Some(3))),
+    ];
+    h.handle(batch(records[..2].to_vec())).await.unwrap();
+    let again = h.handle(batch(records.clone())).await.unwrap();
+    assert_eq!(
+        again.transitions,
+        BTreeMap::from([(CallStatus::NoAnswer, 1)])
+    );
+    h.handle(batch(records)).await.unwrap();
+    let totals = h.store.totals.lock().unwrap().clone();
+    let c = &totals[&CampaignId::parse("cmp_1").unwrap()];
+    assert_eq!(c.placed, 1);
+    assert_eq!(
+        c.by_status,
+        BTreeMap::from([(CallStatus::Dialing, -1), (CallStatus::NoAnswer, 1)])
+    );
+    assert_eq!(c.outcome(CallStatus::NoAnswer), 1);
+}
+
+#[tokio::test]
+async fn a_batch_that_names_no_shard_or_has_an_unnamed_record_fails_whole() {
+    let h = handler();
+    let mut unsharded = batch(vec![call("401", ("DIALING", None), ("DIALING", Some(1)))]);
+    unsharded.as_object_mut().unwrap().remove("shardId");
+    assert!(matches!(
+        h.handle(unsharded).await,
+        Err(BatchError::NoShard)
+    ));
+    let nameless = batch(vec![json!({"eventName": "MODIFY", "dynamodb": {}})]);
+    assert!(matches!(
+        h.handle(nameless).await,
+        Err(BatchError::Unidentifiable { index: 0, .. })
+    ));
+    assert!(matches!(
+        h.handle(json!({"foo": 1})).await,
+        Err(BatchError::NotAStreamEvent(_))
+    ));
+    // The final invocation of a window may be empty, and names nothing to do.
+    let empty = h.handle(json!({"Records": []})).await.unwrap();
+    assert_eq!(
+        empty.response_json(),
+        json!({"batchItemFailures": [], "state": {}})
+    );
+}
+
+#[tokio::test]
+async fn the_answer_has_the_shape_lambda_reads() {
+    let h = handler();
+    let mut broken = call("501", ("DIALING", None), ("DIALING", Some(1)));
+    broken["dynamodb"]
+        .as_object_mut()
+        .unwrap()
+        .remove("NewImage");
+    let handled = h.handle(batch(vec![broken])).await.unwrap();
+    assert_eq!(
+        handled.response_json(),
+        json!({"batchItemFailures": [{"itemIdentifier": "501"}], "state": {}})
+    );
+}
+
+#[test]
+fn metric_lines_are_embedded_metric_format_one_per_status() {
+    let lines = metric_lines(
+        &BTreeMap::from([(CallStatus::Completed, 3), (CallStatus::Busy, 1)]),
+        Timestamp::from_millis(1_700_000_000_000),
+    );
+    assert_eq!(lines.len(), 2);
+    let busy: Value = lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["Status"] == "BUSY")
+        .unwrap();
+    assert_eq!(busy["Status"], "BUSY");
+    assert_eq!(busy["CallTransitions"], 1);
+    assert_eq!(busy["_aws"]["Timestamp"], 1_700_000_000_000_i64);
+    let directive = &busy["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], "Outdial");
+    assert_eq!(directive["Dimensions"], json!([["Status"]]));
+    assert_eq!(
+        directive["Metrics"],
+        json!([{"Name": "CallTransitions", "Unit": "Count"}])
+    );
+}
