@@ -254,11 +254,13 @@ pub async fn events(calls: u32) -> anyhow::Result<EventsBench> {
                 let claimed = store
                     .claim(&waiting, now, now.plus(Duration::from_secs(60)), u32::MAX)
                     .await?;
-                let arguments = BTreeMap::from([
-                    ("call_id".to_owned(), claimed.id.to_string()),
-                    ("campaign_id".to_owned(), claimed.campaign_id.to_string()),
-                    ("attempt".to_owned(), claimed.attempt.to_string()),
-                ]);
+                let arguments = outdial_core::messages::DialArguments {
+                    call_id: claimed.id.clone(),
+                    campaign_id: claimed.campaign_id.clone(),
+                    attempt: claimed.attempt,
+                    vars: claimed.vars.clone(),
+                }
+                .encode();
                 dialer
                     .place(&from, &claimed.to, arguments)
                     .await

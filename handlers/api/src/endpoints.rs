@@ -2,13 +2,14 @@
 //! the ports, and returns a [`Reply`] or an [`ApiError`]; turning either into HTTP is
 //! [`crate::problem`]'s job.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use http::StatusCode;
 use lambda_http::Request;
 use outdial_core::admin::{AdminStore, AppendId, DispatchTrigger};
 use outdial_core::ids::{CallId, CampaignId, E164};
-use outdial_core::lifecycle::CallStatus;
+use outdial_core::lifecycle::{CallStatus, EndRequest};
+use outdial_core::messages;
 use outdial_core::pacing::due_offset;
 use outdial_core::ports::{CallStore, DialError, Dialer, StoreError};
 use outdial_core::record::{Campaign, CampaignStatus, NewCall};
@@ -522,10 +523,7 @@ where
                             retry_after: Some(1),
                         });
                     };
-                    let arguments = BTreeMap::from([
-                        ("op".to_owned(), "hangup".to_owned()),
-                        ("reason".to_owned(), "hangup".to_owned()),
-                    ]);
+                    let arguments = messages::encode_end(EndRequest::Hangup);
                     return match self.dialer.update(transaction, arguments).await {
                         Ok(()) => {
                             tracing::info!(call_id = %id, "hang-up requested");

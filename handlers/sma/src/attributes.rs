@@ -2,7 +2,7 @@
 //! `NEW_OUTBOUND_CALL`, our own `TransactionAttributes` on every later event.
 //!
 //! The map stays within the SMA's limit of 10 keys, and every response sends it whole: the
-//! SMA's rules for merging a changed key set are ambiguous (`spec/pstn-audio.md` 5.3), and a
+//! SMA's rules for merging a changed key set are ambiguous (`docs/pstn-audio.md` 5.3), and a
 //! full map is always right.
 
 use std::collections::BTreeMap;
@@ -10,12 +10,9 @@ use std::collections::BTreeMap;
 use outdial_core::contract::{Event, EventType};
 use outdial_core::ids::{Attempt, CallId, CampaignId, TransactionId};
 use outdial_core::lifecycle::{CallState, CallStatus, EndRequest};
+use outdial_core::messages::DialArguments;
 use outdial_core::record::CallRecord;
 
-pub const CALL_ID: &str = "call_id";
-pub const CAMPAIGN_ID: &str = "campaign_id";
-pub const ATTEMPT: &str = "attempt";
-pub const VARS: &str = "vars";
 const STATUS: &str = "status";
 const ANSWERED: &str = "answered";
 const END: &str = "end";
@@ -60,18 +57,14 @@ impl Facts {
                 .ok_or("no TransactionAttributes")?
         };
         let get = |k: &str| map.get(k).map(String::as_str);
-        let call_id =
-            CallId::parse(get(CALL_ID).ok_or("no call_id")?).map_err(|e| e.to_string())?;
-        let campaign_id = CampaignId::parse(get(CAMPAIGN_ID).ok_or("no campaign_id")?)
-            .map_err(|e| e.to_string())?;
-        let attempt =
-            Attempt::parse(get(ATTEMPT).ok_or("no attempt")?).map_err(|e| e.to_string())?;
+        let DialArguments {
+            call_id,
+            campaign_id,
+            attempt,
+            vars,
+        } = DialArguments::decode(&map).map_err(|e| e.to_string())?;
         let transaction_id =
             TransactionId::parse(&event.call_details.transaction_id).map_err(|e| e.to_string())?;
-        let vars = match get(VARS) {
-            None => BTreeMap::new(),
-            Some(raw) => serde_json::from_str(raw).map_err(|e| format!("vars: {e}"))?,
-        };
         Ok(Self {
             call_id,
             campaign_id,
@@ -121,16 +114,19 @@ impl Facts {
     /// The full attribute map to send back.
     #[must_use]
     pub fn attributes(&self) -> BTreeMap<String, String> {
-        let mut m = BTreeMap::from([
-            (CALL_ID.to_owned(), self.call_id.to_string()),
-            (CAMPAIGN_ID.to_owned(), self.campaign_id.to_string()),
-            (ATTEMPT.to_owned(), self.attempt.to_string()),
-            (STATUS.to_owned(), self.status.as_str().to_owned()),
-            (
-                ANSWERED.to_owned(),
-                if self.answered { "1" } else { "0" }.to_owned(),
-            ),
-        ]);
+        // The dial's own arguments, carried on as they came, and the handler's facts.
+        let mut m = DialArguments {
+            call_id: self.call_id.clone(),
+            campaign_id: self.campaign_id.clone(),
+            attempt: self.attempt,
+            vars: self.vars.clone(),
+        }
+        .encode();
+        m.insert(STATUS.to_owned(), self.status.as_str().to_owned());
+        m.insert(
+            ANSWERED.to_owned(),
+            if self.answered { "1" } else { "0" }.to_owned(),
+        );
         if let Some(end) = self.end_request {
             m.insert(END.to_owned(), end.as_str().to_owned());
         }
@@ -139,11 +135,6 @@ impl Facts {
         }
         if let Some(outcome) = &self.outcome {
             m.insert(OUTCOME.to_owned(), outcome.clone());
-        }
-        if !self.vars.is_empty() {
-            if let Ok(vars) = serde_json::to_string(&self.vars) {
-                m.insert(VARS.to_owned(), vars);
-            }
         }
         m
     }

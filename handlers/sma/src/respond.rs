@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 
 use outdial_core::contract::{Action, Event, EventType, ParticipantTag, Response};
 use outdial_core::lifecycle::{CallEvent, CallStatus, Change, EndRequest, Leg};
+use outdial_core::messages;
 use outdial_core::ports::DueChange;
 use outdial_core::record::Campaign;
 use outdial_core::retry::RetryPolicy;
@@ -58,19 +59,9 @@ pub fn classify(event: &Event) -> CallEvent {
     }
 }
 
-/// Our commands in `UpdateSipMediaApplicationCall` arguments: `{"op": "hangup", "reason":
-/// "ring_timeout"}` or `{"op": "cancel"}`.
+/// Our command in `UpdateSipMediaApplicationCall` arguments ([`messages::decode_end`]).
 fn end_request(event: &Event) -> Option<EndRequest> {
-    let args = event.arguments()?;
-    match args.get("op").map(String::as_str) {
-        Some("cancel") => Some(EndRequest::Cancel),
-        Some("hangup") => Some(
-            args.get("reason")
-                .and_then(|r| EndRequest::parse(r))
-                .unwrap_or(EndRequest::Hangup),
-        ),
-        _ => None,
-    }
+    messages::decode_end(&event.arguments()?)
 }
 
 /// Whether deciding this event needs the campaign (its script, or its retry policy).
