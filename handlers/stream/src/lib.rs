@@ -1,6 +1,6 @@
 //! The stream Lambda: the table's change stream (DynamoDB Streams, `NEW_AND_OLD_IMAGES`)
 //! becomes each campaign's counters and each call's event history. `docs/analytics.md` is the
-//! contract this implements; DESIGN.md section 7 says why it exists.
+//! contract this implements; `docs/design.md` section 7 says why it exists.
 //!
 //! A batch is handled in three steps:
 //!
@@ -77,6 +77,20 @@ pub enum BatchError {
     /// A record without a `SequenceNumber` cannot be reported on its own.
     #[error("record {index} of the batch has no readable SequenceNumber: {reason}")]
     Unidentifiable { index: usize, reason: String },
+}
+
+impl BatchError {
+    /// Whether delivering the same batch again could succeed. None of these can: they are
+    /// about the event's shape or the mapping's configuration, so the mapping's retries
+    /// (bisected) end on the failure queue, where an operator reads them. A store that could
+    /// not be reached is never a `BatchError`: it is a partial batch failure, retried from
+    /// the record that failed.
+    #[must_use]
+    pub const fn is_retryable(&self) -> bool {
+        match self {
+            Self::NotAStreamEvent(_) | Self::NoShard | Self::Unidentifiable { .. } => false,
+        }
+    }
 }
 
 /// What a batch came to.

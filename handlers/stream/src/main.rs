@@ -22,7 +22,9 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let (handler, clock) = (Arc::clone(&handler), Arc::clone(&clock));
         async move {
-            let handled = handler.handle(event.payload).await?;
+            let handled = handler.handle(event.payload).await.inspect_err(|e| {
+                tracing::error!(error = %e, retryable = e.is_retryable(), "batch refused");
+            })?;
             // Embedded metric format: CloudWatch reads metrics from these log lines.
             for line in handled.metric_lines(clock.now()) {
                 println!("{line}");

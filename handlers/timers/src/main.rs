@@ -53,6 +53,9 @@ async fn main() -> Result<(), Error> {
             if run.errors.is_empty() {
                 Ok(run.answer)
             } else {
+                // Retryable: the next scheduled run (within a minute) takes the shards over
+                // once their leases run out; the function itself is not retried.
+                tracing::warn!(errors = ?run.errors, retryable = true, "shards not dispatched");
                 Err(Error::from(run.errors.join("; ")))
             }
         }
