@@ -3,7 +3,7 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-fixtures := env_var_or_default("OUTDIAL_FIXTURES", justfile_directory() / "../shared/fixtures/sma")
+fixtures := env_var_or_default("OUTDIAL_FIXTURES", justfile_directory() / "fixtures/sma")
 
 # List the recipes.
 default:
@@ -13,10 +13,10 @@ default:
 setup:
     scripts/setup.sh
 
-# Some of the AWS documentation's examples are not JSON at all: they are reported invalid,
+# Some fixtures are invalid on purpose (not JSON, or over a limit): they are reported invalid,
 # which is expected, so only a crash or a usage error fails this recipe.
 #
-# Validate the AWS documentation's SMA examples against the PSTN audio contract.
+# Validate the SMA fixtures (fixtures/sma) against the PSTN audio contract.
 check-fixtures:
     cargo run --quiet -p outdial-cli -- check {{fixtures}} || [ $? -eq 1 ]
 

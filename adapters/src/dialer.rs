@@ -1,6 +1,6 @@
 //! The Chime SDK Voice dialer: [`Dialer`] on `CreateSipMediaApplicationCall` and
 //! `UpdateSipMediaApplicationCall`, with the API's errors sorted by what they mean for a call
-//! (`spec/pstn-audio.md` sections 7 and 8).
+//! (`docs/pstn-audio.md` sections 7 and 8).
 
 use std::collections::BTreeMap;
 

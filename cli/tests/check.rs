@@ -1,5 +1,5 @@
-//! `outdial check` as a user runs it: the built binary over AWS's documentation examples and
-//! over small files holding the mistakes people make with SMA handlers.
+//! `outdial check` as a user runs it: the built binary over the repository's fixture corpus
+//! (`fixtures/sma/`) and over small files holding the mistakes people make with SMA handlers.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use serde_json::Value;
 
 fn fixtures() -> PathBuf {
     std::env::var_os("OUTDIAL_FIXTURES").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/sma"),
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/sma"),
         PathBuf::from,
     )
 }
@@ -43,10 +43,10 @@ fn temp_file(name: &str, body: &str) -> PathBuf {
     path
 }
 
-/// The line `outdial check` must print for each example listed in `SOURCES.md` (file, kind,
-/// event, action types, strict JSON, ...), worked out from the table and the example itself.
+/// The line `outdial check` must print for each fixture listed in `INDEX.md` (file, kind,
+/// event, action types, strict JSON, ...), worked out from the table and the fixture itself.
 fn expected_lines() -> Vec<String> {
-    let sources = std::fs::read_to_string(fixtures().join("SOURCES.md")).unwrap();
+    let sources = std::fs::read_to_string(fixtures().join("INDEX.md")).unwrap();
     let mut rows: Vec<Vec<String>> = sources
         .lines()
         .skip_while(|l| !l.starts_with("| file |"))
@@ -89,7 +89,7 @@ fn verdict(kind: &str, event: &str, v: &Value) -> String {
             )
         }
         "action-list response" => match v["TransactionAttributes"].as_object() {
-            // AWS's own example of a response the service rejects.
+            // The response the service rejects with INVALID_LAMBDA_RESPONSE.
             Some(m) if m.len() > 10 => format!(
                 "invalid: TransactionAttributes has {} keys; the SMA accepts at most 10",
                 m.len()
@@ -116,11 +116,17 @@ fn the_fixture_folder_gives_one_line_per_example_in_name_order() {
     assert_eq!(got, want);
     let ok = got.iter().filter(|l| l.contains(": ok ")).count();
     let invalid = got.iter().filter(|l| l.contains(": invalid: ")).count();
-    assert_eq!((ok, invalid), (28, 50), "{stdout}");
-    assert_eq!(
-        code, 1,
-        "some AWS examples are not JSON, so the run is invalid"
-    );
+    assert_eq!((ok, invalid), (72, 15), "{stdout}");
+    for line in &got {
+        let (path, _) = line.split_once(": ").unwrap();
+        let name = Path::new(path).file_name().unwrap().to_str().unwrap();
+        assert_eq!(
+            name.starts_with("valid_"),
+            line.contains(": ok "),
+            "the name says whether it is valid: {line}"
+        );
+    }
+    assert_eq!(code, 1, "some fixtures are not JSON, so the run is invalid");
 }
 
 #[test]

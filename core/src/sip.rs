@@ -2,7 +2,7 @@
 //!
 //! AWS documents three codes on `HANGUP` (0 normal clearing, 480 unavailable, 486 busy); a
 //! carrier may pass any SIP final response through, and the code may be absent or sent as a
-//! string. See `spec/pstn-audio.md` section 4. Classification follows the section's table,
+//! string. See `docs/pstn-audio.md` section 4. Classification follows the table of 4.2,
 //! with one decision of ours: code 0 (normal clearing) only ends an established call, so a
 //! `HANGUP` with 0 means the callee had answered even if our record never saw
 //! `CALL_ANSWERED` (that event may still be in flight, or its invocation abandoned).

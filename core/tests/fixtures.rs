@@ -1,26 +1,28 @@
-//! Every example in `shared/fixtures/sma/` (AWS's own documentation examples) against the
-//! contract types. `SOURCES.md` says what each file is and whether it is JSON at all; the
-//! tests read that table rather than naming files, so a new example is checked as soon as it
-//! is listed.
+//! Every payload in the repository's own fixture corpus, `fixtures/sma/`, against the contract
+//! types. `fixtures/sma/INDEX.md` says what each file is and whether it is JSON at all; the
+//! tests read that table rather than naming files, so a new fixture is checked as soon as it is
+//! listed.
 //!
-//! Strict JSON examples must parse into the type their row names and write back everything
-//! they said; the others (Markdown escapes, `...` elisions) must be rejected with the parser's
-//! line and column. One strict example is rejected on purpose: AWS's own response with eleven
-//! `TransactionAttributes`, shown next to the `INVALID_LAMBDA_RESPONSE` it causes.
+//! Strict JSON fixtures must parse into the type their row names and write back everything
+//! they said; the others (elisions, Markdown escapes, comments, ...) must be rejected with the
+//! parser's line and column. One strict fixture is rejected on purpose: a response with eleven
+//! `TransactionAttributes`, which the service answers with `INVALID_LAMBDA_RESPONSE`. A file's
+//! name says which of these it is (`valid_...`, `invalid_...`), and the corpus covers every
+//! documented event type and every action type.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use outdial_core::contract::{
-    ContractError, EventType, MAX_ACTIONS, MAX_ATTRIBUTES, Valid, parse_event, validate,
+    Action, ContractError, EventType, MAX_ACTIONS, MAX_ATTRIBUTES, Valid, parse_event, validate,
     validate_event, validate_response,
 };
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
     std::env::var_os("OUTDIAL_FIXTURES").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/sma"),
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/sma"),
         PathBuf::from,
     )
 }
@@ -51,9 +53,9 @@ impl Row {
     }
 }
 
-/// The table in `SOURCES.md`, read by its header names.
+/// The table in `INDEX.md`, read by its header names.
 fn rows() -> Vec<Row> {
-    let text = std::fs::read_to_string(fixtures().join("SOURCES.md")).expect("SOURCES.md");
+    let text = std::fs::read_to_string(fixtures().join("INDEX.md")).expect("INDEX.md");
     let cells = |line: &str| -> Vec<String> {
         line.trim()
             .trim_matches('|')
@@ -100,7 +102,7 @@ fn rows() -> Vec<Row> {
                 .is_some_and(|x| x == "json")
         })
         .count();
-    assert_eq!(rows.len(), files, "SOURCES.md lists every fixture file");
+    assert_eq!(rows.len(), files, "INDEX.md lists every fixture file");
     rows
 }
 
@@ -192,19 +194,21 @@ fn every_strict_fixture_parses_into_its_type_and_round_trips() {
         assert_eq!(
             normalize(&written),
             normalize(said),
-            "{}: what is written back differs from what the example said",
+            "{}: what is written back differs from what the fixture said",
             row.file
         );
         assert_eq!(validate(&written).unwrap(), valid, "{}", row.file);
         *parsed.entry(row.kind).or_default() += 1;
     }
     let strict = rows.iter().filter(|r| r.strict).count();
-    println!("{parsed:?} parsed and round-tripped; {over_limit} rejected as AWS rejects it");
-    assert_eq!(over_limit, 1, "AWS's eleven-attribute example");
+    println!(
+        "{parsed:?} parsed and round-tripped; {over_limit} rejected as the service rejects it"
+    );
+    assert_eq!(over_limit, 1, "the eleven-attribute response");
     assert_eq!(parsed.values().sum::<usize>() + over_limit, strict);
-    for kind in [Kind::Event, Kind::Response, Kind::Action] {
+    for (kind, least) in [(Kind::Event, 30), (Kind::Response, 15), (Kind::Action, 18)] {
         assert!(
-            parsed.get(&kind).is_some_and(|n| *n >= 5),
+            parsed.get(&kind).is_some_and(|n| *n >= least),
             "{kind:?}: {parsed:?}"
         );
     }
@@ -228,8 +232,90 @@ fn every_example_that_is_not_json_is_rejected_with_line_and_column() {
         );
         rejected += 1;
     }
-    println!("{rejected} examples that are not JSON rejected");
-    assert!(rejected >= 40, "{rejected}");
+    println!("{rejected} fixtures that are not JSON rejected");
+    assert!(rejected >= 14, "{rejected}");
+    for kind in [Kind::Event, Kind::Response, Kind::Action] {
+        assert!(
+            rows.iter().any(|r| !r.strict && r.kind == kind),
+            "no {kind:?} that is not JSON"
+        );
+    }
+}
+
+/// The documented `InvocationEventType` values.
+const EVENT_TYPES: [&str; 11] = [
+    "NEW_INBOUND_CALL",
+    "NEW_OUTBOUND_CALL",
+    "RINGING",
+    "CALL_ANSWERED",
+    "ACTION_SUCCESSFUL",
+    "ACTION_FAILED",
+    "ACTION_INTERRUPTED",
+    "HANGUP",
+    "CALL_UPDATE_REQUESTED",
+    "DIGITS_RECEIVED",
+    "INVALID_LAMBDA_RESPONSE",
+];
+
+#[test]
+fn the_corpus_covers_every_event_type_and_every_action_type() {
+    let rows = rows();
+    let valid = |r: &&Row| r.strict && r.file.starts_with("valid_");
+    for name in EVENT_TYPES {
+        assert!(
+            !matches!(EventType::from(name.to_owned()), EventType::Unknown(_)),
+            "{name} is a known event type"
+        );
+        assert!(
+            rows.iter()
+                .filter(valid)
+                .any(|r| r.kind == Kind::Event && r.event == name),
+            "no valid {name} event"
+        );
+    }
+    for name in Action::TYPES {
+        for kind in [Kind::Response, Kind::Action] {
+            assert!(
+                rows.iter()
+                    .filter(valid)
+                    .any(|r| r.kind == kind && r.action_types.iter().any(|t| t == name)),
+                "no valid {kind:?} with {name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_fixture_name_says_what_is_expected_of_it() {
+    for row in rows() {
+        let prefix = match row.kind {
+            Kind::Event => "event_",
+            Kind::Response => "response_",
+            Kind::Action => "action_",
+        };
+        let valid = row.strict && validate(&row.json()).is_ok();
+        let want = if valid {
+            format!("valid_{prefix}")
+        } else if row.strict {
+            format!("invalid_{prefix}")
+        } else {
+            format!("invalid_not-json_{prefix}")
+        };
+        assert!(
+            row.file.starts_with(&want),
+            "{}: should start with {want}",
+            row.file
+        );
+        if valid && row.kind == Kind::Event {
+            assert!(
+                row.file[want.len()..].starts_with(&row.event)
+                    || matches!(EventType::from(row.event.clone()), EventType::Unknown(_)),
+                "{}: should name its event type {}",
+                row.file,
+                row.event
+            );
+        }
+    }
 }
 
 #[test]
@@ -239,7 +325,7 @@ fn a_placeholder_event_type_is_kept_and_written_back() {
         .filter(|r| r.strict && r.kind == Kind::Event)
         .filter(|r| matches!(EventType::from(r.event.clone()), EventType::Unknown(_)))
         .collect();
-    assert!(!placeholders.is_empty(), "the `event-type` example");
+    assert!(!placeholders.is_empty(), "an undocumented event type");
     for row in placeholders {
         let event = parse_event(row.text().as_bytes()).unwrap();
         assert_eq!(event.event_type, EventType::Unknown(row.event.clone()));
@@ -267,7 +353,7 @@ fn an_event_without_a_transaction_id_is_rejected() {
         ));
         checked += 1;
     }
-    assert!(checked >= 5, "{checked}");
+    assert!(checked >= 30, "{checked}");
 }
 
 #[test]
@@ -288,5 +374,5 @@ fn a_response_with_eleven_actions_is_rejected() {
         assert_eq!(err.to_string(), "11 actions; the SMA accepts at most 10");
         checked += 1;
     }
-    assert!(checked >= 5, "{checked}");
+    assert!(checked >= 15, "{checked}");
 }

@@ -1,4 +1,4 @@
-//! The actions an SMA handler returns (`spec/pstn-audio.md` section 6): one type per action,
+//! The actions an SMA handler returns (`docs/pstn-audio.md` section 6): one type per action,
 //! required parameters as plain fields (so a missing one fails to parse, naming it) and
 //! optional ones as `Option`s left out of the JSON when absent. Counts and durations are read
 //! from numbers or numeric strings and written as numbers.

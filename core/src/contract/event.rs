@@ -1,6 +1,6 @@
 //! The invocation event the SMA sends for every step of a call, read leniently: AWS's own
 //! examples disagree on spellings, number encodings and where errors live
-//! (`spec/pstn-audio.md` sections 1, 2 and 12), and a new event type must never crash a
+//! (`docs/pstn-audio.md` sections 1, 2 and 12), and a new event type must never crash a
 //! handler.
 
 use std::collections::BTreeMap;

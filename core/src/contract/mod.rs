@@ -1,5 +1,5 @@
 //! The PSTN audio contract as types: what the SMA sends a handler ([`Event`]) and what a
-//! handler answers ([`Response`] of [`Action`]s), following `spec/pstn-audio.md`.
+//! handler answers ([`Response`] of [`Action`]s), following `docs/pstn-audio.md`.
 //!
 //! Lenient on the way in: numbers as strings, `SipApplicationId` for
 //! `SipMediaApplicationId`, `ParticipantTag` in any case, `ErrorType` at the top level or in

@@ -91,7 +91,7 @@ impl ResponseBuilder {
     }
 
     /// Sets the full `TransactionAttributes` map (always the whole map: see
-    /// `spec/pstn-audio.md` 5.3).
+    /// `docs/pstn-audio.md` 5.3).
     ///
     /// # Errors
     /// [`ContractError::TooManyAttributes`] above ten keys.

@@ -1,5 +1,5 @@
 //! The API Lambda behind API Gateway (HTTP API): campaigns and their contacts, single calls,
-//! hang-ups and the do-not-call list (DESIGN.md section 6, `docs/api.md`,
+//! hang-ups and the do-not-call list (`docs/design.md` section 6, `docs/api.md`,
 //! `docs/openapi.json`).
 //!
 //! [`Api::handle`] takes a `lambda_http::Request` and always answers: every failure becomes

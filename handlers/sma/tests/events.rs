@@ -419,8 +419,7 @@ async fn the_handler_hangs_up_before_the_thousandth_invocation() {
 #[tokio::test]
 async fn every_fixture_event_gets_a_valid_answer() {
     let h = Harness::new(REMINDER).await;
-    let dir =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/sma");
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/sma");
     let mut answered = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();

@@ -4,7 +4,7 @@
 //! (`POST /sip-media-applications/{id}/calls` and `.../calls/{transactionId}`), so the real
 //! `aws-sdk-chimesdkvoice` client reaches it through `endpoint_url`. Each placed call gets a
 //! callee ([`Callee`]) and a driver ([`call`]) that invokes the SMA handler with events shaped
-//! and numbered as `spec/pstn-audio.md` says, runs the returned actions with their durations
+//! and numbered as `docs/pstn-audio.md` says, runs the returned actions with their durations
 //! scaled by `speed`, keeps a transcript, and enforces the contract: an answer the service
 //! would refuse is counted as a violation and followed by `INVALID_LAMBDA_RESPONSE`.
 //!

@@ -1,5 +1,5 @@
 //! A scripted SMA for handler tests: builds events shaped and numbered as the PSTN audio
-//! service sends them (`spec/pstn-audio.md` sections 1-4), keeps the `TransactionAttributes`
+//! service sends them (`docs/pstn-audio.md` sections 1-4), keeps the `TransactionAttributes`
 //! the handler returns the way the service does, and runs everything against DynamoDB Local.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
