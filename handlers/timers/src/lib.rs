@@ -1,6 +1,6 @@
 //! The timers Lambda's dispatcher: turns due calls into placed calls and makes sure every
-//! live call ends. See `docs/dispatcher.md`
-//! and `docs/design.md`. The rules it follows are pure functions in [`outdial_core::dispatch`];
+//! live call ends. See `docs/dispatcher.md` and `docs/design.md` sections 4 and 5; the Voice
+//! API it calls is `docs/pstn-audio.md` sections 7 and 8. The rules it follows are pure functions in [`outdial_core::dispatch`];
 //! this crate does the I/O they decide.
 //!
 //! One [`Dispatcher::tick`] reads a dispatch shard's due entries, earliest first, and for each:
