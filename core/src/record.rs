@@ -189,6 +189,38 @@ pub struct AppliedEvent {
     pub response: String,
 }
 
+#[cfg(test)]
+impl CallRecord {
+    /// A call of nothing in particular in `status` and `attempt`, never placed: what the
+    /// crate's tests start from.
+    pub(crate) fn sample(status: CallStatus, attempt: Attempt) -> Self {
+        Self {
+            id: CallId::random(),
+            campaign_id: CampaignId::random(),
+            to: E164::parse("+15555550100").unwrap_or_else(|_| unreachable!()),
+            from: E164::parse("+15555550199").unwrap_or_else(|_| unreachable!()),
+            vars: BTreeMap::new(),
+            tz: None,
+            status,
+            attempt,
+            last_event: None,
+            answered: false,
+            end_request: None,
+            transaction_id: None,
+            placed_attempt: None,
+            outcome: None,
+            sip_code: None,
+            script_outcome: None,
+            last_error: None,
+            due_at: None,
+            created_at: Timestamp::EPOCH,
+            updated_at: Timestamp::EPOCH,
+            answered_at: None,
+            ended_at: None,
+        }
+    }
+}
+
 impl CallRecord {
     /// The `TransactionId` of the current attempt, once it is known to have been placed (the
     /// Voice API's answer or an SMA event of this attempt); `None` while the attempt's dial
@@ -225,30 +257,13 @@ mod tests {
     use super::*;
 
     fn record(attempt: u32) -> CallRecord {
-        CallRecord {
-            id: CallId::random(),
-            campaign_id: CampaignId::random(),
-            to: E164::parse("+15555550100").unwrap_or_else(|_| unreachable!()),
-            from: E164::parse("+15555550199").unwrap_or_else(|_| unreachable!()),
-            vars: BTreeMap::new(),
-            tz: None,
-            status: CallStatus::Dialing,
-            attempt: Attempt::new(attempt).unwrap_or(Attempt::FIRST),
-            last_event: None,
-            answered: false,
-            end_request: None,
-            transaction_id: TransactionId::parse("txn-of-attempt-1").ok(),
-            placed_attempt: Some(Attempt::FIRST),
-            outcome: None,
-            sip_code: None,
-            script_outcome: None,
-            last_error: None,
-            due_at: None,
-            created_at: Timestamp::EPOCH,
-            updated_at: Timestamp::EPOCH,
-            answered_at: None,
-            ended_at: None,
-        }
+        let mut r = CallRecord::sample(
+            CallStatus::Dialing,
+            Attempt::new(attempt).unwrap_or(Attempt::FIRST),
+        );
+        r.transaction_id = TransactionId::parse("txn-of-attempt-1").ok();
+        r.placed_attempt = Some(Attempt::FIRST);
+        r
     }
 
     #[test]

@@ -1,11 +1,9 @@
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
-
 use proptest::prelude::*;
 
 use super::*;
-use crate::ids::{CallId, CampaignId, E164, Sequence, TransactionId};
+use crate::ids::{CampaignId, E164, Sequence, TransactionId};
 use crate::record::{AppliedEvent, Limits, Pacing};
 use crate::retry::RetryPolicy;
 
@@ -14,30 +12,7 @@ fn attempt(n: u32) -> Attempt {
 }
 
 fn record(status: CallStatus, at: u32) -> CallRecord {
-    CallRecord {
-        id: CallId::random(),
-        campaign_id: CampaignId::random(),
-        to: E164::parse("+15555550100").unwrap(),
-        from: E164::parse("+15555550199").unwrap(),
-        vars: BTreeMap::new(),
-        tz: None,
-        status,
-        attempt: attempt(at),
-        last_event: None,
-        answered: false,
-        end_request: None,
-        transaction_id: None,
-        placed_attempt: None,
-        outcome: None,
-        sip_code: None,
-        script_outcome: None,
-        last_error: None,
-        due_at: None,
-        created_at: Timestamp::EPOCH,
-        updated_at: Timestamp::EPOCH,
-        answered_at: None,
-        ended_at: None,
-    }
+    CallRecord::sample(status, attempt(at))
 }
 
 /// Any record a dispatcher can meet: any status and attempt, with or without an event, a
