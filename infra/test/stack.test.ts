@@ -40,11 +40,14 @@ const INDEX_ARN = (name: string) => {
   return arn;
 };
 
-/** A `Duration::from_secs(n)` constant of the timers handler, in seconds, as the binary has it. */
+/**
+ * A `Duration::from_secs(n)` constant of the timers handler's invocation (`invoke.rs`, where a
+ * run's length and margin live), in seconds, as the binary has it.
+ */
 function timersConstant(name: string): number {
-  const source = readFileSync(join(__dirname, '..', '..', 'handlers', 'timers', 'src', 'lib.rs'), 'utf8');
+  const source = readFileSync(join(__dirname, '..', '..', 'handlers', 'timers', 'src', 'invoke.rs'), 'utf8');
   const m = source.match(new RegExp(`^pub const ${name}: Duration = Duration::from_secs\\((\\d+)\\);$`, 'm'));
-  assert.ok(m, `handlers/timers/src/lib.rs defines ${name} with Duration::from_secs`);
+  assert.ok(m, `handlers/timers/src/invoke.rs defines ${name} with Duration::from_secs`);
   return Number(m[1]);
 }
 
