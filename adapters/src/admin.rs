@@ -19,29 +19,32 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, ConditionCheck, KeysAndAttributes, Put, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
-use futures::{StreamExt, TryStreamExt};
 use outdial_core::admin::{
     AdminStore, AppendId, Appended, Begun, CampaignOverview, DispatchTrigger, IdempotencyKey,
     StoredReply,
 };
 use outdial_core::counters::CampaignCounters;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164};
+use outdial_core::messages::RunSource;
 use outdial_core::ports::{BoxError, DispatchStore, Lane, StoreError};
 use outdial_core::record::{Campaign, CampaignStatus, NewCall};
 use outdial_core::time::Timestamp;
 
-use crate::counters::counters_from_item;
+use crate::condition::{Condition, Guarded};
+use crate::counters::{add_to_counter, counters_from_item};
+use crate::ddb::{
+    self, Cancelled, build_err, failed_on_condition, map_err, refusal, refused_item,
+    refused_on_condition, written,
+};
 use crate::item::{
     self, CALL_SK, CAMPAIGN_SK, COUNTERS_SK, DNC_SK, EXPIRES_AT, Item, RETENTION_SECS, Reader,
     call_pk, campaign_from_item, campaign_pk, dnc_pk, n, s, shard_of_key,
 };
-use crate::store::{CallItems, DynamoStore, map_err};
+use crate::store::{CallItems, DynamoStore};
 
 /// How long a request's answer is kept for its retries.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -55,15 +58,8 @@ const APPEND_SK: &str = "APPEND";
 const IN_PROGRESS: &str = "IN_PROGRESS";
 const DONE: &str = "DONE";
 
-/// `BatchGetItem` takes at most 100 keys.
-const GET_BATCH: usize = 100;
-/// Requests in flight at once for a batch of writes or reads.
+/// `BatchGetItem`s in flight at once.
 const READS_IN_FLIGHT: usize = 16;
-/// Attempts at a batch's unprocessed items or keys before giving up.
-const BATCH_TRIES: u32 = 8;
-/// Attempts at a transaction that collided with another on the same item.
-const TRANSACTION_TRIES: u32 = 4;
-const CONDITION_FAILED: &str = "ConditionalCheckFailed";
 
 fn idem_pk(key: &IdempotencyKey) -> String {
     format!("IDEM#{}", key.as_str())
@@ -75,30 +71,6 @@ fn append_pk(id: &AppendId) -> String {
 
 fn part_sk(n: usize) -> String {
     format!("PART#{n:04}")
-}
-
-fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
-    StoreError::Other(Box::new(e))
-}
-
-/// Whether a single-item write was refused on its condition.
-fn condition_failed<E, R>(err: &SdkError<E, R>) -> bool
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
-{
-    err.as_service_error()
-        .and_then(aws_sdk_dynamodb::error::ProvideErrorMetadata::code)
-        == Some("ConditionalCheckFailedException")
-}
-
-/// The reasons a transaction was cancelled, in the order of its items.
-fn cancellation_reasons<R>(
-    err: &SdkError<TransactWriteItemsError, R>,
-) -> Option<&[CancellationReason]> {
-    match err.as_service_error()? {
-        TransactWriteItemsError::TransactionCanceledException(c) => Some(c.cancellation_reasons()),
-        _ => None,
-    }
 }
 
 /// The reply a record holds, reading its parts when it was cut into some.
@@ -131,68 +103,21 @@ fn slices(body: &str, max: usize) -> Vec<&str> {
 }
 
 impl DynamoStore {
-    /// Reads the items with `keys` (only `PK` and the attributes in `projection`) with
-    /// parallel `BatchGetItem`s, retrying unprocessed keys. Items that do not exist are
-    /// simply not in the answer.
+    /// Reads the items with `keys` (only the attributes in `projection`) with parallel
+    /// `BatchGetItem`s (see [`ddb::get_all`]).
     async fn get_all(
         &self,
         keys: impl Iterator<Item = Item>,
         projection: &str,
     ) -> Result<Vec<Item>, StoreError> {
-        let mut keys = keys.peekable();
-        let batches = std::iter::from_fn(move || {
-            keys.peek()?;
-            Some(keys.by_ref().take(GET_BATCH).collect::<Vec<Item>>())
-        });
-        let found: Vec<Vec<Item>> = futures::stream::iter(batches)
-            .map(|batch| self.get_batch(batch, projection))
-            .buffer_unordered(READS_IN_FLIGHT)
-            .try_collect()
-            .await?;
-        Ok(found.into_iter().flatten().collect())
-    }
-
-    async fn get_batch(
-        &self,
-        mut keys: Vec<Item>,
-        projection: &str,
-    ) -> Result<Vec<Item>, StoreError> {
-        let mut found = Vec::new();
-        let mut delay = Duration::from_millis(25);
-        for _ in 0..BATCH_TRIES {
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .projection_expression(projection)
-                .build()
-                .map_err(build_err)?;
-            let out = self
-                .client()
-                .batch_get_item()
-                .request_items(self.table(), request)
-                .send()
-                .await
-                .map_err(map_err)?;
-            if let Some(mut responses) = out.responses {
-                found.extend(responses.remove(self.table()).unwrap_or_default());
-            }
-            keys = out
-                .unprocessed_keys
-                .and_then(|mut m| m.remove(self.table()))
-                .map(|k| k.keys)
-                .unwrap_or_default();
-            if keys.is_empty() {
-                return Ok(found);
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
-        }
-        Err(StoreError::Throttled(
-            format!(
-                "{} keys still unprocessed after {BATCH_TRIES} tries",
-                keys.len()
-            )
-            .into(),
-        ))
+        ddb::get_all(
+            self.client(),
+            self.table(),
+            keys,
+            projection,
+            READS_IN_FLIGHT,
+        )
+        .await
     }
 
     /// The answer of a `DONE` record: inline, or put together from its parts.
@@ -279,11 +204,7 @@ impl DynamoStore {
             .expression_attribute_values(":now", n(now.as_millis()))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(Some(Begun::TakenOver)),
-            Err(e) if condition_failed(&e) => Ok(None),
-            Err(e) => Err(map_err(e)),
-        }
+        Ok(written(out)?.then_some(Begun::TakenOver))
     }
 }
 
@@ -329,12 +250,7 @@ impl AdminStore for DynamoStore {
                 .await;
             let existing = match out {
                 Ok(_) => return Ok(Begun::Started),
-                Err(e) => match e.as_service_error() {
-                    Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
-                        c.item().cloned()
-                    }
-                    _ => return Err(map_err(e)),
-                },
+                Err(e) => refused_item(e)?,
             };
             // Deleted between the refusal and now: go round and put it.
             let Some(existing) = existing else { continue };
@@ -403,10 +319,10 @@ impl AdminStore for DynamoStore {
             .set_expression_attribute_values(Some(values))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Err(StoreError::Conflict),
-            Err(e) => Err(map_err(e)),
+        if written(out)? {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict)
         }
     }
 
@@ -423,11 +339,9 @@ impl AdminStore for DynamoStore {
             .expression_attribute_values(":owner", s(owner))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Ok(()),
-            Err(e) => Err(map_err(e)),
-        }
+        // Refused: `owner` does not hold the key, which is left alone.
+        written(out)?;
+        Ok(())
     }
 
     async fn overview(&self, id: &CampaignId) -> Result<CampaignOverview, StoreError> {
@@ -464,46 +378,30 @@ impl AdminStore for DynamoStore {
         to: CampaignStatus,
         now: Timestamp,
     ) -> Result<Campaign, StoreError> {
-        let mut values = HashMap::from([(":to".to_owned(), s(to.as_str()))]);
-        let mut allowed = Vec::with_capacity(from.len());
-        for (i, status) in from.iter().enumerate() {
-            let name = format!(":from{i}");
-            values.insert(name.clone(), s(status.as_str()));
-            allowed.push(name);
-        }
-        if allowed.is_empty() {
+        let condition = Condition::new().exists(item::PK).one_of(
+            "status",
+            from.iter()
+                .map(|st| (st.as_str().to_lowercase(), s(st.as_str()))),
+        );
+        if condition.is_unsatisfiable() {
             return Err(StoreError::Conflict);
         }
+        let mut values = vec![(":to", s(to.as_str()))];
         values.extend(sweep_values(id, self.shards(), now));
+        let e = condition.guarding(&[("#status", "status")], values);
         let out = self
             .client()
             .update_item()
             .table_name(self.table())
             .set_key(Some(item::key(campaign_pk(id), CAMPAIGN_SK)))
-            .condition_expression(format!(
-                "attribute_exists(PK) AND #status IN ({})",
-                allowed.join(", ")
-            ))
+            .guarded(e)
             .update_expression(format!("SET #status = :to, {SWEEP}"))
-            .expression_attribute_names("#status", "status")
-            .set_expression_attribute_values(Some(values))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
-            .await;
-        match out {
-            Ok(out) => campaign_from_item(&out.attributes.unwrap_or_default()),
-            Err(e) => match e.as_service_error() {
-                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c)) => {
-                    Err(if c.item().is_some() {
-                        StoreError::Conflict
-                    } else {
-                        StoreError::NotFound
-                    })
-                }
-                _ => Err(map_err(e)),
-            },
-        }
+            .await
+            .map_err(refusal)?;
+        campaign_from_item(&out.attributes.unwrap_or_default())
     }
 
     async fn append_calls(
@@ -517,16 +415,8 @@ impl AdminStore for DynamoStore {
             return Err(StoreError::Conflict);
         }
         let marker = item::key(append_pk(append), APPEND_SK);
-        let done = self
-            .client()
-            .get_item()
-            .table_name(self.table())
-            .set_key(Some(marker.clone()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(map_err)?;
-        if done.item.is_some() {
+        let done = ddb::get_item(self.client(), self.table(), marker.clone()).await?;
+        if done.is_some() {
             return Ok(Appended::AlreadyWritten);
         }
         // A retry of an append that died half way finds some calls written, and maybe
@@ -599,10 +489,10 @@ impl AdminStore for DynamoStore {
             .condition_expression("attribute_exists(PK)")
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Err(StoreError::NotFound),
-            Err(e) => Err(map_err(e)),
+        if written(out)? {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
         }
     }
 
@@ -625,17 +515,21 @@ const SWEEP: &str = "due_shard = :due_shard, due_key = :due_key, due_at = :due_a
 
 /// The `due` entry of a sweep request: in the watch lane, sorted before everything else (see
 /// [`item::sweep_due_key`]), so the next dispatcher of the shard sweeps it first.
-fn sweep_values(id: &CampaignId, shards: u32, now: Timestamp) -> [(String, AttributeValue); 3] {
+fn sweep_values(
+    id: &CampaignId,
+    shards: u32,
+    now: Timestamp,
+) -> [(&'static str, AttributeValue); 3] {
     [
         (
-            ":due_shard".to_owned(),
+            ":due_shard",
             s(item::lane_shard(
                 Lane::Watch,
                 shard_of_key(id.as_str(), shards),
             )),
         ),
-        (":due_key".to_owned(), s(item::sweep_due_key(id, now))),
-        (":due_at".to_owned(), n(now.as_millis())),
+        (":due_key", s(item::sweep_due_key(id, now))),
+        (":due_at", n(now.as_millis())),
     ]
 }
 
@@ -664,99 +558,69 @@ impl DynamoStore {
             .condition_expression("attribute_not_exists(PK)")
             .build()
             .map_err(build_err)?;
-        let counters = Update::builder()
-            .table_name(self.table())
-            .set_key(Some(item::key(campaign_pk(&campaign.id), COUNTERS_SK)))
-            .update_expression("SET #type = :type, campaign_id = :campaign ADD contacts :contacts")
-            .expression_attribute_names("#type", "type")
-            .expression_attribute_values(":type", s("counters"))
-            .expression_attribute_values(":campaign", s(campaign.id.as_str()))
-            .expression_attribute_values(":contacts", n(contacts))
-            .build()
-            .map_err(build_err)?;
+        let counters = add_to_counter(
+            self.table(),
+            &campaign.id,
+            "contacts",
+            contacts,
+            Condition::new(),
+        )?;
         let meta_key = item::key(campaign_pk(&campaign.id), CAMPAIGN_SK);
         let status = if campaign.status == CampaignStatus::Completed {
-            let mut values = HashMap::from([
-                (
-                    ":expected".to_owned(),
-                    s(CampaignStatus::Completed.as_str()),
-                ),
-                (":active".to_owned(), s(CampaignStatus::Active.as_str())),
-            ]);
+            let mut values = vec![(":active", s(CampaignStatus::Active.as_str()))];
             values.extend(sweep_values(&campaign.id, self.shards(), now));
-            TransactWriteItem::builder()
-                .update(
-                    Update::builder()
-                        .table_name(self.table())
-                        .set_key(Some(meta_key))
-                        .condition_expression("#status = :expected")
-                        .update_expression(format!("SET #status = :active, {SWEEP}"))
-                        .expression_attribute_names("#status", "status")
-                        .set_expression_attribute_values(Some(values))
-                        .return_values_on_condition_check_failure(
-                            ReturnValuesOnConditionCheckFailure::AllOld,
-                        )
-                        .build()
-                        .map_err(build_err)?,
+            let e = Condition::new()
+                .equals("status", s(CampaignStatus::Completed.as_str()))
+                .guarding(&[("#status", "status")], values);
+            let update = Update::builder()
+                .table_name(self.table())
+                .set_key(Some(meta_key))
+                .guarded(e)
+                .update_expression(format!("SET #status = :active, {SWEEP}"))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
                 )
                 .build()
+                .map_err(build_err)?;
+            TransactWriteItem::builder().update(update).build()
         } else {
-            TransactWriteItem::builder()
-                .condition_check(
-                    ConditionCheck::builder()
-                        .table_name(self.table())
-                        .set_key(Some(meta_key))
-                        .condition_expression("#status = :expected")
-                        .expression_attribute_names("#status", "status")
-                        .expression_attribute_values(":expected", s(campaign.status.as_str()))
-                        .return_values_on_condition_check_failure(
-                            ReturnValuesOnConditionCheckFailure::AllOld,
-                        )
-                        .build()
-                        .map_err(build_err)?,
+            let e = Condition::new()
+                .equals("status", s(campaign.status.as_str()))
+                .guarding(&[], []);
+            let check = ConditionCheck::builder()
+                .table_name(self.table())
+                .set_key(Some(meta_key))
+                .guarded(e)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
                 )
                 .build()
+                .map_err(build_err)?;
+            TransactWriteItem::builder().condition_check(check).build()
         };
-        let mut delay = Duration::from_millis(10);
-        for _ in 0..TRANSACTION_TRIES {
-            let out = self
-                .client()
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().put(put.clone()).build())
-                .transact_items(
-                    TransactWriteItem::builder()
-                        .update(counters.clone())
-                        .build(),
-                )
-                .transact_items(status.clone())
-                .send()
-                .await;
-            let err = match out {
-                Ok(_) => return Ok(Appended::Written),
-                Err(e) => e,
-            };
-            match cancellation_reasons(&err) {
-                Some([marker, _, meta]) => {
-                    if marker.code() == Some(CONDITION_FAILED) {
-                        return Ok(Appended::AlreadyWritten);
-                    }
-                    if meta.code() == Some(CONDITION_FAILED) {
-                        return Err(if meta.item().is_some() {
-                            StoreError::Conflict
-                        } else {
-                            StoreError::NotFound
-                        });
-                    }
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(counters).build(),
+            status,
+        ];
+        ddb::transact(
+            self.client(),
+            items,
+            Duration::from_millis(10),
+            Appended::Written,
+            |reasons| match reasons {
+                [marker, _, meta] => Some(if failed_on_condition(marker) {
+                    Cancelled::Answer(Ok(Appended::AlreadyWritten))
+                } else if let Some(refused) = refused_on_condition(meta) {
+                    Cancelled::Answer(Err(refused))
+                } else {
                     // Another transaction held the counters at that moment: try again.
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-                _ => return Err(map_err(err)),
-            }
-        }
-        Err(StoreError::Throttled(
-            "the campaign's counters stayed busy with other transactions".into(),
-        ))
+                    Cancelled::Retry
+                }),
+                _ => None,
+            },
+        )
+        .await
     }
 }
 
@@ -779,17 +643,17 @@ impl LambdaTrigger {
     }
 }
 
-/// What the timers function receives from the API: any payload starts a run; this one says
-/// where it came from, for its logs.
-const TRIGGER_PAYLOAD: &[u8] = br#"{"source":"outdial.api"}"#;
-
 impl DispatchTrigger for LambdaTrigger {
     async fn dispatch_now(&self) -> Result<(), BoxError> {
         self.client
             .invoke()
             .function_name(&self.function)
             .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
-            .payload(aws_sdk_lambda::primitives::Blob::new(TRIGGER_PAYLOAD))
+            // Any payload starts a run; this one says the API asked for it, so the run leaves
+            // shards another run holds to their holder.
+            .payload(aws_sdk_lambda::primitives::Blob::new(
+                RunSource::Api.payload().to_string(),
+            ))
             .send()
             .await
             .map_err(|e| Box::new(e) as BoxError)?;

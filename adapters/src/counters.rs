@@ -22,7 +22,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, WriteRequest,
+    AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, Update,
 };
 use outdial_core::counters::{
     CallFacts, CampaignCounters, CounterStore, CounterWrite, HistoryItem, LastEvent, Span,
@@ -33,10 +33,11 @@ use outdial_core::lifecycle::{CallStatus, Outcome};
 use outdial_core::ports::StoreError;
 use outdial_core::time::Timestamp;
 
+use crate::condition::{Condition, Guarded};
+use crate::ddb::{self, build_err, condition_failed, map_err, written};
 use crate::item::{
     CAMPAIGN_SK, COUNTERS_SK, EXPIRES_AT, Item, Reader, call_pk, campaign_pk, key, n, s,
 };
-use crate::store::{map_err, write_requests};
 
 /// `type` of the counters item.
 pub const COUNTERS_TYPE: &str = "counters";
@@ -47,8 +48,6 @@ pub const WATERMARK_PREFIX: &str = "wm_";
 /// Prefix of the attribute holding when a shard's watermark record was written.
 pub const WATERMARK_TIME_PREFIX: &str = "wt_";
 
-/// `BatchWriteItem` takes at most 25 items.
-const BATCH: usize = 25;
 /// Attempts at a counters update that a transaction (the dispatcher's claim, which adds to
 /// `live` on the same item) held at that moment.
 const CONFLICT_TRIES: u32 = 5;
@@ -292,18 +291,44 @@ pub async fn read_counters(
     table: &str,
     campaign: &CampaignId,
 ) -> Result<CampaignCounters, StoreError> {
-    let out = client
-        .get_item()
+    ddb::get_item(client, table, key(campaign_pk(campaign), COUNTERS_SK))
+        .await?
+        .map_or_else(
+            || Ok(CampaignCounters::default()),
+            |item| counters_from_item(&item),
+        )
+}
+
+/// The update of `campaign`'s counters item that adds `amount` to `counter` if the item meets
+/// `condition`, creating the item if need be: a step of the transactions that write a
+/// campaign or append to one (`contacts`) and claim a call (`live`, below the campaign's cap).
+///
+/// # Errors
+/// Only if the SDK refuses to build the request, which a table name never causes.
+pub(crate) fn add_to_counter(
+    table: &str,
+    campaign: &CampaignId,
+    counter: &str,
+    amount: usize,
+    condition: Condition,
+) -> Result<Update, StoreError> {
+    let e = condition.guarding(
+        &[("#type", "type")],
+        [
+            (":type", s(COUNTERS_TYPE)),
+            (":campaign", s(campaign.as_str())),
+            (":amount", n(amount)),
+        ],
+    );
+    Update::builder()
         .table_name(table)
         .set_key(Some(key(campaign_pk(campaign), COUNTERS_SK)))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(map_err)?;
-    out.item.map_or_else(
-        || Ok(CampaignCounters::default()),
-        |item| counters_from_item(&item),
-    )
+        .guarded(e)
+        .update_expression(format!(
+            "SET #type = :type, campaign_id = :campaign ADD {counter} :amount"
+        ))
+        .build()
+        .map_err(build_err)
 }
 
 /// The stream handler's store: counters items, campaign completion and event history on one
@@ -375,9 +400,7 @@ impl DynamoCounters {
             Ok(_) => {
                 tracing::info!(campaign = %campaign, shards = stale.len(), "watermarks of drained shards dropped")
             }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception) => {}
+            Err(e) if condition_failed(&e) => {}
             Err(e) => tracing::warn!(
                 campaign = %campaign,
                 error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e),
@@ -488,33 +511,12 @@ impl CounterStore for DynamoCounters {
             .expression_attribute_values(":now", n(now.as_millis()))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(map_err(e)),
-        }
+        written(out)
     }
 
     async fn record_history(&self, items: &[HistoryItem]) -> Result<(), StoreError> {
-        let requests = items
-            .iter()
-            .map(|h| {
-                let put = PutRequest::builder()
-                    .set_item(Some(history_item(h)))
-                    .build()
-                    .map_err(|e| StoreError::Other(Box::new(e)))?;
-                Ok(WriteRequest::builder().put_request(put).build())
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        for chunk in requests.chunks(BATCH) {
-            write_requests(&self.client, &self.table, chunk.to_vec()).await?;
-        }
-        Ok(())
+        // One batch at a time.
+        ddb::put_all(&self.client, &self.table, items.iter().map(history_item), 1).await
     }
 }
 

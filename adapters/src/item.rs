@@ -33,6 +33,12 @@ pub const ORPHAN_RETENTION_SECS: i64 = 30 * 24 * 3600;
 /// compare it in one expression.
 pub const NO_END_REQUEST: &str = "none";
 
+/// The `end_req` value of an end request, [`NO_END_REQUEST`] for none.
+#[must_use]
+pub fn end_req(request: Option<EndRequest>) -> &'static str {
+    request.map_or(NO_END_REQUEST, EndRequest::as_str)
+}
+
 #[must_use]
 pub fn call_pk(id: &CallId) -> String {
     format!("CALL#{id}")

@@ -1,17 +1,25 @@
 //! outdial's adapters: the implementations of `outdial-core`'s ports on AWS.
 //!
 //! - [`store`]: the DynamoDB store ([`store::DynamoStore`]), one conditional write per SMA
-//!   event;
+//!   event; [`admin`]: the API's part of it, and the trigger that starts a dispatcher;
+//! - [`counters`]: the stream handler's store of campaign counters and call history;
+//! - [`condition`]: conditional writes' conditions, built from typed clauses and from the
+//!   dispatcher's guards;
 //! - [`dialer`]: the Chime SDK Voice dialer ([`dialer::ChimeDialer`]);
 //! - [`item`]: how records are laid out as items (the analytics contract, `docs/table.md`);
 //! - [`table`]: the table's definition from `schema/table.json`;
 //! - [`config`]: configuration from the environment, and SDK clients with the right deadlines;
 //! - [`clock`]: the system clock.
+//!
+//! What every store shares (SDK errors in the ports' terms, the retry loops of batches and
+//! transactions) is written once, in the private `ddb` module.
 
 pub mod admin;
 pub mod clock;
+pub mod condition;
 pub mod config;
 pub mod counters;
+mod ddb;
 pub mod dialer;
 pub mod item;
 pub mod store;

@@ -1,6 +1,9 @@
 //! The API end to end: each endpoint's answers, its errors, idempotent retries and the
 //! protocol around them (auth, routes, media types, sizes), against DynamoDB Local.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
+// The API handler's futures nest deeply (router, idempotency, store, conditional writes);
+// clippy's layout queries on the test bodies need more than the default depth.
+#![recursion_limit = "256"]
 
 mod calls;
 mod campaigns;

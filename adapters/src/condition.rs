@@ -1,0 +1,385 @@
+//! Conditions of conditional writes, built from typed clauses instead of written as strings.
+//!
+//! A [`Condition`] is a conjunction of clauses, each naming its attributes and values through
+//! placeholders the condition keeps itself: `#<attribute>` for names and `:if_<name>` for
+//! values, so they never collide with the placeholders of the update they guard (which never
+//! start with `:if_`). [`Condition::from`] turns one of the dispatcher's [`Guard`]s
+//! (`outdial_core::dispatch`) into the condition the store writes; [`Condition::event`] is
+//! the guard of an SMA event's write. [`Condition::guarding`] joins the condition with its
+//! update's own names and values, since DynamoDB takes one map of each per request and
+//! refuses names and values that no expression uses; [`Guarded::guarded`] sets the three on
+//! a request.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use outdial_core::dispatch::{Guard, InIndex};
+use outdial_core::ids::{Attempt, Sequence};
+use outdial_core::lifecycle::CallStatus;
+use outdial_core::ports::EventWrite;
+
+use crate::item::{end_req, n, s};
+
+/// A condition expression with the attribute names and values it uses.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Condition {
+    clauses: Vec<String>,
+    /// Placeholder to attribute name.
+    names: BTreeMap<String, String>,
+    /// Placeholder to value.
+    values: BTreeMap<String, AttributeValue>,
+    /// A clause no item can meet (an empty `IN` list, which DynamoDB cannot express).
+    unsatisfiable: bool,
+}
+
+/// A condition joined with the update it guards: what a request's `ConditionExpression`,
+/// `ExpressionAttributeNames` and `ExpressionAttributeValues` take (`None` where there is
+/// nothing, since DynamoDB refuses an empty expression or map).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expressions {
+    pub condition: Option<String>,
+    pub names: Option<HashMap<String, String>>,
+    pub values: Option<HashMap<String, AttributeValue>>,
+}
+
+impl Condition {
+    /// A condition with no clause yet: it holds for every item.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The call is in attempt `attempt`: `#attempt = :if_attempt`.
+    #[must_use]
+    pub fn attempt(self, attempt: Attempt) -> Self {
+        self.equals("attempt", n(attempt))
+    }
+
+    /// The call is in one of `statuses`: `#status IN (...)` (`=` for a single status).
+    #[must_use]
+    pub fn status_in(self, statuses: &[CallStatus]) -> Self {
+        self.one_of(
+            "status",
+            statuses
+                .iter()
+                .map(|st| (st.as_str().to_lowercase(), s(st.as_str()))),
+        )
+    }
+
+    /// The call stands so in the `due` index: listed is `attribute_exists(due_shard)`,
+    /// parked is `attribute_not_exists(due_shard)`.
+    #[must_use]
+    pub fn in_index(self, index: InIndex) -> Self {
+        match index {
+            InIndex::Any => self,
+            InIndex::Listed => self.exists("due_shard"),
+            InIndex::Parked => self.absent("due_shard"),
+        }
+    }
+
+    /// Attempt `attempt` is not known to have been placed: no SMA event was applied in it
+    /// (`seq_attempt`) and the Voice API's placing of it was not recorded (`placed_attempt`).
+    #[must_use]
+    pub fn unplaced(self, attempt: Attempt) -> Self {
+        self.below("seq_attempt", "attempt", n(attempt)).below(
+            "placed_attempt",
+            "attempt",
+            n(attempt),
+        )
+    }
+
+    /// The SMA event `seq` of `attempt` is newer than the last one applied (the `Sequence`
+    /// guard): `(attribute_not_exists(seq_attempt) OR seq_attempt < :attempt OR last_seq <
+    /// :seq)`.
+    #[must_use]
+    pub fn event_after_last(mut self, attempt: Attempt, seq: Sequence) -> Self {
+        let seq_attempt = self.name("seq_attempt");
+        let last_seq = self.name("last_seq");
+        let attempt = self.value("attempt", n(attempt));
+        let seq = self.value("seq", n(seq));
+        self.clauses.push(format!(
+            "(attribute_not_exists({seq_attempt}) OR {seq_attempt} < {attempt} OR {last_seq} < {seq})"
+        ));
+        self
+    }
+
+    /// The condition of an SMA event's write: the event is newer than the last one applied,
+    /// and the call is in the attempt, the statuses, the end request and the answered state
+    /// the handler decided from.
+    #[must_use]
+    pub fn event(w: &EventWrite) -> Self {
+        Self::new()
+            .attempt(w.attempt)
+            .status_in(&w.expected.statuses)
+            .equals("end_req", s(end_req(w.expected.end_request)))
+            .equals("answered", AttributeValue::Bool(w.expected.answered))
+            .event_after_last(w.attempt, w.seq)
+    }
+
+    /// `attribute` equals `value`.
+    #[must_use]
+    pub fn equals(mut self, attribute: &str, value: AttributeValue) -> Self {
+        let name = self.name(attribute);
+        let value = self.value(attribute, value);
+        self.clauses.push(format!("{name} = {value}"));
+        self
+    }
+
+    /// `attribute` equals one of `values` (none: no item meets the condition).
+    #[must_use]
+    pub fn one_of(
+        mut self,
+        attribute: &str,
+        values: impl IntoIterator<Item = (String, AttributeValue)>,
+    ) -> Self {
+        let name = self.name(attribute);
+        let placeholders: Vec<String> = values
+            .into_iter()
+            .map(|(label, value)| self.value(&label, value))
+            .collect();
+        match placeholders.as_slice() {
+            [] => self.unsatisfiable = true,
+            [one] => self.clauses.push(format!("{name} = {one}")),
+            many => self
+                .clauses
+                .push(format!("{name} IN ({})", many.join(", "))),
+        }
+        self
+    }
+
+    /// The item has `attribute`.
+    #[must_use]
+    pub fn exists(mut self, attribute: &str) -> Self {
+        let name = self.name(attribute);
+        self.clauses.push(format!("attribute_exists({name})"));
+        self
+    }
+
+    /// The item lacks `attribute`.
+    #[must_use]
+    pub fn absent(mut self, attribute: &str) -> Self {
+        let name = self.name(attribute);
+        self.clauses.push(format!("attribute_not_exists({name})"));
+        self
+    }
+
+    /// The item lacks `attribute`, or has it below `value`.
+    #[must_use]
+    pub fn absent_or_below(self, attribute: &str, value: AttributeValue) -> Self {
+        self.below(attribute, attribute, value)
+    }
+
+    /// [`Self::absent_or_below`], with the value's placeholder named after `label`.
+    fn below(mut self, attribute: &str, label: &str, value: AttributeValue) -> Self {
+        let name = self.name(attribute);
+        let value = self.value(label, value);
+        self.clauses.push(format!(
+            "(attribute_not_exists({name}) OR {name} < {value})"
+        ));
+        self
+    }
+
+    /// Whether no item can meet the condition: a write guarded by it is refused without being
+    /// sent.
+    #[must_use]
+    pub const fn is_unsatisfiable(&self) -> bool {
+        self.unsatisfiable
+    }
+
+    /// The condition expression: its clauses joined by `AND`.
+    #[must_use]
+    pub fn expression(&self) -> String {
+        self.clauses.join(" AND ")
+    }
+
+    /// The condition with the names and values of the update it guards.
+    #[must_use]
+    pub fn guarding<'a>(
+        self,
+        names: &[(&str, &str)],
+        values: impl IntoIterator<Item = (&'a str, AttributeValue)>,
+    ) -> Expressions {
+        let condition = Some(self.expression()).filter(|c| !c.is_empty());
+        let mut all_names: HashMap<String, String> = names
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        for (placeholder, attribute) in self.names {
+            let before = all_names.insert(placeholder, attribute.clone());
+            debug_assert!(before.is_none_or(|b| b == attribute), "a name used twice");
+        }
+        let mut all_values: HashMap<String, AttributeValue> =
+            values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        for (placeholder, value) in self.values {
+            let before = all_values.insert(placeholder, value);
+            debug_assert!(
+                before.is_none(),
+                "an update's value named like a condition's"
+            );
+        }
+        Expressions {
+            condition,
+            names: Some(all_names).filter(|m| !m.is_empty()),
+            values: Some(all_values).filter(|m| !m.is_empty()),
+        }
+    }
+
+    /// The placeholder of attribute `attribute`: `#` and its name, with any character a
+    /// placeholder cannot hold as `_` (and a number added if another attribute has that).
+    fn name(&mut self, attribute: &str) -> String {
+        let wanted = format!("#{}", sanitize(attribute));
+        placeholder(&mut self.names, &wanted, attribute.to_owned())
+    }
+
+    /// The placeholder of `value`, named after `label`: the same label with an equal value
+    /// shares one.
+    fn value(&mut self, label: &str, value: AttributeValue) -> String {
+        let wanted = format!(":if_{}", sanitize(label));
+        placeholder(&mut self.values, &wanted, value)
+    }
+}
+
+/// A request builder that takes a condition with its update's names and values.
+pub trait Guarded {
+    /// Sets the request's condition expression, attribute names and attribute values.
+    #[must_use]
+    fn guarded(self, expressions: Expressions) -> Self;
+}
+
+macro_rules! guarded {
+    ($($builder:ty),+) => {$(
+        impl Guarded for $builder {
+            fn guarded(self, e: Expressions) -> Self {
+                self.set_condition_expression(e.condition)
+                    .set_expression_attribute_names(e.names)
+                    .set_expression_attribute_values(e.values)
+            }
+        }
+    )+};
+}
+
+guarded!(
+    aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    aws_sdk_dynamodb::types::builders::UpdateBuilder,
+    aws_sdk_dynamodb::types::builders::ConditionCheckBuilder
+);
+
+impl From<Guard> for Condition {
+    /// The guard as a condition: `attempt`, `statuses`, `index` and `unplaced`, each a clause.
+    fn from(guard: Guard) -> Self {
+        let condition = Self::new()
+            .attempt(guard.attempt)
+            .status_in(guard.statuses)
+            .in_index(guard.index);
+        if guard.unplaced {
+            condition.unplaced(guard.attempt)
+        } else {
+            condition
+        }
+    }
+}
+
+/// `wanted` if `taken` does not hold it yet or holds `value` under it; otherwise the first of
+/// `wanted_1`, `wanted_2`, ... that is free or holds `value`. The placeholder then holds it.
+fn placeholder<V: PartialEq>(taken: &mut BTreeMap<String, V>, wanted: &str, value: V) -> String {
+    let mut placeholder = wanted.to_owned();
+    let mut i = 1;
+    loop {
+        match taken.get(&placeholder) {
+            None => {
+                taken.insert(placeholder.clone(), value);
+                return placeholder;
+            }
+            Some(held) if *held == value => return placeholder,
+            Some(_) => {
+                placeholder = format!("{wanted}_{i}");
+                i += 1;
+            }
+        }
+    }
+}
+
+fn sanitize(raw: &str) -> String {
+    raw.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outdial_core::dispatch::{LIVE, WAITING};
+
+    fn second() -> Attempt {
+        Attempt::FIRST.next()
+    }
+
+    #[test]
+    fn a_waiting_guard_names_its_attempt_and_statuses() {
+        let c = Condition::from(Guard::waiting(second()).in_index(InIndex::Listed));
+        assert_eq!(
+            c.expression(),
+            "#attempt = :if_attempt AND #status IN (:if_queued, :if_retry_wait) \
+             AND attribute_exists(#due_shard)"
+        );
+        let e = c.guarding(&[], []);
+        let values = e.values.unwrap();
+        assert_eq!(values[":if_attempt"], n(2));
+        assert_eq!(values[":if_queued"], s("QUEUED"));
+        assert_eq!(values[":if_retry_wait"], s("RETRY_WAIT"));
+        assert_eq!(e.names.unwrap()["#due_shard"], "due_shard");
+        assert_eq!(WAITING.len(), 2);
+    }
+
+    #[test]
+    fn an_unplaced_guard_compares_both_placings_with_its_attempt() {
+        let c = Condition::from(Guard::unplaced(second()));
+        assert_eq!(
+            c.expression(),
+            "#attempt = :if_attempt AND #status = :if_dialing \
+             AND (attribute_not_exists(#seq_attempt) OR #seq_attempt < :if_attempt) \
+             AND (attribute_not_exists(#placed_attempt) OR #placed_attempt < :if_attempt)"
+        );
+    }
+
+    #[test]
+    fn a_live_guard_in_the_parked_state_says_so() {
+        let c = Condition::from(Guard::live(second()).in_index(InIndex::Parked));
+        assert_eq!(
+            c.expression(),
+            "#attempt = :if_attempt AND #status IN (:if_dialing, :if_ringing, :if_answered) \
+             AND attribute_not_exists(#due_shard)"
+        );
+        assert_eq!(LIVE.len(), 3);
+    }
+
+    #[test]
+    fn the_update_keeps_its_own_names_and_values_beside_the_conditions() {
+        let e = Condition::new()
+            .equals("due_key", s("k"))
+            .guarding(&[("#status", "status")], [(":status", s("QUEUED"))]);
+        assert_eq!(e.condition.as_deref(), Some("#due_key = :if_due_key"));
+        assert_eq!(e.names.unwrap().len(), 2);
+        assert_eq!(e.values.unwrap().len(), 2);
+    }
+
+    #[test]
+    fn attributes_a_placeholder_cannot_hold_and_equal_labels_get_their_own() {
+        let c = Condition::new()
+            .equals("wm_shardId-1", s("a"))
+            .equals("wm_shardId_1", s("b"));
+        assert_eq!(
+            c.expression(),
+            "#wm_shardId_1 = :if_wm_shardId_1 AND #wm_shardId_1_1 = :if_wm_shardId_1_1"
+        );
+    }
+
+    #[test]
+    fn no_status_at_all_is_a_condition_no_item_meets() {
+        let c = Condition::new().attempt(Attempt::FIRST).status_in(&[]);
+        assert!(c.is_unsatisfiable());
+        assert!(!Condition::from(Guard::waiting(Attempt::FIRST)).is_unsatisfiable());
+        let e = Condition::new().guarding(&[], []);
+        assert_eq!((e.condition, e.names, e.values), (None, None, None));
+    }
+}

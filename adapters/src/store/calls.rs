@@ -1,0 +1,340 @@
+//! [`CallStore`] on [`DynamoStore`]: campaigns written with their calls, the SMA's one
+//! conditional write per event, and the reads of calls (by id, with their history, by
+//! campaign and by SMA transaction).
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
+use outdial_core::ids::{Attempt, CallId, CampaignId, Sequence, TransactionId};
+use outdial_core::lifecycle::{self, CallStatus, Order, UnknownStatus};
+use outdial_core::ports::{
+    Applied, CallStore, DueChange, EventWrite, HistoryEntry, Lane, Page, StoreError,
+};
+use outdial_core::record::{CallRecord, Campaign, NewCall};
+use outdial_core::time::Timestamp;
+
+use super::{CallItems, DynamoStore, sets_status};
+use crate::condition::{Condition, Guarded};
+use crate::counters::add_to_counter;
+use crate::ddb::{self, Cancelled, build_err, failed_on_condition, map_err, refused_item};
+use crate::item::{
+    self, BY_TRANSACTION, CALL_SK, CAMPAIGN_SK, EXPIRES_AT, Item, ORPHAN_RETENTION_SECS, Reader,
+    call_from_item, call_pk, campaign_from_item, campaign_item, campaign_pk, due_key, end_req, key,
+    lane_shard, n, s, shard_of,
+};
+
+impl CallStore for DynamoStore {
+    async fn create_campaign(
+        &self,
+        campaign: &Campaign,
+        calls: &[NewCall],
+    ) -> Result<(), StoreError> {
+        // A retried request for a campaign that is already complete writes nothing: its calls
+        // may have moved on, and rewriting them would set them back to QUEUED.
+        match self.campaign(&campaign.id).await {
+            Ok(_) => return Ok(()),
+            Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+        self.put_all(CallItems {
+            campaign,
+            calls: calls.iter().collect::<Vec<_>>().into_iter(),
+            shards: self.shards,
+        })
+        .await?;
+        // Last: the campaign becomes visible only now that every call is written, and in the
+        // same transaction its counters learn how many contacts it has (once: a retry that
+        // finds the campaign written changes nothing).
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(campaign_item(campaign)?))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(build_err)?;
+        let counters = add_to_counter(
+            &self.table,
+            &campaign.id,
+            "contacts",
+            calls.len(),
+            Condition::new(),
+        )?;
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(counters).build(),
+        ];
+        // Sent once (never retried, so no pause): any other cancellation fails the request.
+        ddb::transact(&self.client, items, Duration::ZERO, (), |reasons| {
+            reasons
+                .first()
+                .is_some_and(failed_on_condition)
+                .then_some(Cancelled::Answer(Ok(())))
+        })
+        .await
+    }
+
+    async fn campaign(&self, id: &CampaignId) -> Result<Campaign, StoreError> {
+        campaign_from_item(&self.get(campaign_pk(id), CAMPAIGN_SK).await?)
+    }
+
+    async fn apply_event(&self, w: &EventWrite) -> Result<Applied, StoreError> {
+        let condition = Condition::event(w);
+        if condition.is_unsatisfiable() {
+            // No status leads to this decision: nothing may be written.
+            return Err(StoreError::Conflict);
+        }
+        let next = &w.next;
+        let mut set = vec![
+            "#status = :status",
+            "status_call = :status_call",
+            "#attempt = :next_attempt",
+            "seq_attempt = :attempt",
+            "last_seq = :seq",
+            "last_type = :type",
+            "last_response = :response",
+            "answered = :answered",
+            "end_req = :next_end",
+            "transaction_id = :txn",
+            "updated_at = :at",
+        ];
+        let mut remove = Vec::new();
+        let mut values = vec![
+            (":next_attempt", n(next.attempt)),
+            (":attempt", n(w.attempt)),
+            (":seq", n(w.seq)),
+            (":type", s(w.event_type.as_str())),
+            (":response", s(w.response.as_str())),
+            (":answered", AttributeValue::Bool(next.answered)),
+            (":next_end", s(end_req(next.end_request))),
+            (":txn", s(w.transaction_id.as_str())),
+            (":at", n(w.at.as_millis())),
+        ];
+        values.extend(sets_status(&w.call_id, next.status));
+        if next.answered && !w.expected.answered {
+            set.push("answered_at = if_not_exists(answered_at, :at)");
+        }
+        if next.status.is_terminal() {
+            set.push("ended_at = :at");
+        }
+        if let Some(outcome) = w.outcome {
+            set.push("outcome = :outcome");
+            values.push((
+                ":outcome",
+                s(serde_json::to_value(outcome)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()),
+            ));
+        }
+        if let Some(code) = &w.sip_code {
+            set.push("sip_code = :sip");
+            values.push((":sip", s(code.as_str())));
+        }
+        if let Some(error) = &w.error {
+            set.push("last_error = :error");
+            values.push((":error", s(error.as_str())));
+        }
+        if let Some(script) = &w.script_outcome {
+            set.push("script_outcome = :script");
+            values.push((":script", s(script.as_str())));
+        }
+        if !next.status.is_live() {
+            // The call leaves the live statuses: its concurrency slot is given back (the
+            // stream handler sees `slot` go and decrements the campaign's `live` count).
+            remove.push("slot");
+        }
+        match w.due {
+            DueChange::Keep => {}
+            DueChange::At(at) => {
+                set.extend([
+                    "due_shard = :shard",
+                    "due_key = :due_key",
+                    "due_at = :due_at",
+                ]);
+                // A live call's next deadline is a watchdog; anything else waits for a dial.
+                let lane = if next.status.is_live() {
+                    Lane::Watch
+                } else {
+                    Lane::Dial
+                };
+                values.extend([
+                    (
+                        ":shard",
+                        s(lane_shard(lane, shard_of(&w.call_id, self.shards))),
+                    ),
+                    (":due_key", s(due_key(at, &w.call_id))),
+                    (":due_at", n(at.as_millis())),
+                ]);
+            }
+            DueChange::Clear => remove.extend(["due_shard", "due_key", "due_at"]),
+        }
+        let mut update = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            update.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let e = condition.guarding(&[("#status", "status"), ("#attempt", "attempt")], values);
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(call_pk(&w.call_id), CALL_SK)))
+            .guarded(e)
+            .update_expression(update)
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let failed = match out {
+            Ok(out) => {
+                return Ok(Applied::Written(Box::new(call_from_item(
+                    &out.attributes.unwrap_or_default(),
+                )?)));
+            }
+            Err(e) => refused_item(e)?.ok_or(StoreError::NotFound)?,
+        };
+        let current = call_from_item(&failed)?;
+        let last = current.last_event.as_ref().map(|l| (l.attempt, l.seq));
+        Ok(
+            match lifecycle::order(current.attempt, last, w.attempt, w.seq) {
+                Order::Duplicate => Applied::Duplicate {
+                    response: current.last_event.map(|l| l.response).unwrap_or_default(),
+                },
+                Order::Stale => Applied::Stale(Box::new(current)),
+                Order::Fresh => Applied::Mismatch(Box::new(current)),
+            },
+        )
+    }
+
+    async fn call(&self, id: &CallId) -> Result<CallRecord, StoreError> {
+        call_from_item(&self.get(call_pk(id), CALL_SK).await?)
+    }
+
+    async fn call_with_history(
+        &self,
+        id: &CallId,
+    ) -> Result<(CallRecord, Vec<HistoryEntry>), StoreError> {
+        let mut record = None;
+        let mut history = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", s(call_pk(id)))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.try_next().await.map_err(map_err)? {
+            let sk = Reader::new(&item).s(item::SK)?.to_owned();
+            if sk == CALL_SK {
+                record = Some(call_from_item(&item)?);
+            } else if sk.starts_with("EVT#") {
+                history.push(history_from_item(&item)?);
+            }
+        }
+        Ok((record.ok_or(StoreError::NotFound)?, history))
+    }
+
+    async fn list_calls(
+        &self,
+        campaign: &CampaignId,
+        status: Option<CallStatus>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<CallRecord>, StoreError> {
+        let (items, next) = self
+            .campaign_calls(campaign, status, false, limit, cursor)
+            .await?;
+        Ok(Page { items, next })
+    }
+
+    async fn call_by_transaction(
+        &self,
+        transaction: &TransactionId,
+    ) -> Result<Option<CallRecord>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_TRANSACTION)
+            .key_condition_expression("transaction_id = :t")
+            .expression_attribute_values(":t", s(transaction.as_str()))
+            .limit(2)
+            .send()
+            .await
+            .map_err(map_err)?;
+        // The index is keys-only and eventually consistent: the call is read from the table,
+        // and kept only if this is still its transaction.
+        for found in out.items.unwrap_or_default() {
+            let Some(AttributeValue::S(pk)) = found.get(item::PK) else {
+                continue;
+            };
+            if !pk.starts_with("CALL#") {
+                continue;
+            }
+            let record = match self.get(pk.clone(), CALL_SK).await {
+                Ok(item) => call_from_item(&item)?,
+                Err(StoreError::NotFound) => continue,
+                Err(e) => return Err(e),
+            };
+            if record.transaction_id.as_ref() == Some(transaction) {
+                return Ok(Some(record));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn record_orphan(
+        &self,
+        transaction_id: &str,
+        seq: Sequence,
+        event_type: &str,
+        raw: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut item = key(
+            format!("ORPHAN#{transaction_id}"),
+            &format!("SEQ#{:010}", seq.get()),
+        );
+        item.extend([
+            ("type".to_owned(), s("orphan")),
+            ("event_type".to_owned(), s(event_type)),
+            ("raw".to_owned(), s(raw)),
+            ("at".to_owned(), n(at.as_millis())),
+            (
+                EXPIRES_AT.to_owned(),
+                n(at.as_secs() + ORPHAN_RETENTION_SECS),
+            ),
+        ]);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+}
+
+fn history_from_item(item: &Item) -> Result<HistoryEntry, StoreError> {
+    let r = Reader::new(item);
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: "EVT".into(),
+        reason,
+    };
+    let attempt = Attempt::new(r.n("attempt")?).map_err(|e| corrupt(e.to_string()))?;
+    let status = r
+        .s("status")?
+        .parse()
+        .map_err(|e: UnknownStatus| corrupt(e.to_string()))?;
+    Ok(HistoryEntry {
+        attempt,
+        seq: Sequence::new(r.n("seq")?),
+        event_type: r.s("event_type")?.to_owned(),
+        status,
+        at: Timestamp::from_millis(r.n("at")?),
+    })
+}
