@@ -1,6 +1,7 @@
 //! The API end to end: each endpoint's answers, its errors, idempotent retries and the
 //! protocol around them (auth, routes, media types, sizes), against DynamoDB Local.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
+// A test fails loudly on what it did not expect.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 // The API handler's futures nest deeply (router, idempotency, store, conditional writes);
 // clippy's layout queries on the test bodies need more than the default depth.
 #![recursion_limit = "256"]
