@@ -391,11 +391,13 @@ describe('the dispatcher schedule', () => {
     const [, schedule] = resourcesOf('AWS::Scheduler::Schedule')[0];
     assert.equal(schedule.Properties.Target.Input, '{"source":"outdial.schedule"}');
     // The API's runs send another source, and the handler treats every other source as scheduled.
-    const admin = readFileSync(join(__dirname, '..', '..', 'adapters', 'src', 'admin.rs'), 'utf8');
-    const api = admin.match(/^const TRIGGER_PAYLOAD: &\[u8\] = br#"(.*)"#;$/m);
-    assert.ok(api, 'adapters/src/admin.rs defines the API\'s TRIGGER_PAYLOAD');
-    assert.deepEqual(JSON.parse(api[1]), { source: 'outdial.api' });
-    assert.notEqual(JSON.parse(schedule.Properties.Target.Input).source, JSON.parse(api[1]).source);
+    // Both sources are named once, in core's messages.
+    const messages = readFileSync(join(__dirname, '..', '..', 'core', 'src', 'messages.rs'), 'utf8');
+    const scheduled = messages.match(/^\s*const SCHEDULE: &'static str = "(.*)";$/m);
+    const api = messages.match(/^\s*const API: &'static str = "(.*)";$/m);
+    assert.ok(scheduled && api, 'core/src/messages.rs names both run sources');
+    assert.equal(JSON.parse(schedule.Properties.Target.Input).source, scheduled[1]);
+    assert.notEqual(scheduled[1], api[1]);
   });
 
   test('runs are not retried and a queued start expires after a minute: the next run does the same work', () => {
