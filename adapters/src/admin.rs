@@ -1,4 +1,4 @@
-//! The API's store on DynamoDB ([`AdminStore`] on [`DynamoStore`]): idempotency records,
+//! The API's store on DynamoDB ([`ApiStore`] on [`DynamoStore`]): idempotency records,
 //! campaigns' status and counters, contacts appended to a running campaign and the
 //! do-not-call list; and [`LambdaTrigger`], which starts the timers function at once.
 //!
@@ -24,14 +24,15 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update,
 };
 use outdial_core::admin::{
-    AdminStore, AppendId, Appended, Begun, CampaignOverview, DispatchTrigger, IdempotencyKey,
+    ApiStore, AppendId, Appended, Begun, CampaignOverview, DispatchTrigger, IdempotencyKey,
     StoredReply,
 };
 use outdial_core::counters::CampaignCounters;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164};
+use outdial_core::lifecycle::CallStatus;
 use outdial_core::messages::RunSource;
-use outdial_core::ports::{BoxError, DispatchStore, Lane, StoreError};
-use outdial_core::record::{Campaign, CampaignStatus, NewCall};
+use outdial_core::ports::{BoxError, DispatchStore, HistoryEntry, Lane, Page, StoreError};
+use outdial_core::record::{CallRecord, Campaign, CampaignStatus, NewCall};
 use outdial_core::time::Timestamp;
 
 use crate::condition::{Condition, Guarded};
@@ -212,7 +213,40 @@ fn key_of(key: &IdempotencyKey) -> Item {
     item::key(idem_pk(key), IDEM_SK)
 }
 
-impl AdminStore for DynamoStore {
+impl ApiStore for DynamoStore {
+    async fn create_campaign(
+        &self,
+        campaign: &Campaign,
+        calls: &[NewCall],
+    ) -> Result<(), StoreError> {
+        Self::create_campaign(self, campaign, calls).await
+    }
+
+    async fn campaign(&self, id: &CampaignId) -> Result<Campaign, StoreError> {
+        Self::campaign(self, id).await
+    }
+
+    async fn call(&self, id: &CallId) -> Result<CallRecord, StoreError> {
+        Self::call(self, id).await
+    }
+
+    async fn call_with_history(
+        &self,
+        id: &CallId,
+    ) -> Result<(CallRecord, Vec<HistoryEntry>), StoreError> {
+        Self::call_with_history(self, id).await
+    }
+
+    async fn list_calls(
+        &self,
+        campaign: &CampaignId,
+        status: Option<CallStatus>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<CallRecord>, StoreError> {
+        Self::list_calls(self, campaign, status, limit, cursor).await
+    }
+
     async fn begin_request(
         &self,
         key: &IdempotencyKey,

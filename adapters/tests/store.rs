@@ -7,9 +7,7 @@ use std::time::Duration;
 use outdial_adapters::store::DynamoStore;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence, TransactionId};
 use outdial_core::lifecycle::{CallEvent, CallStatus, Expected, Step, expected, transition};
-use outdial_core::ports::{
-    Applied, CallStore, DispatchStore, Due, DueChange, EventWrite, Lane, StoreError,
-};
+use outdial_core::ports::{Applied, DispatchStore, Due, DueChange, EventWrite, Lane, StoreError};
 use outdial_core::record::{CallRecord, Campaign, CampaignStatus, Limits, NewCall, Pacing};
 use outdial_core::retry::RetryPolicy;
 use outdial_core::sip::SipCode;

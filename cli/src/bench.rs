@@ -11,7 +11,6 @@ use outdial_adapters::clock::SystemClock;
 use outdial_adapters::dialer::ChimeDialer;
 use outdial_adapters::store::DynamoStore;
 use outdial_core::ids::{CallId, CampaignId, E164};
-use outdial_core::ports::CallStore;
 use outdial_core::record::{Campaign, CampaignStatus, Limits, NewCall, Pacing};
 use outdial_core::retry::{RetryPolicy, RetrySpec};
 use outdial_core::time::Clock;

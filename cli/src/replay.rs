@@ -14,7 +14,7 @@ use outdial_adapters::item::{call_pk, new_call_item};
 use outdial_adapters::store::DynamoStore;
 use outdial_core::contract::{EventType, validate_event};
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164};
-use outdial_core::ports::{CallStore, DispatchStore};
+use outdial_core::ports::DispatchStore;
 use outdial_core::record::{Campaign, CampaignStatus, Limits, NewCall, Pacing};
 use outdial_core::retry::RetryPolicy;
 use outdial_core::time::Clock;

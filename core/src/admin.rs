@@ -1,9 +1,9 @@
 //! The API's port: idempotency records, campaigns' lifecycle and progress, contacts appended
 //! to a running campaign, and the do-not-call list.
 //!
-//! The API writes campaigns and reads calls through [`crate::ports::CallStore`], like every
-//! handler; what only the API does lives here, so the SMA handler and the dispatcher never
-//! see it. [`DispatchTrigger`] is how the API starts a dispatcher at once instead of waiting
+//! Each function has its own port, with only what it does: the SMA handler's and the
+//! dispatcher's are in [`crate::ports`], the stream's is [`crate::counters::CounterStore`], and
+//! the API's, [`ApiStore`], is here. [`DispatchTrigger`] is how the API starts a dispatcher at once instead of waiting
 //! for the schedule.
 //!
 //! Idempotency works in two layers. An [`IdempotencyKey`] record makes a retried request
@@ -19,8 +19,9 @@ use std::future::Future;
 
 use crate::counters::CampaignCounters;
 use crate::ids::{Attempt, CallId, CampaignId, E164};
-use crate::ports::{BoxError, StoreError};
-use crate::record::{Campaign, CampaignStatus, NewCall};
+use crate::lifecycle::CallStatus;
+use crate::ports::{BoxError, HistoryEntry, Page, StoreError};
+use crate::record::{CallRecord, Campaign, CampaignStatus, NewCall};
 use crate::time::Timestamp;
 
 /// An `Idempotency-Key` header, parsed at the edge: 1 to 255 printable ASCII characters
@@ -81,7 +82,7 @@ pub struct StoredReply {
     pub body: String,
 }
 
-/// What [`AdminStore::begin_request`] found for a key.
+/// What [`ApiStore::begin_request`] found for a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Begun {
     /// There was no record: the caller now holds the key and does the work.
@@ -168,8 +169,53 @@ pub enum Appended {
     AlreadyWritten,
 }
 
-/// The API's side of the table.
-pub trait AdminStore: Send + Sync {
+/// The API's port: campaigns and their calls as the API creates, lists and changes them,
+/// idempotency records and the do-not-call list.
+pub trait ApiStore: Send + Sync {
+    /// Writes a campaign and all its calls, queued and due at their `due_at`.
+    ///
+    /// # Errors
+    /// The campaign item MUST be written last, after every call item, so a campaign is never
+    /// visible with part of its calls; writing the same campaign again (a retried request)
+    /// MUST complete it without duplicating a call.
+    fn create_campaign(
+        &self,
+        campaign: &Campaign,
+        calls: &[NewCall],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is no such campaign.
+    fn campaign(
+        &self,
+        id: &CampaignId,
+    ) -> impl Future<Output = Result<Campaign, StoreError>> + Send;
+
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is no such call.
+    fn call(&self, id: &CallId) -> impl Future<Output = Result<CallRecord, StoreError>> + Send;
+
+    /// A call and its event history, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is no such call.
+    fn call_with_history(
+        &self,
+        id: &CallId,
+    ) -> impl Future<Output = Result<(CallRecord, Vec<HistoryEntry>), StoreError>> + Send;
+
+    /// A campaign's calls, optionally only those in `status`, ordered by status and id.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when `cursor` is not one this store handed out.
+    fn list_calls(
+        &self,
+        campaign: &CampaignId,
+        status: Option<CallStatus>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<CallRecord>, StoreError>> + Send;
+
     /// Takes `key` for a request whose fingerprint (a hash of method, path, the headers that
     /// matter and body) is `fingerprint`, on behalf of `owner` (unique per attempt), with a
     /// lease until `lease_until`.

@@ -5,7 +5,7 @@ use std::future::Future;
 
 use crate::ids::{Attempt, CallId, CampaignId, Sequence, TransactionId};
 use crate::lifecycle::{CallState, CallStatus, Expected, Outcome};
-use crate::record::{CallRecord, Campaign, NewCall};
+use crate::record::{CallRecord, Campaign};
 use crate::time::Timestamp;
 
 /// Any error an adapter could not map to a domain variant, with its cause chain intact.
@@ -152,20 +152,10 @@ pub struct HistoryEntry {
     pub at: Timestamp,
 }
 
-/// The table as the SMA handler and the API see it: campaigns, calls and their events.
-pub trait CallStore: Send + Sync {
-    /// Writes a campaign and all its calls, queued and due at their `due_at`.
-    ///
-    /// # Errors
-    /// The campaign item MUST be written last, after every call item, so a campaign is never
-    /// visible with part of its calls; writing the same campaign again (a retried request)
-    /// MUST complete it without duplicating a call.
-    fn create_campaign(
-        &self,
-        campaign: &Campaign,
-        calls: &[NewCall],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
+/// The SMA handler's port: the one write that records an event on its call, and the reads and
+/// writes of its two recovery paths (a call found by its transaction, an event kept as an
+/// orphan). The campaign is read for its script.
+pub trait SmaStore: Send + Sync {
     /// # Errors
     /// [`StoreError::NotFound`] when there is no such campaign.
     fn campaign(
@@ -183,31 +173,6 @@ pub trait CallStore: Send + Sync {
         &self,
         write: &EventWrite,
     ) -> impl Future<Output = Result<Applied, StoreError>> + Send;
-
-    /// # Errors
-    /// [`StoreError::NotFound`] when there is no such call.
-    fn call(&self, id: &CallId) -> impl Future<Output = Result<CallRecord, StoreError>> + Send;
-
-    /// A call and its event history, oldest first.
-    ///
-    /// # Errors
-    /// [`StoreError::NotFound`] when there is no such call.
-    fn call_with_history(
-        &self,
-        id: &CallId,
-    ) -> impl Future<Output = Result<(CallRecord, Vec<HistoryEntry>), StoreError>> + Send;
-
-    /// A campaign's calls, optionally only those in `status`, ordered by status and id.
-    ///
-    /// # Errors
-    /// [`StoreError::Corrupt`] when `cursor` is not one this store handed out.
-    fn list_calls(
-        &self,
-        campaign: &CampaignId,
-        status: Option<CallStatus>,
-        limit: u32,
-        cursor: Option<&str>,
-    ) -> impl Future<Output = Result<Page<CallRecord>, StoreError>> + Send;
 
     /// The call whose current `transaction_id` is `transaction`, for an SMA event that
     /// arrived without the attributes naming its call (the service never accepted an answer
@@ -234,8 +199,33 @@ pub trait CallStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// The table as the dispatcher sees it: due work, claims, watchdogs, leases and sweeps.
-pub trait DispatchStore: CallStore {
+/// The dispatcher's port: due work, claims, watchdogs, leases and sweeps, and the campaign and
+/// call reads its rules are decided on.
+pub trait DispatchStore: Send + Sync {
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is no such campaign.
+    fn campaign(
+        &self,
+        id: &CampaignId,
+    ) -> impl Future<Output = Result<Campaign, StoreError>> + Send;
+
+    /// # Errors
+    /// [`StoreError::NotFound`] when there is no such call.
+    fn call(&self, id: &CallId) -> impl Future<Output = Result<CallRecord, StoreError>> + Send;
+
+    /// A campaign's calls, optionally only those in `status`, ordered by status and id (a sweep
+    /// reads the calls of a paused or cancelled campaign this way).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when `cursor` is not one this store handed out.
+    fn list_calls(
+        &self,
+        campaign: &CampaignId,
+        status: Option<CallStatus>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<CallRecord>, StoreError>> + Send;
+
     /// Claims a due call for dialing as `call.attempt` and takes one of its campaign's
     /// concurrency slots, in one atomic write: `QUEUED` or `RETRY_WAIT` with that attempt
     /// becomes `DIALING`, due again at `watchdog_at` (when the dial is checked on), holding a
@@ -285,7 +275,7 @@ pub trait DispatchStore: CallStore {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Takes a waiting call of a paused campaign out of the `due` index (it keeps its
-    /// `due_at`), so paused work does not crowd the index; [`CallStore::unpark`] puts it back.
+    /// `due_at`), so paused work does not crowd the index; [`DispatchStore::unpark`] puts it back.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] unless the call is waiting as `attempt`.
@@ -392,7 +382,7 @@ pub trait DispatchStore: CallStore {
     /// with the reason in `last_error`.
     ///
     /// # Errors
-    /// [`StoreError::Conflict`] under the same condition as [`CallStore::release`].
+    /// [`StoreError::Conflict`] under the same condition as [`DispatchStore::release`].
     fn refuse(
         &self,
         call_id: &CallId,

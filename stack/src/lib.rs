@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use outdial_core::ports::CallStore;
 use outdial_local::sim::Invoke;
 use outdial_sma::SmaHandler;
 use serde_json::Value;
@@ -18,7 +17,7 @@ use serde_json::Value;
 #[derive(Debug)]
 pub struct InProcess<S>(pub Arc<SmaHandler<S>>);
 
-impl<S: CallStore + 'static> Invoke for InProcess<S> {
+impl<S: outdial_core::ports::SmaStore + 'static> Invoke for InProcess<S> {
     fn invoke(&self, event: Value) -> BoxFuture<'static, Result<Value, String>> {
         let handler = Arc::clone(&self.0);
         async move { Ok(handler.handle(event).await) }.boxed()

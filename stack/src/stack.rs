@@ -441,7 +441,7 @@ impl Stack {
 /// request as `lambda_http` builds it, and the response becomes the payload-2.0 answer.
 async fn api_invoke<S, D, T>(api: &Api<S, D, T>, event: &Value) -> Result<Value, String>
 where
-    S: outdial_core::ports::CallStore + outdial_core::admin::AdminStore,
+    S: outdial_core::admin::ApiStore,
     D: outdial_core::ports::Dialer,
     T: outdial_core::admin::DispatchTrigger,
 {

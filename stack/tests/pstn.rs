@@ -11,7 +11,7 @@ use outdial_adapters::dialer::ChimeDialer;
 use outdial_adapters::store::DynamoStore;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164};
 use outdial_core::messages::Function;
-use outdial_core::ports::{CallStore, Dialer, DispatchStore};
+use outdial_core::ports::{Dialer, DispatchStore};
 use outdial_core::record::{Campaign, CampaignStatus, Limits, NewCall, Pacing};
 use outdial_core::time::Clock;
 use outdial_local::dynamodb::shared_endpoint;

@@ -1,6 +1,9 @@
-//! [`CallStore`] on [`DynamoStore`]: campaigns written with their calls, the SMA's one
+//! Campaigns and calls on [`DynamoStore`]: campaigns written with their calls, the SMA's one
 //! conditional write per event, and the reads of calls (by id, with their history, by
-//! campaign and by SMA transaction).
+//! campaign and by SMA transaction). Each function's port ([`SmaStore`], [`DispatchStore`](outdial_core::ports::DispatchStore),
+//! [`ApiStore`]) offers the ones that function uses, and its contract is written there.
+//!
+//! [`ApiStore`]: outdial_core::admin::ApiStore
 
 use std::time::Duration;
 
@@ -10,7 +13,7 @@ use aws_sdk_dynamodb::types::{
 use outdial_core::ids::{Attempt, CallId, CampaignId, Sequence, TransactionId};
 use outdial_core::lifecycle::{self, CallStatus, Order, UnknownStatus};
 use outdial_core::ports::{
-    Applied, CallStore, DueChange, EventWrite, HistoryEntry, Lane, Page, StoreError,
+    Applied, DueChange, EventWrite, HistoryEntry, Lane, Page, SmaStore, StoreError,
 };
 use outdial_core::record::{CallRecord, Campaign, NewCall};
 use outdial_core::time::Timestamp;
@@ -25,8 +28,12 @@ use crate::item::{
     lane_shard, n, s, shard_of,
 };
 
-impl CallStore for DynamoStore {
-    async fn create_campaign(
+impl DynamoStore {
+    /// [`ApiStore::create_campaign`](outdial_core::admin::ApiStore::create_campaign).
+    ///
+    /// # Errors
+    /// As that port's contract says.
+    pub async fn create_campaign(
         &self,
         campaign: &Campaign,
         calls: &[NewCall],
@@ -74,11 +81,19 @@ impl CallStore for DynamoStore {
         .await
     }
 
-    async fn campaign(&self, id: &CampaignId) -> Result<Campaign, StoreError> {
+    /// [`SmaStore::campaign`].
+    ///
+    /// # Errors
+    /// As that port's contract says.
+    pub async fn campaign(&self, id: &CampaignId) -> Result<Campaign, StoreError> {
         campaign_from_item(&self.get(campaign_pk(id), CAMPAIGN_SK).await?)
     }
 
-    async fn apply_event(&self, w: &EventWrite) -> Result<Applied, StoreError> {
+    /// [`SmaStore::apply_event`].
+    ///
+    /// # Errors
+    /// As that port's contract says.
+    pub async fn apply_event(&self, w: &EventWrite) -> Result<Applied, StoreError> {
         let condition = Condition::event(w);
         if condition.is_unsatisfiable() {
             // No status leads to this decision: nothing may be written.
@@ -206,11 +221,19 @@ impl CallStore for DynamoStore {
         )
     }
 
-    async fn call(&self, id: &CallId) -> Result<CallRecord, StoreError> {
+    /// [`DispatchStore::call`](outdial_core::ports::DispatchStore::call).
+    ///
+    /// # Errors
+    /// As that port's contract says.
+    pub async fn call(&self, id: &CallId) -> Result<CallRecord, StoreError> {
         call_from_item(&self.get(call_pk(id), CALL_SK).await?)
     }
 
-    async fn call_with_history(
+    /// [`ApiStore::call_with_history`](outdial_core::admin::ApiStore::call_with_history).
+    ///
+    /// # Errors
+    /// As that port's contract says.
+    pub async fn call_with_history(
         &self,
         id: &CallId,
     ) -> Result<(CallRecord, Vec<HistoryEntry>), StoreError> {
@@ -237,7 +260,11 @@ impl CallStore for DynamoStore {
         Ok((record.ok_or(StoreError::NotFound)?, history))
     }
 
-    async fn list_calls(
+    /// [`DispatchStore::list_calls`](outdial_core::ports::DispatchStore::list_calls).
+    ///
+    /// # Errors
+    /// As that port's contract says.
+    pub async fn list_calls(
         &self,
         campaign: &CampaignId,
         status: Option<CallStatus>,
@@ -250,7 +277,11 @@ impl CallStore for DynamoStore {
         Ok(Page { items, next })
     }
 
-    async fn call_by_transaction(
+    /// [`SmaStore::call_by_transaction`].
+    ///
+    /// # Errors
+    /// As that port's contract says.
+    pub async fn call_by_transaction(
         &self,
         transaction: &TransactionId,
     ) -> Result<Option<CallRecord>, StoreError> {
@@ -286,7 +317,11 @@ impl CallStore for DynamoStore {
         Ok(None)
     }
 
-    async fn record_orphan(
+    /// [`SmaStore::record_orphan`].
+    ///
+    /// # Errors
+    /// As that port's contract says.
+    pub async fn record_orphan(
         &self,
         transaction_id: &str,
         seq: Sequence,
@@ -316,6 +351,34 @@ impl CallStore for DynamoStore {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+}
+
+impl SmaStore for DynamoStore {
+    async fn campaign(&self, id: &CampaignId) -> Result<Campaign, StoreError> {
+        Self::campaign(self, id).await
+    }
+
+    async fn apply_event(&self, write: &EventWrite) -> Result<Applied, StoreError> {
+        Self::apply_event(self, write).await
+    }
+
+    async fn call_by_transaction(
+        &self,
+        transaction: &TransactionId,
+    ) -> Result<Option<CallRecord>, StoreError> {
+        Self::call_by_transaction(self, transaction).await
+    }
+
+    async fn record_orphan(
+        &self,
+        transaction_id: &str,
+        seq: Sequence,
+        event_type: &str,
+        raw: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        Self::record_orphan(self, transaction_id, seq, event_type, raw, at).await
     }
 }
 

@@ -11,7 +11,7 @@ use outdial_core::dispatch::{Guard, InIndex};
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, TransactionId};
 use outdial_core::lifecycle::CallStatus;
 use outdial_core::ports::{DispatchStore, Due, DuePage, Lane, Page, StoreError};
-use outdial_core::record::CallRecord;
+use outdial_core::record::{CallRecord, Campaign};
 use outdial_core::time::Timestamp;
 
 use super::{DynamoStore, bad_cursor, page_limit, sets_status};
@@ -26,6 +26,24 @@ use crate::item::{
 };
 
 impl DispatchStore for DynamoStore {
+    async fn campaign(&self, id: &CampaignId) -> Result<Campaign, StoreError> {
+        Self::campaign(self, id).await
+    }
+
+    async fn call(&self, id: &CallId) -> Result<CallRecord, StoreError> {
+        Self::call(self, id).await
+    }
+
+    async fn list_calls(
+        &self,
+        campaign: &CampaignId,
+        status: Option<CallStatus>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<CallRecord>, StoreError> {
+        Self::list_calls(self, campaign, status, limit, cursor).await
+    }
+
     async fn claim(
         &self,
         call: &CallRecord,

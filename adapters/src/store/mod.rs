@@ -1,7 +1,8 @@
 //! The DynamoDB store: [`DynamoStore`], the ports of `outdial-core` on the table of
-//! `docs/table.md`. [`CallStore`](outdial_core::ports::CallStore) is in `calls`,
+//! `docs/table.md`. Campaigns, calls and the SMA's
+//! [`SmaStore`](outdial_core::ports::SmaStore) are in `calls`, the dispatcher's
 //! [`DispatchStore`](outdial_core::ports::DispatchStore) in `dispatch`, and the API's
-//! [`AdminStore`](outdial_core::admin::AdminStore) in [`crate::admin`]; this module holds the
+//! [`ApiStore`](outdial_core::admin::ApiStore) in [`crate::admin`]; this module holds the
 //! struct and what they share: the guarded update of a call and the listing of a campaign's
 //! calls.
 //!

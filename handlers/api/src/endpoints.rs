@@ -6,12 +6,12 @@ use std::collections::{BTreeSet, HashMap};
 
 use http::StatusCode;
 use lambda_http::Request;
-use outdial_core::admin::{AdminStore, AppendId, DispatchTrigger};
+use outdial_core::admin::{ApiStore, AppendId, DispatchTrigger};
 use outdial_core::ids::{CallId, CampaignId, E164};
 use outdial_core::lifecycle::{CallStatus, EndRequest};
 use outdial_core::messages;
 use outdial_core::pacing::due_offset;
-use outdial_core::ports::{CallStore, DialError, Dialer, StoreError};
+use outdial_core::ports::{DialError, Dialer, StoreError};
 use outdial_core::record::{Campaign, CampaignStatus, NewCall};
 use outdial_core::time::Timestamp;
 use outdial_core::window::{CallingWindow, zone_for};
@@ -176,7 +176,7 @@ fn decode_cursor(status: Option<CallStatus>, cursor: &str) -> Result<String, Api
 
 impl<S, D, T> Api<S, D, T>
 where
-    S: CallStore + AdminStore,
+    S: ApiStore,
     D: Dialer,
     T: DispatchTrigger,
 {

@@ -8,7 +8,7 @@
 //! colliding with the old ones. Without a key the seed is random.
 //!
 //! The flow around the key (take it, answer a duplicate, store the answer) is in
-//! [`crate::Api`]; the record itself is the store's (`outdial_core::admin::AdminStore`).
+//! [`crate::Api`]; the record itself is the store's (`outdial_core::admin::ApiStore`).
 
 use std::fmt::Write as _;
 

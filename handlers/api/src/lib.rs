@@ -41,8 +41,8 @@ use std::time::Instant;
 use futures::FutureExt;
 use http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Request, Response};
-use outdial_core::admin::{AdminStore, Begun, DispatchTrigger, StoredReply};
-use outdial_core::ports::{CallStore, Dialer, StoreError};
+use outdial_core::admin::{ApiStore, Begun, DispatchTrigger, StoredReply};
+use outdial_core::ports::{Dialer, StoreError};
 use tracing::Instrument;
 
 pub use crate::auth::Auth;
@@ -56,7 +56,7 @@ pub const REPLAYED: &str = "idempotent-replayed";
 
 impl<S, D, T> Api<S, D, T>
 where
-    S: CallStore + AdminStore,
+    S: ApiStore,
     D: Dialer,
     T: DispatchTrigger,
 {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use outdial_core::admin::{AdminStore, DispatchTrigger};
-use outdial_core::ports::{CallStore, Dialer};
+use outdial_core::admin::{ApiStore, DispatchTrigger};
+use outdial_core::ports::Dialer;
 use outdial_core::time::Clock;
 
 use crate::auth::Auth;
@@ -79,7 +79,7 @@ pub struct Api<S, D, T> {
 
 impl<S, D, T> Api<S, D, T>
 where
-    S: CallStore + AdminStore,
+    S: ApiStore,
     D: Dialer,
     T: DispatchTrigger,
 {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence, TransactionId};
 use outdial_core::lifecycle::CallStatus;
-use outdial_core::ports::{Applied, CallStore, EventWrite, HistoryEntry, Page, StoreError};
-use outdial_core::record::{CallRecord, Campaign, CampaignStatus, Limits, NewCall, Pacing};
+use outdial_core::ports::{Applied, EventWrite, SmaStore, StoreError};
+use outdial_core::record::{CallRecord, Campaign, CampaignStatus, Limits, Pacing};
 use outdial_core::retry::RetryPolicy;
 use outdial_core::time::{ManualClock, Timestamp};
 use outdial_sma::{Settings, SmaHandler};
@@ -35,37 +35,13 @@ struct Accepting {
     record: CallRecord,
 }
 
-impl CallStore for Accepting {
-    async fn create_campaign(&self, _: &Campaign, _: &[NewCall]) -> Result<(), StoreError> {
-        Ok(())
-    }
+impl SmaStore for Accepting {
     async fn campaign(&self, _: &CampaignId) -> Result<Campaign, StoreError> {
         Ok(self.campaign.clone())
     }
     async fn apply_event(&self, w: &EventWrite) -> Result<Applied, StoreError> {
         black_box(w);
         Ok(Applied::Written(Box::new(self.record.clone())))
-    }
-    async fn call(&self, _: &CallId) -> Result<CallRecord, StoreError> {
-        Ok(self.record.clone())
-    }
-    async fn call_with_history(
-        &self,
-        _: &CallId,
-    ) -> Result<(CallRecord, Vec<HistoryEntry>), StoreError> {
-        Ok((self.record.clone(), Vec::new()))
-    }
-    async fn list_calls(
-        &self,
-        _: &CampaignId,
-        _: Option<CallStatus>,
-        _: u32,
-        _: Option<&str>,
-    ) -> Result<Page<CallRecord>, StoreError> {
-        Ok(Page {
-            items: Vec::new(),
-            next: None,
-        })
     }
     async fn call_by_transaction(
         &self,

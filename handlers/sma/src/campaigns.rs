@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use outdial_core::ids::CampaignId;
-use outdial_core::ports::{CallStore, StoreError};
+use outdial_core::ports::{SmaStore, StoreError};
 use outdial_core::record::Campaign;
 
 /// Campaigns kept per process. Bounded: past `capacity` campaigns it starts over, which costs
@@ -42,7 +42,7 @@ impl Campaigns {
     /// What the store answers; [`StoreError::NotFound`] for an unknown campaign.
     pub async fn get(
         &self,
-        store: &impl CallStore,
+        store: &impl SmaStore,
         id: &CampaignId,
     ) -> Result<Arc<Campaign>, StoreError> {
         if let Some(c) = self.lock().get(id) {

@@ -6,7 +6,7 @@
 //! `ArgumentsMap` the dialer sent (`call_id`, `campaign_id`, `attempt`, `vars`), and every
 //! response sets them, with the call's state, as `TransactionAttributes`, which the SMA echoes
 //! on every later event. From those it decides the transition and the response, then writes
-//! both in one conditional `UpdateItem` ([`CallStore::apply_event`]). When the record turns out
+//! both in one conditional `UpdateItem` ([`SmaStore::apply_event`]). When the record turns out
 //! to be in another state (a `HANGUP` overtook another event, an operator changed it), the
 //! handler decides again from the record the failed write returned and writes once more.
 //!
@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use outdial_core::contract::{Event, EventType, Response, validate_event};
 use outdial_core::ids::{Sequence, TransactionId};
 use outdial_core::lifecycle::{Step, expected, transition};
-use outdial_core::ports::{Applied, CallStore, EventWrite, StoreError};
+use outdial_core::ports::{Applied, EventWrite, SmaStore, StoreError};
 use outdial_core::time::Clock;
 use serde_json::Value;
 use tracing::{Instrument, info, info_span, warn};
@@ -91,7 +91,7 @@ pub struct SmaHandler<S> {
     counters: Counters,
 }
 
-impl<S: CallStore> SmaHandler<S> {
+impl<S: SmaStore> SmaHandler<S> {
     pub fn new(store: S, clock: Arc<dyn Clock>, settings: Settings) -> Self {
         Self {
             store,

@@ -6,7 +6,6 @@ mod support;
 
 use outdial_core::contract::validate_response;
 use outdial_core::lifecycle::CallStatus;
-use outdial_core::ports::CallStore;
 use serde_json::{Value, json};
 use support::{Call, Harness, REMINDER, types};
 

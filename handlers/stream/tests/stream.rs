@@ -25,7 +25,7 @@ use outdial_core::counters::{
 };
 use outdial_core::ids::{CallId, CampaignId, E164};
 use outdial_core::messages::Function;
-use outdial_core::ports::{CallStore, StoreError};
+use outdial_core::ports::StoreError;
 use outdial_core::record::{Campaign, CampaignStatus, Limits, NewCall, Pacing};
 use outdial_core::retry::{RetryPolicy, RetrySpec};
 use outdial_core::time::{Clock, Timestamp};

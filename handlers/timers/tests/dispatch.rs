@@ -16,7 +16,6 @@ use outdial_adapters::store::DynamoStore;
 use outdial_core::ids::{CallId, CampaignId, E164};
 use outdial_core::lifecycle::CallStatus;
 use outdial_core::messages::Function;
-use outdial_core::ports::CallStore;
 use outdial_core::record::{CallRecord, Campaign, CampaignStatus, Limits, NewCall, Pacing};
 use outdial_core::retry::{RetryPolicy, RetrySpec};
 use outdial_core::time::{Clock, ManualClock, Timestamp};

@@ -1,10 +1,9 @@
 //! `POST /calls`, `GET /calls/{id}` and `POST /calls/{id}/hangup`.
 
 use outdial_adapters::counters::read_counters;
-use outdial_core::admin::AdminStore;
+use outdial_core::admin::ApiStore;
 use outdial_core::ids::{CallId, E164};
 use outdial_core::lifecycle::CallStatus;
-use outdial_core::ports::CallStore;
 use serde_json::json;
 
 use crate::support::{Answer, Harness, T0};

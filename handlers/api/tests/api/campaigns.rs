@@ -1,10 +1,9 @@
 //! `POST /campaigns`, `GET /campaigns/{id}`, pause, resume, cancel, appends and listings.
 
 use outdial_adapters::counters::read_counters;
-use outdial_core::admin::AdminStore;
+use outdial_core::admin::ApiStore;
 use outdial_core::ids::{CampaignId, E164};
 use outdial_core::lifecycle::CallStatus;
-use outdial_core::ports::CallStore;
 use outdial_core::record::CampaignStatus;
 use serde_json::{Value, json};
 

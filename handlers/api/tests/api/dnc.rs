@@ -1,6 +1,6 @@
 //! `PUT /dnc/{e164}` and `DELETE /dnc/{e164}`.
 
-use outdial_core::admin::AdminStore;
+use outdial_core::admin::ApiStore;
 use outdial_core::ids::E164;
 
 use crate::support::Harness;

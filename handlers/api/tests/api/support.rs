@@ -14,7 +14,7 @@ use outdial_api::{Api, Auth, Settings};
 use outdial_core::admin::DispatchTrigger;
 use outdial_core::ids::{CallId, CampaignId, E164, TransactionId};
 use outdial_core::lifecycle::CallStatus;
-use outdial_core::ports::{BoxError, CallStore, DialError, Dialer};
+use outdial_core::ports::{BoxError, DialError, Dialer};
 use outdial_core::record::CallRecord;
 use outdial_core::time::{ManualClock, Timestamp};
 use outdial_local::dynamodb::shared_endpoint;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use outdial_adapters::store::DynamoStore;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164};
-use outdial_core::ports::{CallStore, DispatchStore};
+use outdial_core::ports::DispatchStore;
 use outdial_core::record::{Campaign, CampaignStatus, Limits, NewCall, Pacing};
 use outdial_core::retry::RetryPolicy;
 use outdial_core::time::{ManualClock, Timestamp};
