@@ -2,8 +2,10 @@
 //! decoded here and nowhere else:
 //!
 //! - [`DialArguments`]: what the dispatcher passes to `CreateSipMediaApplicationCall`, and
-//!   the SMA handler reads back from `NEW_OUTBOUND_CALL`'s `ArgumentsMap` (and from the
-//!   `TransactionAttributes` it keeps from then on);
+//!   the SMA handler reads back from `NEW_OUTBOUND_CALL`'s `ArgumentsMap`;
+//! - [`CallAttributes`]: the `TransactionAttributes` the SMA handler sends with every answer
+//!   and reads back from the next event: the dial's arguments and the call's state after the
+//!   handler's last answer;
 //! - [`EndRequest`] as an `UpdateSipMediaApplicationCall` command ([`encode_end`],
 //!   [`decode_end`]): the watchdogs', the cancel sweep's and the API's way of ending a call;
 //! - [`RunSource`]: what starts a timers invocation, the schedule or the API;
@@ -13,8 +15,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::ids::{Attempt, CallId, CampaignId};
-use crate::lifecycle::EndRequest;
+use crate::contract::{Event, EventType};
+use crate::ids::{Attempt, CallId, CampaignId, TransactionId};
+use crate::lifecycle::{CallState, CallStatus, EndRequest};
+use crate::record::CallRecord;
 
 /// Why a message could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +37,12 @@ pub mod keys {
     pub const CAMPAIGN_ID: &str = "campaign_id";
     pub const ATTEMPT: &str = "attempt";
     pub const VARS: &str = "vars";
+    /// The keys [`super::CallAttributes`] adds in `TransactionAttributes`.
+    pub const STATUS: &str = "status";
+    pub const ANSWERED: &str = "answered";
+    pub const END: &str = "end";
+    pub const STEP: &str = "step";
+    pub const OUTCOME: &str = "outcome";
 }
 
 /// The arguments of one dial: which call and attempt it is, and the contact's template
@@ -99,6 +109,150 @@ impl DialArguments {
             attempt,
             vars,
         })
+    }
+}
+
+/// What an SMA event tells the handler about its call: the dial's [`DialArguments`], and in
+/// every event after `NEW_OUTBOUND_CALL` the state the handler's last answer left the call in,
+/// carried in the `TransactionAttributes` the handler sends back whole with every answer (the
+/// SMA's rules for merging a changed key set are ambiguous, `docs/pstn-audio.md` 5.3, and a
+/// full map is always right). The map stays within the SMA's limit of 10 keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallAttributes {
+    pub call_id: CallId,
+    pub campaign_id: CampaignId,
+    pub attempt: Attempt,
+    pub transaction_id: TransactionId,
+    /// The status after the handler's last answer (a hint: an ignored answer may not have
+    /// updated it).
+    pub status: CallStatus,
+    pub answered: bool,
+    pub end_request: Option<EndRequest>,
+    /// The script step whose result the call is waiting for.
+    pub step: Option<String>,
+    /// The script's outcome so far.
+    pub outcome: Option<String>,
+    /// The contact's template variables.
+    pub vars: BTreeMap<String, String>,
+}
+
+impl CallAttributes {
+    /// Reads the attributes from `NEW_OUTBOUND_CALL`'s arguments or a later event's
+    /// `TransactionAttributes`.
+    ///
+    /// # Errors
+    /// [`MessageError`] when the event names no call (no arguments or attributes, or ids that
+    /// do not parse): such an event is an orphan.
+    pub fn from_event(event: &Event) -> Result<Self, MessageError> {
+        let map = if event.event_type == EventType::NewOutboundCall {
+            event
+                .arguments()
+                .ok_or(MessageError::Missing("ArgumentsMap on NEW_OUTBOUND_CALL"))?
+        } else {
+            event
+                .call_details
+                .transaction_attributes
+                .clone()
+                .ok_or(MessageError::Missing("TransactionAttributes"))?
+        };
+        let transaction_id =
+            TransactionId::parse(&event.call_details.transaction_id).map_err(|e| {
+                MessageError::Invalid {
+                    key: "TransactionId",
+                    reason: e.to_string(),
+                }
+            })?;
+        Self::decode(&map, transaction_id)
+    }
+
+    /// Reads the attributes from a map, for the call of `transaction_id`. Only the dial's
+    /// arguments are required; the state keys fall back to a call just dialed.
+    ///
+    /// # Errors
+    /// [`MessageError`] naming the first dial argument that is missing or does not parse.
+    pub fn decode(
+        map: &BTreeMap<String, String>,
+        transaction_id: TransactionId,
+    ) -> Result<Self, MessageError> {
+        let get = |k: &str| map.get(k).map(String::as_str);
+        let DialArguments {
+            call_id,
+            campaign_id,
+            attempt,
+            vars,
+        } = DialArguments::decode(map)?;
+        Ok(Self {
+            call_id,
+            campaign_id,
+            attempt,
+            transaction_id,
+            status: get(keys::STATUS)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(CallStatus::Dialing),
+            answered: get(keys::ANSWERED) == Some("1"),
+            end_request: get(keys::END).and_then(EndRequest::parse),
+            step: get(keys::STEP).map(str::to_owned),
+            outcome: get(keys::OUTCOME).map(str::to_owned),
+            vars,
+        })
+    }
+
+    /// The attributes from the call's record, for an event that arrived without them (found
+    /// through its `TransactionId`): the script starts from its first step.
+    #[must_use]
+    pub fn from_record(record: &CallRecord, transaction_id: TransactionId) -> Self {
+        Self {
+            call_id: record.id.clone(),
+            campaign_id: record.campaign_id.clone(),
+            attempt: record.attempt,
+            transaction_id,
+            status: record.status,
+            answered: record.answered,
+            end_request: record.end_request,
+            step: None,
+            outcome: record.script_outcome.clone(),
+            vars: record.vars.clone(),
+        }
+    }
+
+    /// The call's state as the lifecycle's transition sees it; the `Sequence` guard is the
+    /// store's, applied in the event's conditional write.
+    #[must_use]
+    pub fn state(&self) -> CallState {
+        CallState {
+            status: self.status,
+            attempt: self.attempt,
+            last_seq: None,
+            answered: self.answered,
+            end_request: self.end_request,
+        }
+    }
+
+    /// The full `TransactionAttributes` map to send back.
+    #[must_use]
+    pub fn encode(&self) -> BTreeMap<String, String> {
+        let mut m = DialArguments {
+            call_id: self.call_id.clone(),
+            campaign_id: self.campaign_id.clone(),
+            attempt: self.attempt,
+            vars: self.vars.clone(),
+        }
+        .encode();
+        m.insert(keys::STATUS.to_owned(), self.status.as_str().to_owned());
+        m.insert(
+            keys::ANSWERED.to_owned(),
+            if self.answered { "1" } else { "0" }.to_owned(),
+        );
+        if let Some(end) = self.end_request {
+            m.insert(keys::END.to_owned(), end.as_str().to_owned());
+        }
+        if let Some(step) = &self.step {
+            m.insert(keys::STEP.to_owned(), step.clone());
+        }
+        if let Some(outcome) = &self.outcome {
+            m.insert(keys::OUTCOME.to_owned(), outcome.clone());
+        }
+        m
     }
 }
 
@@ -251,6 +405,64 @@ mod tests {
             let sent = args(vars, attempt);
             prop_assert_eq!(DialArguments::decode(&sent.encode()).unwrap(), sent);
         }
+    }
+
+    proptest! {
+        #[test]
+        fn call_attributes_survive_their_round_trip(
+            vars in prop::collection::btree_map("[a-z_]{1,12}", "\\PC{0,20}", 0..3),
+            attempt in 1u32..10,
+            status in prop::sample::select(CallStatus::ALL.to_vec()),
+            answered: bool,
+            end in prop::option::of(prop::sample::select(vec![
+                EndRequest::Cancel,
+                EndRequest::Hangup,
+                EndRequest::RingTimeout,
+                EndRequest::MaxDuration,
+            ])),
+            step in prop::option::of("[a-z_]{1,12}"),
+            outcome in prop::option::of("[a-z_]{1,12}"),
+        ) {
+            let dial = args(vars, attempt);
+            let sent = CallAttributes {
+                call_id: dial.call_id,
+                campaign_id: dial.campaign_id,
+                attempt: dial.attempt,
+                transaction_id: TransactionId::parse("3b3c0b1f-1d52-4f8e-9d29-2b0c8a1c9e11").unwrap(),
+                status,
+                answered,
+                end_request: end,
+                step,
+                outcome,
+                vars: dial.vars,
+            };
+            let map = sent.encode();
+            prop_assert!(map.len() <= 10, "the SMA keeps at most 10 attributes: {map:?}");
+            prop_assert_eq!(
+                CallAttributes::decode(&map, sent.transaction_id.clone()).unwrap(),
+                sent
+            );
+        }
+    }
+
+    #[test]
+    fn call_attributes_fall_back_to_a_call_just_dialed_and_need_the_dial_arguments() {
+        let dial = args(BTreeMap::new(), 2);
+        let transaction = TransactionId::parse("3b3c0b1f-1d52-4f8e-9d29-2b0c8a1c9e11").unwrap();
+        let read = CallAttributes::decode(&dial.encode(), transaction.clone()).unwrap();
+        assert_eq!(read.status, CallStatus::Dialing);
+        assert!(!read.answered);
+        assert_eq!(
+            (read.end_request, read.step, read.outcome),
+            (None, None, None)
+        );
+        assert_eq!(read.attempt, dial.attempt);
+        let mut map = dial.encode();
+        map.remove(keys::CALL_ID);
+        assert_eq!(
+            CallAttributes::decode(&map, transaction).unwrap_err(),
+            MessageError::Missing(keys::CALL_ID)
+        );
     }
 
     #[test]

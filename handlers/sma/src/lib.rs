@@ -15,24 +15,23 @@
 //! failure still answers the callee (the record heals from the next event's attributes, and
 //! the watchdog reconciles a call whose end was never written).
 
-mod attributes;
-mod campaigns;
 mod respond;
 mod script_run;
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use outdial_core::contract::{Event, EventType, Response, validate_event};
-use outdial_core::ids::{Sequence, TransactionId};
+use outdial_core::ids::{CampaignId, Sequence, TransactionId};
 use outdial_core::lifecycle::{Step, expected, transition};
+use outdial_core::messages::CallAttributes;
 use outdial_core::ports::{Applied, EventWrite, SmaStore, StoreError};
+use outdial_core::record::Campaign;
 use outdial_core::time::Clock;
 use serde_json::Value;
 use tracing::{Instrument, info, info_span, warn};
 
-pub use attributes::Facts;
-pub use campaigns::Campaigns;
 pub use respond::{INVOCATION_LIMIT, classify};
 pub use script_run::{NO_INPUT, TRANSFER_FAILED};
 
@@ -161,11 +160,14 @@ impl<S: SmaStore> SmaHandler<S> {
             info!("call-back to a campaign number answered with the inbound message");
             return Answer::Fresh(respond::inbound(event, &self.settings.inbound_message));
         }
-        let facts = match Facts::from_event(event) {
+        let facts = match CallAttributes::from_event(event) {
             Ok(facts) => facts,
             Err(reason) => match self.found_by_transaction(event).await {
                 Some(facts) => facts,
-                None => return Answer::Fresh(self.orphan(event, payload, &reason).await),
+                None => {
+                    let reason = reason.to_string();
+                    return Answer::Fresh(self.orphan(event, payload, &reason).await);
+                }
             },
         };
         tracing::Span::current().record("call_id", facts.call_id.as_str());
@@ -269,13 +271,13 @@ impl<S: SmaStore> SmaHandler<S> {
     /// (both invocations failed): the dispatcher recorded the transaction when the Voice API
     /// placed the call, so the call goes on instead of being hung up as an orphan and
     /// dialed again. Costs two reads, only on this path.
-    async fn found_by_transaction(&self, event: &Event) -> Option<Facts> {
+    async fn found_by_transaction(&self, event: &Event) -> Option<CallAttributes> {
         let transaction = TransactionId::parse(&event.call_details.transaction_id).ok()?;
         match self.store.call_by_transaction(&transaction).await {
             Ok(Some(record)) => {
                 self.counters.recovered.fetch_add(1, Ordering::Relaxed);
                 info!(call_id = %record.id, "event without attributes matched to its call by its transaction");
-                Some(Facts::from_record(&record, transaction))
+                Some(CallAttributes::from_record(&record, transaction))
             }
             Ok(None) => None,
             Err(e) => {
@@ -319,4 +321,69 @@ fn parse_event_value(payload: &Value) -> Result<Event, String> {
 fn to_json(response: &Response) -> Value {
     serde_json::to_value(response)
         .unwrap_or_else(|_| serde_json::json!({"SchemaVersion": "1.0", "Actions": []}))
+}
+
+// Campaigns, as the handler needs them: read once per process and kept.
+//
+// A campaign's script, retry policy and from-number never change after it is created (pause,
+// resume and cancel change its status, which this handler does not read: a cancel reaches a
+// live call as `CALL_UPDATE_REQUESTED`). So a warm function answers every event of every call
+// of a campaign with exactly one DynamoDB request, the call's own write; only the first
+// event of a campaign in a fresh process reads the campaign first.
+
+/// Campaigns kept per process. Bounded: past `capacity` campaigns it starts over, which costs
+/// one read per campaign in use.
+#[derive(Debug)]
+pub struct Campaigns {
+    kept: Mutex<HashMap<CampaignId, Arc<Campaign>>>,
+    capacity: usize,
+}
+
+impl Default for Campaigns {
+    fn default() -> Self {
+        Self::with_capacity(256)
+    }
+}
+
+impl Campaigns {
+    #[must_use]
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            kept: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// The campaign, from memory or from the store.
+    ///
+    /// # Errors
+    /// What the store answers; [`StoreError::NotFound`] for an unknown campaign.
+    pub async fn get(
+        &self,
+        store: &impl SmaStore,
+        id: &CampaignId,
+    ) -> Result<Arc<Campaign>, StoreError> {
+        if let Some(c) = self.lock().get(id) {
+            return Ok(Arc::clone(c));
+        }
+        let campaign = Arc::new(store.campaign(id).await?);
+        let mut kept = self.lock();
+        if kept.len() >= self.capacity {
+            kept.clear();
+        }
+        kept.insert(id.clone(), Arc::clone(&campaign));
+        Ok(campaign)
+    }
+
+    /// Whether the campaign is in memory (its next event costs no extra read).
+    #[must_use]
+    pub fn contains(&self, id: &CampaignId) -> bool {
+        self.lock().contains_key(id)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CampaignId, Arc<Campaign>>> {
+        // The map is only ever inserted into or cleared whole; a panic elsewhere cannot leave
+        // it half-updated, so a poisoned lock is still usable.
+        self.kept.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }

@@ -5,14 +5,13 @@ use std::sync::LazyLock;
 
 use outdial_core::contract::{Action, Event, EventType, ParticipantTag, Response};
 use outdial_core::lifecycle::{CallEvent, CallStatus, Change, EndRequest, Leg};
-use outdial_core::messages;
+use outdial_core::messages::{self, CallAttributes};
 use outdial_core::ports::DueChange;
 use outdial_core::record::Campaign;
 use outdial_core::retry::RetryPolicy;
 use outdial_core::sip::SipCode;
 use outdial_core::time::Timestamp;
 
-use crate::attributes::Facts;
 use crate::script_run::{self, Ctx, Progress};
 
 /// From this `Sequence` on, an event whose actions run is answered with a hang-up: the SMA
@@ -105,7 +104,7 @@ fn hangup_leg(event: &Event, tag: &ParticipantTag) -> Action {
     }
 }
 
-fn respond(event: &Event, actions: Vec<Action>, facts: Option<&Facts>) -> Response {
+fn respond(event: &Event, actions: Vec<Action>, facts: Option<&CallAttributes>) -> Response {
     let mut builder = Response::to(event);
     for action in actions {
         // Every list built here is short; a failure would mean a bug, and the answer would
@@ -116,7 +115,7 @@ fn respond(event: &Event, actions: Vec<Action>, facts: Option<&Facts>) -> Respon
         }
     }
     if let Some(facts) = facts {
-        if builder.attributes(facts.attributes()).is_err() {
+        if builder.attributes(facts.encode()).is_err() {
             tracing::error!("TransactionAttributes would exceed 10 keys; not sent");
         }
     }
@@ -138,7 +137,7 @@ fn runs_actions(event: &Event) -> bool {
 #[must_use]
 pub fn decide(
     event: &Event,
-    facts: &Facts,
+    facts: &CallAttributes,
     change: &Change,
     campaign: Option<&Campaign>,
     now: Timestamp,
@@ -274,7 +273,7 @@ pub fn inbound(event: &Event, message: &str) -> Response {
 /// Hangs up the callee where the event's actions run, else answers nothing: for an event of a
 /// call that has ended or an attempt that is over, and when the campaign cannot be read.
 #[must_use]
-pub fn hang_up(event: &Event, facts: &Facts) -> Response {
+pub fn hang_up(event: &Event, facts: &CallAttributes) -> Response {
     let actions = if runs_actions(event) {
         vec![Action::hangup(leg_a(event).unwrap_or_default(), 0)]
     } else {
