@@ -36,18 +36,52 @@ impl Config {
     /// # Errors
     /// As [`Config::from_env`].
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
-        let table = lookup("OUTDIAL_TABLE_NAME")
-            .filter(|t| !t.is_empty())
-            .context("OUTDIAL_TABLE_NAME is not set: it names the DynamoDB table")?;
-        let shards = match lookup("OUTDIAL_DISPATCH_SHARDS") {
-            None => 4,
-            Some(v) => v
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=64).contains(n))
-                .with_context(|| format!("OUTDIAL_DISPATCH_SHARDS must be 1 to 64, got {v:?}"))?,
-        };
-        Ok(Self { table, shards })
+        Ok(Self {
+            table: required(&lookup, "OUTDIAL_TABLE_NAME", "it names the DynamoDB table")?,
+            shards: number(
+                &lookup,
+                "OUTDIAL_DISPATCH_SHARDS",
+                4,
+                "1 to 64",
+                |n: &u32| (1..=64).contains(n),
+            )?,
+        })
+    }
+}
+
+/// A variable that must be set and not empty; the error names it and says `why` it matters.
+///
+/// # Errors
+/// When `name` is missing or empty.
+pub fn required(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    why: &str,
+) -> anyhow::Result<String> {
+    lookup(name)
+        .filter(|v| !v.is_empty())
+        .with_context(|| format!("{name} is not set: {why}"))
+}
+
+/// A number read from `name`, `default` when it is not set; a value that does not parse or
+/// that `valid` refuses is an error naming the variable and the `allowed` range.
+///
+/// # Errors
+/// When the value is not a number `valid` accepts.
+pub fn number<T: std::str::FromStr>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+    allowed: &str,
+    valid: impl Fn(&T) -> bool,
+) -> anyhow::Result<T> {
+    match lookup(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<T>()
+            .ok()
+            .filter(|n| valid(n))
+            .with_context(|| format!("{name} must be {allowed}, got {v:?}")),
     }
 }
 

@@ -1,6 +1,8 @@
 //! What the timers function reads from its environment beyond the shared
 //! [`Config`](outdial_adapters::config::Config).
 
+use outdial_adapters::config::{number, required};
+
 /// What the timers function reads from its environment beyond the shared [`Config`](outdial_adapters::config::Config).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TimersConfig {
@@ -22,25 +24,19 @@ impl TimersConfig {
     /// # Errors
     /// As [`TimersConfig::from_env`].
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
-        use anyhow::Context;
-        let sma_id = lookup("OUTDIAL_SMA_ID")
-            .filter(|s| !s.is_empty())
-            .context("OUTDIAL_SMA_ID is not set: it names the SIP media application")?;
-        let account_cps = match lookup("OUTDIAL_ACCOUNT_CPS") {
-            None => 5.0,
-            Some(v) => v
-                .parse::<f64>()
-                .ok()
-                .filter(|r| r.is_finite() && *r > 0.0 && *r <= 10_000.0)
-                .with_context(|| {
-                    format!(
-                        "OUTDIAL_ACCOUNT_CPS must be a number above 0 and at most 10000, got {v:?}"
-                    )
-                })?,
-        };
         Ok(Self {
-            sma_id,
-            account_cps,
+            sma_id: required(
+                &lookup,
+                "OUTDIAL_SMA_ID",
+                "it names the SIP media application",
+            )?,
+            account_cps: number(
+                &lookup,
+                "OUTDIAL_ACCOUNT_CPS",
+                5.0,
+                "a number above 0 and at most 10000",
+                |r: &f64| r.is_finite() && *r > 0.0 && *r <= 10_000.0,
+            )?,
         })
     }
 }
