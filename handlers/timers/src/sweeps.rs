@@ -81,18 +81,17 @@ where
                     let base = unparked_before;
                     unparked_before =
                         base.saturating_add(u32::try_from(page.items.len()).unwrap_or(u32::MAX));
-                    futures::stream::iter(page.items.into_iter().zip(base..))
-                        .map(|(call, k)| async move {
+                    several_at_once(
+                        page.items.into_iter().zip(base..),
+                        shared.settings.sweep_concurrency,
+                        |(call, k)| async move {
                             let not_before = start.plus(due_offset(k, rate));
                             let now = shared.clock.now();
                             let unparked = shared.store.unpark(&call, not_before, now).await;
                             counted(unparked, &shared.totals.unparked)
-                        })
-                        .buffer_unordered(shared.settings.sweep_concurrency)
-                        .collect::<Vec<Result<(), StoreError>>>()
-                        .await
-                        .into_iter()
-                        .collect::<Result<Vec<()>, StoreError>>()?;
+                        },
+                    )
+                    .await?;
                     match page.next {
                         Some(next) => cursor = Some(next),
                         None => break,
@@ -125,17 +124,27 @@ where
                 .store
                 .list_calls(id, Some(status), shared.settings.batch, cursor.as_deref())
                 .await?;
-            futures::stream::iter(page.items)
-                .map(&each)
-                .buffer_unordered(shared.settings.sweep_concurrency)
-                .collect::<Vec<Result<(), StoreError>>>()
-                .await
-                .into_iter()
-                .collect::<Result<Vec<()>, StoreError>>()?;
+            several_at_once(page.items, shared.settings.sweep_concurrency, &each).await?;
             match page.next {
                 Some(next) => cursor = Some(next),
                 None => return Ok(()),
             }
         }
     }
+}
+
+/// Runs `each` over `items`, `concurrency` at once, to the end; the first error, if any.
+async fn several_at_once<I, F, Fut>(items: I, concurrency: usize, each: F) -> Result<(), StoreError>
+where
+    I: IntoIterator,
+    F: FnMut(I::Item) -> Fut,
+    Fut: std::future::Future<Output = Result<(), StoreError>>,
+{
+    futures::stream::iter(items)
+        .map(each)
+        .buffer_unordered(concurrency)
+        .collect::<Vec<Result<(), StoreError>>>()
+        .await
+        .into_iter()
+        .collect()
 }
