@@ -474,14 +474,5 @@ pub fn expected(
     }
 }
 
-/// Cancels a call that has not ended (campaign cancel, or an API hang-up before dialing).
-/// Returns `None` when the call is already terminal. A live call is not cancelled here: it is
-/// asked to hang up and becomes `CANCELLED` when its `HANGUP` arrives.
-#[must_use]
-pub fn cancel_waiting(state: &CallState) -> Option<CallStatus> {
-    matches!(state.status, CallStatus::Queued | CallStatus::RetryWait)
-        .then_some(CallStatus::Cancelled)
-}
-
 #[cfg(test)]
 mod tests;

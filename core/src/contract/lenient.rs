@@ -31,11 +31,14 @@ where
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
-        if v.fract() == 0.0 && v >= 0.0 && v <= u64::MAX as f64 {
+        // `u64::MAX as f64` rounds up to 2^64, which is out of range: the bound is exclusive.
+        if v.fract() == 0.0 && v >= 0.0 && v < u64::MAX as f64 {
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             self.visit_u64(v as u64)
         } else {
-            Err(E::custom(format!("{v} is not a whole number")))
+            Err(E::custom(format!(
+                "{v} is not a whole number from 0 to 18446744073709551615"
+            )))
         }
     }
 

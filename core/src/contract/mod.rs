@@ -36,6 +36,10 @@ pub const MAX_ACTIONS: usize = 10;
 pub const MAX_ATTRIBUTES: usize = 10;
 /// Characters in one `Speak` text.
 pub const MAX_SPEAK_TEXT: usize = 1000;
+/// The largest `Sequence` an event may carry. The service stops invoking a call's handler
+/// after 1,000 invocations, so no real event comes near it; a larger one is forged or broken,
+/// and recording it would make every later real event of the call look stale.
+pub const MAX_SEQUENCE: u64 = 10_000;
 
 /// What is wrong with a payload.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +50,8 @@ pub enum ContractError {
     NotAnEvent(#[source] serde_json::Error),
     #[error("CallDetails.TransactionId is missing or empty")]
     MissingTransactionId,
+    #[error("Sequence {0} is beyond any real call's (at most {max})", max = MAX_SEQUENCE)]
+    SequenceOutOfRange(u64),
     /// The value as JSON text, so that `1.0` and `"1.0"` read differently.
     #[error("SchemaVersion {0} does not match the event's \"1.0\"")]
     SchemaVersion(String),

@@ -9,8 +9,8 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use super::{
-    Action, ContractError, Event, MAX_ACTIONS, MAX_ATTRIBUTES, MAX_SPEAK_TEXT, Response,
-    SCHEMA_VERSION,
+    Action, ContractError, Event, MAX_ACTIONS, MAX_ATTRIBUTES, MAX_SEQUENCE, MAX_SPEAK_TEXT,
+    Response, SCHEMA_VERSION,
 };
 
 /// What a payload is, judged by its shape alone (see [`classify`]).
@@ -62,10 +62,14 @@ pub fn validate_event(value: &Value) -> Result<Event, ContractError> {
     checked_event(Event::deserialize(value).map_err(ContractError::NotAnEvent)?)
 }
 
-/// The one rule serde cannot express: `CallDetails.TransactionId` must not be empty.
+/// The rules serde cannot express: `CallDetails.TransactionId` must not be empty, and the
+/// `Sequence` must be one a real call can reach.
 fn checked_event(event: Event) -> Result<Event, ContractError> {
     if event.call_details.transaction_id.trim().is_empty() {
         return Err(ContractError::MissingTransactionId);
+    }
+    if event.sequence > MAX_SEQUENCE {
+        return Err(ContractError::SequenceOutOfRange(event.sequence));
     }
     Ok(event)
 }
@@ -447,6 +451,38 @@ mod tests {
             serde_json::to_value(&r).unwrap(),
             json!({"SchemaVersion": "1.0", "Actions": []})
         );
+    }
+
+    #[test]
+    fn a_sequence_no_real_call_reaches_is_refused() {
+        let read = |seq: Value| {
+            let mut v = answered();
+            v["Sequence"] = seq;
+            validate_event(&v)
+        };
+        assert_eq!(read(json!(MAX_SEQUENCE)).unwrap().sequence, MAX_SEQUENCE);
+        assert!(matches!(
+            read(json!(MAX_SEQUENCE + 1)),
+            Err(ContractError::SequenceOutOfRange(s)) if s == MAX_SEQUENCE + 1
+        ));
+        assert!(matches!(
+            read(json!(u64::MAX)),
+            Err(ContractError::SequenceOutOfRange(u64::MAX))
+        ));
+        // 2^64 does not fit: it is not read as u64::MAX.
+        let mut v = answered();
+        v["Sequence"] = json!(7);
+        let text = serde_json::to_string(&v)
+            .unwrap()
+            .replace("\"Sequence\":7", "\"Sequence\":18446744073709551616");
+        assert!(text.contains("18446744073709551616"), "{text}");
+        assert!(matches!(
+            parse_event(text.as_bytes()),
+            Err(ContractError::NotAnEvent(_))
+        ));
+        for bad in [json!(-1), json!(1.5), json!("many"), json!(1e300)] {
+            assert!(read(bad.clone()).is_err(), "{bad}");
+        }
     }
 
     #[test]

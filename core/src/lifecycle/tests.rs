@@ -257,14 +257,6 @@ fn statuses_round_trip_through_their_names() {
     assert!("SPEAKING".parse::<CallStatus>().is_err());
 }
 
-#[test]
-fn only_waiting_calls_are_cancelled_directly() {
-    let mut state = CallState::dialing(Attempt::FIRST);
-    assert_eq!(cancel_waiting(&state), None);
-    state.status = CallStatus::Queued;
-    assert_eq!(cancel_waiting(&state), Some(CallStatus::Cancelled));
-}
-
 /// The events of one attempt as the SMA numbers them, for one of the callee behaviours.
 fn scenario() -> impl Strategy<Value = Vec<CallEvent>> {
     let code = prop_oneof![

@@ -35,6 +35,9 @@ use tracing::{Instrument, info, info_span, warn};
 pub use respond::{INVOCATION_LIMIT, classify};
 pub use script_run::{NO_INPUT, TRANSFER_FAILED};
 
+/// The longest `SchemaVersion` of an unreadable event that is sent back in its answer.
+const MAX_ECHOED_VERSION: usize = 16;
+
 /// What the handler is told by its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -124,9 +127,12 @@ impl<S: SmaStore> SmaHandler<S> {
             Err(reason) => {
                 self.counters.unreadable.fetch_add(1, Ordering::Relaxed);
                 warn!(%reason, "unreadable SMA event answered with an empty action list");
+                // The SMA refuses an answer whose version differs from the event's; a value
+                // longer than any real version is not worth sending back.
                 let version = payload
                     .get("SchemaVersion")
                     .and_then(Value::as_str)
+                    .filter(|v| v.len() <= MAX_ECHOED_VERSION)
                     .unwrap_or("1.0");
                 return to_json(&Response::empty(version));
             }
