@@ -1,9 +1,16 @@
 //! Contact lists, row by row: CSV or JSON in, accepted contacts and rejected rows out.
 //!
-//! A bad row never fails the request: it is reported with where it is (its CSV line, the
-//! header being line 1, or its index in the JSON `contacts` array), the field at fault and
+//! A bad row never fails the request: it is reported with where it is (its CSV row number,
+//! the header being row 1, or its index in the JSON `contacts` array), the field at fault and
 //! why, and the rest go ahead. Only what makes every row unreadable (a CSV header without a
-//! number column, a script variable no column provides) fails the request as a whole.
+//! number column, a script variable no column provides) or a CSV without a single contact
+//! fails the request as a whole.
+//!
+//! A CSV row is a record, whatever ends it (`\n`, `\r\n` or a lone `\r`, mixed as they
+//! come) and however many lines its quoted values span: rows are numbered by counting
+//! records, never lines, so the numbers are the ones a spreadsheet shows, and no two rows of
+//! a request share one (call ids derive from them). Empty lines are not records; a row whose
+//! every field is empty is blank, skipped and still counted.
 //!
 //! Checks per row, first fault wins: the number (parsed to E.164 with the request's default
 //! region), a duplicate of an earlier row, the time zone (IANA), the template variables
@@ -37,24 +44,26 @@ const TZ_COLUMNS: [&str; 3] = ["tz", "timezone", "time_zone"];
 /// Where a row is in the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Position {
-    /// A CSV line, the header being line 1.
-    Line(u64),
+    /// A CSV record's number, counting records (never lines) from the header's 1: the row
+    /// number a spreadsheet shows. Answers call it the row's `line`.
+    Record(u64),
     /// An index in the JSON `contacts` array, from 0.
     Index(u64),
 }
 
 impl Position {
-    /// A number that tells rows of one request apart (call ids derive from it).
+    /// A number that tells rows of one request apart (call ids derive from it): every row
+    /// of a request has its own, as a request is either CSV or JSON and both count rows.
     #[must_use]
     pub fn ordinal(self) -> u64 {
         match self {
-            Self::Line(n) | Self::Index(n) => n,
+            Self::Record(n) | Self::Index(n) => n,
         }
     }
 
     fn describe(self) -> String {
         match self {
-            Self::Line(n) => format!("line {n}"),
+            Self::Record(n) => format!("line {n}"),
             Self::Index(n) => format!("contacts[{n}]"),
         }
     }
@@ -84,7 +93,7 @@ pub struct Contact {
 impl Rejected {
     fn new(at: Position, fault: FieldError) -> Self {
         let (line, index) = match at {
-            Position::Line(n) => (Some(n), None),
+            Position::Record(n) => (Some(n), None),
             Position::Index(n) => (None, Some(n)),
         };
         Self {
@@ -141,11 +150,13 @@ impl Checked {
 
 /// Reads a CSV contact list: a header row with a number column (`to`, or `phone` or
 /// `number`), an optional time-zone column (`tz`), and every other column a template
-/// variable.
+/// variable. A leading UTF-8 byte order mark is dropped; rows are numbered by record
+/// (module docs), and blank rows are skipped.
 ///
 /// # Errors
 /// [`ListError::Invalid`] for a body that is not CSV or a header that cannot work (no number
 /// column, two of them, too many variables, a script variable no column provides);
+/// [`ListError::Empty`] for a header without a single row that is not blank;
 /// [`ListError::TooLarge`] past [`MAX_CONTACTS`] rows.
 pub fn from_csv(body: &str, script_vars: &BTreeSet<String>) -> Result<Vec<Row>, ListError> {
     let body = body.strip_prefix('\u{feff}').unwrap_or(body);
@@ -160,13 +171,20 @@ pub fn from_csv(body: &str, script_vars: &BTreeSet<String>) -> Result<Vec<Row>, 
         .clone();
     let columns = Columns::from_header(&header, script_vars)?;
     let mut rows = Vec::new();
-    for record in reader.records() {
+    // The header is record 1. Counting records, not the reader's lines: its `Position::line`
+    // counts `\n` only, while a lone `\r` ends a record too, so lines repeat.
+    for (record, number) in reader.records().zip(2_u64..) {
         let record = record.map_err(|e| ListError::field("body", format!("is not CSV: {e}")))?;
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
         if rows.len() == MAX_CONTACTS {
             return Err(too_many());
         }
-        let line = record.position().map_or(0, csv::Position::line);
-        rows.push(columns.row(Position::Line(line), &record));
+        rows.push(columns.row(Position::Record(number), &record));
+    }
+    if rows.is_empty() {
+        return Err(ListError::Empty);
     }
     Ok(rows)
 }
@@ -469,7 +487,7 @@ mod tests {
     }
 
     #[test]
-    fn csv_rows_are_checked_one_by_one_with_their_lines() {
+    fn csv_rows_are_checked_one_by_one_with_their_numbers() {
         let csv = "phone,name,tz\n\
                    +12025550100,Ada,America/New_York\n\
                    not a number,Bob,\n\
@@ -483,7 +501,7 @@ mod tests {
         let accepted: Vec<&str> = checked.accepted.iter().map(|c| c.to.as_str()).collect();
         assert_eq!(accepted, ["+12025550100", "+12025550104"]);
         assert_eq!(checked.accepted[0].tz.as_deref(), Some("America/New_York"));
-        assert_eq!(checked.accepted[0].at, Position::Line(2));
+        assert_eq!(checked.accepted[0].at, Position::Record(2));
         let rejected: Vec<(u64, &str, &str)> = checked
             .rejected
             .iter()
@@ -501,11 +519,54 @@ mod tests {
         );
     }
 
+    /// The rows' numbers, and the rejected ones'.
+    fn numbers(csv: &str) -> (Vec<u64>, Vec<u64>) {
+        let rows = from_csv(csv, &vars(&[])).unwrap();
+        let all = rows.iter().map(|r| r.at.ordinal()).collect();
+        let checked = check(rows, Region::US, &vars(&[]));
+        (
+            all,
+            checked.rejected.iter().map(|r| r.line.unwrap()).collect(),
+        )
+    }
+
     #[test]
-    fn a_quoted_field_over_two_lines_keeps_the_next_rows_line_numbers_right() {
+    fn a_quoted_field_over_two_lines_is_one_row() {
         let csv = "to,note\n+12025550100,\"two\nlines\"\nbad,x\n";
-        let checked = check(from_csv(csv, &vars(&[])).unwrap(), Region::US, &vars(&[]));
-        assert_eq!(checked.rejected[0].line, Some(4));
+        assert_eq!(numbers(csv), (vec![2, 3], vec![3]));
+    }
+
+    #[test]
+    fn rows_are_numbered_by_record_whatever_ends_them() {
+        for end in ["\n", "\r\n", "\r"] {
+            let csv = format!("to{end}+12025550100{end}bad{end}+12025550101{end}");
+            assert_eq!(numbers(&csv), (vec![2, 3, 4], vec![3]), "{end:?}");
+        }
+        // Classic Mac line ends, with no last one: two rows, two numbers.
+        let csv = "to,name,date\r+12025553000,A,B\r+12025553001,C,D";
+        assert_eq!(numbers(csv), (vec![2, 3], vec![]));
+        let mixed = "to\r\n+12025550100\r+12025550101\nbad\r\n\"+1202555\r0102\"\rbad2";
+        assert_eq!(numbers(mixed), (vec![2, 3, 4, 5, 6], vec![4, 5, 6]));
+    }
+
+    #[test]
+    fn blank_rows_are_skipped_and_still_counted() {
+        // Empty lines are no records; a row of empty fields is one, blank.
+        let csv = "to,name\n\n\r\n+12025550100,A\n,\n  ,  \r\nbad,B\n\n";
+        assert_eq!(numbers(csv), (vec![2, 5], vec![5]));
+    }
+
+    #[test]
+    fn a_header_without_a_contact_is_an_empty_list() {
+        for csv in [
+            "to,name",
+            "to,name\n",
+            "\u{feff}to\r\r\n",
+            "to,name\n,\n \n",
+        ] {
+            assert_eq!(from_csv(csv, &vars(&[])), Err(ListError::Empty), "{csv:?}");
+        }
+        assert_eq!(numbers("\u{feff}to\r+12025550100"), (vec![2], vec![]));
     }
 
     #[test]
@@ -592,7 +653,7 @@ mod tests {
         let checked = Checked {
             accepted: Vec::new(),
             rejected: (0..200_000)
-                .map(|i| Rejected::new(Position::Line(i), FieldError::new("to", "x".repeat(20))))
+                .map(|i| Rejected::new(Position::Record(i), FieldError::new("to", "x".repeat(20))))
                 .collect(),
         };
         let (listed, truncated) = checked.listed();

@@ -24,8 +24,9 @@ impl FieldError {
     }
 }
 
-/// A rejected row, as the answer lists it: its CSV `line` or its JSON `index`, and the field
-/// at fault. `contacts` builds them from a row's position.
+/// A rejected row, as the answer lists it: its CSV `line` (the row's record number, the
+/// header being 1) or its JSON `index`, and the field at fault. `contacts` builds them from a
+/// row's position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rejected {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -42,6 +43,9 @@ pub enum ListError {
     /// The body or header cannot work: the fields at fault.
     #[error("invalid request")]
     Invalid(Vec<FieldError>),
+    /// A CSV with a header and not a single contact (no rows, or only blank ones).
+    #[error("the list holds no contact")]
+    Empty,
     /// More contacts than one request may carry.
     #[error("{0}")]
     TooLarge(String),

@@ -50,8 +50,13 @@ pub enum ApiError {
     NotFound(String),
     #[error("method not allowed")]
     MethodNotAllowed { allow: String },
+    /// A media type the route does not take, or a charset other than UTF-8 (`charset`, as
+    /// the request named it).
     #[error("unsupported media type")]
-    UnsupportedMediaType { accept: &'static str },
+    UnsupportedMediaType {
+        accept: &'static str,
+        charset: Option<String>,
+    },
     #[error("{0}")]
     TooLarge(String),
     /// A request that cannot be read as it is: the fields at fault.
@@ -187,11 +192,24 @@ impl ApiError {
                 "this request needs valid credentials (IAM in AWS, a bearer token locally)".into()
             }
             Self::MethodNotAllowed { allow } => format!("this path accepts {allow}"),
-            Self::UnsupportedMediaType { accept } => format!("send {accept}"),
+            Self::UnsupportedMediaType {
+                accept,
+                charset: None,
+            } => format!("send {accept}"),
+            Self::UnsupportedMediaType {
+                accept,
+                charset: Some(charset),
+            } => format!(
+                "the body is declared charset={charset}, which is not read: send it as UTF-8 \
+                 (charset=utf-8, or no charset), as {accept}"
+            ),
             Self::Invalid(errors) => match errors.as_slice() {
                 [one] => format!("{}: {}", one.field, one.reason),
                 many => format!("{} fields are invalid; see errors", many.len()),
             },
+            Self::NoneAccepted { count: 0, .. } => {
+                "the list holds no contact (a CSV header and no rows); send at least one".into()
+            }
             Self::NoneAccepted { count, .. } => {
                 format!("all {count} contacts were rejected; see rejected")
             }
@@ -268,7 +286,7 @@ impl ApiError {
                     headers.insert(header::ALLOW, v);
                 }
             }
-            Self::UnsupportedMediaType { accept } => {
+            Self::UnsupportedMediaType { accept, .. } => {
                 headers.insert("accept-post", HeaderValue::from_static(accept));
             }
             Self::InProgress { retry_after }
@@ -291,6 +309,11 @@ impl From<ListError> for ApiError {
     fn from(err: ListError) -> Self {
         match err {
             ListError::Invalid(errors) => Self::Invalid(errors),
+            ListError::Empty => Self::NoneAccepted {
+                rejected: Vec::new(),
+                truncated: false,
+                count: 0,
+            },
             ListError::TooLarge(detail) => Self::TooLarge(detail),
         }
     }
@@ -418,7 +441,10 @@ mod tests {
             ApiError::MethodNotAllowed {
                 allow: String::new(),
             },
-            ApiError::UnsupportedMediaType { accept: JSON },
+            ApiError::UnsupportedMediaType {
+                accept: JSON,
+                charset: None,
+            },
             ApiError::TooLarge(String::new()),
             ApiError::Invalid(Vec::new()),
             ApiError::NoneAccepted {

@@ -8,6 +8,8 @@
 
 mod calls;
 mod campaigns;
+mod csv_lists;
+mod csv_properties;
 mod dnc;
 mod idempotency;
 mod protocol;
