@@ -14,12 +14,21 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// A `SipResponseCode` as it arrived: a number, a numeric string, or absent.
 ///
 /// A value that is neither a number nor a numeric string (a documentation placeholder, say)
-/// is kept as [`SipCode::Unreadable`] so it can be recorded, and classifies as a failure.
+/// is kept as [`SipCode::Unreadable`] so it can be recorded, and classifies as a failure. What
+/// is kept is short text: at most [`MAX_UNREADABLE`] characters of a string or number, and
+/// only the kind of any other JSON value (`<object>`), never the value itself.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SipCode {
     Absent,
     Code(u16),
     Unreadable(String),
+}
+
+/// The most characters of an unreadable code that are kept.
+pub const MAX_UNREADABLE: usize = 32;
+
+fn unreadable(text: &str) -> SipCode {
+    SipCode::Unreadable(text.chars().take(MAX_UNREADABLE).collect())
 }
 
 impl SipCode {
@@ -31,9 +40,11 @@ impl SipCode {
             Some(serde_json::Value::Number(n)) => n
                 .as_u64()
                 .and_then(|n| u16::try_from(n).ok())
-                .map_or_else(|| Self::Unreadable(n.to_string()), Self::Code),
+                .map_or_else(|| unreadable(&n.to_string()), Self::Code),
             Some(serde_json::Value::String(s)) => Self::parse(s),
-            Some(other) => Self::Unreadable(other.to_string()),
+            Some(serde_json::Value::Bool(_)) => unreadable("<boolean>"),
+            Some(serde_json::Value::Array(_)) => unreadable("<array>"),
+            Some(serde_json::Value::Object(_)) => unreadable("<object>"),
         }
     }
 
@@ -44,8 +55,7 @@ impl SipCode {
         if t.is_empty() {
             return Self::Absent;
         }
-        t.parse::<u16>()
-            .map_or_else(|_| Self::Unreadable(s.to_owned()), Self::Code)
+        t.parse::<u16>().map_or_else(|_| unreadable(s), Self::Code)
     }
 
     /// The numeric code, when there is one.
@@ -133,6 +143,27 @@ mod tests {
         assert_eq!(
             SipCode::from_json(Some(&json!(70000))),
             SipCode::Unreadable("70000".into())
+        );
+    }
+
+    #[test]
+    fn an_unreadable_code_is_kept_short_and_never_as_a_json_value() {
+        assert_eq!(
+            SipCode::from_json(Some(&json!({"code": 486}))),
+            SipCode::Unreadable("<object>".into())
+        );
+        assert_eq!(
+            SipCode::from_json(Some(&json!([486]))),
+            SipCode::Unreadable("<array>".into())
+        );
+        assert_eq!(
+            SipCode::from_json(Some(&json!(true))),
+            SipCode::Unreadable("<boolean>".into())
+        );
+        let long = "x".repeat(100_000);
+        assert_eq!(
+            SipCode::from_json(Some(&json!(long))),
+            SipCode::Unreadable("x".repeat(MAX_UNREADABLE))
         );
     }
 

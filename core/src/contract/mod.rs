@@ -29,6 +29,9 @@ pub use validate::{
 
 /// The only `SchemaVersion` the service sends today.
 pub const SCHEMA_VERSION: &str = "1.0";
+/// The longest `SchemaVersion` an event may carry. The service sends `"1.0"`; a handler echoes
+/// the event's version, so a longer one is refused rather than sent back.
+pub const MAX_SCHEMA_VERSION: usize = 16;
 /// Actions per response.
 pub const MAX_ACTIONS: usize = 10;
 /// `TransactionAttributes` keys per call (AWS documents 100 in one place and rejects 11 in
@@ -52,6 +55,8 @@ pub enum ContractError {
     MissingTransactionId,
     #[error("Sequence {0} is beyond any real call's (at most {max})", max = MAX_SEQUENCE)]
     SequenceOutOfRange(u64),
+    #[error("SchemaVersion of {0} characters: no version is longer than {max}", max = MAX_SCHEMA_VERSION)]
+    SchemaVersionTooLong(usize),
     /// The value as JSON text, so that `1.0` and `"1.0"` read differently.
     #[error("SchemaVersion {0} does not match the event's \"1.0\"")]
     SchemaVersion(String),

@@ -9,8 +9,8 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use super::{
-    Action, ContractError, Event, MAX_ACTIONS, MAX_ATTRIBUTES, MAX_SEQUENCE, MAX_SPEAK_TEXT,
-    Response, SCHEMA_VERSION,
+    Action, ContractError, Event, MAX_ACTIONS, MAX_ATTRIBUTES, MAX_SCHEMA_VERSION, MAX_SEQUENCE,
+    MAX_SPEAK_TEXT, Response, SCHEMA_VERSION,
 };
 
 /// What a payload is, judged by its shape alone (see [`classify`]).
@@ -62,14 +62,19 @@ pub fn validate_event(value: &Value) -> Result<Event, ContractError> {
     checked_event(Event::deserialize(value).map_err(ContractError::NotAnEvent)?)
 }
 
-/// The rules serde cannot express: `CallDetails.TransactionId` must not be empty, and the
-/// `Sequence` must be one a real call can reach.
+/// The rules serde cannot express: `CallDetails.TransactionId` must not be empty, the
+/// `Sequence` must be one a real call can reach, and the `SchemaVersion` must be short enough
+/// to echo.
 fn checked_event(event: Event) -> Result<Event, ContractError> {
     if event.call_details.transaction_id.trim().is_empty() {
         return Err(ContractError::MissingTransactionId);
     }
     if event.sequence > MAX_SEQUENCE {
         return Err(ContractError::SequenceOutOfRange(event.sequence));
+    }
+    let version = event.schema_version.chars().count();
+    if version > MAX_SCHEMA_VERSION {
+        return Err(ContractError::SchemaVersionTooLong(version));
     }
     Ok(event)
 }
@@ -451,6 +456,18 @@ mod tests {
             serde_json::to_value(&r).unwrap(),
             json!({"SchemaVersion": "1.0", "Actions": []})
         );
+    }
+
+    #[test]
+    fn a_schema_version_too_long_to_echo_is_refused() {
+        let mut v = answered();
+        v["SchemaVersion"] = json!("9".repeat(MAX_SCHEMA_VERSION));
+        assert!(validate_event(&v).is_ok());
+        v["SchemaVersion"] = json!("9".repeat(MAX_SCHEMA_VERSION + 1));
+        assert!(matches!(
+            validate_event(&v),
+            Err(ContractError::SchemaVersionTooLong(n)) if n == MAX_SCHEMA_VERSION + 1
+        ));
     }
 
     #[test]

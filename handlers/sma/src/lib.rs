@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use outdial_core::contract::{Event, EventType, Response, validate_event};
+use outdial_core::contract::{Event, EventType, MAX_SCHEMA_VERSION, Response, validate_event};
 use outdial_core::ids::{CampaignId, Sequence, TransactionId};
 use outdial_core::lifecycle::{Step, expected, transition};
 use outdial_core::messages::CallAttributes;
@@ -32,11 +32,8 @@ use outdial_core::time::Clock;
 use serde_json::Value;
 use tracing::{Instrument, info, info_span, warn};
 
-pub use respond::{INVOCATION_LIMIT, classify};
+pub use respond::{INVOCATION_LIMIT, MAX_ERROR_TEXT, classify};
 pub use script_run::{NO_INPUT, TRANSFER_FAILED};
-
-/// The longest `SchemaVersion` of an unreadable event that is sent back in its answer.
-const MAX_ECHOED_VERSION: usize = 16;
 
 /// What the handler is told by its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,7 +129,7 @@ impl<S: SmaStore> SmaHandler<S> {
                 let version = payload
                     .get("SchemaVersion")
                     .and_then(Value::as_str)
-                    .filter(|v| v.len() <= MAX_ECHOED_VERSION)
+                    .filter(|v| v.chars().count() <= MAX_SCHEMA_VERSION)
                     .unwrap_or("1.0");
                 return to_json(&Response::empty(version));
             }

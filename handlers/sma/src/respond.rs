@@ -18,6 +18,9 @@ use crate::script_run::{self, Ctx, Progress};
 /// stops invoking the handler at 1,000 invocations per call, and a call that long is a loop.
 pub const INVOCATION_LIMIT: u64 = 990;
 
+/// The most characters of an event's reported error kept on the call's record.
+pub const MAX_ERROR_TEXT: usize = 1_000;
+
 /// The script outcome of a call hung up at the invocation limit.
 pub const INVOCATION_LIMIT_OUTCOME: &str = "invocation_limit";
 
@@ -146,9 +149,14 @@ pub fn decide(
     after.status = change.next.status;
     after.answered = change.next.answered;
     after.end_request = change.next.end_request;
-    let error = event.error().map(|(t, m)| match m {
-        Some(m) => format!("{t}: {m}"),
-        None => t,
+    // The error is kept on the record: bounded, so that an event with a huge message is
+    // still recorded (an item holds at most 400 KB).
+    let error = event.error().map(|(t, m)| {
+        let text = match m {
+            Some(m) => format!("{t}: {m}"),
+            None => t,
+        };
+        text.chars().take(MAX_ERROR_TEXT).collect::<String>()
     });
     let sip_code = (event.event_type == EventType::Hangup)
         .then(|| event.sip_response_code())
