@@ -7,7 +7,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -94,8 +94,11 @@ pub struct ManualClock(Arc<Manual>);
 #[derive(Debug, Default)]
 struct Manual {
     ms: AtomicI64,
-    /// Sleeps not yet due: their deadline and who to wake.
-    sleepers: Mutex<Vec<(i64, Waker)>>,
+    /// Sleeps waiting to be woken: each one's id, its deadline and who to wake. A sleep that
+    /// is dropped before it is due (the other branch of a race won) leaves it.
+    sleepers: Mutex<Vec<(u64, i64, Waker)>>,
+    /// The next sleep's id.
+    next_id: AtomicU64,
 }
 
 impl Manual {
@@ -109,9 +112,9 @@ impl Manual {
             let mut sleepers = self.sleepers.lock().unwrap_or_else(PoisonError::into_inner);
             let (due, waiting) = std::mem::take(&mut *sleepers)
                 .into_iter()
-                .partition(|(at, _)| *at <= now);
+                .partition(|(_, at, _)| *at <= now);
             *sleepers = waiting;
-            due.into_iter().map(|(_, w)| w).collect()
+            due.into_iter().map(|(_, _, w)| w).collect()
         };
         due.into_iter().for_each(Waker::wake);
     }
@@ -123,6 +126,7 @@ impl ManualClock {
         Self(Arc::new(Manual {
             ms: AtomicI64::new(t.as_millis()),
             sleepers: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(0),
         }))
     }
 
@@ -147,7 +151,7 @@ impl ManualClock {
             .sleepers
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        sleepers.iter().map(|(at, _)| *at).min().map(Timestamp)
+        sleepers.iter().map(|(_, at, _)| *at).min().map(Timestamp)
     }
 }
 
@@ -166,6 +170,7 @@ impl Clock for ManualClock {
         Box::pin(ManualSleep {
             clock: Arc::clone(&self.0),
             at: self.0.now().saturating_add(ms),
+            id: self.0.next_id.fetch_add(1, Ordering::Relaxed),
         })
     }
 }
@@ -173,6 +178,16 @@ impl Clock for ManualClock {
 struct ManualSleep {
     clock: Arc<Manual>,
     at: i64,
+    id: u64,
+}
+
+impl ManualSleep {
+    fn sleepers(&self) -> std::sync::MutexGuard<'_, Vec<(u64, i64, Waker)>> {
+        self.clock
+            .sleepers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl Future for ManualSleep {
@@ -182,17 +197,27 @@ impl Future for ManualSleep {
         if self.clock.now() >= self.at {
             return Poll::Ready(());
         }
-        self.clock
-            .sleepers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((self.at, cx.waker().clone()));
+        {
+            // One entry per sleep, with the waker of its latest poll.
+            let mut sleepers = self.sleepers();
+            sleepers.retain(|(id, ..)| *id != self.id);
+            sleepers.push((self.id, self.at, cx.waker().clone()));
+        }
         // The clock may have moved between the check and the registration.
         if self.clock.now() >= self.at {
             Poll::Ready(())
         } else {
             Poll::Pending
         }
+    }
+}
+
+impl Drop for ManualSleep {
+    /// A sleep given up before it was due (a race's other branch won) no longer counts as
+    /// waiting: [`ManualClock::next_wake`] does not report it.
+    fn drop(&mut self) {
+        let id = self.id;
+        self.sleepers().retain(|(other, ..)| *other != id);
     }
 }
 
@@ -240,6 +265,23 @@ mod tests {
                 .poll(&mut cx)
                 .is_ready()
         );
+    }
+
+    #[test]
+    fn a_sleep_given_up_before_its_deadline_is_no_longer_waited_for() {
+        let clock = ManualClock::at(Timestamp::from_millis(1_000));
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut early = clock.sleep(Duration::from_secs(1));
+        let mut late = clock.sleep(Duration::from_secs(5));
+        assert!(early.as_mut().poll(&mut cx).is_pending());
+        assert!(early.as_mut().poll(&mut cx).is_pending());
+        assert!(late.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(clock.next_wake(), Some(Timestamp::from_millis(2_000)));
+        drop(early);
+        assert_eq!(clock.next_wake(), Some(Timestamp::from_millis(6_000)));
+        drop(late);
+        assert_eq!(clock.next_wake(), None);
     }
 
     #[test]
