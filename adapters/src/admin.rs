@@ -1,6 +1,6 @@
 //! The API's store on DynamoDB ([`ApiStore`] on [`DynamoStore`]): idempotency records,
 //! campaigns' status and counters, contacts appended to a running campaign and the
-//! do-not-call list; and [`LambdaTrigger`], which starts the timers function at once.
+//! do-not-call list.
 //!
 //! Items this module writes, beside those of `docs/table.md`:
 //!
@@ -24,14 +24,12 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update,
 };
 use outdial_core::admin::{
-    ApiStore, AppendId, Appended, Begun, CampaignOverview, DispatchTrigger, IdempotencyKey,
-    StoredReply,
+    ApiStore, AppendId, Appended, Begun, CampaignOverview, IdempotencyKey, StoredReply,
 };
 use outdial_core::counters::CampaignCounters;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164};
 use outdial_core::lifecycle::CallStatus;
-use outdial_core::messages::RunSource;
-use outdial_core::ports::{BoxError, DispatchStore, HistoryEntry, Lane, Page, StoreError};
+use outdial_core::ports::{DispatchStore, HistoryEntry, Lane, Page, StoreError};
 use outdial_core::record::{CallRecord, Campaign, CampaignStatus, NewCall};
 use outdial_core::time::Timestamp;
 
@@ -655,43 +653,6 @@ impl DynamoStore {
             },
         )
         .await
-    }
-}
-
-/// Starts the timers function with an asynchronous `Invoke` (`InvocationType::Event`), so the
-/// API's answer never waits for a dispatcher.
-#[derive(Debug, Clone)]
-pub struct LambdaTrigger {
-    client: aws_sdk_lambda::Client,
-    function: String,
-}
-
-impl LambdaTrigger {
-    /// A trigger for the function named (or ARN'd) `function`.
-    #[must_use]
-    pub fn new(client: aws_sdk_lambda::Client, function: impl Into<String>) -> Self {
-        Self {
-            client,
-            function: function.into(),
-        }
-    }
-}
-
-impl DispatchTrigger for LambdaTrigger {
-    async fn dispatch_now(&self) -> Result<(), BoxError> {
-        self.client
-            .invoke()
-            .function_name(&self.function)
-            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
-            // Any payload starts a run; this one says the API asked for it, so the run leaves
-            // shards another run holds to their holder.
-            .payload(aws_sdk_lambda::primitives::Blob::new(
-                RunSource::Api.payload().to_string(),
-            ))
-            .send()
-            .await
-            .map_err(|e| Box::new(e) as BoxError)?;
-        Ok(())
     }
 }
 

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use outdial_core::dispatch::{Guard, InIndex};
-use outdial_core::ids::{Attempt, Sequence};
+use outdial_core::ids::{Attempt, Sequence, TransactionId};
 use outdial_core::lifecycle::CallStatus;
 use outdial_core::ports::EventWrite;
 
@@ -103,14 +103,38 @@ impl Condition {
         self
     }
 
-    /// The condition of an SMA event's write: the event is newer than the last one applied,
-    /// and the call is in the attempt, the statuses, the end request and the answered state
-    /// the handler decided from.
+    /// The record knows no transaction for `attempt` (it holds none, or no placing was
+    /// recorded for the attempt and no SMA event of it applied), or knows `transaction`:
+    /// `(attribute_not_exists(#transaction_id) OR #transaction_id = :if_transaction_id OR
+    /// ((attribute_not_exists(#placed_attempt) OR NOT #placed_attempt = :if_attempt) AND
+    /// (attribute_not_exists(#seq_attempt) OR NOT #seq_attempt = :if_attempt)))`, as
+    /// `CallRecord::transaction_of` reads it.
+    #[must_use]
+    pub fn transaction_of(mut self, attempt: Attempt, transaction: &TransactionId) -> Self {
+        let txn = self.name("transaction_id");
+        let placed = self.name("placed_attempt");
+        let seq_attempt = self.name("seq_attempt");
+        let txn_value = self.value("transaction_id", s(transaction.as_str()));
+        let attempt = self.value("attempt", n(attempt));
+        self.clauses.push(format!(
+            "(attribute_not_exists({txn}) OR {txn} = {txn_value} OR \
+             ((attribute_not_exists({placed}) OR NOT {placed} = {attempt}) \
+             AND (attribute_not_exists({seq_attempt}) OR NOT {seq_attempt} = {attempt})))"
+        ));
+        self
+    }
+
+    /// The condition of an SMA event's write, as `EventWrite::admits` says it: the event
+    /// belongs to the call (its campaign, and its transaction once the record knows the
+    /// attempt's), is newer than the last one applied, and the call is in the attempt, the
+    /// statuses, the end request and the answered state the handler decided from.
     #[must_use]
     pub fn event(w: &EventWrite) -> Self {
         Self::new()
+            .equals("campaign_id", s(w.campaign_id.as_str()))
+            .transaction_of(w.attempt, &w.transaction_id)
             .attempt(w.attempt)
-            .status_in(&w.expected.statuses)
+            .status_in(&w.statuses())
             .equals("end_req", s(end_req(w.expected.end_request)))
             .equals("answered", AttributeValue::Bool(w.expected.answered))
             .event_after_last(w.attempt, w.seq)

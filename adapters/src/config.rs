@@ -11,6 +11,7 @@ use anyhow::Context;
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use outdial_core::messages::Function;
 
 /// Everything the handlers read from the environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,7 +86,7 @@ pub fn number<T: std::str::FromStr>(
     }
 }
 
-/// How long a caller can wait for DynamoDB.
+/// How long a function's AWS requests may take: its clients' timeouts and retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deadline {
     /// The SMA handler: the SMA re-sends an event after 5 s and hangs up after 20 s, so the
@@ -96,6 +97,36 @@ pub enum Deadline {
 }
 
 impl Deadline {
+    /// The deadline of `function`'s clients, in Lambda and in the local stack alike.
+    #[must_use]
+    pub const fn of(function: Function) -> Self {
+        match function {
+            Function::Sma => Self::HotPath,
+            Function::Api | Function::Timers | Function::Stream => Self::Background,
+        }
+    }
+
+    /// The longest one request may take, its retries included.
+    #[must_use]
+    pub fn operation(self) -> Duration {
+        self.timeouts()
+            .0
+            .operation_timeout()
+            .unwrap_or(Duration::MAX)
+    }
+
+    /// The timeouts a client of this deadline is built with.
+    #[must_use]
+    pub fn timeout_config(self) -> TimeoutConfig {
+        self.timeouts().0
+    }
+
+    /// The retries a client of this deadline is built with.
+    #[must_use]
+    pub fn retry_config(self) -> RetryConfig {
+        self.timeouts().1
+    }
+
     fn timeouts(self) -> (TimeoutConfig, RetryConfig) {
         let (connect, attempt, operation, attempts) = match self {
             Self::HotPath => (

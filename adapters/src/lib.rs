@@ -1,11 +1,16 @@
 //! outdial's adapters: the implementations of `outdial-core`'s ports on AWS.
 //!
 //! - [`store`]: the DynamoDB store ([`store::DynamoStore`]), one conditional write per SMA
-//!   event; [`admin`]: the API's part of it, and the trigger that starts a dispatcher;
+//!   event; [`admin`]: the API's part of it;
 //! - [`counters`]: the stream handler's store of campaign counters and call history;
 //! - [`condition`]: conditional writes' conditions, built from typed clauses and from the
 //!   dispatcher's guards;
 //! - [`dialer`]: the Chime SDK Voice dialer ([`dialer::ChimeDialer`]);
+//! - [`trigger`]: the Lambda trigger that starts a dispatcher at once
+//!   ([`trigger::LambdaTrigger`]);
+//! - [`memory`]: every port in memory ([`memory::MemoryStore`], [`memory::MemoryDialer`],
+//!   [`memory::MemoryTrigger`]), answering as the DynamoDB store does, for unit tests,
+//!   benchmarks and the CLI's stand-ins;
 //! - [`item`]: how records are laid out as items (the analytics contract, `docs/table.md`);
 //! - [`table`]: the table's definition from `schema/table.json`;
 //! - [`config`]: configuration from the environment, and SDK clients with the right deadlines;
@@ -22,5 +27,7 @@ pub mod counters;
 mod ddb;
 pub mod dialer;
 pub mod item;
+pub mod memory;
 pub mod store;
 pub mod table;
+pub mod trigger;

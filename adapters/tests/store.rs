@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use outdial_adapters::store::DynamoStore;
+use outdial_core::dispatch::Guard;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence, TransactionId};
 use outdial_core::lifecycle::{CallEvent, CallStatus, Expected, Step, expected, transition};
 use outdial_core::ports::{Applied, DispatchStore, Due, DueChange, EventWrite, Lane, StoreError};
@@ -75,6 +76,7 @@ fn write_for(record: &CallRecord, seq: u64, event: CallEvent, response: &str) ->
     );
     EventWrite {
         call_id: record.id.clone(),
+        campaign_id: record.campaign_id.clone(),
         attempt: record.attempt,
         seq: Sequence::new(seq),
         event_type: format!("{event:?}"),
@@ -513,10 +515,12 @@ async fn a_live_call_is_rearmed_or_lost_and_a_finished_one_is_left_alone() {
         store.call(&record.id).await.unwrap().due_at,
         Some(T0.plus(Duration::from_secs(30)))
     );
+    let live = Guard::live(Attempt::FIRST);
     store
-        .lose(
+        .give_up(
             &record.id,
-            Attempt::FIRST,
+            live,
+            None,
             "the SMA no longer knows the call",
             T0,
         )
@@ -526,7 +530,7 @@ async fn a_live_call_is_rearmed_or_lost_and_a_finished_one_is_left_alone() {
     assert_eq!(lost.status, CallStatus::Lost);
     assert_eq!(lost.due_at, None);
     assert!(matches!(
-        store.lose(&record.id, Attempt::FIRST, "again", T0).await,
+        store.give_up(&record.id, live, None, "again", T0).await,
         Err(StoreError::Conflict)
     ));
     assert!(matches!(
@@ -534,9 +538,95 @@ async fn a_live_call_is_rearmed_or_lost_and_a_finished_one_is_left_alone() {
         Err(StoreError::Conflict)
     ));
     assert!(matches!(
-        store.lose(&CallId::random(), Attempt::FIRST, "x", T0).await,
+        store.give_up(&CallId::random(), live, None, "x", T0).await,
         Err(StoreError::NotFound)
     ));
+}
+
+#[tokio::test]
+async fn an_attempt_given_up_on_waits_as_the_next_one_with_its_slot_given_back() {
+    let (store, _) = store().await;
+    let record = dialing_call(&store).await;
+    let due = T0.plus(Duration::from_secs(600));
+    let next = Attempt::FIRST.next();
+    store
+        .give_up(
+            &record.id,
+            Guard::unplaced(Attempt::FIRST),
+            Some((next, due)),
+            "placing unknown",
+            T0,
+        )
+        .await
+        .unwrap();
+    let waiting = store.call(&record.id).await.unwrap();
+    assert_eq!(waiting.status, CallStatus::RetryWait);
+    assert_eq!(waiting.attempt, next);
+    assert_eq!(waiting.due_at, Some(due));
+    assert_eq!(waiting.last_error.as_deref(), Some("placing unknown"));
+    let item = raw(&store, format!("CALL#{}", record.id), "CALL").await;
+    assert!(
+        !item.contains_key("slot"),
+        "its concurrency slot is given back"
+    );
+    assert!(
+        due_calls(&all_due(&store, due, 100).await)
+            .iter()
+            .any(|d| d.id == record.id && d.attempt == next),
+        "due in the dial lane as the next attempt"
+    );
+    // A call whose placing became known is not given up on as unplaced.
+    let placed = dialing_call(&store).await;
+    let transaction = TransactionId::parse("7f9a2d3e-0000-4000-8000-000000000002").unwrap();
+    store
+        .placed(&placed.id, Attempt::FIRST, &transaction, T0)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .give_up(
+                &placed.id,
+                Guard::unplaced(Attempt::FIRST),
+                Some((next, due)),
+                "placing unknown",
+                T0
+            )
+            .await,
+        Err(StoreError::Conflict)
+    ));
+}
+
+#[tokio::test]
+async fn a_transactions_orphans_are_read_back_in_sequence_order() {
+    let (store, requests) = store().await;
+    let transaction = TransactionId::parse("7f9a2d3e-0000-4000-8000-000000000003").unwrap();
+    for (seq, kind) in [(12, "HANGUP"), (2, "RINGING")] {
+        store
+            .record_orphan(
+                transaction.as_str(),
+                Sequence::new(seq),
+                kind,
+                &format!(r#"{{"Sequence":{seq}}}"#),
+                T0,
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .record_orphan("another", Sequence::new(1), "HANGUP", "{}", T0)
+        .await
+        .unwrap();
+    requests.reset();
+    let raw = DispatchStore::orphans(&store, &transaction).await.unwrap();
+    assert_eq!(raw, [r#"{"Sequence":2}"#, r#"{"Sequence":12}"#]);
+    assert_eq!(requests.take(), 1, "one Query");
+    let none = TransactionId::parse("7f9a2d3e-0000-4000-8000-000000000004").unwrap();
+    assert!(
+        DispatchStore::orphans(&store, &none)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]

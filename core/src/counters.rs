@@ -19,10 +19,11 @@
 //! - `answered`: attempts answered (`answered` becomes true within an attempt); with it,
 //!   `answer_wait_ms` adds `answered_at - dialed_at` when both are known.
 //! - `outcomes`: attempts ended, by how. An attempt ends when a live call (`DIALING`,
-//!   `RINGING`, `ANSWERED`) stops being live, except when the watchdog releases a dial that
-//!   was never placed: the call goes back to waiting (`QUEUED`, or `RETRY_WAIT` for a later
-//!   attempt) as the same attempt. The key is the terminal status, or for a retried attempt
-//!   (`RETRY_WAIT` with the next attempt number) the `outcome` it ended with. With it,
+//!   `RINGING`, `ANSWERED`) stops being live, except when a dial certainly never placed (a
+//!   throttled one) is given back: the call goes back to waiting (`QUEUED`, or `RETRY_WAIT`
+//!   for a later attempt) as the same attempt. The key is the terminal status, or for a
+//!   retried attempt (`RETRY_WAIT` with the next attempt number) the `outcome` it ended
+//!   with, `LOST` when it has none (a watchdog gave the attempt up, its end unknown). With it,
 //!   `talk_ms` adds `ended_at - answered_at` for an answered attempt.
 //! - `script_outcomes`: calls by what their script concluded, the latest conclusion within an
 //!   attempt counting (a change from `confirmed` to `transferred` moves one call from one to
@@ -258,13 +259,15 @@ fn attempt_end(old: &CallFacts, new: &CallFacts) -> Option<CallStatus> {
     if new.status.is_terminal() {
         return Some(new.status);
     }
-    // Waiting again as the same attempt: the watchdog released a dial that was never placed.
+    // Waiting again as the same attempt: a dial given back, certainly never placed (throttled,
+    // or held back by a pause or a cancel).
     if new.attempt == old.attempt {
         return None;
     }
-    // Waiting as the next attempt: this one ended as its outcome says. Without an outcome
-    // (never written so) the end cannot be attributed and is not counted.
-    new.outcome.map(Outcome::status)
+    // Waiting as the next attempt: this one ended as its outcome says. Without one, the
+    // watchdog gave the attempt up because its end could not be known: counted as `LOST`,
+    // as the call's last attempt would have ended.
+    Some(new.outcome.map_or(CallStatus::Lost, Outcome::status))
 }
 
 /// The event-history item a change implies: one per SMA event applied (the change's new

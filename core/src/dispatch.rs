@@ -1,113 +1,28 @@
 //! The dispatcher's rules, as pure functions: what becomes of a waiting call when its turn
-//! comes, of a live call when its watchdog fires, and of a claimed dial once the Voice API
-//! has answered; and, for each change the dispatcher makes to a call, the [`Guard`] its
-//! conditional write carries. The timers function does the I/O these decide; the store
-//! writes each [`Guard`] as a condition and nothing else.
+//! comes, of a live call when its watchdog fires (and of one whose end cannot be known), and
+//! of a claimed dial once the Voice API has answered; and, for each change the dispatcher
+//! makes to a call, the [`Guard`] its conditional write carries (the type is the store
+//! port's, in `ports`). The timers function does the I/O these decide; the store writes each
+//! [`Guard`] as a condition and nothing else.
 
-use crate::ids::Attempt;
-use crate::lifecycle::{CallStatus, EndRequest};
+use std::time::Duration;
+
+use crate::contract::{Event, Response};
+use crate::ids::{Attempt, Sequence};
+use crate::lifecycle::{CallEvent, CallStatus, EndRequest, Leg, Step, expected, transition};
+use crate::messages;
+use crate::ports::{DueChange, EventWrite};
 use crate::record::{CallRecord, Campaign, CampaignStatus};
+use crate::retry::{RetryDecision, RetryPolicy};
+use crate::sip::Unanswered;
 use crate::time::Timestamp;
-
-/// The statuses of a call waiting to be dialed.
-pub const WAITING: &[CallStatus] = &[CallStatus::Queued, CallStatus::RetryWait];
-/// The statuses of a call that has been claimed for a dial and has not ended.
-pub const LIVE: &[CallStatus] = &[
-    CallStatus::Dialing,
-    CallStatus::Ringing,
-    CallStatus::Answered,
-];
 
 /// The reason a call cancelled by its campaign's cancellation carries.
 pub const CAMPAIGN_CANCELLED: &str = "the campaign was cancelled";
 /// The reason a call whose number is on the do-not-call list carries.
 pub const ON_DO_NOT_CALL: &str = "the number is on the do-not-call list";
 
-/// Where the call must stand in the `due` index for a change to apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InIndex {
-    /// Either way.
-    Any,
-    /// Listed in the `due` index (not parked).
-    Listed,
-    /// Taken out of it (parked).
-    Parked,
-}
-
-/// What a conditional change requires of a call record. The store writes it as the change's
-/// condition; [`Guard::admits`] says the same of a record in memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Guard {
-    /// The call is in this attempt.
-    pub attempt: Attempt,
-    /// The call is in one of these statuses.
-    pub statuses: &'static [CallStatus],
-    pub index: InIndex,
-    /// No SMA event was applied in this attempt, and the Voice API's placing of it was not
-    /// recorded: the attempt is not known to have been placed.
-    pub unplaced: bool,
-}
-
-impl Guard {
-    /// Waiting to be dialed as `attempt`.
-    #[must_use]
-    pub const fn waiting(attempt: Attempt) -> Self {
-        Self {
-            attempt,
-            statuses: WAITING,
-            index: InIndex::Any,
-            unplaced: false,
-        }
-    }
-
-    /// Live as `attempt`.
-    #[must_use]
-    pub const fn live(attempt: Attempt) -> Self {
-        Self {
-            attempt,
-            statuses: LIVE,
-            index: InIndex::Any,
-            unplaced: false,
-        }
-    }
-
-    /// Claimed for a dial as `attempt`, and not known to have been placed.
-    #[must_use]
-    pub const fn unplaced(attempt: Attempt) -> Self {
-        Self {
-            attempt,
-            statuses: &[CallStatus::Dialing],
-            index: InIndex::Any,
-            unplaced: true,
-        }
-    }
-
-    /// The same, and also where the call must stand in the `due` index.
-    #[must_use]
-    pub const fn in_index(self, index: InIndex) -> Self {
-        Self { index, ..self }
-    }
-
-    /// Whether a record satisfies the guard; `listed` says whether it is in the `due` index.
-    #[must_use]
-    pub fn admits(&self, record: &CallRecord, listed: bool) -> bool {
-        let index = match self.index {
-            InIndex::Any => true,
-            InIndex::Listed => listed,
-            InIndex::Parked => !listed,
-        };
-        let unplaced = !self.unplaced
-            || (record
-                .last_event
-                .as_ref()
-                .is_none_or(|e| e.attempt < self.attempt)
-                && record.placed_attempt.is_none_or(|a| a < self.attempt));
-        record.attempt == self.attempt
-            && self.statuses.contains(&record.status)
-            && index
-            && unplaced
-    }
-}
+pub use crate::ports::{Guard, InIndex, LIVE, WAITING};
 
 /// What becomes of a waiting call whose turn has come.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,9 +70,11 @@ pub fn for_waiting(campaign: &Campaign, window_opening: Option<Timestamp>) -> Fo
 pub enum ForWatchdog {
     /// The record moved on (another attempt, or the call ended): nothing to do.
     Nothing,
-    /// No `NEW_OUTBOUND_CALL` and no Voice API answer within the deadline: the dial was
-    /// never placed. Back to waiting, due now, as the same attempt.
-    Release,
+    /// Neither the Voice API's answer nor an SMA event of the attempt arrived within the
+    /// deadline. Whether it was placed cannot be known (a `500` may hide a placed call whose
+    /// first events never reached the handler), so it is never dialed again as the same
+    /// attempt: it is given up on ([`give_up`], with [`Guard::unplaced`]).
+    PlacingUnknown,
     /// Ask the SMA to end the call, for this reason; checked on again after a while.
     HangUp(EndRequest),
 }
@@ -169,13 +86,44 @@ pub fn for_watchdog(record: &CallRecord, attempt: Attempt) -> ForWatchdog {
         return ForWatchdog::Nothing;
     }
     if record.current_transaction().is_none() {
-        return ForWatchdog::Release;
+        return ForWatchdog::PlacingUnknown;
     }
     ForWatchdog::HangUp(if record.answered {
         EndRequest::MaxDuration
     } else {
         EndRequest::RingTimeout
     })
+}
+
+/// The reason an attempt whose placing could not be known carries.
+pub const PLACING_UNKNOWN: &str =
+    "placing unknown: neither the Voice API's answer nor an SMA event of the attempt arrived";
+/// The reason an attempt the SMA no longer knows, and whose end was never reported, carries.
+pub const END_UNKNOWN: &str =
+    "end unknown: the SMA no longer knows the call and no HANGUP of it was received";
+
+/// What becomes of an attempt whose end cannot be known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiveUp {
+    /// The call is dialed again as the next attempt, `after` from now, as the retry policy
+    /// says for a failed attempt.
+    Retry { attempt: Attempt, after: Duration },
+    /// The call ends `LOST`: it was answered (the callee was reached, so it is not called
+    /// again), or no attempt is left.
+    Lose,
+}
+
+/// Decides what becomes of `record`'s attempt, whose end cannot be known: an attempt that
+/// was answered is not repeated; any other follows the retry policy as a failed one.
+#[must_use]
+pub fn give_up(record: &CallRecord, policy: &RetryPolicy) -> GiveUp {
+    if record.answered {
+        return GiveUp::Lose;
+    }
+    match policy.decide(record.attempt, Unanswered::Failed) {
+        RetryDecision::Retry { attempt, after } => GiveUp::Retry { attempt, after },
+        RetryDecision::Final => GiveUp::Lose,
+    }
 }
 
 /// What the SMA answered a watchdog's hang-up request.
@@ -191,8 +139,11 @@ pub enum HangUpAnswer {
 /// What becomes of a live call after its watchdog's hang-up request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AfterHangUp {
-    /// The call is over without its end reported: `LOST`, with the reason.
-    Lose(String),
+    /// The call is over without its end recorded. Its `HANGUP` may have reached the SMA
+    /// handler without naming the call and been kept as an orphan: that decides the end
+    /// ([`ended_by_orphan`]); without one, the attempt is given up on ([`give_up`], with
+    /// [`Guard::live`]).
+    Over,
     /// Check on it again later (its `HANGUP` is on its way, or the request is repeated).
     Rearm,
 }
@@ -205,16 +156,65 @@ impl AfterHangUp {
     }
 }
 
-/// Decides what a hang-up request for `reason` that got `answer` means for the call.
+/// Decides what a watchdog's hang-up request that got `answer` means for the call.
 #[must_use]
-pub fn after_hang_up(reason: EndRequest, answer: HangUpAnswer) -> AfterHangUp {
+pub const fn after_hang_up(answer: HangUpAnswer) -> AfterHangUp {
     match answer {
-        HangUpAnswer::NotFound => AfterHangUp::Lose(format!(
-            "the SMA no longer knows the call ({} watchdog)",
-            reason.as_str()
-        )),
+        HangUpAnswer::NotFound => AfterHangUp::Over,
         HangUpAnswer::Delivered | HangUpAnswer::Failed => AfterHangUp::Rearm,
     }
+}
+
+/// The write that records the end of `record`'s attempt from `hangup`, the `HANGUP` of its
+/// transaction that the SMA handler received but could not match to the call and kept as an
+/// orphan: decided by the lifecycle exactly as the handler would have decided it, and
+/// written under the same guard. The answer it stores is the empty action list the handler
+/// gave. `None` when the event is not the callee's `HANGUP` of the attempt's transaction, or
+/// the lifecycle does not apply it.
+#[must_use]
+pub fn ended_by_orphan(
+    record: &CallRecord,
+    hangup: &Event,
+    policy: &RetryPolicy,
+    now: Timestamp,
+) -> Option<EventWrite> {
+    let transaction = record.current_transaction()?;
+    if hangup.call_details.transaction_id != transaction.as_str() {
+        return None;
+    }
+    let event = messages::call_event(hangup);
+    let CallEvent::Hangup {
+        leg: Leg::Callee,
+        code,
+    } = &event
+    else {
+        return None;
+    };
+    let pre = record.state();
+    let seq = Sequence::new(hangup.sequence);
+    let Step::Apply(change) = transition(&pre, record.attempt, seq, &event, policy) else {
+        return None;
+    };
+    let answer = Response::empty(&hangup.schema_version);
+    Some(EventWrite {
+        call_id: record.id.clone(),
+        campaign_id: record.campaign_id.clone(),
+        attempt: record.attempt,
+        seq,
+        event_type: hangup.event_type.as_str().to_owned(),
+        expected: expected(&pre, record.attempt, seq, &event, policy, &change),
+        next: change.next.clone(),
+        transaction_id: transaction.clone(),
+        outcome: change.outcome,
+        sip_code: code.stored(),
+        script_outcome: None,
+        error: None,
+        due: change
+            .retry_after
+            .map_or(DueChange::Clear, |after| DueChange::At(now.plus(after))),
+        response: serde_json::to_string(&answer).ok()?,
+        at: now,
+    })
 }
 
 /// How the Voice API answered `CreateSipMediaApplicationCall`, as far as the rules care.

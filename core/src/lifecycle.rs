@@ -10,9 +10,10 @@
 //! ```
 //!
 //! Invariants the transition keeps, which the property tests below check:
-//! - an event is applied only when its attempt is the record's attempt and its `Sequence`
-//!   is greater than the last one applied; the same `Sequence` again is a duplicate (answered
-//!   with the stored response), a smaller one is stale and changes nothing;
+//! - an event is applied only when its attempt is the record's attempt, claimed for a dial
+//!   (not `QUEUED` or `RETRY_WAIT`), and its `Sequence` is greater than the last one
+//!   applied; the same `Sequence` again is a duplicate (answered with the stored response),
+//!   a smaller one is stale and changes nothing;
 //! - within an attempt the status only moves forward (`QUEUED` < `DIALING` < `RINGING` <
 //!   `ANSWERED` < terminal), and across attempts the attempt number only grows;
 //! - terminal states absorb every later event.
@@ -185,8 +186,8 @@ impl EndRequest {
     }
 }
 
-/// What one SMA event means for the call record, in domain terms. The SMA handler maps the
-/// wire event ([`crate::contract`]) to this.
+/// What one SMA event means for the call record, in domain terms; `messages::call_event`
+/// reads it from the wire event ([`crate::contract`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallEvent {
     /// `NEW_OUTBOUND_CALL`: the SMA accepted the call and starts dialing.
@@ -350,6 +351,11 @@ pub fn transition(
     // An event of an attempt the record has not reached yet was sent for a dial that the
     // record does not know: nothing to decide from.
     if attempt != state.attempt {
+        return Step::Stale;
+    }
+    // A call waiting to be dialed as this attempt has not been claimed for it: no dial of it
+    // went out, so no SMA event can be about it (it is forged, or of a dial that never was).
+    if state.status.phase() == 0 {
         return Step::Stale;
     }
     if state.status.is_terminal() {

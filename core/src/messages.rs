@@ -15,9 +15,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::contract::{Event, EventType};
+use crate::contract::{Event, EventType, ParticipantTag};
 use crate::ids::{Attempt, CallId, CampaignId, TransactionId};
-use crate::lifecycle::{CallState, CallStatus, EndRequest};
+use crate::lifecycle::{CallEvent, CallState, CallStatus, EndRequest, Leg};
 use crate::record::CallRecord;
 
 /// Why a message could not be read.
@@ -328,6 +328,37 @@ impl RunSource {
             Some(Self::API) => Self::Api,
             _ => Self::Schedule,
         }
+    }
+}
+
+/// What the wire event means for the call record. The SMA handler reads every event with it;
+/// the dispatcher reads the `HANGUP` of a call the SMA handler could not match and kept as an
+/// orphan.
+#[must_use]
+pub fn call_event(event: &Event) -> CallEvent {
+    match &event.event_type {
+        EventType::NewOutboundCall => CallEvent::Placed,
+        EventType::Ringing => CallEvent::Ringing,
+        EventType::CallAnswered => CallEvent::Answered,
+        EventType::ActionSuccessful
+        | EventType::ActionFailed
+        | EventType::ActionInterrupted
+        | EventType::DigitsReceived => CallEvent::ScriptProgress,
+        EventType::Hangup => CallEvent::Hangup {
+            leg: if event.action_leg() == Some(ParticipantTag::LegB) {
+                Leg::Agent
+            } else {
+                Leg::Callee
+            },
+            code: event.sip_response_code(),
+        },
+        // Only our own command, carried in the update's arguments, means anything.
+        EventType::CallUpdateRequested => event
+            .arguments()
+            .and_then(|arguments| decode_end(&arguments))
+            .map_or(CallEvent::Other, CallEvent::EndRequested),
+        EventType::InvalidLambdaResponse => CallEvent::InvalidResponse,
+        EventType::NewInboundCall | EventType::Unknown(_) => CallEvent::Other,
     }
 }
 

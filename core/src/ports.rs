@@ -1,12 +1,109 @@
 //! The ports the adapters implement. Each says what an implementation MUST do, so a handler
 //! can rely on the contract whether it runs against DynamoDB, DynamoDB Local or a fake.
+//! Beside them, the guards the store's conditional writes carry: [`Guard`] for the
+//! dispatcher's changes (decided in `dispatch`), [`EventWrite::admits`] for an SMA event's.
 
 use std::future::Future;
 
 use crate::ids::{Attempt, CallId, CampaignId, Sequence, TransactionId};
-use crate::lifecycle::{CallState, CallStatus, Expected, Outcome};
+use crate::lifecycle::{self, CallState, CallStatus, Expected, Order, Outcome};
 use crate::record::{CallRecord, Campaign};
 use crate::time::Timestamp;
+
+/// The statuses of a call waiting to be dialed.
+pub const WAITING: &[CallStatus] = &[CallStatus::Queued, CallStatus::RetryWait];
+/// The statuses of a call that has been claimed for a dial and has not ended.
+pub const LIVE: &[CallStatus] = &[
+    CallStatus::Dialing,
+    CallStatus::Ringing,
+    CallStatus::Answered,
+];
+
+/// Where the call must stand in the `due` index for a change to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InIndex {
+    /// Either way.
+    Any,
+    /// Listed in the `due` index (not parked).
+    Listed,
+    /// Taken out of it (parked).
+    Parked,
+}
+
+/// What a conditional change requires of a call record. The store writes it as the change's
+/// condition; [`Guard::admits`] says the same of a record in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Guard {
+    /// The call is in this attempt.
+    pub attempt: Attempt,
+    /// The call is in one of these statuses.
+    pub statuses: &'static [CallStatus],
+    pub index: InIndex,
+    /// No SMA event was applied in this attempt, and the Voice API's placing of it was not
+    /// recorded: the attempt is not known to have been placed.
+    pub unplaced: bool,
+}
+
+impl Guard {
+    /// Waiting to be dialed as `attempt`.
+    #[must_use]
+    pub const fn waiting(attempt: Attempt) -> Self {
+        Self {
+            attempt,
+            statuses: WAITING,
+            index: InIndex::Any,
+            unplaced: false,
+        }
+    }
+
+    /// Live as `attempt`.
+    #[must_use]
+    pub const fn live(attempt: Attempt) -> Self {
+        Self {
+            attempt,
+            statuses: LIVE,
+            index: InIndex::Any,
+            unplaced: false,
+        }
+    }
+
+    /// Claimed for a dial as `attempt`, and not known to have been placed.
+    #[must_use]
+    pub const fn unplaced(attempt: Attempt) -> Self {
+        Self {
+            attempt,
+            statuses: &[CallStatus::Dialing],
+            index: InIndex::Any,
+            unplaced: true,
+        }
+    }
+
+    /// The same, and also where the call must stand in the `due` index.
+    #[must_use]
+    pub const fn in_index(self, index: InIndex) -> Self {
+        Self { index, ..self }
+    }
+
+    /// Whether a record satisfies the guard; `listed` says whether it is in the `due` index.
+    #[must_use]
+    pub fn admits(&self, record: &CallRecord, listed: bool) -> bool {
+        let index = match self.index {
+            InIndex::Any => true,
+            InIndex::Listed => listed,
+            InIndex::Parked => !listed,
+        };
+        let unplaced = !self.unplaced
+            || (record
+                .last_event
+                .as_ref()
+                .is_none_or(|e| e.attempt < self.attempt)
+                && record.placed_attempt.is_none_or(|a| a < self.attempt));
+        record.attempt == self.attempt
+            && self.statuses.contains(&record.status)
+            && index
+            && unplaced
+    }
+}
 
 /// Any error an adapter could not map to a domain variant, with its cause chain intact.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -52,6 +149,8 @@ impl StoreError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventWrite {
     pub call_id: CallId,
+    /// The campaign the event says the call is of: the record's must be the same.
+    pub campaign_id: CampaignId,
     /// The attempt and `Sequence` of the event.
     pub attempt: Attempt,
     pub seq: Sequence,
@@ -78,6 +177,70 @@ pub struct EventWrite {
     pub at: Timestamp,
 }
 
+impl EventWrite {
+    /// Whether the event is about `record` at all: the same campaign, and, once the record
+    /// knows the transaction of the event's attempt, that transaction. An event that is not
+    /// (forged, or sent to the wrong function) changes nothing and is never given the
+    /// record's stored answer.
+    #[must_use]
+    pub fn belongs_to(&self, record: &CallRecord) -> bool {
+        record.campaign_id == self.campaign_id
+            && record
+                .transaction_of(self.attempt)
+                .is_none_or(|known| *known == self.transaction_id)
+    }
+
+    /// The statuses the write may be applied in: the expected ones that show the attempt
+    /// claimed for a dial (never `QUEUED` or `RETRY_WAIT`: no event is about an attempt
+    /// that was not dialed, whatever the decision was computed from).
+    #[must_use]
+    pub fn statuses(&self) -> Vec<CallStatus> {
+        self.expected
+            .statuses
+            .iter()
+            .copied()
+            .filter(|s| s.phase() > 0)
+            .collect()
+    }
+
+    /// Whether the write may be applied over `record`: the one definition of an SMA event's
+    /// guard, which the DynamoDB store writes as its condition (`Condition::event`) and the
+    /// memory store applies as it is. The event belongs to the record, the record is in the
+    /// event's attempt, claimed for a dial, in one of the expected statuses
+    /// ([`Self::statuses`]) with the expected end request and answered flag, and the event
+    /// is newer than the last one applied (the `Sequence` guard of [`lifecycle::order`]).
+    #[must_use]
+    pub fn admits(&self, record: &CallRecord) -> bool {
+        let last = record.last_event.as_ref().map(|e| (e.attempt, e.seq));
+        self.belongs_to(record)
+            && record.attempt == self.attempt
+            && self.statuses().contains(&record.status)
+            && record.end_request == self.expected.end_request
+            && record.answered == self.expected.answered
+            && lifecycle::order(record.attempt, last, self.attempt, self.seq) == Order::Fresh
+    }
+
+    /// What a store answers when it refused the write over `current` (the record as it
+    /// stood): the stored answer of this very event, delivered again; nothing for an event
+    /// the record has moved past; otherwise a mismatch, decided again from `current`. An
+    /// event that does not belong to the record is always a mismatch, so it never gets the
+    /// record's stored answer.
+    #[must_use]
+    pub fn refused_over(&self, current: CallRecord) -> Applied {
+        if !self.belongs_to(&current) {
+            return Applied::Mismatch(Box::new(current));
+        }
+        let last = current.last_event.as_ref().map(|l| (l.attempt, l.seq));
+        match lifecycle::order(current.attempt, last, self.attempt, self.seq) {
+            Order::Duplicate => Applied::Duplicate {
+                response: current.last_event.map(|l| l.response).unwrap_or_default(),
+            },
+            Order::Stale => Applied::Stale(Box::new(current)),
+            Order::Fresh => Applied::Mismatch(Box::new(current)),
+        }
+    }
+}
+
 /// What an event does to the call's entry in the `due` index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DueChange {
@@ -98,7 +261,8 @@ pub enum Applied {
     Duplicate { response: String },
     /// The record has seen a later event or a later attempt; nothing was written.
     Stale(Box<CallRecord>),
-    /// The record is not in the expected state (changed by someone else); nothing was written.
+    /// The record is not in the expected state (changed by someone else), or the event does
+    /// not belong to it ([`EventWrite::belongs_to`]); nothing was written.
     Mismatch(Box<CallRecord>),
 }
 
@@ -392,18 +556,45 @@ pub trait DispatchStore: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Ends a live call the SMA no longer knows (`UpdateSipMediaApplicationCall` answered 404)
-    /// as `LOST`, with the reason.
+    /// Gives up on the current attempt of a live call whose end cannot be known (its placing
+    /// is unknown, or the SMA no longer knows it and reported no end), if the call meets
+    /// `guard`: with `retry`, it waits to be dialed as that later attempt, due at that
+    /// instant in the dial lane, not answered, with no end request and no `outcome` (how
+    /// the attempt ended is not known); without, it ends `LOST`. Either way it leaves the live statuses (its concurrency slot is given back)
+    /// with `reason` in `last_error`.
     ///
     /// # Errors
-    /// [`StoreError::Conflict`] unless the call is live as `attempt`.
-    fn lose(
+    /// [`StoreError::Conflict`] unless the call meets `guard`; [`StoreError::NotFound`] when
+    /// it does not exist.
+    fn give_up(
         &self,
         call_id: &CallId,
-        attempt: Attempt,
+        guard: Guard,
+        retry: Option<(Attempt, Timestamp)>,
         reason: &str,
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The raw payloads of the events of transaction `transaction` that the SMA handler kept
+    /// as orphans ([`SmaStore::record_orphan`]), in `Sequence` order: a watchdog reads a
+    /// call's end from them when the SMA no longer knows the call.
+    ///
+    /// # Errors
+    /// Only transport and throttling errors.
+    fn orphans(
+        &self,
+        transaction: &TransactionId,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// [`SmaStore::apply_event`]: a watchdog records a call's end from its orphaned `HANGUP`
+    /// with the very write the SMA handler would have made.
+    ///
+    /// # Errors
+    /// As [`SmaStore::apply_event`].
+    fn apply_event(
+        &self,
+        write: &EventWrite,
+    ) -> impl Future<Output = Result<Applied, StoreError>> + Send;
 
     /// Moves a live call's watchdog to `due_at` (after asking the SMA to end it).
     ///

@@ -227,11 +227,18 @@ impl CallRecord {
     /// is unresolved, when `transaction_id` can still be the previous attempt's.
     #[must_use]
     pub fn current_transaction(&self) -> Option<&TransactionId> {
-        let placed = self.placed_attempt == Some(self.attempt)
+        self.transaction_of(self.attempt)
+    }
+
+    /// The `TransactionId` of attempt `attempt`, once the record knows it: the Voice API's
+    /// answer for that attempt was recorded, or an SMA event of it was applied.
+    #[must_use]
+    pub fn transaction_of(&self, attempt: Attempt) -> Option<&TransactionId> {
+        let placed = self.placed_attempt == Some(attempt)
             || self
                 .last_event
                 .as_ref()
-                .is_some_and(|e| e.attempt == self.attempt);
+                .is_some_and(|e| e.attempt == attempt);
         self.transaction_id.as_ref().filter(|_| placed)
     }
 

@@ -58,6 +58,17 @@ impl SipCode {
         t.parse::<u16>().map_or_else(|_| unreadable(s), Self::Code)
     }
 
+    /// The code as a call record keeps it: the number, or the unreadable text as it came;
+    /// nothing when it was absent.
+    #[must_use]
+    pub fn stored(&self) -> Option<String> {
+        match self {
+            Self::Absent => None,
+            Self::Code(n) => Some(n.to_string()),
+            Self::Unreadable(s) => Some(s.clone()),
+        }
+    }
+
     /// The numeric code, when there is one.
     #[must_use]
     pub fn code(&self) -> Option<u16> {

@@ -268,7 +268,21 @@ async fn invoke(
     }
 }
 
-/// A Lambda client for the local Invoke API at `endpoint` (any credentials will do).
+/// The Lambda client `function` has in production (its timeouts and retries), for the local
+/// Invoke API at `endpoint`.
+#[must_use]
+pub fn function_lambda_client(
+    endpoint: &str,
+    function: outdial_core::messages::Function,
+) -> aws_sdk_lambda::Client {
+    let deadline = outdial_adapters::config::Deadline::of(function);
+    aws_sdk_lambda::Client::from_conf(
+        crate::local_config!(aws_sdk_lambda, endpoint, deadline).build(),
+    )
+}
+
+/// A Lambda client for the local Invoke API at `endpoint` (any credentials will do): the
+/// simulated PSTN audio service invokes the SMA function with it.
 #[must_use]
 pub fn lambda_client(endpoint: &str) -> aws_sdk_lambda::Client {
     let config = crate::local_config!(aws_sdk_lambda, endpoint)

@@ -16,7 +16,14 @@
 
 /// The configuration builder of an AWS SDK client for a local endpoint: the local stack's
 /// services accept any credentials and one region, so every local client is built alike.
+/// Given a function's `Deadline` (`outdial_adapters::config`), the client also has that
+/// function's production timeouts and retries, so the local stack fails as Lambda would.
 macro_rules! local_config {
+    ($sdk:ident, $endpoint:expr, $deadline:expr) => {
+        $crate::local_config!($sdk, $endpoint)
+            .timeout_config($deadline.timeout_config())
+            .retry_config($deadline.retry_config())
+    };
     ($sdk:ident, $endpoint:expr) => {
         $sdk::Config::builder()
             .behavior_version($sdk::config::BehaviorVersion::latest())

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use outdial_adapters::config::Deadline;
 use outdial_adapters::table::TableDef;
+use outdial_core::messages::Function;
 
 /// A DynamoDB client for a local endpoint. DynamoDB Local accepts any credentials; with
 /// `-sharedDb` every key and region see the same tables.
@@ -22,6 +24,17 @@ pub fn client(endpoint: &str) -> Client {
 pub fn counting_client(endpoint: &str) -> (Client, RequestCounter) {
     let counter = RequestCounter::default();
     let client = Client::from_conf(config(endpoint).interceptor(counter.clone()).build());
+    (client, counter)
+}
+
+/// The DynamoDB client `function` has in production (its timeouts and retries), for a local
+/// endpoint, with a counter of the requests it sends.
+#[must_use]
+pub fn function_client(endpoint: &str, function: Function) -> (Client, RequestCounter) {
+    let counter = RequestCounter::default();
+    let deadline = Deadline::of(function);
+    let config = crate::local_config!(aws_sdk_dynamodb, endpoint, deadline);
+    let client = Client::from_conf(config.interceptor(counter.clone()).build());
     (client, counter)
 }
 

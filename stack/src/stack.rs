@@ -13,21 +13,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use outdial_adapters::admin::LambdaTrigger;
 use outdial_adapters::clock::SystemClock;
 use outdial_adapters::counters::DynamoCounters;
 use outdial_adapters::dialer::ChimeDialer;
 use outdial_adapters::store::DynamoStore;
+use outdial_adapters::trigger::LambdaTrigger;
 use outdial_api::{Api, Auth};
 use outdial_core::messages::{Function, RunSource};
 use outdial_core::time::{Clock, Timestamp};
 use outdial_local::dynamodb::{DynamoDbLocal, Storage, shared_endpoint};
 use outdial_local::http_api::HttpApi;
-use outdial_local::invoke::{Functions, InvokeApi, LambdaInvoker, function, lambda_client};
+use outdial_local::invoke::{
+    Functions, InvokeApi, LambdaInvoker, function, function_lambda_client, lambda_client,
+};
 use outdial_local::record::{OperationLog, Record};
-use outdial_local::sim::{Report, SimConfig, Simulator, voice_client};
+use outdial_local::sim::{Report, SimConfig, Simulator, function_voice_client};
 use outdial_local::streams::{PollerSettings, StreamPoller};
-use outdial_local::tables::{RequestCounter, client, counting_client, fresh_table};
+use outdial_local::tables::{RequestCounter, client, fresh_table, function_client};
 use outdial_sma::SmaHandler;
 use outdial_stream::StreamHandler;
 use outdial_timers::{Dispatcher, MARGIN, Settings as TimersSettings};
@@ -168,7 +170,8 @@ impl Stack {
             }
         };
         // Each function has clients of its own, as it has a role of its own in AWS, so the
-        // operations it makes are recorded as its own.
+        // operations it makes are recorded as its own; and each has its production timeouts
+        // and retries, so a slow or stalled table fails here as it would in Lambda.
         let recorder = |f: Function| config.record.as_ref().map(|log| log.recorder(f));
         let (api_rec, sma_rec, timers_rec, stream_rec) = (
             recorder(Function::Api),
@@ -176,17 +179,18 @@ impl Stack {
             recorder(Function::Timers),
             recorder(Function::Stream),
         );
-        let store_of = |r: Option<&outdial_local::record::Recorder>| {
-            DynamoStore::new(ddb.clone().recorded(r), &table, config.shards)
+        let store_of = |f: Function, r: Option<&outdial_local::record::Recorder>| {
+            let (client, _) = function_client(&dynamodb, f);
+            DynamoStore::new(client.recorded(r), &table, config.shards)
         };
-        let store = store_of(None);
+        let store = DynamoStore::new(ddb.clone(), &table, config.shards);
         let functions = Functions::default();
         let invoke_api = InvokeApi::start(functions.clone()).await?;
         let lambda = lambda_client(&invoke_api.endpoint());
 
         // The SMA function, and the simulator that invokes it through the Invoke API. Its
         // client counts its DynamoDB requests, which the demo reports per event.
-        let (sma_client, sma_requests) = counting_client(&dynamodb);
+        let (sma_client, sma_requests) = function_client(&dynamodb, Function::Sma);
         let sma = Arc::new(SmaHandler::new(
             DynamoStore::new(sma_client.recorded(sma_rec.as_ref()), &table, config.shards),
             Arc::clone(&clock),
@@ -208,14 +212,15 @@ impl Stack {
             Arc::new(LambdaInvoker::new(lambda.clone(), SMA)),
         )
         .await?;
-        let voice = |r: Option<&outdial_local::record::Recorder>| {
-            ChimeDialer::new(voice_client(&sim.endpoint()).recorded(r), &config.sma_id)
+        let voice = |f: Function, r: Option<&outdial_local::record::Recorder>| {
+            let client = function_voice_client(&sim.endpoint(), f);
+            ChimeDialer::new(client.recorded(r), &config.sma_id)
         };
 
         // The timers function: every shard, for one schedule period per invocation.
         let dispatcher = Arc::new(Dispatcher::new(
-            store_of(timers_rec.as_ref()),
-            voice(timers_rec.as_ref()),
+            store_of(Function::Timers, timers_rec.as_ref()),
+            voice(Function::Timers, timers_rec.as_ref()),
             Arc::clone(&clock),
             TimersSettings {
                 account_cps: config.account_cps / f64::from(config.shards),
@@ -254,7 +259,12 @@ impl Stack {
 
         // The stream function, fed by the table's stream.
         let stream = Arc::new(StreamHandler::new(
-            DynamoCounters::new(ddb.clone().recorded(stream_rec.as_ref()), &table),
+            DynamoCounters::new(
+                function_client(&dynamodb, Function::Stream)
+                    .0
+                    .recorded(stream_rec.as_ref()),
+                &table,
+            ),
             Arc::clone(&clock),
         ));
         functions.add(
@@ -288,9 +298,13 @@ impl Stack {
 
         // The API function, behind the HTTP API, starting dispatchers through the Invoke API.
         let api = Arc::new(Api::new(
-            store_of(api_rec.as_ref()),
-            voice(api_rec.as_ref()),
-            LambdaTrigger::new(lambda.clone().recorded(api_rec.as_ref()), TIMERS),
+            store_of(Function::Api, api_rec.as_ref()),
+            voice(Function::Api, api_rec.as_ref()),
+            LambdaTrigger::new(
+                function_lambda_client(&invoke_api.endpoint(), Function::Api)
+                    .recorded(api_rec.as_ref()),
+                TIMERS,
+            ),
             Arc::clone(&clock),
             outdial_api::Settings {
                 auth: Auth::bearer(&config.api_token),

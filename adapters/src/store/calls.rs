@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use outdial_core::ids::{Attempt, CallId, CampaignId, Sequence, TransactionId};
-use outdial_core::lifecycle::{self, CallStatus, Order, UnknownStatus};
+use outdial_core::lifecycle::{CallStatus, UnknownStatus};
 use outdial_core::ports::{
     Applied, DueChange, EventWrite, HistoryEntry, Lane, Page, SmaStore, StoreError,
 };
@@ -208,17 +208,7 @@ impl DynamoStore {
             }
             Err(e) => refused_item(e)?.ok_or(StoreError::NotFound)?,
         };
-        let current = call_from_item(&failed)?;
-        let last = current.last_event.as_ref().map(|l| (l.attempt, l.seq));
-        Ok(
-            match lifecycle::order(current.attempt, last, w.attempt, w.seq) {
-                Order::Duplicate => Applied::Duplicate {
-                    response: current.last_event.map(|l| l.response).unwrap_or_default(),
-                },
-                Order::Stale => Applied::Stale(Box::new(current)),
-                Order::Fresh => Applied::Mismatch(Box::new(current)),
-            },
-        )
+        Ok(w.refused_over(call_from_item(&failed)?))
     }
 
     /// [`DispatchStore::call`](outdial_core::ports::DispatchStore::call).
@@ -351,6 +341,32 @@ impl DynamoStore {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+}
+
+impl DynamoStore {
+    /// [`DispatchStore::orphans`](outdial_core::ports::DispatchStore::orphans): one strongly
+    /// consistent `Query` of the transaction's `ORPHAN#` partition, whose `SEQ#` keys sort
+    /// in `Sequence` order.
+    ///
+    /// # Errors
+    /// As that port's contract says.
+    pub async fn orphans(&self, transaction: &TransactionId) -> Result<Vec<String>, StoreError> {
+        let mut raw = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", s(format!("ORPHAN#{}", transaction.as_str())))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.try_next().await.map_err(map_err)? {
+            raw.push(Reader::new(&item).s("raw")?.to_owned());
+        }
+        Ok(raw)
     }
 }
 

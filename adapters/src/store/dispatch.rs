@@ -374,16 +374,52 @@ impl DispatchStore for DynamoStore {
             .await
     }
 
-    async fn lose(
+    async fn give_up(
         &self,
         call_id: &CallId,
-        attempt: Attempt,
+        guard: Guard,
+        retry: Option<(Attempt, Timestamp)>,
         reason: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let guard = Guard::live(attempt);
-        self.end_call(call_id, guard, CallStatus::Lost, false, reason, now)
-            .await
+        let Some((attempt, due_at)) = retry else {
+            return self
+                .end_call(call_id, guard, CallStatus::Lost, false, reason, now)
+                .await;
+        };
+        self.update_call(
+            call_id,
+            Condition::from(guard),
+            "SET #status = :status, status_call = :status_call, #attempt = :next_attempt, \
+             answered = :answered, end_req = :no_end, last_error = :reason, \
+             due_shard = :shard, due_key = :due_key, due_at = :due_at, updated_at = :now \
+             REMOVE slot, outcome",
+            &[("#status", "status"), ("#attempt", "attempt")],
+            [
+                (":next_attempt", n(attempt)),
+                (":answered", AttributeValue::Bool(false)),
+                (":no_end", s(item::NO_END_REQUEST)),
+                (":reason", s(reason)),
+                (":shard", s(due_shard(shard_of(call_id, self.shards)))),
+                (":due_key", s(due_key(due_at, call_id))),
+                (":due_at", n(due_at.as_millis())),
+                (":now", n(now.as_millis())),
+            ]
+            .into_iter()
+            .chain(sets_status(call_id, CallStatus::RetryWait)),
+        )
+        .await
+    }
+
+    async fn orphans(&self, transaction: &TransactionId) -> Result<Vec<String>, StoreError> {
+        Self::orphans(self, transaction).await
+    }
+
+    async fn apply_event(
+        &self,
+        write: &outdial_core::ports::EventWrite,
+    ) -> Result<outdial_core::ports::Applied, StoreError> {
+        Self::apply_event(self, write).await
     }
 
     async fn rearm(

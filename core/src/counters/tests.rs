@@ -159,7 +159,7 @@ fn a_busy_attempt_that_is_retried_ends_as_busy_and_the_call_waits() {
 }
 
 #[test]
-fn a_released_dial_is_not_an_attempt_end_whatever_status_it_waits_in() {
+fn a_dial_given_back_is_not_an_attempt_end_whatever_status_it_waits_in() {
     for (attempt, waiting) in [(1, CallStatus::Queued), (2, CallStatus::RetryWait)] {
         let mut dialing = call(CallStatus::Dialing);
         dialing.attempt = Attempt::new(attempt).unwrap();
@@ -175,6 +175,25 @@ fn a_released_dial_is_not_an_attempt_end_whatever_status_it_waits_in() {
         assert!(d.outcomes.is_empty(), "{waiting}: {d:?}");
         assert_eq!(d.live, -1);
     }
+}
+
+#[test]
+fn an_attempt_given_up_on_counts_as_lost_whatever_the_attempt_before_ended_as() {
+    let mut ringing = event(call(CallStatus::Ringing), 2, "RINGING");
+    ringing.slot = true;
+    ringing.attempt = Attempt::new(2).unwrap();
+    // The first attempt was busy; the second's end is unknown.
+    ringing.outcome = Some(Outcome::Busy);
+    let given_up = CallFacts {
+        status: CallStatus::RetryWait,
+        attempt: Attempt::new(3).unwrap(),
+        outcome: None,
+        slot: false,
+        ..ringing.clone()
+    };
+    let d = delta(Some(&ringing), Some(&given_up));
+    assert_eq!(d.outcomes, BTreeMap::from([(CallStatus::Lost, 1)]));
+    assert_eq!(d.live, -1);
 }
 
 #[test]

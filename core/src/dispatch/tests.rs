@@ -59,19 +59,29 @@ fn campaign(status: CampaignStatus) -> Campaign {
 }
 
 proptest! {
-    /// The one rule that makes a double dial impossible: a watchdog puts an attempt back to
-    /// waiting only when nothing shows it was placed, and the store's guard for that change
-    /// refuses it whenever something does.
+    /// The rules that make a double dial impossible: a watchdog never puts an attempt back to
+    /// waiting as the same attempt; what it gives up on is dialed again, if at all, only as a
+    /// later attempt, and never once answered; and the guard of giving up on an unknown
+    /// placing refuses a record that shows the attempt was placed.
     #[test]
-    fn a_watchdog_never_releases_an_attempt_that_was_placed(r in any_record()) {
+    fn a_watchdog_never_dials_an_attempt_again(r in any_record()) {
         let placed = r.transaction_id.is_some()
             && (r.placed_attempt == Some(r.attempt)
                 || r.last_event.as_ref().is_some_and(|e| e.attempt == r.attempt));
-        if for_watchdog(&r, r.attempt) == ForWatchdog::Release {
+        if for_watchdog(&r, r.attempt) == ForWatchdog::PlacingUnknown {
             prop_assert!(!placed);
         }
         if placed || r.placed_attempt == Some(r.attempt) {
             prop_assert!(!Guard::unplaced(r.attempt).admits(&r, true));
+        }
+        match give_up(&r, &RetryPolicy::default()) {
+            GiveUp::Retry { attempt, .. } => {
+                prop_assert!(attempt > r.attempt);
+                prop_assert!(!r.answered);
+            }
+            GiveUp::Lose => prop_assert!(
+                r.answered || r.attempt.get() >= 3
+            ),
         }
     }
 
@@ -151,19 +161,10 @@ fn a_waiting_call_follows_its_campaign_then_its_window() {
 }
 
 #[test]
-fn a_hang_up_the_sma_cannot_place_loses_the_call_and_anything_else_rechecks_it() {
-    assert_eq!(
-        after_hang_up(EndRequest::RingTimeout, HangUpAnswer::NotFound),
-        AfterHangUp::Lose("the SMA no longer knows the call (ring_timeout watchdog)".into())
-    );
-    assert_eq!(
-        after_hang_up(EndRequest::MaxDuration, HangUpAnswer::Failed),
-        AfterHangUp::Rearm
-    );
-    assert_eq!(
-        after_hang_up(EndRequest::MaxDuration, HangUpAnswer::Delivered),
-        AfterHangUp::Rearm
-    );
+fn a_call_the_sma_no_longer_knows_is_over_and_anything_else_is_checked_again() {
+    assert_eq!(after_hang_up(HangUpAnswer::NotFound), AfterHangUp::Over);
+    assert_eq!(after_hang_up(HangUpAnswer::Failed), AfterHangUp::Rearm);
+    assert_eq!(after_hang_up(HangUpAnswer::Delivered), AfterHangUp::Rearm);
     let mut answered = record(CallStatus::Answered, 1);
     answered.answered = true;
     answered.placed_attempt = Some(Attempt::FIRST);
@@ -171,6 +172,102 @@ fn a_hang_up_the_sma_cannot_place_loses_the_call_and_anything_else_rechecks_it()
     assert_eq!(
         for_watchdog(&answered, Attempt::FIRST),
         ForWatchdog::HangUp(EndRequest::MaxDuration)
+    );
+    let dialing = record(CallStatus::Dialing, 1);
+    assert_eq!(
+        for_watchdog(&dialing, Attempt::FIRST),
+        ForWatchdog::PlacingUnknown
+    );
+}
+
+#[test]
+fn an_attempt_whose_end_is_unknown_is_retried_as_a_failure_unless_it_was_answered() {
+    let policy = RetryPolicy::default();
+    let dialing = record(CallStatus::Dialing, 1);
+    let GiveUp::Retry { attempt, after } = give_up(&dialing, &policy) else {
+        panic!("a first attempt that reached nobody is tried again");
+    };
+    assert_eq!(attempt, Attempt::FIRST.next());
+    assert_eq!(
+        after,
+        std::time::Duration::from_secs(600),
+        "the failure delay"
+    );
+    let last = record(CallStatus::Ringing, 3);
+    assert_eq!(give_up(&last, &policy), GiveUp::Lose);
+    let mut answered = record(CallStatus::Answered, 1);
+    answered.answered = true;
+    assert_eq!(give_up(&answered, &policy), GiveUp::Lose);
+}
+
+/// A `HANGUP` of transaction `txn` as the SMA sends it, numbered `seq`, for leg `leg`.
+fn hangup_event(txn: &str, seq: u64, leg: &str, code: u16) -> Event {
+    crate::contract::validate_event(&serde_json::json!({
+        "SchemaVersion": "1.0",
+        "Sequence": seq,
+        "InvocationEventType": "HANGUP",
+        "ActionData": {"Type": "Hangup", "Parameters": {
+            "SipResponseCode": code.to_string(), "CallId": "leg-a", "ParticipantTag": leg}},
+        "CallDetails": {
+            "TransactionId": txn,
+            "AwsAccountId": "111122223333",
+            "AwsRegion": "us-east-1",
+            "SipMediaApplicationId": "sma-1",
+            "Participants": [{"CallId": "leg-a", "ParticipantTag": "LEG-A",
+                "To": "+15555550100", "From": "+15555550199", "Direction": "Outbound",
+                "StartTimeInMilliseconds": "1700000000000", "Status": "Disconnected"}]
+        }
+    }))
+    .unwrap()
+}
+
+#[test]
+fn an_orphaned_hangup_of_the_attempts_transaction_decides_its_end_under_the_events_guard() {
+    let policy = RetryPolicy::default();
+    let now = Timestamp::from_millis(1_000_000);
+    let mut placed = record(CallStatus::Dialing, 1);
+    placed.placed_attempt = Some(Attempt::FIRST);
+    placed.transaction_id = TransactionId::parse("txn-1").ok();
+
+    let busy = hangup_event("txn-1", 2, "LEG-A", 486);
+    let write = ended_by_orphan(&placed, &busy, &policy, now).unwrap();
+    assert!(write.belongs_to(&placed) && write.admits(&placed));
+    assert_eq!(write.next.status, CallStatus::RetryWait);
+    assert_eq!(write.next.attempt, Attempt::FIRST.next());
+    assert_eq!(write.outcome, Some(crate::lifecycle::Outcome::Busy));
+    assert_eq!(write.sip_code.as_deref(), Some("486"));
+    assert_eq!(
+        write.due,
+        DueChange::At(now.plus(std::time::Duration::from_secs(300)))
+    );
+    assert_eq!(write.seq, Sequence::new(2));
+
+    // Another transaction's, the agent leg's, or one the record has seen: nothing.
+    assert_eq!(
+        ended_by_orphan(
+            &placed,
+            &hangup_event("txn-2", 2, "LEG-A", 486),
+            &policy,
+            now
+        ),
+        None
+    );
+    assert_eq!(
+        ended_by_orphan(&placed, &hangup_event("txn-1", 2, "LEG-B", 0), &policy, now),
+        None
+    );
+    let mut seen = placed.clone();
+    seen.last_event = Some(AppliedEvent {
+        attempt: Attempt::FIRST,
+        seq: Sequence::new(4),
+        event_type: "RINGING".into(),
+        response: "{}".into(),
+    });
+    assert_eq!(ended_by_orphan(&seen, &busy, &policy, now), None);
+    // A call whose transaction is not known cannot be matched to any orphan.
+    assert_eq!(
+        ended_by_orphan(&record(CallStatus::Dialing, 1), &busy, &policy, now),
+        None
     );
 }
 

@@ -198,7 +198,7 @@ fn events_of_an_earlier_attempt_are_stale() {
 }
 
 #[test]
-fn call_answered_is_guarded_by_every_status_it_moves_forward_from() {
+fn call_answered_is_guarded_by_every_claimed_status_it_moves_forward_from() {
     let policy = RetryPolicy::default();
     let pre = CallState::dialing(Attempt::FIRST);
     let Step::Apply(change) =
@@ -214,16 +214,14 @@ fn call_answered_is_guarded_by_every_status_it_moves_forward_from() {
         &policy,
         &change,
     );
-    // QUEUED and RETRY_WAIT of the same attempt are included on purpose: a dial the
-    // watchdog gave up on that turns out to be live is adopted, so it is never dialed again.
+    // Not QUEUED or RETRY_WAIT of the same attempt: an attempt not claimed for a dial was
+    // never dialed, and the watchdog never puts one that may have been back to waiting.
     assert_eq!(
         guard.statuses,
         vec![
-            CallStatus::Queued,
             CallStatus::Dialing,
             CallStatus::Ringing,
             CallStatus::Answered,
-            CallStatus::RetryWait
         ]
     );
     assert!(!guard.answered);
@@ -380,6 +378,29 @@ proptest! {
             _ => Order::Fresh,
         };
         prop_assert_eq!(order(attempt(current), last, a, s), expected);
+    }
+
+    /// A call waiting to be dialed (`QUEUED`, or `RETRY_WAIT` for its next attempt) was not
+    /// claimed for the attempt, so no SMA event of it can be real: none, in any attempt, with
+    /// any `Sequence`, changes it.
+    #[test]
+    fn no_event_moves_a_call_that_was_not_claimed_for_its_attempt(
+        events in scenario(),
+        waiting in prop_oneof![Just(CallStatus::Queued), Just(CallStatus::RetryWait)],
+        current in 1u32..4,
+        event_attempt in 1u32..4,
+        at in 0u64..6,
+    ) {
+        let policy = RetryPolicy::default();
+        let attempt = |n: u32| Attempt::new(n).unwrap_or(Attempt::FIRST);
+        let state = CallState {
+            status: waiting,
+            ..CallState::dialing(attempt(current))
+        };
+        for event in &events {
+            let step = transition(&state, attempt(event_attempt), seq(at), event, &policy);
+            prop_assert_eq!(&step, &Step::Stale, "{:?}", event);
+        }
     }
 
     /// `transition` decides only what the guard lets through: whatever the event, a

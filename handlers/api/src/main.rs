@@ -4,30 +4,28 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use anyhow::Context;
 use lambda_http::{Error, Request, service_fn};
-use outdial_adapters::admin::LambdaTrigger;
 use outdial_adapters::clock::SystemClock;
-use outdial_adapters::config::{Config, Deadline, aws_config};
+use outdial_adapters::config::{Config, Deadline, aws_config, required};
 use outdial_adapters::dialer::ChimeDialer;
 use outdial_adapters::store::DynamoStore;
+use outdial_adapters::trigger::LambdaTrigger;
 use outdial_api::{Api, Settings};
-
-fn required(name: &str, what: &str) -> anyhow::Result<String> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .with_context(|| format!("{name} is not set: it names {what}"))
-}
+use outdial_core::messages::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let settings = Settings::from_env()?;
-    let sma_id = required("OUTDIAL_SMA_ID", "the SIP media application")?;
-    let timers = required("OUTDIAL_TIMERS_FUNCTION", "the timers function")?;
-    let sdk = aws_config(Deadline::Background).await;
+    let env = |name: &str| std::env::var(name).ok();
+    let sma_id = required(&env, "OUTDIAL_SMA_ID", "it names the SIP media application")?;
+    let timers = required(
+        &env,
+        "OUTDIAL_TIMERS_FUNCTION",
+        "it names the timers function",
+    )?;
+    let sdk = aws_config(Deadline::of(Function::Api)).await;
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         &config.table,

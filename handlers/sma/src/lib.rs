@@ -21,19 +21,27 @@ mod script_run;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use outdial_core::contract::{Event, EventType, MAX_SCHEMA_VERSION, Response, validate_event};
 use outdial_core::ids::{CampaignId, Sequence, TransactionId};
 use outdial_core::lifecycle::{Step, expected, transition};
-use outdial_core::messages::CallAttributes;
+use outdial_core::messages::{self, CallAttributes};
 use outdial_core::ports::{Applied, EventWrite, SmaStore, StoreError};
 use outdial_core::record::Campaign;
 use outdial_core::time::Clock;
 use serde_json::Value;
 use tracing::{Instrument, info, info_span, warn};
 
-pub use respond::{INVOCATION_LIMIT, MAX_ERROR_TEXT, classify};
+pub use respond::{INVOCATION_LIMIT, MAX_ERROR_TEXT};
 pub use script_run::{NO_INPUT, TRANSFER_FAILED};
+
+/// The most one event may spend waiting for the table, all its requests together. The SMA
+/// waits 5 s for an answer before it sends the event again, and the function's Lambda timeout
+/// (3 s, `infra/lib/outdial-stack.ts`) must cover the whole invocation: whatever path an event
+/// takes (a lookup by transaction, the campaign's first read, a write and its rewrite), it
+/// is answered within this budget, from what it knows, when the table is slow.
+pub const EVENT_BUDGET: Duration = Duration::from_millis(2_500);
 
 /// What the handler is told by its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +85,9 @@ pub struct Counters {
     pub duplicates: AtomicU64,
     pub stale: AtomicU64,
     pub rewrites: AtomicU64,
+    /// Events naming a call of another campaign, or another transaction than the one the
+    /// call's attempt is known by: forged or misrouted, recorded nowhere.
+    pub foreign: AtomicU64,
     pub store_failures: AtomicU64,
 }
 
@@ -159,31 +170,33 @@ impl<S: SmaStore> SmaHandler<S> {
     /// Decides the answer to `event` and records it: a fresh answer, or the stored answer of
     /// the event's first delivery.
     async fn decide(&self, event: &Event, payload: &Value) -> Answer {
+        let budget = Budget::new();
         if event.event_type == EventType::NewInboundCall {
             info!("call-back to a campaign number answered with the inbound message");
             return Answer::Fresh(respond::inbound(event, &self.settings.inbound_message));
         }
         let facts = match CallAttributes::from_event(event) {
             Ok(facts) => facts,
-            Err(reason) => match self.found_by_transaction(event).await {
+            Err(reason) => match self.found_by_transaction(event, &budget).await {
                 Some(facts) => facts,
                 None => {
                     let reason = reason.to_string();
-                    return Answer::Fresh(self.orphan(event, payload, &reason).await);
+                    return Answer::Fresh(self.orphan(event, payload, &reason, &budget).await);
                 }
             },
         };
         tracing::Span::current().record("call_id", facts.call_id.as_str());
         let seq = Sequence::new(event.sequence);
-        let call_event = classify(event);
+        let call_event = messages::call_event(event);
         let now = self.clock.now();
 
         let campaign = if respond::needs_campaign(event) {
-            match self.campaigns.get(&self.store, &facts.campaign_id).await {
+            let read = self.campaigns.get(&self.store, &facts.campaign_id);
+            match budget.within(read).await {
                 Ok(c) => Some(c),
                 Err(StoreError::NotFound) => {
                     let reason = "the call's campaign does not exist";
-                    return Answer::Fresh(self.orphan(event, payload, reason).await);
+                    return Answer::Fresh(self.orphan(event, payload, reason, &budget).await);
                 }
                 Err(e) => {
                     self.counters.store_failures.fetch_add(1, Ordering::Relaxed);
@@ -207,6 +220,7 @@ impl<S: SmaStore> SmaHandler<S> {
             let turn = respond::decide(event, &facts, &change, campaign.as_deref(), now);
             let write = EventWrite {
                 call_id: facts.call_id.clone(),
+                campaign_id: facts.campaign_id.clone(),
                 attempt: facts.attempt,
                 seq,
                 event_type: event.event_type.as_str().to_owned(),
@@ -221,7 +235,8 @@ impl<S: SmaStore> SmaHandler<S> {
                 response: to_json(&turn.response).to_string(),
                 at: now,
             };
-            match self.store.apply_event(&write).await {
+            match budget.within(self.store.apply_event(&write)).await
+            {
                 Ok(Applied::Written(record)) => {
                     info!(
                         status = record.status.as_str(),
@@ -240,6 +255,16 @@ impl<S: SmaStore> SmaHandler<S> {
                     info!("stale event changes nothing");
                     return Answer::Fresh(respond::hang_up(event, &facts));
                 }
+                Ok(Applied::Mismatch(record)) if !write.belongs_to(&record) => {
+                    // Another campaign's call, or another transaction than the one the
+                    // attempt was placed as: the event is forged or misrouted.
+                    self.counters.foreign.fetch_add(1, Ordering::Relaxed);
+                    warn!(
+                        status = record.status.as_str(),
+                        "event names a call it does not belong to; nothing recorded"
+                    );
+                    return Answer::Fresh(respond::safe(event));
+                }
                 Ok(Applied::Mismatch(record)) if round == 0 => {
                     self.counters.rewrites.fetch_add(1, Ordering::Relaxed);
                     info!(
@@ -257,7 +282,7 @@ impl<S: SmaStore> SmaHandler<S> {
                 }
                 Err(StoreError::NotFound) => {
                     let reason = "no call record for the event's call id";
-                    return Answer::Fresh(self.orphan(event, payload, reason).await);
+                    return Answer::Fresh(self.orphan(event, payload, reason, &budget).await);
                 }
                 Err(e) => {
                     self.counters.store_failures.fetch_add(1, Ordering::Relaxed);
@@ -274,9 +299,10 @@ impl<S: SmaStore> SmaHandler<S> {
     /// (both invocations failed): the dispatcher recorded the transaction when the Voice API
     /// placed the call, so the call goes on instead of being hung up as an orphan and
     /// dialed again. Costs two reads, only on this path.
-    async fn found_by_transaction(&self, event: &Event) -> Option<CallAttributes> {
+    async fn found_by_transaction(&self, event: &Event, budget: &Budget) -> Option<CallAttributes> {
         let transaction = TransactionId::parse(&event.call_details.transaction_id).ok()?;
-        match self.store.call_by_transaction(&transaction).await {
+        let found = self.store.call_by_transaction(&transaction);
+        match budget.within(found).await {
             Ok(Some(record)) => {
                 self.counters.recovered.fetch_add(1, Ordering::Relaxed);
                 info!(call_id = %record.id, "event without attributes matched to its call by its transaction");
@@ -291,23 +317,59 @@ impl<S: SmaStore> SmaHandler<S> {
         }
     }
 
-    async fn orphan(&self, event: &Event, payload: &Value, reason: &str) -> Response {
+    async fn orphan(
+        &self,
+        event: &Event,
+        payload: &Value,
+        reason: &str,
+        budget: &Budget,
+    ) -> Response {
         self.counters.orphans.fetch_add(1, Ordering::Relaxed);
         warn!(%reason, "orphan SMA event kept and answered safely");
-        let recorded = self
-            .store
-            .record_orphan(
-                &event.call_details.transaction_id,
-                Sequence::new(event.sequence),
-                event.event_type.as_str(),
-                &payload.to_string(),
-                self.clock.now(),
-            )
-            .await;
+        let raw = payload.to_string();
+        let kept = self.store.record_orphan(
+            &event.call_details.transaction_id,
+            Sequence::new(event.sequence),
+            event.event_type.as_str(),
+            &raw,
+            self.clock.now(),
+        );
+        let recorded = budget.within(kept).await;
         if let Err(e) = recorded {
             warn!(error = %e, "orphan event could not be kept");
         }
         respond::safe(event)
+    }
+}
+
+/// What is left of one event's [`EVENT_BUDGET`]. The budget bounds how long the SMA waits
+/// for its answer, which is real time: it is kept on tokio's timer, not on the handler's
+/// [`Clock`], which is the domain's time (the instants recorded and the due times decided)
+/// and which tests move at will. Tests of the budget pause tokio's time instead.
+struct Budget {
+    until: tokio::time::Instant,
+}
+
+impl Budget {
+    fn new() -> Self {
+        Self {
+            until: tokio::time::Instant::now() + EVENT_BUDGET,
+        }
+    }
+
+    /// `work`, unless the budget runs out first: then [`StoreError::Timeout`], and the
+    /// request is abandoned (a write may still land; the `Sequence` guard makes that safe).
+    async fn within<T>(
+        &self,
+        work: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout_at(self.until, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Timeout(
+                    format!("the event's {} ms budget ran out", EVENT_BUDGET.as_millis()).into(),
+                ))
+            })
     }
 }
 

@@ -7,6 +7,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use outdial_adapters::clock::SystemClock;
 use outdial_adapters::config::{Config, Deadline, aws_config};
 use outdial_adapters::store::DynamoStore;
+use outdial_core::messages::Function;
 use outdial_sma::{Settings, SmaHandler};
 use serde_json::Value;
 
@@ -15,7 +16,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let settings = Settings::from_env()?;
-    let sdk = aws_config(Deadline::HotPath).await;
+    let sdk = aws_config(Deadline::of(Function::Sma)).await;
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         &config.table,

@@ -4,12 +4,11 @@
 use std::sync::LazyLock;
 
 use outdial_core::contract::{Action, Event, EventType, ParticipantTag, Response};
-use outdial_core::lifecycle::{CallEvent, CallStatus, Change, EndRequest, Leg};
-use outdial_core::messages::{self, CallAttributes};
+use outdial_core::lifecycle::{CallStatus, Change};
+use outdial_core::messages::CallAttributes;
 use outdial_core::ports::DueChange;
 use outdial_core::record::Campaign;
 use outdial_core::retry::RetryPolicy;
-use outdial_core::sip::SipCode;
 use outdial_core::time::Timestamp;
 
 use crate::script_run::{self, Ctx, Progress};
@@ -32,38 +31,6 @@ pub struct Turn {
     pub script_outcome: Option<String>,
     pub error: Option<String>,
     pub due: DueChange,
-}
-
-/// What an event means for the call record.
-#[must_use]
-pub fn classify(event: &Event) -> CallEvent {
-    match &event.event_type {
-        EventType::NewOutboundCall => CallEvent::Placed,
-        EventType::Ringing => CallEvent::Ringing,
-        EventType::CallAnswered => CallEvent::Answered,
-        EventType::ActionSuccessful
-        | EventType::ActionFailed
-        | EventType::ActionInterrupted
-        | EventType::DigitsReceived => CallEvent::ScriptProgress,
-        EventType::Hangup => CallEvent::Hangup {
-            leg: if event.action_leg() == Some(ParticipantTag::LegB) {
-                Leg::Agent
-            } else {
-                Leg::Callee
-            },
-            code: event.sip_response_code(),
-        },
-        EventType::CallUpdateRequested => {
-            end_request(event).map_or(CallEvent::Other, CallEvent::EndRequested)
-        }
-        EventType::InvalidLambdaResponse => CallEvent::InvalidResponse,
-        EventType::NewInboundCall | EventType::Unknown(_) => CallEvent::Other,
-    }
-}
-
-/// Our command in `UpdateSipMediaApplicationCall` arguments ([`messages::decode_end`]).
-fn end_request(event: &Event) -> Option<EndRequest> {
-    messages::decode_end(&event.arguments()?)
 }
 
 /// Whether deciding this event needs the campaign (its script, or its retry policy).
@@ -160,11 +127,7 @@ pub fn decide(
     });
     let sip_code = (event.event_type == EventType::Hangup)
         .then(|| event.sip_response_code())
-        .and_then(|c| match c {
-            SipCode::Absent => None,
-            SipCode::Code(n) => Some(n.to_string()),
-            SipCode::Unreadable(s) => Some(s),
-        });
+        .and_then(|c| c.stored());
     let limits = campaign.map(|c| c.limits).unwrap_or_default();
     let due = if let Some(after_retry) = change.retry_after {
         DueChange::At(now.plus(after_retry))

@@ -7,6 +7,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use outdial_adapters::clock::SystemClock;
 use outdial_adapters::config::{Config, Deadline, aws_config};
 use outdial_adapters::counters::DynamoCounters;
+use outdial_core::messages::Function;
 use outdial_core::time::Clock;
 use outdial_stream::StreamHandler;
 use serde_json::Value;
@@ -15,7 +16,7 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let sdk = aws_config(Deadline::Background).await;
+    let sdk = aws_config(Deadline::of(Function::Stream)).await;
     let store = DynamoCounters::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let handler = Arc::new(StreamHandler::new(store, Arc::clone(&clock)));

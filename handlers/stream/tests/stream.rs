@@ -685,7 +685,8 @@ impl Report {
                 Some("QUEUED") => {}
                 Some("RETRY_WAIT") if num(old, "attempt") == num(new, "attempt") => {}
                 Some("RETRY_WAIT") => {
-                    *self.ended.entry(s(new, "outcome").unwrap()).or_insert(0) += 1
+                    let ended_as = s(new, "outcome").unwrap_or_else(|| "LOST".to_owned());
+                    *self.ended.entry(ended_as).or_insert(0) += 1;
                 }
                 Some(terminal) => *self.ended.entry(terminal.to_owned()).or_insert(0) += 1,
                 None => {}

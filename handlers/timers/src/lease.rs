@@ -1,5 +1,6 @@
 //! A dispatcher's run over one shard: it takes the shard's lease, ticks until its time is
-//! up (renewing the lease), and hands the lease back once every claimed dial is settled.
+//! up (renewing the lease), and hands the lease back once every claimed dial is settled, all
+//! within [`TAIL`] of its end.
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use outdial_core::time::Timestamp;
 use tracing::{info, warn};
 
 use crate::dispatcher::Dispatcher;
+use crate::invoke::TAIL;
 
 /// How long a dispatcher's lease on its shard lasts; it renews it well before.
 pub const LEASE: Duration = Duration::from_secs(20);
@@ -100,10 +102,21 @@ where
             clock.sleep(pause.min(until.since(now))).await;
             now = clock.now();
         };
-        // Every claimed dial is sent (or given back) before the lease goes.
-        self.settle().await;
+        // Every claimed dial is sent (or given back) before the lease goes, within TAIL of
+        // `until`: whatever the Voice API and the table do, the invocation ends inside its
+        // Lambda timeout. A dial still waiting for its answer then goes on without this run
+        // (its watchdog decides what became of it), and a lease not given back runs out.
+        let tail_end = until.plus(TAIL);
+        let within = |at: Timestamp| clock.sleep(at.since(clock.now()));
+        tokio::select! {
+            () = self.settle() => {}
+            () = within(tail_end) => warn!(shard, "dials still unanswered at the end of the run's tail; left to their watchdogs"),
+        }
         result?;
-        self.shared.store.unlease(shard, owner).await?;
+        tokio::select! {
+            given_back = self.shared.store.unlease(shard, owner) => given_back?,
+            () = within(tail_end) => warn!(shard, "lease not given back within the run's tail; it runs out"),
+        }
         info!(shard, started = run.started, "dispatch run finished");
         Ok(Some(run))
     }

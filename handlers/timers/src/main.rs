@@ -11,6 +11,7 @@ use outdial_adapters::clock::SystemClock;
 use outdial_adapters::config::{Config, Deadline, aws_config};
 use outdial_adapters::dialer::ChimeDialer;
 use outdial_adapters::store::DynamoStore;
+use outdial_core::messages::Function;
 use outdial_core::time::{Clock, Timestamp};
 use outdial_timers::{Dispatcher, Settings, TimersConfig, invoke, is_scheduled};
 use serde_json::Value;
@@ -20,7 +21,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let timers = TimersConfig::from_env()?;
-    let sdk = aws_config(Deadline::Background).await;
+    let sdk = aws_config(Deadline::of(Function::Timers)).await;
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         &config.table,

@@ -88,10 +88,14 @@ pub struct Stats {
     pub refused: u32,
     /// Dials whose answer is unknown (left to the watchdog).
     pub unknown: u32,
-    /// Claimed dials queued again by their watchdog (never placed).
-    pub requeued: u32,
+    /// Attempts whose end could not be known (placing unknown, or the SMA no longer knew
+    /// the call and kept no `HANGUP` of it), queued as their next attempt.
+    pub retried: u32,
+    /// Calls the SMA no longer knew whose end was read from their orphaned `HANGUP`.
+    pub recovered: u32,
     /// Live calls the SMA was asked to end (watchdogs and cancels).
     pub hung_up: u32,
+    /// Attempts whose end could not be known, ended `LOST` (answered, or none left).
     pub lost: u32,
     /// Waiting calls ended without a dial (cancelled campaign, do-not-call list).
     pub cancelled: u32,
@@ -113,7 +117,8 @@ pub(crate) struct Totals {
     pub(crate) throttled: AtomicU32,
     pub(crate) refused: AtomicU32,
     pub(crate) unknown: AtomicU32,
-    pub(crate) requeued: AtomicU32,
+    pub(crate) retried: AtomicU32,
+    pub(crate) recovered: AtomicU32,
     pub(crate) hung_up: AtomicU32,
     pub(crate) lost: AtomicU32,
     pub(crate) cancelled: AtomicU32,
@@ -137,7 +142,8 @@ impl Totals {
             throttled: get(&self.throttled),
             refused: get(&self.refused),
             unknown: get(&self.unknown),
-            requeued: get(&self.requeued),
+            retried: get(&self.retried),
+            recovered: get(&self.recovered),
             hung_up: get(&self.hung_up),
             lost: get(&self.lost),
             cancelled: get(&self.cancelled),

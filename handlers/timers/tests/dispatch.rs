@@ -119,6 +119,14 @@ impl Default for Setup {
 }
 
 impl Setup {
+    /// Runs the dispatcher on a virtual clock, which the test moves: returned.
+    fn on_virtual_time(&mut self) -> Arc<ManualClock> {
+        let clock = Arc::new(ManualClock::at(Timestamp::from_millis(1_900_000_000_000)));
+        self.clock = clock.clone();
+        self.manual = Some(clock.clone());
+        clock
+    }
+
     /// `n` numbers, the callee of each from `callee(i)`.
     fn numbered(mut self, n: usize, callee: impl Fn(usize) -> Callee) -> Self {
         self.callees = (0..n)
@@ -246,6 +254,31 @@ impl Harness {
         }
     }
 
+    /// As [`Self::until_all_terminal`], on the virtual `clock`: 20 virtual ms a round, with a
+    /// few real ms for the dial tasks the clock woke and the simulator's calls, and
+    /// `each_round` after every tick. The dispatcher's pacing, its rate's recovery, its
+    /// watchdogs and the retries' delays see the same time line however loaded the machine.
+    async fn until_all_terminal_on(
+        &self,
+        clock: &ManualClock,
+        mut each_round: impl FnMut(&Self),
+    ) -> BTreeMap<String, CallStatus> {
+        for round in 0.. {
+            self.dispatcher.tick(0).await.unwrap();
+            each_round(self);
+            let statuses = self.statuses().await;
+            if statuses.values().all(|s| s.is_terminal()) && self.sim.live_calls() == 0 {
+                self.settle().await;
+                return statuses;
+            }
+            // Ten virtual minutes: far more than any of these campaigns needs.
+            assert!(round < 30_000, "{statuses:?}");
+            clock.advance(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        unreachable!("the loop returns or fails")
+    }
+
     async fn tick_and_settle(&self) {
         self.dispatcher.tick(0).await.unwrap();
         self.settle().await;
@@ -318,31 +351,16 @@ async fn a_429_storm_slows_dialing_and_loses_no_call() {
     };
     let mut setup = Setup::default().numbered(20, |i| mixed(i).0);
     setup.faults = faults;
-    // The dispatcher's time is virtual and moves only here, 20 ms a round: its pacing, its
-    // rate's recovery and its watchdogs see the same time line however loaded the machine.
-    let clock = Arc::new(ManualClock::at(Timestamp::from_millis(1_900_000_000_000)));
-    setup.clock = clock.clone();
-    setup.manual = Some(clock.clone());
+    let clock = setup.on_virtual_time();
     let h = setup.start().await;
-    // Ticks as `until_all_terminal` does, watching the account's rate as the 429s come.
+    // The account's rate, watched as the 429s come.
     let mut lowest = f64::INFINITY;
-    for round in 0.. {
-        h.dispatcher.tick(0).await.unwrap();
-        lowest = lowest.min(h.dispatcher.account_rate());
-        let statuses = h.statuses().await;
-        if statuses.values().all(|s| s.is_terminal()) && h.sim.live_calls() == 0 {
-            for (i, call) in h.calls.iter().enumerate() {
-                assert_eq!(statuses[call.to.as_str()], mixed(i).1, "{}", call.to);
-            }
-            break;
-        }
-        // Ten virtual minutes: far more than 20 calls at the halved rate need.
-        assert!(round < 30_000, "{statuses:?}");
-        clock.advance(Duration::from_millis(20));
-        // Real time for the dial tasks the clock woke, and the simulator's calls.
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    let statuses = h
+        .until_all_terminal_on(&clock, |h| lowest = lowest.min(h.dispatcher.account_rate()))
+        .await;
+    for (i, call) in h.calls.iter().enumerate() {
+        assert_eq!(statuses[call.to.as_str()], mixed(i).1, "{}", call.to);
     }
-    h.settle().await;
     let report = h.sim.report();
     assert_clean(&report);
     let stats = h.dispatcher.stats();
@@ -355,14 +373,37 @@ async fn a_429_storm_slows_dialing_and_loses_no_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_answers_from_the_api_never_dial_an_attempt_twice() {
     // A third of the dials fail with a 500 before the call is placed, a fifth after it was
-    // placed: the watchdog queues the first kind again and lets the second kind run.
-    let faults = Faults {
+    // placed. A placed call's events show it placed and it runs. Of one that was not,
+    // nothing arrives: its watchdog cannot know whether it was placed, so it gives the
+    // attempt up and the call is dialed again as its next attempt, never as the same one.
+    let mut setup = Setup::default().numbered(20, |_| answers());
+    setup.faults = Faults {
         create_error: 0.3,
         create_error_after_placed: 0.2,
         ..Faults::default()
     };
-    let (_, stats) = mixed_campaign(faults, Duration::from_millis(400)).await;
-    assert!(stats.unknown > 0 && stats.requeued > 0, "{stats:?}");
+    setup.retry.max_attempts = 8;
+    setup.retry.failed_after_s = 1;
+    setup.settings.first_event_within = Duration::from_millis(400);
+    let clock = setup.on_virtual_time();
+    let h = setup.start().await;
+    let statuses = h.until_all_terminal_on(&clock, |_| {}).await;
+    assert!(
+        statuses.values().all(|s| *s == CallStatus::Completed),
+        "{statuses:?}"
+    );
+    let report = h.sim.report();
+    assert_clean(&report);
+    let stats = h.dispatcher.stats();
+    assert!(stats.unknown > 0 && stats.retried > 0, "{stats:?}");
+    assert_eq!(stats.lost, 0, "{stats:?}");
+    // Every attempt given up on was dialed again as a later attempt, never as itself.
+    let mut attempts = 0;
+    for call in &h.calls {
+        let record = h.store.call(&call.id).await.unwrap();
+        attempts += record.attempt.get();
+    }
+    assert_eq!(attempts as usize, 20 + stats.retried as usize, "{stats:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -399,7 +440,7 @@ async fn calls_whose_handler_invocations_all_fail_end_without_a_second_dial() {
         .filter(|s| **s == CallStatus::Lost)
         .count();
     assert_eq!(
-        (stats.dialed, stats.requeued, stats.lost as usize),
+        (stats.dialed, stats.retried, stats.lost as usize),
         (20, 0, lost)
     );
 }
@@ -478,6 +519,15 @@ async fn a_dispatcher_killed_mid_batch_loses_and_doubles_no_call() {
     // Long enough that a dial the killed dispatcher sent reports its first event before the
     // watchdog gives up on it, even on a loaded machine.
     setup.settings.first_event_within = Duration::from_secs(2);
+    // A dial the killed dispatcher claimed may or may not have gone out: its watchdog gives
+    // the attempt up, and the call is dialed again as its second attempt a second later.
+    setup.retry = RetrySpec {
+        max_attempts: 2,
+        busy_after_s: 1,
+        no_answer_after_s: 1,
+        failed_after_s: 1,
+        declined_after_s: None,
+    };
     let h = setup.start().await;
     // The first dispatcher runs in a task that is killed part-way: dials claimed and not
     // sent, requests in flight and answers not recorded all die with it.

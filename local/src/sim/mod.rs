@@ -354,6 +354,19 @@ pub fn voice_client(endpoint: &str) -> aws_sdk_chimesdkvoice::Client {
     )
 }
 
+/// The Voice API client `function` has in production (its timeouts and retries), for the
+/// simulator at `endpoint`.
+#[must_use]
+pub fn function_voice_client(
+    endpoint: &str,
+    function: outdial_core::messages::Function,
+) -> aws_sdk_chimesdkvoice::Client {
+    let deadline = outdial_adapters::config::Deadline::of(function);
+    aws_sdk_chimesdkvoice::Client::from_conf(
+        crate::local_config!(aws_sdk_chimesdkvoice, endpoint, deadline).build(),
+    )
+}
+
 /// A Voice API error, shaped as the service sends it (rest-json: the code in
 /// `x-amzn-ErrorType`, the message in the body).
 fn api_error(status: StatusCode, code: &str, message: &str) -> Response {

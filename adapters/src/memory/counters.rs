@@ -1,0 +1,79 @@
+//! [`CounterStore`] on [`MemoryStore`]: the stream's counters with one watermark per stream
+//! shard, applied only past the watermark, as `DynamoCounters` applies them; campaign
+//! completion; event history. The counters are the ones a claim adds `live` to, as the
+//! `COUNTERS` item is shared in the table.
+
+use outdial_core::counters::{
+    CampaignCounters, CounterStore, CounterWrite, HistoryItem, Span, WATERMARK_RETENTION,
+};
+use outdial_core::ids::CampaignId;
+use outdial_core::ports::StoreError;
+use outdial_core::record::CampaignStatus;
+use outdial_core::time::Timestamp;
+
+use super::MemoryStore;
+
+impl CounterStore for MemoryStore {
+    async fn apply(
+        &self,
+        campaign: &CampaignId,
+        span: &Span,
+        delta: &CampaignCounters,
+    ) -> Result<CounterWrite, StoreError> {
+        let mut t = self.request();
+        let row = t.counters_of(campaign);
+        if let Some((watermark, _)) = row.watermarks.get(&span.shard) {
+            if *watermark >= span.first {
+                return Ok(CounterWrite::Behind {
+                    watermark: watermark.clone(),
+                    counters: row.counters.clone(),
+                });
+            }
+        }
+        row.counters += delta;
+        let written_at = match (span.written_at, row.watermarks.get(&span.shard)) {
+            (Some(at), _) => Some(at),
+            // Without a time the watermark moves and keeps the time it had.
+            (None, Some((_, before))) => *before,
+            (None, None) => None,
+        };
+        row.watermarks
+            .insert(span.shard.clone(), (span.last.clone(), written_at));
+        if let Some(at) = span.written_at {
+            // The shards whose newest record is out of the stream: their watermarks go.
+            let retention = i64::try_from(WATERMARK_RETENTION.as_millis()).unwrap_or(i64::MAX);
+            let horizon = at.as_millis().saturating_sub(retention);
+            row.watermarks.retain(|_, (_, written)| {
+                written.is_none_or(|w: Timestamp| w.as_millis() >= horizon)
+            });
+        }
+        Ok(CounterWrite::Applied(row.counters.clone()))
+    }
+
+    async fn complete_campaign(
+        &self,
+        campaign: &CampaignId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut t = self.request();
+        match t.campaigns.get_mut(campaign) {
+            Some(row) if row.campaign.status == CampaignStatus::Active => {
+                row.campaign.status = CampaignStatus::Completed;
+                row.completed_at = Some(now);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn record_history(&self, items: &[HistoryItem]) -> Result<(), StoreError> {
+        let mut t = self.request();
+        for item in items {
+            t.history
+                .entry(item.call_id.clone())
+                .or_default()
+                .insert((item.entry.attempt, item.entry.seq), item.clone());
+        }
+        Ok(())
+    }
+}
