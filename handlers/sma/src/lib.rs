@@ -235,8 +235,7 @@ impl<S: SmaStore> SmaHandler<S> {
                 response: to_json(&turn.response).to_string(),
                 at: now,
             };
-            match budget.within(self.store.apply_event(&write)).await
-            {
+            match budget.within(self.store.apply_event(&write)).await {
                 Ok(Applied::Written(record)) => {
                     info!(
                         status = record.status.as_str(),

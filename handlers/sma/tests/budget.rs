@@ -63,7 +63,10 @@ async fn answered_at_the_budget(store: Stalled, event: Value) -> Value {
         async move { handler.handle(event).await }
     });
     tokio::time::sleep(EVENT_BUDGET - Duration::from_millis(1)).await;
-    assert!(!running.is_finished(), "answered before the budget was spent");
+    assert!(
+        !running.is_finished(),
+        "answered before the budget was spent"
+    );
     tokio::time::sleep(Duration::from_millis(2)).await;
     assert!(running.is_finished(), "answered once the budget is spent");
     let answer = running.await.unwrap();

@@ -50,7 +50,10 @@ pub const MARGIN: Duration = Duration::from_secs(5);
 /// inside [`MARGIN`], so that the invocation ends before its deadline whatever the Voice API
 /// and the table do. The function's worst path is its run ([`RUN_FOR`]) and this tail.
 pub const TAIL: Duration = Duration::from_secs(4);
-const _: () = assert!(TAIL.as_millis() < MARGIN.as_millis(), "the tail ends inside the margin");
+const _: () = assert!(
+    TAIL.as_millis() < MARGIN.as_millis(),
+    "the tail ends inside the margin"
+);
 
 /// What one invocation of the timers function did.
 #[derive(Debug, Clone, PartialEq)]
