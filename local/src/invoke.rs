@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -143,6 +143,11 @@ impl Functions {
     }
 }
 
+/// The largest payload Lambda takes in a synchronous invocation (`RequestResponse`).
+pub const SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
+/// The largest payload Lambda takes in an asynchronous invocation (`Event`).
+pub const ASYNC_PAYLOAD: usize = 1024 * 1024;
+
 /// A running local Invoke API; dropping it stops the server.
 #[derive(Debug)]
 pub struct InvokeApi {
@@ -156,8 +161,11 @@ impl InvokeApi {
     /// # Errors
     /// When no loopback port can be bound.
     pub async fn start(functions: Functions) -> anyhow::Result<Self> {
+        // The payload quotas are Lambda's, checked in `invoke`: the web framework's own body
+        // limit would drop the connection instead of answering as Lambda does.
         let app = Router::new()
             .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+            .layer(DefaultBodyLimit::disable())
             .with_state(functions);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -216,6 +224,25 @@ async fn invoke(
             &format!("Function not found: {name}"),
         );
     }
+    let kind = headers
+        .get("x-amz-invocation-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("RequestResponse");
+    let quota = if kind == "Event" {
+        ASYNC_PAYLOAD
+    } else {
+        SYNC_PAYLOAD
+    };
+    if body.len() > quota {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestTooLargeException",
+            &format!(
+                "Request must be smaller than {quota} bytes for the {kind} invocation type, got {}",
+                body.len()
+            ),
+        );
+    }
     let event: Value = if body.is_empty() {
         Value::Null
     } else {
@@ -230,10 +257,6 @@ async fn invoke(
             }
         }
     };
-    let kind = headers
-        .get("x-amz-invocation-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("RequestResponse");
     match kind {
         "DryRun" => StatusCode::NO_CONTENT.into_response(),
         "Event" => {
@@ -381,5 +404,42 @@ mod tests {
         let latency = functions.latency("echo");
         assert!(latency.invocations >= 1 && latency.p99_ms >= latency.p50_ms);
         assert_eq!(functions.latency("broken").errors, 1);
+    }
+
+    #[tokio::test]
+    async fn a_payload_over_lambdas_quota_is_refused_with_413_as_lambda_refuses_it() {
+        let functions = Functions::default();
+        functions.add("echo", function(|event| async move { Ok(event) }));
+        let api = InvokeApi::start(functions).await.unwrap();
+        let client = lambda_client(&api.endpoint());
+        let payload = |bytes: usize| {
+            let text = format!("\"{}\"", "x".repeat(bytes - 2));
+            aws_sdk_lambda::primitives::Blob::new(text)
+        };
+        let too_large = |kind, bytes| {
+            let client = client.clone();
+            async move {
+                let out = client
+                    .invoke()
+                    .function_name("echo")
+                    .invocation_type(kind)
+                    .payload(payload(bytes))
+                    .send()
+                    .await;
+                match out {
+                    Ok(_) => false,
+                    Err(e) => {
+                        let e = e.into_service_error();
+                        assert!(e.is_request_too_large_exception(), "{e:?}");
+                        true
+                    }
+                }
+            }
+        };
+        use aws_sdk_lambda::types::InvocationType::{Event, RequestResponse};
+        assert!(!too_large(RequestResponse, SYNC_PAYLOAD).await);
+        assert!(too_large(RequestResponse, SYNC_PAYLOAD + 1).await);
+        assert!(!too_large(Event, ASYNC_PAYLOAD).await);
+        assert!(too_large(Event, ASYNC_PAYLOAD + 1).await);
     }
 }
