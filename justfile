@@ -46,6 +46,7 @@ test: setup
     @# checks them against the template, so what an earlier run recorded must not count.
     rm -rf target/aws-operations
     cargo test --workspace --locked
+    scripts/probe-api.sh
     if [ -f infra/package.json ]; then npm test --prefix infra; fi
 
 # The SMA handler's work per event (store faked), the release binary's start-up to its first

@@ -13,7 +13,8 @@
 //! every field is empty is blank, skipped and still counted.
 //!
 //! Checks per row, first fault wins: the number (parsed to E.164 with the request's default
-//! region), a duplicate of an earlier row, the time zone (IANA), the template variables
+//! region, then a destination the account calls: `crate::destinations`), a duplicate of an
+//! earlier row, the time zone (IANA), the template variables
 //! (at most [`MAX_VARS`] of at most [`MAX_VARS_BYTES`] in all, and every variable the script
 //! uses present). The do-not-call list is checked last, for the rows that passed, in one
 //! batched lookup.
@@ -25,6 +26,7 @@ use outdial_core::record::{MAX_VARS, MAX_VARS_BYTES};
 use outdial_core::window::Zone;
 use serde_json::Value;
 
+use crate::destinations::{AllowedCountries, Destinations};
 use crate::errors::FieldError;
 pub use crate::errors::{ListError, Rejected};
 use crate::phone::{self, Region};
@@ -34,7 +36,7 @@ pub const MAX_CONTACTS: usize = 200_000;
 /// The most bytes of rejected rows one answer lists; past that only their count is given
 /// (an answer must stay under Lambda's 6 MB).
 pub const MAX_LISTED_BYTES: usize = 4_000_000;
-/// The longest variable name.
+/// The longest variable name, in characters.
 const MAX_VAR_NAME: usize = 64;
 
 /// Header names the number column may have, and the time-zone column.
@@ -230,7 +232,7 @@ impl Columns {
                 to.push(i);
             } else if TZ_COLUMNS.contains(&lower.as_str()) {
                 tz.push(i);
-            } else if name.len() > MAX_VAR_NAME {
+            } else if name.chars().count() > MAX_VAR_NAME {
                 errors.push(FieldError::new(
                     "header",
                     format!("column names are at most {MAX_VAR_NAME} characters"),
@@ -388,16 +390,36 @@ fn json_row(at: Position, item: Value) -> Row {
     row
 }
 
-/// Checks rows in order; the do-not-call list is applied afterwards
-/// ([`Checked::drop_do_not_call`]).
+/// Checks rows in order, reading national numbers in `region` and calling only that region
+/// (the default allow-list for a campaign in `region`); the do-not-call list is applied
+/// afterwards ([`Checked::drop_do_not_call`]).
 #[must_use]
 pub fn check(rows: Vec<Row>, region: Region, script_vars: &BTreeSet<String>) -> Checked {
+    let destinations = AllowedCountries::CampaignRegion.for_request(region, region);
+    check_for(rows, region, script_vars, Some(&destinations))
+}
+
+/// [`check`], calling the `destinations` a request may call; with `None`, a caller that
+/// answers a refused destination its own way checks it afterwards.
+#[must_use]
+pub fn check_for(
+    rows: Vec<Row>,
+    region: Region,
+    script_vars: &BTreeSet<String>,
+    destinations: Option<&Destinations>,
+) -> Checked {
     let mut checked = Checked::default();
     let mut first_seen: HashMap<E164, Position> = HashMap::with_capacity(rows.len());
     let mut zones: HashMap<String, bool> = HashMap::new();
     for row in rows {
         let at = row.at;
-        match check_row(row, region, script_vars, &mut first_seen, &mut zones) {
+        match check_row(
+            row,
+            (region, destinations),
+            script_vars,
+            &mut first_seen,
+            &mut zones,
+        ) {
             Ok(contact) => checked.accepted.push(contact),
             Err(fault) => checked.rejected.push(Rejected::new(at, fault)),
         }
@@ -407,7 +429,7 @@ pub fn check(rows: Vec<Row>, region: Region, script_vars: &BTreeSet<String>) -> 
 
 fn check_row(
     row: Row,
-    region: Region,
+    (region, destinations): (Region, Option<&Destinations>),
     script_vars: &BTreeSet<String>,
     first_seen: &mut HashMap<E164, Position>,
     zones: &mut HashMap<String, bool>,
@@ -416,6 +438,11 @@ fn check_row(
         return Err(fault);
     }
     let to = phone::parse(&row.to, region).map_err(|e| FieldError::new("to", e.to_string()))?;
+    if let Some(destinations) = destinations {
+        destinations
+            .admit(&to)
+            .map_err(|e| FieldError::new("to", e.to_string()))?;
+    }
     if let Some(first) = first_seen.get(&to) {
         return Err(FieldError::new(
             "to",
@@ -455,7 +482,12 @@ pub fn check_vars(
             format!("has {} variables; at most {MAX_VARS}", vars.len()),
         ));
     }
-    if let Some(bad) = vars.keys().find(|k| k.is_empty() || k.len() > MAX_VAR_NAME) {
+    // Characters, as the OpenAPI document's `maxLength` counts them; the byte budget below
+    // bounds the item.
+    if let Some(bad) = vars
+        .keys()
+        .find(|k| k.is_empty() || k.chars().count() > MAX_VAR_NAME)
+    {
         return Err(FieldError::new(
             format!("vars.{bad}"),
             format!("a variable name is 1 to {MAX_VAR_NAME} characters"),

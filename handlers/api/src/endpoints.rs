@@ -18,6 +18,7 @@ use outdial_core::window::{CallingWindow, zone_for};
 use serde_json::Value;
 
 use crate::contacts::{self, Checked, Contact};
+use crate::destinations::Destinations;
 use crate::idempotency::Seed;
 use crate::phone::{self, Region};
 use crate::problem::{ApiError, FieldError, Reply};
@@ -51,7 +52,8 @@ pub fn call_id(raw: &str) -> Result<CallId, ApiError> {
     CallId::parse(raw).map_err(|_| ApiError::NotFound("no such call".into()))
 }
 
-/// A number in a `/dnc/{e164}` path: E.164 only, since no region applies.
+/// A number in a `/dnc/{e164}` path: E.164 only, since no region applies. Taking a number
+/// off the list checks no more than that: an entry must always be removable.
 fn dnc_number(raw: &str) -> Result<E164, ApiError> {
     let field = "e164";
     if !raw.starts_with('+') {
@@ -117,7 +119,10 @@ fn first_due(window: Option<&CallingWindow>, contact: &Contact, now: Timestamp) 
 ///
 /// Each call is due about when the campaign's rate lets it go: the k-th contact that may
 /// first be called at the same moment (now, or its window's opening) is due
-/// [`due_offset`]`(k)` after it, so that campaigns running at once interleave.
+/// [`due_offset`]`(k)` after it, so that campaigns running at once interleave, but never
+/// more than [`spec::MAX_DUE_SPREAD`] after it: a due time is the earliest a call may go, the
+/// pacer holds the rest back, and a slow rate over a long list must not put calls past the
+/// time their items live.
 fn new_calls(
     campaign: &Campaign,
     accepted: &mut Vec<Contact>,
@@ -130,7 +135,7 @@ fn new_calls(
         .map(|c| {
             let first = first_due(campaign.window.as_ref(), &c, now);
             let k = behind.entry(first.as_millis()).or_insert(0);
-            let offset = due_offset(*k, campaign.pacing.calls_per_second);
+            let offset = due_offset(*k, campaign.pacing.calls_per_second).min(spec::MAX_DUE_SPREAD);
             *k += 1;
             Ok(NewCall {
                 id: seed.call_id(c.at.ordinal())?,
@@ -143,35 +148,38 @@ fn new_calls(
         .collect()
 }
 
-/// The opaque cursor of a listing: the store's cursor and the status filter it was for,
-/// hex-encoded.
-fn encode_cursor(status: Option<CallStatus>, store_cursor: &str) -> String {
-    let raw = format!(
-        "v1|{}|{store_cursor}",
-        status.map_or("", CallStatus::as_str)
-    );
-    raw.bytes().map(|b| format!("{b:02x}")).collect()
+/// The cursor of a listing: the position it stopped at, the store's `<status>#<call id>`
+/// with a `.` for its `#` (which a URL would need escaped). Opaque to callers, but a position
+/// rather than a token: any position is a place to continue from, so the document can say
+/// exactly which cursors are valid, and a cursor is valid with any `status` filter.
+fn encode_cursor(store_cursor: &str) -> String {
+    store_cursor.replacen('#', ".", 1)
 }
 
-fn decode_cursor(status: Option<CallStatus>, cursor: &str) -> Result<String, ApiError> {
+/// Where a listing filtered by `status` continues after a cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Resume {
+    /// After this store cursor.
+    After(String),
+    /// At the start: the cursor lies before every call in the filter's status.
+    Start,
+    /// Nowhere: the cursor lies after every call in the filter's status.
+    Done,
+}
+
+fn decode_cursor(status: Option<CallStatus>, cursor: &str) -> Result<Resume, ApiError> {
     let bad = || ApiError::field("cursor", "is not a cursor this listing returned");
-    if cursor.len() % 2 != 0 || cursor.len() > 512 {
-        return Err(bad());
-    }
-    let bytes = (0..cursor.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(cursor.get(i..i + 2).ok_or_else(bad)?, 16).map_err(|_| bad()))
-        .collect::<Result<Vec<u8>, ApiError>>()?;
-    let raw = String::from_utf8(bytes).map_err(|_| bad())?;
-    let mut parts = raw.splitn(3, '|');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some("v1"), Some(filter), Some(inner))
-            if filter == status.map_or("", CallStatus::as_str) && !inner.is_empty() =>
-        {
-            Ok(inner.to_owned())
-        }
-        _ => Err(bad()),
-    }
+    let (raw, id) = cursor.split_once('.').ok_or_else(bad)?;
+    let at = raw.parse::<CallStatus>().map_err(|_| bad())?;
+    let id = CallId::parse(id).map_err(|_| bad())?;
+    let store_cursor = format!("{}#{id}", at.as_str());
+    // The index orders calls by `<status>#<id>`, and no status is a prefix of another: a
+    // position in another status lies wholly before or wholly after the filter's calls.
+    Ok(match status {
+        Some(filter) if filter != at && at.as_str() < filter.as_str() => Resume::Start,
+        Some(filter) if filter != at => Resume::Done,
+        _ => Resume::After(store_cursor),
+    })
 }
 
 impl<S, D, T> Api<S, D, T>
@@ -223,17 +231,28 @@ where
             }
         };
         let spec = spec::parse(spec_value, spec_field).map_err(ApiError::Invalid)?;
+        let now = self.clock.now();
+        spec::check_opening(spec.window.as_ref(), now)
+            .map_err(|reason| ApiError::field(format!("{spec_field}.window"), reason))?;
         let script_vars = spec.script.variables();
         let rows = match json_contacts {
             Some(contacts) => contacts::from_json(contacts)?,
             None => contacts::from_csv(request::text(req)?, &script_vars)?,
         };
         let given = rows.len();
+        let destinations = self
+            .allowed
+            .for_request(spec.default_region, spec.default_region);
         let mut checked = self
-            .checked(rows, spec.default_region, &script_vars, given)
+            .checked(
+                rows,
+                spec.default_region,
+                &destinations,
+                &script_vars,
+                given,
+            )
             .await?;
         let accepted = checked.accepted.len();
-        let now = self.clock.now();
         let campaign = Campaign {
             id: seed.campaign_id()?,
             name: spec.name,
@@ -270,10 +289,11 @@ where
         &self,
         rows: Vec<contacts::Row>,
         region: Region,
+        destinations: &Destinations,
         script_vars: &BTreeSet<String>,
         given: usize,
     ) -> Result<Checked, ApiError> {
-        let mut checked = contacts::check(rows, region, script_vars);
+        let mut checked = contacts::check_for(rows, region, script_vars, Some(destinations));
         let numbers: Vec<E164> = checked.accepted.iter().map(|c| c.to.clone()).collect();
         let blocked = self.store.on_do_not_call(&numbers).await?;
         checked.drop_do_not_call(&blocked);
@@ -288,7 +308,9 @@ where
         Ok(checked)
     }
 
-    /// A campaign that may take new calls, read again when a write found it changed.
+    /// A campaign that may take new calls, read again when a write found it changed: not
+    /// cancelled, and with a calling window that opens soon enough for calls added now
+    /// ([`spec::check_opening`]; skipped dates can push it out after the campaign began).
     async fn open_campaign(&self, id: &CampaignId) -> Result<Campaign, ApiError> {
         let campaign = self
             .store
@@ -300,6 +322,9 @@ where
                 "the campaign is cancelled; it takes no new calls",
             ));
         }
+        spec::check_opening(campaign.window.as_ref(), self.clock.now()).map_err(|reason| {
+            ApiError::conflict(format!("the campaign's calling window {reason}"))
+        })?;
         Ok(campaign)
     }
 
@@ -357,7 +382,10 @@ where
             ));
         }
         let given = rows.len();
-        let mut checked = self.checked(rows, region, &script_vars, given).await?;
+        let destinations = self.allowed.for_request(campaign_region(&campaign), region);
+        let mut checked = self
+            .checked(rows, region, &destinations, &script_vars, given)
+            .await?;
         let accepted = checked.accepted.len();
         let now = self.clock.now();
         let calls = new_calls(&campaign, &mut checked.accepted, &seed, now)?;
@@ -415,9 +443,17 @@ where
         let region = region.unwrap_or_else(|| campaign_region(&campaign));
         let script_vars = campaign.script.variables();
         let rows = contacts::from_json(Value::Array(vec![Value::Object(body)]))?;
-        let mut checked = contacts::check(rows, region, &script_vars);
+        // A number that cannot be read is a bad request; one read well that the account
+        // never or may not call is refused on its own terms, as the do-not-call list is.
+        let mut checked = contacts::check_for(rows, region, &script_vars, None);
         if let Some(rejected) = checked.rejected.pop() {
             return Err(ApiError::field(rejected.field, rejected.reason));
+        }
+        let destinations = self.allowed.for_request(campaign_region(&campaign), region);
+        for contact in &checked.accepted {
+            destinations
+                .admit(&contact.to)
+                .map_err(|e| ApiError::Refused(FieldError::new("to", e.to_string())))?;
         }
         let numbers: Vec<E164> = checked.accepted.iter().map(|c| c.to.clone()).collect();
         if !self.store.on_do_not_call(&numbers).await?.is_empty() {
@@ -570,7 +606,7 @@ where
     ) -> Result<Reply, ApiError> {
         let query = request::query(req);
         let mut errors = Vec::new();
-        let status = match query.first("status").filter(|s| !s.is_empty()) {
+        let status = match query.first("status") {
             None => None,
             Some(raw) => raw
                 .to_ascii_uppercase()
@@ -600,15 +636,27 @@ where
         if !errors.is_empty() {
             return Err(ApiError::Invalid(errors));
         }
-        let cursor = query
+        let resume = query
             .first("cursor")
-            .filter(|c| !c.is_empty())
             .map(|c| decode_cursor(status, c))
             .transpose()?;
         self.store
             .campaign(id)
             .await
             .map_err(|e| ApiError::from_store(e, "campaign"))?;
+        let cursor = match resume {
+            None | Some(Resume::Start) => None,
+            Some(Resume::After(cursor)) => Some(cursor),
+            Some(Resume::Done) => {
+                return Reply::json(
+                    StatusCode::OK,
+                    &views::CallPage {
+                        calls: Vec::new(),
+                        next_cursor: None,
+                    },
+                );
+            }
+        };
         let page = match self
             .store
             .list_calls(id, status, limit, cursor.as_deref())
@@ -627,7 +675,7 @@ where
             StatusCode::OK,
             &views::CallPage {
                 calls: page.items.iter().map(views::Call::new).collect(),
-                next_cursor: page.next.as_deref().map(|c| encode_cursor(status, c)),
+                next_cursor: page.next.as_deref().map(encode_cursor),
             },
         )
     }
@@ -645,9 +693,12 @@ where
         )
     }
 
-    /// `PUT /dnc/{e164}`.
+    /// `PUT /dnc/{e164}`: any number that could be a destination one day, whatever the
+    /// allow-list says today (`crate::destinations`); never one that is never called.
     pub(crate) async fn add_do_not_call(&self, raw: &str) -> Result<Reply, ApiError> {
         let number = dnc_number(raw)?;
+        phone::dialable(&number)
+            .map_err(|e| ApiError::Refused(FieldError::new("e164", e.to_string())))?;
         self.store
             .add_do_not_call(&number, self.clock.now())
             .await?;

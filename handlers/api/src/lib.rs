@@ -14,6 +14,7 @@
 //! - [`request`]: reading a request (path, query, content type, body);
 //! - [`spec`]: a campaign's spec, checked field by field;
 //! - [`phone`]: numbers as people write them, to E.164;
+//! - [`destinations`]: the countries the account calls, and the numbers it never calls;
 //! - [`contacts`]: contact lists (CSV or JSON), checked row by row;
 //! - [`idempotency`]: request fingerprints and the ids a retry derives again;
 //! - [`endpoints`]: what each route does;
@@ -22,6 +23,7 @@
 
 pub mod auth;
 pub mod contacts;
+pub mod destinations;
 pub mod endpoints;
 pub mod idempotency;
 pub mod phone;

@@ -10,6 +10,7 @@ use outdial_adapters::config::{Config, Deadline, aws_config, required};
 use outdial_adapters::dialer::ChimeDialer;
 use outdial_adapters::store::DynamoStore;
 use outdial_adapters::trigger::LambdaTrigger;
+use outdial_api::destinations::AllowedCountries;
 use outdial_api::{Api, Settings};
 use outdial_core::messages::Function;
 
@@ -18,6 +19,7 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let settings = Settings::from_env()?;
+    let allowed = AllowedCountries::from_env()?;
     let env = |name: &str| std::env::var(name).ok();
     let sma_id = required(&env, "OUTDIAL_SMA_ID", "it names the SIP media application")?;
     let timers = required(
@@ -34,13 +36,10 @@ async fn main() -> Result<(), Error> {
     store.warm().await;
     let dialer = ChimeDialer::new(aws_sdk_chimesdkvoice::Client::new(&sdk), sma_id);
     let trigger = LambdaTrigger::new(aws_sdk_lambda::Client::new(&sdk), timers);
-    let api = Arc::new(Api::new(
-        store,
-        dialer,
-        trigger,
-        Arc::new(SystemClock),
-        settings,
-    ));
+    let api = Arc::new(
+        Api::new(store, dialer, trigger, Arc::new(SystemClock), settings)
+            .with_allowed_countries(allowed),
+    );
     lambda_http::run(service_fn(move |req: Request| {
         let api = Arc::clone(&api);
         async move { Ok::<_, Infallible>(api.handle(req).await) }

@@ -18,6 +18,14 @@
 //! not assigned yet (such as the fictional `555` numbers), which the network then reports
 //! as invalid: metadata lags behind numbering plans, and a refused valid number is worse than
 //! a failed call.
+//!
+//! [`dialable`] then says where a parsed number rings: its country (among the regions sharing
+//! its country code, by the metadata's leading digits and number patterns), or why it is
+//! never called whatever the account allows: premium-rate and shared-cost numbers, whose
+//! calls cost the caller more than a call should, and numbers of the country codes that name
+//! no country (international networks such as +882 and +883, satellite services such as +870
+//! and +881, global services such as +800, +808 and +979), which an allow-list of countries
+//! cannot name.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -100,6 +108,16 @@ pub enum NumberError {
         "could not be read unambiguously; write it in international form (+ and the country code)"
     )]
     Ambiguous,
+    #[error("is a premium-rate number, which is never called")]
+    PremiumRate,
+    #[error("is a shared-cost number, which is never called")]
+    SharedCost,
+    #[error(
+        "is a number of +{0}, an international network, satellite or global service rather than a country, which is never called"
+    )]
+    NonGeographic(u16),
+    #[error("is in {country}, a country this account does not call (it calls {allowed})")]
+    NotAllowed { country: String, allowed: String },
 }
 
 /// Parses a number as a contact list or a request writes it.
@@ -188,6 +206,47 @@ fn national(input: &str, region: Region) -> Result<(u16, String), NumberError> {
     }
 }
 
+/// Where a number rings and what it costs, as far as the allow-list is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    PremiumRate,
+    SharedCost,
+    /// Any other kind the metadata describes: fixed line, mobile, toll-free, personal,
+    /// VoIP, pager, UAN, voicemail.
+    Other,
+}
+
+/// One kind of number of a region: its full pattern and its lengths (none: any length the
+/// region's numbers have).
+#[derive(Debug)]
+struct KindPattern {
+    kind: Kind,
+    lengths: Vec<u16>,
+    pattern: Regex,
+}
+
+impl KindPattern {
+    fn matches(&self, national: &str, len: u16) -> bool {
+        (self.lengths.is_empty() || self.lengths.contains(&len)) && self.pattern.is_match(national)
+    }
+}
+
+/// What a region's numbers look like: the lengths its kinds of numbers have (its general
+/// description leaves them out), its general pattern, anchored at both ends (the crate's
+/// own matching anchors only the start), and what tells its numbers from those of the other
+/// regions sharing its country code: its leading digits, when the metadata gives them, and
+/// the pattern of each kind of number.
+#[derive(Debug)]
+struct Plan {
+    /// The ISO 3166 code, or `001` for a country code that names no country.
+    id: String,
+    lengths: Vec<u16>,
+    pattern: Regex,
+    /// Anchored at the start only: a prefix.
+    leading: Option<Regex>,
+    kinds: Vec<KindPattern>,
+}
+
 /// The national number must have a length some kind of number of the country has, and
 /// match the country's general number pattern in full, for one of the regions that share the
 /// country code.
@@ -216,13 +275,55 @@ fn check_plan(code: u16, national: &str) -> Result<(), NumberError> {
     }
 }
 
-/// What a region's numbers look like: the lengths its kinds of numbers have (its general
-/// description leaves them out) and its general pattern, anchored at both ends (the crate's
-/// own matching anchors only the start).
-#[derive(Debug)]
-struct Plan {
-    lengths: Vec<u16>,
-    pattern: Regex,
+/// The country code and national number of an E.164 number (country codes are a prefix
+/// code, so at most one prefix of 1 to 3 digits names one).
+fn split(number: &E164) -> Result<(u16, &str), NumberError> {
+    let digits = number.as_str().trim_start_matches('+');
+    for len in 1..=3.min(digits.len().saturating_sub(1)) {
+        let (code, national) = digits.split_at(len);
+        if let Ok(code) = code.parse::<u16>()
+            && DATABASE.region(&code).is_some()
+        {
+            return Ok((code, national));
+        }
+    }
+    Err(NumberError::UnknownCountryCode)
+}
+
+/// Where a number [`parse`] accepted rings: its country, or why it is never called
+/// (premium-rate, shared-cost, or a country code that names no country). The country is
+/// the region sharing the country code whose leading digits or kinds of number the national
+/// number matches (libphonenumber's rule); a number that matches none of them (an
+/// unassigned range such as the fictional `555` numbers) belongs to the code's main country.
+///
+/// # Errors
+/// A [`NumberError`] saying why the number is never called.
+pub fn dialable(number: &E164) -> Result<Region, NumberError> {
+    let (code, national) = split(number)?;
+    let plans = plans(code).ok_or(NumberError::UnknownCountryCode)?;
+    let len = u16::try_from(national.len()).unwrap_or(u16::MAX);
+    let plan = plans
+        .iter()
+        .find(|p| match &p.leading {
+            Some(leading) => leading.is_match(national),
+            None => p.kinds.iter().any(|k| k.matches(national, len)),
+        })
+        .or_else(|| plans.first())
+        .ok_or(NumberError::UnknownCountryCode)?;
+    let Ok(region) = Region::parse(&plan.id) else {
+        return Err(NumberError::NonGeographic(code));
+    };
+    match plan.kinds.iter().find(|k| k.matches(national, len)) {
+        Some(KindPattern {
+            kind: Kind::PremiumRate,
+            ..
+        }) => Err(NumberError::PremiumRate),
+        Some(KindPattern {
+            kind: Kind::SharedCost,
+            ..
+        }) => Err(NumberError::SharedCost),
+        _ => Ok(region),
+    }
 }
 
 /// The plans of the regions sharing country code `code`, the main one first; built once per
@@ -245,30 +346,57 @@ fn plans(code: u16) -> Option<Arc<[Plan]>> {
         .clone()
 }
 
-fn plan(region: &phonenumber::Metadata) -> Option<Plan> {
-    let d = region.descriptors();
-    let lengths = [
-        d.fixed_line(),
-        d.mobile(),
-        d.toll_free(),
-        d.premium_rate(),
-        d.shared_cost(),
-        d.personal_number(),
-        d.voip(),
-        d.pager(),
-        d.uan(),
-        d.voicemail(),
-    ]
-    .into_iter()
-    .flatten()
-    .flat_map(|desc| desc.possible_length().iter().copied())
-    .collect();
-    let pattern = d.general().national_number().as_str();
-    let pattern = RegexBuilder::new(&format!("^(?:{pattern})$"))
+/// `pattern` compiled as the metadata writes it (free spacing), anchored at the start and,
+/// when `whole`, at the end.
+fn anchored(pattern: &str, whole: bool) -> Option<Regex> {
+    let end = if whole { "$" } else { "" };
+    RegexBuilder::new(&format!("^(?:{pattern}){end}"))
         .ignore_whitespace(true)
         .build()
-        .ok()?;
-    Some(Plan { lengths, pattern })
+        .ok()
+}
+
+fn plan(region: &phonenumber::Metadata) -> Option<Plan> {
+    let d = region.descriptors();
+    // Premium rate first, as libphonenumber tells kinds apart: a range that is both premium
+    // and something else is premium.
+    let described = [
+        (Kind::PremiumRate, d.premium_rate()),
+        (Kind::SharedCost, d.shared_cost()),
+        (Kind::Other, d.fixed_line()),
+        (Kind::Other, d.mobile()),
+        (Kind::Other, d.toll_free()),
+        (Kind::Other, d.personal_number()),
+        (Kind::Other, d.voip()),
+        (Kind::Other, d.pager()),
+        (Kind::Other, d.uan()),
+        (Kind::Other, d.voicemail()),
+    ];
+    let lengths = described
+        .iter()
+        .filter_map(|(_, desc)| *desc)
+        .flat_map(|desc| desc.possible_length().iter().copied())
+        .collect();
+    let kinds = described
+        .iter()
+        .filter_map(|(kind, desc)| {
+            let desc = (*desc)?;
+            Some(KindPattern {
+                kind: *kind,
+                lengths: desc.possible_length().to_vec(),
+                pattern: anchored(desc.national_number().as_str(), true)?,
+            })
+        })
+        .collect();
+    Some(Plan {
+        id: region.id().to_owned(),
+        lengths,
+        pattern: anchored(d.general().national_number().as_str(), true)?,
+        leading: region
+            .leading_digits()
+            .and_then(|l| anchored(l.as_str(), false)),
+        kinds,
+    })
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ const TYPE_BASE: &str = "https://github.com/outdial/outdial/blob/main/docs/api.m
 
 /// Every problem type (the part of `type` after `#`); `docs/api.md` explains each under a
 /// heading of that name.
-pub const TYPES: [&str; 13] = [
+pub const TYPES: [&str; 14] = [
     "unauthorized",
     "not-found",
     "method-not-allowed",
@@ -34,6 +34,7 @@ pub const TYPES: [&str; 13] = [
     "invalid-request",
     "no-contact-accepted",
     "do-not-call",
+    "destination-refused",
     "conflict",
     "request-in-progress",
     "idempotency-key-reused",
@@ -72,6 +73,10 @@ pub enum ApiError {
     /// A single call's number is on the do-not-call list.
     #[error("the number is on the do-not-call list")]
     DoNotCall,
+    /// A well-formed number the account never calls or may not call
+    /// (`crate::destinations`): its field and why.
+    #[error("the destination is refused")]
+    Refused(FieldError),
     /// The resource is not in a state that allows the request.
     #[error("{detail}")]
     Conflict {
@@ -141,7 +146,7 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Invalid(_) => StatusCode::BAD_REQUEST,
-            Self::NoneAccepted { .. } | Self::DoNotCall | Self::KeyReused => {
+            Self::NoneAccepted { .. } | Self::DoNotCall | Self::Refused(_) | Self::KeyReused => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Self::Conflict { .. } | Self::InProgress { .. } => StatusCode::CONFLICT,
@@ -160,6 +165,7 @@ impl ApiError {
             Self::Invalid(_) => "invalid-request",
             Self::NoneAccepted { .. } => "no-contact-accepted",
             Self::DoNotCall => "do-not-call",
+            Self::Refused(_) => "destination-refused",
             Self::Conflict { .. } => "conflict",
             Self::InProgress { .. } => "request-in-progress",
             Self::KeyReused => "idempotency-key-reused",
@@ -178,6 +184,7 @@ impl ApiError {
             Self::Invalid(_) => "Invalid request",
             Self::NoneAccepted { .. } => "No contact was accepted",
             Self::DoNotCall => "Number on the do-not-call list",
+            Self::Refused(_) => "Destination refused",
             Self::Conflict { .. } => "Conflict",
             Self::InProgress { .. } => "Request in progress",
             Self::KeyReused => "Idempotency-Key reused",
@@ -216,6 +223,7 @@ impl ApiError {
             Self::DoNotCall => {
                 "the number is on the do-not-call list; it will not be called".into()
             }
+            Self::Refused(fault) => format!("{}: {}", fault.field, fault.reason),
             Self::InProgress { .. } => {
                 "a request with this Idempotency-Key is being processed; retry to get its answer"
                     .into()
@@ -251,7 +259,8 @@ impl ApiError {
             status: status.as_u16(),
             detail: self.detail(),
             errors: match &self {
-                Self::Invalid(errors) => Some(errors),
+                Self::Invalid(errors) => Some(errors.clone()),
+                Self::Refused(fault) => Some(vec![fault.clone()]),
                 _ => None,
             },
             rejected_count: match &self {
@@ -338,7 +347,7 @@ struct Problem<'a> {
     status: u16,
     detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    errors: Option<&'a Vec<FieldError>>,
+    errors: Option<Vec<FieldError>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rejected_count: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -453,6 +462,7 @@ mod tests {
                 count: 0,
             },
             ApiError::DoNotCall,
+            ApiError::Refused(FieldError::new("to", "")),
             ApiError::conflict(""),
             ApiError::InProgress { retry_after: 1 },
             ApiError::KeyReused,

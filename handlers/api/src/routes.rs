@@ -115,7 +115,7 @@ pub const ROUTES: &[Route] = &[
         Method::PUT,
         "/dnc/{e164}",
         Endpoint::AddDoNotCall,
-        &[204, 400, 401, 500, 503],
+        &[204, 400, 401, 422, 500, 503],
     ),
     route_of(
         Method::DELETE,

@@ -11,6 +11,7 @@ use outdial_core::ports::Dialer;
 use outdial_core::time::Clock;
 
 use crate::auth::Auth;
+use crate::destinations::AllowedCountries;
 use crate::problem;
 
 /// Lambda's limit on a synchronous request's payload.
@@ -67,7 +68,8 @@ impl Settings {
     }
 }
 
-/// The API: the store, the Voice API (for hang-ups), the dispatcher trigger and a clock.
+/// The API: the store, the Voice API (for hang-ups), the dispatcher trigger, a clock, and
+/// the countries the account calls.
 #[derive(Debug)]
 pub struct Api<S, D, T> {
     pub(crate) store: S,
@@ -75,6 +77,7 @@ pub struct Api<S, D, T> {
     pub(crate) trigger: T,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: Settings,
+    pub(crate) allowed: AllowedCountries,
 }
 
 impl<S, D, T> Api<S, D, T>
@@ -83,6 +86,7 @@ where
     D: Dialer,
     T: DispatchTrigger,
 {
+    /// The API calling each campaign's own region ([`AllowedCountries::CampaignRegion`]).
     pub fn new(store: S, dialer: D, trigger: T, clock: Arc<dyn Clock>, settings: Settings) -> Self {
         Self {
             store,
@@ -90,7 +94,17 @@ where
             trigger,
             clock,
             settings,
+            allowed: AllowedCountries::default(),
         }
+    }
+
+    /// The API calling the countries `allowed` lets it (`OUTDIAL_ALLOWED_COUNTRIES`, read by
+    /// [`AllowedCountries::from_env`]). Kept apart from [`Settings`], whose fields callers
+    /// build by name, so that adding the list changed none of them.
+    #[must_use]
+    pub fn with_allowed_countries(mut self, allowed: AllowedCountries) -> Self {
+        self.allowed = allowed;
+        self
     }
 
     /// Starts a dispatcher now. A failure only delays dialing until the next scheduled run,

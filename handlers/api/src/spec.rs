@@ -4,10 +4,14 @@
 //! default_region?}`. Every field is checked and every fault reported at once, each with its
 //! path (`spec.pacing.calls_per_second`), so one round trip fixes a spec.
 
+use std::time::Duration;
+
 use outdial_core::ids::E164;
+use outdial_core::pacing::MIN_RATE;
 use outdial_core::record::{Limits, Pacing};
 use outdial_core::retry::RetryPolicy;
 use outdial_core::script::Script;
+use outdial_core::time::Timestamp;
 use outdial_core::window::CallingWindow;
 use serde::Deserialize;
 use serde_json::Value;
@@ -17,6 +21,16 @@ use crate::phone::{self, Region};
 
 /// The fastest a campaign may ask to dial; the account's own cap applies on top.
 pub const MAX_CALLS_PER_SECOND: f64 = 100.0;
+/// The slowest a campaign may ask to dial (one call every 100 s): the slowest rate the
+/// dispatcher's pacer keeps, so a campaign never asks for a pace it would not get.
+pub const MIN_CALLS_PER_SECOND: f64 = MIN_RATE;
+/// How far apart one request's calls that may first go at the same moment are due at most
+/// (see `endpoints::new_calls`): a week, well inside the 90 days a call's item lives.
+pub const MAX_DUE_SPREAD: Duration = Duration::from_secs(7 * 86_400);
+/// How soon a campaign's calling window must next open for calls to be added to it: a first
+/// attempt is due at that opening, and one skipped dates push months away would sit in the
+/// table unseen, or outlive its item.
+pub const OPENING_HORIZON: Duration = Duration::from_secs(30 * 86_400);
 /// The most live calls a campaign may ask for.
 pub const MAX_CONCURRENT: u32 = 10_000;
 /// The longest campaign name.
@@ -218,13 +232,11 @@ fn check_pacing(wire: &PacingWire, prefix: &str, errors: &mut Vec<FieldError>) -
     let calls_per_second = wire.calls_per_second.unwrap_or(default.calls_per_second);
     let max_concurrent = wire.max_concurrent.unwrap_or(default.max_concurrent);
     let mut ok = true;
-    if !(calls_per_second.is_finite()
-        && calls_per_second > 0.0
-        && calls_per_second <= MAX_CALLS_PER_SECOND)
-    {
+    // `contains` is false for NaN, and the wire form never holds an infinity.
+    if !(MIN_CALLS_PER_SECOND..=MAX_CALLS_PER_SECOND).contains(&calls_per_second) {
         errors.push(FieldError::new(
             format!("{prefix}.pacing.calls_per_second"),
-            format!("must be more than 0 and at most {MAX_CALLS_PER_SECOND}"),
+            format!("must be {MIN_CALLS_PER_SECOND} to {MAX_CALLS_PER_SECOND}"),
         ));
         ok = false;
     }
@@ -258,6 +270,26 @@ fn check_limits(limits: Limits, prefix: &str, errors: &mut Vec<FieldError>) -> O
         ok = false;
     }
     ok.then_some(limits)
+}
+
+/// Checks that `window` opens within [`OPENING_HORIZON`] of `now` in its own zone (in any
+/// other zone it opens at most about a day apart: the same local hours).
+///
+/// # Errors
+/// A reason, naming when it next opens.
+pub fn check_opening(window: Option<&CallingWindow>, now: Timestamp) -> Result<(), String> {
+    let Some(window) = window else {
+        return Ok(());
+    };
+    let opening = window.next_opening(now, window.zone());
+    if opening <= now.plus(OPENING_HORIZON) {
+        return Ok(());
+    }
+    Err(format!(
+        "does not open within {} days (next at {}): skip_dates leave it closed",
+        OPENING_HORIZON.as_secs() / 86_400,
+        crate::views::time(opening)
+    ))
 }
 
 #[cfg(test)]
@@ -323,6 +355,61 @@ mod tests {
     fn a_spec_that_is_not_an_object_is_refused() {
         let errors = parse(json!([1]), "X-Outdial-Spec").unwrap_err();
         assert_eq!(errors[0].field, "X-Outdial-Spec");
+    }
+
+    #[test]
+    fn rates_are_bounded_to_what_the_pacer_keeps() {
+        let with_rate = |rate: Value| {
+            parse(
+                json!({"name": "n", "from": "+15555550199", "script": script(),
+                       "pacing": {"calls_per_second": rate}}),
+                "spec",
+            )
+        };
+        for bad in [
+            json!(1e-300),
+            json!(0.009),
+            json!(0),
+            json!(-1),
+            json!(100.5),
+        ] {
+            let errors = with_rate(bad.clone()).unwrap_err();
+            assert_eq!(errors[0].field, "spec.pacing.calls_per_second", "{bad}");
+        }
+        for good in [json!(0.01), json!(1), json!(100)] {
+            assert!(with_rate(good.clone()).is_ok(), "{good}");
+        }
+    }
+
+    fn window(skip: &[String]) -> CallingWindow {
+        serde_json::from_value(json!({"timezone": "UTC", "hours": {"mon": ["09:00-10:00"]},
+                                      "skip_dates": skip}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_window_must_open_within_the_horizon() {
+        // 2030-03-17 is a Sunday; the next Mondays are the 18th, the 25th, ...
+        let now = Timestamp::from_millis(1_900_000_000_000);
+        assert!(check_opening(None, now).is_ok());
+        assert!(check_opening(Some(&window(&[])), now).is_ok());
+        let mondays = |n: usize| -> Vec<String> {
+            let first = jiff::civil::date(2030, 3, 18);
+            (0..n)
+                .map(|i| {
+                    let weeks = i32::try_from(i).unwrap() * 7;
+                    first
+                        .checked_add(jiff::Span::new().days(weeks))
+                        .unwrap()
+                        .to_string()
+                })
+                .collect()
+        };
+        // Four skipped Mondays: the fifth, 29 days on, is inside 30 days.
+        assert!(check_opening(Some(&window(&mondays(4))), now).is_ok());
+        let reason = check_opening(Some(&window(&mondays(366))), now).unwrap_err();
+        assert!(reason.contains("does not open within 30 days"), "{reason}");
+        assert!(reason.contains("2037-"), "{reason}");
     }
 
     #[test]

@@ -126,7 +126,7 @@ async fn the_spec_can_travel_in_the_query_string_with_a_csv_body() {
         .collect();
     let resp = h
         .req("POST", &format!("/campaigns?spec={query}"))
-        .csv("to,name\n+442071838750,Ada\n")
+        .csv("to,name\n+12025550100,Ada\n")
         .send()
         .await;
     assert_eq!(resp.status, 202, "{}", resp.body);

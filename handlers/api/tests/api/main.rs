@@ -6,11 +6,16 @@
 // clippy's layout queries on the test bodies need more than the default depth.
 #![recursion_limit = "256"]
 
+mod agreement;
+mod bounds;
 mod calls;
 mod campaigns;
 mod csv_lists;
 mod csv_properties;
+mod destinations;
 mod dnc;
 mod idempotency;
+mod memory;
+mod mutations;
 mod protocol;
 mod support;

@@ -1,0 +1,150 @@
+"""Schemathesis hooks for scripts/probe-api.sh.
+
+The OpenAPI document states every rule a schema can; a few rules of the API are stated only
+in words there, because no schema keyword can say them: a script's steps name each other, a
+contact's variables fit in 1,024 bytes, a day's calling hours do not overlap and end after they
+start, a CSV body has a header naming a number column (and a spec beside it). A generated
+request that breaks one of them is refused with 400, rightly, so for the requests the probe
+sends as *valid* (positive data) these hooks make each such part follow the rule, and leave
+everything else as generated. Requests sent as invalid (negative data) are never touched.
+
+And every request gets an `Idempotency-Key` of its own: the generator reuses values (the
+document's example key above all), and the same key on a different request is, rightly, 422
+`idempotency-key-reused`. A key is made of the generated one and a digest of the request, so
+the same request sent again keeps its key and gets its stored answer.
+"""
+
+import hashlib
+import json
+import re
+
+import schemathesis
+
+KEY = re.compile(r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$")
+
+# A script that follows every rule and uses no template variable, so that contacts and
+# single calls of any generated campaign need none.
+SCRIPT = {
+    "start": "hello",
+    "steps": {
+        "hello": {"say": "Hello, this is a reminder from the clinic.", "next": "bye"},
+        "bye": {"hangup": True},
+    },
+}
+
+# A spec for CSV uploads whose generated spec header or query parameter was not one.
+SPEC = {"name": "probe", "from": "+12025550199", "script": SCRIPT}
+
+VARS_BYTES = 1024
+
+
+def is_positive(case):
+    meta = getattr(case, "meta", None)
+    generation = getattr(meta, "generation", None)
+    mode = getattr(generation, "mode", None)
+    return bool(mode is not None and mode.is_positive)
+
+
+def digest(case):
+    body = case.body
+    if not isinstance(body, (str, bytes)):
+        body = json.dumps(body, sort_keys=True, default=str)
+    if isinstance(body, str):
+        body = body.encode("utf-8", "surrogatepass")
+    parts = [
+        case.method,
+        case.formatted_path,
+        json.dumps(case.query or {}, sort_keys=True, default=str),
+        str(case.media_type),
+        str((case.headers or {}).get("X-Outdial-Spec", "")),
+    ]
+    h = hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass"))
+    h.update(body or b"")
+    return h.hexdigest()[:32]
+
+
+def own_key(case):
+    headers = case.headers or {}
+    key = headers.get("Idempotency-Key")
+    if isinstance(key, str) and KEY.match(key):
+        headers["Idempotency-Key"] = f"{key[:200]}.{digest(case)}"
+
+
+def fit_vars(contact):
+    """Keeps a contact's variables to what the API takes: names not blank after trimming, in
+    1,024 bytes of names and values in all."""
+    vars_ = contact.get("vars") if isinstance(contact, dict) else None
+    if not isinstance(vars_, dict):
+        return
+    kept, used = {}, 0
+    for name, value in vars_.items():
+        if not name.strip():
+            continue
+        text = "" if value is None else (json.dumps(value) if not isinstance(value, str) else value)
+        size = len(name.strip().encode()) + len(text.strip().encode())
+        if used + size > VARS_BYTES - 64:
+            continue
+        kept[name] = value
+        used += size
+    contact["vars"] = kept
+
+
+def fit_window(window):
+    """One range a day, its end after its start."""
+    hours = window.get("hours") if isinstance(window, dict) else None
+    if not isinstance(hours, dict):
+        return
+    for day, ranges in hours.items():
+        if not isinstance(ranges, list) or not ranges or not isinstance(ranges[0], str):
+            continue
+        start, _, end = ranges[0].partition("-")
+        start, end = sorted([start, end])
+        if start == end:
+            end = "24:00"
+        hours[day] = [f"{start}-{end}"]
+
+
+def fit_spec(spec):
+    if not isinstance(spec, dict):
+        return
+    if "script" in spec:
+        spec["script"] = json.loads(json.dumps(SCRIPT))
+    if "window" in spec:
+        fit_window(spec["window"])
+
+
+def fit_csv(case):
+    """A CSV body with a number column and the generated text as a variable, and a spec."""
+    text = case.body if isinstance(case.body, str) else ""
+    note = text.replace('"', '""')
+    case.body = f'to,note\n+12025550100,"{note}"\n'
+    headers = case.headers if case.headers is not None else {}
+    raw = headers.get("X-Outdial-Spec")
+    try:
+        spec = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        spec = None
+    if not isinstance(spec, dict) or not {"name", "from", "script"} <= spec.keys():
+        spec = dict(SPEC)
+    fit_spec(spec)
+    headers["X-Outdial-Spec"] = json.dumps(spec)
+    case.headers = headers
+    if case.query:
+        case.query.pop("spec", None)
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    if is_positive(case):
+        body = case.body
+        if str(case.media_type).startswith("text/csv"):
+            fit_csv(case)
+        elif isinstance(body, dict):
+            fit_spec(body.get("spec"))
+            contacts = body.get("contacts")
+            if isinstance(contacts, list):
+                for contact in contacts:
+                    fit_vars(contact)
+            if case.operation.path == "/calls":
+                fit_vars(body)
+    own_key(case)
