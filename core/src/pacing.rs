@@ -93,9 +93,13 @@ impl Pacer {
 /// the due times, sets the pace.
 pub const DUE_AHEAD: f64 = 1.25;
 
+/// The latest [`due_offset`] puts a call after the moment its calls may first go: a week,
+/// well inside the 90 days a call's item lives, whatever the rate and however many calls.
+pub const MAX_DUE_SPREAD: Duration = Duration::from_secs(7 * 86_400);
+
 /// When the `k`-th of a campaign's calls that may first go at the same moment is due, after
-/// that moment: `k / (calls_per_second × DUE_AHEAD)` (a rate that is not a positive number
-/// counts as the smallest there is: its offsets saturate). Due work is read in time order, so
+/// that moment: `k / (calls_per_second × DUE_AHEAD)`, at most [`MAX_DUE_SPREAD`] (a rate
+/// that is not a positive number counts as the smallest there is). Due work is read in time order, so
 /// spacing due times by each campaign's rate interleaves campaigns by when their calls can go:
 /// a large campaign's calls do not all stand in front of those of a campaign started after it.
 #[must_use]
@@ -104,7 +108,7 @@ pub fn due_offset(k: u32, calls_per_second: f64) -> Duration {
     // A float-to-integer `as` saturates: no rate can overflow it.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let ms = (f64::from(k) / per_ms) as u64;
-    Duration::from_millis(ms)
+    Duration::from_millis(ms).min(MAX_DUE_SPREAD)
 }
 
 /// Books the next event on every pacer at once: the earliest instant at or after `now` that
@@ -242,13 +246,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn due_offsets_run_a_quarter_ahead_of_the_rate_and_never_overflow() {
+    fn due_offsets_run_a_quarter_ahead_of_the_rate_and_never_past_a_week() {
         assert_eq!(due_offset(0, 10.0), Duration::ZERO);
         assert_eq!(due_offset(1, 10.0), Duration::from_millis(80));
         assert_eq!(due_offset(100, 10.0), Duration::from_secs(8));
         assert_eq!(due_offset(100_000, 100.0), Duration::from_secs(800));
-        assert_eq!(due_offset(5, f64::NAN), Duration::from_millis(u64::MAX));
-        assert_eq!(due_offset(u32::MAX, 0.0), Duration::from_millis(u64::MAX));
+        assert_eq!(due_offset(5, f64::NAN), MAX_DUE_SPREAD);
+        assert_eq!(due_offset(u32::MAX, 0.0), MAX_DUE_SPREAD);
+        assert_eq!(due_offset(u32::MAX, 0.01), MAX_DUE_SPREAD, "a week at the most");
     }
     use proptest::prelude::*;
 

@@ -25,8 +25,8 @@ pub const MAX_CALLS_PER_SECOND: f64 = 100.0;
 /// dispatcher's pacer keeps, so a campaign never asks for a pace it would not get.
 pub const MIN_CALLS_PER_SECOND: f64 = MIN_RATE;
 /// How far apart one request's calls that may first go at the same moment are due at most
-/// (see `endpoints::new_calls`): a week, well inside the 90 days a call's item lives.
-pub const MAX_DUE_SPREAD: Duration = Duration::from_secs(7 * 86_400);
+/// (see `endpoints::new_calls`): core's bound on every due offset.
+pub use outdial_core::pacing::MAX_DUE_SPREAD;
 /// How soon a campaign's calling window must next open for calls to be added to it: a first
 /// attempt is due at that opening, and one skipped dates push months away would sit in the
 /// table unseen, or outlive its item.
