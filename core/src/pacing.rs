@@ -253,7 +253,11 @@ mod tests {
         assert_eq!(due_offset(100_000, 100.0), Duration::from_secs(800));
         assert_eq!(due_offset(5, f64::NAN), MAX_DUE_SPREAD);
         assert_eq!(due_offset(u32::MAX, 0.0), MAX_DUE_SPREAD);
-        assert_eq!(due_offset(u32::MAX, 0.01), MAX_DUE_SPREAD, "a week at the most");
+        assert_eq!(
+            due_offset(u32::MAX, 0.01),
+            MAX_DUE_SPREAD,
+            "a week at the most"
+        );
     }
     use proptest::prelude::*;
 
