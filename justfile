@@ -67,6 +67,7 @@ bench:
     target/release/outdial bench events --calls 2000 --json | tail -n 1
     target/release/outdial bench ingest --contacts 100000 --json | tail -n 1
     target/release/outdial demo --contacts 1000 --json | tail -n 1
+    target/release/outdial bench chaos --json
 
 # Format the code.
 fmt:

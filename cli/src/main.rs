@@ -2,6 +2,7 @@
 
 mod bench;
 mod campaign;
+mod chaos;
 mod check;
 mod client;
 mod demo;
@@ -238,6 +239,25 @@ enum Bench {
         #[arg(long)]
         json: bool,
     },
+    /// Run a fault matrix through the whole local stack: each of the simulator's faults at
+    /// 30%, all of them at once, DynamoDB Local stopped for 10 s and 30 s and killed and
+    /// restarted mid-campaign, each over several seeds. One row per run: terminal contacts,
+    /// double dials, LOST records by reason and whether the simulator confirms they were
+    /// unknowable, violations, counters against the records. Exits non-zero if a row fails.
+    Chaos {
+        /// Contacts per campaign.
+        #[arg(long, default_value_t = 80)]
+        contacts: u32,
+        /// Seeds, comma-separated: each case runs once per seed.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 3])]
+        seeds: Vec<u64>,
+        /// Cases, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',', value_enum)]
+        cases: Vec<chaos::Case>,
+        /// One JSON line per row, then a summary line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn runtime(command: &str) -> Option<tokio::runtime::Runtime> {
@@ -406,6 +426,43 @@ fn main() -> ExitCode {
                 }
                 ExitCode::SUCCESS
             })
+        }
+        Command::Bench {
+            kind:
+                Bench::Chaos {
+                    contacts,
+                    seeds,
+                    cases,
+                    json,
+                },
+        } => {
+            // The faults make every part of the stack warn; RUST_LOG shows them.
+            if std::env::var_os("RUST_LOG").is_some() {
+                logging();
+            }
+            let opts = chaos::ChaosOptions {
+                contacts,
+                seeds,
+                cases,
+            };
+            run(
+                "bench chaos",
+                async move {
+                    let mut stdout = std::io::stdout();
+                    chaos::chaos(&opts, json, &mut stdout).await
+                },
+                |summary| {
+                    if summary.ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        eprintln!(
+                            "outdial bench chaos: {} of {} rows failed",
+                            summary.failed, summary.rows
+                        );
+                        ExitCode::FAILURE
+                    }
+                },
+            )
         }
         Command::Bench {
             kind: Bench::Ingest { contacts, json },

@@ -28,7 +28,7 @@ use outdial_local::invoke::{
 };
 use outdial_local::record::{OperationLog, Record};
 use outdial_local::sim::{Report, SimConfig, Simulator, function_voice_client};
-use outdial_local::streams::{PollerSettings, StreamPoller};
+use outdial_local::streams::{PollerSettings, PollerStats, StreamPoller};
 use outdial_local::tables::{RequestCounter, client, fresh_table, function_client};
 use outdial_sma::SmaHandler;
 use outdial_stream::StreamHandler;
@@ -71,6 +71,8 @@ pub struct StackConfig {
     /// The bearer token the local API requires.
     pub api_token: String,
     pub stream: PollerSettings,
+    /// The dispatcher's watchdogs.
+    pub watchdogs: Watchdogs,
     /// Where the simulator's report is written when the stack stops.
     pub report_path: Option<PathBuf>,
     /// Where each function's AWS operations are recorded, for the permission test (the
@@ -91,8 +93,29 @@ impl Default for StackConfig {
             api_port: 0,
             api_token: format!("local-{}", uuid::Uuid::new_v4().simple()),
             stream: PollerSettings::default(),
+            watchdogs: Watchdogs::default(),
             report_path: None,
             record: None,
+        }
+    }
+}
+
+/// The dispatcher's watchdogs (`outdial_timers::Settings`), which a quick local run may
+/// shorten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watchdogs {
+    /// How long after a dial its `NEW_OUTBOUND_CALL` must have arrived.
+    pub first_event_within: Duration,
+    /// How long after asking the SMA to end a call the watchdog looks again.
+    pub recheck_after: Duration,
+}
+
+impl Default for Watchdogs {
+    fn default() -> Self {
+        let settings = TimersSettings::default();
+        Self {
+            first_event_within: settings.first_event_within,
+            recheck_after: settings.recheck_after,
         }
     }
 }
@@ -102,7 +125,7 @@ type Voice = ChimeDialer;
 
 /// The running stack. [`Stack::stop`] ends it cleanly; dropping it stops the servers.
 pub struct Stack {
-    db: Option<DynamoDbLocal>,
+    db: Option<Arc<DynamoDbLocal>>,
     dynamodb: String,
     table: String,
     store: Store,
@@ -152,7 +175,7 @@ impl Stack {
                 let db =
                     tokio::task::spawn_blocking(move || DynamoDbLocal::start(&storage)).await??;
                 let endpoint = db.endpoint().to_owned();
-                (Some(db), endpoint)
+                (Some(Arc::new(db)), endpoint)
             }
         };
         let ddb = client(&dynamodb);
@@ -224,6 +247,8 @@ impl Stack {
             Arc::clone(&clock),
             TimersSettings {
                 account_cps: config.account_cps / f64::from(config.shards),
+                first_event_within: config.watchdogs.first_event_within,
+                recheck_after: config.watchdogs.recheck_after,
                 ..TimersSettings::default()
             },
         ));
@@ -407,6 +432,19 @@ impl Stack {
         &self.sma
     }
 
+    /// The stack's own DynamoDB Local ([`Database::Own`]), to pause, kill and restart it;
+    /// `None` for a shared one.
+    #[must_use]
+    pub fn database(&self) -> Option<Arc<DynamoDbLocal>> {
+        self.db.clone()
+    }
+
+    /// What the stream poller has done so far (deliveries, failures, records discarded).
+    #[must_use]
+    pub fn stream_stats(&self) -> Option<PollerStats> {
+        self.poller.as_ref().map(StreamPoller::stats)
+    }
+
     /// DynamoDB requests the SMA handler has made (retries included).
     #[must_use]
     pub fn sma_requests(&self) -> usize {
@@ -445,6 +483,7 @@ impl Stack {
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         if let Some(db) = self.db.take() {
+            // Stopped even if someone else still holds it (a fault injector).
             tokio::task::spawn_blocking(move || db.stop()).await?;
         }
         Ok(report)

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::rng::Rng;
-use super::{CallReport, Callee, Inner};
+use super::{CallReport, Callee, HandlerRan, Inner, Invocation};
 
 /// The service re-sends an event when the handler has not answered within 5 s, and hangs up
 /// after 20 s; at 1,000 invocations it stops.
@@ -22,15 +22,28 @@ const IDLE_MS: u64 = 10_000;
 /// Speaking rate for `Speak` durations.
 const MS_PER_CHAR: u64 = 60;
 
-/// Registers a call the Create API accepted and starts its driver.
+/// A call the Create API placed.
+pub(crate) struct Placed<'a> {
+    pub transaction: &'a str,
+    pub from: &'a str,
+    pub to: &'a str,
+    /// Whether the Create API answers the dialer `201` (false: it answers `500`).
+    pub answered: bool,
+}
+
+/// Registers a call the Create API placed and starts its driver.
 pub(crate) fn place(
     inner: &Arc<Inner>,
-    transaction: &str,
-    from: &str,
-    to: &str,
+    placed: &Placed<'_>,
     arguments: BTreeMap<String, String>,
     draws: Rng,
 ) {
+    let Placed {
+        transaction,
+        from,
+        to,
+        answered,
+    } = *placed;
     let callee = inner.config.callees.for_number(to, inner.config.seed);
     let (tx, rx) = mpsc::unbounded_channel();
     let attempt_key = format!(
@@ -54,6 +67,9 @@ pub(crate) fn place(
                 invocations: 0,
                 ended: false,
                 transcript: Vec::new(),
+                placed_ms: inner.now_ms(),
+                create_answered: answered,
+                invocation_log: Vec::new(),
             },
         );
     }
@@ -110,6 +126,24 @@ impl Call {
     fn note(&self, line: impl Into<String>) {
         if let Some(c) = self.inner.lock().calls.get_mut(&self.transaction) {
             c.transcript.push(line.into());
+        }
+    }
+
+    /// Logs one invocation of the handler; returns its place in the call's log.
+    fn log(&self, invocation: Invocation) -> usize {
+        log_invocation(&self.inner, &self.transaction, invocation)
+    }
+
+    /// Marks a logged invocation's answer as refused by the contract.
+    fn refuse(&self, at: usize) {
+        if let Some(entry) = self
+            .inner
+            .lock()
+            .calls
+            .get_mut(&self.transaction)
+            .and_then(|c| c.invocation_log.get_mut(at))
+        {
+            entry.accepted = false;
         }
     }
 
@@ -181,7 +215,18 @@ impl Call {
         let give_up = self.inner.config.deadline(GIVE_UP_MS);
         let retry = self.inner.config.deadline(RETRY_MS);
         let mut failures = 0;
-        let answer = loop {
+        let named = names_its_call(&event);
+        let logged = |handler: HandlerRan, accepted: bool, sent_ms: u64| Invocation {
+            event_type: kind.to_owned(),
+            sequence: self.seq,
+            sent_ms,
+            answered_ms: self.inner.now_ms(),
+            handler,
+            accepted,
+            named,
+            copy: false,
+        };
+        let (answer, entry) = loop {
             if started.elapsed() >= give_up {
                 self.inner.violation(
                     &self.transaction,
@@ -190,11 +235,13 @@ impl Call {
                 );
                 return Answered::Lost;
             }
+            let sent_ms = self.inner.now_ms();
             // An injected failure is, as often as not, one the handler never saw (the function
             // was throttled) or one it ran through and whose answer was lost (it crashed on
             // the way out, or the network dropped the answer).
             let failed_on_purpose = self.draws.chance(faults.invoke_error);
             if failed_on_purpose && self.draws.chance(0.5) {
+                self.log(logged(HandlerRan::NotRun, false, sent_ms));
                 self.note("   invocation throttled before the handler ran");
                 failures += 1;
                 if failures > 1 {
@@ -205,8 +252,19 @@ impl Call {
             }
             let attempt = self.inner.invoker.invoke(event.clone());
             match tokio::time::timeout(retry, attempt).await {
-                Ok(Ok(answer)) if !failed_on_purpose => break answer,
-                Ok(_) => {
+                Ok(Ok(answer)) if !failed_on_purpose => {
+                    let entry = self.log(logged(HandlerRan::Ran, true, sent_ms));
+                    break (answer, entry);
+                }
+                Ok(result) => {
+                    // Failed on purpose after the handler ran (its answer lost), or the
+                    // Invoke API failed (the handler may or may not have run).
+                    let handler = if result.is_ok() {
+                        HandlerRan::Ran
+                    } else {
+                        HandlerRan::Unknown
+                    };
+                    self.log(logged(handler, false, sent_ms));
                     failures += 1;
                     if failures > 1 {
                         self.note("   invocation failed twice: the call is hung up (480)");
@@ -214,6 +272,7 @@ impl Call {
                     }
                 }
                 Err(_) => {
+                    self.log(logged(HandlerRan::Unknown, false, sent_ms));
                     self.inner.violation(
                         &self.transaction,
                         self.seq,
@@ -223,17 +282,36 @@ impl Call {
             }
         };
         if self.draws.chance(faults.duplicate) {
-            let (invoker, copy, late) = (
-                Arc::clone(&self.inner.invoker),
+            let (inner, transaction, copy, late) = (
+                Arc::clone(&self.inner),
+                self.transaction.clone(),
                 event.clone(),
                 self.inner.config.real(faults.delay_ms),
             );
+            let (kind, sequence) = (kind.to_owned(), self.seq);
             tokio::spawn(async move {
                 tokio::time::sleep(late).await;
-                let _ = invoker.invoke(copy).await;
+                let sent_ms = inner.now_ms();
+                let result = inner.invoker.invoke(copy).await;
+                let invocation = Invocation {
+                    event_type: kind,
+                    sequence,
+                    sent_ms,
+                    answered_ms: inner.now_ms(),
+                    handler: if result.is_ok() {
+                        HandlerRan::Ran
+                    } else {
+                        HandlerRan::Unknown
+                    },
+                    accepted: false,
+                    named,
+                    copy: true,
+                };
+                log_invocation(&inner, &transaction, invocation);
             });
         }
         if let Err(e) = validate_response(&answer) {
+            self.refuse(entry);
             self.inner
                 .violation(&self.transaction, self.seq, format!("{kind}: {e}"));
             let error_type = match e {
@@ -578,6 +656,26 @@ impl Call {
                 Step::Done(echo(json!({})))
             }
         }
+    }
+}
+
+/// Whether an event names its call: the dial's arguments, or attributes holding its id.
+fn names_its_call(event: &Value) -> bool {
+    event
+        .pointer("/ActionData/Parameters/Arguments/call_id")
+        .or_else(|| event.pointer("/CallDetails/TransactionAttributes/call_id"))
+        .is_some_and(|id| id.as_str().is_some_and(|id| !id.is_empty()))
+}
+
+/// Logs one invocation of the handler for `transaction`; returns its place in the log.
+fn log_invocation(inner: &Inner, transaction: &str, invocation: Invocation) -> usize {
+    let mut shared = inner.lock();
+    match shared.calls.get_mut(transaction) {
+        Some(call) => {
+            call.invocation_log.push(invocation);
+            call.invocation_log.len() - 1
+        }
+        None => 0,
     }
 }
 

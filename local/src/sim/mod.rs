@@ -14,6 +14,7 @@
 
 pub mod call;
 pub mod callee;
+pub mod knowable;
 pub mod rng;
 
 use std::collections::BTreeMap;
@@ -128,10 +129,73 @@ pub struct CallReport {
     pub transaction_id: String,
     pub to: String,
     pub callee: Callee,
+    /// The dial's `ArgumentsMap` (`call_id`, `attempt`, ...): which attempt this call is.
     pub arguments: BTreeMap<String, String>,
     pub invocations: u64,
     pub ended: bool,
     pub transcript: Vec<String>,
+    /// Milliseconds from the simulator's start to the Create request that placed it.
+    #[serde(default)]
+    pub placed_ms: u64,
+    /// Whether the Create API answered the dialer `201` with the transaction (false when it
+    /// placed the call and answered `500`: the dialer could not know the call exists).
+    #[serde(default)]
+    pub create_answered: bool,
+    /// Every invocation of the SMA function for this call, re-sends and late copies included:
+    /// what the handler could have known.
+    #[serde(default)]
+    pub invocation_log: Vec<Invocation>,
+}
+
+/// One invocation of the SMA function for a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invocation {
+    /// The `InvocationEventType`.
+    pub event_type: String,
+    pub sequence: u64,
+    /// Milliseconds from the simulator's start to the invocation, and to its answer or
+    /// failure.
+    pub sent_ms: u64,
+    pub answered_ms: u64,
+    /// Whether the handler ran.
+    pub handler: HandlerRan,
+    /// Whether the service took the handler's answer (in time, not lost, within the
+    /// contract). A late copy's answer is never taken.
+    pub accepted: bool,
+    /// Whether the event named its call: the dial's arguments (`NEW_OUTBOUND_CALL`) or
+    /// `TransactionAttributes` holding its `call_id` (set by an earlier answer the service
+    /// took). An event that names nothing can only be matched by its transaction.
+    #[serde(default)]
+    pub named: bool,
+    /// A duplicate the network delivered again later.
+    #[serde(default)]
+    pub copy: bool,
+}
+
+/// Whether an invocation reached the handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandlerRan {
+    /// It ran (its answer may still have been lost on the way back).
+    Ran,
+    /// It failed before the handler ran (a throttled function).
+    NotRun,
+    /// It timed out or the Invoke API failed: the handler may or may not have run.
+    Unknown,
+}
+
+/// One `CreateSipMediaApplicationCall` request and what it was answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateRequest {
+    /// Milliseconds from the simulator's start.
+    pub at_ms: u64,
+    pub to: String,
+    pub call_id: Option<String>,
+    pub attempt: Option<u32>,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// The call it placed, if it placed one (also when it answered `500`).
+    pub transaction_id: Option<String>,
 }
 
 /// What a run came to.
@@ -150,6 +214,9 @@ pub struct Report {
     pub placing_span_s: f64,
     pub create_requests: u64,
     pub throttled: u64,
+    /// Every Create request with a readable body, in the order they came.
+    #[serde(default)]
+    pub creates: Vec<CreateRequest>,
 }
 
 #[derive(Debug, Default)]
@@ -163,6 +230,7 @@ pub(crate) struct Shared {
     /// Create requests seen per dialed number and attempt, so that each one draws its faults
     /// from a source of its own.
     pub tries: BTreeMap<String, u32>,
+    pub creates: Vec<CreateRequest>,
 }
 
 pub(crate) struct Inner {
@@ -183,6 +251,11 @@ impl Inner {
     /// and per request however the calls interleave.
     pub fn draws(&self, key: &str) -> rng::Rng {
         rng::Rng::new(rng::mix(self.config.seed ^ rng::hash(key.as_bytes())))
+    }
+
+    /// Milliseconds since the simulator started: the time line of its report.
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     pub fn violation(&self, transaction_id: &str, sequence: u64, rule: impl Into<String>) {
@@ -286,6 +359,13 @@ impl Simulator {
     pub fn report(&self) -> Report {
         report_of(&self.inner)
     }
+
+    /// Milliseconds since the simulator started: the time line of its report's `placed_ms`,
+    /// `sent_ms` and `at_ms`, for placing other events (an outage) on it.
+    #[must_use]
+    pub fn now_ms(&self) -> u64 {
+        self.inner.now_ms()
+    }
 }
 
 /// The report of a simulator, as [`Simulator::report`] and `GET /_outdial/report` give it.
@@ -330,6 +410,7 @@ fn report_of(inner: &Inner) -> Report {
             placed_per_second,
             create_requests: shared.create_requests,
             throttled: shared.throttled,
+            creates: shared.creates.clone(),
         }
     }
 }
@@ -456,8 +537,27 @@ async fn create(
     };
     let mut draws = inner.draws(&format!("create#{attempt_key}#{try_number}"));
     let faults = inner.config.faults;
+    let request = CreateRequest {
+        at_ms: inner.now_ms(),
+        to: to.clone(),
+        call_id: body.arguments_map.get("call_id").cloned(),
+        attempt: body
+            .arguments_map
+            .get("attempt")
+            .and_then(|a| a.parse().ok()),
+        status: 0,
+        transaction_id: None,
+    };
+    let answered = |status: StatusCode, transaction_id: Option<&str>| {
+        inner.lock().creates.push(CreateRequest {
+            status: status.as_u16(),
+            transaction_id: transaction_id.map(str::to_owned),
+            ..request.clone()
+        });
+    };
     if draws.chance(faults.throttle) {
         inner.lock().throttled += 1;
+        answered(StatusCode::TOO_MANY_REQUESTS, None);
         return api_error(
             StatusCode::TOO_MANY_REQUESTS,
             "ThrottledClientException",
@@ -465,6 +565,7 @@ async fn create(
         );
     }
     if draws.chance(faults.create_error) {
+        answered(StatusCode::INTERNAL_SERVER_ERROR, None);
         return api_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "ServiceFailureException",
@@ -473,21 +574,29 @@ async fn create(
     }
     let transaction = uuid::Uuid::new_v4().to_string();
     let call_draws = inner.draws(&format!("call#{attempt_key}#{try_number}"));
+    // Drawn now (from the request's own source, so in the same order as ever) so that the
+    // call's report says from the start whether the dialer hears of it.
+    let fail_after_placing = draws.chance(faults.create_error_after_placed);
     call::place(
         &inner,
-        &transaction,
-        &from,
-        &to,
+        &call::Placed {
+            transaction: &transaction,
+            from: &from,
+            to: &to,
+            answered: !fail_after_placing,
+        },
         body.arguments_map,
         call_draws,
     );
-    if draws.chance(faults.create_error_after_placed) {
+    if fail_after_placing {
+        answered(StatusCode::INTERNAL_SERVER_ERROR, Some(&transaction));
         return api_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "ServiceFailureException",
             "simulated failure after placing the call",
         );
     }
+    answered(StatusCode::CREATED, Some(&transaction));
     (
         StatusCode::CREATED,
         Json(json!({"SipMediaApplicationCall": {"TransactionId": transaction}})),

@@ -1,7 +1,7 @@
 //! [`StreamPoller`]: a table's stream delivered to a consumer as Lambda's event source
 //! mapping delivers it, with its answers to partial and whole failures.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,8 +32,10 @@ pub struct PollerSettings {
     /// Failed deliveries of a record before it is discarded (the mapping's
     /// `MaximumRetryAttempts`).
     pub max_retries: u32,
-    /// Pause before a failed delivery is retried.
+    /// Pause before a failed delivery is retried; it doubles with each further failure in a
+    /// row on the shard, up to `max_retry_delay`, as Lambda backs off a failing batch.
     pub retry_delay: Duration,
+    pub max_retry_delay: Duration,
 }
 
 impl Default for PollerSettings {
@@ -43,6 +45,7 @@ impl Default for PollerSettings {
             batch_size: 100,
             max_retries: 5,
             retry_delay: Duration::from_millis(50),
+            max_retry_delay: Duration::from_secs(5),
         }
     }
 }
@@ -81,6 +84,8 @@ struct ShardState {
     failures: HashMap<String, u32>,
     /// Sizes of the batches a bisection still has to deliver, the next one last.
     plan: Vec<usize>,
+    /// Failed deliveries in a row (the retry delay doubles with each).
+    failing: u32,
 }
 
 impl ShardState {
@@ -164,6 +169,8 @@ impl StreamPoller {
         let stats = Arc::new(Mutex::new(PollerStats::default()));
         let worker = Worker {
             client: streams_client(endpoint).recorded(recorder),
+            endpoint: endpoint.to_owned(),
+            table: table.to_owned(),
             arn,
             consumer,
             settings,
@@ -237,8 +244,18 @@ impl Drop for StreamPoller {
 }
 
 /// The polling loop's state, owned by its task.
+///
+/// It survives the database going away and coming back (paused, or killed and restarted on
+/// its folder): a request that fails drops the shard's iterator, and the next round describes
+/// the stream again and asks for a fresh iterator just after the last record it read. Records
+/// read and not yet delivered stay buffered, so delivery resumes after the last record handed
+/// on, in order; a record may be delivered again (exactly-once counting is the consumer's, by
+/// watermark). A shard that is no longer in the stream and cannot be read is closed, and a
+/// stream that cannot be described is looked up again by its table.
 struct Worker {
     client: StreamsClient,
+    endpoint: String,
+    table: String,
     arn: String,
     consumer: Consumer,
     settings: PollerSettings,
@@ -293,7 +310,22 @@ impl Worker {
     /// One round: learns new shards, reads each shard whose parent is done, and delivers
     /// what it read. Returns how many records it read.
     async fn round(&mut self) -> anyhow::Result<usize> {
-        for shard in lineage_order(describe(&self.client, &self.arn).await?) {
+        let described = match describe(&self.client, &self.arn).await {
+            Ok(described) => described,
+            Err(e) => {
+                // The table may have a new stream (created again on a database that lost its
+                // data): the next round describes that one.
+                if let Ok(arn) = stream_arn(&self.endpoint, &self.table).await {
+                    if arn != self.arn {
+                        tracing::warn!(old = %self.arn, new = %arn, "the table's stream changed");
+                        self.arn = arn;
+                    }
+                }
+                return Err(e);
+            }
+        };
+        let listed: BTreeSet<String> = described.iter().map(|s| s.id.clone()).collect();
+        for shard in lineage_order(described) {
             self.shards.entry(shard.id).or_insert_with(|| ShardState {
                 parent: shard.parent,
                 iterator: None,
@@ -302,10 +334,12 @@ impl Worker {
                 closed: false,
                 failures: HashMap::new(),
                 plan: Vec::new(),
+                failing: 0,
             });
         }
         let ids: Vec<String> = self.shards.keys().cloned().collect();
         let mut read = 0;
+        let mut failed = None;
         for id in ids {
             if self.stopping() {
                 break;
@@ -320,15 +354,25 @@ impl Worker {
                 None => false,
             };
             if ready {
-                read += self.read_shard(&id).await?;
+                // One shard's failure does not hold up the others; the round reports it.
+                match self.read_shard(&id, listed.contains(&id)).await {
+                    Ok(n) => read += n,
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                    }
+                }
                 self.deliver_shard(&id).await;
             }
         }
-        Ok(read)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(read),
+        }
     }
 
-    /// Reads what the shard has beyond what was read before.
-    async fn read_shard(&mut self, id: &str) -> anyhow::Result<usize> {
+    /// Reads what the shard has beyond what was read before. `listed`: whether the stream's
+    /// latest description still has the shard.
+    async fn read_shard(&mut self, id: &str, listed: bool) -> anyhow::Result<usize> {
         let Some(state) = self.shards.get_mut(id) else {
             return Ok(0);
         };
@@ -337,7 +381,19 @@ impl Worker {
         }
         let it = match state.iterator.take() {
             Some(it) => it,
-            None => iterator(&self.client, &self.arn, id, state.last_read.as_deref()).await?,
+            None => match iterator(&self.client, &self.arn, id, state.last_read.as_deref()).await {
+                Ok(it) => it,
+                Err(e) if !listed => {
+                    tracing::warn!(
+                        shard = id,
+                        error = %format!("{e:#}"),
+                        "a shard gone from the stream cannot be read: closing it"
+                    );
+                    state.closed = true;
+                    return Ok(0);
+                }
+                Err(e) => return Err(e),
+            },
         };
         let out = self
             .client
@@ -356,6 +412,8 @@ impl Worker {
                     // A fresh iterator after the last record read, next round.
                     return Ok(0);
                 }
+                // The iterator is dropped: the next round asks for a fresh one after the last
+                // record read (the database may have restarted meanwhile).
                 return Err(anyhow::anyhow!("{}", DisplayErrorContext(&e)))
                     .with_context(|| format!("reading shard {id}"));
             }
@@ -453,8 +511,19 @@ impl Worker {
                     true
                 }
             };
+            let Some(state) = self.shards.get_mut(id) else {
+                return;
+            };
             if retry {
-                tokio::time::sleep(self.settings.retry_delay).await;
+                state.failing = state.failing.saturating_add(1);
+                let delay = self
+                    .settings
+                    .retry_delay
+                    .saturating_mul(1 << (state.failing - 1).min(16))
+                    .min(self.settings.max_retry_delay.max(self.settings.retry_delay));
+                tokio::time::sleep(delay).await;
+            } else {
+                state.failing = 0;
             }
         }
     }

@@ -15,10 +15,21 @@ use super::event::{lambda_event, lambda_record};
 pub(super) const GET_LIMIT: i32 = 1000;
 
 /// A client for DynamoDB Local's Streams API. DynamoDB Local serves it on its DynamoDB
-/// endpoint and accepts any credentials.
+/// endpoint and accepts any credentials. Its requests time out, so a database that stalls
+/// (or dies with a connection open) costs a poller a round, never its progress.
 #[must_use]
 pub fn streams_client(endpoint: &str) -> StreamsClient {
-    StreamsClient::from_conf(crate::local_config!(aws_sdk_dynamodbstreams, endpoint).build())
+    use aws_sdk_dynamodbstreams::config::timeout::TimeoutConfig;
+    StreamsClient::from_conf(
+        crate::local_config!(aws_sdk_dynamodbstreams, endpoint)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_secs(2))
+                    .operation_attempt_timeout(std::time::Duration::from_secs(10))
+                    .build(),
+            )
+            .build(),
+    )
 }
 
 /// The latest stream of `table`.

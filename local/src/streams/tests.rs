@@ -49,9 +49,14 @@ async fn table_with_items(n: usize) -> (String, String) {
     let endpoint = shared_endpoint().unwrap();
     let ddb = client(&endpoint);
     let table = fresh_table(&ddb, "streams").await.unwrap();
-    for i in 0..n {
+    put_items(&ddb, &table, 0..n).await;
+    (endpoint, table)
+}
+
+async fn put_items(ddb: &aws_sdk_dynamodb::Client, table: &str, items: std::ops::Range<usize>) {
+    for i in items {
         ddb.put_item()
-            .table_name(&table)
+            .table_name(table)
             .item(
                 "PK",
                 aws_sdk_dynamodb::types::AttributeValue::S(format!("T#{i:04}")),
@@ -61,7 +66,6 @@ async fn table_with_items(n: usize) -> (String, String) {
             .await
             .unwrap();
     }
-    (endpoint, table)
 }
 
 /// A consumer that records every event's sequence numbers and answers with `answer`.
@@ -90,6 +94,7 @@ fn fast() -> PollerSettings {
     PollerSettings {
         poll_interval: Duration::from_millis(50),
         retry_delay: Duration::from_millis(5),
+        max_retry_delay: Duration::from_millis(20),
         ..PollerSettings::default()
     }
 }
@@ -186,4 +191,59 @@ async fn a_failed_invocation_is_bisected_and_a_poison_record_discarded_after_its
     assert_eq!((stats.delivered, stats.discarded), (7, 1));
     assert_eq!(stats.bisections, 3);
     poller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poller_resumes_after_its_database_is_killed_and_restarted() {
+    use crate::dynamodb::{DynamoDbLocal, Storage};
+    let dir = std::env::temp_dir().join(format!("outdial-poller-{}", uuid::Uuid::new_v4()));
+    let storage = Storage::Dir(dir.clone());
+    let db = Arc::new(
+        tokio::task::spawn_blocking(move || DynamoDbLocal::start(&storage))
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    let endpoint = db.endpoint().to_owned();
+    let ddb = client(&endpoint);
+    let table = fresh_table(&ddb, "restart").await.unwrap();
+    put_items(&ddb, &table, 0..10).await;
+    let (consumer, seen) = recording(|_| Ok(json!({"batchItemFailures": []})));
+    let poller = StreamPoller::start(&endpoint, &table, consumer, fast())
+        .await
+        .unwrap();
+    poller
+        .wait_caught_up(Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    // Killed as a crash would, down for a while, then started again on its folder.
+    let control = Arc::clone(&db);
+    tokio::task::spawn_blocking(move || {
+        control.kill()?;
+        std::thread::sleep(Duration::from_millis(500));
+        control.restart()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    put_items(&ddb, &table, 10..20).await;
+    poller
+        .wait_caught_up(Duration::from_secs(60))
+        .await
+        .unwrap();
+
+    // Every record, in order, each delivered once (the buffer and the position survived).
+    let delivered: Vec<String> = seen.lock().unwrap().concat();
+    let stream = read_stream(&endpoint, &table).await.unwrap();
+    let expected: Vec<String> = stream
+        .iter()
+        .flat_map(|s| s.records.iter().map(|r| seq_of(Some(r)).unwrap()))
+        .collect();
+    assert_eq!(expected.len(), 20);
+    assert_eq!(delivered, expected);
+    assert_eq!(poller.stats().delivered, 20);
+    poller.stop().await;
+    db.stop();
+    let _ = std::fs::remove_dir_all(&dir);
 }
