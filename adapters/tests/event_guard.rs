@@ -7,10 +7,11 @@
 //! write itself, not only by the handler.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
-use aws_sdk_dynamodb::Client;
+mod support;
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::StreamExt;
-use outdial_adapters::condition::{Condition, Guarded};
+use outdial_adapters::condition::Condition;
 use outdial_adapters::item::{
     CALL_SK, Item, NO_END_REQUEST, call_from_item, call_pk, key, n, s, status_call,
 };
@@ -22,7 +23,6 @@ use outdial_local::dynamodb::shared_endpoint;
 use outdial_local::tables::{client, fresh_table};
 
 const T0: Timestamp = Timestamp::from_millis(1_900_000_000_000);
-const IN_FLIGHT: usize = 32;
 const OURS: &str = "7f9a2d3e-0000-4000-8000-00000000000a";
 const THEIRS: &str = "7f9a2d3e-0000-4000-8000-00000000000b";
 
@@ -143,33 +143,6 @@ fn write(campaign: &CampaignId, seq: u64, statuses: Vec<CallStatus>) -> EventWri
     }
 }
 
-/// Whether DynamoDB applies an update carrying `w`'s condition to `item`.
-async fn applies(ddb: &Client, table: &str, item: &Item, w: &EventWrite) -> bool {
-    let out = ddb
-        .update_item()
-        .table_name(table)
-        .key("PK", item["PK"].clone())
-        .key("SK", item["SK"].clone())
-        .guarded(Condition::event(w).guarding(&[], [(":probe", n(1))]))
-        .update_expression("SET probe = :probe")
-        .send()
-        .await;
-    match out {
-        Ok(_) => true,
-        Err(e) => {
-            let refused = e
-                .as_service_error()
-                .is_some_and(|e| e.is_conditional_check_failed_exception());
-            assert!(
-                refused,
-                "failed otherwise than on its condition: {}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-            );
-            false
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_events_write_applies_to_exactly_the_records_its_guard_admits() {
     let endpoint = shared_endpoint().expect("DynamoDB Local");
@@ -180,19 +153,7 @@ async fn an_events_write_applies_to_exactly_the_records_its_guard_admits() {
         .into_iter()
         .map(|shape| item(&campaign, &other, shape))
         .collect();
-    futures::stream::iter(&items)
-        .for_each_concurrent(IN_FLIGHT, |item| {
-            let (ddb, table) = (&ddb, &table);
-            async move {
-                ddb.put_item()
-                    .table_name(table)
-                    .set_item(Some(item.clone()))
-                    .send()
-                    .await
-                    .expect("put");
-            }
-        })
-        .await;
+    support::put_all(&ddb, &table, &items).await;
     // Every status (the unclaimed ones too, as an older handler might have asked), and the
     // live ones only; a `Sequence` below, at and above the records' last one.
     let writes: Vec<EventWrite> = [1, 2, 3]
@@ -215,9 +176,16 @@ async fn an_events_write_applies_to_exactly_the_records_its_guard_admits() {
     let outcomes: Vec<(&Item, &EventWrite, bool)> = futures::stream::iter(cases)
         .map(|(item, w)| {
             let (ddb, table) = (&ddb, &table);
-            async move { (item, w, applies(ddb, table, item, w).await) }
+            async move {
+                (
+                    item,
+                    w,
+                    support::applies(ddb, table, item, Condition::event(w), &format!("{w:?}"))
+                        .await,
+                )
+            }
         })
-        .buffer_unordered(IN_FLIGHT)
+        .buffer_unordered(support::IN_FLIGHT)
         .collect()
         .await;
 

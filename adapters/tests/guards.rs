@@ -5,10 +5,11 @@
 //! without an SMA event or a placing recorded in an attempt before, at or after the guard's.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
-use aws_sdk_dynamodb::Client;
+mod support;
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::StreamExt;
-use outdial_adapters::condition::{Condition, Guarded};
+use outdial_adapters::condition::Condition;
 use outdial_adapters::item::{
     CALL_SK, Item, NO_END_REQUEST, call_from_item, call_pk, due_key, due_shard, key, n, s,
     status_call,
@@ -21,8 +22,6 @@ use outdial_local::dynamodb::shared_endpoint;
 use outdial_local::tables::{client, fresh_table};
 
 const T0: Timestamp = Timestamp::from_millis(1_900_000_000_000);
-/// Requests in flight at once.
-const IN_FLIGHT: usize = 32;
 
 /// A call item as the store leaves it: in `status` as `attempt`, in the `due` index if
 /// `listed`, with the last SMA event applied in attempt `event` and the Voice API's placing
@@ -112,53 +111,13 @@ fn guards() -> Vec<Guard> {
     all
 }
 
-/// Whether DynamoDB applies an update guarded by `guard` to the call item `item`. The update
-/// touches no attribute a guard reads, so every guard meets the record as it was written.
-async fn applies(ddb: &Client, table: &str, item: &Item, guard: Guard) -> bool {
-    let out = ddb
-        .update_item()
-        .table_name(table)
-        .key("PK", item["PK"].clone())
-        .key("SK", item["SK"].clone())
-        .guarded(Condition::from(guard).guarding(&[], [(":probe", n(1))]))
-        .update_expression("SET probe = :probe")
-        .send()
-        .await;
-    match out {
-        Ok(_) => true,
-        Err(e) => {
-            let refused = e
-                .as_service_error()
-                .is_some_and(|e| e.is_conditional_check_failed_exception());
-            assert!(
-                refused,
-                "{guard:?} failed otherwise than on its condition: {}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-            );
-            false
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_guarded_update_applies_to_exactly_the_records_its_guard_admits() {
     let endpoint = shared_endpoint().expect("DynamoDB Local");
     let ddb = client(&endpoint);
     let table = fresh_table(&ddb, "guards").await.expect("table");
     let records = records(&CampaignId::random());
-    futures::stream::iter(&records)
-        .for_each_concurrent(IN_FLIGHT, |item| {
-            let (ddb, table) = (&ddb, &table);
-            async move {
-                ddb.put_item()
-                    .table_name(table)
-                    .set_item(Some(item.clone()))
-                    .send()
-                    .await
-                    .expect("put");
-            }
-        })
-        .await;
+    support::put_all(&ddb, &table, &records).await;
 
     let guards = guards();
     let cases: Vec<(&Item, Guard)> = records
@@ -168,9 +127,22 @@ async fn a_guarded_update_applies_to_exactly_the_records_its_guard_admits() {
     let outcomes: Vec<(&Item, Guard, bool)> = futures::stream::iter(cases)
         .map(|(item, guard)| {
             let (ddb, table) = (&ddb, &table);
-            async move { (item, guard, applies(ddb, table, item, guard).await) }
+            async move {
+                (
+                    item,
+                    guard,
+                    support::applies(
+                        ddb,
+                        table,
+                        item,
+                        Condition::from(guard),
+                        &format!("{guard:?}"),
+                    )
+                    .await,
+                )
+            }
         })
-        .buffer_unordered(IN_FLIGHT)
+        .buffer_unordered(support::IN_FLIGHT)
         .collect()
         .await;
 

@@ -39,6 +39,7 @@ impl MemoryStore {
         campaign: &Campaign,
         calls: &[NewCall],
     ) -> Result<(), StoreError> {
+        self.hang_if_asked().await;
         let mut t = self.request();
         // A retried request for a campaign that is already complete writes nothing: its calls
         // may have moved on.
@@ -272,6 +273,7 @@ impl ApiStore for MemoryStore {
         calls: &[NewCall],
         now: Timestamp,
     ) -> Result<Appended, StoreError> {
+        self.hang_if_asked().await;
         if campaign.status == CampaignStatus::Cancelled {
             return Err(StoreError::Conflict);
         }

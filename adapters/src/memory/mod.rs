@@ -39,7 +39,7 @@ mod voice;
 pub use voice::{MemoryDialer, MemoryTrigger, PlaceRequest, UpdateRequest, VoiceAnswer};
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use outdial_core::admin::StoredReply;
@@ -67,6 +67,8 @@ struct Shared {
     shards: u32,
     tables: Mutex<Tables>,
     requests: AtomicUsize,
+    /// While set, writing a campaign's calls never answers ([`MemoryStore::hang_writes`]).
+    hang: AtomicBool,
 }
 
 /// Everything the table holds, one map per kind of item.
@@ -180,6 +182,7 @@ impl MemoryStore {
                 shards: shards.max(1),
                 tables: Mutex::new(Tables::default()),
                 requests: AtomicUsize::new(0),
+                hang: AtomicBool::new(false),
             }),
         }
     }
@@ -198,6 +201,20 @@ impl MemoryStore {
     /// [`Self::requests`], and starts counting from zero again.
     pub fn take_requests(&self) -> usize {
         self.shared.requests.swap(0, Ordering::SeqCst)
+    }
+
+    /// While `on`, writing a campaign's calls (creating a campaign, appending contacts) never
+    /// answers, as a table that stalls: for tests of what a caller does when its time runs out.
+    /// The write is then not made at all.
+    pub fn hang_writes(&self, on: bool) {
+        self.shared.hang.store(on, Ordering::SeqCst);
+    }
+
+    /// Waits for ever while [`Self::hang_writes`] is on.
+    async fn hang_if_asked(&self) {
+        if self.shared.hang.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// The table, locked, for one port call: counted, and never poisoned for good (a test that

@@ -38,7 +38,7 @@ mod service;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use http::{HeaderValue, StatusCode};
@@ -55,6 +55,14 @@ pub use crate::service::{Api, DEFAULT_LEASE, DEFAULT_MAX_BODY_BYTES, Settings};
 
 /// The header a replayed answer carries.
 pub const REPLAYED: &str = "idempotent-replayed";
+/// How long one request may take before it is answered 503: API Gateway's HTTP API gives up
+/// after 30 s and the function's timeout is 29 s (`infra/functions.json`), so the API answers
+/// first, with a problem detail rather than a gateway timeout.
+pub const REQUEST_BUDGET: Duration = Duration::from_secs(26);
+/// How much of [`REQUEST_BUDGET`] a request's work may use: the rest releases its
+/// `Idempotency-Key`, so a retry with the same key takes the work over at once (its ids derive
+/// from the key, so it completes what this attempt began) instead of after the key's lease.
+pub const WORK_BUDGET: Duration = Duration::from_secs(20);
 
 impl<S, D, T> Api<S, D, T>
 where
@@ -68,10 +76,17 @@ where
         let method = req.method().clone();
         // The route's template, never the path: a path may hold a phone number.
         let span = tracing::info_span!("api", %method, route = tracing::field::Empty);
-        let response = AssertUnwindSafe(self.serve(req).instrument(span.clone()))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| ApiError::Internal("the handler panicked".into()).into_response());
+        let work_until = tokio::time::Instant::now() + WORK_BUDGET;
+        let serving =
+            AssertUnwindSafe(self.serve(req, work_until).instrument(span.clone())).catch_unwind();
+        let response = match tokio::time::timeout(REQUEST_BUDGET, serving).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(_)) => ApiError::Internal("the handler panicked".into()).into_response(),
+            Err(_) => {
+                let _entered = span.enter();
+                out_of_time(REQUEST_BUDGET).into_response()
+            }
+        };
         tracing::info!(
             parent: &span,
             status = response.status().as_u16(),
@@ -81,14 +96,18 @@ where
         response
     }
 
-    async fn serve(&self, req: Request) -> Response<Body> {
-        match self.route(req).await {
+    async fn serve(&self, req: Request, work_until: tokio::time::Instant) -> Response<Body> {
+        match self.route(req, work_until).await {
             Ok(response) => response,
             Err(e) => e.into_response(),
         }
     }
 
-    async fn route(&self, req: Request) -> Result<Response<Body>, ApiError> {
+    async fn route(
+        &self,
+        req: Request,
+        work_until: tokio::time::Instant,
+    ) -> Result<Response<Body>, ApiError> {
         if !self.settings.auth.allows(&req) {
             return Err(ApiError::Unauthorized);
         }
@@ -107,32 +126,38 @@ where
             Endpoint::CreateCampaign => {
                 let kind = request::kind(&req, true)?;
                 return self
-                    .idempotent(&req, |seed| self.create_campaign(&req, kind, seed))
+                    .idempotent(&req, work_until, |seed| {
+                        self.create_campaign(&req, kind, seed)
+                    })
                     .await;
             }
             Endpoint::AppendContacts => {
                 let id = endpoints::campaign_id(param)?;
                 let kind = request::kind(&req, true)?;
                 return self
-                    .idempotent(&req, |seed| self.append_contacts(&req, &id, kind, seed))
+                    .idempotent(&req, work_until, |seed| {
+                        self.append_contacts(&req, &id, kind, seed)
+                    })
                     .await;
             }
             Endpoint::CreateCall => {
                 request::kind(&req, false)?;
                 return self
-                    .idempotent(&req, |seed| self.create_call(&req, seed))
+                    .idempotent(&req, work_until, |seed| self.create_call(&req, seed))
                     .await;
             }
             Endpoint::PauseCampaign | Endpoint::ResumeCampaign | Endpoint::CancelCampaign => {
                 let id = endpoints::campaign_id(param)?;
                 let endpoint = matched.endpoint;
                 return self
-                    .idempotent(&req, |_| self.change_status(&id, endpoint))
+                    .idempotent(&req, work_until, |_| self.change_status(&id, endpoint))
                     .await;
             }
             Endpoint::HangUp => {
                 let id = endpoints::call_id(param)?;
-                return self.idempotent(&req, |_| self.hang_up(&id)).await;
+                return self
+                    .idempotent(&req, work_until, |_| self.hang_up(&id))
+                    .await;
             }
             Endpoint::GetCampaign => self.get_campaign(&endpoints::campaign_id(param)?).await,
             Endpoint::ListCalls => self.list_calls(&req, &endpoints::campaign_id(param)?).await,
@@ -151,6 +176,7 @@ where
     async fn idempotent<'a, F, Fut>(
         &'a self,
         req: &'a Request,
+        work_until: tokio::time::Instant,
         work: F,
     ) -> Result<Response<Body>, ApiError>
     where
@@ -158,7 +184,9 @@ where
         Fut: Future<Output = Result<Reply, ApiError>> + 'a,
     {
         let Some(key) = idempotency::key(req)? else {
-            return Ok(work(Seed::random()).await?.into_response());
+            return Ok(within(work_until, work(Seed::random()))
+                .await?
+                .into_response());
         };
         let fingerprint = idempotency::fingerprint(req);
         let owner = uuid::Uuid::new_v4().simple().to_string();
@@ -187,7 +215,7 @@ where
         if matches!(begun, Begun::TakenOver) {
             tracing::info!("took over a request whose first attempt did not finish");
         }
-        let outcome = work(Seed::keyed(&key, &fingerprint)).await;
+        let outcome = within(work_until, work(Seed::keyed(&key, &fingerprint))).await;
         let keep = match &outcome {
             Ok(_) => true,
             Err(e) => e.is_final(),
@@ -227,6 +255,29 @@ where
         }
         Ok(response)
     }
+}
+
+/// `work`, or a 503 when it has not finished by `until`: a retry completes it, as after a
+/// crash (with an `Idempotency-Key`, whose key is then released for it).
+async fn within<F>(until: tokio::time::Instant, work: F) -> Result<Reply, ApiError>
+where
+    F: Future<Output = Result<Reply, ApiError>>,
+{
+    tokio::time::timeout_at(until, work)
+        .await
+        .unwrap_or_else(|_| Err(out_of_time(WORK_BUDGET)))
+}
+
+/// The answer to a request that ran out of `budget`: retryable, so its key is released.
+fn out_of_time(budget: Duration) -> ApiError {
+    ApiError::Unavailable(
+        format!(
+            "the request did not finish within its {} s budget; a retry with the same \
+             Idempotency-Key completes it",
+            budget.as_secs()
+        )
+        .into(),
+    )
 }
 
 /// A stored answer, as it was sent the first time.

@@ -32,6 +32,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::error::Error as StdError;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::{EventRecord, TimeWindowEventResponse};
 use aws_lambda_events::event::streams::DynamoDbBatchItemFailure;
@@ -58,6 +59,13 @@ const HISTORY_CHUNK: usize = 25;
 /// after a re-delivery was found; a third is only needed if another writer moved the
 /// watermark in between, which `ParallelizationFactor` 1 rules out.
 const APPLY_ROUNDS: usize = 3;
+/// How long one batch may take, its writes and their retries included: each write's own
+/// deadline (`outdial_adapters::config::Deadline::Background`) bounds one request, not the
+/// several a campaign's update may need in turn, so the batch as a whole stops here and
+/// reports itself for re-delivery, inside the function's timeout (30 s, in
+/// `infra/functions.json`). What it applied before stopping is refused by the watermark or
+/// rewritten identically when it comes again.
+pub const BATCH_BUDGET: Duration = Duration::from_secs(25);
 /// The CloudWatch namespace of the handler's metrics.
 pub const METRICS_NAMESPACE: &str = "Outdial";
 
@@ -267,7 +275,62 @@ impl<S: CounterStore> StreamHandler<S> {
         }
         handled.calls = changes.len();
 
-        let Plan { groups, history } = plan(&changes);
+        let (mut failed_at, campaigns, history) =
+            match tokio::time::timeout(BATCH_BUDGET, self.apply_changes(shard, &changes, handled))
+                .await
+            {
+                Ok(applied) => applied,
+                Err(_) => {
+                    // Whatever went through is refused by the watermark or rewritten
+                    // identically when Lambda delivers the batch again.
+                    let first = changes.first().map(|c| c.pos.clone());
+                    tracing::warn!(
+                        budget_ms = u64::try_from(BATCH_BUDGET.as_millis()).unwrap_or(u64::MAX),
+                        first = first.as_ref().map(tracing::field::display),
+                        "the batch ran out of its budget; reported from its first call record \
+                         for re-delivery"
+                    );
+                    (first, 0, 0)
+                }
+            };
+        let mut fail = |pos: &StreamPosition| {
+            if failed_at.as_ref().is_none_or(|f| pos < f) {
+                failed_at = Some(pos.clone());
+            }
+        };
+        match bad {
+            Some((_, Bad { pos: Some(pos), .. })) => fail(&pos),
+            Some((index, Bad { pos: None, reason })) if failed_at.is_none() => {
+                return Err(BatchError::Unidentifiable { index, reason });
+            }
+            _ => {}
+        }
+        if let Some(pos) = failed_at {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(pos.sequence_number().to_owned());
+            handled.response.batch_item_failures = vec![failure];
+        }
+        tracing::info!(
+            calls = handled.calls,
+            skipped = handled.skipped,
+            campaigns,
+            history,
+            failed_at = handled.failure(),
+            "stream batch handled"
+        );
+        Ok(())
+    }
+
+    /// Applies a batch's changes: each campaign's counters and the event history, side by
+    /// side. Returns the earliest record whose write failed, and how many campaigns and
+    /// history items the batch touched.
+    async fn apply_changes(
+        &self,
+        shard: &str,
+        changes: &[Change],
+        handled: &mut Handled,
+    ) -> (Option<StreamPosition>, usize, usize) {
+        let Plan { groups, history } = plan(changes);
         let updates = join_all(
             groups
                 .iter()
@@ -310,27 +373,7 @@ impl<S: CounterStore> StreamHandler<S> {
                 fail(pos);
             }
         }
-        match bad {
-            Some((_, Bad { pos: Some(pos), .. })) => fail(&pos),
-            Some((index, Bad { pos: None, reason })) if failed_at.is_none() => {
-                return Err(BatchError::Unidentifiable { index, reason });
-            }
-            _ => {}
-        }
-        if let Some(pos) = failed_at {
-            let mut failure = DynamoDbBatchItemFailure::default();
-            failure.item_identifier = Some(pos.sequence_number().to_owned());
-            handled.response.batch_item_failures = vec![failure];
-        }
-        tracing::info!(
-            calls = handled.calls,
-            skipped = handled.skipped,
-            campaigns = groups.len(),
-            history = history.len(),
-            failed_at = handled.failure(),
-            "stream batch handled"
-        );
-        Ok(())
+        (failed_at, groups.len(), history.len())
     }
 
     /// Applies one campaign's changes of this batch in one conditional update (two when the

@@ -13,6 +13,8 @@ struct Memory {
     totals: Mutex<HashMap<CampaignId, CampaignCounters>>,
     history: Mutex<Vec<HistoryItem>>,
     requests: AtomicUsize,
+    /// While set, a counters update never answers (a store that hangs).
+    stalled: std::sync::atomic::AtomicBool,
 }
 
 impl CounterStore for Memory {
@@ -24,6 +26,9 @@ impl CounterStore for Memory {
     ) -> Result<CounterWrite, StoreError> {
         let (shard, first, last) = (&span.shard, &span.first, &span.last);
         self.requests.fetch_add(1, Ordering::SeqCst);
+        if self.stalled.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         let mut marks = self.counters.lock().unwrap();
         let mut totals = self.totals.lock().unwrap();
         let total = totals.entry(campaign.clone()).or_default();
@@ -276,4 +281,34 @@ fn metric_lines_are_embedded_metric_format_one_per_status() {
         directive["Metrics"],
         json!([{"Name": "CallTransitions", "Unit": "Count"}])
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_whose_store_hangs_stops_at_its_budget_and_is_applied_once_when_delivered_again() {
+    let h = handler();
+    let records = vec![
+        call("401", ("DIALING", None), ("DIALING", Some(1))),
+        call("402", ("DIALING", Some(1)), ("RINGING", Some(2))),
+    ];
+    h.store.stalled.store(true, Ordering::SeqCst);
+    let started = tokio::time::Instant::now();
+    let handled = h.handle(batch(records.clone())).await.unwrap();
+    assert_eq!(
+        started.elapsed(),
+        BATCH_BUDGET,
+        "it stops at its budget, not before"
+    );
+    assert_eq!(
+        handled.failure(),
+        Some("401"),
+        "the whole batch comes again"
+    );
+    assert!(handled.transitions.is_empty());
+
+    h.store.stalled.store(false, Ordering::SeqCst);
+    let again = h.handle(batch(records)).await.unwrap();
+    assert_eq!(again.failure(), None);
+    let totals = h.store.totals.lock().unwrap().clone();
+    let c = &totals[&CampaignId::parse("cmp_1").unwrap()];
+    assert_eq!((c.placed, c.status(CallStatus::Ringing)), (1, 1));
 }

@@ -8,6 +8,7 @@
 
 mod agreement;
 mod bounds;
+mod budget;
 mod calls;
 mod campaigns;
 mod csv_lists;

@@ -56,10 +56,25 @@ impl Memory {
         content_type: Option<&str>,
         body: Option<&str>,
     ) -> (u16, Value) {
+        self.send_with(method, path, content_type, body, &[]).await
+    }
+
+    /// As [`Self::send`], with more headers.
+    pub async fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<&str>,
+        more: &[(&str, &str)],
+    ) -> (u16, Value) {
         let (raw_path, query) = path.split_once('?').unwrap_or((path, ""));
         let mut headers = json!({"authorization": format!("Bearer {TOKEN}")});
         if let Some(ct) = content_type {
             headers["content-type"] = json!(ct);
+        }
+        for (name, value) in more {
+            headers[*name] = json!(value);
         }
         let mut event = json!({
             "version": "2.0",
