@@ -68,33 +68,33 @@ impl Memory {
         body: Option<&str>,
         more: &[(&str, &str)],
     ) -> (u16, Value) {
-        let (raw_path, query) = path.split_once('?').unwrap_or((path, ""));
-        let mut headers = json!({"authorization": format!("Bearer {TOKEN}")});
-        if let Some(ct) = content_type {
-            headers["content-type"] = json!(ct);
-        }
-        for (name, value) in more {
-            headers[*name] = json!(value);
-        }
-        let mut event = json!({
-            "version": "2.0",
-            "routeKey": "$default",
-            "rawPath": raw_path,
-            "rawQueryString": query,
-            "headers": headers,
-            "requestContext": {
-                "accountId": "000000000000", "apiId": "local", "domainName": "localhost",
-                "domainPrefix": "localhost",
-                "http": {"method": method, "path": raw_path, "protocol": "HTTP/1.1",
-                         "sourceIp": "127.0.0.1", "userAgent": "test"},
-                "requestId": "test", "routeKey": "$default", "stage": "$default",
-                "time": "", "timeEpoch": 0
-            },
-            "isBase64Encoded": false
-        });
+        let mut event = event(method, path, content_type, more);
         if let Some(body) = body {
             event["body"] = json!(body);
         }
+        self.answer(&event).await
+    }
+
+    /// Sends `bytes` as they are (base64, as API Gateway passes a body that is not text), with
+    /// `content_type` and more headers.
+    pub async fn send_bytes(
+        &self,
+        path: &str,
+        content_type: &str,
+        bytes: &[u8],
+        more: &[(&str, &str)],
+    ) -> (u16, Value) {
+        use base64::Engine as _;
+        let mut event = event("POST", path, Some(content_type), more);
+        event["body"] = json!(base64::engine::general_purpose::STANDARD.encode(bytes));
+        event["isBase64Encoded"] = json!(true);
+        self.answer(&event).await
+    }
+
+    /// Reads `event` as Lambda does, sends it, and checks the answer against its route.
+    async fn answer(&self, event: &Value) -> (u16, Value) {
+        let method = event["requestContext"]["http"]["method"].as_str().unwrap();
+        let raw_path = event["rawPath"].as_str().unwrap();
         let request = lambda_http::request::from_str(&event.to_string()).unwrap();
         let response = self.api.handle(request).await;
         let status = response.status().as_u16();
@@ -158,6 +158,34 @@ impl Memory {
 }
 
 /// A spec whose script uses `{{name}}`.
+/// An API Gateway payload-2.0 event without a body, authorized with the test token.
+fn event(method: &str, path: &str, content_type: Option<&str>, more: &[(&str, &str)]) -> Value {
+    let (raw_path, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut headers = json!({"authorization": format!("Bearer {TOKEN}")});
+    if let Some(ct) = content_type {
+        headers["content-type"] = json!(ct);
+    }
+    for (name, value) in more {
+        headers[*name] = json!(value);
+    }
+    json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": raw_path,
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "000000000000", "apiId": "local", "domainName": "localhost",
+            "domainPrefix": "localhost",
+            "http": {"method": method, "path": raw_path, "protocol": "HTTP/1.1",
+                     "sourceIp": "127.0.0.1", "userAgent": "test"},
+            "requestId": "test", "routeKey": "$default", "stage": "$default",
+            "time": "", "timeEpoch": 0
+        },
+        "isBase64Encoded": false
+    })
+}
+
 pub fn spec() -> Value {
     json!({
         "name": "reminders",
