@@ -48,6 +48,7 @@ test: setup
     cargo test --workspace --locked
     scripts/probe-api.sh
     if [ -f infra/package.json ]; then npm test --prefix infra; fi
+    scripts/lint-template.sh
 
 # The SMA handler's work per event (store faked), the release binary's start-up to its first
 # answered event, its stripped size, the dispatcher's dial rate at 10, 50 and 100 calls per

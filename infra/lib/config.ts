@@ -25,6 +25,11 @@ export interface OutdialConfig {
   readonly inboundMessage?: string;
   /** `outdial:alarmEmail` (optional): subscribed to the alarm topic. */
   readonly alarmEmail?: string;
+  /** `outdial:allowedCountries` (optional): the countries campaigns may call, as ISO 3166
+   * alpha-2 codes (`US,CA`), passed to the API function as `OUTDIAL_ALLOWED_COUNTRIES`; a
+   * number in any other country is refused. Unset: each request may call its campaign's
+   * `default_region` and the region it names for its own numbers. */
+  readonly allowedCountries?: readonly string[];
 }
 
 export const DEFAULTS = {
@@ -34,6 +39,7 @@ export const DEFAULTS = {
 } as const;
 
 const E164 = /^\+[1-9][0-9]{1,14}$/;
+const COUNTRY = /^[A-Z]{2}$/;
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
 
 /** A context value as a trimmed string, or undefined when unset or empty. */
@@ -85,6 +91,19 @@ export function readConfig(node: Node): OutdialConfig {
     throw new Error(`outdial:alarmEmail must be an email address, got ${JSON.stringify(alarmEmail)}`);
   }
 
+  // Checked as the API function reads it (handlers/api/src/destinations.rs), less its
+  // numbering-plan check: a code the function cannot read would stop it at start-up.
+  const countriesRaw = text(node, 'outdial:allowedCountries');
+  const allowedCountries = countriesRaw?.split(',').map((c) => c.trim());
+  for (const c of allowedCountries ?? []) {
+    if (!COUNTRY.test(c)) {
+      throw new Error(`outdial:allowedCountries must be comma-separated ISO 3166 alpha-2 codes in upper case (US,CA), got ${JSON.stringify(c)}`);
+    }
+  }
+  if (allowedCountries !== undefined && new Set(allowedCountries).size !== allowedCountries.length) {
+    throw new Error('outdial:allowedCountries lists a country twice');
+  }
+
   return {
     phoneNumbers: numbers,
     dispatchShards: integer(node, 'outdial:dispatchShards', DEFAULTS.dispatchShards, 1, 64),
@@ -92,5 +111,6 @@ export function readConfig(node: Node): OutdialConfig {
     smaReservedConcurrency: integer(node, 'outdial:smaReservedConcurrency', DEFAULTS.smaReservedConcurrency, 0, 10000),
     inboundMessage,
     alarmEmail,
+    allowedCountries,
   };
 }

@@ -3,8 +3,9 @@
 // watches. Each function's role lists exactly what its binary calls (docs/deploy.md has the
 // table); nothing gets a managed policy or a `*` where a resource can be named.
 
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { ArnFormat, CfnOutput, type CfnResource, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
@@ -30,30 +31,80 @@ import { buildTable, loadSchema, type TableSchema } from './table';
 export const WORKSPACE_MANIFEST = join(__dirname, '..', '..', 'Cargo.toml');
 
 /**
- * Sizes and limits, one place. Lambda gives CPU in proportion to memory (a full vCPU at
- * 1,769 MB), so memory here buys CPU, not room: every binary runs in a few tens of MB.
+ * Each function's memory, timeout and reserved concurrency: `infra/functions.json`, with why
+ * each value is what it is. One file, because the Rust tests read it too (`include_str!`) and
+ * check each function's longest path against its `timeoutSeconds`.
+ */
+export const FUNCTIONS_PATH = join(__dirname, '..', 'functions.json');
+
+/** The four functions, as `functions.json` names them. */
+export const FUNCTION_NAMES = ['sma', 'timers', 'api', 'stream'] as const;
+export type FunctionName = (typeof FUNCTION_NAMES)[number];
+
+/** One function's sizing, as `functions.json` holds it. */
+export interface FunctionSizing {
+  readonly memoryMb: number;
+  readonly timeoutSeconds: number;
+  readonly reservedConcurrency?: number;
+  /** Why: the reasoning behind the numbers, for whoever changes them. */
+  readonly why: string;
+}
+
+/**
+ * Reads and checks `functions.json`: exactly the four functions, each with whole numbers in
+ * Lambda's ranges and a reason. Throws naming the file and the field.
+ */
+export function parseFunctions(text: string): Record<FunctionName, FunctionSizing> {
+  const fail = (what: string): never => { throw new Error(`infra/functions.json: ${what}`); };
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    return fail(`not JSON (${(e as Error).message})`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return fail('must be an object');
+  const names = Object.keys(raw).sort();
+  if (JSON.stringify(names) !== JSON.stringify([...FUNCTION_NAMES].sort())) {
+    fail(`must name exactly ${FUNCTION_NAMES.join(', ')}, names ${names.join(', ') || 'none'}`);
+  }
+  const whole = (v: unknown, what: string, min: number, max: number): number =>
+    Number.isInteger(v) && (v as number) >= min && (v as number) <= max ? v as number : fail(`${what} must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  const entries = FUNCTION_NAMES.map((name): [FunctionName, FunctionSizing] => {
+    const f = (raw as Record<string, unknown>)[name] as Record<string, unknown>;
+    if (f === null || typeof f !== 'object') fail(`${name} must be an object`);
+    // Only the dispatcher's reservation is fixed here; the SMA's is `outdial:smaReservedConcurrency`.
+    const reserved = name === 'timers';
+    const fields = ['memoryMb', 'timeoutSeconds', 'why', ...(reserved ? ['reservedConcurrency'] : [])];
+    const extra = Object.keys(f).filter((k) => !fields.includes(k));
+    if (extra.length > 0) fail(`${name} has fields the stack does not use: ${extra.join(', ')}`);
+    if (typeof f.why !== 'string' || f.why.trim() === '') fail(`${name}.why must say why`);
+    return [name, {
+      // Lambda's limits: 128 MB to 10,240 MB, 1 s to 900 s.
+      memoryMb: whole(f.memoryMb, `${name}.memoryMb`, 128, 10240),
+      timeoutSeconds: whole(f.timeoutSeconds, `${name}.timeoutSeconds`, 1, 900),
+      ...(reserved ? { reservedConcurrency: whole(f.reservedConcurrency, `${name}.reservedConcurrency`, 1, 10000) } : {}),
+      why: f.why as string,
+    }];
+  });
+  return Object.fromEntries(entries) as Record<FunctionName, FunctionSizing>;
+}
+
+const FUNCTIONS = parseFunctions(readFileSync(FUNCTIONS_PATH, 'utf8'));
+const sizing = (f: FunctionSizing) => ({ memoryMb: f.memoryMb, timeout: Duration.seconds(f.timeoutSeconds) });
+
+/**
+ * Sizes and limits, from `functions.json` (whose `why`s explain each). Lambda gives CPU in
+ * proportion to memory (a full vCPU at 1,769 MB), so memory here buys CPU, not room: every
+ * binary runs in a few tens of MB.
  */
 export const SIZING = {
-  /** The SMA answers inside one DynamoDB round trip; its CPU work is tens of microseconds
-   * (DESIGN §9), so the smallest size serves it. The timeout sits above the store's hot-path
-   * deadline (2.5 s: two attempts of 1 s plus connect) and below the SMA's 5 s re-send, so an
-   * invocation always ends before the SMA sends the same event again. */
-  sma: { memoryMb: 128, timeout: Duration.seconds(3) },
-  /** One invocation dispatches every shard for up to 58 s (`RUN_FOR` in handlers/timers) and
-   * stops 5 s before its deadline (`MARGIN`); the 70 s timeout leaves that margin and more. A
-   * scheduled run first waits up to 10 s for the previous run to hand its shards over
-   * (`SCHEDULED_LEASE_WAIT`), so consecutive runs overlap by a few seconds and dialing never
-   * pauses for long. At 100 calls per second per shard it signs and sends hundreds of requests
-   * a second, which needs a third of a vCPU, not the twelfth that 128 MB gives. The reserved
-   * concurrency covers the schedule's overlapping runs (two at a hand-over) plus the API's
-   * on-demand runs, and caps the dispatcher there. */
-  timers: { memoryMb: 512, timeout: Duration.seconds(70), reservedConcurrency: 4 },
-  /** `POST /campaigns` parses and writes up to 100,000 contacts in one request: CPU for the
-   * parsing and the batch writes, inside the HTTP API's 30 s integration limit. */
-  api: { memoryMb: 1024, timeout: Duration.seconds(29) },
-  /** A batch of up to 100 stream records: one counter update per call transition and the
-   * event-history writes, I/O-bound. */
-  stream: { memoryMb: 128, timeout: Duration.seconds(30) },
+  sma: sizing(FUNCTIONS.sma),
+  timers: {
+    ...sizing(FUNCTIONS.timers),
+    reservedConcurrency: FUNCTIONS.timers.reservedConcurrency!, // required by parseFunctions
+  },
+  api: sizing(FUNCTIONS.api),
+  stream: sizing(FUNCTIONS.stream),
 } as const;
 
 /** The stream consumer's event source mapping. */
@@ -126,10 +177,27 @@ export class OutdialStack extends Stack {
     // ---- Data -----------------------------------------------------------------------------
     // Retained with the table: a retained table is unreadable without its key.
     this.key = new kms.Key(this, 'Key', {
-      description: 'outdial: the table (items, stream, backups) and the alarm topic',
+      description: 'outdial: the table (items, stream, backups), the alarm topic and the log groups',
       enableKeyRotation: true,
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    // CloudWatch Logs encrypts the stack's log groups (the functions' and the API's access
+    // log) with the key. Only for log groups of this account and Region: the encryption
+    // context names the log group. Their ARNs exist only once they are created, which needs
+    // this statement first, hence `log-group:*`.
+    this.key.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'CloudWatchLogsEncryptThisAccountsLogGroups',
+      principals: [new iam.ServicePrincipal(`logs.${this.region}.amazonaws.com`)],
+      actions: ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncryptFrom', 'kms:ReEncryptTo', 'kms:GenerateDataKey', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:DescribeKey'],
+      resources: ['*'],
+      conditions: {
+        ArnLike: {
+          'kms:EncryptionContext:aws:logs:arn': this.formatArn({
+            service: 'logs', resource: 'log-group', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        },
+      },
+    }));
     this.table = buildTable(this, 'Table', schema, this.key);
     const tableArn = this.table.tableArn;
     // One index of the schema by name: a query grant names the indexes its function queries.
@@ -153,29 +221,67 @@ export class OutdialStack extends Stack {
         ...(config.inboundMessage === undefined ? {} : { OUTDIAL_INBOUND_MESSAGE: config.inboundMessage }),
       },
     });
+    acknowledgeLint(this.smaFunction, {
+      checkov: [
+        { id: 'CKV_AWS_116', comment: 'Invoked synchronously by the PSTN audio service, which waits for its answer: a dead-letter queue catches only asynchronous invocations.' },
+        ...(config.smaReservedConcurrency > 0 ? [] : [{ id: 'CKV_AWS_115', comment: 'Reservation turned off with outdial:smaReservedConcurrency=0, for trying the stack in an account whose concurrency quota cannot spare it (docs/deploy.md); not for real campaigns.' }]),
+      ],
+    });
 
-    // The SIP media application, with the SMA function as its one endpoint. The permission
-    // exists before the SMA does; `aws:SourceAccount` keeps another account's SMA from invoking
-    // the function (a condition on the SMA's own ARN would be a dependency cycle).
-    const smaPermission = new lambda.CfnPermission(this, 'SmaInvokePermission', {
+    // The SIP media application, with the SMA function as its one endpoint, and the Lambda
+    // permissions that let the PSTN audio service (`voiceconnector.chime.amazonaws.com`) invoke
+    // that function. docs/deploy.md ("The SMA's invoke permission") has the sources.
+    //
+    // - Creating the SMA touches the function's resource policy: the create and update handlers
+    //   of AWS::Chime::SipMediaApplication need `lambda:GetPolicy` and `lambda:AddPermission`
+    //   (the type's CloudFormation registry schema, `handlers.create.permissions`), so the
+    //   service reads the policy and can add a statement of its own. Its conditions are not
+    //   documented, and CloudFormation would neither scope nor remove it. So a statement of the
+    //   stack's exists first, and the SMA depends on it.
+    // - The SMA's id, so its ARN, exists only once the SMA does: a statement naming it must come
+    //   after the SMA (it references the id), or the two would wait for each other.
+    // - AWS documents two forms of `aws:SourceArn` for this principal acting for an SMA:
+    //   `arn:aws:chime:<region>:<account>:sma/<id>` (PlayAudio's S3 bucket policy) and
+    //   `arn:aws:voiceconnector:<region>:<account>:sma/<id>` (StartBotConversation's Lex
+    //   policy), none for invoking Lambda. Lambda's SourceArn cannot wildcard the service, so
+    //   each statement comes in both forms: a form the service does not present would refuse
+    //   every call.
+    //
+    // Hence, with `aws:SourceAccount` on all of them:
+    //   SmaInvokeFromThisAccount[VoiceConnectorArn]  before the SMA: `...:sma/*`, the SMAs of
+    //       this account in this Region, as tight as anything can be before the id exists.
+    //   SmaInvokePermission[VoiceConnectorArn]       after the SMA: this SMA's ARN exactly.
+    // Lambda allows what any statement allows, so while the first pair exists it is the
+    // effective scope; it can go once the SMA exists (docs/deploy.md says how to check).
+    const smaPermissionBase = {
       action: 'lambda:InvokeFunction',
       functionName: this.smaFunction.functionArn,
       principal: 'voiceconnector.chime.amazonaws.com',
       sourceAccount: this.account,
+    };
+    const smaArnOf = (service: string, resourceName: string) => this.formatArn({
+      service,
+      resource: 'sma',
+      resourceName,
+      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
     });
+    const SMA_ARN_FORMS = [['chime', ''], ['voiceconnector', 'VoiceConnectorArn']] as const;
+    const beforeSma = SMA_ARN_FORMS.map(([service, suffix]) => new lambda.CfnPermission(this, `SmaInvokeFromThisAccount${suffix}`, {
+      ...smaPermissionBase,
+      sourceArn: smaArnOf(service, '*'),
+    }));
     this.sipMediaApplication = new chime.CfnSipMediaApplication(this, 'SipMediaApplication', {
       name: this.stackName,
       awsRegion: this.region,
       endpoints: [{ lambdaArn: this.smaFunction.functionArn }],
     });
-    this.sipMediaApplication.node.addDependency(smaPermission);
+    for (const p of beforeSma) this.sipMediaApplication.node.addDependency(p);
     const smaId = this.sipMediaApplication.attrSipMediaApplicationId;
-    const smaArn = this.formatArn({
-      service: 'chime',
-      resource: 'sma',
-      resourceName: smaId,
-      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
-    });
+    // The SMA's ARN as IAM and the Chime SDK name it (the roles' Chime grants use it too).
+    const smaArn = smaArnOf('chime', smaId);
+    for (const [service, suffix] of SMA_ARN_FORMS) {
+      new lambda.CfnPermission(this, `SmaInvokePermission${suffix}`, { ...smaPermissionBase, sourceArn: smaArnOf(service, smaId) });
+    }
 
     this.timersFunction = this.rustFunction('TimersFunction', {
       binary: 'outdial-timers',
@@ -191,6 +297,9 @@ export class OutdialStack extends Stack {
     // Both the schedule and the API invoke asynchronously. A failed run is not retried and a
     // queued one expires after a minute: the next scheduled run does the same work.
     this.timersFunction.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: DISPATCHER.maxEventAge });
+    acknowledgeLint(this.timersFunction, {
+      checkov: [{ id: 'CKV_AWS_116', comment: 'A failed or expired run is dropped on purpose: the next scheduled run, within a minute, does the same work from the table, so a dead-letter queue would hold nothing to replay. The Errors and DispatcherNotRunning alarms report failures.' }],
+    });
 
     this.apiFunction = this.rustFunction('ApiFunction', {
       binary: 'outdial-api',
@@ -201,7 +310,15 @@ export class OutdialStack extends Stack {
         OUTDIAL_DISPATCH_SHARDS: shards,
         OUTDIAL_SMA_ID: smaId,
         OUTDIAL_TIMERS_FUNCTION: this.timersFunction.functionName,
+        // Unset, each request may call its campaign's region and the region it names.
+        ...(config.allowedCountries === undefined ? {} : { OUTDIAL_ALLOWED_COUNTRIES: config.allowedCountries.join(',') }),
       },
+    });
+    acknowledgeLint(this.apiFunction, {
+      checkov: [
+        { id: 'CKV_AWS_116', comment: 'Invoked synchronously by the HTTP API, which answers the caller with the error: a dead-letter queue catches only asynchronous invocations.' },
+        { id: 'CKV_AWS_115', comment: 'No reservation on purpose (docs/deploy.md, Sizing): the HTTP API stage throttles requests (100 per second, burst 200), and a reservation would take concurrency from the SMA function and the rest of the account.' },
+      ],
     });
 
     this.streamFunction = this.rustFunction('StreamFunction', {
@@ -209,6 +326,12 @@ export class OutdialStack extends Stack {
       description: 'outdial: campaign counters and call event history from the table stream',
       ...SIZING.stream,
       environment: { OUTDIAL_TABLE_NAME: tableName },
+    });
+    acknowledgeLint(this.streamFunction, {
+      checkov: [
+        { id: 'CKV_AWS_116', comment: 'Invoked only by its DynamoDB stream mapping, whose own on-failure destination (the StreamFailures queue) takes batches that failed every retry: a function dead-letter queue catches only asynchronous invocations.' },
+        { id: 'CKV_AWS_115', comment: 'Its concurrency is bounded by the stream mapping: one batch at a time per stream shard (parallelization factor 1).' },
+      ],
     });
 
     // ---- What each function may call ------------------------------------------------------
@@ -232,10 +355,16 @@ export class OutdialStack extends Stack {
 
     // Timers: claims and leases (transactions are authorized by their Put/Update/Delete parts),
     // due work from the `due` index, a campaign's calls by status (sweeps, parked calls) from
-    // `byCampaign` (never the base table), and the two Voice API calls on this SMA only.
+    // `byCampaign`, and the two Voice API calls on this SMA only.
     allow(this.timersFunction, 'TableItems',
       ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'], [tableArn]);
     allow(this.timersFunction, 'TableQueries', ['dynamodb:Query'], [indexArn('due'), indexArn('byCampaign')]);
+    // And the base table, for one kind of partition: a watchdog reads the hang-ups the SMA
+    // stored as orphans of a transaction (`PK = ORPHAN#<transaction id>`, the store's
+    // `orphans`) to learn how a call the SMA no longer knew ended. A `dynamodb:LeadingKeys`
+    // condition (`ORPHAN#*`) could narrow it further, but the permission test cannot verify a
+    // conditional grant (a recording carries no key), so the grant is Query on the table ARN.
+    allow(this.timersFunction, 'OrphansByTransaction', ['dynamodb:Query'], [tableArn]);
     tableKey(this.timersFunction);
     allow(this.timersFunction, 'DialAndHangUpOnThisSma',
       ['chime:CreateSipMediaApplicationCall', 'chime:UpdateSipMediaApplicationCall'], [smaArn]);
@@ -263,6 +392,9 @@ export class OutdialStack extends Stack {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
+    });
+    acknowledgeLint(this.streamFailures, {
+      checkov: [{ id: 'CKV_AWS_27', comment: 'Encrypted at rest with SQS-managed keys (SqsManagedSseEnabled). The messages carry only the shard and sequence-number range of a failed batch; a customer key would have to be usable by the stream function outside DynamoDB, which the table key is not.' }],
     });
     Validations.of(this.streamFailures).acknowledge({
       id: 'AwsSolutions-SQS3',
@@ -316,7 +448,7 @@ export class OutdialStack extends Stack {
     });
 
     // ---- HTTP API -------------------------------------------------------------------------
-    const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', { retention: LOG_RETENTION });
+    const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', { retention: LOG_RETENTION, encryptionKey: this.key });
     this.httpApi = new apigw.HttpApi(this, 'HttpApi', {
       description: 'outdial: campaigns, calls and the do-not-call list (SigV4, service execute-api)',
       createDefaultStage: false,
@@ -397,6 +529,7 @@ export class OutdialStack extends Stack {
     const logGroup = new logs.LogGroup(this, `${id}Logs`, {
       retention: LOG_RETENTION,
       removalPolicy: RemovalPolicy.DESTROY,
+      encryptionKey: this.key,
     });
     // A role of its own, without AWSLambdaBasicExecutionRole: it writes to its log group only.
     const role = new iam.Role(this, `${id}Role`, {
@@ -408,7 +541,7 @@ export class OutdialStack extends Stack {
       actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
       resources: [logGroup.logGroupArn],
     }));
-    return new RustFunction(this, id, {
+    const fn = new RustFunction(this, id, {
       manifestPath: WORKSPACE_MANIFEST,
       binaryName: spec.binary,
       runtime: 'provided.al2023',
@@ -428,6 +561,41 @@ export class OutdialStack extends Stack {
       // Build exactly what Cargo.lock pins, as the tests do.
       bundling: { cargoLambdaFlags: ['--locked'] },
     });
+    // Deliberate, for every function (scripts/lint-template.sh; docs/deploy.md lists them).
+    // cfn-lint W3005: lambda.Function makes the function depend on its role construct, so that
+    // the role's policy is attached before the function exists; the role itself is already
+    // ordered by the `Fn::GetAtt` of its ARN, which is all the warning says.
+    acknowledgeLint(fn, {
+      cfnLint: ['W3005'],
+      checkov: [
+        { id: 'CKV_AWS_117', comment: 'No VPC: the functions call only AWS APIs (DynamoDB, Chime SDK Voice, Lambda) over TLS with SigV4 and reach nothing private; a VPC would add NAT or endpoints and cold-start time for nothing.' },
+        { id: 'CKV_AWS_173', comment: 'The environment holds no secret (table and function names, the SMA id, shard count, rate, message text, countries); Lambda encrypts it at rest with its own key.' },
+      ],
+    });
+    return fn;
+  }
+}
+
+/** A finding of checkov that is deliberate, with why. */
+interface Deliberate {
+  readonly id: string;
+  readonly comment: string;
+}
+
+/**
+ * Records on the resource behind `scope` the checkov checks and cfn-lint rules that do not
+ * apply to it, as the two tools read them from the template's Metadata. cfn-lint's metadata
+ * has no field for a reason: the call's comment gives it.
+ */
+export function acknowledgeLint(scope: Construct, findings: { readonly checkov?: Deliberate[]; readonly cfnLint?: string[] }): void {
+  const resource = scope.node.defaultChild as CfnResource;
+  if (findings.checkov !== undefined) {
+    const skip = [...(resource.getMetadata('checkov')?.skip ?? []), ...findings.checkov];
+    resource.addMetadata('checkov', { skip });
+  }
+  if (findings.cfnLint !== undefined) {
+    const ignore = [...(resource.getMetadata('cfn-lint')?.config?.ignore_checks ?? []), ...findings.cfnLint];
+    resource.addMetadata('cfn-lint', { config: { ignore_checks: ignore } });
   }
 }
 

@@ -22,7 +22,13 @@ describe('context', () => {
       smaReservedConcurrency: DEFAULTS.smaReservedConcurrency,
       inboundMessage: undefined,
       alarmEmail: undefined,
+      allowedCountries: undefined,
     });
+  });
+
+  test('reads allowed countries as comma-separated ISO 3166 alpha-2 codes', () => {
+    assert.deepEqual(configOf({ 'outdial:allowedCountries': ' US, CA ' }).allowedCountries, ['US', 'CA']);
+    assert.equal(configOf({ 'outdial:allowedCountries': ' ' }).allowedCountries, undefined);
   });
 
   test('reads phone numbers as comma-separated E.164', () => {
@@ -39,6 +45,11 @@ describe('context', () => {
     ['outdial:smaReservedConcurrency', '-1', /outdial:smaReservedConcurrency/],
     ['outdial:alarmEmail', 'ops', /outdial:alarmEmail must be an email address/],
     ['outdial:inboundMessage', 'x'.repeat(1001), /at most 1000 characters/],
+    ['outdial:allowedCountries', 'us,CA', /outdial:allowedCountries must be comma-separated ISO 3166 alpha-2 codes in upper case/],
+    ['outdial:allowedCountries', 'USA', /outdial:allowedCountries must be/],
+    ['outdial:allowedCountries', 'US,,CA', /outdial:allowedCountries must be/],
+    ['outdial:allowedCountries', 'US;CA', /outdial:allowedCountries must be/],
+    ['outdial:allowedCountries', 'US,CA,US', /outdial:allowedCountries lists a country twice/],
   ] as const) {
     test(`refuses ${key}=${value.slice(0, 30)}`, () => {
       assert.throws(() => configOf({ [key]: value }), message);
@@ -54,6 +65,7 @@ describe('a configured stack', () => {
     'outdial:smaReservedConcurrency': '0',
     'outdial:alarmEmail': 'ops@example.com',
     'outdial:inboundMessage': 'This number places reminder calls for Example Clinic.',
+    'outdial:allowedCountries': 'US,CA,GB',
   });
   const fn = (prefix: string) => s.json.Resources[logicalId(s, 'AWS::Lambda::Function', prefix)].Properties;
 
@@ -71,8 +83,18 @@ describe('a configured stack', () => {
     assert.equal(fn('SmaFunction').Environment.Variables.OUTDIAL_INBOUND_MESSAGE, 'This number places reminder calls for Example Clinic.');
   });
 
+  test('passes the allowed countries to the API function only', () => {
+    assert.equal(fn('ApiFunction').Environment.Variables.OUTDIAL_ALLOWED_COUNTRIES, 'US,CA,GB');
+    for (const prefix of ['SmaFunction', 'TimersFunction', 'StreamFunction']) {
+      assert.equal(fn(prefix).Environment.Variables.OUTDIAL_ALLOWED_COUNTRIES, undefined, prefix);
+    }
+  });
+
   test('with reserved concurrency 0 reserves none (it never disables the SMA function)', () => {
     assert.equal(fn('SmaFunction').ReservedConcurrentExecutions, undefined);
+    // and says so to checkov (CKV_AWS_115: a function without a concurrency limit).
+    const skipped = s.json.Resources[logicalId(s, 'AWS::Lambda::Function', 'SmaFunction')] as any;
+    assert.ok(skipped.Metadata.checkov.skip.some((k: { id: string }) => k.id === 'CKV_AWS_115'));
   });
 
   test('lists the phone numbers in the outputs', () => {

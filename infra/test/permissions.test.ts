@@ -35,6 +35,9 @@ const SAMPLE: OperationRecord[] = [
   ...['GetItem', 'PutItem', 'UpdateItem', 'DeleteItem'].map((a) => ({ function: 'timers', action: `dynamodb:${a}`, resource: table }) as const),
   { function: 'timers', action: 'dynamodb:Query', resource: index('due') },
   { function: 'timers', action: 'dynamodb:Query', resource: index('byCampaign') },
+  // orphans: a watchdog queries the base table's `ORPHAN#<transaction id>` partition for the
+  // hang-up of a call the SMA no longer knew.
+  { function: 'timers', action: 'dynamodb:Query', resource: table },
   { function: 'timers', action: 'chime:CreateSipMediaApplicationCall', resource: { kind: 'sma' } },
   { function: 'timers', action: 'chime:UpdateSipMediaApplicationCall', resource: { kind: 'sma' } },
   // Campaigns in bulk (a transaction with a condition check), idempotency records, the

@@ -10,7 +10,7 @@ import { App, Validations } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { buildApp } from '../lib/app';
-import { DISPATCHER, SIZING, STREAM_MAPPING } from '../lib/outdial-stack';
+import { DISPATCHER, FUNCTIONS_PATH, parseFunctions, SIZING, STREAM_MAPPING } from '../lib/outdial-stack';
 import { NAMESPACE, THRESHOLDS } from '../lib/operations';
 import {
   actionsOf, allIdentityStatements, functionStatements, logicalId, render, roleStatements, synth, type Statement,
@@ -129,6 +129,45 @@ describe('the functions', () => {
     }
   });
 
+  test('take memory, timeout and the dispatcher\'s reservation from infra/functions.json', () => {
+    const file = JSON.parse(readFileSync(FUNCTIONS_PATH, 'utf8'));
+    // The Rust tests read `timeoutSeconds` of these four keys from the same file.
+    assert.deepEqual(Object.keys(file).sort(), ['api', 'sma', 'stream', 'timers']);
+    for (const [name, fn] of Object.entries(fns)) {
+      assert.equal(fn.Properties.MemorySize, file[name].memoryMb, name);
+      assert.equal(fn.Properties.Timeout, file[name].timeoutSeconds, name);
+      assert.ok(Number.isInteger(file[name].timeoutSeconds), name);
+      assert.ok(file[name].why.length > 60, `${name} says why`);
+    }
+    assert.equal(fns.timers.Properties.ReservedConcurrentExecutions, file.timers.reservedConcurrency);
+    assert.deepEqual(Object.fromEntries(Object.entries(file).map(([n, f]: [string, any]) => [n, [f.memoryMb, f.timeoutSeconds]])),
+      { sma: [128, 3], timers: [512, 70], api: [1024, 29], stream: [128, 30] });
+  });
+
+  test('infra/functions.json is checked: the four functions, whole numbers in Lambda\'s ranges, a reason each', () => {
+    const good = JSON.parse(readFileSync(FUNCTIONS_PATH, 'utf8'));
+    const edited = (edit: (f: any) => void) => {
+      const f = structuredClone(good);
+      edit(f);
+      return JSON.stringify(f);
+    };
+    assert.equal(parseFunctions(JSON.stringify(good)).timers.reservedConcurrency, 4);
+    for (const [edit, message] of [
+      [(f: any) => { delete f.stream; }, /must name exactly sma, timers, api, stream/],
+      [(f: any) => { f.dialer = f.timers; }, /must name exactly/],
+      [(f: any) => { f.sma.timeoutSeconds = 2.5; }, /sma\.timeoutSeconds must be a whole number from 1 to 900, got 2\.5/],
+      [(f: any) => { f.api.timeoutSeconds = '29'; }, /api\.timeoutSeconds must be a whole number/],
+      [(f: any) => { f.stream.memoryMb = 64; }, /stream\.memoryMb must be a whole number from 128 to 10240/],
+      [(f: any) => { delete f.timers.reservedConcurrency; }, /timers\.reservedConcurrency must be a whole number/],
+      [(f: any) => { f.sma.reservedConcurrency = 100; }, /sma has fields the stack does not use: reservedConcurrency/],
+      [(f: any) => { f.api.timeout = 29; }, /api has fields the stack does not use: timeout/],
+      [(f: any) => { f.api.why = ''; }, /api\.why must say why/],
+    ] as const) {
+      assert.throws(() => parseFunctions(edited(edit)), message);
+    }
+    assert.throws(() => parseFunctions('{'), /infra\/functions\.json: not JSON/);
+  });
+
   test('the SMA function ends before the SMA re-sends an event (5 s)', () => {
     assert.ok(fns.sma.Properties.Timeout < 5);
   });
@@ -152,7 +191,7 @@ describe('the functions', () => {
     assert.equal(fns.stream.Properties.ReservedConcurrentExecutions, undefined);
   });
 
-  test('log as JSON to their own log group, kept 30 days', () => {
+  test('log as JSON to their own log group, kept 30 days, encrypted with the stack\'s key', () => {
     const groups = new Set<string>();
     for (const fn of Object.values(fns)) {
       const cfg = fn.Properties.LoggingConfig;
@@ -160,6 +199,7 @@ describe('the functions', () => {
       const group = R[cfg.LogGroup.Ref];
       assert.equal(group.Type, 'AWS::Logs::LogGroup');
       assert.equal(group.Properties.RetentionInDays, 30);
+      assert.deepEqual(group.Properties.KmsKeyId, { 'Fn::GetAtt': [id.key, 'Arn'] });
       groups.add(cfg.LogGroup.Ref);
     }
     assert.equal(groups.size, 4);
@@ -171,6 +211,8 @@ describe('the functions', () => {
     const smaId = '${SipMediaApplication.SipMediaApplicationId}';
     assert.deepEqual(env(fns.sma), { OUTDIAL_TABLE_NAME: table, OUTDIAL_DISPATCH_SHARDS: '4' });
     assert.deepEqual(env(fns.timers), { OUTDIAL_TABLE_NAME: table, OUTDIAL_DISPATCH_SHARDS: '4', OUTDIAL_SMA_ID: smaId, OUTDIAL_ACCOUNT_CPS: '5' });
+    // No OUTDIAL_ALLOWED_COUNTRIES without `outdial:allowedCountries` (config.test.ts sets it):
+    // each request may call its campaign's region and the region it names.
     assert.deepEqual(env(fns.api), { OUTDIAL_TABLE_NAME: table, OUTDIAL_DISPATCH_SHARDS: '4', OUTDIAL_SMA_ID: smaId, OUTDIAL_TIMERS_FUNCTION: `\${${id.timers}}` });
     assert.deepEqual(env(fns.stream), { OUTDIAL_TABLE_NAME: table });
   });
@@ -274,8 +316,9 @@ describe('IAM', () => {
     const queried = (st: Statement[]) => st.filter((x) => x.actions.includes('dynamodb:Query')).flatMap((x) => x.resources).sort();
     // call_by_transaction.
     assert.deepEqual(queried(sma), [INDEX_ARN('byTransaction')]);
-    // due work; a campaign's calls by status (sweeps, parked calls). Never the base table.
-    assert.deepEqual(queried(timers), [INDEX_ARN('byCampaign'), INDEX_ARN('due')].sort());
+    // due work; a campaign's calls by status (sweeps, parked calls); a transaction's orphaned
+    // hang-ups (`PK = ORPHAN#<transaction id>`) on the table.
+    assert.deepEqual(queried(timers), [TABLE_ARN, INDEX_ARN('byCampaign'), INDEX_ARN('due')].sort());
     // A call with its history, an overview, a stored answer (the table); a campaign's calls.
     assert.deepEqual(queried(api), [TABLE_ARN, INDEX_ARN('byCampaign')].sort());
     // Counters and history are written, never queried.
@@ -308,17 +351,41 @@ describe('the SIP media application', () => {
     assert.deepEqual(sma.Properties.AwsRegion, { Ref: 'AWS::Region' });
   });
 
-  test('may invoke the SMA function (and only it), from this account, once the permission exists', () => {
-    const chime = resourcesOf('AWS::Lambda::Permission').filter(([, r]) => r.Properties.Principal === 'voiceconnector.chime.amazonaws.com');
-    assert.equal(chime.length, 1);
-    const [permissionId, permission] = chime[0];
-    assert.deepEqual(permission.Properties, {
-      Action: 'lambda:InvokeFunction',
-      FunctionName: { 'Fn::GetAtt': [id.sma, 'Arn'] },
-      Principal: 'voiceconnector.chime.amazonaws.com',
-      SourceAccount: { Ref: 'AWS::AccountId' },
-    });
-    assert.ok(R.SipMediaApplication.DependsOn?.includes(permissionId));
+  const chimePermissions = () => resourcesOf('AWS::Lambda::Permission')
+    .filter(([, r]) => r.Properties.Principal === 'voiceconnector.chime.amazonaws.com');
+  const invokeSma = {
+    Action: 'lambda:InvokeFunction',
+    FunctionName: { 'Fn::GetAtt': [id.sma, 'Arn'] },
+    Principal: 'voiceconnector.chime.amazonaws.com',
+    SourceAccount: { Ref: 'AWS::AccountId' },
+  };
+
+  test('may invoke the SMA function, and only it, through four permissions (two ARN forms, before and after the SMA)', () => {
+    assert.deepEqual(chimePermissions().map(([permissionId]) => permissionId).sort(), [
+      'SmaInvokeFromThisAccount', 'SmaInvokeFromThisAccountVoiceConnectorArn', 'SmaInvokePermission', 'SmaInvokePermissionVoiceConnectorArn',
+    ]);
+    for (const [permissionId, { Properties }] of chimePermissions()) {
+      assert.deepEqual({ ...Properties, SourceArn: undefined }, { ...invokeSma, SourceArn: undefined }, permissionId);
+    }
+  });
+
+  test('the SMA invoke permission names this SMA\'s ARN (exists after the SMA: it references its id)', () => {
+    const sourceArn = (permissionId: string) => R[permissionId].Properties.SourceArn;
+    assert.equal(render(sourceArn('SmaInvokePermission')), SMA_ARN);
+    assert.equal(render(sourceArn('SmaInvokePermissionVoiceConnectorArn')), SMA_ARN.replace(':chime:', ':voiceconnector:'));
+    for (const permissionId of ['SmaInvokePermission', 'SmaInvokePermissionVoiceConnectorArn']) {
+      // The id is the SMA resource's attribute, not a value fixed at synth.
+      assert.deepEqual(sourceArn(permissionId)['Fn::Join'][1].at(-1), { 'Fn::GetAtt': ['SipMediaApplication', 'SipMediaApplicationId'] });
+      // No cycle: the SMA does not wait for it.
+      assert.ok(!(R.SipMediaApplication.DependsOn ?? []).includes(permissionId));
+    }
+  });
+
+  test('before the SMA exists, only SMAs of this account and Region may invoke the function', () => {
+    for (const [permissionId, service] of [['SmaInvokeFromThisAccount', 'chime'], ['SmaInvokeFromThisAccountVoiceConnectorArn', 'voiceconnector']]) {
+      assert.equal(render(R[permissionId].Properties.SourceArn), `arn:\${AWS::Partition}:${service}:\${AWS::Region}:\${AWS::AccountId}:sma/*`);
+      assert.ok(R.SipMediaApplication.DependsOn?.includes(permissionId), permissionId);
+    }
   });
 });
 
@@ -434,6 +501,7 @@ describe('the HTTP API', () => {
     assert.equal(stage.Properties.StageName, '$default');
     const group = R[stage.Properties.AccessLogSettings.DestinationArn['Fn::GetAtt'][0]];
     assert.equal(group.Properties.RetentionInDays, 30);
+    assert.deepEqual(group.Properties.KmsKeyId, { 'Fn::GetAtt': [id.key, 'Arn'] });
     const format = JSON.parse(stage.Properties.AccessLogSettings.Format);
     assert.equal(format.requestId, '$context.requestId');
     assert.equal(format.caller, '$context.identity.userArn');
@@ -514,6 +582,19 @@ describe('operations', () => {
     assert.deepEqual(cloudwatch[0].Action, ['kms:Decrypt', 'kms:GenerateDataKey']);
   });
 
+  test('CloudWatch Logs may use the key for this account\'s log groups in this Region only', () => {
+    const statements = R[id.key].Properties.KeyPolicy.Statement;
+    const logs = statements.filter((st: any) => render(st.Principal?.Service) === 'logs.${AWS::Region}.amazonaws.com');
+    assert.equal(logs.length, 1);
+    assert.ok(logs[0].Action.every((a: string) => a.startsWith('kms:') && !a.includes('*')));
+    assert.equal(render(logs[0].Condition.ArnLike['kms:EncryptionContext:aws:logs:arn']),
+      'arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*');
+    // Every log group of the stack is encrypted with it.
+    for (const [groupId, group] of resourcesOf('AWS::Logs::LogGroup')) {
+      assert.deepEqual(group.Properties.KmsKeyId, { 'Fn::GetAtt': [id.key, 'Arn'] }, groupId);
+    }
+  });
+
   test('the dashboard graphs calls per minute by status', () => {
     const [, dashboard] = resourcesOf('AWS::CloudWatch::Dashboard')[0];
     const body = render(dashboard.Properties.DashboardBody);
@@ -527,6 +608,26 @@ describe('operations', () => {
     assert.deepEqual(out.SmaId.Value, { 'Fn::GetAtt': ['SipMediaApplication', 'SipMediaApplicationId'] });
     assert.deepEqual(out.TableName.Value, { Ref: id.table });
     assert.equal(render(out.SmaArn.Value), SMA_ARN);
+  });
+});
+
+describe('cfn-lint and checkov (scripts/lint-template.sh)', () => {
+  // Every finding acknowledged in the template's Metadata, by resource (docs/deploy.md lists them).
+  const acknowledged = Object.entries(R).flatMap(([rid, r]: [string, any]) => [
+    ...(r.Metadata?.checkov?.skip ?? []).map((k: { id: string; comment: string }) => ({ rid, id: k.id, comment: k.comment })),
+    ...(r.Metadata?.['cfn-lint']?.config?.ignore_checks ?? []).map((k: string) => ({ rid, id: k, comment: undefined })),
+  ]);
+
+  test('acknowledge exactly the documented findings, each checkov one with a reason', () => {
+    const fnIds = [id.sma, id.timers, id.api, id.stream];
+    assert.deepEqual(acknowledged.map((a) => `${a.rid} ${a.id}`).sort(), [
+      ...fnIds.flatMap((f) => [`${f} W3005`, `${f} CKV_AWS_116`, `${f} CKV_AWS_117`, `${f} CKV_AWS_173`]),
+      `${id.api} CKV_AWS_115`, `${id.stream} CKV_AWS_115`,
+      `${id.queue} CKV_AWS_27`,
+    ].sort());
+    for (const a of acknowledged.filter((x) => x.id.startsWith('CKV_'))) {
+      assert.ok(typeof a.comment === 'string' && a.comment.length > 60, `${a.rid} ${a.id}: ${a.comment}`);
+    }
   });
 });
 

@@ -5,6 +5,9 @@
 
 pub mod stack;
 
+#[cfg(test)]
+mod budgets;
+
 use std::sync::Arc;
 
 use futures::FutureExt;
