@@ -44,5 +44,6 @@ pub mod record;
 pub mod retry;
 pub mod script;
 pub mod sip;
+pub mod speech;
 pub mod time;
 pub mod window;

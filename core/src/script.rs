@@ -68,6 +68,24 @@ impl Default for Voice {
     }
 }
 
+impl Voice {
+    /// Checks the voice against what the PSTN audio service speaks with
+    /// ([`crate::speech::check_voice`]).
+    ///
+    /// # Errors
+    /// [`ScriptError::Voice`], naming the field at fault.
+    pub fn check(&self) -> Result<(), ScriptError> {
+        use crate::speech::check_voice;
+        let (id, engine) = (Some(self.voice_id.as_str()), Some(self.engine.as_str()));
+        let fault = |field| move |reason| ScriptError::Voice { field, reason };
+        if crate::speech::voice(&self.voice_id).is_none() {
+            check_voice(id, None, None).map_err(fault("voice_id"))?;
+        }
+        check_voice(id, engine, None).map_err(fault("engine"))?;
+        check_voice(id, engine, self.language.as_deref()).map_err(fault("language"))
+    }
+}
+
 /// Polly's engine.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -75,6 +93,17 @@ pub enum Engine {
     #[default]
     Standard,
     Neural,
+}
+
+impl Engine {
+    /// The engine as the `Speak` action names it.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Standard => "standard",
+            Self::Neural => "neural",
+        }
+    }
 }
 
 /// What the callee hears: speech (plain text or SSML, templated) or a WAV file in S3.
@@ -259,6 +288,9 @@ pub enum ScriptError {
         "script.steps.{0}: steps that only speak, play or pause loop back to themselves without waiting for the callee"
     )]
     SilentLoop(String),
+    /// The voice is one the PSTN audio service cannot speak with (`crate::speech`).
+    #[error("script.voice.{field}: {reason}")]
+    Voice { field: &'static str, reason: String },
 }
 
 fn invalid(step: &str, field: &str, reason: impl Into<String>) -> ScriptError {
@@ -316,6 +348,7 @@ impl TryFrom<ScriptSpec> for Script {
         if !spec.steps.contains_key(&spec.start) {
             return Err(ScriptError::NoStart(spec.start));
         }
+        spec.voice.check()?;
         let mut steps = BTreeMap::new();
         for (name, s) in &spec.steps {
             let chosen = [
@@ -369,9 +402,8 @@ impl TryFrom<ScriptSpec> for Script {
                     ));
                 }
                 if let Some(re) = &g.regex {
-                    if re.is_empty() || re.len() > 256 {
-                        return Err(invalid(name, "gather.regex", "must be 1 to 256 characters"));
-                    }
+                    crate::speech::check_digits_regex(re)
+                        .map_err(|reason| invalid(name, "gather.regex", reason))?;
                 }
                 if let Some(bad) = s.branches.keys().find(|k| !digits_ok(k)) {
                     return Err(invalid(

@@ -81,3 +81,52 @@ fn templates_are_filled_and_escaped_for_ssml() {
     assert_eq!(fill("Hi {{missing}}.", &vars, false), "Hi .");
     assert_eq!(fill("unclosed {{name", &vars, false), "unclosed {{name");
 }
+
+#[test]
+fn a_voice_the_service_cannot_speak_with_is_refused_naming_the_field() {
+    let with_voice =
+        |voice: &str| REMINDER.replace(r#""voice_id": "Joanna", "engine": "neural""#, voice);
+    for (voice, field) in [
+        (r#""voice_id": """#, "script.voice.voice_id"),
+        (r#""voice_id": "Nobody""#, "script.voice.voice_id"),
+        (
+            r#""voice_id": "Kevin", "engine": "standard""#,
+            "script.voice.engine",
+        ),
+        (
+            r#""voice_id": "Joanna", "language": "xx-INVALID""#,
+            "script.voice.language",
+        ),
+        (
+            r#""voice_id": "Joanna", "language": "fr-FR""#,
+            "script.voice.language",
+        ),
+    ] {
+        let err = parse(&with_voice(voice)).unwrap_err();
+        assert!(err.starts_with(field), "{voice}: {err}");
+    }
+    for voice in [
+        r#""voice_id": "Kajal", "engine": "neural", "language": "hi-IN""#,
+        r#""voice_id": "Lea", "engine": "standard""#,
+    ] {
+        assert!(parse(&with_voice(voice)).is_ok(), "{voice}");
+    }
+}
+
+#[test]
+fn a_gather_regex_outside_the_portable_dialect_is_refused() {
+    let with_regex = |re: &str| {
+        REMINDER.replace(
+            r#""max_digits": 1 }"#,
+            &format!(r#""max_digits": 1, "regex": {} }}"#, serde_json::json!(re)),
+        )
+    };
+    assert!(parse(&with_regex("^[12]$")).is_ok());
+    for re in ["((((", "(?=1)1", "[a-z]", "(?i)1"] {
+        let err = parse(&with_regex(re)).unwrap_err();
+        assert!(
+            err.starts_with("script.steps.menu.gather.regex"),
+            "{re}: {err}"
+        );
+    }
+}

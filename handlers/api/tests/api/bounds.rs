@@ -150,3 +150,45 @@ async fn a_window_that_skips_every_opening_for_a_month_is_refused() {
     assert_eq!(status, 400, "{problem}");
     assert_eq!(fields(&problem), ["spec.window"]);
 }
+
+#[tokio::test]
+async fn a_voice_language_or_regex_the_service_cannot_use_is_refused_naming_its_field() {
+    let m = Memory::new();
+    let cases = [
+        (
+            "/script/voice",
+            json!({"voice_id": ""}),
+            "spec.script.voice.voice_id",
+        ),
+        (
+            "/script/voice",
+            json!({"voice_id": "Nobody"}),
+            "spec.script.voice.voice_id",
+        ),
+        (
+            "/script/voice",
+            json!({"voice_id": "Joanna", "language": "xx-INVALID"}),
+            "spec.script.voice.language",
+        ),
+        (
+            "/script/steps/hi",
+            json!({"gather": {"say": "Press 1", "regex": "(((("}}),
+            "spec.script.steps.hi.gather.regex",
+        ),
+    ];
+    for (pointer, value, field) in cases {
+        let mut spec = spec();
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        spec.pointer_mut(parent).unwrap()[key] = value.clone();
+        let (status, problem) = m
+            .json(
+                "POST",
+                "/campaigns",
+                &json!({"spec": spec, "contacts": contacts(1)}),
+            )
+            .await;
+        assert_eq!(status, 400, "{value}: {problem}");
+        assert_eq!(fields(&problem), [field], "{value}: {problem}");
+    }
+    assert_eq!(m.store.requests(), 0, "nothing was read or written");
+}
