@@ -373,45 +373,7 @@ impl TryFrom<ScriptSpec> for Script {
                 check_prompt(name, "play", p, true)?;
                 Action::Play(p.clone())
             } else if let Some(g) = &s.gather {
-                match (&g.say, &g.play) {
-                    (Some(p), None) => check_prompt(name, "gather.say", p, false)?,
-                    (None, Some(p)) => check_prompt(name, "gather.play", p, true)?,
-                    _ => return Err(invalid(name, "gather", "needs exactly one of say and play")),
-                }
-                if let Some(f) = &g.failure {
-                    check_prompt(name, "gather.failure", f, g.play.is_some())?;
-                }
-                if g.max_digits == 0 || g.max_digits > 128 || g.min_digits > g.max_digits {
-                    return Err(invalid(
-                        name,
-                        "gather.max_digits",
-                        "must be 1 to 128 and at least min_digits",
-                    ));
-                }
-                if !(500..=60_000).contains(&g.timeout_ms) {
-                    return Err(invalid(name, "gather.timeout_ms", "must be 500 to 60000"));
-                }
-                if !(1..=5).contains(&g.repeat) {
-                    return Err(invalid(name, "gather.repeat", "must be 1 to 5"));
-                }
-                if g.terminators.iter().any(|t| t.len() != 1 || !digits_ok(t)) {
-                    return Err(invalid(
-                        name,
-                        "gather.terminators",
-                        "each is one of 0-9, # and *",
-                    ));
-                }
-                if let Some(re) = &g.regex {
-                    crate::speech::check_digits_regex(re)
-                        .map_err(|reason| invalid(name, "gather.regex", reason))?;
-                }
-                if let Some(bad) = s.branches.keys().find(|k| !digits_ok(k)) {
-                    return Err(invalid(
-                        name,
-                        &format!("branches.{bad}"),
-                        "a branch key is the digits pressed",
-                    ));
-                }
+                gather::check(name, g, &s.branches)?;
                 Action::Gather(g.clone())
             } else if let Some(r) = &s.record {
                 if r.bucket.is_empty() {
@@ -661,5 +623,6 @@ fn escape_ssml(value: &str, out: &mut String) {
     }
 }
 
+mod gather;
 #[cfg(test)]
 mod tests;

@@ -6,14 +6,20 @@
 //!   the engines it speaks with and the other languages of a bilingual voice, are data in
 //!   `core/data/polly-voices.tsv`, with their sources. A voice must exist, speak with the
 //!   engine asked for, and speak the language asked for.
-//! - **Digit regexes.** AWS does not say which regex dialect `InputDigitsRegex` is read in.
-//!   outdial accepts the part every common dialect (Java's, ECMAScript's, RE2's) reads alike,
-//!   over the keys a phone has: the keys `0`-`9`, `#` and `*` (escaped or in a class), `\d`,
-//!   `.`, bracketed classes of keys and digit ranges, groups with or without capture,
-//!   alternation, the repetitions `?`, `*`, `+`, `{m}`, `{m,}`, `{m,n}` (lazy ones too) and the
-//!   anchors `^` and `$`. Anything else (look-around, back-references, named groups, flags,
-//!   letters, other escapes) could be read differently by the service or match nothing a
-//!   caller can press, so it is refused with the reason.
+//! - **Digit regexes.** AWS does not say which regex dialect `InputDigitsRegex` is read in:
+//!   the `ReceiveDigits`, `PlayAudioAndGetDigits` and `SpeakAndGetDigits` pages ask only for
+//!   "a valid regular expression pattern", and their examples (`^\d{2}#$`) read alike
+//!   everywhere. outdial therefore accepts only the part that Java's, ECMAScript's and RE2's
+//!   dialects all read the same way, over the keys a phone has: the keys `0`-`9`, `#` and `*`
+//!   (escaped or in a class), `\d`, `.`, bracketed classes of keys and digit ranges, groups
+//!   with or without capture, alternation, the anchors `^` and `$`, and the repetitions `?`,
+//!   `*`, `+`, `{m}`, `{m,}`, `{m,n}` (lazy ones too) applied once to something that is not an
+//!   anchor, with counts written without spaces and at most [`MAX_REPEAT`]. Anything else
+//!   could be read differently by the service, be refused by it, or match nothing a caller
+//!   can press, so it is refused with the reason: look-around and back-references (RE2 has
+//!   neither), named groups, flags, stacked repetitions (`1*+` is possessive in Java, an error
+//!   elsewhere), `{ 3 }` (literal text in ECMAScript, an error in Java), letters and escapes
+//!   other than of punctuation. The whole pattern is at most [`MAX_REGEX`] characters.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::LazyLock;
@@ -22,6 +28,8 @@ use regex_syntax::ast::{self, Ast, ClassSet, ClassSetItem, GroupKind, LiteralKin
 
 /// The longest digit regex accepted.
 pub const MAX_REGEX: usize = 256;
+/// The largest count a digit regex may repeat by (`{m,n}`): RE2 refuses larger ones.
+pub const MAX_REPEAT: u32 = 1000;
 /// The engines a `Speak` action may ask for.
 pub const ENGINES: [&str; 2] = ["standard", "neural"];
 
@@ -154,13 +162,21 @@ pub fn check_voice(
 /// # Errors
 /// Why the service might not read it as outdial does.
 pub fn check_digits_regex(pattern: &str) -> Result<(), String> {
-    if pattern.is_empty() || pattern.len() > MAX_REGEX {
+    if pattern.is_empty() || pattern.chars().count() > MAX_REGEX {
         return Err(format!("must be 1 to {MAX_REGEX} characters"));
     }
     let ast = ast::parse::Parser::new()
         .parse(pattern)
-        .map_err(|e| format!("is not a regex: {}", e.kind()))?;
-    portable(&ast)
+        .map_err(|e| match e.kind() {
+            ast::ErrorKind::UnsupportedLookAround => {
+                "uses look-around ((?=, (?!, (?<=, (?<!), which RE2 and others lack".to_owned()
+            }
+            ast::ErrorKind::UnsupportedBackreference => {
+                "uses a back-reference (\\1), which RE2 and others lack".to_owned()
+            }
+            kind => format!("is not a regex: {kind}"),
+        })?;
+    portable(pattern, &ast)
 }
 
 fn is_key(c: char) -> bool {
@@ -172,6 +188,10 @@ fn key_literal(l: &ast::Literal) -> Result<(), String> {
         LiteralKind::Verbatim | LiteralKind::Meta | LiteralKind::Superfluous if is_key(l.c) => {
             Ok(())
         }
+        _ if is_key(l.c) => Err(format!(
+            "writes the key {:?} as a code escape; write the key itself",
+            l.c
+        )),
         _ => Err(format!(
             "matches {:?}, which is not a key of a phone (0-9, # and *)",
             l.c
@@ -179,7 +199,38 @@ fn key_literal(l: &ast::Literal) -> Result<(), String> {
     }
 }
 
-fn portable(node: &Ast) -> Result<(), String> {
+fn repetition(pattern: &str, r: &ast::Repetition) -> Result<(), String> {
+    match &*r.ast {
+        Ast::Repetition(_) => {
+            return Err(
+                "stacks two repetitions (as in **, *+ or {2}{3}), which the dialects read differently or refuse"
+                    .to_owned(),
+            );
+        }
+        Ast::Assertion(_) => return Err("repeats an anchor".to_owned()),
+        _ => {}
+    }
+    if let ast::RepetitionKind::Range(range) = &r.op.kind {
+        let written = pattern
+            .get(r.op.span.start.offset..r.op.span.end.offset)
+            .unwrap_or_default();
+        if written.chars().any(char::is_whitespace) {
+            return Err(format!(
+                "writes the count {written:?} with spaces, which the dialects read differently"
+            ));
+        }
+        let (ast::RepetitionRange::Exactly(n)
+        | ast::RepetitionRange::AtLeast(n)
+        | ast::RepetitionRange::Bounded(_, n)) = *range;
+        if n > MAX_REPEAT {
+            return Err(format!("repeats {n} times; at most {MAX_REPEAT}"));
+        }
+    }
+    portable(pattern, &r.ast)
+}
+
+fn portable(pattern: &str, node: &Ast) -> Result<(), String> {
+    let all = |asts: &[Ast]| asts.iter().try_for_each(|a| portable(pattern, a));
     match node {
         Ast::Empty(_) | Ast::Dot(_) => Ok(()),
         Ast::Literal(l) => key_literal(l),
@@ -191,16 +242,16 @@ fn portable(node: &Ast) -> Result<(), String> {
         Ast::ClassPerl(_) => Err("uses a class other than \\d".to_owned()),
         Ast::ClassUnicode(_) => Err("uses a Unicode class".to_owned()),
         Ast::ClassBracketed(c) => class_set(&c.kind),
-        Ast::Repetition(r) => portable(&r.ast),
+        Ast::Repetition(r) => repetition(pattern, r),
         Ast::Group(g) => match &g.kind {
-            GroupKind::CaptureIndex(_) => portable(&g.ast),
-            GroupKind::NonCapturing(flags) if flags.items.is_empty() => portable(&g.ast),
+            GroupKind::CaptureIndex(_) => portable(pattern, &g.ast),
+            GroupKind::NonCapturing(flags) if flags.items.is_empty() => portable(pattern, &g.ast),
             GroupKind::NonCapturing(_) => Err("sets flags".to_owned()),
             GroupKind::CaptureName { .. } => Err("names a group".to_owned()),
         },
         Ast::Flags(_) => Err("sets flags".to_owned()),
-        Ast::Alternation(a) => a.asts.iter().try_for_each(portable),
-        Ast::Concat(c) => c.asts.iter().try_for_each(portable),
+        Ast::Alternation(a) => all(&a.asts),
+        Ast::Concat(c) => all(&c.asts),
     }
 }
 
@@ -284,6 +335,19 @@ mod tests {
             check_voice(Some("Joanna"), None, Some("fr-FR")).unwrap_err(),
             "Joanna speaks en-US, not fr-FR"
         );
+        assert_eq!(
+            check_voice(Some("Hala"), Some("neural"), Some("arb")),
+            Ok(()),
+            "Hala and Zayd are bilingual"
+        );
+        assert_eq!(
+            check_voice(Some("Zayd"), Some("neural"), Some("fr-FR")).unwrap_err(),
+            "Zayd speaks ar-AE and arb, not fr-FR"
+        );
+        assert!(
+            check_voice(Some("Patrick"), None, None).is_err(),
+            "long-form only"
+        );
     }
 
     #[test]
@@ -299,14 +363,18 @@ mod tests {
             ".",
             "^[^0]\\d{0,3}$",
             "\\d+?",
+            "#",
+            "\\#\\*",
         ] {
             assert_eq!(check_digits_regex(ok), Ok(()), "{ok}");
         }
         for (bad, why) in [
             ("((((", "is not a regex"),
             ("", "1 to 256"),
-            ("(?=1)1", "is not a regex"),
-            ("(1)\\1", "is not a regex"),
+            ("(?=1)1", "look-around"),
+            ("(?!0)\\d", "look-around"),
+            ("(?<=1)2", "look-around"),
+            ("(1)\\1", "back-reference"),
             ("(?P<pin>\\d+)", "names a group"),
             ("(?i)1", "sets flags"),
             ("[a-z]", "not of digits"),
@@ -320,5 +388,29 @@ mod tests {
             assert!(err.contains(why), "{bad}: {err}");
         }
         assert!(check_digits_regex(&"1".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn what_the_rust_parser_takes_but_the_dialects_read_otherwise_is_refused() {
+        // regex-syntax reads each of these; Java, ECMAScript or RE2 refuses it or reads it
+        // as something else.
+        for (bad, why) in [
+            ("1**", "stacks two repetitions"),
+            ("1*+", "stacks two repetitions"),
+            ("1{2}{3}", "stacks two repetitions"),
+            ("\\d{ 3 }", "with spaces"),
+            ("\\d{1, 3}", "with spaces"),
+            ("\\d{1001}", "at most 1000"),
+            ("^*1", "repeats an anchor"),
+            ("\\x31", "as a code escape"),
+            ("[\\u0023]", "as a code escape"),
+            ("\\d{,3}", "is not a regex"),
+        ] {
+            let err = check_digits_regex(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        for ok in ["\\d{2,4}?", "\\d{1000}", "1{2}?", "(1*)+", "(?:\\d{2}){2}"] {
+            assert_eq!(check_digits_regex(ok), Ok(()), "{ok}");
+        }
     }
 }

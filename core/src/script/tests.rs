@@ -130,3 +130,98 @@ fn a_gather_regex_outside_the_portable_dialect_is_refused() {
         );
     }
 }
+
+#[test]
+fn a_bilingual_voice_speaks_both_its_languages_and_no_other() {
+    let with_voice =
+        |voice: &str| REMINDER.replace(r#""voice_id": "Joanna", "engine": "neural""#, voice);
+    for voice in [
+        r#""voice_id": "Hala", "engine": "neural", "language": "arb""#,
+        r#""voice_id": "Zayd", "engine": "neural", "language": "ar-AE""#,
+        r#""voice_id": "Aditi", "language": "hi-IN""#,
+    ] {
+        assert!(parse(&with_voice(voice)).is_ok(), "{voice}");
+    }
+    let err = parse(&with_voice(
+        r#""voice_id": "Zayd", "engine": "neural", "language": "fr-FR""#,
+    ))
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "script.voice.language: Zayd speaks ar-AE and arb, not fr-FR"
+    );
+}
+
+#[test]
+fn a_gather_regex_says_which_construct_the_service_may_not_read() {
+    let with_regex = |re: &str| {
+        REMINDER.replace(
+            r#""max_digits": 1 }"#,
+            &format!(r#""max_digits": 1, "regex": {} }}"#, serde_json::json!(re)),
+        )
+    };
+    for (re, why) in [
+        ("(?=1)1", "look-around"),
+        ("(1)\\1", "back-reference"),
+        ("1*+", "stacks two repetitions"),
+        ("\\d{ 1 }", "with spaces"),
+    ] {
+        let err = parse(&with_regex(re)).unwrap_err();
+        assert!(
+            err.starts_with("script.steps.menu.gather.regex: ") && err.contains(why),
+            "{re}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_gather_without_a_regex_waits_for_exactly_its_branches() {
+    let script = parse(REMINDER).unwrap();
+    let menu = script.step("menu").unwrap();
+    let Action::Gather(g) = &menu.action else {
+        panic!("menu gathers")
+    };
+    assert_eq!(
+        g.input_digits_regex(&menu.branches).as_deref(),
+        Some("^(1|2)$")
+    );
+    let keys = BTreeMap::from([
+        ("#".to_owned(), "a".to_owned()),
+        ("*9".to_owned(), "a".to_owned()),
+    ]);
+    assert_eq!(g.input_digits_regex(&keys).as_deref(), Some("^(\\#|\\*9)$"));
+    assert_eq!(g.input_digits_regex(&BTreeMap::new()), None);
+    let own = Gather {
+        regex: Some("^\\d$".to_owned()),
+        ..g.clone()
+    };
+    assert_eq!(own.input_digits_regex(&keys).as_deref(), Some("^\\d$"));
+}
+
+#[test]
+fn branches_that_make_too_long_a_digit_regex_are_refused() {
+    // 30 ten-digit branches: `^(` + 30 keys joined by `|` + `)$` is 333 characters.
+    let branches: Vec<String> = (0..30)
+        .map(|i| format!(r#""{:010}": "confirm""#, 5_550_000_000_u64 + i))
+        .collect();
+    let json = REMINDER
+        .replace(r#""max_digits": 1"#, r#""max_digits": 10"#)
+        .replace(
+            r#""branches": { "1": "confirm", "2": "decline" }"#,
+            &format!(
+                r#""branches": {{ {}, "2": "decline" }}"#,
+                branches.join(", ")
+            ),
+        );
+    let err = parse(&json).unwrap_err();
+    assert!(
+        err.starts_with("script.steps.menu.branches: ") && err.contains("more than 256"),
+        "{err}"
+    );
+    // The same branches with a regex of the gather's own are fine.
+    let own = json.replace(
+        r#""max_digits": 10 }"#,
+        r#""max_digits": 10, "regex": "^\\d{10}$" }"#,
+    );
+    assert!(parse(&own).is_ok(), "{}", parse(&own).unwrap_err());
+}

@@ -129,6 +129,44 @@ fn a_voice_language_or_digit_regex_the_service_cannot_use_is_a_violation() {
 }
 
 #[test]
+fn a_digit_regex_the_dialects_read_differently_or_a_long_form_voice_is_a_violation() {
+    let play = |regex: &str| {
+        json!({"Type": "PlayAudioAndGetDigits", "Parameters": {"ParticipantTag": "LEG-A",
+            "AudioSource": {"Type": "S3", "BucketName": "b", "Key": "k.wav"},
+            "FailureAudioSource": {"Type": "S3", "BucketName": "b", "Key": "f.wav"},
+            "InputDigitsRegex": regex, "RepeatDurationInMilliseconds": 5000}})
+    };
+    for (action, why) in [
+        (
+            play("1*+"),
+            "action 1 (PlayAudioAndGetDigits): InputDigitsRegex \"1*+\" stacks two repetitions",
+        ),
+        (
+            play("\\d{ 4 }"),
+            "InputDigitsRegex \"\\\\d{ 4 }\" writes the count \"{ 4 }\" with spaces",
+        ),
+        (
+            play("(?!0)\\d"),
+            "InputDigitsRegex \"(?!0)\\\\d\" uses look-around",
+        ),
+        (
+            json!({"Type": "Speak", "Parameters": {"CallId": "a", "Text": "x",
+                "VoiceId": "Patrick", "Engine": "neural"}}),
+            "\"Patrick\" is not an Amazon Polly voice the PSTN audio service can use",
+        ),
+    ] {
+        let err = validate_action(&action).unwrap_err().to_string();
+        assert!(err.contains(why), "{action}: {err}");
+    }
+    assert!(validate_action(&play("^\\d{4}#?$")).is_ok());
+    let bilingual = json!({"Type": "SpeakAndGetDigits", "Parameters": {"CallId": "a",
+        "SpeechParameters": {"Text": "x", "VoiceId": "Hala", "Engine": "neural", "LanguageCode": "arb"},
+        "FailureSpeechParameters": {"Text": "y", "LanguageCode": "ar-AE"},
+        "InputDigitsRegex": "^[12]$", "RepeatDurationInMilliseconds": 3000}});
+    assert!(validate_action(&bilingual).is_ok(), "{bilingual}");
+}
+
+#[test]
 fn a_response_with_eleven_actions_is_rejected() {
     let actions: Vec<Value> = (0..11).map(speak).collect();
     let err = validate_response(&json!({"SchemaVersion": "1.0", "Actions": actions})).unwrap_err();
