@@ -8,8 +8,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence, TransactionId};
 use outdial_core::lifecycle::{CallStatus, EndRequest, Outcome};
 use outdial_core::ports::{Lane, StoreError};
+use outdial_core::policy::{OnCap, Purpose, Reason};
 use outdial_core::record::{
-    AppliedEvent, CallRecord, Campaign, CampaignStatus, Limits, NewCall, Pacing,
+    AppliedEvent, CallRecord, Campaign, CampaignStatus, Consent, Limits, NewCall, Pacing,
 };
 use outdial_core::retry::RetryPolicy;
 use outdial_core::script::Script;
@@ -138,6 +139,12 @@ pub fn key(pk: String, sk: &str) -> Item {
     HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
 }
 
+/// A call's consent: when it was given (epoch ms) and where.
+pub const CONSENT_AT: &str = "consent_at";
+pub const CONSENT_SOURCE: &str = "consent_source";
+/// Why a call is held or was skipped ([`Reason::code`]).
+pub const REASON: &str = "reason";
+
 /// The part of a campaign that is not in its own attributes, stored as one JSON string.
 #[derive(Debug, Serialize, Deserialize)]
 struct CampaignSpec {
@@ -152,6 +159,10 @@ struct CampaignSpec {
     window: Option<outdial_core::window::CallingWindow>,
     #[serde(default = "default_region")]
     default_region: String,
+    #[serde(default)]
+    purpose: Purpose,
+    #[serde(default)]
+    on_cap: OnCap,
 }
 
 /// The region of a campaign stored without one.
@@ -300,6 +311,10 @@ pub fn new_call_item(campaign: &Campaign, call: &NewCall, shards: u32) -> Item {
     if let Some(tz) = &call.tz {
         item.insert("tz".to_owned(), s(tz.as_str()));
     }
+    if let Some(consent) = &call.consent {
+        item.insert(CONSENT_AT.to_owned(), n(consent.at.as_millis()));
+        item.insert(CONSENT_SOURCE.to_owned(), s(consent.source.as_str()));
+    }
     if !call.vars.is_empty() {
         item.insert(
             "vars".to_owned(),
@@ -344,6 +359,17 @@ pub fn call_from_item(item: &Item) -> Result<CallRecord, StoreError> {
         from: r.parsed("from", E164::parse)?,
         vars: r.string_map("vars")?,
         tz: r.opt_s("tz")?.map(str::to_owned),
+        consent: match (r.timestamp(CONSENT_AT)?, r.opt_s(CONSENT_SOURCE)?) {
+            (Some(at), Some(source)) => Some(Consent {
+                at,
+                source: source.to_owned(),
+            }),
+            _ => None,
+        },
+        reason: r
+            .opt_s(REASON)?
+            .map(|code| Reason::parse(code).ok_or_else(|| r.corrupt(format!("reason {code:?}"))))
+            .transpose()?,
         status: r.parsed("status", CallStatus::from_str)?,
         attempt,
         last_event,
@@ -382,6 +408,8 @@ pub fn campaign_item(c: &Campaign) -> Result<Item, StoreError> {
         limits: c.limits,
         window: c.window.clone(),
         default_region: c.default_region.clone(),
+        purpose: c.purpose,
+        on_cap: c.on_cap,
     };
     let spec = serde_json::to_string(&spec).map_err(|e| StoreError::Other(Box::new(e)))?;
     let mut item = key(campaign_pk(&c.id), CAMPAIGN_SK);
@@ -419,6 +447,8 @@ pub fn campaign_from_item(item: &Item) -> Result<Campaign, StoreError> {
         default_region: spec.default_region,
         created_at: r.timestamp("created_at")?.unwrap_or(Timestamp::EPOCH),
         contacts: r.n("contacts")?,
+        purpose: spec.purpose,
+        on_cap: spec.on_cap,
     })
 }
 
@@ -428,6 +458,8 @@ mod tests {
 
     fn campaign() -> Campaign {
         Campaign {
+            purpose: outdial_core::policy::Purpose::default(),
+            on_cap: outdial_core::policy::OnCap::default(),
             id: CampaignId::parse("cmp_1").unwrap(),
             name: "reminders".into(),
             from: E164::parse("+15555550199").unwrap(),
@@ -449,6 +481,7 @@ mod tests {
     #[test]
     fn a_new_call_reads_back_as_queued_and_due() {
         let call = NewCall {
+            consent: None,
             tz: None,
             id: CallId::parse("call_1").unwrap(),
             to: E164::parse("+15555550100").unwrap(),

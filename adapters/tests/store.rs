@@ -30,6 +30,8 @@ async fn store() -> (DynamoStore, RequestCounter) {
 
 fn campaign(contacts: u64) -> Campaign {
     Campaign {
+        purpose: outdial_core::policy::Purpose::default(),
+        on_cap: outdial_core::policy::OnCap::default(),
         id: CampaignId::random(),
         name: "reminders".into(),
         from: E164::parse("+15555550199").unwrap(),
@@ -49,6 +51,7 @@ fn campaign(contacts: u64) -> Campaign {
 fn calls(n: usize) -> Vec<NewCall> {
     (0..n)
         .map(|i| NewCall {
+            consent: None,
             tz: None,
             id: CallId::random(),
             to: E164::parse(&format!("+1555555{i:04}")).unwrap(),

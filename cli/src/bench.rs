@@ -50,6 +50,8 @@ pub async fn dial(cps: u32, seconds: u32) -> anyhow::Result<DialBench> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let total = cps * seconds;
     let campaign = Campaign {
+        purpose: outdial_core::policy::Purpose::default(),
+        on_cap: outdial_core::policy::OnCap::default(),
         id: CampaignId::random(),
         name: "bench dial".into(),
         from: E164::parse("+15555550199")?,
@@ -77,6 +79,7 @@ pub async fn dial(cps: u32, seconds: u32) -> anyhow::Result<DialBench> {
     let calls: Vec<NewCall> = (0..total)
         .map(|i| {
             Ok(NewCall {
+                consent: None,
                 tz: None,
                 id: CallId::random(),
                 to: E164::parse(&format!("+1555{i:07}"))?,
@@ -213,6 +216,8 @@ pub async fn events(calls: u32) -> anyhow::Result<EventsBench> {
     let stack_start_s = begun.elapsed().as_secs_f64();
     let clock = SystemClock;
     let campaign = Campaign {
+        purpose: outdial_core::policy::Purpose::default(),
+        on_cap: outdial_core::policy::OnCap::default(),
         id: CampaignId::random(),
         name: "bench events".into(),
         from: E164::parse("+15555550199")?,
@@ -232,6 +237,7 @@ pub async fn events(calls: u32) -> anyhow::Result<EventsBench> {
     let new: Vec<NewCall> = (0..calls)
         .map(|i| {
             Ok(NewCall {
+                consent: None,
                 id: CallId::random(),
                 to: E164::parse(&format!("+1555{i:07}"))?,
                 vars: BTreeMap::new(),

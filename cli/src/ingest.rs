@@ -224,6 +224,8 @@ fn same_items(
 ) -> anyhow::Result<Vec<outdial_adapters::item::Item>> {
     let seed = Seed::keyed(&IdempotencyKey::parse(KEY)?, &fingerprint(req));
     let campaign = Campaign {
+        purpose: outdial_core::policy::Purpose::default(),
+        on_cap: outdial_core::policy::OnCap::default(),
         id: seed.campaign_id()?,
         name: "bench ingest".into(),
         from: E164::parse(FROM)?,
@@ -244,6 +246,7 @@ fn same_items(
         .map(|i| {
             // The header is line 1: contact i is on line i + 2.
             let call = NewCall {
+                consent: None,
                 id: seed.call_id(u64::from(i) + 2)?,
                 to: E164::parse(&format!("+1202{i:07}"))?,
                 vars: BTreeMap::from([("name".to_owned(), format!("Contact {i}"))]),

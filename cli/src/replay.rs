@@ -58,6 +58,8 @@ pub async fn replay(
     let store = DynamoStore::new(client, table, 1);
     let clock = Arc::new(SystemClock);
     let campaign = Campaign {
+        purpose: outdial_core::policy::Purpose::default(),
+        on_cap: outdial_core::policy::OnCap::default(),
         id: campaign_id,
         name: "replay".to_owned(),
         from: E164::parse("+15555550199")?,
@@ -76,6 +78,7 @@ pub async fn replay(
     let mut item = new_call_item(
         &campaign,
         &NewCall {
+            consent: None,
             tz: None,
             id: call_id.clone(),
             to,

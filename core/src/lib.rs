@@ -30,6 +30,8 @@
 //! - [`dispatch`]: the dispatcher's rules: what becomes of a waiting call, a watchdog and a
 //!   dial's answer, and the guard each conditional change carries.
 //! - [`window`]: calling windows in the contact's time zone.
+//! - [`policy`]: the account's compliance policy: purposes, contact caps and the per-number
+//!   ledger they are counted in, and the reasons a call is held or skipped.
 
 pub mod admin;
 pub mod contract;
@@ -39,6 +41,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod messages;
 pub mod pacing;
+pub mod policy;
 pub mod ports;
 pub mod record;
 pub mod retry;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{Attempt, CallId, CampaignId, E164, Sequence, TransactionId};
 use crate::lifecycle::{CallState, CallStatus, EndRequest, Outcome};
+use crate::policy::{OnCap, Purpose, Reason};
 use crate::retry::RetryPolicy;
 use crate::script::Script;
 use crate::time::Timestamp;
@@ -125,6 +126,11 @@ pub struct Campaign {
     pub created_at: Timestamp,
     /// Contacts written with the campaign.
     pub contacts: u64,
+    /// What the calls are for: which contact caps count them, whether contacts need
+    /// consent, whether the legal calling hours apply.
+    pub purpose: Purpose,
+    /// What becomes of a call a contact cap stops.
+    pub on_cap: OnCap,
 }
 
 /// One contact to call, as the API accepted it.
@@ -139,7 +145,23 @@ pub struct NewCall {
     /// The contact's IANA time zone, when the contact list gave one; otherwise the calling
     /// window derives it from the number or uses the campaign's.
     pub tz: Option<String>,
+    /// The contact's consent to be called, when the contact list gave it.
+    pub consent: Option<Consent>,
 }
+
+/// A contact's consent to be called, as the contact list recorded it: the evidence a
+/// telemarketing call needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consent {
+    /// When it was given.
+    pub at: Timestamp,
+    /// Where it was given (a form, a recording, a signed paper), as the list says; at most
+    /// [`MAX_CONSENT_SOURCE`] characters.
+    pub source: String,
+}
+
+/// The longest consent source kept.
+pub const MAX_CONSENT_SOURCE: usize = 200;
 
 /// A call as stored: the contact, where it stands, and what the SMA last told us.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,6 +173,10 @@ pub struct CallRecord {
     pub vars: BTreeMap<String, String>,
     /// The contact's IANA time zone, when the contact list gave one.
     pub tz: Option<String>,
+    /// The contact's consent, as the contact list gave it.
+    pub consent: Option<Consent>,
+    /// Why the call is held (while it waits) or why it ended without a dial (`CANCELLED`).
+    pub reason: Option<Reason>,
     pub status: CallStatus,
     pub attempt: Attempt,
     /// The attempt and `Sequence` of the last SMA event applied: a repeat of exactly this
@@ -201,6 +227,8 @@ impl CallRecord {
             from: E164::parse("+15555550199").unwrap_or_else(|_| unreachable!()),
             vars: BTreeMap::new(),
             tz: None,
+            consent: None,
+            reason: None,
             status,
             attempt,
             last_event: None,

@@ -39,7 +39,23 @@ pub struct Script {
     voice: Voice,
     start: String,
     steps: BTreeMap<String, Step>,
+    opt_out: Option<OptOut>,
+    caller_name: Option<String>,
 }
+
+/// The key that puts the callee on the do-not-call list, listened for during the whole
+/// call (prompts and menus included), and what the callee hears when they press it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptOut {
+    /// One of `0`-`9`, `*`, `#`.
+    pub digit: String,
+    /// The confirmation, spoken before the call hangs up.
+    pub say: Prompt,
+}
+
+/// The longest `caller_name`.
+pub const MAX_CALLER_NAME: usize = 100;
 
 /// The Polly voice used for `say`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -229,6 +245,12 @@ pub struct ScriptSpec {
     pub voice: Voice,
     pub start: String,
     pub steps: BTreeMap<String, StepSpec>,
+    /// `{"digit": "9", "say": "..."}`: the automated opt-out every call offers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opt_out: Option<OptOut>,
+    /// Who is calling, as the first spoken prompt must say it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_name: Option<String>,
 }
 
 /// The wire form of a step: exactly one of the action keys, and the flow keys.
@@ -288,6 +310,13 @@ pub enum ScriptError {
         "script.steps.{0}: steps that only speak, play or pause loop back to themselves without waiting for the callee"
     )]
     SilentLoop(String),
+    /// The script does not identify the caller as its first spoken words (a rule for every
+    /// prerecorded call: 47 CFR 64.1200(b)(1)).
+    #[error("script.caller_name: {0}")]
+    Identification(String),
+    /// The opt-out is malformed or clashes with a menu.
+    #[error("script.opt_out.{field}: {reason}")]
+    OptOut { field: &'static str, reason: String },
     /// The voice is one the PSTN audio service cannot speak with (`crate::speech`).
     #[error("script.voice.{field}: {reason}")]
     Voice { field: &'static str, reason: String },
@@ -469,10 +498,23 @@ impl TryFrom<ScriptSpec> for Script {
                 },
             );
         }
+        if let Some(name) = &spec.caller_name {
+            let len = name.trim().chars().count();
+            if len == 0 || len > MAX_CALLER_NAME {
+                return Err(ScriptError::Identification(format!(
+                    "is 1 to {MAX_CALLER_NAME} characters"
+                )));
+            }
+        }
+        if let Some(opt_out) = &spec.opt_out {
+            check_opt_out(opt_out, &steps)?;
+        }
         let script = Self {
             voice: spec.voice,
             start: spec.start,
             steps,
+            opt_out: spec.opt_out,
+            caller_name: spec.caller_name.map(|n| n.trim().to_owned()),
         };
         script.check_silent_loops()?;
         Ok(script)
@@ -513,8 +555,32 @@ impl From<Script> for ScriptSpec {
             voice: script.voice,
             start: script.start,
             steps,
+            opt_out: script.opt_out,
+            caller_name: script.caller_name,
         }
     }
+}
+
+fn check_opt_out(opt_out: &OptOut, steps: &BTreeMap<String, Step>) -> Result<(), ScriptError> {
+    let fault = |field, reason: String| ScriptError::OptOut { field, reason };
+    if opt_out.digit.len() != 1 || !digits_ok(&opt_out.digit) {
+        return Err(fault("digit", "is one of 0-9, * and #".to_owned()));
+    }
+    if let Err(ScriptError::Invalid { reason, .. }) = check_prompt("", "", &opt_out.say, false) {
+        return Err(fault("say", reason));
+    }
+    for (name, step) in steps {
+        if step.branches.contains_key(&opt_out.digit) {
+            return Err(fault(
+                "digit",
+                format!(
+                    "step {name:?} branches on {:?}, which opts the callee out",
+                    opt_out.digit
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Script {
@@ -531,6 +597,67 @@ impl Script {
     #[must_use]
     pub fn step(&self, name: &str) -> Option<&Step> {
         self.steps.get(name)
+    }
+
+    /// The opt-out the call offers, when the script has one.
+    #[must_use]
+    pub fn opt_out(&self) -> Option<&OptOut> {
+        self.opt_out.as_ref()
+    }
+
+    #[must_use]
+    pub fn caller_name(&self) -> Option<&str> {
+        self.caller_name.as_deref()
+    }
+
+    /// Checks that the script names `caller_name` in its first spoken prompt: the first
+    /// step from the start, past pauses, that speaks (a `say`, or a gather's `say`) must
+    /// contain the name (letter case aside). Audio cannot be read, so a script that begins
+    /// with a recording is refused too.
+    ///
+    /// # Errors
+    /// [`ScriptError::Identification`] saying what is missing.
+    pub fn check_identification(&self) -> Result<(), ScriptError> {
+        let refuse = |reason: String| Err(ScriptError::Identification(reason));
+        let Some(name) = self.caller_name.as_deref() else {
+            return refuse(
+                "is required: the first spoken prompt must say who is calling (47 CFR 64.1200(b)(1))"
+                    .to_owned(),
+            );
+        };
+        let mut at = Some(self.start.as_str());
+        let mut seen = BTreeSet::new();
+        while let Some(step_name) = at.filter(|n| seen.insert(*n)) {
+            let Some(step) = self.steps.get(step_name) else {
+                break;
+            };
+            let prompt = match &step.action {
+                Action::Pause { .. } => {
+                    at = step.next.as_deref();
+                    continue;
+                }
+                Action::Say(p) | Action::Play(p) => Some(p),
+                Action::Gather(g) => g.say.as_ref().or(g.play.as_ref()),
+                _ => None,
+            };
+            return match prompt {
+                Some(Prompt::Text(t) | Prompt::Ssml { ssml: t })
+                    if t.to_lowercase().contains(&name.to_lowercase()) =>
+                {
+                    Ok(())
+                }
+                Some(Prompt::Text(_) | Prompt::Ssml { .. }) => refuse(format!(
+                    "the first spoken prompt (step {step_name:?}) must name the caller {name:?}"
+                )),
+                Some(Prompt::Audio { .. }) => refuse(format!(
+                    "the first prompt (step {step_name:?}) is a recording; begin with a say that names the caller {name:?}"
+                )),
+                None => refuse(format!(
+                    "step {step_name:?} comes before anything is said; begin with a say that names the caller {name:?}"
+                )),
+            };
+        }
+        refuse(format!("nothing is said; begin with a say that names the caller {name:?}"))
     }
 
     /// The template variables the script's texts use.

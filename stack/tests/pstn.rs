@@ -125,6 +125,8 @@ async fn run(
     };
     retry.max_attempts = 1;
     let campaign = Campaign {
+        purpose: outdial_core::policy::Purpose::default(),
+        on_cap: outdial_core::policy::OnCap::default(),
         id: CampaignId::random(),
         name: "pstn".into(),
         from: E164::parse("+15555550199").unwrap(),
@@ -141,6 +143,7 @@ async fn run(
     let calls: Vec<NewCall> = scenarios()
         .iter()
         .map(|(to, ..)| NewCall {
+            consent: None,
             tz: None,
             id: CallId::random(),
             to: E164::parse(to).unwrap(),

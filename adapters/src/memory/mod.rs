@@ -503,6 +503,8 @@ fn new_record(campaign: &Campaign, call: &NewCall) -> CallRecord {
         from: campaign.from.clone(),
         vars: call.vars.clone(),
         tz: call.tz.clone(),
+        consent: call.consent.clone(),
+        reason: None,
         status: CallStatus::Queued,
         attempt: Attempt::FIRST,
         last_event: None,

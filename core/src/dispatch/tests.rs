@@ -43,6 +43,8 @@ fn any_record() -> impl Strategy<Value = CallRecord> {
 
 fn campaign(status: CampaignStatus) -> Campaign {
     Campaign {
+        purpose: crate::policy::Purpose::default(),
+        on_cap: crate::policy::OnCap::default(),
         id: CampaignId::random(),
         name: "rules".into(),
         from: E164::parse("+15555550199").unwrap(),

@@ -225,3 +225,68 @@ fn branches_that_make_too_long_a_digit_regex_are_refused() {
     );
     assert!(parse(&own).is_ok(), "{}", parse(&own).unwrap_err());
 }
+
+/// The reminder with a caller name its greeting says, and an opt-out on 9.
+fn lawful(extra: &str) -> String {
+    REMINDER
+        .replace(
+            "Hello {{name}}, your",
+            "Hello {{name}}, this is Riverside Clinic. Your",
+        )
+        .replacen(
+            r#""start": "greet","#,
+            &format!(r#""start": "greet", "caller_name": "Riverside Clinic", {extra}"#),
+            1,
+        )
+}
+
+#[test]
+fn a_script_that_names_its_caller_first_is_identified() {
+    let script = parse(&lawful(r#""opt_out": {"digit": "9", "say": "You will not be called again."},"#)).unwrap();
+    assert_eq!(script.check_identification(), Ok(()));
+    assert_eq!(script.caller_name(), Some("Riverside Clinic"));
+    assert_eq!(script.opt_out().map(|o| o.digit.as_str()), Some("9"));
+    let again: Script = serde_json::from_value(serde_json::to_value(&script).unwrap()).unwrap();
+    assert_eq!(again, script);
+    // Letter case aside, and past a pause at the start.
+    let paused = lawful("")
+        .replace(r#""start": "greet""#, r#""start": "wait""#)
+        .replace(r#""steps": {"#, r#""steps": { "wait": {"pause_ms": 500, "next": "greet"},"#)
+        .replace("Riverside Clinic.", "RIVERSIDE clinic.");
+    assert_eq!(parse(&paused).unwrap().check_identification(), Ok(()));
+}
+
+#[test]
+fn a_script_that_does_not_identify_the_caller_is_refused_with_the_rule() {
+    let unnamed = parse(REMINDER).unwrap().check_identification().unwrap_err();
+    assert!(unnamed.to_string().contains("64.1200(b)(1)"), "{unnamed}");
+    let late = REMINDER.replacen(
+        r#""start": "greet","#,
+        r#""start": "greet", "caller_name": "Riverside Clinic","#,
+        1,
+    );
+    let err = parse(&late).unwrap().check_identification().unwrap_err();
+    assert!(err.to_string().contains("step \"greet\""), "{err}");
+    let audio = lawful("").replace(
+        r#""say": "Hello {{name}}, this is Riverside Clinic. Your appointment is on {{date}}.""#,
+        r#""play": {"bucket": "b", "key": "k.wav"}"#,
+    );
+    let err = parse(&audio).unwrap().check_identification().unwrap_err();
+    assert!(err.to_string().contains("recording"), "{err}");
+    let blank = lawful("").replace(r#""caller_name": "Riverside Clinic""#, r#""caller_name": "  ""#);
+    assert!(parse(&blank).unwrap_err().contains("script.caller_name"));
+}
+
+#[test]
+fn an_opt_out_must_be_one_key_that_no_menu_uses() {
+    for (opt_out, needle) in [
+        (r#"{"digit": "10", "say": "Bye."}"#, "script.opt_out.digit"),
+        (r#"{"digit": "x", "say": "Bye."}"#, "script.opt_out.digit"),
+        (r#"{"digit": "1", "say": "Bye."}"#, "branches on \"1\""),
+        (r#"{"digit": "9", "say": ""}"#, "script.opt_out.say"),
+        (r#"{"digit": "9", "say": {"bucket": "b", "key": "k"}}"#, "script.opt_out.say"),
+    ] {
+        let err = parse(&lawful(&format!(r#""opt_out": {opt_out},"#))).unwrap_err();
+        assert!(err.contains(needle), "{opt_out}: {err}");
+    }
+}

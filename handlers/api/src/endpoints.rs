@@ -138,6 +138,7 @@ fn new_calls(
             let offset = due_offset(*k, campaign.pacing.calls_per_second).min(spec::MAX_DUE_SPREAD);
             *k += 1;
             Ok(NewCall {
+                consent: None,
                 id: seed.call_id(c.at.ordinal())?,
                 due_at: first.plus(offset),
                 to: c.to,
@@ -220,6 +221,8 @@ where
             .await?;
         let accepted = checked.accepted.len();
         let campaign = Campaign {
+            purpose: outdial_core::policy::Purpose::default(),
+            on_cap: outdial_core::policy::OnCap::default(),
             id: seed.campaign_id()?,
             name: spec.name,
             from: spec.from,

@@ -64,6 +64,8 @@ impl SmaStore for Accepting {
 fn store() -> Accepting {
     let t0 = Timestamp::from_millis(1_900_000_000_000);
     let campaign = Campaign {
+        purpose: outdial_core::policy::Purpose::default(),
+        on_cap: outdial_core::policy::OnCap::default(),
         id: CampaignId::parse("cmp_bench").unwrap_or_else(|_| CampaignId::random()),
         name: "bench".into(),
         from: E164::parse("+15555550199").unwrap_or_else(|_| unreachable!()),
@@ -78,6 +80,8 @@ fn store() -> Accepting {
         contacts: 1,
     };
     let record = CallRecord {
+        consent: None,
+        reason: None,
         id: CallId::parse("call_bench").unwrap_or_else(|_| CallId::random()),
         campaign_id: campaign.id.clone(),
         to: E164::parse("+15555550100").unwrap_or_else(|_| unreachable!()),

@@ -41,6 +41,8 @@ async fn answered_call(h: &Harness, to: &str) -> Call {
 /// A second campaign in the same table, with a script of its own.
 async fn other_campaign(h: &Harness) -> Campaign {
     let other = Campaign {
+        purpose: outdial_core::policy::Purpose::default(),
+        on_cap: outdial_core::policy::OnCap::default(),
         id: CampaignId::random(),
         script: serde_json::from_str(
             r#"{"start": "s", "steps": {"s": {"say": "A message from another campaign."}}}"#,
@@ -134,6 +136,7 @@ async fn a_call_that_was_never_dialed_takes_no_event() {
         &h.store,
         &h.campaign,
         &[outdial_core::record::NewCall {
+            consent: None,
             tz: None,
             id: id.clone(),
             to: outdial_core::ids::E164::parse("+15555550123").unwrap(),

@@ -105,6 +105,8 @@ async fn a_write_that_stalls_is_answered_at_the_budget() {
     // The campaign is read at once; the event's one write never answers.
     let mut call = call();
     let campaign = Campaign {
+        purpose: outdial_core::policy::Purpose::default(),
+        on_cap: outdial_core::policy::OnCap::default(),
         id: call.campaign.clone(),
         name: "budget".into(),
         from: E164::parse(support::FROM).unwrap(),

@@ -98,6 +98,8 @@ impl Run {
         let mut written = Vec::new();
         for (k, callees) in campaigns.into_iter().enumerate() {
             let campaign = Campaign {
+                purpose: outdial_core::policy::Purpose::default(),
+                on_cap: outdial_core::policy::OnCap::default(),
                 id: CampaignId::random(),
                 name: format!("stream {k}"),
                 from: E164::parse("+15555550199").unwrap(),
@@ -121,6 +123,7 @@ impl Run {
                     let to = format!("+1555{k}{:06}", i + 1);
                     by_number.insert(to.clone(), callee);
                     NewCall {
+                        consent: None,
                         id: CallId::random(),
                         to: E164::parse(&to).unwrap(),
                         vars: BTreeMap::new(),

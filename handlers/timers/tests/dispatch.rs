@@ -144,6 +144,8 @@ impl Setup {
         let as_function =
             |f: Function| DynamoStore::new(ddb.clone().recorded(recorder(f).as_ref()), &table, 1);
         let campaign = Campaign {
+            purpose: outdial_core::policy::Purpose::default(),
+            on_cap: outdial_core::policy::OnCap::default(),
             id: CampaignId::random(),
             name: "dispatch".into(),
             from: E164::parse("+15555550199").unwrap(),
@@ -164,6 +166,7 @@ impl Setup {
             .map(|(to, callee, tz)| {
                 by_number.insert(to.clone(), callee);
                 NewCall {
+                    consent: None,
                     id: CallId::random(),
                     to: E164::parse(&to).unwrap(),
                     vars: BTreeMap::new(),
@@ -458,6 +461,8 @@ async fn a_campaign_started_behind_a_large_one_dials_at_its_own_rate_at_once() {
     };
     let h = setup.start().await;
     let b = Campaign {
+        purpose: outdial_core::policy::Purpose::default(),
+        on_cap: outdial_core::policy::OnCap::default(),
         id: CampaignId::random(),
         pacing: Pacing {
             calls_per_second: 10.0,
@@ -467,6 +472,7 @@ async fn a_campaign_started_behind_a_large_one_dials_at_its_own_rate_at_once() {
     };
     let b_calls: Vec<NewCall> = (0..10)
         .map(|i| NewCall {
+            consent: None,
             id: CallId::random(),
             to: E164::parse(&format!("+1555557{i:04}")).unwrap(),
             vars: BTreeMap::new(),

@@ -37,6 +37,8 @@ fn world(max_attempts: u32) -> World {
     let dialer = MemoryDialer::new();
     let clock = Arc::new(ManualClock::at(T0));
     let campaign = Campaign {
+        purpose: outdial_core::policy::Purpose::default(),
+        on_cap: outdial_core::policy::OnCap::default(),
         id: CampaignId::random(),
         name: "watchdogs".into(),
         from: E164::parse("+15555550199").unwrap(),
@@ -80,6 +82,8 @@ impl World {
     fn live_call(&self, status: CallStatus, placed: bool, answered: bool) -> CallId {
         let id = CallId::random();
         let record = CallRecord {
+            consent: None,
+            reason: None,
             id: id.clone(),
             campaign_id: self.campaign.id.clone(),
             to: E164::parse("+15555550100").unwrap(),

@@ -180,6 +180,8 @@ async fn a_request_whose_first_attempt_died_is_completed_by_its_retry_after_the_
         .unwrap();
     assert_eq!(begun, Begun::Started);
     let campaign = Campaign {
+        purpose: outdial_core::policy::Purpose::default(),
+        on_cap: outdial_core::policy::OnCap::default(),
         id: campaign_id.clone(),
         name: "reminders".into(),
         from: E164::parse(FROM).unwrap(),
@@ -195,6 +197,7 @@ async fn a_request_whose_first_attempt_died_is_completed_by_its_retry_after_the_
     };
     for index in 0..5_u64 {
         let call = NewCall {
+            consent: None,
             id: seed.call_id(index).unwrap(),
             to: E164::parse(&format!("+1202555{index:04}")).unwrap(),
             vars: [("name".to_owned(), format!("c{index}"))].into(),

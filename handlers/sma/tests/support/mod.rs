@@ -56,6 +56,8 @@ impl Harness {
         let store = DynamoStore::new(client.clone(), &table, 4);
         let setup = store.clone();
         let campaign = Campaign {
+            purpose: outdial_core::policy::Purpose::default(),
+            on_cap: outdial_core::policy::OnCap::default(),
             id: CampaignId::random(),
             name: "reminders".into(),
             from: E164::parse(FROM).unwrap(),
@@ -102,6 +104,7 @@ impl Harness {
             store,
             &self.campaign,
             &[NewCall {
+                consent: None,
                 tz: None,
                 id: id.clone(),
                 to: E164::parse(to).unwrap(),

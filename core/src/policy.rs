@@ -1,0 +1,438 @@
+//! The account's compliance policy, and the decisions it makes about one dial.
+//!
+//! - A campaign calls for a [`Purpose`]; the law treats each differently (a reminder from a
+//!   clinic is not a sales call).
+//! - Contact caps ([`Cap`]): at most `max_calls` placed to one number in any `per_hours`,
+//!   counted across every campaign whose purpose the cap names. The count lives in one
+//!   ledger item per number ([`Ledger`]); the dispatcher reads it, [`Policy::admit`] decides,
+//!   and the claim that precedes the dial writes the new ledger in the same transaction,
+//!   guarded by the version it read. Two dispatchers that read the same ledger cannot both
+//!   write it, so no interleaving places more calls than a cap allows.
+//! - The default calling hours for numbers no built-in rule covers (`crate::legal`).
+//! - [`Reason`]: why a waiting call was held or ended without a dial, kept on its record.
+//!
+//! ```json
+//! {"caps": [{"max_calls": 3, "per_hours": 720, "purposes": ["informational"]},
+//!           {"max_calls": 1, "per_hours": 24, "purposes": ["healthcare"]}],
+//!  "default_hours": {"mon": ["09:00-20:00"], "tue": ["09:00-20:00"]}}
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{Attempt, CallId};
+use crate::time::Timestamp;
+
+/// What a campaign's calls are for. The set follows the distinctions US and EU rules draw:
+/// informational calls (reminders, notices) and health-care messages have their own
+/// federal caps, telemarketing needs each contact's prior consent, and emergency calls are
+/// exempt from consent and quiet-hour rules.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Purpose {
+    /// Reminders and notices that sell nothing; the default.
+    #[default]
+    Informational,
+    /// Messages from a health-care provider about the callee's care.
+    Healthcare,
+    /// Sales and marketing: each contact needs recorded consent.
+    Telemarketing,
+    /// Calls about a danger to health, safety or property: exempt from the legal calling
+    /// hours (still capped by any cap that names it).
+    Emergency,
+}
+
+impl Purpose {
+    pub const ALL: [Self; 4] = [
+        Self::Informational,
+        Self::Healthcare,
+        Self::Telemarketing,
+        Self::Emergency,
+    ];
+
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Informational => "informational",
+            Self::Healthcare => "healthcare",
+            Self::Telemarketing => "telemarketing",
+            Self::Emergency => "emergency",
+        }
+    }
+
+    /// Reads a purpose as [`Self::as_str`] writes it.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// Whether each contact must come with its consent.
+    #[must_use]
+    pub const fn needs_consent(self) -> bool {
+        matches!(self, Self::Telemarketing)
+    }
+
+    /// Whether the legal calling hours apply.
+    #[must_use]
+    pub const fn keeps_legal_hours(self) -> bool {
+        !matches!(self, Self::Emergency)
+    }
+}
+
+impl fmt::Display for Purpose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What becomes of a call that a cap stops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnCap {
+    /// It ends `CANCELLED` with reason `cap`.
+    #[default]
+    Cancel,
+    /// It waits until the cap allows it (the oldest counted call leaves the window).
+    Defer,
+}
+
+/// Why a waiting call was held or ended without a dial: kept on its record (`reason`), in
+/// the stream, and counted per campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// A contact cap of the account policy is reached for the number.
+    Cap,
+    /// The number is on the do-not-call list.
+    DoNotCall,
+    /// The law does not allow a call now in the callee's zone (held).
+    LegalHours,
+    /// The campaign's calling window is closed (held).
+    Window,
+    /// Neither the contact, its number nor the campaign settles the callee's zone, and the
+    /// law's hours depend on it (held until the campaign or contact names one).
+    UnknownTimezone,
+    /// The campaign's window and the law's hours never meet for this number.
+    NoLawfulHours,
+    /// The campaign was cancelled.
+    CampaignCancelled,
+    /// Hung up through the API before it was dialed.
+    HungUp,
+}
+
+impl Reason {
+    pub const ALL: [Self; 8] = [
+        Self::Cap,
+        Self::DoNotCall,
+        Self::LegalHours,
+        Self::Window,
+        Self::UnknownTimezone,
+        Self::NoLawfulHours,
+        Self::CampaignCancelled,
+        Self::HungUp,
+    ];
+
+    /// The code stored on the record and used in counter names.
+    #[must_use]
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::Cap => "cap",
+            Self::DoNotCall => "do-not-call",
+            Self::LegalHours => "legal-hours",
+            Self::Window => "window",
+            Self::UnknownTimezone => "unknown-timezone",
+            Self::NoLawfulHours => "no-lawful-hours",
+            Self::CampaignCancelled => "campaign-cancelled",
+            Self::HungUp => "hung-up",
+        }
+    }
+
+    /// Reads a code as [`Self::code`] writes it.
+    #[must_use]
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// The sentence kept in the record's `last_error` beside the code.
+    #[must_use]
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Self::Cap => "a contact cap of the account policy is reached for the number",
+            Self::DoNotCall => "the number is on the do-not-call list",
+            Self::LegalHours => "the law does not allow calling the number at this hour",
+            Self::Window => "the campaign's calling window is closed",
+            Self::UnknownTimezone => {
+                "the callee's time zone is unknown: give the contact a tz or the campaign a window timezone"
+            }
+            Self::NoLawfulHours => "the campaign's calling window never meets the legal calling hours",
+            Self::CampaignCancelled => "the campaign was cancelled",
+            Self::HungUp => "hung up through the API before it was dialed",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// The most caps a policy may hold, the most calls one may allow, and its longest window
+/// (a leap year): the ledger of a number stays small (a few kilobytes at most).
+pub const MAX_CAPS: usize = 16;
+pub const MAX_CALLS_PER_CAP: u32 = 100;
+pub const MAX_CAP_HOURS: u32 = 8784;
+
+/// At most `max_calls` placed calls to one number in any `per_hours`, counted over the
+/// campaigns of these purposes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cap {
+    pub max_calls: u32,
+    pub per_hours: u32,
+    pub purposes: Vec<Purpose>,
+}
+
+impl Cap {
+    #[must_use]
+    pub fn window(&self) -> Duration {
+        Duration::from_secs(u64::from(self.per_hours) * 3600)
+    }
+
+    fn counts(&self, purpose: Purpose) -> bool {
+        self.purposes.contains(&purpose)
+    }
+}
+
+/// The account's policy, validated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "PolicySpec", into = "PolicySpec")]
+pub struct Policy {
+    caps: Vec<Cap>,
+    default_hours: Option<BTreeMap<String, Vec<String>>>,
+}
+
+/// The wire form of a [`Policy`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    #[serde(default)]
+    pub caps: Vec<Cap>,
+    /// The calling hours for numbers no built-in rule covers, in a calling window's `hours`
+    /// form; the built-in conservative default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_hours: Option<BTreeMap<String, Vec<String>>>,
+}
+
+/// Why a policy was refused; the message names the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct PolicyError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl TryFrom<PolicySpec> for Policy {
+    type Error = PolicyError;
+
+    fn try_from(spec: PolicySpec) -> Result<Self, Self::Error> {
+        let fault = |field: String, reason: &str| PolicyError {
+            field,
+            reason: reason.to_owned(),
+        };
+        if spec.caps.len() > MAX_CAPS {
+            return Err(fault(
+                "caps".into(),
+                &format!("at most {MAX_CAPS} caps are allowed"),
+            ));
+        }
+        for (i, cap) in spec.caps.iter().enumerate() {
+            if !(1..=MAX_CALLS_PER_CAP).contains(&cap.max_calls) {
+                return Err(fault(
+                    format!("caps[{i}].max_calls"),
+                    &format!("must be 1 to {MAX_CALLS_PER_CAP}"),
+                ));
+            }
+            if !(1..=MAX_CAP_HOURS).contains(&cap.per_hours) {
+                return Err(fault(
+                    format!("caps[{i}].per_hours"),
+                    &format!("must be 1 to {MAX_CAP_HOURS} (a year)"),
+                ));
+            }
+            if cap.purposes.is_empty() {
+                return Err(fault(
+                    format!("caps[{i}].purposes"),
+                    "names at least one of informational, healthcare, telemarketing, emergency",
+                ));
+            }
+            let mut seen = cap.purposes.clone();
+            seen.sort_unstable();
+            seen.dedup();
+            if seen.len() != cap.purposes.len() {
+                return Err(fault(
+                    format!("caps[{i}].purposes"),
+                    "names a purpose twice",
+                ));
+            }
+        }
+        if let Some(hours) = &spec.default_hours {
+            // The same form as a calling window's hours, read the same way.
+            let spec = crate::window::WindowSpec {
+                timezone: "UTC".to_owned(),
+                hours: hours.clone(),
+                skip_dates: Vec::new(),
+            };
+            crate::window::CallingWindow::try_from(spec).map_err(|e| PolicyError {
+                field: format!("default_{}", e.field),
+                reason: e.reason,
+            })?;
+        }
+        Ok(Self {
+            caps: spec.caps,
+            default_hours: spec.default_hours,
+        })
+    }
+}
+
+impl From<Policy> for PolicySpec {
+    fn from(policy: Policy) -> Self {
+        Self {
+            caps: policy.caps,
+            default_hours: policy.default_hours,
+        }
+    }
+}
+
+/// What [`Policy::admit`] decided for one dial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// No cap counts calls of this purpose: dial without touching the ledger.
+    Uncapped,
+    /// This very attempt was counted by an earlier claim (given back before its dial):
+    /// dial without counting it again.
+    AlreadyCounted,
+    /// Room under every cap: the claim writes this ledger, guarded by the version read.
+    Count(Ledger),
+    /// A cap is reached; it allows another call at `until`.
+    Capped { until: Timestamp },
+}
+
+impl Policy {
+    #[must_use]
+    pub fn caps(&self) -> &[Cap] {
+        &self.caps
+    }
+
+    #[must_use]
+    pub fn default_hours(&self) -> Option<&BTreeMap<String, Vec<String>>> {
+        self.default_hours.as_ref()
+    }
+
+    /// Whether any cap counts calls of `purpose` (if none does, no ledger is read).
+    #[must_use]
+    pub fn caps_purpose(&self, purpose: Purpose) -> bool {
+        self.caps.iter().any(|c| c.counts(purpose))
+    }
+
+    /// The longest window of any cap: older ledger entries count for nothing.
+    #[must_use]
+    pub fn horizon(&self) -> Duration {
+        self.caps
+            .iter()
+            .map(Cap::window)
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// Decides whether attempt `attempt` of `call`, for `purpose`, may be placed to the
+    /// number whose ledger is `ledger`, at `now`.
+    #[must_use]
+    pub fn admit(
+        &self,
+        ledger: &Ledger,
+        purpose: Purpose,
+        call: &CallId,
+        attempt: Attempt,
+        now: Timestamp,
+    ) -> Admission {
+        if !self.caps_purpose(purpose) {
+            return Admission::Uncapped;
+        }
+        if ledger
+            .entries
+            .iter()
+            .any(|e| e.call == *call && e.attempt == attempt)
+        {
+            return Admission::AlreadyCounted;
+        }
+        let mut until: Option<Timestamp> = None;
+        for cap in self.caps.iter().filter(|c| c.counts(purpose)) {
+            let window = cap.window();
+            let mut counted: Vec<Timestamp> = ledger
+                .entries
+                .iter()
+                .filter(|e| cap.counts(e.purpose) && e.at.plus(window) > now)
+                .map(|e| e.at)
+                .collect();
+            let max = usize::try_from(cap.max_calls).unwrap_or(usize::MAX);
+            if counted.len() >= max {
+                // Room comes back when enough of the oldest leave the window.
+                counted.sort_unstable();
+                let leaving = counted[counted.len() - max];
+                let at = leaving.plus(window);
+                until = Some(until.map_or(at, |u| u.max(at)));
+            }
+        }
+        if let Some(until) = until {
+            return Admission::Capped { until };
+        }
+        let horizon = self.horizon();
+        let mut entries: Vec<LedgerEntry> = ledger
+            .entries
+            .iter()
+            .filter(|e| e.at.plus(horizon) > now)
+            .cloned()
+            .collect();
+        entries.push(LedgerEntry {
+            call: call.clone(),
+            attempt,
+            purpose,
+            at: now,
+        });
+        Admission::Count(Ledger {
+            version: ledger.version + 1,
+            entries,
+        })
+    }
+}
+
+/// One call counted against a number's caps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub call: CallId,
+    pub attempt: Attempt,
+    pub purpose: Purpose,
+    pub at: Timestamp,
+}
+
+/// The calls counted against one number's caps, as last written, with the version its
+/// next write must find (0: never written).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ledger {
+    pub version: u64,
+    pub entries: Vec<LedgerEntry>,
+}
+
+impl Ledger {
+    /// When the ledger is of no more use: its last entry has left every window.
+    #[must_use]
+    pub fn expires_at(&self, horizon: Duration) -> Option<Timestamp> {
+        self.entries.iter().map(|e| e.at.plus(horizon)).max()
+    }
+}
+
+#[cfg(test)]
+mod tests;
