@@ -29,6 +29,7 @@ use outdial_core::admin::{
 use outdial_core::counters::CampaignCounters;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164};
 use outdial_core::lifecycle::CallStatus;
+use outdial_core::policy::{DncEntry, DncSource, Policy, Reason};
 use outdial_core::ports::{DispatchStore, HistoryEntry, Lane, Page, StoreError};
 use outdial_core::record::{CallRecord, Campaign, CampaignStatus, NewCall};
 use outdial_core::time::Timestamp;
@@ -488,24 +489,65 @@ impl ApiStore for DynamoStore {
         &self,
         id: &CallId,
         attempt: Attempt,
-        reason: &str,
+        reason: Reason,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         DispatchStore::cancel_waiting(self, id, attempt, reason, now).await
     }
 
     async fn add_do_not_call(&self, number: &E164, now: Timestamp) -> Result<(), StoreError> {
-        self.client()
+        let entry = DncEntry {
+            e164: number.clone(),
+            added_at: now,
+            source: DncSource::Api,
+        };
+        let (update, values) = item::dnc_update(&entry);
+        let mut request = self
+            .client()
             .update_item()
             .table_name(self.table())
             .set_key(Some(item::key(dnc_pk(number), DNC_SK)))
-            .update_expression(
-                "SET #type = :type, e164 = :e164, added_at = if_not_exists(added_at, :now)",
-            )
+            .update_expression(update)
             .expression_attribute_names("#type", "type")
-            .expression_attribute_values(":type", s("dnc"))
-            .expression_attribute_values(":e164", s(number.as_str()))
-            .expression_attribute_values(":now", n(now.as_millis()))
+            .expression_attribute_names("#source", "source");
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        request.send().await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn do_not_call_entry(&self, number: &E164) -> Result<Option<DncEntry>, StoreError> {
+        ddb::get_item(
+            self.client(),
+            self.table(),
+            item::key(dnc_pk(number), DNC_SK),
+        )
+        .await?
+        .as_ref()
+        .map(item::dnc_from_item)
+        .transpose()
+    }
+
+    async fn policy(&self) -> Result<(Policy, Option<Timestamp>), StoreError> {
+        Self::policy(self).await
+    }
+
+    async fn put_policy(&self, policy: &Policy, now: Timestamp) -> Result<(), StoreError> {
+        let spec = serde_json::to_string(policy).map_err(|e| StoreError::Other(Box::new(e)))?;
+        self.client()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(
+                item::key(item::POLICY_PK.to_owned(), item::POLICY_SK)
+                    .into_iter()
+                    .chain([
+                        ("type".to_owned(), s("policy")),
+                        ("spec".to_owned(), s(spec)),
+                        ("updated_at".to_owned(), n(now.as_millis())),
+                    ])
+                    .collect(),
+            ))
             .send()
             .await
             .map_err(map_err)?;

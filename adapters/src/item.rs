@@ -7,8 +7,10 @@ use std::str::FromStr;
 use aws_sdk_dynamodb::types::AttributeValue;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence, TransactionId};
 use outdial_core::lifecycle::{CallStatus, EndRequest, Outcome};
+use outdial_core::policy::{
+    DncEntry, DncSource, Ledger, LedgerEntry, OnCap, Policy, Purpose, Reason,
+};
 use outdial_core::ports::{Lane, StoreError};
-use outdial_core::policy::{OnCap, Purpose, Reason};
 use outdial_core::record::{
     AppliedEvent, CallRecord, Campaign, CampaignStatus, Consent, Limits, NewCall, Pacing,
 };
@@ -64,6 +66,94 @@ pub fn dnc_pk(number: &E164) -> String {
 }
 
 pub const DNC_SK: &str = "DNC";
+
+/// A number's ledger of calls counted against the contact caps (`LEDGER#<e164>` / `LEDGER`).
+#[must_use]
+pub fn ledger_pk(number: &E164) -> String {
+    format!("LEDGER#{number}")
+}
+
+pub const LEDGER_SK: &str = "LEDGER";
+
+/// The account's policy (`POLICY#account` / `POLICY`).
+pub const POLICY_PK: &str = "POLICY#account";
+pub const POLICY_SK: &str = "POLICY";
+
+/// The update that puts `entry` on the do-not-call list, keeping an existing entry as it is
+/// (its time and source): one entry per number, however often it is added.
+#[must_use]
+pub fn dnc_update(entry: &DncEntry) -> (&'static str, Vec<(&'static str, AttributeValue)>) {
+    let mut values = vec![
+        (":dnc_type", s("dnc")),
+        (":dnc_e164", s(entry.e164.as_str())),
+        (":dnc_at", n(entry.added_at.as_millis())),
+        (":dnc_source", s(entry.source.code())),
+    ];
+    let update = match &entry.source {
+        DncSource::Api => {
+            "SET #type = :dnc_type, e164 = :dnc_e164, added_at = if_not_exists(added_at, :dnc_at), \
+             #source = if_not_exists(#source, :dnc_source)"
+        }
+        DncSource::OptOut { call_id } => {
+            values.push((":dnc_call", s(call_id.as_str())));
+            "SET #type = :dnc_type, e164 = :dnc_e164, added_at = if_not_exists(added_at, :dnc_at), \
+             #source = if_not_exists(#source, :dnc_source), call_id = if_not_exists(call_id, :dnc_call)"
+        }
+    };
+    (update, values)
+}
+
+/// Reads a do-not-call entry back; an entry written before sources were kept is the API's.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] naming what is malformed.
+pub fn dnc_from_item(item: &Item) -> Result<DncEntry, StoreError> {
+    let r = Reader::new(item);
+    let source = match r.opt_s("source")? {
+        None | Some("api") => DncSource::Api,
+        Some("opt-out") => DncSource::OptOut {
+            call_id: r.parsed("call_id", CallId::parse)?,
+        },
+        Some(other) => return Err(r.corrupt(format!("source {other:?}"))),
+    };
+    Ok(DncEntry {
+        e164: r.parsed("e164", E164::parse)?,
+        added_at: r.timestamp("added_at")?.unwrap_or(Timestamp::EPOCH),
+        source,
+    })
+}
+
+/// Reads a ledger item back; no item is the empty ledger at version 0.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] naming what is malformed.
+pub fn ledger_from_item(item: Option<&Item>) -> Result<Ledger, StoreError> {
+    let Some(item) = item else {
+        return Ok(Ledger::default());
+    };
+    let r = Reader::new(item);
+    Ok(Ledger {
+        version: r.n("version")?,
+        entries: r.parsed("entries", |raw| {
+            serde_json::from_str::<Vec<LedgerEntry>>(raw)
+        })?,
+    })
+}
+
+/// Reads the policy item back; no item is the empty policy.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] naming what is malformed.
+pub fn policy_from_item(item: Option<&Item>) -> Result<(Policy, Option<Timestamp>), StoreError> {
+    let Some(item) = item else {
+        return Ok((Policy::default(), None));
+    };
+    let r = Reader::new(item);
+    Ok((
+        r.parsed("spec", |raw| serde_json::from_str::<Policy>(raw))?,
+        r.timestamp("updated_at")?,
+    ))
+}
 
 #[must_use]
 pub fn status_call(status: CallStatus, id: &CallId) -> String {

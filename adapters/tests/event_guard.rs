@@ -140,6 +140,7 @@ fn write(campaign: &CampaignId, seq: u64, statuses: Vec<CallStatus>) -> EventWri
         due: DueChange::Keep,
         response: "{}".into(),
         at: T0,
+        opt_out: None,
     }
 }
 

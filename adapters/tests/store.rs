@@ -95,6 +95,7 @@ fn write_for(record: &CallRecord, seq: u64, event: CallEvent, response: &str) ->
             .map_or(DueChange::Clear, |d| DueChange::At(T0.plus(d))),
         response: response.to_owned(),
         at: T0,
+        opt_out: None,
     }
 }
 
@@ -105,7 +106,7 @@ async fn claim(
     watchdog_at: Timestamp,
 ) -> Result<CallRecord, StoreError> {
     let waiting = store.call(id).await?;
-    store.claim(&waiting, T0, watchdog_at, u32::MAX).await
+    store.claim(&waiting, T0, watchdog_at, u32::MAX, None).await
 }
 
 async fn dialing_call(store: &DynamoStore) -> CallRecord {
@@ -227,10 +228,10 @@ async fn a_call_is_claimed_once() {
     assert_eq!(record.status, CallStatus::Dialing);
     let mut waiting = record.clone();
     waiting.status = CallStatus::Queued;
-    let again = store.claim(&waiting, T0, T0, u32::MAX).await;
+    let again = store.claim(&waiting, T0, T0, u32::MAX, None).await;
     assert!(matches!(again, Err(StoreError::Conflict)), "{again:?}");
     waiting.id = CallId::random();
-    let missing = store.claim(&waiting, T0, T0, u32::MAX).await;
+    let missing = store.claim(&waiting, T0, T0, u32::MAX, None).await;
     assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
 }
 
@@ -708,7 +709,7 @@ async fn claims_take_concurrency_slots_up_to_the_campaigns_cap_and_leaving_live_
     let mut claimed = Vec::new();
     for call in &new {
         let waiting = store.call(&call.id).await.unwrap();
-        claimed.push(store.claim(&waiting, T0, T0, 2).await);
+        claimed.push(store.claim(&waiting, T0, T0, 2, None).await);
     }
     assert!(claimed[0].is_ok() && claimed[1].is_ok(), "{claimed:?}");
     assert!(
@@ -817,7 +818,12 @@ async fn a_waiting_call_is_cancelled_without_a_dial_but_a_live_one_is_not() {
     let new = calls(1);
     store.create_campaign(&c, &new).await.unwrap();
     store
-        .cancel_waiting(&new[0].id, Attempt::FIRST, "campaign cancelled", T0)
+        .cancel_waiting(
+            &new[0].id,
+            Attempt::FIRST,
+            outdial_core::policy::Reason::CampaignCancelled,
+            T0,
+        )
         .await
         .unwrap();
     let cancelled = store.call(&new[0].id).await.unwrap();
@@ -828,7 +834,12 @@ async fn a_waiting_call_is_cancelled_without_a_dial_but_a_live_one_is_not() {
 
     let live = dialing_call(&store).await;
     let refused = store
-        .cancel_waiting(&live.id, Attempt::FIRST, "campaign cancelled", T0)
+        .cancel_waiting(
+            &live.id,
+            Attempt::FIRST,
+            outdial_core::policy::Reason::CampaignCancelled,
+            T0,
+        )
         .await;
     assert!(matches!(refused, Err(StoreError::Conflict)), "{refused:?}");
 }
@@ -841,7 +852,13 @@ async fn a_deferred_call_is_due_at_its_new_time_only() {
     store.create_campaign(&c, &new).await.unwrap();
     let opening = T0.plus(Duration::from_secs(3600));
     store
-        .defer(&new[0].id, Attempt::FIRST, opening, T0)
+        .defer(
+            &new[0].id,
+            Attempt::FIRST,
+            opening,
+            outdial_core::policy::Reason::Window,
+            T0,
+        )
         .await
         .unwrap();
     assert!(due_calls(&all_due(&store, T0, 100).await).is_empty());

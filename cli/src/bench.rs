@@ -257,7 +257,13 @@ pub async fn events(calls: u32) -> anyhow::Result<EventsBench> {
                 let waiting = store.call(&call.id).await?;
                 let now = clock.now();
                 let claimed = store
-                    .claim(&waiting, now, now.plus(Duration::from_secs(60)), u32::MAX)
+                    .claim(
+                        &waiting,
+                        now,
+                        now.plus(Duration::from_secs(60)),
+                        u32::MAX,
+                        None,
+                    )
                     .await?;
                 let arguments = outdial_core::messages::DialArguments {
                     call_id: claimed.id.clone(),

@@ -99,7 +99,7 @@ pub async fn replay(
         .with_context(|| format!("writing {}", call_pk(&call_id)))?;
     let waiting = store.call(&call_id).await?;
     store
-        .claim(&waiting, clock.now(), clock.now(), u32::MAX)
+        .claim(&waiting, clock.now(), clock.now(), u32::MAX, None)
         .await?;
 
     let handler = SmaHandler::new(store, clock, Settings::default());

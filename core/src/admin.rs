@@ -20,6 +20,7 @@ use std::future::Future;
 use crate::counters::CampaignCounters;
 use crate::ids::{Attempt, CallId, CampaignId, E164};
 use crate::lifecycle::CallStatus;
+use crate::policy::{DncEntry, Policy, Reason};
 use crate::ports::{BoxError, HistoryEntry, Page, StoreError};
 use crate::record::{CallRecord, Campaign, CampaignStatus, NewCall};
 use crate::time::Timestamp;
@@ -311,7 +312,7 @@ pub trait ApiStore: Send + Sync {
         &self,
         id: &CallId,
         attempt: Attempt,
-        reason: &str,
+        reason: Reason,
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -322,6 +323,33 @@ pub trait ApiStore: Send + Sync {
     fn add_do_not_call(
         &self,
         number: &E164,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// `number`'s entry on the do-not-call list, with its source; `None` when it is not on it.
+    ///
+    /// # Errors
+    /// Only transport and throttling errors, and an entry that cannot be read.
+    fn do_not_call_entry(
+        &self,
+        number: &E164,
+    ) -> impl Future<Output = Result<Option<DncEntry>, StoreError>> + Send;
+
+    /// The account's policy (the empty policy when none was set) and when it was last set.
+    ///
+    /// # Errors
+    /// Only transport and throttling errors, and a policy that cannot be read.
+    fn policy(
+        &self,
+    ) -> impl Future<Output = Result<(Policy, Option<Timestamp>), StoreError>> + Send;
+
+    /// Replaces the account's policy.
+    ///
+    /// # Errors
+    /// Only transport and throttling errors.
+    fn put_policy(
+        &self,
+        policy: &Policy,
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 

@@ -11,16 +11,15 @@ use crate::contract::{Event, Response};
 use crate::ids::{Attempt, Sequence};
 use crate::lifecycle::{CallEvent, CallStatus, EndRequest, Leg, Step, expected, transition};
 use crate::messages;
+use crate::policy::Reason;
 use crate::ports::{DueChange, EventWrite};
 use crate::record::{CallRecord, Campaign, CampaignStatus};
 use crate::retry::{RetryDecision, RetryPolicy};
 use crate::sip::Unanswered;
 use crate::time::Timestamp;
 
-/// The reason a call cancelled by its campaign's cancellation carries.
-pub const CAMPAIGN_CANCELLED: &str = "the campaign was cancelled";
-/// The reason a call whose number is on the do-not-call list carries.
-pub const ON_DO_NOT_CALL: &str = "the number is on the do-not-call list";
+/// How long a call whose callee's zone is unknown waits before it is looked at again.
+pub const UNKNOWN_ZONE_RECHECK: Duration = Duration::from_secs(24 * 3600);
 
 pub use crate::ports::{Guard, InIndex, LIVE, WAITING};
 
@@ -29,10 +28,11 @@ pub use crate::ports::{Guard, InIndex, LIVE, WAITING};
 pub enum ForWaiting {
     /// Its campaign is paused: take it out of the `due` index until the campaign resumes.
     Park,
-    /// Its campaign is cancelled: end it, with this reason.
-    Cancel(&'static str),
-    /// Its calling window is closed: due again at the window's next opening.
-    Defer(Timestamp),
+    /// End it without a dial, for this reason (its campaign is cancelled, or it can never
+    /// be called lawfully).
+    Cancel(Reason),
+    /// Held for this reason: due again at this instant.
+    Defer(Timestamp, Reason),
     /// Dial it, within its campaign's cap and pacing.
     Dial,
 }
@@ -43,25 +43,42 @@ impl ForWaiting {
     #[must_use]
     pub const fn guard(&self, attempt: Attempt) -> Option<Guard> {
         match self {
-            Self::Park | Self::Defer(_) => Some(Guard::waiting(attempt).in_index(InIndex::Listed)),
+            Self::Park | Self::Defer(..) => Some(Guard::waiting(attempt).in_index(InIndex::Listed)),
             Self::Cancel(_) => Some(Guard::waiting(attempt)),
             Self::Dial => None,
         }
     }
 }
 
-/// Decides a waiting call of `campaign` at `now`; `window_opening` is when its calling
-/// window next opens in the contact's zone, `None` while it is open (or the campaign has no
-/// window). A completed campaign with a waiting call had one appended as it completed: it is
-/// dialed like any other.
+/// Whether a waiting call may be placed now as far as the clock goes: the campaign's
+/// calling window and the law's hours in the callee's zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hours {
+    /// Both allow a call now.
+    Open,
+    /// Not now: both next allow it at this instant; the reason says which held it.
+    OpensAt(Timestamp, Reason),
+    /// The law's hours depend on the callee's zone, which nothing settles.
+    UnknownZone,
+    /// The campaign's window and the law's hours never meet for this number.
+    Never,
+}
+
+/// Decides a waiting call of `campaign` at `now`, given its [`Hours`]. A completed campaign
+/// with a waiting call had one appended as it completed: it is dialed like any other.
 #[must_use]
-pub fn for_waiting(campaign: &Campaign, window_opening: Option<Timestamp>) -> ForWaiting {
+pub fn for_waiting(campaign: &Campaign, hours: Hours, now: Timestamp) -> ForWaiting {
     match campaign.status {
         CampaignStatus::Paused => ForWaiting::Park,
-        CampaignStatus::Cancelled => ForWaiting::Cancel(CAMPAIGN_CANCELLED),
-        CampaignStatus::Active | CampaignStatus::Completed => {
-            window_opening.map_or(ForWaiting::Dial, ForWaiting::Defer)
-        }
+        CampaignStatus::Cancelled => ForWaiting::Cancel(Reason::CampaignCancelled),
+        CampaignStatus::Active | CampaignStatus::Completed => match hours {
+            Hours::Open => ForWaiting::Dial,
+            Hours::OpensAt(at, reason) => ForWaiting::Defer(at, reason),
+            Hours::UnknownZone => {
+                ForWaiting::Defer(now.plus(UNKNOWN_ZONE_RECHECK), Reason::UnknownTimezone)
+            }
+            Hours::Never => ForWaiting::Cancel(Reason::NoLawfulHours),
+        },
     }
 }
 
@@ -214,6 +231,7 @@ pub fn ended_by_orphan(
             .map_or(DueChange::Clear, |after| DueChange::At(now.plus(after))),
         response: serde_json::to_string(&answer).ok()?,
         at: now,
+        opt_out: None,
     })
 }
 

@@ -37,6 +37,9 @@ pub mod keys {
     pub const CAMPAIGN_ID: &str = "campaign_id";
     pub const ATTEMPT: &str = "attempt";
     pub const VARS: &str = "vars";
+    /// The campaign's purpose, in an `ArgumentsMap` only (the SMA handler ignores it; the
+    /// simulator counts placements by it).
+    pub const PURPOSE: &str = "purpose";
     /// The keys [`super::CallAttributes`] adds in `TransactionAttributes`.
     pub const STATUS: &str = "status";
     pub const ANSWERED: &str = "answered";

@@ -23,14 +23,16 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{Attempt, CallId};
+use crate::ids::{Attempt, CallId, E164};
 use crate::time::Timestamp;
 
 /// What a campaign's calls are for. The set follows the distinctions US and EU rules draw:
 /// informational calls (reminders, notices) and health-care messages have their own
 /// federal caps, telemarketing needs each contact's prior consent, and emergency calls are
 /// exempt from consent and quiet-hour rules.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Purpose {
     /// Reminders and notices that sell nothing; the default.
@@ -167,7 +169,9 @@ impl Reason {
             Self::UnknownTimezone => {
                 "the callee's time zone is unknown: give the contact a tz or the campaign a window timezone"
             }
-            Self::NoLawfulHours => "the campaign's calling window never meets the legal calling hours",
+            Self::NoLawfulHours => {
+                "the campaign's calling window never meets the legal calling hours"
+            }
             Self::CampaignCancelled => "the campaign was cancelled",
             Self::HungUp => "hung up through the API before it was dialed",
         }
@@ -431,6 +435,47 @@ impl Ledger {
     #[must_use]
     pub fn expires_at(&self, horizon: Duration) -> Option<Timestamp> {
         self.entries.iter().map(|e| e.at.plus(horizon)).max()
+    }
+}
+
+/// A claim's write to a number's ledger: `ledger` replaces the one read, only if the item
+/// still has version `read` (0: it did not exist).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerWrite {
+    pub number: E164,
+    pub read: u64,
+    pub ledger: Ledger,
+    /// When the item may be deleted (TTL): its last entry has left every cap's window.
+    pub expires_at: Timestamp,
+}
+
+/// One number on the do-not-call list, with where its entry came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DncEntry {
+    pub e164: E164,
+    pub added_at: Timestamp,
+    #[serde(flatten)]
+    pub source: DncSource,
+}
+
+/// Who put a number on the do-not-call list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "kebab-case")]
+pub enum DncSource {
+    /// `PUT /dnc/{e164}` or a contact list.
+    Api,
+    /// The callee pressed the opt-out key during this call.
+    OptOut { call_id: CallId },
+}
+
+impl DncSource {
+    /// The `source` attribute's value.
+    #[must_use]
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::OptOut { .. } => "opt-out",
+        }
     }
 }
 

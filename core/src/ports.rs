@@ -7,6 +7,7 @@ use std::future::Future;
 
 use crate::ids::{Attempt, CallId, CampaignId, Sequence, TransactionId};
 use crate::lifecycle::{self, CallState, CallStatus, Expected, Order, Outcome};
+use crate::policy::{DncEntry, Ledger, LedgerWrite, Policy, Reason};
 use crate::record::{CallRecord, Campaign};
 use crate::time::Timestamp;
 
@@ -126,6 +127,10 @@ pub enum StoreError {
     /// The campaign already has as many live calls as its `max_concurrent` allows.
     #[error("the campaign is at its concurrency cap")]
     AtCapacity,
+    /// A number's ledger changed since it was read (another claim counted a call to it):
+    /// read it again and decide again.
+    #[error("the number's ledger changed since it was read")]
+    Contended,
     /// A stored item could not be read back into a record.
     #[error("stored item {key} is unreadable: {reason}")]
     Corrupt { key: String, reason: String },
@@ -140,7 +145,11 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Self::Throttled(_) | Self::Timeout(_) | Self::Other(_) | Self::AtCapacity
+            Self::Throttled(_)
+                | Self::Timeout(_)
+                | Self::Other(_)
+                | Self::AtCapacity
+                | Self::Contended
         )
     }
 }
@@ -175,6 +184,9 @@ pub struct EventWrite {
     /// The response sent for this event, stored for duplicates.
     pub response: String,
     pub at: Timestamp,
+    /// The callee pressed the opt-out key: this entry goes on the do-not-call list in the
+    /// same write as the event (a number already on it keeps its first entry).
+    pub opt_out: Option<DncEntry>,
 }
 
 impl EventWrite {
@@ -394,19 +406,39 @@ pub trait DispatchStore: Send + Sync {
     /// concurrency slots, in one atomic write: `QUEUED` or `RETRY_WAIT` with that attempt
     /// becomes `DIALING`, due again at `watchdog_at` (when the dial is checked on), holding a
     /// slot until it leaves the live statuses; the campaign's `live` count grows by one, and
-    /// only while it is below `max_live`. Returns the call as claimed.
+    /// only while it is below `max_live`; with `ledger`, the number's ledger is replaced,
+    /// only while it is at the version read (the contact caps' count). The call's `reason`
+    /// is cleared. Returns the call as claimed.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when the call is not waiting to be dialed as `call.attempt`
     /// (someone else claimed it, or it was cancelled); [`StoreError::NotFound`] when it does
-    /// not exist; [`StoreError::AtCapacity`] when the campaign holds `max_live` slots.
+    /// not exist; [`StoreError::AtCapacity`] when the campaign holds `max_live` slots;
+    /// [`StoreError::Contended`] when the ledger is no longer at the version read.
     fn claim(
         &self,
         call: &CallRecord,
         now: Timestamp,
         watchdog_at: Timestamp,
         max_live: u32,
+        ledger: Option<&LedgerWrite>,
     ) -> impl Future<Output = Result<CallRecord, StoreError>> + Send;
+
+    /// The number's ledger of counted calls, read consistently; empty at version 0 when it
+    /// has none.
+    ///
+    /// # Errors
+    /// Only transport and throttling errors, and a ledger that cannot be read.
+    fn ledger(
+        &self,
+        number: &crate::ids::E164,
+    ) -> impl Future<Output = Result<Ledger, StoreError>> + Send;
+
+    /// The account's policy; the empty policy when none was set.
+    ///
+    /// # Errors
+    /// Only transport and throttling errors, and a policy that cannot be read.
+    fn policy(&self) -> impl Future<Output = Result<Policy, StoreError>> + Send;
 
     /// Work of `lane` of dispatch shard `shard` due at or before `until`, earliest first,
     /// from after the entry `after` names (a [`DuePage::next`]) when given.
@@ -425,8 +457,8 @@ pub trait DispatchStore: Send + Sync {
 
     /// Ends a call that is waiting to be dialed as `attempt` (`QUEUED` or `RETRY_WAIT`)
     /// without dialing it: its campaign was cancelled, its number is on the do-not-call list,
-    /// or it was hung up through the API. It becomes `CANCELLED` with `reason` in
-    /// `last_error`.
+    /// or it was hung up through the API. It becomes `CANCELLED` with `reason` (and its
+    /// description in `last_error`).
     ///
     /// # Errors
     /// [`StoreError::Conflict`] unless the call is waiting as `attempt`.
@@ -434,7 +466,7 @@ pub trait DispatchStore: Send + Sync {
         &self,
         call_id: &CallId,
         attempt: Attempt,
-        reason: &str,
+        reason: Reason,
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -473,7 +505,8 @@ pub trait DispatchStore: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Moves a waiting call's due time (a calling window's next opening).
+    /// Moves a waiting call's due time (a calling window's next opening, a cap's
+    /// reopening), holding it for `reason`.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] unless the call is waiting as `attempt` and in the index.
@@ -482,6 +515,7 @@ pub trait DispatchStore: Send + Sync {
         call_id: &CallId,
         attempt: Attempt,
         due_at: Timestamp,
+        reason: Reason,
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 

@@ -128,8 +128,10 @@ pub struct Campaign {
     pub contacts: u64,
     /// What the calls are for: which contact caps count them, whether contacts need
     /// consent, whether the legal calling hours apply.
+    #[serde(default)]
     pub purpose: Purpose,
     /// What becomes of a call a contact cap stops.
+    #[serde(default)]
     pub on_cap: OnCap,
 }
 
@@ -146,6 +148,7 @@ pub struct NewCall {
     /// window derives it from the number or uses the campaign's.
     pub tz: Option<String>,
     /// The contact's consent to be called, when the contact list gave it.
+    #[serde(default)]
     pub consent: Option<Consent>,
 }
 
@@ -174,8 +177,10 @@ pub struct CallRecord {
     /// The contact's IANA time zone, when the contact list gave one.
     pub tz: Option<String>,
     /// The contact's consent, as the contact list gave it.
+    #[serde(default)]
     pub consent: Option<Consent>,
     /// Why the call is held (while it waits) or why it ended without a dial (`CANCELLED`).
+    #[serde(default)]
     pub reason: Option<Reason>,
     pub status: CallStatus,
     pub attempt: Attempt,

@@ -657,7 +657,9 @@ impl Script {
                 )),
             };
         }
-        refuse(format!("nothing is said; begin with a say that names the caller {name:?}"))
+        refuse(format!(
+            "nothing is said; begin with a say that names the caller {name:?}"
+        ))
     }
 
     /// The template variables the script's texts use.

@@ -181,7 +181,7 @@ async fn run(
         let waiting = store.call(&call.id).await.unwrap();
         assert_eq!(waiting.attempt, Attempt::FIRST);
         let claimed = store
-            .claim(&waiting, clock.now(), clock.now(), u32::MAX)
+            .claim(&waiting, clock.now(), clock.now(), u32::MAX, None)
             .await
             .unwrap();
         let vars = serde_json::to_string(&claimed.vars).unwrap();

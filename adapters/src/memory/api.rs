@@ -9,6 +9,7 @@ use outdial_core::admin::{
 };
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164};
 use outdial_core::lifecycle::CallStatus;
+use outdial_core::policy::{DncEntry, DncSource, Policy, Reason};
 use outdial_core::ports::{DispatchStore, HistoryEntry, Lane, Page, StoreError};
 use outdial_core::record::{CallRecord, Campaign, CampaignStatus, NewCall};
 use outdial_core::time::Timestamp;
@@ -323,7 +324,7 @@ impl ApiStore for MemoryStore {
         &self,
         id: &CallId,
         attempt: Attempt,
-        reason: &str,
+        reason: Reason,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         DispatchStore::cancel_waiting(self, id, attempt, reason, now).await
@@ -333,7 +334,28 @@ impl ApiStore for MemoryStore {
         self.request()
             .do_not_call
             .entry(number.clone())
-            .or_insert(now);
+            .or_insert_with(|| DncEntry {
+                e164: number.clone(),
+                added_at: now,
+                source: DncSource::Api,
+            });
+        Ok(())
+    }
+
+    async fn do_not_call_entry(&self, number: &E164) -> Result<Option<DncEntry>, StoreError> {
+        Ok(self.request().do_not_call.get(number).cloned())
+    }
+
+    async fn policy(&self) -> Result<(Policy, Option<Timestamp>), StoreError> {
+        Ok(self
+            .request()
+            .policy
+            .clone()
+            .map_or((Policy::default(), None), |(p, at)| (p, Some(at))))
+    }
+
+    async fn put_policy(&self, policy: &Policy, now: Timestamp) -> Result<(), StoreError> {
+        self.request().policy = Some((policy.clone(), now));
         Ok(())
     }
 

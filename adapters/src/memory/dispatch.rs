@@ -5,6 +5,7 @@
 use outdial_core::dispatch::{Guard, InIndex};
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence, TransactionId};
 use outdial_core::lifecycle::CallStatus;
+use outdial_core::policy::{Ledger, LedgerWrite, Policy, Reason};
 use outdial_core::ports::{
     Applied, DispatchStore, Due, DuePage, EventWrite, Lane, Page, StoreError,
 };
@@ -70,6 +71,7 @@ impl DispatchStore for MemoryStore {
         now: Timestamp,
         watchdog_at: Timestamp,
         max_live: u32,
+        ledger: Option<&LedgerWrite>,
     ) -> Result<CallRecord, StoreError> {
         let listing = self.listing(Lane::Watch, &call.id, watchdog_at);
         let mut t = self.request();
@@ -79,6 +81,13 @@ impl DispatchStore for MemoryStore {
         if live.is_some_and(|live| live >= i64::from(max_live)) {
             return Err(StoreError::AtCapacity);
         }
+        if let Some(w) = ledger {
+            let stored = t.ledgers.get(&w.number).map_or(0, |l| l.version);
+            if stored != w.read {
+                return Err(StoreError::Contended);
+            }
+            t.ledgers.insert(w.number.clone(), w.ledger.clone());
+        }
         t.counters_of(&call.campaign_id).counters.live += 1;
         let row = t.guarded(&call.id, Guard::waiting(call.attempt))?;
         row.record.status = CallStatus::Dialing;
@@ -87,11 +96,13 @@ impl DispatchStore for MemoryStore {
         row.listing = Some(listing);
         row.dialed_at = Some(now);
         row.slot = Some(call.attempt);
+        row.record.reason = None;
         // The call as claimed, from the record the dispatcher read (as `DynamoStore` answers).
         let mut claimed = call.clone();
         claimed.status = CallStatus::Dialing;
         claimed.due_at = Some(watchdog_at);
         claimed.updated_at = now;
+        claimed.reason = None;
         Ok(claimed)
     }
 
@@ -162,12 +173,23 @@ impl DispatchStore for MemoryStore {
         &self,
         call_id: &CallId,
         attempt: Attempt,
-        reason: &str,
+        reason: Reason,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let guard = Guard::waiting(attempt);
-        self.request()
-            .end_call(call_id, guard, CallStatus::Cancelled, false, reason, now)
+        let mut t = self.request();
+        t.end_call(
+            call_id,
+            guard,
+            CallStatus::Cancelled,
+            false,
+            reason.describe(),
+            now,
+        )?;
+        if let Some(row) = t.calls.get_mut(call_id) {
+            row.record.reason = Some(reason);
+        }
+        Ok(())
     }
 
     async fn park(
@@ -234,6 +256,7 @@ impl DispatchStore for MemoryStore {
         call_id: &CallId,
         attempt: Attempt,
         due_at: Timestamp,
+        reason: Reason,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let key = crate::item::due_key(due_at, call_id);
@@ -241,6 +264,7 @@ impl DispatchStore for MemoryStore {
         let row = t.guarded(call_id, Guard::waiting(attempt).in_index(InIndex::Listed))?;
         row.record.due_at = Some(due_at);
         row.record.updated_at = now;
+        row.record.reason = Some(reason);
         // Only the sort key moves: the call stays in its lane and shard.
         if let Some(listing) = row.listing.as_mut() {
             listing.key = key;
@@ -264,6 +288,24 @@ impl DispatchStore for MemoryStore {
         Ok(t.counters.get(campaign).map_or(0, |c| {
             u32::try_from(c.counters.live.max(0)).unwrap_or(u32::MAX)
         }))
+    }
+
+    async fn ledger(&self, number: &E164) -> Result<Ledger, StoreError> {
+        Ok(self
+            .request()
+            .ledgers
+            .get(number)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn policy(&self) -> Result<Policy, StoreError> {
+        Ok(self
+            .request()
+            .policy
+            .as_ref()
+            .map(|(p, _)| p.clone())
+            .unwrap_or_default())
     }
 
     async fn do_not_call(&self, number: &E164) -> Result<bool, StoreError> {

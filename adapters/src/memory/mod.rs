@@ -47,6 +47,7 @@ use outdial_core::counters::{CampaignCounters, HistoryItem, StreamPosition};
 use outdial_core::dispatch::Guard;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence};
 use outdial_core::lifecycle::{CallStatus, Outcome};
+use outdial_core::policy::{DncEntry, Ledger, Policy};
 use outdial_core::ports::{Lane, Page, StoreError};
 use outdial_core::record::{CallRecord, Campaign, NewCall};
 use outdial_core::time::Timestamp;
@@ -82,8 +83,12 @@ struct Tables {
     orphans: BTreeMap<(String, Sequence), Orphan>,
     idempotency: HashMap<String, IdempotencyRow>,
     appends: HashMap<String, AppendRow>,
-    /// Numbers on the do-not-call list, with when they were first added.
-    do_not_call: HashMap<E164, Timestamp>,
+    /// Numbers on the do-not-call list, each with its first entry.
+    do_not_call: HashMap<E164, DncEntry>,
+    /// Each number's ledger of calls counted against the contact caps.
+    ledgers: HashMap<E164, Ledger>,
+    /// The account's policy and when it was set.
+    policy: Option<(Policy, Timestamp)>,
     leases: HashMap<u32, LeaseRow>,
     counters: HashMap<CampaignId, CounterRow>,
 }

@@ -81,7 +81,14 @@ impl MemoryStore {
         // The condition `DynamoStore` writes for `w` (`Condition::event`), as core says it.
         if w.admits(&row.record) {
             self.write_event(row, w);
-            return Ok(Applied::Written(Box::new(row.record.clone())));
+            let written = row.record.clone();
+            // In the same write: the opted-out number joins the list, keeping an entry it had.
+            if let Some(entry) = &w.opt_out {
+                t.do_not_call
+                    .entry(entry.e164.clone())
+                    .or_insert_with(|| entry.clone());
+            }
+            return Ok(Applied::Written(Box::new(written)));
         }
         Ok(w.refused_over(row.record.clone()))
     }

@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
 };
 use outdial_core::ids::{Attempt, CallId, CampaignId, Sequence, TransactionId};
 use outdial_core::lifecycle::{CallStatus, UnknownStatus};
+use outdial_core::policy::DncEntry;
 use outdial_core::ports::{
     Applied, DueChange, EventWrite, HistoryEntry, Lane, Page, SmaStore, StoreError,
 };
@@ -189,6 +191,9 @@ impl DynamoStore {
             update.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
         let e = condition.guarding(&[("#status", "status"), ("#attempt", "attempt")], values);
+        if let Some(entry) = &w.opt_out {
+            return self.apply_with_opt_out(w, e, &update, entry).await;
+        }
         let out = self
             .client
             .update_item()
@@ -209,6 +214,62 @@ impl DynamoStore {
             Err(e) => refused_item(e)?.ok_or(StoreError::NotFound)?,
         };
         Ok(w.refused_over(call_from_item(&failed)?))
+    }
+
+    /// [`Self::apply_event`] of an event that opts the callee out: the call's update and the
+    /// do-not-call entry in one transaction, so the number is on the list exactly when the
+    /// event is recorded. A refusal is judged from the call's old image, as for any event;
+    /// the record is read back after the write (a transaction returns no new image): two
+    /// requests, on this event only.
+    async fn apply_with_opt_out(
+        &self,
+        w: &EventWrite,
+        e: crate::condition::Expressions,
+        update: &str,
+        entry: &DncEntry,
+    ) -> Result<Applied, StoreError> {
+        let call = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(call_pk(&w.call_id), CALL_SK)))
+            .guarded(e)
+            .update_expression(update)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(build_err)?;
+        let (dnc_expression, dnc_values) = item::dnc_update(entry);
+        let mut dnc = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(item::dnc_pk(&entry.e164), item::DNC_SK)))
+            .update_expression(dnc_expression)
+            .expression_attribute_names("#type", "type")
+            .expression_attribute_names("#source", "source");
+        for (name, value) in dnc_values {
+            dnc = dnc.expression_attribute_values(name, value);
+        }
+        let items = vec![
+            TransactWriteItem::builder().update(call).build(),
+            TransactWriteItem::builder()
+                .update(dnc.build().map_err(build_err)?)
+                .build(),
+        ];
+        let answer = ddb::transact(
+            &self.client,
+            items,
+            Duration::from_millis(5),
+            None,
+            |reasons| match reasons {
+                [call, _] if failed_on_condition(call) => Some(Cancelled::Answer(Ok(Some(
+                    call.item().cloned().ok_or(StoreError::NotFound),
+                )))),
+                [_, _] => Some(Cancelled::Retry),
+                _ => None,
+            },
+        )
+        .await?;
+        match answer {
+            None => Ok(Applied::Written(Box::new(self.call(&w.call_id).await?))),
+            Some(old) => Ok(w.refused_over(call_from_item(&old?)?)),
+        }
     }
 
     /// [`DispatchStore::call`](outdial_core::ports::DispatchStore::call).

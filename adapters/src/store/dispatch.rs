@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::{
 use outdial_core::dispatch::{Guard, InIndex};
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, TransactionId};
 use outdial_core::lifecycle::CallStatus;
+use outdial_core::policy::{Ledger, LedgerWrite, Policy, Reason};
 use outdial_core::ports::{DispatchStore, Due, DuePage, Lane, Page, StoreError};
 use outdial_core::record::{CallRecord, Campaign};
 use outdial_core::time::Timestamp;
@@ -21,9 +22,54 @@ use crate::ddb::{
     self, Cancelled, build_err, failed_on_condition, map_err, refused_on_condition, written,
 };
 use crate::item::{
-    self, CAMPAIGN_SK, COUNTERS_SK, DUE, EXPIRES_AT, Item, Reader, call_from_item, call_pk,
-    campaign_pk, dnc_pk, due_key, due_shard, key, lane_shard, n, s, shard_of,
+    self, CAMPAIGN_SK, COUNTERS_SK, DUE, EXPIRES_AT, Item, LEDGER_SK, Reader, call_from_item,
+    call_pk, campaign_pk, dnc_pk, due_key, due_shard, key, lane_shard, ledger_pk, n, s, shard_of,
 };
+
+impl DynamoStore {
+    /// The account's policy and when it was set; the empty policy when none was.
+    ///
+    /// # Errors
+    /// Only transport and throttling errors, and a policy that cannot be read.
+    pub async fn policy(&self) -> Result<(Policy, Option<Timestamp>), StoreError> {
+        let item = ddb::get_item(
+            &self.client,
+            &self.table,
+            key(item::POLICY_PK.to_owned(), item::POLICY_SK),
+        )
+        .await?;
+        item::policy_from_item(item.as_ref())
+    }
+
+    /// The claim's write of a number's ledger: the new entries, only over the version read.
+    fn ledger_update(&self, w: &LedgerWrite) -> Result<Update, StoreError> {
+        let entries =
+            serde_json::to_string(&w.ledger.entries).map_err(|e| StoreError::Other(Box::new(e)))?;
+        let condition = if w.read == 0 {
+            "attribute_not_exists(PK)"
+        } else {
+            "version = :read"
+        };
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(ledger_pk(&w.number), LEDGER_SK)))
+            .update_expression(
+                "SET #type = :type, e164 = :e164, entries = :entries, version = :version, \
+                 expires_at = :expires",
+            )
+            .condition_expression(condition)
+            .expression_attribute_names("#type", "type")
+            .expression_attribute_values(":type", s("ledger"))
+            .expression_attribute_values(":e164", s(w.number.as_str()))
+            .expression_attribute_values(":entries", s(entries))
+            .expression_attribute_values(":version", n(w.ledger.version))
+            .expression_attribute_values(":expires", n(w.expires_at.as_secs()));
+        if w.read != 0 {
+            update = update.expression_attribute_values(":read", n(w.read));
+        }
+        update.build().map_err(build_err)
+    }
+}
 
 impl DispatchStore for DynamoStore {
     async fn campaign(&self, id: &CampaignId) -> Result<Campaign, StoreError> {
@@ -50,6 +96,7 @@ impl DispatchStore for DynamoStore {
         now: Timestamp,
         watchdog_at: Timestamp,
         max_live: u32,
+        ledger: Option<&LedgerWrite>,
     ) -> Result<CallRecord, StoreError> {
         let mut values = vec![
             (
@@ -63,7 +110,7 @@ impl DispatchStore for DynamoStore {
         ];
         values.extend(sets_status(&call.id, CallStatus::Dialing));
         let e = Condition::from(Guard::waiting(call.attempt))
-            .guarding(&[("#status", "status")], values);
+            .guarding(&[("#status", "status"), ("#reason", item::REASON)], values);
         let claim = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(call_pk(&call.id), item::CALL_SK)))
@@ -71,7 +118,7 @@ impl DispatchStore for DynamoStore {
             .update_expression(
                 "SET #status = :status, status_call = :status_call, due_shard = :shard, \
                  due_key = :due_key, due_at = :due_at, updated_at = :now, dialed_at = :now, \
-                 slot = :attempt",
+                 slot = :attempt REMOVE #reason",
             )
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
@@ -88,24 +135,38 @@ impl DispatchStore for DynamoStore {
         claimed.status = CallStatus::Dialing;
         claimed.due_at = Some(watchdog_at);
         claimed.updated_at = now;
-        let items = vec![
+        claimed.reason = None;
+        let mut items = vec![
             TransactWriteItem::builder().update(claim).build(),
             TransactWriteItem::builder().update(slot).build(),
         ];
+        if let Some(ledger) = ledger {
+            items.push(
+                TransactWriteItem::builder()
+                    .update(self.ledger_update(ledger)?)
+                    .build(),
+            );
+        }
         ddb::transact(
             &self.client,
             items,
             Duration::from_millis(5),
             claimed,
-            |reasons| match reasons {
-                [call, slot] => Some(if let Some(refused) = refused_on_condition(call) {
+            |reasons| {
+                let (call, slot, ledger) = match reasons {
+                    [call, slot] => (call, slot, None),
+                    [call, slot, ledger] => (call, slot, Some(ledger)),
+                    _ => return None,
+                };
+                Some(if let Some(refused) = refused_on_condition(call) {
                     Cancelled::Answer(Err(refused))
                 } else if failed_on_condition(slot) {
                     Cancelled::Answer(Err(StoreError::AtCapacity))
+                } else if ledger.is_some_and(failed_on_condition) {
+                    Cancelled::Answer(Err(StoreError::Contended))
                 } else {
                     Cancelled::Retry
-                }),
-                _ => None,
+                })
             },
         )
         .await
@@ -170,12 +231,19 @@ impl DispatchStore for DynamoStore {
         &self,
         call_id: &CallId,
         attempt: Attempt,
-        reason: &str,
+        reason: Reason,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let guard = Guard::waiting(attempt);
-        self.end_call(call_id, guard, CallStatus::Cancelled, false, reason, now)
-            .await
+        self.end_call(
+            call_id,
+            guard,
+            CallStatus::Cancelled,
+            false,
+            Ok(reason),
+            now,
+        )
+        .await
     }
 
     async fn park(
@@ -251,18 +319,20 @@ impl DispatchStore for DynamoStore {
         call_id: &CallId,
         attempt: Attempt,
         due_at: Timestamp,
+        reason: Reason,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let guard = Guard::waiting(attempt).in_index(InIndex::Listed);
         self.update_call(
             call_id,
             Condition::from(guard),
-            "SET due_key = :due_key, due_at = :due_at, updated_at = :now",
-            &[],
+            "SET due_key = :due_key, due_at = :due_at, updated_at = :now, #reason = :reason",
+            &[("#reason", item::REASON)],
             [
                 (":due_key", s(due_key(due_at, call_id))),
                 (":due_at", n(due_at.as_millis())),
                 (":now", n(now.as_millis())),
+                (":reason", s(reason.code())),
             ],
         )
         .await
@@ -302,6 +372,16 @@ impl DispatchStore for DynamoStore {
                 .opt_n::<i64>("live")?
                 .map_or(0, |n| u32::try_from(n.max(0)).unwrap_or(u32::MAX))),
         }
+    }
+
+    async fn ledger(&self, number: &E164) -> Result<Ledger, StoreError> {
+        let item =
+            ddb::get_item(&self.client, &self.table, key(ledger_pk(number), LEDGER_SK)).await?;
+        item::ledger_from_item(item.as_ref())
+    }
+
+    async fn policy(&self) -> Result<Policy, StoreError> {
+        Self::policy(self).await.map(|(policy, _)| policy)
     }
 
     async fn do_not_call(&self, number: &E164) -> Result<bool, StoreError> {
@@ -370,7 +450,7 @@ impl DispatchStore for DynamoStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let guard = Guard::unplaced(attempt);
-        self.end_call(call_id, guard, status, true, reason, now)
+        self.end_call(call_id, guard, status, true, Err(reason), now)
             .await
     }
 
@@ -384,7 +464,7 @@ impl DispatchStore for DynamoStore {
     ) -> Result<(), StoreError> {
         let Some((attempt, due_at)) = retry else {
             return self
-                .end_call(call_id, guard, CallStatus::Lost, false, reason, now)
+                .end_call(call_id, guard, CallStatus::Lost, false, Err(reason), now)
                 .await;
         };
         self.update_call(

@@ -21,6 +21,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use outdial_core::dispatch::Guard;
 use outdial_core::ids::{CallId, CampaignId};
 use outdial_core::lifecycle::CallStatus;
+use outdial_core::policy::Reason;
 use outdial_core::ports::StoreError;
 use outdial_core::record::{CallRecord, Campaign, NewCall};
 use outdial_core::time::Timestamp;
@@ -28,7 +29,8 @@ use outdial_core::time::Timestamp;
 use crate::condition::{Condition, Guarded};
 use crate::ddb::{self, map_err, refusal};
 use crate::item::{
-    BY_CAMPAIGN, CALL_SK, Item, call_from_item, call_pk, key, n, new_call_item, s, status_call,
+    BY_CAMPAIGN, CALL_SK, Item, REASON, call_from_item, call_pk, key, n, new_call_item, s,
+    status_call,
 };
 
 /// Batches in flight at once while a campaign is written.
@@ -156,19 +158,33 @@ impl DynamoStore {
         guard: Guard,
         status: CallStatus,
         outcome: bool,
-        reason: &str,
+        reason: Result<Reason, &str>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let update = "last_error = :reason, ended_at = :now, updated_at = :now \
-                      REMOVE due_shard, due_key, due_at, slot";
-        let update = if outcome {
-            format!("outcome = :status, {update}")
-        } else {
-            update.to_owned()
+        let (text, code) = match reason {
+            Ok(reason) => (reason.describe(), Some(reason)),
+            Err(text) => (text, None),
         };
-        let values = [(":reason", s(reason)), (":now", n(now.as_millis()))];
-        self.update_status(call_id, guard, status, &update, values)
-            .await
+        let mut update = "last_error = :reason, ended_at = :now, updated_at = :now".to_owned();
+        let mut values = vec![(":reason", s(text)), (":now", n(now.as_millis()))];
+        if outcome {
+            update = format!("outcome = :status, {update}");
+        }
+        let mut names = vec![("#status", "status")];
+        if let Some(code) = code {
+            update.push_str(", #reason = :code");
+            values.push((":code", s(code.code())));
+            names.push(("#reason", REASON));
+        }
+        update.push_str(" REMOVE due_shard, due_key, due_at, slot");
+        self.update_call(
+            call_id,
+            Condition::from(guard),
+            &format!("SET #status = :status, status_call = :status_call, {update}"),
+            &names,
+            values.into_iter().chain(sets_status(call_id, status)),
+        )
+        .await
     }
 
     /// One page of `campaign`'s calls from `byCampaign`: those in `status` (all when `None`),

@@ -138,23 +138,32 @@ fn an_unknown_answer_is_never_dialed_again_and_a_throttled_one_always_is() {
 }
 
 #[test]
-fn a_waiting_call_follows_its_campaign_then_its_window() {
-    let opening = Some(Timestamp::from_millis(5_000));
+fn a_waiting_call_follows_its_campaign_then_its_hours() {
+    let now = Timestamp::from_millis(1_000);
+    let opening = Hours::OpensAt(Timestamp::from_millis(5_000), Reason::LegalHours);
     assert_eq!(
-        for_waiting(&campaign(CampaignStatus::Paused), opening),
+        for_waiting(&campaign(CampaignStatus::Paused), opening, now),
         ForWaiting::Park
     );
     assert_eq!(
-        for_waiting(&campaign(CampaignStatus::Cancelled), opening),
-        ForWaiting::Cancel(CAMPAIGN_CANCELLED)
+        for_waiting(&campaign(CampaignStatus::Cancelled), opening, now),
+        ForWaiting::Cancel(Reason::CampaignCancelled)
     );
     assert_eq!(
-        for_waiting(&campaign(CampaignStatus::Active), opening),
-        ForWaiting::Defer(Timestamp::from_millis(5_000))
+        for_waiting(&campaign(CampaignStatus::Active), opening, now),
+        ForWaiting::Defer(Timestamp::from_millis(5_000), Reason::LegalHours)
     );
     assert_eq!(
-        for_waiting(&campaign(CampaignStatus::Completed), None),
+        for_waiting(&campaign(CampaignStatus::Completed), Hours::Open, now),
         ForWaiting::Dial
+    );
+    assert_eq!(
+        for_waiting(&campaign(CampaignStatus::Active), Hours::UnknownZone, now),
+        ForWaiting::Defer(now.plus(UNKNOWN_ZONE_RECHECK), Reason::UnknownTimezone)
+    );
+    assert_eq!(
+        for_waiting(&campaign(CampaignStatus::Active), Hours::Never, now),
+        ForWaiting::Cancel(Reason::NoLawfulHours)
     );
     assert_eq!(
         ForWaiting::Park.guard(Attempt::FIRST),

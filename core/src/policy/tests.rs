@@ -46,17 +46,37 @@ fn the_issue_s_policy_reads_and_round_trips() {
 #[test]
 fn bad_policies_name_the_field() {
     for (json, field) in [
-        (r#"{"caps": [{"max_calls": 0, "per_hours": 1, "purposes": ["informational"]}]}"#, "caps[0].max_calls"),
-        (r#"{"caps": [{"max_calls": 1, "per_hours": 9000, "purposes": ["informational"]}]}"#, "caps[0].per_hours"),
-        (r#"{"caps": [{"max_calls": 1, "per_hours": 1, "purposes": []}]}"#, "caps[0].purposes"),
-        (r#"{"caps": [{"max_calls": 1, "per_hours": 1, "purposes": ["healthcare", "healthcare"]}]}"#, "caps[0].purposes"),
-        (r#"{"default_hours": {"mon": ["21:00-09:00"]}}"#, "default_hours.mon"),
+        (
+            r#"{"caps": [{"max_calls": 0, "per_hours": 1, "purposes": ["informational"]}]}"#,
+            "caps[0].max_calls",
+        ),
+        (
+            r#"{"caps": [{"max_calls": 1, "per_hours": 9000, "purposes": ["informational"]}]}"#,
+            "caps[0].per_hours",
+        ),
+        (
+            r#"{"caps": [{"max_calls": 1, "per_hours": 1, "purposes": []}]}"#,
+            "caps[0].purposes",
+        ),
+        (
+            r#"{"caps": [{"max_calls": 1, "per_hours": 1, "purposes": ["healthcare", "healthcare"]}]}"#,
+            "caps[0].purposes",
+        ),
+        (
+            r#"{"default_hours": {"mon": ["21:00-09:00"]}}"#,
+            "default_hours.mon",
+        ),
     ] {
         let spec: PolicySpec = serde_json::from_str(json).unwrap();
         let err = Policy::try_from(spec).unwrap_err();
         assert!(err.field.starts_with(field), "{json}: {err}");
     }
-    assert!(serde_json::from_str::<Policy>(r#"{"caps": [{"max_calls": 1, "per_hours": 1, "purposes": ["sales"]}]}"#).is_err());
+    assert!(
+        serde_json::from_str::<Policy>(
+            r#"{"caps": [{"max_calls": 1, "per_hours": 1, "purposes": ["sales"]}]}"#
+        )
+        .is_err()
+    );
     assert!(serde_json::from_str::<Policy>(r#"{"limits": []}"#).is_err());
 }
 
@@ -73,7 +93,10 @@ fn a_cap_counts_across_the_window_and_reopens_when_the_oldest_leaves() {
         place(&p, &mut ledger, Purpose::Informational, at(30)),
         Some(at(720))
     );
-    assert_eq!(place(&p, &mut ledger, Purpose::Informational, at(720)), None);
+    assert_eq!(
+        place(&p, &mut ledger, Purpose::Informational, at(720)),
+        None
+    );
     // The entry that left every window is pruned as the ledger is written.
     assert_eq!(ledger.entries.len(), 3);
 }
@@ -83,11 +106,17 @@ fn every_cap_of_the_purpose_counts_and_the_latest_reopening_wins() {
     let p = fcc();
     let mut ledger = Ledger::default();
     assert_eq!(place(&p, &mut ledger, Purpose::Healthcare, at(0)), None);
-    assert_eq!(place(&p, &mut ledger, Purpose::Healthcare, at(1)), Some(at(24)));
+    assert_eq!(
+        place(&p, &mut ledger, Purpose::Healthcare, at(1)),
+        Some(at(24))
+    );
     assert_eq!(place(&p, &mut ledger, Purpose::Healthcare, at(24)), None);
     assert_eq!(place(&p, &mut ledger, Purpose::Healthcare, at(48)), None);
     // Three in a week: the daily cap would allow it, the weekly one reopens at hour 168.
-    assert_eq!(place(&p, &mut ledger, Purpose::Healthcare, at(72)), Some(at(168)));
+    assert_eq!(
+        place(&p, &mut ledger, Purpose::Healthcare, at(72)),
+        Some(at(168))
+    );
     // Other purposes' caps do not count health-care calls.
     assert_eq!(place(&p, &mut ledger, Purpose::Informational, at(72)), None);
 }
@@ -101,12 +130,24 @@ fn uncapped_purposes_and_repeated_attempts_touch_nothing() {
         p.admit(&ledger, Purpose::Emergency, &call, Attempt::FIRST, at(0)),
         Admission::Uncapped
     );
-    let Admission::Count(ledger) = p.admit(&ledger, Purpose::Informational, &call, Attempt::FIRST, at(0)) else {
+    let Admission::Count(ledger) = p.admit(
+        &ledger,
+        Purpose::Informational,
+        &call,
+        Attempt::FIRST,
+        at(0),
+    ) else {
         panic!("first claim counts");
     };
     // The same attempt claimed again (its dial was given back) is not counted twice.
     assert_eq!(
-        p.admit(&ledger, Purpose::Informational, &call, Attempt::FIRST, at(1)),
+        p.admit(
+            &ledger,
+            Purpose::Informational,
+            &call,
+            Attempt::FIRST,
+            at(1)
+        ),
         Admission::AlreadyCounted
     );
     let next = Attempt::new(2).unwrap();
@@ -114,14 +155,20 @@ fn uncapped_purposes_and_repeated_attempts_touch_nothing() {
         p.admit(&ledger, Purpose::Informational, &call, next, at(1)),
         Admission::Count(_)
     ));
-    assert_eq!(Policy::default().admit(&ledger, Purpose::Informational, &call, next, at(1)), Admission::Uncapped);
+    assert_eq!(
+        Policy::default().admit(&ledger, Purpose::Informational, &call, next, at(1)),
+        Admission::Uncapped
+    );
 }
 
 #[test]
 fn reasons_and_purposes_read_back_from_their_codes() {
     for r in Reason::ALL {
         assert_eq!(Reason::parse(r.code()), Some(r));
-        assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{}\"", r.code()));
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            format!("\"{}\"", r.code())
+        );
     }
     for p in Purpose::ALL {
         assert_eq!(Purpose::parse(p.as_str()), Some(p));

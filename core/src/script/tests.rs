@@ -242,7 +242,10 @@ fn lawful(extra: &str) -> String {
 
 #[test]
 fn a_script_that_names_its_caller_first_is_identified() {
-    let script = parse(&lawful(r#""opt_out": {"digit": "9", "say": "You will not be called again."},"#)).unwrap();
+    let script = parse(&lawful(
+        r#""opt_out": {"digit": "9", "say": "You will not be called again."},"#,
+    ))
+    .unwrap();
     assert_eq!(script.check_identification(), Ok(()));
     assert_eq!(script.caller_name(), Some("Riverside Clinic"));
     assert_eq!(script.opt_out().map(|o| o.digit.as_str()), Some("9"));
@@ -251,7 +254,10 @@ fn a_script_that_names_its_caller_first_is_identified() {
     // Letter case aside, and past a pause at the start.
     let paused = lawful("")
         .replace(r#""start": "greet""#, r#""start": "wait""#)
-        .replace(r#""steps": {"#, r#""steps": { "wait": {"pause_ms": 500, "next": "greet"},"#)
+        .replace(
+            r#""steps": {"#,
+            r#""steps": { "wait": {"pause_ms": 500, "next": "greet"},"#,
+        )
         .replace("Riverside Clinic.", "RIVERSIDE clinic.");
     assert_eq!(parse(&paused).unwrap().check_identification(), Ok(()));
 }
@@ -273,7 +279,10 @@ fn a_script_that_does_not_identify_the_caller_is_refused_with_the_rule() {
     );
     let err = parse(&audio).unwrap().check_identification().unwrap_err();
     assert!(err.to_string().contains("recording"), "{err}");
-    let blank = lawful("").replace(r#""caller_name": "Riverside Clinic""#, r#""caller_name": "  ""#);
+    let blank = lawful("").replace(
+        r#""caller_name": "Riverside Clinic""#,
+        r#""caller_name": "  ""#,
+    );
     assert!(parse(&blank).unwrap_err().contains("script.caller_name"));
 }
 
@@ -284,7 +293,10 @@ fn an_opt_out_must_be_one_key_that_no_menu_uses() {
         (r#"{"digit": "x", "say": "Bye."}"#, "script.opt_out.digit"),
         (r#"{"digit": "1", "say": "Bye."}"#, "branches on \"1\""),
         (r#"{"digit": "9", "say": ""}"#, "script.opt_out.say"),
-        (r#"{"digit": "9", "say": {"bucket": "b", "key": "k"}}"#, "script.opt_out.say"),
+        (
+            r#"{"digit": "9", "say": {"bucket": "b", "key": "k"}}"#,
+            "script.opt_out.say",
+        ),
     ] {
         let err = parse(&lawful(&format!(r#""opt_out": {opt_out},"#))).unwrap_err();
         assert!(err.contains(needle), "{opt_out}: {err}");

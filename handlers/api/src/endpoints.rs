@@ -28,8 +28,6 @@ use crate::service::Api;
 use crate::spec;
 use crate::views;
 
-/// What a hang-up of a waiting call leaves in its `last_error`.
-pub const HUNG_UP: &str = "hung up through the API";
 /// The default and largest page of `GET /campaigns/{id}/calls`.
 pub const DEFAULT_PAGE: u32 = 100;
 pub const MAX_PAGE: u32 = 1000;
@@ -509,7 +507,12 @@ where
                 CallStatus::Queued | CallStatus::RetryWait => {
                     match self
                         .store
-                        .cancel_waiting_call(id, call.attempt, HUNG_UP, self.clock.now())
+                        .cancel_waiting_call(
+                            id,
+                            call.attempt,
+                            outdial_core::policy::Reason::HungUp,
+                            self.clock.now(),
+                        )
                         .await
                     {
                         Ok(()) => {

@@ -23,13 +23,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use outdial_core::contract::{Event, EventType, MAX_SCHEMA_VERSION, Response, validate_event};
-use outdial_core::ids::{CampaignId, Sequence, TransactionId};
+use outdial_core::contract::{
+    Event, EventType, MAX_SCHEMA_VERSION, ParticipantTag, Response, validate_event,
+};
+use outdial_core::ids::{CampaignId, E164, Sequence, TransactionId};
 use outdial_core::lifecycle::{Step, expected, transition};
 use outdial_core::messages::{self, CallAttributes};
+use outdial_core::policy::{DncEntry, DncSource};
 use outdial_core::ports::{Applied, EventWrite, SmaStore, StoreError};
 use outdial_core::record::Campaign;
-use outdial_core::time::Clock;
+use outdial_core::time::{Clock, Timestamp};
 use serde_json::Value;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -234,6 +237,10 @@ impl<S: SmaStore> SmaHandler<S> {
                 due: turn.due,
                 response: to_json(&turn.response).to_string(),
                 at: now,
+                opt_out: turn
+                    .opted_out
+                    .then(|| opt_out_entry(event, &facts, now))
+                    .flatten(),
             };
             match budget.within(self.store.apply_event(&write)).await {
                 Ok(Applied::Written(record)) => {
@@ -376,6 +383,27 @@ impl Budget {
 enum Answer {
     Fresh(Response),
     Stored(String),
+}
+
+/// The do-not-call entry of a callee who pressed the opt-out key: the callee's number is the
+/// `To` of the call's first leg. `None`, with an error logged, when the event does not carry
+/// one that reads as E.164 (the outcome is still recorded on the call).
+fn opt_out_entry(event: &Event, facts: &CallAttributes, now: Timestamp) -> Option<DncEntry> {
+    let to = event
+        .leg(&ParticipantTag::LegA)
+        .and_then(|leg| leg.to.as_deref())
+        .and_then(|to| E164::parse(to).ok());
+    let Some(e164) = to else {
+        tracing::error!("opt-out pressed but the event names no callee number; not listed");
+        return None;
+    };
+    Some(DncEntry {
+        e164,
+        added_at: now,
+        source: DncSource::OptOut {
+            call_id: facts.call_id.clone(),
+        },
+    })
 }
 
 fn parse_event_value(payload: &Value) -> Result<Event, String> {

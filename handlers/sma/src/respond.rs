@@ -31,6 +31,8 @@ pub struct Turn {
     pub script_outcome: Option<String>,
     pub error: Option<String>,
     pub due: DueChange,
+    /// The callee pressed the opt-out key in this turn.
+    pub opted_out: bool,
 }
 
 /// Whether deciding this event needs the campaign (its script, or its retry policy).
@@ -180,6 +182,9 @@ pub fn decide(
                     let progress = match event.event_type {
                         EventType::CallAnswered => Progress::Start,
                         EventType::ActionFailed => Progress::Failed,
+                        EventType::DigitsReceived => Progress::Heard {
+                            digits: event.received_digits(),
+                        },
                         _ => Progress::Done {
                             digits: event.received_digits(),
                         },
@@ -216,12 +221,14 @@ pub fn decide(
         }
         _ => Vec::new(),
     };
+    let opted_out = script_outcome.as_deref() == Some(script_run::OPTED_OUT);
     Turn {
         response: respond(event, actions, Some(&after)),
         sip_code,
         script_outcome,
         error,
         due,
+        opted_out,
     }
 }
 

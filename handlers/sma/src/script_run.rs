@@ -10,18 +10,21 @@ use std::collections::BTreeMap;
 
 use outdial_core::contract::{
     Action, AudioSource, BridgeEndpoint, CallAndBridge, DigitOptions, FailureSpeechParameters,
-    MAX_ACTIONS, Pause, PlayAudio, PlayAudioAndGetDigits, RecordAudio, RecordingDestination, Speak,
-    SpeakAndGetDigits, SpeechParameters,
+    MAX_ACTIONS, Pause, PlayAudio, PlayAudioAndGetDigits, ReceiveDigits, RecordAudio,
+    RecordingDestination, Speak, SpeakAndGetDigits, SpeechParameters,
 };
-use outdial_core::script::{self, Engine, Gather, Prompt, Script, Step, Voice};
+use outdial_core::script::{self, Engine, Gather, OptOut, Prompt, Script, Step, Voice};
 
 /// What just happened to the step the call was waiting on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress<'a> {
     /// `CALL_ANSWERED`: start the script.
     Start,
-    /// `ACTION_SUCCESSFUL` (with the digits of a gather) or `DIGITS_RECEIVED`.
+    /// `ACTION_SUCCESSFUL`, with the digits of a gather.
     Done { digits: Option<&'a str> },
+    /// `DIGITS_RECEIVED`: the opt-out listener heard its key (the script itself never
+    /// listens in the background).
+    Heard { digits: Option<&'a str> },
     /// `ACTION_FAILED`: a gather got no valid input, a transfer was not answered, or an
     /// action could not run.
     Failed,
@@ -50,12 +53,87 @@ pub const NO_INPUT: &str = "no_input";
 /// Outcome marked when a transfer is not answered and the script names no branch for it.
 pub const TRANSFER_FAILED: &str = "transfer_failed";
 
+/// Outcome marked when the callee pressed the opt-out key.
+pub const OPTED_OUT: &str = "opted_out";
+
+/// How long the opt-out listener waits after a key before matching, and how long it keeps
+/// keys: one key is all it needs.
+const LISTEN_GAP_MS: u32 = 1000;
+const LISTEN_FLUSH_MS: u32 = 5000;
+
+/// The `ReceiveDigits` that listens for the opt-out key during the whole call: sent with
+/// the first actions and again after each match (the service drops keys after a match until
+/// a new `ReceiveDigits` arrives).
+#[must_use]
+pub fn opt_out_listener(opt_out: &OptOut, leg: &str) -> Action {
+    Action::ReceiveDigits(ReceiveDigits {
+        call_id: Some(leg.to_owned()),
+        participant_tag: None,
+        input_digits_regex: format!("^{}$", escape_key(&opt_out.digit)),
+        in_between_digits_duration_in_milliseconds: LISTEN_GAP_MS,
+        flush_digits_duration_in_milliseconds: LISTEN_FLUSH_MS,
+    })
+}
+
+fn escape_key(key: &str) -> String {
+    key.replace('*', "\\*").replace('#', "\\#")
+}
+
+/// Whether `digits` (a gather's input or the listener's) is the opt-out key.
+fn is_opt_out(opt_out: &OptOut, digits: Option<&str>) -> bool {
+    digits.is_some_and(|d| d == opt_out.digit)
+}
+
 /// The next turn of `script` for a call waiting on `awaiting`.
 #[must_use]
 pub fn run(script: &Script, awaiting: Option<&str>, progress: Progress<'_>, ctx: &Ctx<'_>) -> Next {
     let waiting = awaiting.and_then(|name| script.step(name).map(|s| (name, s)));
+    if let Some(opt_out) = script.opt_out() {
+        let pressed = match progress {
+            Progress::Heard { digits } => is_opt_out(opt_out, digits),
+            Progress::Done { digits } => {
+                waiting.is_some_and(|(_, step)| matches!(step.action, script::Action::Gather(_)))
+                    && is_opt_out(opt_out, digits)
+            }
+            Progress::Start | Progress::Failed => false,
+        };
+        if pressed {
+            let (text, text_type) = speech(&opt_out.say, ctx.vars);
+            let voice = script.voice();
+            return Next {
+                actions: vec![
+                    Action::Speak(Speak {
+                        call_id: ctx.leg.to_owned(),
+                        text,
+                        engine: Some(engine(voice)),
+                        language_code: voice.language.clone(),
+                        text_type: Some(text_type),
+                        voice_id: Some(voice.voice_id.clone()),
+                    }),
+                    Action::hangup(ctx.leg, 0),
+                ],
+                awaiting: None,
+                outcome: Some(OPTED_OUT.to_owned()),
+            };
+        }
+    }
     let (from, outcome) = match (progress, waiting) {
-        (Progress::Start, _) => (Some(script.start().to_owned()), None),
+        (Progress::Start, _) => {
+            let listener = script.opt_out().map(|o| opt_out_listener(o, ctx.leg));
+            return render_from(script, Some(script.start()), ctx, listener);
+        }
+        (Progress::Heard { .. }, _) => {
+            // Not the opt-out key: listen again, and the call goes on where it was.
+            return Next {
+                actions: script
+                    .opt_out()
+                    .map(|o| opt_out_listener(o, ctx.leg))
+                    .into_iter()
+                    .collect(),
+                awaiting: awaiting.map(str::to_owned),
+                outcome: None,
+            };
+        }
         (_, None) => (None, None),
         (Progress::Done { digits }, Some((name, step))) => match &step.action {
             script::Action::Gather(_) => (branch(step, digits.unwrap_or("")), None),
@@ -88,7 +166,7 @@ pub fn run(script: &Script, awaiting: Option<&str>, progress: Progress<'_>, ctx:
             _ => (None, None),
         },
     };
-    let mut next = render_from(script, from.as_deref(), ctx);
+    let mut next = render_from(script, from.as_deref(), ctx, None);
     if next.outcome.is_none() {
         next.outcome = outcome;
     }
@@ -110,8 +188,9 @@ fn branch(step: &Step, digits: &str) -> Option<String> {
         .or_else(|| step.otherwise.clone())
 }
 
-fn render_from(script: &Script, from: Option<&str>, ctx: &Ctx<'_>) -> Next {
-    let mut actions = Vec::new();
+/// The actions from step `from` on, after `first` when given.
+fn render_from(script: &Script, from: Option<&str>, ctx: &Ctx<'_>, first: Option<Action>) -> Next {
+    let mut actions: Vec<Action> = first.into_iter().collect();
     let mut outcome = None;
     let mut at = from.map(str::to_owned);
     let mut previous: Option<String> = None;
@@ -136,7 +215,7 @@ fn render_from(script: &Script, from: Option<&str>, ctx: &Ctx<'_>) -> Next {
             outcome.clone_from(&step.outcome);
         }
         let name = at.take();
-        actions.push(render(step, script.voice(), ctx));
+        actions.push(render(step, script, ctx));
         match &step.action {
             script::Action::Say(_) | script::Action::Play(_) | script::Action::Pause { .. } => {
                 previous = name;
@@ -184,14 +263,20 @@ fn audio(prompt: &Prompt) -> AudioSource {
     }
 }
 
-fn digit_options(g: &Gather, branches: &BTreeMap<String, String>) -> DigitOptions {
-    // Without an explicit regex, accept exactly the digits the script branches on, so the
-    // SMA itself re-prompts on anything else.
+fn digit_options(
+    g: &Gather,
+    branches: &BTreeMap<String, String>,
+    opt_out: Option<&OptOut>,
+) -> DigitOptions {
+    // Without an explicit regex, accept exactly the digits the script branches on (and the
+    // opt-out key, so a menu hands it over too), so the SMA itself re-prompts on anything
+    // else.
     let regex = g.regex.clone().or_else(|| {
         (!branches.is_empty()).then(|| {
             let keys: Vec<String> = branches
                 .keys()
-                .map(|k| k.replace('*', "\\*").replace('#', "\\#"))
+                .chain(opt_out.map(|o| &o.digit))
+                .map(|k| escape_key(k))
                 .collect();
             format!("^({})$", keys.join("|"))
         })
@@ -207,7 +292,8 @@ fn digit_options(g: &Gather, branches: &BTreeMap<String, String>) -> DigitOption
     }
 }
 
-fn render(step: &Step, voice: &Voice, ctx: &Ctx<'_>) -> Action {
+fn render(step: &Step, script: &Script, ctx: &Ctx<'_>) -> Action {
+    let voice = script.voice();
     let leg = ctx.leg.to_owned();
     match &step.action {
         script::Action::Say(p) => {
@@ -229,7 +315,7 @@ fn render(step: &Step, voice: &Voice, ctx: &Ctx<'_>) -> Action {
             audio_source: audio(p),
         }),
         script::Action::Gather(g) => {
-            let digits = digit_options(g, &step.branches);
+            let digits = digit_options(g, &step.branches, script.opt_out());
             match (&g.say, &g.play) {
                 (_, Some(play)) => Action::PlayAudioAndGetDigits(PlayAudioAndGetDigits {
                     call_id: Some(leg),

@@ -3,12 +3,14 @@
 //! was cancelled meanwhile.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 use outdial_core::dispatch::{self, AfterDial, DialAnswer};
 use outdial_core::ids::{CallId, TransactionId};
 use outdial_core::lifecycle::EndRequest;
-use outdial_core::messages::{self, DialArguments};
+use outdial_core::messages::{self, DialArguments, keys};
+use outdial_core::policy::{Admission, LedgerWrite, OnCap, Reason};
 use outdial_core::ports::{DialError, Dialer, DispatchStore, StoreError};
 use outdial_core::record::{CallRecord, Campaign, CampaignStatus};
 use outdial_core::time::Timestamp;
@@ -16,6 +18,112 @@ use tracing::{info, warn};
 
 use crate::dispatcher::{Shared, Slot, lock};
 use crate::settings::bump;
+
+/// How often a claim is tried again when another dispatcher counted a call to the same
+/// number between its read of the ledger and its claim.
+const CONTENDED_TRIES: usize = 4;
+
+/// Claims `call` for its dial: with the account's contact caps, decided on the number's
+/// ledger and counted in the claim's own transaction, so that no interleaving of
+/// dispatchers places more calls than a cap allows. A capped call ends or waits as its
+/// campaign says; `None` when the call is not to be dialed now.
+async fn claim<S: DispatchStore, D: Dialer>(
+    shared: &Shared<S, D>,
+    call: &CallRecord,
+    campaign: &Campaign,
+    slot: Slot,
+) -> Option<CallRecord> {
+    let store = &shared.store;
+    let policy = match shared.policy().await {
+        Ok(policy) => policy,
+        Err(e) => {
+            warn!(call_id = %call.id, error = %e, "policy unreadable; dial left for the next tick");
+            return None;
+        }
+    };
+    for _ in 0..CONTENDED_TRIES {
+        let now = shared.clock.now();
+        let ledger = if policy.caps_purpose(campaign.purpose) {
+            match store.ledger(&call.to).await {
+                Ok(ledger) => Some(ledger),
+                Err(e) => {
+                    warn!(call_id = %call.id, error = %e, "ledger unreadable; dial left for the next tick");
+                    return None;
+                }
+            }
+        } else {
+            None
+        };
+        let write = match ledger.as_ref().map(|ledger| {
+            (
+                ledger.version,
+                policy.admit(ledger, campaign.purpose, &call.id, call.attempt, now),
+            )
+        }) {
+            None | Some((_, Admission::Uncapped | Admission::AlreadyCounted)) => None,
+            Some((read, Admission::Count(ledger))) => Some(LedgerWrite {
+                number: call.to.clone(),
+                read,
+                expires_at: ledger.expires_at(policy.horizon()).unwrap_or(now),
+                ledger,
+            }),
+            Some((_, Admission::Capped { until })) => {
+                let held = match campaign.on_cap {
+                    OnCap::Cancel => {
+                        store
+                            .cancel_waiting(&call.id, call.attempt, Reason::Cap, now)
+                            .await
+                    }
+                    OnCap::Defer => {
+                        store
+                            .defer(&call.id, call.attempt, until, Reason::Cap, now)
+                            .await
+                    }
+                };
+                ended_without_dial(call, held, &shared.totals.capped);
+                return None;
+            }
+        };
+        // The watchdog counts from the moment the dial goes out, not from the claim.
+        let watchdog_at = now.plus(slot.wait + shared.settings.first_event_within);
+        match store
+            .claim(
+                call,
+                now,
+                watchdog_at,
+                campaign.pacing.max_concurrent,
+                write.as_ref(),
+            )
+            .await
+        {
+            Ok(c) => return Some(c),
+            Err(StoreError::Contended) => bump(&shared.totals.contended),
+            Err(StoreError::AtCapacity) => {
+                bump(&shared.totals.at_capacity);
+                return None;
+            }
+            Err(StoreError::Conflict | StoreError::NotFound) => return None,
+            Err(e) => {
+                warn!(call_id = %call.id, error = %e, "claim failed; left for the next tick");
+                return None;
+            }
+        }
+    }
+    warn!(call_id = %call.id, "the number's ledger stayed contended; left for the next tick");
+    None
+}
+
+/// Counts a waiting call ended or held without a dial; one that moved on meanwhile needs
+/// nothing more.
+fn ended_without_dial(call: &CallRecord, result: Result<(), StoreError>, total: &AtomicU32) {
+    match result {
+        Ok(()) => bump(total),
+        Err(StoreError::Conflict | StoreError::NotFound) => {}
+        Err(e) => {
+            warn!(call_id = %call.id, error = %e, "call not ended or held; left for the next tick");
+        }
+    }
+}
 
 /// Records the Voice API's `TransactionId` for the placed attempt, then cancels the call at
 /// once if its campaign was cancelled while the request was out: the cancel sweep skips a
@@ -64,8 +172,9 @@ pub(crate) async fn send_cancel<S: DispatchStore, D: Dialer>(
     }
 }
 
-/// One dial: the do-not-call list checked again, the claim (with its concurrency slot), the
-/// wait for its pacing slot, the request, and what its answer means for the call.
+/// One dial: the do-not-call list checked again, the contact caps decided on the number's
+/// ledger, the claim (with its concurrency slot and the ledger's new count), the wait for
+/// its pacing slot, the request, and what its answer means for the call.
 pub(crate) async fn dial<S: DispatchStore, D: Dialer>(
     shared: &Shared<S, D>,
     call: CallRecord,
@@ -77,16 +186,10 @@ pub(crate) async fn dial<S: DispatchStore, D: Dialer>(
         Ok(false) => {}
         Ok(true) => {
             let now = shared.clock.now();
-            match store
-                .cancel_waiting(&call.id, call.attempt, dispatch::ON_DO_NOT_CALL, now)
-                .await
-            {
-                Ok(()) => bump(&shared.totals.do_not_call),
-                Err(StoreError::Conflict | StoreError::NotFound) => {}
-                Err(e) => {
-                    warn!(call_id = %call.id, error = %e, "do-not-call cancel left for the next tick")
-                }
-            }
+            let cancelled = store
+                .cancel_waiting(&call.id, call.attempt, Reason::DoNotCall, now)
+                .await;
+            ended_without_dial(&call, cancelled, &shared.totals.do_not_call);
             return;
         }
         Err(e) => {
@@ -94,31 +197,20 @@ pub(crate) async fn dial<S: DispatchStore, D: Dialer>(
             return;
         }
     }
-    let now = shared.clock.now();
-    // The watchdog counts from the moment the dial goes out, not from the claim.
-    let watchdog_at = now.plus(slot.wait + shared.settings.first_event_within);
-    let claimed = match store
-        .claim(&call, now, watchdog_at, campaign.pacing.max_concurrent)
-        .await
-    {
-        Ok(c) => c,
-        Err(StoreError::AtCapacity) => {
-            bump(&shared.totals.at_capacity);
-            return;
-        }
-        Err(StoreError::Conflict | StoreError::NotFound) => return,
-        Err(e) => {
-            warn!(call_id = %call.id, error = %e, "claim failed; left for the next tick");
-            return;
-        }
+    let Some(claimed) = claim(shared, &call, &campaign, slot).await else {
+        return;
     };
-    let arguments = DialArguments {
+    let mut arguments = DialArguments {
         call_id: claimed.id.clone(),
         campaign_id: claimed.campaign_id.clone(),
         attempt: claimed.attempt,
         vars: claimed.vars.clone(),
     }
     .encode();
+    arguments.insert(
+        keys::PURPOSE.to_owned(),
+        campaign.purpose.as_str().to_owned(),
+    );
     let clock = &shared.clock;
     clock.sleep(slot.at.saturating_sub(clock.elapsed())).await;
     let mut held = Duration::ZERO;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use outdial_core::ids::{CallId, CampaignId};
 use outdial_core::pacing::{AdaptiveRate, Pacer, SendWindow, reserve};
+use outdial_core::policy::Policy;
 use outdial_core::ports::{Dialer, DispatchStore, StoreError};
 use outdial_core::record::Campaign;
 use outdial_core::time::{Clock, Timestamp};
@@ -36,6 +37,9 @@ pub(crate) struct Shared<S, D> {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: Settings,
     pub(crate) campaigns: Mutex<HashMap<CampaignId, Cached>>,
+    /// The account's policy, and when it was read: trusted for `campaign_ttl`, like a
+    /// campaign.
+    pub(crate) policy: Mutex<Option<(Arc<Policy>, Timestamp)>>,
     pub(crate) pacing: Mutex<Pacing>,
     /// Calls with a dial task running: a tick that reads them again before their claim
     /// lands leaves them alone.
@@ -85,6 +89,7 @@ where
                 clock,
                 settings,
                 campaigns: Mutex::new(HashMap::new()),
+                policy: Mutex::new(None),
                 pacing: Mutex::new(pacing),
                 in_flight: Mutex::new(HashSet::new()),
                 deferred: Mutex::new(HashMap::new()),
@@ -154,6 +159,21 @@ pub(crate) struct Slot {
     pub(crate) at: Duration,
     /// How long after the booking it is.
     pub(crate) wait: Duration,
+}
+
+impl<S: DispatchStore, D> Shared<S, D> {
+    /// The account's policy, from a cache trusted for `campaign_ttl`.
+    pub(crate) async fn policy(&self) -> Result<Arc<Policy>, StoreError> {
+        let now = self.clock.now();
+        if let Some((policy, read_at)) = lock(&self.policy).as_ref() {
+            if now.since(*read_at) < self.settings.campaign_ttl {
+                return Ok(Arc::clone(policy));
+            }
+        }
+        let policy = Arc::new(self.store.policy().await?);
+        *lock(&self.policy) = Some((Arc::clone(&policy), now));
+        Ok(policy)
+    }
 }
 
 impl<S, D> Shared<S, D> {

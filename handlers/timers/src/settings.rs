@@ -106,6 +106,10 @@ pub struct Stats {
     pub deferred: u32,
     /// Claims refused by the campaign's concurrency cap.
     pub at_capacity: u32,
+    /// Waiting calls a contact cap of the account policy ended or held.
+    pub capped: u32,
+    /// Claims tried again because another claim counted a call to the same number first.
+    pub contended: u32,
     /// Dials that woke up late enough, next to one on time, that the send window held them
     /// back (2 ms or more), so that no second at the API holds more dials than the rate.
     pub held: u32,
@@ -127,6 +131,8 @@ pub(crate) struct Totals {
     pub(crate) unparked: AtomicU32,
     pub(crate) deferred: AtomicU32,
     pub(crate) at_capacity: AtomicU32,
+    pub(crate) capped: AtomicU32,
+    pub(crate) contended: AtomicU32,
     pub(crate) held: AtomicU32,
 }
 
@@ -152,6 +158,8 @@ impl Totals {
             unparked: get(&self.unparked),
             deferred: get(&self.deferred),
             at_capacity: get(&self.at_capacity),
+            capped: get(&self.capped),
+            contended: get(&self.contended),
             held: get(&self.held),
         }
     }

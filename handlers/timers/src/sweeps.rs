@@ -3,7 +3,6 @@
 //! the `due` index at its pace.
 
 use futures::StreamExt;
-use outdial_core::dispatch;
 use outdial_core::ids::CampaignId;
 use outdial_core::lifecycle::CallStatus;
 use outdial_core::pacing::due_offset;
@@ -40,7 +39,7 @@ where
                             .cancel_waiting(
                                 &call.id,
                                 call.attempt,
-                                dispatch::CAMPAIGN_CANCELLED,
+                                outdial_core::policy::Reason::CampaignCancelled,
                                 now,
                             )
                             .await;

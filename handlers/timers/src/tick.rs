@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use outdial_core::dispatch::{self, ForWaiting};
+use outdial_core::dispatch::{self, ForWaiting, Hours};
 use outdial_core::ids::CampaignId;
 use outdial_core::lifecycle::CallStatus;
 use outdial_core::pacing::due_offset;
+use outdial_core::policy::Reason;
 use outdial_core::ports::{Dialer, DispatchStore, Due, Lane, StoreError};
 use outdial_core::record::{CallRecord, Campaign};
 use outdial_core::time::Timestamp;
@@ -194,7 +195,7 @@ where
         let Some(campaign) = self.campaign(&call.campaign_id).await? else {
             return Ok(Next::HeldBack);
         };
-        match dispatch::for_waiting(&campaign, window_opening(&campaign, &call, now)) {
+        match dispatch::for_waiting(&campaign, hours(&campaign, &call, now), now) {
             ForWaiting::Park => {
                 let parked = shared.store.park(&call.id, call.attempt, now).await;
                 counted(parked, &shared.totals.parked)?;
@@ -208,11 +209,11 @@ where
                 counted(cancelled, &shared.totals.cancelled)?;
                 return Ok(Next::Settled);
             }
-            ForWaiting::Defer(opening) => {
+            ForWaiting::Defer(opening, reason) => {
                 let opening = spread(&shared.deferred, &campaign, opening);
                 let deferred = shared
                     .store
-                    .defer(&call.id, call.attempt, opening, now)
+                    .defer(&call.id, call.attempt, opening, reason, now)
                     .await;
                 counted(deferred, &shared.totals.deferred)?;
                 return Ok(Next::Settled);
@@ -264,15 +265,21 @@ where
     }
 }
 
-/// When the calling window of `campaign` next opens for `call`, in the contact's zone;
-/// `None` while it is open or the campaign has none. The API refuses a bad zone; a stored one
-/// that no longer resolves falls back to what the number says, or the campaign's.
-fn window_opening(campaign: &Campaign, call: &CallRecord, now: Timestamp) -> Option<Timestamp> {
-    let win = campaign.window.as_ref()?;
+/// Whether the calling window of `campaign` allows calling `call` now, in the contact's
+/// zone. The API refuses a bad zone; a stored one that no longer resolves falls back to what
+/// the number says, or the campaign's.
+fn hours(campaign: &Campaign, call: &CallRecord, now: Timestamp) -> Hours {
+    let Some(win) = campaign.window.as_ref() else {
+        return Hours::Open;
+    };
     let zone = window::zone_for(call.tz.as_deref(), &call.to, win.zone())
         .or_else(|_| window::zone_for(None, &call.to, win.zone()))
         .map_or_else(|_| win.zone().clone(), |(zone, _)| zone);
-    (!win.is_open(now, &zone)).then(|| win.next_opening(now, &zone))
+    if win.is_open(now, &zone) {
+        Hours::Open
+    } else {
+        Hours::OpensAt(win.next_opening(now, &zone), Reason::Window)
+    }
 }
 
 /// How many deferred calls are remembered before the count starts over (a Lambda run is a

@@ -115,7 +115,7 @@ impl Harness {
         .await;
         let waiting = store.call(&id).await.unwrap();
         assert_eq!(waiting.attempt, Attempt::FIRST);
-        store.claim(&waiting, T0, T0, u32::MAX).await.unwrap();
+        store.claim(&waiting, T0, T0, u32::MAX, None).await.unwrap();
         self.requests.reset();
         Call::new(id, self.campaign.id.clone(), 1, to, vars)
     }
