@@ -71,6 +71,14 @@ pub fn script_attr(key: &str) -> String {
     format!("script_{key}")
 }
 
+/// The attribute counting calls skipped (`skip`) or held (`held`) for the reason `code`:
+/// `skip_<code>`, `held_<code>`, with the code's `-` written `_` (DynamoDB names allow
+/// both; one spelling keeps them plain).
+#[must_use]
+pub fn reason_attr(kind: &str, code: &str) -> String {
+    format!("{kind}_{}", code.replace('-', "_"))
+}
+
 /// The watermark attribute of stream shard `shard`.
 #[must_use]
 pub fn watermark_attr(shard: &str) -> String {
@@ -122,6 +130,8 @@ pub fn counter_attrs(c: &CampaignCounters) -> Vec<(String, i64)> {
     attrs.extend(c.by_status.iter().map(|(st, v)| (status_attr(*st), *v)));
     attrs.extend(c.outcomes.iter().map(|(st, v)| (outcome_attr(*st), *v)));
     attrs.extend(c.script_outcomes.iter().map(|(k, v)| (script_attr(k), *v)));
+    attrs.extend(c.skipped.iter().map(|(k, v)| (reason_attr("skip", k), *v)));
+    attrs.extend(c.held.iter().map(|(k, v)| (reason_attr("held", k), *v)));
     attrs.retain(|(_, v)| *v != 0);
     attrs
 }
@@ -155,6 +165,10 @@ pub fn counters_from_item(item: &Item) -> Result<CampaignCounters, StoreError> {
                         .map(|st| c.outcomes.entry(st).or_insert(0))
                 } else if let Some(key) = other.strip_prefix("script_") {
                     Some(c.script_outcomes.entry(key.to_owned()).or_insert(0))
+                } else if let Some(code) = other.strip_prefix("skip_") {
+                    Some(c.skipped.entry(code.replace('_', "-")).or_insert(0))
+                } else if let Some(code) = other.strip_prefix("held_") {
+                    Some(c.held.entry(code.replace('_', "-")).or_insert(0))
                 } else {
                     None
                 };
@@ -169,6 +183,8 @@ pub fn counters_from_item(item: &Item) -> Result<CampaignCounters, StoreError> {
     c.by_status.retain(|_, v| *v != 0);
     c.outcomes.retain(|_, v| *v != 0);
     c.script_outcomes.retain(|_, v| *v != 0);
+    c.skipped.retain(|_, v| *v != 0);
+    c.held.retain(|_, v| *v != 0);
     Ok(c)
 }
 
@@ -248,6 +264,7 @@ pub fn call_facts(item: &Item) -> Result<CallFacts, StoreError> {
             })
             .transpose()?,
         script_outcome: r.opt_s("script_outcome")?.map(str::to_owned),
+        reason: r.opt_s(crate::item::REASON)?.map(str::to_owned),
         dialed_at: time("dialed_at")?,
         answered_at: time("answered_at")?,
         ended_at: time("ended_at")?,
@@ -535,6 +552,8 @@ mod tests {
             answered: 3,
             outcomes: BTreeMap::from([(CallStatus::Completed, 3)]),
             script_outcomes: BTreeMap::from([("confirmed".to_owned(), 2)]),
+            skipped: BTreeMap::from([("do-not-call".to_owned(), 2), ("cap".to_owned(), 1)]),
+            held: BTreeMap::from([("unknown-timezone".to_owned(), 1)]),
             talk_ms: 90_000,
             answer_wait_ms: 12_000,
         };

@@ -28,6 +28,10 @@
 //! - `script_outcomes`: calls by what their script concluded, the latest conclusion within an
 //!   attempt counting (a change from `confirmed` to `transferred` moves one call from one to
 //!   the other).
+//! - `skipped`: calls ended without a dial, by their reason (`crate::policy::Reason`): the
+//!   change that makes a call `CANCELLED` with a `reason`.
+//! - `held`: calls now held, by their reason: a waiting call (`QUEUED`, `RETRY_WAIT`) with
+//!   a `reason` counts under it; +1 for the new image's, -1 for the old image's.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -61,6 +65,12 @@ pub struct CampaignCounters {
     pub outcomes: BTreeMap<CallStatus, i64>,
     /// Calls by their script's outcome, keyed by [`script_key`].
     pub script_outcomes: BTreeMap<String, i64>,
+    /// Calls ended without a dial, by their reason's code.
+    #[serde(default)]
+    pub skipped: BTreeMap<String, i64>,
+    /// Calls now held (waiting with a reason), by their reason's code.
+    #[serde(default)]
+    pub held: BTreeMap<String, i64>,
     /// Talk time of answered attempts that ended, in milliseconds.
     pub talk_ms: i64,
     /// Time from dial to answer of answered attempts, in milliseconds.
@@ -134,6 +144,12 @@ impl AddAssign<&CampaignCounters> for CampaignCounters {
         for (name, n) in &other.script_outcomes {
             Self::bump(&mut self.script_outcomes, name.clone(), *n);
         }
+        for (name, n) in &other.skipped {
+            Self::bump(&mut self.skipped, name.clone(), *n);
+        }
+        for (name, n) in &other.held {
+            Self::bump(&mut self.held, name.clone(), *n);
+        }
     }
 }
 
@@ -161,6 +177,8 @@ pub struct CallFacts {
     pub last_event: Option<LastEvent>,
     pub outcome: Option<Outcome>,
     pub script_outcome: Option<String>,
+    /// `reason`: why the call is held or was skipped, as stored.
+    pub reason: Option<String>,
     pub dialed_at: Option<Timestamp>,
     pub answered_at: Option<Timestamp>,
     pub ended_at: Option<Timestamp>,
@@ -246,6 +264,27 @@ pub fn delta(old: Option<&CallFacts>, new: Option<&CallFacts>) -> CampaignCounte
         }
         if let Some(now) = &new.script_outcome {
             CampaignCounters::bump(&mut d.script_outcomes, script_key(now), 1);
+        }
+    }
+    if new.status == CallStatus::Cancelled && old.is_none_or(|o| o.status != CallStatus::Cancelled)
+    {
+        if let Some(reason) = &new.reason {
+            CampaignCounters::bump(&mut d.skipped, script_key(reason), 1);
+        }
+    }
+    let held = |f: &CallFacts| {
+        matches!(f.status, CallStatus::Queued | CallStatus::RetryWait)
+            .then(|| f.reason.as_deref())
+            .flatten()
+            .map(script_key)
+    };
+    let (before, after) = (old.and_then(held), held(new));
+    if before != after {
+        if let Some(before) = before {
+            CampaignCounters::bump(&mut d.held, before, -1);
+        }
+        if let Some(after) = after {
+            CampaignCounters::bump(&mut d.held, after, 1);
         }
     }
     d

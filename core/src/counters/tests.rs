@@ -11,6 +11,7 @@ fn call(status: CallStatus) -> CallFacts {
         last_event: None,
         outcome: None,
         script_outcome: None,
+        reason: None,
         dialed_at: None,
         answered_at: None,
         ended_at: None,
@@ -310,4 +311,49 @@ fn stream_positions_compare_as_numbers_and_keep_the_form_given() {
     assert!(StreamPosition::parse("12a").is_err());
     assert!(StreamPosition::parse("").is_err());
     assert!(StreamPosition::parse(&"1".repeat(41)).is_err());
+}
+
+fn with_reason(mut f: CallFacts, reason: &str) -> CallFacts {
+    f.reason = Some(reason.to_owned());
+    f
+}
+
+#[test]
+fn held_calls_count_by_reason_while_they_wait_and_skipped_ones_once() {
+    let queued = call(CallStatus::Queued);
+    let held = with_reason(queued.clone(), "legal-hours");
+    // Held: +1 under its reason; held again for the same reason: nothing.
+    assert_eq!(
+        delta(Some(&queued), Some(&held)).held,
+        BTreeMap::from([("legal-hours".to_owned(), 1)])
+    );
+    assert!(delta(Some(&held), Some(&held.clone())).is_zero());
+    // Held for another reason: moved.
+    let capped = with_reason(queued.clone(), "cap");
+    assert_eq!(
+        delta(Some(&held), Some(&capped)).held,
+        BTreeMap::from([("cap".to_owned(), 1), ("legal-hours".to_owned(), -1)])
+    );
+    // Claimed (the claim clears the reason): no longer held.
+    let dialing = call(CallStatus::Dialing);
+    assert_eq!(
+        delta(Some(&capped), Some(&dialing)).held,
+        BTreeMap::from([("cap".to_owned(), -1)])
+    );
+    // Skipped: cancelled with a reason counts once, and leaves the held count.
+    let skipped = with_reason(call(CallStatus::Cancelled), "cap");
+    let d = delta(Some(&capped), Some(&skipped));
+    assert_eq!(d.skipped, BTreeMap::from([("cap".to_owned(), 1)]));
+    assert_eq!(d.held, BTreeMap::from([("cap".to_owned(), -1)]));
+    assert!(
+        delta(Some(&skipped), Some(&skipped.clone()))
+            .skipped
+            .is_empty()
+    );
+    // A cancel without a reason (written before reasons existed) is counted as before only.
+    assert!(
+        delta(Some(&queued), Some(&call(CallStatus::Cancelled)))
+            .skipped
+            .is_empty()
+    );
 }

@@ -28,6 +28,9 @@ use outdial_sma::{Settings as SmaSettings, SmaHandler};
 use outdial_stack::InProcess;
 use outdial_timers::{Dispatcher, Settings, Stats};
 
+#[path = "dispatch/compliance.rs"]
+mod compliance;
+
 const SCRIPT: &str = r#"{"start": "menu", "steps": {
     "menu": {"gather": {"say": "Press 1 to confirm."}, "branches": {"1": "ok"}, "no_input": "bye"},
     "ok": {"say": "Thank you.", "outcome": "confirmed"},
