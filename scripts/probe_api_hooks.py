@@ -25,6 +25,7 @@ KEY = re.compile(r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$")
 # A script that follows every rule and uses no template variable, so that contacts and
 # single calls of any generated campaign need none.
 SCRIPT = {
+    "caller_name": "the clinic",
     "start": "hello",
     "steps": {
         "hello": {"say": "Hello, this is a reminder from the clinic.", "next": "bye"},

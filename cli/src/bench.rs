@@ -35,7 +35,8 @@ pub struct DialBench {
     pub held: u32,
 }
 
-const SCRIPT: &str = r#"{"start": "bye", "steps": {"bye": {"say": "Goodbye."}}}"#;
+const SCRIPT: &str = r#"{"caller_name": "Riverside Clinic", "start": "bye",
+    "steps": {"bye": {"say": "This is Riverside Clinic. Goodbye."}}}"#;
 
 /// Runs the dial benchmark.
 ///
@@ -175,8 +176,8 @@ pub struct EventsBench {
 }
 
 /// A script of three prompts and a gather: about a dozen events per answered call.
-const EVENTS_SCRIPT: &str = r#"{"start": "a", "steps": {
-    "a": {"say": "One.", "next": "b"},
+const EVENTS_SCRIPT: &str = r#"{"caller_name": "Riverside Clinic", "start": "a", "steps": {
+    "a": {"say": "This is Riverside Clinic.", "next": "b"},
     "b": {"pause_ms": 200, "next": "c"},
     "c": {"gather": {"say": "Press 1."}, "branches": {"1": "d"}, "no_input": "d"},
     "d": {"say": "Goodbye.", "outcome": "done"}}}"#;

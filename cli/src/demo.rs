@@ -71,9 +71,10 @@ fn spec(contacts: u32) -> Value {
         "retry": {"max_attempts": 2, "busy_after_s": 5, "no_answer_after_s": 5, "failed_after_s": 5},
         "limits": {"ring_timeout_s": 40, "max_call_s": 600},
         "script": {
+            "caller_name": "Riverside Clinic",
             "start": "greet",
             "steps": {
-                "greet": {"say": "Hello {{name}}, this is a reminder of your appointment on {{date}}.", "next": "menu"},
+                "greet": {"say": "Hello {{name}}, this is Riverside Clinic with a reminder of your appointment on {{date}}.", "next": "menu"},
                 "menu": {"gather": {"say": "Press 1 to confirm, 2 to cancel, or 0 to speak to someone.", "timeout_ms": 5000},
                          "branches": {"1": "confirm", "2": "decline", "0": "agent"}, "no_input": "goodbye"},
                 "confirm": {"say": "Thank you, we will see you then.", "outcome": "confirmed"},

@@ -103,7 +103,8 @@ fn spec() -> Value {
     json!({
         "name": "bench ingest",
         "from": FROM,
-        "script": {"start": "hi", "steps": {"hi": {"say": "Hello {{name}}, this is a reminder."}}},
+        "script": {"caller_name": "Riverside Clinic", "start": "hi",
+                   "steps": {"hi": {"say": "Hello {{name}}, this is a reminder from Riverside Clinic."}}},
         "pacing": {"calls_per_second": 10, "max_concurrent": 100}
     })
 }

@@ -25,6 +25,7 @@ use serde_json::Value;
 
 /// The script a replayed call runs when its campaign is not in the store.
 pub const DEFAULT_SCRIPT: &str = r#"{
+    "caller_name": "outdial",
     "start": "greet",
     "steps": {
         "greet": { "say": "This is a call from outdial.", "next": "menu" },

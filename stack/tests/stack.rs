@@ -146,8 +146,9 @@ fn spec(cps: f64) -> Value {
         "from": "+15555550199",
         "pacing": {"calls_per_second": cps, "max_concurrent": 50},
         "retry": {"max_attempts": 2, "busy_after_s": 1, "no_answer_after_s": 1, "failed_after_s": 1},
-        "script": {"start": "menu", "steps": {
-            "menu": {"gather": {"say": "Press 1 to confirm."}, "branches": {"1": "ok"}, "no_input": "bye"},
+        "script": {"caller_name": "Riverside Clinic", "start": "menu", "steps": {
+            "menu": {"gather": {"say": "This is Riverside Clinic. Press 1 to confirm."},
+                     "branches": {"1": "ok"}, "no_input": "bye"},
             "ok": {"say": "Thank you.", "outcome": "confirmed"},
             "bye": {"say": "Goodbye.", "outcome": "no_input"}}}
     })
@@ -323,8 +324,11 @@ async fn a_live_call_hung_up_through_the_api_ends_long_before_its_script_would()
             )
         })
         .collect();
-    steps.insert("bye".into(), json!({"say": "Goodbye.", "outcome": "held"}));
-    spec["script"] = json!({"start": "hold0", "steps": steps});
+    steps.insert(
+        "bye".into(),
+        json!({"say": "This was Riverside Clinic. Goodbye.", "outcome": "held"}),
+    );
+    spec["script"] = json!({"caller_name": "Riverside Clinic", "start": "hold0", "steps": steps});
     spec["limits"] = json!({"max_call_s": 7200});
     let accepted = http
         .post("/campaigns", Some(json!({"spec": spec, "contacts": []})))

@@ -420,9 +420,10 @@ fn spec(contacts: u32) -> Value {
         "retry": {"max_attempts": 3, "busy_after_s": 2, "no_answer_after_s": 2, "failed_after_s": 2},
         "limits": {"ring_timeout_s": 10, "max_call_s": 20},
         "script": {
+            "caller_name": "Riverside Clinic",
             "start": "menu",
             "steps": {
-                "menu": {"gather": {"say": "Press 1 to confirm, 2 to cancel.", "timeout_ms": 3000},
+                "menu": {"gather": {"say": "This is Riverside Clinic about your appointment. Press 1 to confirm, 2 to cancel.", "timeout_ms": 3000},
                          "branches": {"1": "confirm", "2": "decline"}, "no_input": "bye"},
                 "confirm": {"say": "Thanks.", "outcome": "confirmed"},
                 "decline": {"say": "Cancelled.", "outcome": "declined"},

@@ -16,13 +16,16 @@
 //! region, then a destination the account calls: `crate::destinations`), a duplicate of an
 //! earlier row, the time zone (IANA), the template variables
 //! (at most [`MAX_VARS`] of at most [`MAX_VARS_BYTES`] in all, and every variable the script
-//! uses present). The do-not-call list is checked last, for the rows that passed, in one
-//! batched lookup.
+//! uses present), the consent (`consent_at` and `consent_source`, both or neither). Then,
+//! for the rows that passed: consent given in the future is refused, and a campaign whose
+//! purpose needs consent refuses rows without it ([`Checked::check_consent`]); the
+//! do-not-call list is checked last, in one batched lookup.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use outdial_core::ids::E164;
-use outdial_core::record::{MAX_VARS, MAX_VARS_BYTES};
+use outdial_core::record::{Consent, MAX_CONSENT_SOURCE, MAX_VARS, MAX_VARS_BYTES};
+use outdial_core::time::Timestamp;
 use outdial_core::window::Zone;
 use serde_json::Value;
 
@@ -42,6 +45,11 @@ const MAX_VAR_NAME: usize = 64;
 /// Header names the number column may have, and the time-zone column.
 const TO_COLUMNS: [&str; 3] = ["to", "phone", "number"];
 const TZ_COLUMNS: [&str; 3] = ["tz", "timezone", "time_zone"];
+/// The consent columns (and JSON fields).
+const CONSENT_AT: &str = "consent_at";
+const CONSENT_SOURCE: &str = "consent_source";
+/// What a rejected row's reason begins with when its consent is missing or incomplete.
+pub const NO_CONSENT: &str = "no-consent";
 
 /// Where a row is in the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +86,8 @@ pub struct Row {
     pub to: String,
     pub vars: BTreeMap<String, String>,
     pub tz: Option<String>,
+    pub consent_at: Option<String>,
+    pub consent_source: Option<String>,
     /// A fault found while reading the row (a wrong number of fields, a value of the wrong
     /// type): the row is rejected with it.
     pub fault: Option<FieldError>,
@@ -90,6 +100,36 @@ pub struct Contact {
     pub to: E164,
     pub vars: BTreeMap<String, String>,
     pub tz: Option<String>,
+    pub consent: Option<Consent>,
+}
+
+impl Contact {
+    /// What is wrong with the contact's consent at `now`, when consent is `required` (a
+    /// telemarketing campaign) or given: consent given in the future is a bad value; consent
+    /// missing where it is required is reported with a reason that begins with
+    /// [`NO_CONSENT`].
+    ///
+    /// # Errors
+    /// The field at fault, and whether the consent is missing (rather than malformed).
+    pub fn check_consent(&self, now: Timestamp, required: bool) -> Result<(), (FieldError, bool)> {
+        match &self.consent {
+            Some(consent) if consent.at > now => {
+                Err((FieldError::new(CONSENT_AT, "is in the future"), false))
+            }
+            Some(_) => Ok(()),
+            None if required => Err((
+                FieldError::new(
+                    CONSENT_AT,
+                    format!(
+                        "{NO_CONSENT}: a telemarketing campaign calls only contacts whose \
+                         consent is recorded (consent_at and consent_source)"
+                    ),
+                ),
+                true,
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Rejected {
@@ -135,6 +175,26 @@ impl Checked {
         self.rejected.sort_by_key(Rejected::ordinal);
     }
 
+    /// Moves the contacts whose consent does not do (see [`Contact::check_consent`]) to the
+    /// rejected rows.
+    pub fn check_consent(&mut self, now: Timestamp, required: bool) {
+        let mut keep = Vec::with_capacity(self.accepted.len());
+        let mut moved = false;
+        for contact in std::mem::take(&mut self.accepted) {
+            match contact.check_consent(now, required) {
+                Ok(()) => keep.push(contact),
+                Err((fault, _)) => {
+                    self.rejected.push(Rejected::new(contact.at, fault));
+                    moved = true;
+                }
+            }
+        }
+        self.accepted = keep;
+        if moved {
+            self.rejected.sort_by_key(Rejected::ordinal);
+        }
+    }
+
     /// The rejected rows an answer lists (all of them unless they would pass
     /// [`MAX_LISTED_BYTES`]), and whether some were left out.
     #[must_use]
@@ -151,9 +211,10 @@ impl Checked {
 }
 
 /// Reads a CSV contact list: a header row with a number column (`to`, or `phone` or
-/// `number`), an optional time-zone column (`tz`), and every other column a template
-/// variable. A leading UTF-8 byte order mark is dropped; rows are numbered by record
-/// (module docs), and blank rows are skipped.
+/// `number`), an optional time-zone column (`tz`), optional `consent_at` and
+/// `consent_source` columns, and every other column a template variable. A leading UTF-8
+/// byte order mark is dropped; rows are numbered by record (module docs), and blank rows are
+/// skipped.
 ///
 /// # Errors
 /// [`ListError::Invalid`] for a body that is not CSV or a header that cannot work (no number
@@ -203,6 +264,8 @@ struct Columns {
     width: usize,
     to: usize,
     tz: Option<usize>,
+    consent_at: Option<usize>,
+    consent_source: Option<usize>,
     vars: Vec<(usize, String)>,
 }
 
@@ -213,6 +276,8 @@ impl Columns {
     ) -> Result<Self, ListError> {
         let mut to = Vec::new();
         let mut tz = Vec::new();
+        let mut consent_at = None;
+        let mut consent_source = None;
         let mut vars = Vec::new();
         let mut errors = Vec::new();
         let mut seen = HashSet::new();
@@ -232,6 +297,10 @@ impl Columns {
                 to.push(i);
             } else if TZ_COLUMNS.contains(&lower.as_str()) {
                 tz.push(i);
+            } else if lower == CONSENT_AT {
+                consent_at = Some(i);
+            } else if lower == CONSENT_SOURCE {
+                consent_source = Some(i);
             } else if name.chars().count() > MAX_VAR_NAME {
                 errors.push(FieldError::new(
                     "header",
@@ -275,6 +344,8 @@ impl Columns {
                 width: header.len(),
                 to: *to,
                 tz: tz.first().copied(),
+                consent_at,
+                consent_source,
                 vars,
             }),
             _ => Err(ListError::Invalid(errors)),
@@ -289,6 +360,12 @@ impl Columns {
             )
         });
         let cell = |i: usize| record.get(i).unwrap_or_default();
+        let given = |column: Option<usize>| {
+            column
+                .map(cell)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
         Row {
             at,
             to: cell(self.to).to_owned(),
@@ -298,17 +375,16 @@ impl Columns {
                 .filter(|(i, _)| !cell(*i).is_empty())
                 .map(|(i, name)| (name.clone(), cell(*i).to_owned()))
                 .collect(),
-            tz: self
-                .tz
-                .map(cell)
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned),
+            tz: given(self.tz),
+            consent_at: given(self.consent_at),
+            consent_source: given(self.consent_source),
             fault,
         }
     }
 }
 
-/// Reads the JSON `contacts` array: `[{"to": "...", "vars": {...}, "tz": "..."}]`.
+/// Reads the JSON `contacts` array: `[{"to": "...", "vars": {...}, "tz": "...",
+/// "consent_at": "...", "consent_source": "..."}]`.
 ///
 /// # Errors
 /// [`ListError::Invalid`] when `contacts` is not an array, [`ListError::TooLarge`] past
@@ -343,6 +419,8 @@ fn json_row(at: Position, item: Value) -> Row {
         to: String::new(),
         vars: BTreeMap::new(),
         tz: None,
+        consent_at: None,
+        consent_source: None,
         fault: None,
     };
     let Value::Object(fields) = item else {
@@ -364,6 +442,19 @@ fn json_row(at: Position, item: Value) -> Row {
                 None
             }
             ("tz", _) => Some(FieldError::new("tz", "must be an IANA time zone name")),
+            (CONSENT_AT, Value::String(at)) => {
+                row.consent_at = Some(at.trim().to_owned()).filter(|t| !t.is_empty());
+                None
+            }
+            (CONSENT_AT, _) => Some(FieldError::new(
+                CONSENT_AT,
+                "must be an RFC 3339 timestamp or a YYYY-MM-DD date, as text",
+            )),
+            (CONSENT_SOURCE, Value::String(source)) => {
+                row.consent_source = Some(source.trim().to_owned()).filter(|t| !t.is_empty());
+                None
+            }
+            (CONSENT_SOURCE, _) => Some(FieldError::new(CONSENT_SOURCE, "must be text")),
             ("vars", Value::Object(vars)) => vars.into_iter().find_map(|(k, v)| {
                 if v.is_null() {
                     return None;
@@ -380,7 +471,7 @@ fn json_row(at: Position, item: Value) -> Row {
             ("vars", _) => Some(FieldError::new("vars", "must be an object of texts")),
             (other, _) => Some(FieldError::new(
                 other,
-                "unknown field; a contact has to, vars and tz",
+                "unknown field; a contact has to, vars, tz, consent_at and consent_source",
             )),
         };
         if row.fault.is_none() {
@@ -459,12 +550,70 @@ fn check_row(
         }
     }
     check_vars(&row.vars, script_vars)?;
+    let consent = consent(row.consent_at.as_deref(), row.consent_source.as_deref())?;
     Ok(Contact {
         at: row.at,
         to,
         vars: row.vars,
         tz: row.tz,
+        consent,
     })
+}
+
+/// A contact's consent from its two values: both or neither. The time is an RFC 3339
+/// timestamp, or a date read as midnight UTC; whether it lies in the future is decided later,
+/// against the request's clock ([`Contact::check_consent`]).
+///
+/// # Errors
+/// The field at fault.
+pub fn consent(at: Option<&str>, source: Option<&str>) -> Result<Option<Consent>, FieldError> {
+    let (at, source) = match (at, source) {
+        (None, None) => return Ok(None),
+        (Some(at), Some(source)) => (at, source),
+        (Some(_), None) => {
+            return Err(FieldError::new(
+                CONSENT_SOURCE,
+                format!("{NO_CONSENT}: is required with consent_at (give both or neither)"),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(FieldError::new(
+                CONSENT_AT,
+                format!("{NO_CONSENT}: is required with consent_source (give both or neither)"),
+            ));
+        }
+    };
+    let when = consent_time(at).ok_or_else(|| {
+        FieldError::new(
+            CONSENT_AT,
+            "is not an RFC 3339 timestamp (2026-03-01T14:30:00Z) or a date (2026-03-01)",
+        )
+    })?;
+    let source = source.trim();
+    if source.is_empty() || source.chars().count() > MAX_CONSENT_SOURCE {
+        return Err(FieldError::new(
+            CONSENT_SOURCE,
+            format!("is 1 to {MAX_CONSENT_SOURCE} characters"),
+        ));
+    }
+    Ok(Some(Consent {
+        at: when,
+        source: source.to_owned(),
+    }))
+}
+
+/// `2026-03-01T14:30:00Z` (any offset) or `2026-03-01` (midnight UTC).
+fn consent_time(raw: &str) -> Option<Timestamp> {
+    let raw = raw.trim();
+    let instant = if raw.len() == 10 {
+        let date = raw.parse::<jiff::civil::Date>().ok()?;
+        format!("{date}T00:00:00Z")
+            .parse::<jiff::Timestamp>()
+            .ok()?
+    } else {
+        raw.parse::<jiff::Timestamp>().ok()?
+    };
+    Some(Timestamp::from_millis(instant.as_millisecond()))
 }
 
 /// A contact's variables: few and small enough to travel with the call, named sensibly, and
@@ -678,6 +827,60 @@ mod tests {
         let lines: Vec<u64> = checked.rejected.iter().map(|r| r.line.unwrap()).collect();
         assert_eq!(lines, [2, 3]);
         assert_eq!(checked.rejected[0].reason, "is on the do-not-call list");
+    }
+
+    #[test]
+    fn consent_is_both_fields_or_neither_and_never_in_the_future() {
+        let csv = "to,consent_at,consent_source\n\
+                   +12025550100,2026-03-01,web form 7\n\
+                   +12025550101,2026-03-01T14:30:00+01:00,call recording\n\
+                   +12025550102,,\n\
+                   +12025550103,2026-03-01,\n\
+                   +12025550104,yesterday,paper\n\
+                   +12025550105,2099-01-01,paper\n";
+        let rows = from_csv(csv, &vars(&[])).unwrap();
+        let mut checked = check(rows, Region::US, &vars(&[]));
+        let now = Timestamp::from_millis(1_900_000_000_000);
+        checked.check_consent(now, false);
+        let consent = |i: usize| checked.accepted[i].consent.clone();
+        assert_eq!(checked.accepted.len(), 3);
+        assert_eq!(
+            consent(0),
+            Some(Consent {
+                at: Timestamp::from_millis(1_772_323_200_000),
+                source: "web form 7".into()
+            })
+        );
+        assert_eq!(
+            consent(1).unwrap().at,
+            Timestamp::from_millis(1_772_371_800_000)
+        );
+        assert_eq!(consent(2), None);
+        let rejected: Vec<(u64, &str)> = checked
+            .rejected
+            .iter()
+            .map(|r| (r.line.unwrap(), r.field.as_str()))
+            .collect();
+        assert_eq!(
+            rejected,
+            [(5, "consent_source"), (6, "consent_at"), (7, "consent_at")]
+        );
+        assert!(checked.rejected[0].reason.starts_with(NO_CONSENT));
+        assert_eq!(checked.rejected[2].reason, "is in the future");
+    }
+
+    #[test]
+    fn consent_is_required_only_where_the_purpose_needs_it() {
+        let rows = from_json(json!([
+            {"to": "+12025550100", "consent_at": "2026-03-01", "consent_source": "form"},
+            {"to": "+12025550101"}
+        ]))
+        .unwrap();
+        let mut checked = check(rows, Region::US, &vars(&[]));
+        checked.check_consent(Timestamp::from_millis(1_900_000_000_000), true);
+        assert_eq!(checked.accepted.len(), 1);
+        assert_eq!(checked.rejected[0].index, Some(1));
+        assert!(checked.rejected[0].reason.starts_with("no-consent: "));
     }
 
     #[test]

@@ -11,8 +11,10 @@ use outdial_core::ids::{CallId, CampaignId, E164};
 use outdial_core::lifecycle::{CallStatus, EndRequest};
 use outdial_core::messages;
 use outdial_core::pacing::due_offset;
+use outdial_core::policy::Purpose;
 use outdial_core::ports::{DialError, Dialer, StoreError};
 use outdial_core::record::{Campaign, CampaignStatus, NewCall};
+use outdial_core::script::Script;
 use outdial_core::time::Timestamp;
 use outdial_core::window::{CallingWindow, zone_for};
 use serde_json::Value;
@@ -61,6 +63,21 @@ fn dnc_number(raw: &str) -> Result<E164, ApiError> {
         ));
     }
     phone::parse(raw, Region::US).map_err(|e| ApiError::field(field, e.to_string()))
+}
+
+/// Refuses a script that does not say who is calling as its first spoken words
+/// ([`Script::check_identification`]); `prefix` names where the spec came from.
+fn check_identification(script: &Script, prefix: &str) -> Result<(), ApiError> {
+    script.check_identification().map_err(|e| {
+        let message = e.to_string();
+        let reason = message
+            .strip_prefix("script.caller_name:")
+            .map_or(message.as_str(), str::trim);
+        ApiError::CallerIdentification(FieldError::new(
+            format!("{prefix}.script.caller_name"),
+            reason,
+        ))
+    })
 }
 
 /// A JSON body's object, its unknown fields refused.
@@ -136,12 +153,12 @@ fn new_calls(
             let offset = due_offset(*k, campaign.pacing.calls_per_second).min(spec::MAX_DUE_SPREAD);
             *k += 1;
             Ok(NewCall {
-                consent: None,
                 id: seed.call_id(c.at.ordinal())?,
                 due_at: first.plus(offset),
                 to: c.to,
                 vars: c.vars,
                 tz: c.tz,
+                consent: c.consent,
             })
         })
         .collect()
@@ -196,6 +213,7 @@ where
             }
         };
         let spec = spec::parse(spec_value, spec_field).map_err(ApiError::Invalid)?;
+        check_identification(&spec.script, spec_field)?;
         let now = self.clock.now();
         spec::check_opening(spec.window.as_ref(), now)
             .map_err(|reason| ApiError::field(format!("{spec_field}.window"), reason))?;
@@ -204,23 +222,20 @@ where
             Some(contacts) => contacts::from_json(contacts)?,
             None => contacts::from_csv(request::text(req)?, &script_vars)?,
         };
-        let given = rows.len();
         let destinations = self
             .allowed
             .for_request(spec.default_region, spec.default_region);
         let mut checked = self
             .checked(
                 rows,
-                spec.default_region,
-                &destinations,
+                (spec.default_region, &destinations),
                 &script_vars,
-                given,
+                spec.purpose,
+                now,
             )
             .await?;
         let accepted = checked.accepted.len();
         let campaign = Campaign {
-            purpose: outdial_core::policy::Purpose::default(),
-            on_cap: outdial_core::policy::OnCap::default(),
             id: seed.campaign_id()?,
             name: spec.name,
             from: spec.from,
@@ -233,6 +248,8 @@ where
             default_region: spec.default_region.as_str().to_owned(),
             created_at: now,
             contacts: accepted as u64,
+            purpose: spec.purpose,
+            on_cap: spec.on_cap,
         };
         let calls = new_calls(&campaign, &mut checked.accepted, &seed, now)?;
         self.store.create_campaign(&campaign, &calls).await?;
@@ -250,17 +267,19 @@ where
         )
     }
 
-    /// Checks rows, drops numbers on the do-not-call list, and refuses a list of which no
-    /// row survived.
+    /// Checks rows, drops those without the consent `purpose` needs and numbers on the
+    /// do-not-call list, and refuses a list of which no row survived.
     async fn checked(
         &self,
         rows: Vec<contacts::Row>,
-        region: Region,
-        destinations: &Destinations,
+        (region, destinations): (Region, &Destinations),
         script_vars: &BTreeSet<String>,
-        given: usize,
+        purpose: Purpose,
+        now: Timestamp,
     ) -> Result<Checked, ApiError> {
+        let given = rows.len();
         let mut checked = contacts::check_for(rows, region, script_vars, Some(destinations));
+        checked.check_consent(now, purpose.needs_consent());
         let numbers: Vec<E164> = checked.accepted.iter().map(|c| c.to.clone()).collect();
         let blocked = self.store.on_do_not_call(&numbers).await?;
         checked.drop_do_not_call(&blocked);
@@ -348,13 +367,18 @@ where
                 "is empty; send at least one contact",
             ));
         }
-        let given = rows.len();
         let destinations = self.allowed.for_request(campaign_region(&campaign), region);
+        let now = self.clock.now();
         let mut checked = self
-            .checked(rows, region, &destinations, &script_vars, given)
+            .checked(
+                rows,
+                (region, &destinations),
+                &script_vars,
+                campaign.purpose,
+                now,
+            )
             .await?;
         let accepted = checked.accepted.len();
-        let now = self.clock.now();
         let calls = new_calls(&campaign, &mut checked.accepted, &seed, now)?;
         self.append(campaign, &seed.append_id()?, &calls, now)
             .await?;
@@ -375,7 +399,15 @@ where
     pub(crate) async fn create_call(&self, req: &Request, seed: Seed) -> Result<Reply, ApiError> {
         let mut body = object(
             request::json(req)?,
-            &["campaign_id", "to", "vars", "tz", "default_region"],
+            &[
+                "campaign_id",
+                "to",
+                "vars",
+                "tz",
+                "default_region",
+                "consent_at",
+                "consent_source",
+            ],
         )?;
         let mut errors = Vec::new();
         let campaign_id = match body.remove("campaign_id") {
@@ -417,16 +449,25 @@ where
             return Err(ApiError::field(rejected.field, rejected.reason));
         }
         let destinations = self.allowed.for_request(campaign_region(&campaign), region);
+        let now = self.clock.now();
         for contact in &checked.accepted {
             destinations
                 .admit(&contact.to)
                 .map_err(|e| ApiError::Refused(FieldError::new("to", e.to_string())))?;
+            contact
+                .check_consent(now, campaign.purpose.needs_consent())
+                .map_err(|(fault, missing)| {
+                    if missing {
+                        ApiError::NoConsent(fault)
+                    } else {
+                        ApiError::Invalid(vec![fault])
+                    }
+                })?;
         }
         let numbers: Vec<E164> = checked.accepted.iter().map(|c| c.to.clone()).collect();
         if !self.store.on_do_not_call(&numbers).await?.is_empty() {
             return Err(ApiError::DoNotCall);
         }
-        let now = self.clock.now();
         let calls = new_calls(&campaign, &mut checked.accepted, &seed, now)?;
         let [call] = calls.as_slice() else {
             return Err(ApiError::Internal("one contact made no single call".into()));
@@ -589,6 +630,7 @@ where
     }
 }
 
+mod policy;
 mod reads;
 #[cfg(test)]
 use reads::{Resume, decode_cursor, encode_cursor};

@@ -1,6 +1,6 @@
 //! The API Lambda behind API Gateway (HTTP API): campaigns and their contacts, single calls,
-//! hang-ups and the do-not-call list (`docs/design.md` section 6, `docs/api.md`,
-//! `docs/openapi.json`).
+//! hang-ups, the do-not-call list and the account's compliance policy (`docs/design.md`
+//! section 6, `docs/api.md`, `docs/openapi.json`).
 //!
 //! [`Api::handle`] takes a `lambda_http::Request` and always answers: every failure becomes
 //! a response in [`problem`], a panic included, so API Gateway never sees an error (which it
@@ -162,8 +162,11 @@ where
             Endpoint::GetCampaign => self.get_campaign(&endpoints::campaign_id(param)?).await,
             Endpoint::ListCalls => self.list_calls(&req, &endpoints::campaign_id(param)?).await,
             Endpoint::GetCall => self.get_call(&endpoints::call_id(param)?).await,
+            Endpoint::GetDoNotCall => self.get_do_not_call(param).await,
             Endpoint::AddDoNotCall => self.add_do_not_call(param).await,
             Endpoint::RemoveDoNotCall => self.remove_do_not_call(param).await,
+            Endpoint::GetPolicy => self.get_policy().await,
+            Endpoint::PutPolicy => self.put_policy(&req).await,
         }?;
         Ok(reply.into_response())
     }

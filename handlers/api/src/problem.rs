@@ -23,9 +23,12 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// Where the problem types are explained.
 const TYPE_BASE: &str = "https://github.com/outdial/outdial/blob/main/docs/api.md#";
 
+/// The rule a campaign's script must keep to identify the caller.
+const IDENTIFICATION_RULE: &str = "47 CFR 64.1200(b)(1)";
+
 /// Every problem type (the part of `type` after `#`); `docs/api.md` explains each under a
 /// heading of that name.
-pub const TYPES: [&str; 14] = [
+pub const TYPES: [&str; 16] = [
     "unauthorized",
     "not-found",
     "method-not-allowed",
@@ -35,6 +38,8 @@ pub const TYPES: [&str; 14] = [
     "no-contact-accepted",
     "do-not-call",
     "destination-refused",
+    "caller-identification",
+    "no-consent",
     "conflict",
     "request-in-progress",
     "idempotency-key-reused",
@@ -77,6 +82,13 @@ pub enum ApiError {
     /// (`crate::destinations`): its field and why.
     #[error("the destination is refused")]
     Refused(FieldError),
+    /// A campaign's script does not say who is calling as its first spoken words
+    /// (`Script::check_identification`): the field and the script's reason.
+    #[error("the script does not identify the caller")]
+    CallerIdentification(FieldError),
+    /// A telemarketing call for a contact without recorded consent: the field and why.
+    #[error("the contact's consent is missing")]
+    NoConsent(FieldError),
     /// The resource is not in a state that allows the request.
     #[error("{detail}")]
     Conflict {
@@ -146,9 +158,12 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Invalid(_) => StatusCode::BAD_REQUEST,
-            Self::NoneAccepted { .. } | Self::DoNotCall | Self::Refused(_) | Self::KeyReused => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            Self::NoneAccepted { .. }
+            | Self::DoNotCall
+            | Self::Refused(_)
+            | Self::CallerIdentification(_)
+            | Self::NoConsent(_)
+            | Self::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict { .. } | Self::InProgress { .. } => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -166,6 +181,8 @@ impl ApiError {
             Self::NoneAccepted { .. } => "no-contact-accepted",
             Self::DoNotCall => "do-not-call",
             Self::Refused(_) => "destination-refused",
+            Self::CallerIdentification(_) => "caller-identification",
+            Self::NoConsent(_) => "no-consent",
             Self::Conflict { .. } => "conflict",
             Self::InProgress { .. } => "request-in-progress",
             Self::KeyReused => "idempotency-key-reused",
@@ -185,6 +202,8 @@ impl ApiError {
             Self::NoneAccepted { .. } => "No contact was accepted",
             Self::DoNotCall => "Number on the do-not-call list",
             Self::Refused(_) => "Destination refused",
+            Self::CallerIdentification(_) => "Caller identification required",
+            Self::NoConsent(_) => "No consent recorded",
             Self::Conflict { .. } => "Conflict",
             Self::InProgress { .. } => "Request in progress",
             Self::KeyReused => "Idempotency-Key reused",
@@ -223,7 +242,16 @@ impl ApiError {
             Self::DoNotCall => {
                 "the number is on the do-not-call list; it will not be called".into()
             }
-            Self::Refused(fault) => format!("{}: {}", fault.field, fault.reason),
+            Self::Refused(fault) | Self::NoConsent(fault) => {
+                format!("{}: {}", fault.field, fault.reason)
+            }
+            Self::CallerIdentification(fault) if fault.reason.contains(IDENTIFICATION_RULE) => {
+                format!("{}: {}", fault.field, fault.reason)
+            }
+            Self::CallerIdentification(fault) => format!(
+                "{}: {} (a prerecorded call must say who is calling at its start: {IDENTIFICATION_RULE})",
+                fault.field, fault.reason
+            ),
             Self::InProgress { .. } => {
                 "a request with this Idempotency-Key is being processed; retry to get its answer"
                     .into()
@@ -260,7 +288,9 @@ impl ApiError {
             detail: self.detail(),
             errors: match &self {
                 Self::Invalid(errors) => Some(errors.clone()),
-                Self::Refused(fault) => Some(vec![fault.clone()]),
+                Self::Refused(fault)
+                | Self::CallerIdentification(fault)
+                | Self::NoConsent(fault) => Some(vec![fault.clone()]),
                 _ => None,
             },
             rejected_count: match &self {
@@ -463,6 +493,8 @@ mod tests {
             },
             ApiError::DoNotCall,
             ApiError::Refused(FieldError::new("to", "")),
+            ApiError::CallerIdentification(FieldError::new("spec.script.caller_name", "")),
+            ApiError::NoConsent(FieldError::new("consent_at", "")),
             ApiError::conflict(""),
             ApiError::InProgress { retry_after: 1 },
             ApiError::KeyReused,

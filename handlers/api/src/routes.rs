@@ -19,8 +19,11 @@ pub enum Endpoint {
     CreateCall,
     GetCall,
     HangUp,
+    GetDoNotCall,
     AddDoNotCall,
     RemoveDoNotCall,
+    GetPolicy,
+    PutPolicy,
 }
 
 /// One route: method, path template (`{name}` matches one path segment), endpoint, and
@@ -112,6 +115,12 @@ pub const ROUTES: &[Route] = &[
         &[202, 400, 401, 404, 409, 422, 500, 503],
     ),
     route_of(
+        Method::GET,
+        "/dnc/{e164}",
+        Endpoint::GetDoNotCall,
+        &[200, 400, 401, 404, 500, 503],
+    ),
+    route_of(
         Method::PUT,
         "/dnc/{e164}",
         Endpoint::AddDoNotCall,
@@ -123,6 +132,18 @@ pub const ROUTES: &[Route] = &[
         Endpoint::RemoveDoNotCall,
         &[204, 400, 401, 404, 500, 503],
     ),
+    route_of(
+        Method::GET,
+        "/policy",
+        Endpoint::GetPolicy,
+        &[200, 401, 500, 503],
+    ),
+    route_of(
+        Method::PUT,
+        "/policy",
+        Endpoint::PutPolicy,
+        &[200, 400, 401, 413, 415, 500, 503],
+    ),
 ];
 
 impl Endpoint {
@@ -131,7 +152,7 @@ impl Endpoint {
     pub fn takes_body(self) -> bool {
         matches!(
             self,
-            Self::CreateCampaign | Self::AppendContacts | Self::CreateCall
+            Self::CreateCampaign | Self::AppendContacts | Self::CreateCall | Self::PutPolicy
         )
     }
 }
@@ -248,12 +269,12 @@ mod tests {
             route(&Method::GET, "/campaigns//calls"),
             Err(ApiError::NotFound(_))
         ));
-        match route(&Method::GET, "/dnc/+1") {
-            Err(ApiError::MethodNotAllowed { allow }) => assert_eq!(allow, "PUT, DELETE"),
+        match route(&Method::POST, "/dnc/+1") {
+            Err(ApiError::MethodNotAllowed { allow }) => assert_eq!(allow, "GET, PUT, DELETE"),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            route(&Method::GET, "/dnc/%zz"),
+            route(&Method::POST, "/dnc/%zz"),
             Err(ApiError::MethodNotAllowed { .. })
         ));
         assert!(matches!(

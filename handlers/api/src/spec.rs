@@ -1,13 +1,14 @@
 //! A campaign's spec as a request writes it, checked field by field.
 //!
 //! The wire form is `{name, from, script, retry?, pacing?, limits?, window?,
-//! default_region?}`. Every field is checked and every fault reported at once, each with its
-//! path (`spec.pacing.calls_per_second`), so one round trip fixes a spec.
+//! default_region?, purpose?, on_cap?}`. Every field is checked and every fault reported at
+//! once, each with its path (`spec.pacing.calls_per_second`), so one round trip fixes a spec.
 
 use std::time::Duration;
 
 use outdial_core::ids::E164;
 use outdial_core::pacing::MIN_RATE;
+use outdial_core::policy::{OnCap, Purpose};
 use outdial_core::record::{Limits, Pacing};
 use outdial_core::retry::RetryPolicy;
 use outdial_core::script::Script;
@@ -36,7 +37,7 @@ pub const MAX_CONCURRENT: u32 = 10_000;
 /// The longest campaign name.
 pub const MAX_NAME: usize = 200;
 
-const FIELDS: [&str; 8] = [
+const FIELDS: [&str; 10] = [
     "name",
     "from",
     "script",
@@ -45,6 +46,8 @@ const FIELDS: [&str; 8] = [
     "limits",
     "window",
     "default_region",
+    "purpose",
+    "on_cap",
 ];
 
 /// A checked spec.
@@ -58,6 +61,8 @@ pub struct Spec {
     pub limits: Limits,
     pub window: Option<CallingWindow>,
     pub default_region: Region,
+    pub purpose: Purpose,
+    pub on_cap: OnCap,
 }
 
 /// `pacing` on the wire: either field may be left out.
@@ -187,6 +192,28 @@ pub fn parse(value: Value, prefix: &str) -> Result<Spec, Vec<FieldError>> {
         },
         None => Some(Limits::default()),
     };
+    let purpose = match take("purpose") {
+        None => Some(Purpose::default()),
+        Some(v) => v.as_str().and_then(Purpose::parse).or_else(|| {
+            let all = Purpose::ALL.map(Purpose::as_str).join(", ");
+            errors.push(FieldError::new(
+                format!("{prefix}.purpose"),
+                format!("is one of {all}"),
+            ));
+            None
+        }),
+    };
+    let on_cap = match take("on_cap") {
+        None => Some(OnCap::default()),
+        Some(v) => serde_json::from_value::<OnCap>(v)
+            .map_err(|_| {
+                errors.push(FieldError::new(
+                    format!("{prefix}.on_cap"),
+                    "is cancel or defer",
+                ));
+            })
+            .ok(),
+    };
     let window = match take("window") {
         Some(v) => serde_json::from_value::<CallingWindow>(v)
             .map(Some)
@@ -203,6 +230,8 @@ pub fn parse(value: Value, prefix: &str) -> Result<Spec, Vec<FieldError>> {
         limits,
         window,
         default_region,
+        purpose,
+        on_cap,
     ) {
         (
             Some(name),
@@ -213,6 +242,8 @@ pub fn parse(value: Value, prefix: &str) -> Result<Spec, Vec<FieldError>> {
             Some(limits),
             Some(window),
             Some(default_region),
+            Some(purpose),
+            Some(on_cap),
         ) if errors.is_empty() => Ok(Spec {
             name,
             from,
@@ -222,6 +253,8 @@ pub fn parse(value: Value, prefix: &str) -> Result<Spec, Vec<FieldError>> {
             limits,
             window,
             default_region,
+            purpose,
+            on_cap,
         }),
         _ => Err(errors),
     }
@@ -315,6 +348,25 @@ mod tests {
         assert_eq!(spec.retry, RetryPolicy::default());
         assert_eq!(spec.default_region, Region::US);
         assert!(spec.window.is_none());
+        assert_eq!(spec.purpose, Purpose::Informational);
+        assert_eq!(spec.on_cap, OnCap::Cancel);
+    }
+
+    #[test]
+    fn purpose_and_on_cap_are_read_and_checked() {
+        let with = |purpose: Value, on_cap: Value| {
+            parse(
+                json!({"name": "n", "from": "+15555550199", "script": script(),
+                       "purpose": purpose, "on_cap": on_cap}),
+                "spec",
+            )
+        };
+        let spec = with(json!("telemarketing"), json!("defer")).unwrap();
+        assert_eq!(spec.purpose, Purpose::Telemarketing);
+        assert_eq!(spec.on_cap, OnCap::Defer);
+        let errors = with(json!("sales"), json!("drop")).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["spec.purpose", "spec.on_cap"]);
     }
 
     #[test]

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use outdial_core::admin::CampaignOverview;
 use outdial_core::lifecycle::CallStatus;
+use outdial_core::policy::{Cap, DncEntry, DncSource, OnCap, Policy, Purpose};
 use outdial_core::ports::HistoryEntry;
-use outdial_core::record::{CallRecord, Limits, Pacing};
+use outdial_core::record::{CallRecord, Consent, Limits, Pacing};
 use outdial_core::retry::RetryPolicy;
 use outdial_core::script::Script;
 use outdial_core::time::Timestamp;
@@ -81,6 +82,8 @@ pub struct Spec<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<&'a CallingWindow>,
     pub default_region: &'a str,
+    pub purpose: Purpose,
+    pub on_cap: OnCap,
     pub script: &'a Script,
 }
 
@@ -147,6 +150,8 @@ impl<'a> Campaign<'a> {
                 limits: &c.limits,
                 window: c.window.as_ref(),
                 default_region: &c.default_region,
+                purpose: c.purpose,
+                on_cap: c.on_cap,
                 script: &c.script,
             },
         }
@@ -178,6 +183,11 @@ pub struct Call<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tz: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub consent: Option<ConsentView<'a>>,
+    /// Why the call is held or ended without a dial (a `Reason` code).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub due_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
@@ -204,11 +214,29 @@ impl<'a> Call<'a> {
             transaction_id: r.transaction_id.as_ref().map(|t| t.as_str()),
             vars: &r.vars,
             tz: r.tz.as_deref(),
+            consent: r.consent.as_ref().map(ConsentView::new),
+            reason: r.reason.map(|reason| reason.code()),
             due_at: r.due_at.map(time),
             created_at: time(r.created_at),
             updated_at: time(r.updated_at),
             answered_at: r.answered_at.map(time),
             ended_at: r.ended_at.map(time),
+        }
+    }
+}
+
+/// A contact's consent, as its list gave it.
+#[derive(Debug, Serialize)]
+pub struct ConsentView<'a> {
+    pub at: String,
+    pub source: &'a str,
+}
+
+impl<'a> ConsentView<'a> {
+    pub fn new(c: &'a Consent) -> Self {
+        Self {
+            at: time(c.at),
+            source: &c.source,
         }
     }
 }
@@ -253,6 +281,52 @@ impl<'a> CallWithHistory<'a> {
                     at: time(h.at),
                 })
                 .collect(),
+        }
+    }
+}
+
+/// `GET /dnc/{e164}`.
+#[derive(Debug, Serialize)]
+pub struct DoNotCall<'a> {
+    pub e164: &'a str,
+    pub added_at: String,
+    /// `api` or `opt-out`.
+    pub source: &'static str,
+    /// The call during which the callee opted out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<&'a str>,
+}
+
+impl<'a> DoNotCall<'a> {
+    pub fn new(entry: &'a DncEntry) -> Self {
+        Self {
+            e164: entry.e164.as_str(),
+            added_at: time(entry.added_at),
+            source: entry.source.code(),
+            call_id: match &entry.source {
+                DncSource::Api => None,
+                DncSource::OptOut { call_id } => Some(call_id.as_str()),
+            },
+        }
+    }
+}
+
+/// `GET /policy` and `PUT /policy`: the policy in its wire form, and when it was set.
+#[derive(Debug, Serialize)]
+pub struct PolicyView<'a> {
+    pub caps: &'a [Cap],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_hours: Option<&'a BTreeMap<String, Vec<String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+impl<'a> PolicyView<'a> {
+    pub fn new(policy: &'a Policy, updated_at: Option<Timestamp>) -> Self {
+        Self {
+            caps: policy.caps(),
+            default_hours: policy.default_hours(),
+            updated_at: updated_at.map(time),
         }
     }
 }

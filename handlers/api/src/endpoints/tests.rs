@@ -87,6 +87,7 @@ fn contacts(n: u64) -> Vec<Contact> {
             to: E164::parse(&format!("+1202555{:04}", i % 10_000)).unwrap(),
             vars: BTreeMap::new(),
             tz: None,
+            consent: None,
         })
         .collect()
 }

@@ -226,8 +226,9 @@ async fn hanging_up_a_waiting_call_cancels_it_without_the_voice_api() {
     assert_eq!(record.status, CallStatus::Cancelled);
     assert_eq!(
         record.last_error.as_deref(),
-        Some("hung up through the API")
+        Some("hung up through the API before it was dialed")
     );
+    assert_eq!(record.reason, Some(outdial_core::policy::Reason::HungUp));
     assert_eq!(record.due_at, None);
     assert!(h.dialer.updates.lock().unwrap().is_empty());
 

@@ -11,6 +11,7 @@ mod bounds;
 mod budget;
 mod calls;
 mod campaigns;
+mod compliance;
 mod csv_lists;
 mod csv_properties;
 mod destinations;

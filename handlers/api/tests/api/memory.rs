@@ -190,7 +190,8 @@ pub fn spec() -> Value {
     json!({
         "name": "reminders",
         "from": FROM,
-        "script": {"start": "hi", "steps": {"hi": {"say": "Hello {{name}}, see you soon."}}},
+        "script": {"caller_name": "Riverside Clinic", "start": "hi", "steps": {
+            "hi": {"say": "Hello {{name}}, this is Riverside Clinic: see you soon."}}},
         "pacing": {"calls_per_second": 5, "max_concurrent": 20}
     })
 }

@@ -128,7 +128,8 @@ async fn more_contacts_than_one_request_may_carry_is_413() {
         "1\n".repeat(outdial_api::contacts::MAX_CONTACTS + 1)
     );
     let mut spec = spec();
-    spec["script"] = json!({"start": "hi", "steps": {"hi": {"say": "Hello."}}});
+    spec["script"] = json!({"caller_name": "Riverside Clinic", "start": "hi",
+                            "steps": {"hi": {"say": "Hello from Riverside Clinic."}}});
     let resp = h
         .req("POST", "/campaigns")
         .csv(&csv)
