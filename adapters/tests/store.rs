@@ -953,3 +953,62 @@ async fn numbers_on_the_do_not_call_list_are_found_and_others_are_not() {
             .unwrap()
     );
 }
+
+#[tokio::test]
+async fn an_opt_out_lists_the_number_with_its_event_once_and_keeps_a_first_entry() {
+    use outdial_core::admin::ApiStore;
+    use outdial_core::policy::{DncEntry, DncSource};
+    let (store, _) = store().await;
+    let record = dialing_call(&store).await;
+    let placed = write_for(&record, 1, CallEvent::Placed, "{}");
+    let Applied::Written(placed) = store.apply_event(&placed).await.unwrap() else {
+        panic!("NEW_OUTBOUND_CALL must be written");
+    };
+    let Applied::Written(answered) = store
+        .apply_event(&write_for(&placed, 2, CallEvent::Answered, "{}"))
+        .await
+        .unwrap()
+    else {
+        panic!("CALL_ANSWERED must be written");
+    };
+    assert_eq!(store.do_not_call_entry(&record.to).await.unwrap(), None);
+    let entry = DncEntry {
+        e164: record.to.clone(),
+        added_at: T0,
+        source: DncSource::OptOut {
+            call_id: record.id.clone(),
+        },
+    };
+    let mut pressed = write_for(&answered, 3, CallEvent::ScriptProgress, "{\"opted\":1}");
+    pressed.script_outcome = Some("opted_out".into());
+    pressed.opt_out = Some(entry.clone());
+    let Applied::Written(after) = store.apply_event(&pressed).await.unwrap() else {
+        panic!("the opt-out must be written");
+    };
+    assert_eq!(after.script_outcome.as_deref(), Some("opted_out"));
+    assert_eq!(
+        store.do_not_call_entry(&record.to).await.unwrap(),
+        Some(entry.clone())
+    );
+    // The same event again: its stored answer, and the entry as it was.
+    let mut again = pressed.clone();
+    again.at = T0.plus(Duration::from_secs(5));
+    if let Some(e) = again.opt_out.as_mut() {
+        e.added_at = again.at;
+    }
+    assert_eq!(
+        store.apply_event(&again).await.unwrap(),
+        Applied::Duplicate {
+            response: "{\"opted\":1}".into()
+        }
+    );
+    assert_eq!(
+        store.do_not_call_entry(&record.to).await.unwrap(),
+        Some(entry)
+    );
+    // A number the API listed first keeps the API's entry when its callee opts out too.
+    let other = E164::parse("+15555550177").unwrap();
+    store.add_do_not_call(&other, T0).await.unwrap();
+    let listed = store.do_not_call_entry(&other).await.unwrap().unwrap();
+    assert_eq!(listed.source, DncSource::Api);
+}

@@ -560,4 +560,78 @@ mod tests {
         assert_eq!(s.text, "<speak>Hi &lt;Ada&gt;</speak>");
         assert_eq!(s.text_type.as_deref(), Some("ssml"));
     }
+
+    fn with_opt_out() -> Script {
+        let json = REMINDER.replacen(
+            r#""steps""#,
+            r#""opt_out": {"digit": "9", "say": "You will not be called again."}, "steps""#,
+            1,
+        );
+        serde_json::from_str(&json).unwrap()
+    }
+
+    #[test]
+    fn the_opt_out_key_is_listened_for_from_the_answer_and_accepted_by_menus() {
+        let script = with_opt_out();
+        let vars = BTreeMap::new();
+        let next = run(&script, None, Progress::Start, &ctx(&vars));
+        assert_eq!(types(&next)[0], "ReceiveDigits");
+        let Action::ReceiveDigits(listener) = &next.actions[0] else {
+            panic!("a listener first");
+        };
+        assert_eq!(listener.input_digits_regex, "^9$");
+        let Some(Action::SpeakAndGetDigits(menu)) = next.actions.last() else {
+            panic!("the menu last");
+        };
+        assert_eq!(menu.digits.input_digits_regex.as_deref(), Some("^(1|2|9)$"));
+        for action in &next.actions {
+            let json = serde_json::to_value(action).unwrap();
+            assert!(
+                outdial_core::contract::validate_action(&json).is_ok(),
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
+    fn pressing_the_opt_out_key_confirms_hangs_up_and_marks_the_call() {
+        let script = with_opt_out();
+        let vars = BTreeMap::new();
+        let heard = run(
+            &script,
+            Some("menu"),
+            Progress::Heard { digits: Some("9") },
+            &ctx(&vars),
+        );
+        let in_menu = run(
+            &script,
+            Some("menu"),
+            Progress::Done { digits: Some("9") },
+            &ctx(&vars),
+        );
+        for next in [heard, in_menu] {
+            assert_eq!(types(&next), ["Speak", "Hangup"]);
+            assert_eq!(next.outcome.as_deref(), Some(OPTED_OUT));
+            assert_eq!(next.awaiting, None);
+        }
+        // Any other match re-arms the listener and the call goes on where it waited.
+        let other = run(
+            &script,
+            Some("menu"),
+            Progress::Heard { digits: Some("1") },
+            &ctx(&vars),
+        );
+        assert_eq!(types(&other), ["ReceiveDigits"]);
+        assert_eq!(other.awaiting.as_deref(), Some("menu"));
+        assert_eq!(other.outcome, None);
+        // Without an opt-out, a key is a menu choice as before.
+        let plain: Script = serde_json::from_str(REMINDER).unwrap();
+        let chosen = run(
+            &plain,
+            Some("menu"),
+            Progress::Done { digits: Some("1") },
+            &ctx(&vars),
+        );
+        assert_eq!(chosen.outcome.as_deref(), Some("confirmed"));
+    }
 }
