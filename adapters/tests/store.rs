@@ -828,7 +828,14 @@ async fn a_waiting_call_is_cancelled_without_a_dial_but_a_live_one_is_not() {
         .unwrap();
     let cancelled = store.call(&new[0].id).await.unwrap();
     assert_eq!(cancelled.status, CallStatus::Cancelled);
-    assert_eq!(cancelled.last_error.as_deref(), Some("campaign cancelled"));
+    assert_eq!(
+        cancelled.last_error.as_deref(),
+        Some(outdial_core::policy::Reason::CampaignCancelled.describe())
+    );
+    assert_eq!(
+        cancelled.reason,
+        Some(outdial_core::policy::Reason::CampaignCancelled)
+    );
     assert_eq!(cancelled.due_at, None);
     assert!(due_calls(&all_due(&store, T0, 100).await).is_empty());
 
