@@ -30,12 +30,15 @@
 //! - [`dispatch`]: the dispatcher's rules: what becomes of a waiting call, a watchdog and a
 //!   dial's answer, and the guard each conditional change carries.
 //! - [`window`]: calling windows in the contact's time zone.
+//! - [`legal`]: the hours the law allows calling a number, by the jurisdiction its digits
+//!   say (rules and sources as data in `core/data/calling-hours.tsv`).
 
 pub mod admin;
 pub mod contract;
 pub mod counters;
 pub mod dispatch;
 pub mod ids;
+pub mod legal;
 pub mod lifecycle;
 pub mod messages;
 pub mod pacing;
