@@ -164,7 +164,7 @@ impl LegalHours {
     ///
     /// `None` when they never meet: when the window's weekly hours share no minute with the
     /// law's (a window open only on Sundays, for a French number), found at once, or when no
-    /// opening turns up within [`SEARCH_DAYS`] local dates (about ten years). The search
+    /// opening turns up within [`SEARCH_DAYS`] local dates (almost eleven years). The search
     /// always finds one when they share a weekly minute, since that weekday recurs more often
     /// in the span than the window's skip dates, the rule's holidays and the daylight-saving
     /// gaps can remove; only an instant near the end of Jiff's range (year 9999), or outside
@@ -195,8 +195,9 @@ impl LegalHours {
 /// a window share hours recurs once a week; in this many days it recurs more often than it
 /// can be lost: to the window's skip dates ([`MAX_SKIP_DATES`]), to holidays and to a
 /// spring-forward gap swallowing the shared hours ([`MAX_HOLIDAYS`] and one gap for each of
-/// the at most 11 calendar years the span touches), and to today being over. About ten years.
-pub const SEARCH_DAYS: usize = (MAX_SKIP_DATES + 11 * (MAX_HOLIDAYS + 1) + 2) * 7;
+/// the at most 12 calendar years the span touches), and to today being over. Almost eleven
+/// years.
+pub const SEARCH_DAYS: usize = (MAX_SKIP_DATES + 12 * (MAX_HOLIDAYS + 1) + 2) * 7;
 
 /// A whole day, the window of a campaign without one.
 const WHOLE_DAY: &[(u16, u16)] = &[(0, 24 * 60)];
