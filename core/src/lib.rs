@@ -32,12 +32,15 @@
 //! - [`window`]: calling windows in the contact's time zone.
 //! - [`policy`]: the account's compliance policy: purposes, contact caps and the per-number
 //!   ledger they are counted in, and the reasons a call is held or skipped.
+//! - [`legal`]: the hours the law allows calling a number, by the jurisdiction its digits
+//!   say (rules and sources as data in `core/data/calling-hours.tsv`).
 
 pub mod admin;
 pub mod contract;
 pub mod counters;
 pub mod dispatch;
 pub mod ids;
+pub mod legal;
 pub mod lifecycle;
 pub mod messages;
 pub mod pacing;

@@ -112,46 +112,60 @@ fn civil_date(s: &str) -> Option<(i16, i8, i8)> {
     Some((date.year(), date.month(), date.day()))
 }
 
+/// Hours per weekday (Monday first) as minutes of the local day, `[start, end)`, sorted and
+/// not overlapping.
+pub(crate) type WeekHours = [Vec<(u16, u16)>; 7];
+
+/// Reads `hours` in a window's wire form (`{"mon": ["09:00-20:00"]}`); errors name their field
+/// under `field`, as in `hours.mon[0]`. Hours that never open are refused.
+pub(crate) fn parse_hours(
+    hours: &BTreeMap<String, Vec<String>>,
+    field: &str,
+) -> Result<WeekHours, WindowError> {
+    let mut week: WeekHours = Default::default();
+    for (day, ranges) in hours {
+        let Some(i) = DAYS.iter().position(|d| d == day) else {
+            return Err(invalid(
+                format!("{field}.{day}"),
+                "days are mon, tue, wed, thu, fri, sat, sun",
+            ));
+        };
+        if ranges.len() > MAX_RANGES_PER_DAY {
+            return Err(invalid(
+                format!("{field}.{day}"),
+                format!("at most {MAX_RANGES_PER_DAY} ranges a day"),
+            ));
+        }
+        let mut parsed = Vec::with_capacity(ranges.len());
+        for (j, range) in ranges.iter().enumerate() {
+            let range_field = format!("{field}.{day}[{j}]");
+            let (start, end) = range
+                .split_once('-')
+                .and_then(|(a, b)| Some((minutes(a.trim())?, minutes(b.trim())?)))
+                .ok_or_else(|| invalid(&range_field, "a range is \"HH:MM-HH:MM\""))?;
+            if end <= start {
+                return Err(invalid(&range_field, "the end must be after the start"));
+            }
+            parsed.push((start, end));
+        }
+        parsed.sort_unstable();
+        if parsed.windows(2).any(|w| w[1].0 < w[0].1) {
+            return Err(invalid(format!("{field}.{day}"), "ranges overlap"));
+        }
+        week[i] = parsed;
+    }
+    if week.iter().all(Vec::is_empty) {
+        return Err(invalid(field, "the window never opens"));
+    }
+    Ok(week)
+}
+
 impl TryFrom<WindowSpec> for CallingWindow {
     type Error = WindowError;
 
     fn try_from(spec: WindowSpec) -> Result<Self, Self::Error> {
         let zone = Zone::get(&spec.timezone).map_err(|e| invalid("timezone", e.to_string()))?;
-        let mut hours: [Vec<(u16, u16)>; 7] = Default::default();
-        for (day, ranges) in &spec.hours {
-            let Some(i) = DAYS.iter().position(|d| d == day) else {
-                return Err(invalid(
-                    format!("hours.{day}"),
-                    "days are mon, tue, wed, thu, fri, sat, sun",
-                ));
-            };
-            if ranges.len() > MAX_RANGES_PER_DAY {
-                return Err(invalid(
-                    format!("hours.{day}"),
-                    format!("at most {MAX_RANGES_PER_DAY} ranges a day"),
-                ));
-            }
-            let mut parsed = Vec::with_capacity(ranges.len());
-            for (j, range) in ranges.iter().enumerate() {
-                let field = format!("hours.{day}[{j}]");
-                let (start, end) = range
-                    .split_once('-')
-                    .and_then(|(a, b)| Some((minutes(a.trim())?, minutes(b.trim())?)))
-                    .ok_or_else(|| invalid(&field, "a range is \"HH:MM-HH:MM\""))?;
-                if end <= start {
-                    return Err(invalid(&field, "the end must be after the start"));
-                }
-                parsed.push((start, end));
-            }
-            parsed.sort_unstable();
-            if parsed.windows(2).any(|w| w[1].0 < w[0].1) {
-                return Err(invalid(format!("hours.{day}"), "ranges overlap"));
-            }
-            hours[i] = parsed;
-        }
-        if hours.iter().all(Vec::is_empty) {
-            return Err(invalid("hours", "the window never opens"));
-        }
+        let hours = parse_hours(&spec.hours, "hours")?;
         if spec.skip_dates.len() > MAX_SKIP_DATES {
             return Err(invalid(
                 "skip_dates",
@@ -257,6 +271,17 @@ impl CallingWindow {
             )
     }
 
+    /// The ranges of a weekday ([`day_index`]), for the legal hours to intersect with.
+    pub(crate) fn ranges(&self, day: usize) -> &[(u16, u16)] {
+        self.hours.get(day).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether `date` is one of the skipped dates.
+    pub(crate) fn skips(&self, date: Date) -> bool {
+        self.skip_dates
+            .contains(&(date.year(), date.month(), date.day()))
+    }
+
     /// The spans of instants during which the window is open, in order, for `days` local
     /// dates from `from`. Spans never overlap: a later boundary never resolves to an earlier
     /// instant. A range that resolves to nothing (wholly inside a gap) yields no span.
@@ -299,13 +324,13 @@ pub fn next_opening_for(window: Option<&CallingWindow>, at: Timestamp, zone: &Zo
 }
 
 /// `at` in Jiff's terms, with its local date in `zone`.
-fn local(at: Timestamp, zone: &Zone) -> Option<(jiff::Timestamp, Date)> {
+pub(crate) fn local(at: Timestamp, zone: &Zone) -> Option<(jiff::Timestamp, Date)> {
     let t = jiff::Timestamp::from_millisecond(at.as_millis()).ok()?;
     Some((t, zone.0.to_datetime(t).date()))
 }
 
 /// The index into `hours` (Monday first, like [`DAYS`]).
-fn day_index(day: Weekday) -> usize {
+pub(crate) fn day_index(day: Weekday) -> usize {
     match day {
         Weekday::Monday => 0,
         Weekday::Tuesday => 1,
@@ -319,7 +344,7 @@ fn day_index(day: Weekday) -> usize {
 
 /// The first instant at which the clocks of `tz` read `minute` (of the local `date`, where
 /// `24 * 60` is the next midnight) or later. See the module documentation for why.
-fn boundary(tz: &TimeZone, date: Date, minute: u16) -> Option<jiff::Timestamp> {
+pub(crate) fn boundary(tz: &TimeZone, date: Date, minute: u16) -> Option<jiff::Timestamp> {
     let (date, minute) = if minute >= 24 * 60 {
         (date.tomorrow().ok()?, 0)
     } else {
@@ -363,6 +388,11 @@ impl Zone {
         TimeZone::get(name)
             .map(Self)
             .map_err(|_| UnknownZone(name.chars().take(64).collect()))
+    }
+
+    /// The zone's rules, for boundaries computed outside this module.
+    pub(crate) fn tz(&self) -> &TimeZone {
+        &self.0
     }
 
     /// The zone's IANA name, as the database spells it.
