@@ -22,8 +22,8 @@ pub enum Progress<'a> {
     Start,
     /// `ACTION_SUCCESSFUL`, with the digits of a gather.
     Done { digits: Option<&'a str> },
-    /// `DIGITS_RECEIVED`: the opt-out listener heard its key (the script itself never
-    /// listens in the background).
+    /// `DIGITS_RECEIVED`: a background listener matched; the opt-out key when the script
+    /// has one, otherwise taken as a gather's digits.
     Heard { digits: Option<&'a str> },
     /// `ACTION_FAILED`: a gather got no valid input, a transfer was not answered, or an
     /// action could not run.
@@ -122,17 +122,19 @@ pub fn run(script: &Script, awaiting: Option<&str>, progress: Progress<'_>, ctx:
             let listener = script.opt_out().map(|o| opt_out_listener(o, ctx.leg));
             return render_from(script, Some(script.start()), ctx, listener);
         }
-        (Progress::Heard { .. }, _) => {
-            // Not the opt-out key: listen again, and the call goes on where it was.
-            return Next {
-                actions: script
-                    .opt_out()
-                    .map(|o| opt_out_listener(o, ctx.leg))
-                    .into_iter()
-                    .collect(),
-                awaiting: awaiting.map(str::to_owned),
-                outcome: None,
-            };
+        (Progress::Heard { digits }, _) if script.opt_out().is_some() => {
+            // Any other match: the call goes on as with those digits, and the listener is
+            // armed again (the service drops keys after a match).
+            let mut next = run(script, awaiting, Progress::Done { digits }, ctx);
+            if let Some(o) = script.opt_out() {
+                if next.actions.len() < MAX_ACTIONS {
+                    next.actions.insert(0, opt_out_listener(o, ctx.leg));
+                }
+            }
+            return next;
+        }
+        (Progress::Heard { digits }, _) => {
+            return run(script, awaiting, Progress::Done { digits }, ctx);
         }
         (_, None) => (None, None),
         (Progress::Done { digits }, Some((name, step))) => match &step.action {
@@ -614,16 +616,15 @@ mod tests {
             assert_eq!(next.outcome.as_deref(), Some(OPTED_OUT));
             assert_eq!(next.awaiting, None);
         }
-        // Any other match re-arms the listener and the call goes on where it waited.
+        // Any other match goes on as those digits, and re-arms the listener.
         let other = run(
             &script,
             Some("menu"),
             Progress::Heard { digits: Some("1") },
             &ctx(&vars),
         );
-        assert_eq!(types(&other), ["ReceiveDigits"]);
-        assert_eq!(other.awaiting.as_deref(), Some("menu"));
-        assert_eq!(other.outcome, None);
+        assert_eq!(types(&other), ["ReceiveDigits", "Speak", "Hangup"]);
+        assert_eq!(other.outcome.as_deref(), Some("confirmed"));
         // Without an opt-out, a key is a menu choice as before.
         let plain: Script = serde_json::from_str(REMINDER).unwrap();
         let chosen = run(
