@@ -75,6 +75,7 @@ status=0
   --max-examples "$examples" \
   --seed "$seed" \
   --workers 2 \
+  --suppress-health-check filter_too_much \
   --generation-database none \
   --no-color \
   --report ndjson --report-ndjson-path "$report/events.ndjson") || status=$?

@@ -69,6 +69,12 @@ def own_key(case):
     key = headers.get("Idempotency-Key")
     if isinstance(key, str) and KEY.match(key):
         headers["Idempotency-Key"] = f"{key[:200]}.{digest(case)}"
+    elif isinstance(key, str):
+        # An invalid key that is empty or invalid only for white space at its ends: HTTP
+        # trims that away, so the API would see a valid key or none. Keep the case invalid
+        # where the API can see it.
+        # (A key the client cannot encode is dropped the same way.)
+        headers["Idempotency-Key"] = "key\tinvalid"
 
 
 def fit_vars(contact):
@@ -88,6 +94,12 @@ def fit_vars(contact):
         kept[name] = value
         used += size
     contact["vars"] = kept
+
+
+def fit_consent(contact):
+    """A consent time the API reads (the schema gives it no pattern)."""
+    if isinstance(contact, dict) and "consent_at" in contact:
+        contact["consent_at"] = "2026-03-01T14:30:00Z"
 
 
 def fit_window(window):
@@ -146,6 +158,18 @@ def before_call(context, case, kwargs):
             if isinstance(contacts, list):
                 for contact in contacts:
                     fit_vars(contact)
+                    fit_consent(contact)
             if case.operation.path == "/calls":
                 fit_vars(body)
+                fit_consent(body)
+            if case.operation.path == "/policy":
+                if isinstance(body.get("default_hours"), dict):
+                    body["default_hours"] = {
+                        day: ["09:00-20:00"] for day in body["default_hours"]
+                    }
+                for cap in body.get("caps") or []:
+                    # JSON Schema counts 90.0 as an integer; the API reads whole numbers.
+                    for name in ("max_calls", "per_hours"):
+                        if isinstance(cap, dict) and isinstance(cap.get(name), float):
+                            cap[name] = int(cap[name])
     own_key(case)
