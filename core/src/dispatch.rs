@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::contract::{Event, Response};
 use crate::ids::{Attempt, Sequence};
+use crate::legal::LegalHours;
 use crate::lifecycle::{CallEvent, CallStatus, EndRequest, Leg, Step, expected, transition};
 use crate::messages;
 use crate::policy::Reason;
@@ -17,6 +18,7 @@ use crate::record::{CallRecord, Campaign, CampaignStatus};
 use crate::retry::{RetryDecision, RetryPolicy};
 use crate::sip::Unanswered;
 use crate::time::Timestamp;
+use crate::window::{self, CallingWindow, Zone};
 
 /// How long a call whose callee's zone is unknown waits before it is looked at again.
 pub const UNKNOWN_ZONE_RECHECK: Duration = Duration::from_secs(24 * 3600);
@@ -62,6 +64,55 @@ pub enum Hours {
     UnknownZone,
     /// The campaign's window and the law's hours never meet for this number.
     Never,
+}
+
+/// Whether `call` of `campaign` may be placed at `now` as far as the clock goes: the
+/// campaign's window, and under it the law's hours (`legal`) unless the campaign's purpose
+/// is exempt from them or `legal` is `None` (a local stack told to leave them out).
+///
+/// The callee's zone is the contact's `tz`, else the one its number's area code or country
+/// says, else the zone the campaign's window names. With none of them, a call the law's
+/// hours apply to is [`Hours::UnknownZone`]; one they do not apply to is open when the
+/// campaign has no window.
+#[must_use]
+pub fn hours(
+    legal: Option<&LegalHours>,
+    campaign: &Campaign,
+    call: &CallRecord,
+    now: Timestamp,
+) -> Hours {
+    let window = campaign.window.as_ref();
+    let zone = callee_zone(call, window);
+    let legal = legal.filter(|_| campaign.purpose.keeps_legal_hours());
+    match (legal, zone) {
+        (None, zone) => match (window, zone) {
+            (None, _) => Hours::Open,
+            (Some(win), zone) => {
+                let zone = zone.unwrap_or_else(|| win.zone().clone());
+                if win.is_open(now, &zone) {
+                    Hours::Open
+                } else {
+                    Hours::OpensAt(win.next_opening(now, &zone), Reason::Window)
+                }
+            }
+        },
+        (Some(_), None) => Hours::UnknownZone,
+        (Some(legal), Some(zone)) => match legal.next_lawful(&call.to, window, now, &zone) {
+            None => Hours::Never,
+            Some(at) if at <= now => Hours::Open,
+            Some(at) if legal.is_open(&call.to, now, &zone) => Hours::OpensAt(at, Reason::Window),
+            Some(at) => Hours::OpensAt(at, Reason::LegalHours),
+        },
+    }
+}
+
+/// The callee's zone: the contact's, the number's, or the campaign window's, the first
+/// that resolves (a stored `tz` that no longer resolves falls back to the number's).
+fn callee_zone(call: &CallRecord, win: Option<&CallingWindow>) -> Option<Zone> {
+    if let Some(zone) = call.tz.as_deref().and_then(|tz| Zone::get(tz).ok()) {
+        return Some(zone);
+    }
+    window::number_zone(&call.to).or_else(|| win.map(|w| w.zone().clone()))
 }
 
 /// Decides a waiting call of `campaign` at `now`, given its [`Hours`]. A completed campaign

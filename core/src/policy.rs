@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::legal::LegalHours;
 use crate::ids::{Attempt, CallId, E164};
 use crate::time::Timestamp;
 
@@ -283,14 +284,8 @@ impl TryFrom<PolicySpec> for Policy {
             }
         }
         if let Some(hours) = &spec.default_hours {
-            // The same form as a calling window's hours, read the same way.
-            let spec = crate::window::WindowSpec {
-                timezone: "UTC".to_owned(),
-                hours: hours.clone(),
-                skip_dates: Vec::new(),
-            };
-            crate::window::CallingWindow::try_from(spec).map_err(|e| PolicyError {
-                field: format!("default_{}", e.field),
+            LegalHours::with_default(hours).map_err(|e| PolicyError {
+                field: e.field,
                 reason: e.reason,
             })?;
         }
@@ -333,6 +328,16 @@ impl Policy {
     #[must_use]
     pub fn default_hours(&self) -> Option<&BTreeMap<String, Vec<String>>> {
         self.default_hours.as_ref()
+    }
+
+    /// The legal calling hours under this policy: the built-in rules, with the policy's
+    /// `default_hours` (checked when the policy was) for numbers no rule covers.
+    #[must_use]
+    pub fn legal_hours(&self) -> LegalHours {
+        self.default_hours
+            .as_ref()
+            .and_then(|hours| LegalHours::with_default(hours).ok())
+            .unwrap_or_else(|| LegalHours::builtin().clone())
     }
 
     /// Whether any cap counts calls of `purpose` (if none does, no ledger is read).

@@ -462,11 +462,18 @@ pub fn zone_for(
     if let Some(name) = explicit.map(str::trim).filter(|s| !s.is_empty()) {
         return Zone::get(name).map(|zone| (zone, ZoneSource::Explicit));
     }
-    // The table's names are all in the database (a test checks); a miss would fall back.
-    if let Some(zone) = zones::for_number(number).and_then(|name| Zone::get(name).ok()) {
+    if let Some(zone) = number_zone(number) {
         return Ok((zone, ZoneSource::Number));
     }
     Ok((default.clone(), ZoneSource::Default))
+}
+
+/// The zone `number`'s area code or country settles, if it settles one (a toll-free or
+/// multi-zone country's number does not).
+#[must_use]
+pub fn number_zone(number: &E164) -> Option<Zone> {
+    // The table's names are all in the database (a test checks); a miss would give none.
+    zones::for_number(number).and_then(|name| Zone::get(name).ok())
 }
 
 #[cfg(test)]

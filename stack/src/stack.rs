@@ -73,6 +73,10 @@ pub struct StackConfig {
     pub stream: PollerSettings,
     /// The dispatcher's watchdogs.
     pub watchdogs: Watchdogs,
+    /// Whether the law's calling hours hold calls, at the machine's real time. Off by
+    /// default: the simulated callees live nowhere, and a demo run at night would wait for
+    /// morning. The deployed dispatcher always applies them.
+    pub legal_hours: bool,
     /// Where the simulator's report is written when the stack stops.
     pub report_path: Option<PathBuf>,
     /// Where each function's AWS operations are recorded, for the permission test (the
@@ -94,6 +98,7 @@ impl Default for StackConfig {
             api_token: format!("local-{}", uuid::Uuid::new_v4().simple()),
             stream: PollerSettings::default(),
             watchdogs: Watchdogs::default(),
+            legal_hours: false,
             report_path: None,
             record: None,
         }
@@ -249,6 +254,7 @@ impl Stack {
                 account_cps: config.account_cps / f64::from(config.shards),
                 first_event_within: config.watchdogs.first_event_within,
                 recheck_after: config.watchdogs.recheck_after,
+                legal_hours: config.legal_hours,
                 ..TimersSettings::default()
             },
         ));

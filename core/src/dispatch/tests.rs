@@ -289,3 +289,130 @@ fn a_dial_waiting_for_its_slot_gives_way_to_a_pause_or_a_cancel() {
     assert!(!still_dial(CampaignStatus::Paused));
     assert!(!still_dial(CampaignStatus::Cancelled));
 }
+
+/// The instant of local time `y-m-d h:mi` in `zone`.
+fn local(zone: &str, (y, m, d): (i16, i8, i8), (h, mi): (i8, i8)) -> Timestamp {
+    let t = jiff::civil::date(y, m, d)
+        .at(h, mi, 0, 0)
+        .in_tz(zone)
+        .unwrap()
+        .timestamp();
+    Timestamp::from_millis(t.as_millisecond())
+}
+
+fn waiting_to(number: &str, tz: Option<&str>) -> CallRecord {
+    let mut r = record(CallStatus::Queued, 1);
+    r.to = E164::parse(number).unwrap();
+    r.tz = tz.map(str::to_owned);
+    r
+}
+
+fn with_purpose(purpose: crate::policy::Purpose, window: Option<&str>) -> Campaign {
+    Campaign {
+        purpose,
+        window: window.map(|w| serde_json::from_str(w).unwrap()),
+        ..campaign(CampaignStatus::Active)
+    }
+}
+
+const WEEKDAYS_9_TO_17_CHICAGO: &str = r#"{"timezone": "America/Chicago", "hours": {
+    "mon": ["09:00-17:00"], "tue": ["09:00-17:00"], "wed": ["09:00-17:00"],
+    "thu": ["09:00-17:00"], "fri": ["09:00-17:00"]}}"#;
+
+#[test]
+fn the_law_holds_a_florida_number_after_eight_in_the_evening_and_france_on_its_national_day() {
+    use crate::policy::Purpose;
+    let legal = Some(crate::legal::LegalHours::builtin());
+    let informational = with_purpose(Purpose::Informational, None);
+    let miami = waiting_to("+13055550100", None);
+    let new_york = waiting_to("+12125550100", None);
+    let paris = waiting_to("+33142685300", None);
+
+    // Tuesday 2030-07-16, 20:30 in Miami: Florida's law closes at 20:00, the federal at 21:00.
+    let evening = local("America/New_York", (2030, 7, 16), (20, 30));
+    assert_eq!(
+        hours(legal, &informational, &miami, evening),
+        Hours::OpensAt(
+            local("America/New_York", (2030, 7, 17), (8, 0)),
+            Reason::LegalHours
+        )
+    );
+    assert_eq!(
+        hours(legal, &informational, &new_york, evening),
+        Hours::Open
+    );
+    // Monday 2031-07-14 (Bastille Day), 11:00 in Paris: the next lawful minute is Tuesday's
+    // first range.
+    let national_day = local("Europe/Paris", (2031, 7, 14), (11, 0));
+    assert_eq!(
+        hours(legal, &informational, &paris, national_day),
+        Hours::OpensAt(
+            local("Europe/Paris", (2031, 7, 15), (10, 0)),
+            Reason::LegalHours
+        )
+    );
+    // An emergency is exempt from the law's hours; the local stack may leave them out.
+    let emergency = with_purpose(Purpose::Emergency, None);
+    assert_eq!(hours(legal, &emergency, &miami, evening), Hours::Open);
+    assert_eq!(hours(None, &informational, &paris, national_day), Hours::Open);
+}
+
+#[test]
+fn a_window_narrows_the_law_and_the_reason_names_which_one_holds_the_call() {
+    use crate::policy::Purpose;
+    let legal = Some(crate::legal::LegalHours::builtin());
+    let campaign = with_purpose(Purpose::Healthcare, Some(WEEKDAYS_9_TO_17_CHICAGO));
+    let miami = waiting_to("+13055550100", None);
+    // 07:30 Wednesday in Miami: the law opens at 08:00 but the window at 09:00; the law is
+    // what holds the call now.
+    let early = local("America/New_York", (2030, 7, 17), (7, 30));
+    let nine = local("America/New_York", (2030, 7, 17), (9, 0));
+    assert_eq!(
+        hours(legal, &campaign, &miami, early),
+        Hours::OpensAt(nine, Reason::LegalHours)
+    );
+    // 17:30: the law is open, the window (read in the callee's zone) is not.
+    let late = local("America/New_York", (2030, 7, 17), (17, 30));
+    assert_eq!(
+        hours(legal, &campaign, &miami, late),
+        Hours::OpensAt(
+            local("America/New_York", (2030, 7, 18), (9, 0)),
+            Reason::Window
+        )
+    );
+    assert_eq!(hours(legal, &campaign, &miami, nine), Hours::Open);
+    // Without the law, only the window holds it.
+    assert_eq!(
+        hours(None, &campaign, &miami, early),
+        Hours::OpensAt(nine, Reason::Window)
+    );
+    // A window open only on Sundays never meets France's hours.
+    let sundays = with_purpose(
+        Purpose::Informational,
+        Some(r#"{"timezone": "Europe/Paris", "hours": {"sun": ["10:00-12:00"]}}"#),
+    );
+    assert_eq!(
+        hours(legal, &sundays, &waiting_to("+33142685300", None), early),
+        Hours::Never
+    );
+}
+
+#[test]
+fn a_callee_whose_zone_nothing_settles_is_held_unless_the_campaign_names_one() {
+    use crate::policy::Purpose;
+    let legal = Some(crate::legal::LegalHours::builtin());
+    let toll_free = waiting_to("+18005550100", None);
+    let now = local("America/Chicago", (2030, 7, 17), (12, 0));
+    let no_window = with_purpose(Purpose::Informational, None);
+    assert_eq!(hours(legal, &no_window, &toll_free, now), Hours::UnknownZone);
+    // The contact's own zone settles it; so does the campaign's window.
+    assert_eq!(
+        hours(legal, &no_window, &waiting_to("+18005550100", Some("America/Denver")), now),
+        Hours::Open
+    );
+    let windowed = with_purpose(Purpose::Informational, Some(WEEKDAYS_9_TO_17_CHICAGO));
+    assert_eq!(hours(legal, &windowed, &toll_free, now), Hours::Open);
+    // Nothing holds an emergency call without a window, zone or not.
+    let emergency = with_purpose(Purpose::Emergency, None);
+    assert_eq!(hours(legal, &emergency, &toll_free, now), Hours::Open);
+}

@@ -34,13 +34,14 @@ async fn claim<S: DispatchStore, D: Dialer>(
     slot: Slot,
 ) -> Option<CallRecord> {
     let store = &shared.store;
-    let policy = match shared.policy().await {
-        Ok(policy) => policy,
+    let account = match shared.account().await {
+        Ok(account) => account,
         Err(e) => {
             warn!(call_id = %call.id, error = %e, "policy unreadable; dial left for the next tick");
             return None;
         }
     };
+    let policy = &account.policy;
     for _ in 0..CONTENDED_TRIES {
         let now = shared.clock.now();
         let ledger = if policy.caps_purpose(campaign.purpose) {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use outdial_core::ids::{CallId, CampaignId};
 use outdial_core::pacing::{AdaptiveRate, Pacer, SendWindow, reserve};
+use outdial_core::legal::LegalHours;
 use outdial_core::policy::Policy;
 use outdial_core::ports::{Dialer, DispatchStore, StoreError};
 use outdial_core::record::Campaign;
@@ -31,15 +32,23 @@ pub(crate) struct Cached {
     pub(crate) read_at: Timestamp,
 }
 
+/// The account's rules the dispatcher applies to every call.
+pub(crate) struct Account {
+    /// The contact caps.
+    pub(crate) policy: Policy,
+    /// The legal calling hours, with the policy's default for numbers no rule covers.
+    pub(crate) legal: LegalHours,
+}
+
 pub(crate) struct Shared<S, D> {
     pub(crate) store: S,
     pub(crate) dialer: D,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: Settings,
     pub(crate) campaigns: Mutex<HashMap<CampaignId, Cached>>,
-    /// The account's policy, and when it was read: trusted for `campaign_ttl`, like a
-    /// campaign.
-    pub(crate) policy: Mutex<Option<(Arc<Policy>, Timestamp)>>,
+    /// The account's policy and the legal hours under it, and when they were read: trusted
+    /// for `campaign_ttl`, like a campaign.
+    pub(crate) account: Mutex<Option<(Arc<Account>, Timestamp)>>,
     pub(crate) pacing: Mutex<Pacing>,
     /// Calls with a dial task running: a tick that reads them again before their claim
     /// lands leaves them alone.
@@ -89,7 +98,7 @@ where
                 clock,
                 settings,
                 campaigns: Mutex::new(HashMap::new()),
-                policy: Mutex::new(None),
+                account: Mutex::new(None),
                 pacing: Mutex::new(pacing),
                 in_flight: Mutex::new(HashSet::new()),
                 deferred: Mutex::new(HashMap::new()),
@@ -162,17 +171,21 @@ pub(crate) struct Slot {
 }
 
 impl<S: DispatchStore, D> Shared<S, D> {
-    /// The account's policy, from a cache trusted for `campaign_ttl`.
-    pub(crate) async fn policy(&self) -> Result<Arc<Policy>, StoreError> {
+    /// The account's rules, from a cache trusted for `campaign_ttl`.
+    pub(crate) async fn account(&self) -> Result<Arc<Account>, StoreError> {
         let now = self.clock.now();
-        if let Some((policy, read_at)) = lock(&self.policy).as_ref() {
+        if let Some((account, read_at)) = lock(&self.account).as_ref() {
             if now.since(*read_at) < self.settings.campaign_ttl {
-                return Ok(Arc::clone(policy));
+                return Ok(Arc::clone(account));
             }
         }
-        let policy = Arc::new(self.store.policy().await?);
-        *lock(&self.policy) = Some((Arc::clone(&policy), now));
-        Ok(policy)
+        let policy = self.store.policy().await?;
+        let account = Arc::new(Account {
+            legal: policy.legal_hours(),
+            policy,
+        });
+        *lock(&self.account) = Some((Arc::clone(&account), now));
+        Ok(account)
     }
 }
 

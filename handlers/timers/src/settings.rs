@@ -24,6 +24,10 @@ pub struct Settings {
     pub campaign_ttl: Duration,
     /// Calls a sweep changes at once.
     pub sweep_concurrency: usize,
+    /// Whether the law's calling hours hold calls outside them (as they always do in the
+    /// function). Only a local stack, whose simulated callees live nowhere, may leave them
+    /// out; the calling windows and the contact caps apply either way.
+    pub legal_hours: bool,
 }
 
 impl Default for Settings {
@@ -37,6 +41,7 @@ impl Default for Settings {
             max_in_flight: 512,
             campaign_ttl: Duration::from_secs(2),
             sweep_concurrency: 16,
+            legal_hours: true,
         }
     }
 }

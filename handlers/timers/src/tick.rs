@@ -7,15 +7,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use outdial_core::dispatch::{self, ForWaiting, Hours};
+use outdial_core::dispatch::{self, ForWaiting};
 use outdial_core::ids::CampaignId;
 use outdial_core::lifecycle::CallStatus;
 use outdial_core::pacing::due_offset;
-use outdial_core::policy::Reason;
 use outdial_core::ports::{Dialer, DispatchStore, Due, Lane, StoreError};
 use outdial_core::record::{CallRecord, Campaign};
 use outdial_core::time::Timestamp;
-use outdial_core::window;
 use tracing::warn;
 
 use crate::dial::dial;
@@ -195,7 +193,10 @@ where
         let Some(campaign) = self.campaign(&call.campaign_id).await? else {
             return Ok(Next::HeldBack);
         };
-        match dispatch::for_waiting(&campaign, hours(&campaign, &call, now), now) {
+        let account = shared.account().await?;
+        let legal = shared.settings.legal_hours.then_some(&account.legal);
+        let hours = dispatch::hours(legal, &campaign, &call, now);
+        match dispatch::for_waiting(&campaign, hours, now) {
             ForWaiting::Park => {
                 let parked = shared.store.park(&call.id, call.attempt, now).await;
                 counted(parked, &shared.totals.parked)?;
@@ -262,23 +263,6 @@ where
             lock(&task.in_flight).remove(&id);
         });
         Ok(Next::Started)
-    }
-}
-
-/// Whether the calling window of `campaign` allows calling `call` now, in the contact's
-/// zone. The API refuses a bad zone; a stored one that no longer resolves falls back to what
-/// the number says, or the campaign's.
-fn hours(campaign: &Campaign, call: &CallRecord, now: Timestamp) -> Hours {
-    let Some(win) = campaign.window.as_ref() else {
-        return Hours::Open;
-    };
-    let zone = window::zone_for(call.tz.as_deref(), &call.to, win.zone())
-        .or_else(|_| window::zone_for(None, &call.to, win.zone()))
-        .map_or_else(|_| win.zone().clone(), |(zone, _)| zone);
-    if win.is_open(now, &zone) {
-        Hours::Open
-    } else {
-        Hours::OpensAt(win.next_opening(now, &zone), Reason::Window)
     }
 }
 

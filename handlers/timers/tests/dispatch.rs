@@ -115,6 +115,9 @@ impl Default for Setup {
                 account_cps: 200.0,
                 first_event_within: Duration::from_secs(30),
                 recheck_after: Duration::from_millis(200),
+                // The fictional 555 numbers have no zone for the law's hours to be read in;
+                // the tests of hours turn them on.
+                legal_hours: false,
                 ..Settings::default()
             },
         }
@@ -547,6 +550,7 @@ async fn a_dispatcher_killed_mid_batch_loses_and_doubles_no_call() {
         Settings {
             account_cps: 200.0,
             first_event_within: Duration::from_secs(2),
+            legal_hours: false,
             ..Settings::default()
         },
     ));
@@ -663,7 +667,7 @@ async fn retries_wait_their_backoff_on_the_clock_and_then_dial_the_next_attempt(
 async fn calling_windows_hold_calls_until_their_local_opening_across_daylight_saving_changes() {
     // Saturday 2030-03-09 17:00 UTC; the US springs forward on Sunday 2030-03-10.
     let clock = Arc::new(ManualClock::at(Timestamp::from_millis(1_899_306_000_000)));
-    let setup = Setup {
+    let mut setup = Setup {
         callees: vec![
             // New York by its area code: Monday 09:00 EDT = 13:00 UTC.
             ("+12125550101".into(), answers(), None),
@@ -684,6 +688,8 @@ async fn calling_windows_hold_calls_until_their_local_opening_across_daylight_sa
         manual: Some(clock.clone()),
         ..Setup::default()
     };
+    // The law's hours (08:00-21:00 for these numbers) hold none of the window's.
+    setup.settings.legal_hours = true;
     let h = setup.start().await;
     let placed = |number: &str| {
         h.sim
@@ -739,7 +745,7 @@ async fn calling_windows_hold_calls_until_their_local_opening_across_daylight_sa
 async fn a_window_opening_after_the_autumn_change_uses_standard_time() {
     // Saturday 2030-11-02 17:00 UTC; the US falls back on Sunday 2030-11-03.
     let clock = Arc::new(ManualClock::at(Timestamp::from_millis(1_919_869_200_000)));
-    let setup = Setup {
+    let mut setup = Setup {
         callees: vec![("+12125550101".into(), answers(), None)],
         window: Some(
             serde_json::from_str(
@@ -751,6 +757,8 @@ async fn a_window_opening_after_the_autumn_change_uses_standard_time() {
         manual: Some(clock.clone()),
         ..Setup::default()
     };
+    // The law's hours (08:00-21:00 for these numbers) hold none of the window's.
+    setup.settings.legal_hours = true;
     let h = setup.start().await;
     h.tick_and_settle().await;
     // Monday 09:00 EST = 14:00 UTC, an hour later in UTC than before the change.

@@ -65,7 +65,11 @@ fn world(max_attempts: u32) -> World {
         store.clone(),
         dialer.clone(),
         clock.clone(),
-        Settings::default(),
+        // The fictional 555 numbers have no zone for the law's hours to be read in.
+        Settings {
+            legal_hours: false,
+            ..Settings::default()
+        },
     );
     World {
         store,
@@ -273,7 +277,11 @@ async fn a_run_ends_within_its_tail_when_the_voice_api_never_answers() {
         w.store.clone(),
         Unanswering,
         w.clock.clone(),
-        Settings::default(),
+        // The fictional 555 number has no zone for the law's hours to be read in.
+        Settings {
+            legal_hours: false,
+            ..Settings::default()
+        },
     );
     let mut waiting = w.record(&w.live_call(CallStatus::Dialing, false, false));
     waiting.status = CallStatus::Queued;

@@ -161,3 +161,61 @@ async fn a_deferring_campaign_waits_for_the_cap_to_reopen() {
     assert_clean(&report);
     assert!(report.placed_per_number.values().all(|n| *n == 2));
 }
+
+/// The instant of local time `y-m-d h:mi` in `zone`.
+fn local(zone: &str, (y, m, d): (i16, i8, i8), (h, mi): (i8, i8)) -> Timestamp {
+    let t = jiff::civil::date(y, m, d)
+        .at(h, mi, 0, 0)
+        .in_tz(zone)
+        .unwrap()
+        .timestamp();
+    Timestamp::from_millis(t.as_millisecond())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_outside_the_laws_hours_are_held_to_the_next_lawful_opening() {
+    // A Miami number at 20:30 on a Tuesday (Florida's law closes at 20:00), then a Paris
+    // number at 11:00 on Bastille Day, a Monday: each is held, with its reason, until the
+    // law's next opening, and placed then and not a second earlier.
+    let cases = [
+        (
+            "+13055550100",
+            local("America/New_York", (2030, 7, 16), (20, 30)),
+            local("America/New_York", (2030, 7, 17), (8, 0)),
+        ),
+        (
+            "+33142685300",
+            local("Europe/Paris", (2031, 7, 14), (11, 0)),
+            local("Europe/Paris", (2031, 7, 15), (10, 0)),
+        ),
+    ];
+    for (number, start, opening) in cases {
+        let clock = Arc::new(ManualClock::at(start));
+        let mut setup = Setup {
+            callees: vec![(number.into(), answers(), None)],
+            clock: clock.clone(),
+            manual: Some(clock.clone()),
+            ..Setup::default()
+        };
+        setup.settings.legal_hours = true;
+        let h = setup.start().await;
+        h.tick_and_settle().await;
+        let held = h.store.call(&h.calls[0].id).await.unwrap();
+        assert_eq!(
+            (held.status, held.due_at, held.reason),
+            (CallStatus::Queued, Some(opening), Some(Reason::LegalHours)),
+            "{number}"
+        );
+        clock.set(Timestamp::from_millis(opening.as_millis() - 1_000));
+        h.tick_and_settle().await;
+        assert!(h.sim.report().placed_per_number.is_empty(), "{number}");
+        clock.set(opening);
+        h.tick_and_settle().await;
+        assert_eq!(
+            h.sim.report().placed_per_number.get(number),
+            Some(&1),
+            "{number}"
+        );
+        assert_clean(&h.sim.report());
+    }
+}
