@@ -638,9 +638,10 @@ impl Call {
                 Step::Done(echo(json!({})))
             }
             "Hangup" => {
-                let tag = if params["CallId"].as_str() == self.leg_b.as_deref()
-                    || params["ParticipantTag"] == "LEG-B"
-                {
+                // Without `CallId` or `ParticipantTag`, the leg that invoked: `LEG-A`.
+                let names_b =
+                    self.leg_b.is_some() && params["CallId"].as_str() == self.leg_b.as_deref();
+                let tag = if names_b || params["ParticipantTag"] == "LEG-B" {
                     "LEG-B"
                 } else {
                     "LEG-A"
