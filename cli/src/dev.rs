@@ -5,13 +5,14 @@
 //! commands find the stack, and at exit writes the simulator's report to
 //! `.outdial/sim-report.json` (`outdial sim report` reads it, or asks the running stack).
 
+use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use outdial_local::dynamodb::Storage;
-use outdial_local::sim::{Callees, Faults, Report, SimConfig};
+use outdial_local::sim::{Callee, Callees, Faults, Report, SimConfig, parse_callees_file};
 use outdial_stack::stack::{Database, Stack, StackConfig};
 
 use crate::client::{DEV_STATE, DevState};
@@ -32,6 +33,21 @@ pub struct DevOptions {
     /// The simulator's faults (duplicated and delayed events, failed invocations, 429 and
     /// 5xx answers of the Create API), seeded by `seed`.
     pub faults: Faults,
+    /// Callees chosen per number (`--callees FILE`); other numbers take the demo's mix.
+    pub callees: BTreeMap<String, Callee>,
+    /// Whether the law's calling hours hold calls (`--legal-hours`; docs/calling-hours.md).
+    pub legal_hours: bool,
+}
+
+/// Reads a callees file (`--callees`): E.164 numbers to personas (docs/simulator.md).
+///
+/// # Errors
+/// When the file cannot be read or an entry cannot be used; the message names the file, the
+/// number and the personas there are.
+pub fn read_callees(path: &Path) -> anyhow::Result<BTreeMap<String, Callee>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the callees file {}", path.display()))?;
+    parse_callees_file(&text).with_context(|| format!("the callees file {}", path.display()))
 }
 
 /// The stack configuration for `outdial dev` (and the demo).
@@ -47,7 +63,10 @@ pub fn config(opts: &DevOptions) -> StackConfig {
         sim: SimConfig {
             speed: opts.speed,
             seed: opts.seed,
-            callees: Callees::demo_mix(),
+            callees: Callees {
+                by_number: opts.callees.clone(),
+                ..Callees::demo_mix()
+            },
             faults: opts.faults,
             ..SimConfig::default()
         },
@@ -59,6 +78,7 @@ pub fn config(opts: &DevOptions) -> StackConfig {
             .filter(|t| t.len() >= 16)
             .unwrap_or_else(|| format!("local-{}", uuid::Uuid::new_v4().simple())),
         report_path: Some(PathBuf::from(REPORT)),
+        legal_hours: opts.legal_hours,
         ..StackConfig::default()
     }
 }
@@ -174,6 +194,19 @@ pub fn describe(report: &Report) -> String {
         "placed per second: {:?}\n",
         report.placed_per_second
     ));
+    let mut per_purpose: BTreeMap<&str, u32> = BTreeMap::new();
+    for (purpose, n) in report.placed_per_number_purpose.values().flatten() {
+        *per_purpose.entry(purpose.as_str()).or_insert(0) += n;
+    }
+    if !per_purpose.is_empty() {
+        out.push_str(&format!("placed per purpose: {per_purpose:?}\n"));
+    }
+    if report.digits_received > 0 {
+        out.push_str(&format!(
+            "{} DIGITS_RECEIVED events (keys that matched a ReceiveDigits)\n",
+            report.digits_received
+        ));
+    }
     for v in &report.violations {
         out.push_str(&format!(
             "violation: {} seq={}: {}\n",

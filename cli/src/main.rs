@@ -125,11 +125,25 @@ struct StackArgs {
     /// Share answered 500 after the call was in fact placed.
     #[arg(long, default_value_t = 0.0)]
     create_error_after_placed: f64,
+    /// A JSON object of E.164 numbers to callee personas (confirms, declines, opts-out,
+    /// silent, busy, no-answer, fails, hangs-up, voicemail; docs/simulator.md); other
+    /// numbers take the usual mix.
+    #[arg(long, value_name = "FILE")]
+    callees: Option<PathBuf>,
+    /// Hold calls outside the law's calling hours at this machine's time, as the deployed
+    /// dispatcher does (left out by default: the simulated callees live nowhere).
+    #[arg(long)]
+    legal_hours: bool,
 }
 
 impl StackArgs {
-    fn options(&self, port: u16) -> dev::DevOptions {
-        dev::DevOptions {
+    /// The options of `dev` and `demo`, with the callees file read.
+    fn options(&self, port: u16) -> anyhow::Result<dev::DevOptions> {
+        let callees = match &self.callees {
+            Some(path) => dev::read_callees(path)?,
+            None => std::collections::BTreeMap::new(),
+        };
+        Ok(dev::DevOptions {
             port,
             data: self.data.clone(),
             speed: self.speed,
@@ -145,7 +159,9 @@ impl StackArgs {
                 create_error: self.create_error,
                 create_error_after_placed: self.create_error_after_placed,
             },
-        }
+            callees,
+            legal_hours: self.legal_hours,
+        })
     }
 }
 
@@ -335,10 +351,10 @@ fn main() -> ExitCode {
         ),
         Command::Dev { port, stack } => {
             logging();
-            let opts = stack.options(port);
             run(
                 "dev",
                 async move {
+                    let opts = stack.options(port)?;
                     let mut stdout = std::io::stdout();
                     dev::dev(&opts, &mut stdout).await
                 },
@@ -351,10 +367,10 @@ fn main() -> ExitCode {
             stack,
         } => {
             logging();
-            let opts = stack.options(0);
             run(
                 "demo",
                 async move {
+                    let opts = stack.options(0)?;
                     let mut stdout = std::io::stdout();
                     demo::demo(contacts, &opts, json, &mut stdout).await
                 },

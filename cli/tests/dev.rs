@@ -1,6 +1,7 @@
 //! `outdial dev` keeps its interface: each endpoint on a line of its own as `<name>: <url>`,
 //! then a `curl` line that starts a campaign; it stops cleanly on SIGTERM and leaves the
-//! simulator's report, which `outdial sim report` reads.
+//! simulator's report, which `outdial sim report` reads. `--callees FILE` picks the callee of
+//! some numbers, and a file it cannot use is refused before anything starts.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::io::{BufRead, BufReader};
@@ -11,9 +12,15 @@ use std::time::{Duration, Instant};
 fn dev_prints_its_endpoints_serves_a_campaign_and_stops_cleanly_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("outdial-dev-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    // One number of the example is busy, another opts out; the rest take the usual mix.
+    std::fs::write(
+        dir.join("callees.json"),
+        r#"{"+15555550102": "busy", "+15555550103": "opts-out"}"#,
+    )
+    .unwrap();
     let started = Instant::now();
     let mut dev = Command::new(env!("CARGO_BIN_EXE_outdial"))
-        .args(["dev", "--port", "0"])
+        .args(["dev", "--port", "0", "--callees", "callees.json"])
         .current_dir(&dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -100,6 +107,88 @@ fn dev_prints_its_endpoints_serves_a_campaign_and_stops_cleanly_on_sigterm() {
         .unwrap();
     let text = String::from_utf8(report.stdout).unwrap();
     assert!(text.contains("0 double dials; 0 violations"), "{text}");
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(".outdial/sim-report.json")).unwrap())
+            .unwrap();
+    let callee_of = |number: &str| {
+        written["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["to"] == number)
+            .map(|c| c["callee"]["kind"].clone())
+    };
+    assert_eq!(callee_of("+15555550102"), Some("busy".into()), "{written}");
+    assert_eq!(
+        callee_of("+15555550103"),
+        Some("opts_out".into()),
+        "{written}"
+    );
+    // Every placement is counted under a purpose too.
+    for (number, placed) in written["placed_per_number"].as_object().unwrap() {
+        let per_purpose: u64 = written["placed_per_number_purpose"][number]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum();
+        assert_eq!(Some(per_purpose), placed.as_u64(), "{number}: {written}");
+    }
     eprintln!("outdial dev printed its endpoints after {startup:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_callees_file_it_cannot_use_is_refused_with_the_number_and_the_personas() {
+    let dir = std::env::temp_dir().join(format!("outdial-callees-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        (
+            r#"{"+15555550100": "maybe"}"#,
+            vec!["+15555550100", "\"maybe\""],
+        ),
+        (r#"{"5555550100": "busy"}"#, vec!["5555550100", "E.164"]),
+        (r#"["+15555550100"]"#, vec!["JSON object", "an array"]),
+        ("{", vec!["not JSON"]),
+    ];
+    for (i, (text, names)) in cases.iter().enumerate() {
+        let file = dir.join(format!("callees-{i}.json"));
+        std::fs::write(&file, text).unwrap();
+        for command in ["dev", "demo"] {
+            let out = Command::new(env!("CARGO_BIN_EXE_outdial"))
+                .args([command, "--callees"])
+                .arg(&file)
+                .current_dir(&dir)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{command} {text}: {stderr}");
+            assert!(!stderr.contains("panicked"), "{stderr}");
+            assert!(stderr.contains(&*file.to_string_lossy()), "{stderr}");
+            for name in names {
+                assert!(
+                    stderr.contains(name),
+                    "{command} {text}: {name} in {stderr}"
+                );
+            }
+            if text.starts_with("{\"+") {
+                assert!(
+                    stderr.contains("confirms, declines, opts-out, silent, busy, no-answer, fails, hangs-up, voicemail"),
+                    "{stderr}"
+                );
+            }
+        }
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_outdial"))
+        .args(["demo", "--callees", "no-such-file.json"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("reading the callees file no-such-file.json"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

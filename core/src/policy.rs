@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::legal::LegalHours;
 use crate::ids::{Attempt, CallId, E164};
+use crate::legal::LegalHours;
 use crate::time::Timestamp;
 
 /// What a campaign's calls are for. The set follows the distinctions US and EU rules draw:

@@ -357,3 +357,366 @@ async fn a_seed_repeats_the_same_faults_on_the_same_calls_however_the_requests_i
     assert!(kinds.len() >= 3, "{forward:?}");
     assert_ne!(forward, create_outcomes(8, false).await, "another seed");
 }
+
+/// A handler that answers each event with what `answer` makes of it (and of the events sent
+/// before it); it keeps every event it was sent.
+struct Answers<F> {
+    answer: F,
+    seen: Arc<Mutex<Vec<Value>>>,
+}
+
+impl<F> Invoke for Answers<F>
+where
+    F: Fn(&Value, &[Value]) -> Value + Send + Sync + 'static,
+{
+    fn invoke(&self, event: Value) -> BoxFuture<'static, Result<Value, String>> {
+        let mut seen = self.seen.lock().unwrap();
+        let answer = (self.answer)(&event, &seen);
+        seen.push(event);
+        async move { Ok(answer) }.boxed()
+    }
+}
+
+fn actions(list: Vec<Value>) -> Value {
+    json!({"SchemaVersion": "1.0", "Actions": list})
+}
+
+fn listen(regex: &str) -> Value {
+    json!({"Type": "ReceiveDigits", "Parameters": {"InputDigitsRegex": regex,
+        "InBetweenDigitsDurationInMilliseconds": 1000, "FlushDigitsDurationInMilliseconds": 10000}})
+}
+
+fn hangup() -> Value {
+    json!({"Type": "Hangup", "Parameters": {"SipResponseCode": "0"}})
+}
+
+/// Places one call to `+15555550100`, answered by `callee`, with `arguments` and `faults`,
+/// against a handler that answers as `answer` says; waits for it to end.
+async fn call_with<F>(
+    callee: Callee,
+    faults: Faults,
+    arguments: BTreeMap<String, String>,
+    answer: F,
+) -> (Report, Vec<Value>)
+where
+    F: Fn(&Value, &[Value]) -> Value + Send + Sync + 'static,
+{
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let config = SimConfig {
+        speed: 0.001,
+        faults,
+        callees: Callees {
+            by_number: BTreeMap::from([("+15555550100".to_owned(), callee)]),
+            mix: Vec::new(),
+        },
+        ..SimConfig::default()
+    };
+    let handler = Answers {
+        answer,
+        seen: Arc::clone(&seen),
+    };
+    let sim = Simulator::start(config, "sma-test", Arc::new(handler))
+        .await
+        .unwrap();
+    let dialer = ChimeDialer::new(voice_client(&sim.endpoint()), "sma-test");
+    dialer
+        .place(
+            &E164::parse("+15555550199").unwrap(),
+            &E164::parse("+15555550100").unwrap(),
+            arguments,
+        )
+        .await
+        .unwrap();
+    assert!(sim.wait_idle(Duration::from_secs(30)).await);
+    let seen = seen.lock().unwrap().clone();
+    (sim.report(), seen)
+}
+
+fn opts_out() -> Callee {
+    Callee::OptsOut { after_ms: 1_000 }
+}
+
+fn digits_received(events: &[Value]) -> Vec<&Value> {
+    events
+        .iter()
+        .filter(|e| e["InvocationEventType"] == "DIGITS_RECEIVED")
+        .collect()
+}
+
+#[tokio::test]
+async fn an_opting_out_callee_presses_the_armed_key_and_a_hangup_answer_ends_the_call() {
+    let (report, seen) = call_with(
+        opts_out(),
+        Faults::default(),
+        BTreeMap::new(),
+        |event, _| match event["InvocationEventType"].as_str() {
+            Some("CALL_ANSWERED") => actions(vec![listen("^9$"), speak(1), speak(2)]),
+            Some("DIGITS_RECEIVED") => actions(vec![hangup()]),
+            _ => actions(Vec::new()),
+        },
+    )
+    .await;
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert_eq!(
+        kinds(&seen),
+        [
+            "NEW_OUTBOUND_CALL",
+            "RINGING",
+            "CALL_ANSWERED",
+            "DIGITS_RECEIVED",
+            "HANGUP"
+        ],
+        "the press cut the prompts short, and the Hangup ended the call"
+    );
+    let pressed = &seen[3];
+    assert_eq!(pressed["Sequence"], 4);
+    assert_eq!(pressed["ActionData"]["Type"], "ReceiveDigits");
+    assert_eq!(
+        pressed["ActionData"]["Parameters"],
+        listen("^9$")["Parameters"]
+    );
+    assert_eq!(pressed["ActionData"]["ReceivedDigits"], "9");
+    assert!(report.calls[0].ended);
+    assert_eq!(report.digits_received, 1);
+    assert!(
+        report.calls[0]
+            .transcript
+            .iter()
+            .any(|l| l.contains("the callee presses 9")),
+        "{:?}",
+        report.calls[0].transcript
+    );
+}
+
+#[tokio::test]
+async fn a_listener_matches_once_until_another_receive_digits_arms_it_again() {
+    // The first press is answered with nothing (the list goes on); later lists speak without
+    // arming, then one arms again; the second match is answered with a Hangup.
+    let (report, seen) = call_with(
+        opts_out(),
+        Faults::default(),
+        BTreeMap::new(),
+        |event, before| {
+            let successes = before
+                .iter()
+                .filter(|e| e["InvocationEventType"] == "ACTION_SUCCESSFUL")
+                .count();
+            match event["InvocationEventType"].as_str() {
+                Some("CALL_ANSWERED") => actions(vec![listen("^[9]$"), speak(1)]),
+                Some("DIGITS_RECEIVED") if digits_received(before).is_empty() => {
+                    actions(Vec::new())
+                }
+                Some("DIGITS_RECEIVED") => actions(vec![hangup()]),
+                Some("ACTION_SUCCESSFUL") if successes < 2 => actions(vec![speak(2)]),
+                Some("ACTION_SUCCESSFUL") => actions(vec![listen("^9$"), speak(3)]),
+                _ => actions(Vec::new()),
+            }
+        },
+    )
+    .await;
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert_eq!(
+        kinds(&seen),
+        [
+            "NEW_OUTBOUND_CALL",
+            "RINGING",
+            "CALL_ANSWERED",
+            "DIGITS_RECEIVED",
+            // The list went on after the empty answer.
+            "ACTION_SUCCESSFUL",
+            // The callee pressed 9 again during these two lists: nothing listened.
+            "ACTION_SUCCESSFUL",
+            "ACTION_SUCCESSFUL",
+            // Armed again: the next press matches.
+            "DIGITS_RECEIVED",
+            "HANGUP"
+        ]
+    );
+    assert_eq!(
+        seen[4]["ActionData"]["Type"], "Speak",
+        "the list's last action"
+    );
+    let pressed = digits_received(&seen);
+    assert_eq!(
+        pressed[0]["ActionData"]["Parameters"]["InputDigitsRegex"],
+        "^[9]$"
+    );
+    assert_eq!(
+        pressed[1]["ActionData"]["Parameters"]["InputDigitsRegex"],
+        "^9$"
+    );
+    assert_eq!(pressed[1]["Sequence"], 8);
+    assert_eq!(report.digits_received, 2);
+    let ignored = report.calls[0]
+        .transcript
+        .iter()
+        .filter(|l| l.contains("nothing listens"))
+        .count();
+    assert_eq!(ignored, 2, "{:?}", report.calls[0].transcript);
+}
+
+#[tokio::test]
+async fn an_opting_out_callee_with_nothing_armed_presses_nothing() {
+    let gather = json!({"Type": "SpeakAndGetDigits", "Parameters": {"CallId": "leg-a",
+        "SpeechParameters": {"Text": "Press 1"}, "FailureSpeechParameters": {"Text": "Sorry"},
+        "InputDigitsRegex": "^[12]$",
+        "MinNumberOfDigits": 1, "MaxNumberOfDigits": 1, "Repeat": 1,
+        "RepeatDurationInMilliseconds": 3000}});
+    let (report, seen) = call_with(
+        opts_out(),
+        Faults::default(),
+        BTreeMap::new(),
+        move |event, _| match event["InvocationEventType"].as_str() {
+            Some("CALL_ANSWERED") => actions(vec![speak(1), gather.clone()]),
+            Some("ACTION_FAILED") => actions(vec![hangup()]),
+            _ => actions(Vec::new()),
+        },
+    )
+    .await;
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert_eq!(
+        kinds(&seen),
+        [
+            "NEW_OUTBOUND_CALL",
+            "RINGING",
+            "CALL_ANSWERED",
+            "ACTION_FAILED",
+            "HANGUP"
+        ],
+        "silent at the gather too"
+    );
+    assert_eq!(report.digits_received, 0);
+    assert!(
+        !report.calls[0]
+            .transcript
+            .iter()
+            .any(|l| l.contains("presses")),
+        "{:?}",
+        report.calls[0].transcript
+    );
+}
+
+#[tokio::test]
+async fn a_digits_received_event_is_duplicated_like_any_other() {
+    let faults = Faults {
+        duplicate: 1.0,
+        ..Faults::default()
+    };
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let config = SimConfig {
+        speed: 0.001,
+        faults,
+        callees: Callees {
+            by_number: BTreeMap::from([("+15555550100".to_owned(), opts_out())]),
+            mix: Vec::new(),
+        },
+        ..SimConfig::default()
+    };
+    let handler = Answers {
+        answer: |event: &Value, _: &[Value]| match event["InvocationEventType"].as_str() {
+            Some("CALL_ANSWERED") => actions(vec![listen("^#$"), speak(1)]),
+            Some("DIGITS_RECEIVED") => actions(vec![hangup()]),
+            _ => actions(Vec::new()),
+        },
+        seen: Arc::clone(&seen),
+    };
+    let sim = Simulator::start(config, "sma-test", Arc::new(handler))
+        .await
+        .unwrap();
+    let dialer = ChimeDialer::new(voice_client(&sim.endpoint()), "sma-test");
+    dialer
+        .place(
+            &E164::parse("+15555550199").unwrap(),
+            &E164::parse("+15555550100").unwrap(),
+            BTreeMap::new(),
+        )
+        .await
+        .unwrap();
+    assert!(sim.wait_idle(Duration::from_secs(30)).await);
+    // The copy is delivered on its own; wait for it to be logged, not for a time.
+    let copied = |report: &Report| {
+        report.calls[0]
+            .invocation_log
+            .iter()
+            .any(|i| i.event_type == "DIGITS_RECEIVED" && i.copy)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !copied(&sim.report()) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let report = sim.report();
+    assert!(copied(&report), "{:#?}", report.calls[0].invocation_log);
+    let seen = seen.lock().unwrap().clone();
+    let pressed = digits_received(&seen);
+    assert_eq!(pressed.len(), 2, "sent, then its copy");
+    assert_eq!(pressed[0], pressed[1], "the same event, same Sequence");
+    assert_eq!(pressed[0]["ActionData"]["ReceivedDigits"], "#");
+    assert_eq!(report.digits_received, 1, "one event, whatever its copies");
+}
+
+#[tokio::test]
+async fn the_report_counts_placements_per_number_and_purpose() {
+    let handler = Scripted {
+        answer: json!({"SchemaVersion": "1.0", "Actions": []}),
+        delay: Duration::ZERO,
+        seen: Arc::new(Mutex::new(Vec::new())),
+    };
+    let config = SimConfig {
+        speed: 0.001,
+        callees: Callees {
+            by_number: BTreeMap::new(),
+            mix: vec![(1, Callee::Busy)],
+        },
+        ..SimConfig::default()
+    };
+    let sim = Simulator::start(config, "sma-test", Arc::new(handler))
+        .await
+        .unwrap();
+    let dialer = ChimeDialer::new(voice_client(&sim.endpoint()), "sma-test");
+    let from = E164::parse("+15555550199").unwrap();
+    let dials = [
+        ("+15555550100", Some("telemarketing")),
+        ("+15555550100", Some("telemarketing")),
+        ("+15555550100", None),
+        ("+15555550101", Some("healthcare")),
+    ];
+    for (i, (to, purpose)) in dials.into_iter().enumerate() {
+        let mut arguments = BTreeMap::from([
+            ("call_id".to_owned(), format!("call_{i}")),
+            ("attempt".to_owned(), "1".to_owned()),
+        ]);
+        if let Some(purpose) = purpose {
+            arguments.insert("purpose".to_owned(), purpose.to_owned());
+        }
+        dialer
+            .place(&from, &E164::parse(to).unwrap(), arguments)
+            .await
+            .unwrap();
+    }
+    assert!(sim.wait_idle(Duration::from_secs(30)).await);
+    let report = sim.report();
+    let count = |pairs: &[(&str, u32)]| -> BTreeMap<String, u32> {
+        pairs.iter().map(|(p, n)| ((*p).to_owned(), *n)).collect()
+    };
+    assert_eq!(
+        report.placed_per_number_purpose,
+        BTreeMap::from([
+            (
+                "+15555550100".to_owned(),
+                count(&[("telemarketing", 2), ("unspecified", 1)])
+            ),
+            ("+15555550101".to_owned(), count(&[("healthcare", 1)])),
+        ])
+    );
+    assert_eq!(
+        report.placed_per_number["+15555550100"], 3,
+        "kept as it was"
+    );
+    // A report written before the field existed still reads.
+    let mut old = serde_json::to_value(&report).unwrap();
+    old.as_object_mut()
+        .unwrap()
+        .remove("placed_per_number_purpose");
+    let read: Report = serde_json::from_value(old).unwrap();
+    assert!(read.placed_per_number_purpose.is_empty());
+}

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use outdial_local::sim::{Callee, Callees, SimConfig};
+use outdial_local::sim::{Callee, Callees, Persona, SimConfig};
 use outdial_stack::stack::{Stack, StackConfig};
 use serde_json::{Value, json};
 
@@ -369,5 +369,70 @@ async fn a_live_call_hung_up_through_the_api_ends_long_before_its_script_would()
     assert_eq!(record["answered"], true, "{record}");
     let report = stack.stop().await.unwrap();
     assert_eq!(report.double_dials, 0);
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callee_who_opts_out_is_put_on_the_do_not_call_list_and_no_later_campaign_dials_them() {
+    let (opts_out, confirms) = ("+15555580000", "+15555580001");
+    let callees = Callees {
+        by_number: [
+            (opts_out.to_owned(), Persona::OptsOut.callee()),
+            (confirms.to_owned(), Persona::Confirms.callee()),
+        ]
+        .into(),
+        mix: Vec::new(),
+    };
+    let stack = stack(callees, Duration::from_secs(5)).await;
+    let http = Http::new(&stack);
+    let mut with_opt_out = spec(10.0);
+    with_opt_out["script"]["opt_out"] =
+        json!({"digit": "9", "say": "You will not be called again. Goodbye."});
+    let contacts = json!([{"to": opts_out}, {"to": confirms}]);
+    let first = http
+        .post(
+            "/campaigns",
+            Some(json!({"spec": with_opt_out, "contacts": contacts})),
+        )
+        .await;
+    let first = first["campaign_id"].as_str().unwrap().to_owned();
+    http.until_terminal(&first, 2, Duration::from_secs(60))
+        .await;
+
+    // The entry names the call during which the callee pressed the key.
+    let entry = http.get(&format!("/dnc/{opts_out}")).await;
+    assert_eq!(entry["source"], "opt-out", "{entry}");
+    let call = http
+        .get(&format!("/calls/{}", entry["call_id"].as_str().unwrap()))
+        .await;
+    assert_eq!(
+        (&call["to"], &call["status"], &call["script_outcome"]),
+        (&json!(opts_out), &json!("COMPLETED"), &json!("opted_out")),
+        "{call}"
+    );
+    let (status, _) = http
+        .send(reqwest::Method::GET, &format!("/dnc/{confirms}"), None)
+        .await;
+    assert_eq!(status, 404);
+
+    // A second campaign over the same numbers: the opted-out one is refused at intake and
+    // never dialed again; the other is called again.
+    let second = http
+        .post(
+            "/campaigns",
+            Some(json!({"spec": with_opt_out, "contacts": contacts})),
+        )
+        .await;
+    assert_eq!(
+        (&second["accepted"], &second["rejected"][0]["reason"]),
+        (&json!(1), &json!("is on the do-not-call list")),
+        "{second}"
+    );
+    let second = second["campaign_id"].as_str().unwrap().to_owned();
+    http.until_terminal(&second, 1, Duration::from_secs(60))
+        .await;
+    let report = stack.stop().await.unwrap();
+    assert_eq!(report.placed_per_number.get(opts_out), Some(&1));
+    assert_eq!(report.placed_per_number.get(confirms), Some(&2));
     assert!(report.violations.is_empty(), "{:#?}", report.violations);
 }

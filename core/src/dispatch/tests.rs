@@ -354,7 +354,10 @@ fn the_law_holds_a_florida_number_after_eight_in_the_evening_and_france_on_its_n
     // An emergency is exempt from the law's hours; the local stack may leave them out.
     let emergency = with_purpose(Purpose::Emergency, None);
     assert_eq!(hours(legal, &emergency, &miami, evening), Hours::Open);
-    assert_eq!(hours(None, &informational, &paris, national_day), Hours::Open);
+    assert_eq!(
+        hours(None, &informational, &paris, national_day),
+        Hours::Open
+    );
 }
 
 #[test]
@@ -404,10 +407,18 @@ fn a_callee_whose_zone_nothing_settles_is_held_unless_the_campaign_names_one() {
     let toll_free = waiting_to("+18005550100", None);
     let now = local("America/Chicago", (2030, 7, 17), (12, 0));
     let no_window = with_purpose(Purpose::Informational, None);
-    assert_eq!(hours(legal, &no_window, &toll_free, now), Hours::UnknownZone);
+    assert_eq!(
+        hours(legal, &no_window, &toll_free, now),
+        Hours::UnknownZone
+    );
     // The contact's own zone settles it; so does the campaign's window.
     assert_eq!(
-        hours(legal, &no_window, &waiting_to("+18005550100", Some("America/Denver")), now),
+        hours(
+            legal,
+            &no_window,
+            &waiting_to("+18005550100", Some("America/Denver")),
+            now
+        ),
         Hours::Open
     );
     let windowed = with_purpose(Purpose::Informational, Some(WEEKDAYS_9_TO_17_CHICAGO));

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use outdial_core::ids::{CallId, CampaignId};
-use outdial_core::pacing::{AdaptiveRate, Pacer, SendWindow, reserve};
 use outdial_core::legal::LegalHours;
+use outdial_core::pacing::{AdaptiveRate, Pacer, SendWindow, reserve};
 use outdial_core::policy::Policy;
 use outdial_core::ports::{Dialer, DispatchStore, StoreError};
 use outdial_core::record::Campaign;

@@ -21,6 +21,10 @@ const MAX_INVOCATIONS: u64 = 1_000;
 const IDLE_MS: u64 = 10_000;
 /// Speaking rate for `Speak` durations.
 const MS_PER_CHAR: u64 = 60;
+/// How far into an action an opting-out callee presses its key.
+const PRESS_MS: u64 = 1_000;
+/// The keys of a phone, in the order an opting-out callee tries them against a regex.
+const KEYS: [&str; 12] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "#"];
 
 /// A call the Create API placed.
 pub(crate) struct Placed<'a> {
@@ -88,6 +92,9 @@ pub(crate) fn place(
         updates: rx,
         ended: false,
         draws,
+        listener: None,
+        key: None,
+        pressed_in_list: false,
     };
     tokio::spawn(call.run(callee));
 }
@@ -108,6 +115,13 @@ struct Call {
     ended: bool,
     /// This call's own fault draws (see `Inner::draws`).
     draws: Rng,
+    /// The armed `ReceiveDigits` action (`Type` and `Parameters`), from the one that armed
+    /// it until its first match.
+    listener: Option<Value>,
+    /// The key an opting-out callee pressed last: it keeps pressing it once nothing listens.
+    key: Option<String>,
+    /// Whether the callee pressed during the action list now running.
+    pressed_in_list: bool,
 }
 
 /// What the handler's answer came to.
@@ -406,6 +420,7 @@ impl Call {
             }
             Callee::Answer { after_ms, .. }
             | Callee::HangUpMidPrompt { after_ms }
+            | Callee::OptsOut { after_ms }
             | Callee::Voicemail { after_ms, .. } => {
                 self.invoke("RINGING", None, None).await;
                 if self.ring(after_ms).await {
@@ -478,6 +493,7 @@ impl Call {
                 }
                 Answered::Actions(actions) => actions,
             };
+            self.pressed_in_list = false;
             if actions.is_empty() {
                 answered = self.idle(callee).await;
                 continue;
@@ -516,6 +532,11 @@ impl Call {
             self.sleep(self.inner.config.agent_talk_ms).await;
             self.note("   the agent hangs up");
             return self.hangup("LEG-B", Some(0)).await;
+        }
+        if self.presses(callee) {
+            if let Some(answered) = self.hear(callee, PRESS_MS).await {
+                return answered;
+            }
         }
         let wait = self
             .inner
@@ -585,7 +606,9 @@ impl Call {
                     self.note(format!("   the callee hangs up during {kind}"));
                     return Step::Event(self.hangup("LEG-A", Some(0)).await);
                 }
-                self.sleep(prompt).await;
+                if let Some(answered) = self.hear(callee, prompt).await {
+                    return Step::Event(answered);
+                }
                 if !kind.ends_with("GetDigits") {
                     self.note(format!("   {kind} played"));
                     return Step::Done(echo(json!({})));
@@ -598,14 +621,18 @@ impl Call {
                 };
                 match digits {
                     Some(d) => {
-                        self.sleep(1_000).await;
+                        if let Some(answered) = self.hear(callee, 1_000).await {
+                            return Step::Event(answered);
+                        }
                         self.note(format!("   the callee presses {d}"));
                         Step::Done(echo(json!({"ReceivedDigits": d})))
                     }
                     None => {
                         let tries = ms("Repeat", 1).max(1);
-                        self.sleep(tries * ms("RepeatDurationInMilliseconds", 5_000))
-                            .await;
+                        let wait = tries * ms("RepeatDurationInMilliseconds", 5_000);
+                        if let Some(answered) = self.hear(callee, wait).await {
+                            return Step::Event(answered);
+                        }
                         self.note("   no digits");
                         Step::Failed(echo(
                             json!({"ErrorType": "InvalidActionParameter", "ErrorMessage": "no input received"}),
@@ -614,7 +641,10 @@ impl Call {
                 }
             }
             "Pause" => {
-                self.sleep(ms("DurationInMilliseconds", 1_000)).await;
+                if let Some(answered) = self.hear(callee, ms("DurationInMilliseconds", 1_000)).await
+                {
+                    return Step::Event(answered);
+                }
                 Step::Done(echo(json!({})))
             }
             "RecordAudio" => {
@@ -622,25 +652,38 @@ impl Call {
                     Callee::Voicemail { record_ms, .. } => *record_ms,
                     _ => ms("DurationInSeconds", 10) * 1_000,
                 };
-                self.sleep(record_ms).await;
+                if let Some(answered) = self.hear(callee, record_ms).await {
+                    return Step::Event(answered);
+                }
                 let bucket = params["RecordingDestination"]["BucketName"].clone();
                 Step::Done(echo(
                     json!({"RecordingDestination": {"Type": "S3", "BucketName": bucket,
                     "Key": format!("{}.wav", self.transaction)}}),
                 ))
             }
-            "ReceiveDigits" => Step::Done(echo(json!({"ReceivedDigits": ""}))),
+            "ReceiveDigits" => {
+                // Armed (again) until its first match; it reports success at once.
+                self.listener = Some(echo(json!({})));
+                self.note(format!(
+                    "   listening for {}",
+                    params["InputDigitsRegex"].as_str().unwrap_or_default()
+                ));
+                Step::Done(echo(json!({"ReceivedDigits": ""})))
+            }
             "CallAndBridge" => {
-                self.sleep(3_000).await;
+                if let Some(answered) = self.hear(callee, 3_000).await {
+                    return Step::Event(answered);
+                }
                 self.leg_b = Some(uuid::Uuid::new_v4().to_string());
                 self.b_connected = true;
                 self.note("   the agent answers");
                 Step::Done(echo(json!({})))
             }
             "Hangup" => {
-                let tag = if params["CallId"].as_str() == self.leg_b.as_deref()
-                    || params["ParticipantTag"] == "LEG-B"
-                {
+                // Without `CallId` or `ParticipantTag`, the leg that invoked: `LEG-A`.
+                let names_b =
+                    self.leg_b.is_some() && params["CallId"].as_str() == self.leg_b.as_deref();
+                let tag = if names_b || params["ParticipantTag"] == "LEG-B" {
                     "LEG-B"
                 } else {
                     "LEG-A"
@@ -652,11 +695,84 @@ impl Call {
                 Step::Event(self.hangup(tag, Some(code)).await)
             }
             _ => {
-                self.sleep(200).await;
+                if let Some(answered) = self.hear(callee, 200).await {
+                    return Step::Event(answered);
+                }
                 Step::Done(echo(json!({})))
             }
         }
     }
+
+    /// Whether the callee will press a key during the action list now running: an opting-out
+    /// callee, once a listener was ever armed, presses once per list.
+    fn presses(&self, callee: &Callee) -> bool {
+        matches!(callee, Callee::OptsOut { .. })
+            && !self.pressed_in_list
+            && (self.listener.is_some() || self.key.is_some())
+    }
+
+    /// The callee listens for `simulated_ms` while an action runs. An opting-out callee who
+    /// has not yet pressed during this action list presses its key `PRESS_MS` in (or at the
+    /// end of a shorter action); when that produces a `DIGITS_RECEIVED` whose answer has
+    /// actions (or breaks the contract, or is lost), that answer takes over the call and is
+    /// returned. Otherwise the action runs its course.
+    async fn hear(&mut self, callee: &Callee, simulated_ms: u64) -> Option<Answered> {
+        if !self.presses(callee) {
+            self.sleep(simulated_ms).await;
+            return None;
+        }
+        let before = PRESS_MS.min(simulated_ms);
+        self.sleep(before).await;
+        match self.press().await {
+            Some(Answered::Actions(actions)) if actions.is_empty() => {}
+            Some(answered) => return Some(answered),
+            None => {}
+        }
+        self.sleep(simulated_ms - before).await;
+        None
+    }
+
+    /// An opting-out callee presses its key: the single key that fully matches the armed
+    /// listener's regex, else the one it pressed before. A match disarms the listener and
+    /// sends `DIGITS_RECEIVED` once the gap between digits has passed; with nothing armed the
+    /// key is thrown away. Returns the handler's answer to `DIGITS_RECEIVED`, if one was sent.
+    async fn press(&mut self) -> Option<Answered> {
+        self.pressed_in_list = true;
+        let Some(listener) = self.listener.clone() else {
+            if let Some(key) = &self.key {
+                self.note(format!("   the callee presses {key}: nothing listens"));
+            }
+            return None;
+        };
+        let regex = listener["Parameters"]["InputDigitsRegex"]
+            .as_str()
+            .unwrap_or_default();
+        let Some(key) = single_key(regex) else {
+            self.note(format!(
+                "   no single key matches {regex}: the callee presses nothing"
+            ));
+            return None;
+        };
+        self.note(format!("   the callee presses {key}"));
+        self.key = Some(key.to_owned());
+        self.listener = None;
+        let gap = &listener["Parameters"]["InBetweenDigitsDurationInMilliseconds"];
+        let gap = gap
+            .as_u64()
+            .or_else(|| gap.as_str().and_then(|g| g.parse().ok()))
+            .unwrap_or(0);
+        self.sleep(gap).await;
+        let mut data = listener;
+        data["ReceivedDigits"] = json!(key);
+        Some(self.invoke("DIGITS_RECEIVED", Some(data), None).await)
+    }
+}
+
+/// The first key of a phone that `regex` matches in full, as the service matches the digits
+/// it buffered; none when the regex cannot be read or wants more than one key.
+fn single_key(regex: &str) -> Option<&'static str> {
+    let whole = regex::Regex::new(&format!("^(?:{regex})$")).ok()?;
+    KEYS.into_iter().find(|key| whole.is_match(key))
 }
 
 /// Whether an event names its call: the dial's arguments, or attributes holding its id.

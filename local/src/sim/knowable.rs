@@ -178,6 +178,8 @@ mod tests {
             calls,
             violations: Vec::new(),
             placed_per_number: BTreeMap::new(),
+            placed_per_number_purpose: BTreeMap::new(),
+            digits_received: 0,
             double_dials: 0,
             placed_per_second: Vec::new(),
             max_in_any_second: 0,

@@ -34,7 +34,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-pub use callee::{Callee, Callees};
+pub use callee::{Callee, Callees, CalleesFileError, Persona, UnknownPersona, parse_callees_file};
+
+/// The `ArgumentsMap` key that says why a call is made (`informational`, `healthcare`,
+/// `telemarketing`, `emergency`), as the dispatcher sends it; a dial without it counts as
+/// [`UNSPECIFIED`].
+pub use outdial_core::messages::keys::PURPOSE as PURPOSE_KEY;
+/// The purpose of a dial whose `ArgumentsMap` names none.
+pub const UNSPECIFIED: &str = "unspecified";
 
 /// Invokes the SMA handler, as the service invokes the Lambda function.
 pub trait Invoke: Send + Sync + 'static {
@@ -205,6 +212,14 @@ pub struct Report {
     pub violations: Vec<Violation>,
     /// Calls placed per dialed number; more than one per `(call_id, attempt)` is a double dial.
     pub placed_per_number: BTreeMap<String, u32>,
+    /// Calls placed per dialed number and per purpose: the `purpose` of the dial's
+    /// `ArgumentsMap`, or `unspecified`.
+    #[serde(default)]
+    pub placed_per_number_purpose: BTreeMap<String, BTreeMap<String, u32>>,
+    /// `DIGITS_RECEIVED` events sent (each counted once, whatever its re-sends and copies):
+    /// keys that matched an armed `ReceiveDigits`.
+    #[serde(default)]
+    pub digits_received: u32,
     pub double_dials: u32,
     /// Calls the Create API accepted in each second of the run, from the first.
     pub placed_per_second: Vec<u32>,
@@ -396,6 +411,27 @@ fn report_of(inner: &Inner) -> Report {
             max_in_any_second =
                 max_in_any_second.max(u32::try_from(end - start + 1).unwrap_or(u32::MAX));
         }
+        let mut placed_per_number_purpose: BTreeMap<String, BTreeMap<String, u32>> =
+            BTreeMap::new();
+        let mut digits_received = 0;
+        for call in shared.calls.values() {
+            let purpose = call
+                .arguments
+                .get(PURPOSE_KEY)
+                .map_or(UNSPECIFIED, String::as_str);
+            *placed_per_number_purpose
+                .entry(call.to.clone())
+                .or_default()
+                .entry(purpose.to_owned())
+                .or_insert(0) += 1;
+            let sent: std::collections::BTreeSet<u64> = call
+                .invocation_log
+                .iter()
+                .filter(|i| i.event_type == "DIGITS_RECEIVED" && !i.copy)
+                .map(|i| i.sequence)
+                .collect();
+            digits_received += u32::try_from(sent.len()).unwrap_or(u32::MAX);
+        }
         let placing_span_s = match (times.first(), times.last()) {
             (Some(first), Some(last)) => last.duration_since(*first).as_secs_f64(),
             _ => 0.0,
@@ -406,6 +442,8 @@ fn report_of(inner: &Inner) -> Report {
             calls: shared.calls.values().cloned().collect(),
             violations: shared.violations.clone(),
             placed_per_number,
+            placed_per_number_purpose,
+            digits_received,
             double_dials: per_attempt.values().map(|n| n.saturating_sub(1)).sum(),
             placed_per_second,
             create_requests: shared.create_requests,
