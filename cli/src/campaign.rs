@@ -324,6 +324,10 @@ pub struct Report {
     pub attempts: BTreeMap<u32, u64>,
     /// Calls per script outcome (`none` for calls the script never concluded).
     pub script_outcomes: BTreeMap<String, u64>,
+    /// Calls ended without a dial, by reason (`cap`, `do-not-call`, ...), from the records.
+    pub skipped: BTreeMap<String, u64>,
+    /// Calls waiting with a reason (`legal-hours`, `window`, ...), from the records.
+    pub held: BTreeMap<String, u64>,
     /// The campaign's counters, as the stream handler keeps them.
     pub counters: Value,
 }
@@ -338,8 +342,17 @@ pub async fn report(client: &Client, id: &str) -> anyhow::Result<Report> {
     let mut by_status = BTreeMap::new();
     let mut attempts = BTreeMap::new();
     let mut script_outcomes = BTreeMap::new();
+    let (mut skipped, mut held) = (BTreeMap::new(), BTreeMap::new());
     for call in &calls {
         let status = call["status"].as_str().unwrap_or("?").to_owned();
+        if let Some(reason) = call["reason"].as_str() {
+            let by = if status == "CANCELLED" {
+                &mut skipped
+            } else {
+                &mut held
+            };
+            *by.entry(reason.to_owned()).or_insert(0) += 1;
+        }
         // In RETRY_WAIT, `attempt` is the one that comes next.
         let made = call["attempt"].as_u64().unwrap_or(1);
         let made = if status == "RETRY_WAIT" || status == "QUEUED" {
@@ -362,6 +375,8 @@ pub async fn report(client: &Client, id: &str) -> anyhow::Result<Report> {
         by_status,
         attempts,
         script_outcomes,
+        skipped,
+        held,
         counters: campaign["counts"].clone(),
     })
 }
@@ -407,6 +422,18 @@ pub fn table(r: &Report) -> String {
             .map(|(k, v)| (k.clone(), *v))
             .collect(),
     );
+    for (title, by_reason) in [
+        ("ended without a dial", &r.skipped),
+        ("held now, because", &r.held),
+    ] {
+        if !by_reason.is_empty() {
+            section(
+                &mut out,
+                title,
+                by_reason.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            );
+        }
+    }
     if let (Some(answered), Some(talk)) = (
         r.counters["answered"].as_i64(),
         r.counters["talk_ms"].as_i64(),
@@ -433,6 +460,48 @@ mod tests {
         assert_eq!(chunks, vec![(csv.to_owned(), 2)]);
         assert!(super::chunks("to,name\n").is_err());
         assert!(super::chunks("").is_err());
+    }
+
+    #[test]
+    fn the_report_shows_the_reasons_of_calls_skipped_and_held() {
+        let report = Report {
+            campaign_id: "cmp_1".into(),
+            name: "reminders".into(),
+            status: "ACTIVE".into(),
+            contacts: 4,
+            by_status: BTreeMap::from([("CANCELLED".into(), 2), ("QUEUED".into(), 2)]),
+            attempts: BTreeMap::from([(0, 4)]),
+            script_outcomes: BTreeMap::from([("none".into(), 4)]),
+            skipped: BTreeMap::from([("cap".into(), 1), ("do-not-call".into(), 1)]),
+            held: BTreeMap::from([("legal-hours".into(), 2)]),
+            counters: json!({}),
+        };
+        let text = table(&report);
+        let line = |title: &str, key: &str| {
+            let section = text.split(title).nth(1).unwrap_or_default();
+            section
+                .lines()
+                .find(|l| l.starts_with(key))
+                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        };
+        assert_eq!(
+            line("ended without a dial", "cap"),
+            Some("cap 1 25.0%".into())
+        );
+        assert_eq!(
+            line("ended without a dial", "do-not-call"),
+            Some("do-not-call 1 25.0%".into())
+        );
+        assert_eq!(
+            line("held now, because", "legal-hours"),
+            Some("legal-hours 2 50.0%".into())
+        );
+        let without = Report {
+            skipped: BTreeMap::new(),
+            held: BTreeMap::new(),
+            ..report
+        };
+        assert!(!table(&without).contains("held now"));
     }
 
     #[test]

@@ -246,6 +246,16 @@ enum Bench {
         #[arg(long)]
         json: bool,
     },
+    /// Dispatch the same campaign of N calls without an account policy, under a contact cap
+    /// (each number's ledger created), and under it again (each ledger read and replaced), and
+    /// report the dispatcher's DynamoDB requests and capacity units per placed call.
+    Caps {
+        #[arg(long, default_value_t = 1000)]
+        calls: u32,
+        /// Print one JSON object as the last line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Post a campaign of N contacts through the API handler to DynamoDB Local, and write the
     /// same items with a raw parallel BatchWriteItem loop, in the same run.
     Ingest {
@@ -419,6 +429,39 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }),
+        Command::Bench {
+            kind: Bench::Caps { calls, json },
+        } => {
+            logging();
+            run("bench caps", bench::caps(calls), |result| {
+                if json {
+                    println!("{}", json_line(&result));
+                } else {
+                    for (name, cost) in [
+                        ("without a policy", &result.without_policy),
+                        ("under a cap, first call", &result.with_policy),
+                        ("under a cap, second call", &result.with_policy_again),
+                    ] {
+                        println!(
+                            "{name}: {} calls; per call {} DynamoDB requests {:?}, {} read units",
+                            cost.placed,
+                            cost.requests_per_call,
+                            cost.requests_by_operation,
+                            cost.read_units_per_call,
+                        );
+                    }
+                    println!(
+                        "the cap check adds {} requests, {} read units and {} write units per call (ledger items up to {} bytes); {} double dials",
+                        result.extra_requests_per_call,
+                        result.extra_read_units_per_call,
+                        result.extra_write_units_per_call,
+                        result.ledger_item_bytes_max,
+                        result.double_dials
+                    );
+                }
+                ExitCode::SUCCESS
+            })
+        }
         Command::Bench {
             kind: Bench::Events { calls, json },
         } => {

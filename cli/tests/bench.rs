@@ -30,3 +30,42 @@ fn bench_dial_prints_its_figures_as_one_json_line_and_never_exceeds_the_rate() {
     assert_eq!(last["double_dials"], 0);
     assert!(last["max_in_one_second"].as_u64().unwrap() <= 20, "{last}");
 }
+
+#[test]
+fn bench_caps_prints_the_cap_checks_cost_beside_none_as_one_json_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_outdial"))
+        .args(["bench", "caps", "--calls", "20", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    for run in ["without_policy", "with_policy", "with_policy_again"] {
+        assert_eq!(last[run]["placed"], 20, "{last}");
+        assert!(
+            last[run]["requests_per_call"].as_f64().unwrap() > 0.0,
+            "{last}"
+        );
+    }
+    // The cap check is the ledger's read, once a call at least, and the ledger's update in
+    // the claim's transaction: one small item, two write units.
+    let get_items = |run: &str| {
+        last[run]["requests_by_operation"]["GetItem"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(
+        get_items("with_policy") - get_items("without_policy") >= 0.95,
+        "{last}"
+    );
+    assert_eq!(
+        last["with_policy"]["requests_by_operation"]["TransactWriteItems"],
+        1.0
+    );
+    assert_eq!(last["extra_write_units_per_call"], 2.0);
+    assert_eq!(last["double_dials"], 0);
+}

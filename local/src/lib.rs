@@ -46,6 +46,7 @@ pub const LOCAL_REGION: &str = "us-east-1";
 pub mod dynamodb;
 pub mod http_api;
 pub mod invoke;
+pub mod meter;
 pub mod record;
 pub mod runtime_api;
 pub mod sim;

@@ -96,8 +96,21 @@ pub struct Counts<'a> {
     pub answered: i64,
     pub outcomes: BTreeMap<&'static str, i64>,
     pub script_outcomes: &'a BTreeMap<String, i64>,
+    /// Calls ended without a dial, by reason code (`cap`, `do-not-call`, ...).
+    pub skipped: BTreeMap<String, i64>,
+    /// Calls waiting now with a reason (`legal-hours`, `window`, ...), by reason code.
+    pub held: BTreeMap<String, i64>,
     pub talk_ms: i64,
     pub answer_wait_ms: i64,
+}
+
+/// Counters by reason code, zeros (a held call since released) left out.
+fn by_reason(counters: &BTreeMap<String, i64>) -> BTreeMap<String, i64> {
+    counters
+        .iter()
+        .filter(|(_, n)| **n != 0)
+        .map(|(code, n)| (code.clone(), *n))
+        .collect()
 }
 
 /// `GET /campaigns/{id}`.
@@ -141,6 +154,8 @@ impl<'a> Campaign<'a> {
                     .map(|s| (s.as_str(), k.outcome(s)))
                     .collect(),
                 script_outcomes: &k.script_outcomes,
+                skipped: by_reason(&k.skipped),
+                held: by_reason(&k.held),
                 talk_ms: k.talk_ms,
                 answer_wait_ms: k.answer_wait_ms,
             },

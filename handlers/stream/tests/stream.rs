@@ -175,6 +175,8 @@ impl Run {
                 account_cps: 200.0,
                 first_event_within: Duration::from_secs(30),
                 recheck_after: Duration::from_millis(200),
+                // The fictional 555 numbers have no zone for the law's hours to be read in.
+                legal_hours: false,
                 ..Settings::default()
             },
         );

@@ -16,7 +16,7 @@ use outdial_core::record::{CallRecord, Campaign, CampaignStatus};
 use outdial_core::time::Timestamp;
 use tracing::{info, warn};
 
-use crate::dispatcher::{Shared, Slot, lock};
+use crate::dispatcher::{Shared, Slot, counted, lock};
 use crate::settings::bump;
 
 /// How often a claim is tried again when another dispatcher counted a call to the same
@@ -117,12 +117,8 @@ async fn claim<S: DispatchStore, D: Dialer>(
 /// Counts a waiting call ended or held without a dial; one that moved on meanwhile needs
 /// nothing more.
 fn ended_without_dial(call: &CallRecord, result: Result<(), StoreError>, total: &AtomicU32) {
-    match result {
-        Ok(()) => bump(total),
-        Err(StoreError::Conflict | StoreError::NotFound) => {}
-        Err(e) => {
-            warn!(call_id = %call.id, error = %e, "call not ended or held; left for the next tick");
-        }
+    if let Err(e) = counted(result, total) {
+        warn!(call_id = %call.id, error = %e, "call not ended or held; left for the next tick");
     }
 }
 
