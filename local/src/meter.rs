@@ -288,8 +288,9 @@ mod tests {
                 AttributeValue::L(vec![AttributeValue::S("ab".into())]),
             ),
         ]);
-        // 2 + 18, 7 + 2, 2 + 1, 1 + (3 + 1 + 2)
-        assert_eq!(item_bytes(&item), 20 + 9 + 3 + 7);
+        // "PK" and 19 characters; "version" and two digits (one byte a pair, plus one);
+        // "ok" and a boolean; "l" and a list (3) of one element (1) of two characters.
+        assert_eq!(item_bytes(&item), 21 + 9 + 3 + 7);
         assert_eq!(number_bytes("1900000000000"), 2);
         assert!((transactional_write_units(1) - 2.0).abs() < f64::EPSILON);
         assert!((transactional_write_units(1025) - 4.0).abs() < f64::EPSILON);
