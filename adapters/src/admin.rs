@@ -29,6 +29,7 @@ use outdial_core::admin::{
 use outdial_core::counters::CampaignCounters;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164};
 use outdial_core::lifecycle::CallStatus;
+use outdial_core::numbers::{CallerNumber, Member};
 use outdial_core::policy::{DncEntry, DncSource, Policy, Reason};
 use outdial_core::ports::{DispatchStore, HistoryEntry, Lane, Page, StoreError};
 use outdial_core::record::{CallRecord, Campaign, CampaignStatus, NewCall};
@@ -552,6 +553,53 @@ impl ApiStore for DynamoStore {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn numbers(&self) -> Result<Vec<Member>, StoreError> {
+        DynamoStore::numbers(self).await
+    }
+
+    async fn put_number(&self, number: &CallerNumber) -> Result<(), StoreError> {
+        let mut update = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(item::key(
+                item::NUMBERS_PK.to_owned(),
+                &item::number_sk(&number.e164),
+            )))
+            .update_expression(
+                "SET #type = :type, e164 = :e164, #pool = :pool, #number = :number, \
+                 health_state = :health_state",
+            )
+            .expression_attribute_names("#type", "type")
+            .expression_attribute_names("#pool", "pool")
+            .expression_attribute_names("#number", "number");
+        for (name, value) in item::number_registration(number)? {
+            update = update.expression_attribute_values(format!(":{name}"), value);
+        }
+        update.send().await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn delete_number(&self, number: &E164) -> Result<(), StoreError> {
+        let out = self
+            .client()
+            .delete_item()
+            .table_name(self.table())
+            .set_key(Some(item::key(
+                item::NUMBERS_PK.to_owned(),
+                &item::number_sk(number),
+            )))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(map_err)?;
+        if out.attributes.is_some_and(|a| !a.is_empty()) {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
     }
 
     async fn remove_do_not_call(&self, number: &E164) -> Result<(), StoreError> {

@@ -75,6 +75,87 @@ pub fn ledger_pk(number: &E164) -> String {
 
 pub const LEDGER_SK: &str = "LEDGER";
 
+/// The caller IDs share one partition (`NUMBERS` / `NUMBER#<e164>`): a pool is read with one
+/// query. Each item holds the registration (`number`, JSON, with `health_state` beside it
+/// for the claim's condition) and the usage the claims write (`recent`, `day`, `day_count`,
+/// `usage_version`).
+pub const NUMBERS_PK: &str = "NUMBERS";
+
+#[must_use]
+pub fn number_sk(number: &E164) -> String {
+    format!("NUMBER#{number}")
+}
+
+/// `health_state` of a number that may be chosen.
+pub const HEALTHY: &str = "healthy";
+
+/// The attributes a registration sets (its usage is left as it is).
+///
+/// # Errors
+/// [`StoreError::Other`] when the registration cannot be written as JSON.
+pub fn number_registration(
+    number: &outdial_core::numbers::CallerNumber,
+) -> Result<Vec<(&'static str, AttributeValue)>, StoreError> {
+    let json = serde_json::to_string(number).map_err(|e| StoreError::Other(Box::new(e)))?;
+    let state = if number.health.is_healthy() {
+        HEALTHY
+    } else {
+        "quarantined"
+    };
+    Ok(vec![
+        ("type", s("number")),
+        ("e164", s(number.e164.as_str())),
+        ("pool", s(number.pool.clone())),
+        ("number", s(json)),
+        ("health_state", s(state)),
+    ])
+}
+
+/// The usage attributes a claim writes.
+#[must_use]
+pub fn number_usage(usage: &outdial_core::numbers::Usage) -> Vec<(&'static str, AttributeValue)> {
+    let recent = usage
+        .recent
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    vec![
+        ("recent", s(recent)),
+        ("day", n(usage.day)),
+        ("day_count", n(usage.day_count)),
+        ("usage_version", n(usage.version)),
+    ]
+}
+
+/// Reads a caller ID back with its usage (none yet: version 0).
+///
+/// # Errors
+/// [`StoreError::Corrupt`] naming what is malformed.
+pub fn member_from_item(item: &Item) -> Result<outdial_core::numbers::Member, StoreError> {
+    use outdial_core::numbers::{CallerNumber, Member, Usage};
+    let r = Reader::new(item);
+    let number = r.parsed("number", |raw| serde_json::from_str::<CallerNumber>(raw))?;
+    let usage = match r.opt_n::<u64>("usage_version")? {
+        None => Usage::default(),
+        Some(version) => Usage {
+            version,
+            recent: r
+                .s("recent")?
+                .split(',')
+                .filter(|t| !t.is_empty())
+                .map(|t| {
+                    t.parse::<i64>()
+                        .map_err(|e| r.corrupt(format!("recent: {e}")))
+                })
+                .collect::<Result<_, _>>()?,
+            day: r.n("day")?,
+            day_count: r.n("day_count")?,
+        },
+    };
+    Ok(Member { number, usage })
+}
+
 /// The account's policy (`POLICY#account` / `POLICY`).
 pub const POLICY_PK: &str = "POLICY#account";
 pub const POLICY_SK: &str = "POLICY";
@@ -253,6 +334,8 @@ struct CampaignSpec {
     purpose: Purpose,
     #[serde(default)]
     on_cap: OnCap,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    caller_pool: Option<outdial_core::record::PoolRef>,
 }
 
 /// The region of a campaign stored without one.
@@ -500,6 +583,7 @@ pub fn campaign_item(c: &Campaign) -> Result<Item, StoreError> {
         default_region: c.default_region.clone(),
         purpose: c.purpose,
         on_cap: c.on_cap,
+        caller_pool: c.caller_pool.clone(),
     };
     let spec = serde_json::to_string(&spec).map_err(|e| StoreError::Other(Box::new(e)))?;
     let mut item = key(campaign_pk(&c.id), CAMPAIGN_SK);
@@ -539,6 +623,7 @@ pub fn campaign_from_item(item: &Item) -> Result<Campaign, StoreError> {
         contacts: r.n("contacts")?,
         purpose: spec.purpose,
         on_cap: spec.on_cap,
+        caller_pool: spec.caller_pool,
     })
 }
 
@@ -550,6 +635,7 @@ mod tests {
         Campaign {
             purpose: outdial_core::policy::Purpose::default(),
             on_cap: outdial_core::policy::OnCap::default(),
+            caller_pool: None,
             id: CampaignId::parse("cmp_1").unwrap(),
             name: "reminders".into(),
             from: E164::parse("+15555550199").unwrap(),

@@ -32,6 +32,7 @@ fn campaign(contacts: u64) -> Campaign {
     Campaign {
         purpose: outdial_core::policy::Purpose::default(),
         on_cap: outdial_core::policy::OnCap::default(),
+        caller_pool: None,
         id: CampaignId::random(),
         name: "reminders".into(),
         from: E164::parse("+15555550199").unwrap(),
@@ -106,7 +107,15 @@ async fn claim(
     watchdog_at: Timestamp,
 ) -> Result<CallRecord, StoreError> {
     let waiting = store.call(id).await?;
-    store.claim(&waiting, T0, watchdog_at, u32::MAX, None).await
+    store
+        .claim(
+            &waiting,
+            T0,
+            watchdog_at,
+            u32::MAX,
+            &outdial_core::ports::ClaimWrites::default(),
+        )
+        .await
 }
 
 async fn dialing_call(store: &DynamoStore) -> CallRecord {
@@ -228,10 +237,26 @@ async fn a_call_is_claimed_once() {
     assert_eq!(record.status, CallStatus::Dialing);
     let mut waiting = record.clone();
     waiting.status = CallStatus::Queued;
-    let again = store.claim(&waiting, T0, T0, u32::MAX, None).await;
+    let again = store
+        .claim(
+            &waiting,
+            T0,
+            T0,
+            u32::MAX,
+            &outdial_core::ports::ClaimWrites::default(),
+        )
+        .await;
     assert!(matches!(again, Err(StoreError::Conflict)), "{again:?}");
     waiting.id = CallId::random();
-    let missing = store.claim(&waiting, T0, T0, u32::MAX, None).await;
+    let missing = store
+        .claim(
+            &waiting,
+            T0,
+            T0,
+            u32::MAX,
+            &outdial_core::ports::ClaimWrites::default(),
+        )
+        .await;
     assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
 }
 
@@ -709,7 +734,17 @@ async fn claims_take_concurrency_slots_up_to_the_campaigns_cap_and_leaving_live_
     let mut claimed = Vec::new();
     for call in &new {
         let waiting = store.call(&call.id).await.unwrap();
-        claimed.push(store.claim(&waiting, T0, T0, 2, None).await);
+        claimed.push(
+            store
+                .claim(
+                    &waiting,
+                    T0,
+                    T0,
+                    2,
+                    &outdial_core::ports::ClaimWrites::default(),
+                )
+                .await,
+        );
     }
     assert!(claimed[0].is_ok() && claimed[1].is_ok(), "{claimed:?}");
     assert!(
@@ -1018,4 +1053,111 @@ async fn an_opt_out_lists_the_number_with_its_event_once_and_keeps_a_first_entry
     store.add_do_not_call(&other, T0).await.unwrap();
     let listed = store.do_not_call_entry(&other).await.unwrap().unwrap();
     assert_eq!(listed.source, DncSource::Api);
+}
+
+#[tokio::test]
+async fn a_claim_from_a_pool_writes_the_numbers_usage_only_over_the_version_read() {
+    use outdial_core::admin::ApiStore;
+    use outdial_core::numbers::{Choice, Health, NumberSpec, choose};
+    use outdial_core::ports::{ClaimWrites, NumberWrite};
+
+    let (store, _) = store().await;
+    let e164 = E164::parse("+12125550100").unwrap();
+    let spec: NumberSpec =
+        serde_json::from_str(r#"{"pool": "east", "caps": {"per_minute": 2}}"#).unwrap();
+    let registered = spec.registration(e164.clone()).unwrap();
+    ApiStore::put_number(&store, &registered).await.unwrap();
+    let c = campaign(3);
+    let new = calls(3);
+    store.create_campaign(&c, &new).await.unwrap();
+
+    // Choose, claim, as the dispatcher does.
+    let claim_from_pool = |id: CallId, at: Timestamp| {
+        let store = store.clone();
+        async move {
+            let pool = store.pool("east").await.unwrap();
+            let waiting = store.call(&id).await.unwrap();
+            let Choice::Number { index, usage } = choose(&pool, &waiting.to, true, at) else {
+                return (Err(StoreError::AtCapacity), pool);
+            };
+            let writes = ClaimWrites {
+                ledger: None,
+                number: Some(NumberWrite {
+                    number: pool[index].number.e164.clone(),
+                    read: pool[index].usage.version,
+                    usage,
+                }),
+            };
+            (store.claim(&waiting, at, at, u32::MAX, &writes).await, pool)
+        }
+    };
+    let (first, _) = claim_from_pool(new[0].id.clone(), T0).await;
+    let first = first.unwrap();
+    assert_eq!(first.from, e164);
+    assert_eq!(store.call(&new[0].id).await.unwrap().from, e164);
+    let pool = store.pool("east").await.unwrap();
+    assert_eq!(pool[0].usage.version, 1);
+    assert_eq!(pool[0].usage.recent, vec![T0.as_millis()]);
+    assert!(store.pool("west").await.unwrap().is_empty());
+
+    // A claim over a stale usage is contended, and writes nothing.
+    let stale = ClaimWrites {
+        ledger: None,
+        number: Some(NumberWrite {
+            number: e164.clone(),
+            read: 0,
+            usage: outdial_core::numbers::Usage::default().with_placement(T0),
+        }),
+    };
+    let waiting = store.call(&new[1].id).await.unwrap();
+    let contended = store.claim(&waiting, T0, T0, u32::MAX, &stale).await;
+    assert!(
+        matches!(contended, Err(StoreError::Contended)),
+        "{contended:?}"
+    );
+    assert_eq!(
+        store.call(&new[1].id).await.unwrap().status,
+        CallStatus::Queued
+    );
+
+    // A number quarantined after it was read is not dialed from.
+    let read = store.pool("east").await.unwrap();
+    let quarantined = outdial_core::numbers::CallerNumber {
+        health: Health::Quarantined {
+            reason: "answer rate".into(),
+            at: T0,
+        },
+        ..registered.clone()
+    };
+    ApiStore::put_number(&store, &quarantined).await.unwrap();
+    let writes = ClaimWrites {
+        ledger: None,
+        number: Some(NumberWrite {
+            number: e164.clone(),
+            read: read[0].usage.version,
+            usage: read[0].usage.with_placement(T0),
+        }),
+    };
+    let refused = store.claim(&waiting, T0, T0, u32::MAX, &writes).await;
+    assert!(matches!(refused, Err(StoreError::Contended)), "{refused:?}");
+    // Restored, it is; its usage survived the registration's rewrite.
+    ApiStore::put_number(&store, &registered).await.unwrap();
+    let (second, pool) = claim_from_pool(new[1].id.clone(), T0.plus(Duration::from_secs(1))).await;
+    assert_eq!(pool[0].usage.version, 1);
+    assert_eq!(second.unwrap().from, e164);
+    // Full for the minute: the pool waits.
+    let pool = store.pool("east").await.unwrap();
+    assert_eq!(
+        choose(&pool, &new[2].to, true, T0.plus(Duration::from_secs(2))),
+        Choice::Full {
+            until: T0.plus(Duration::from_secs(60))
+        }
+    );
+    // Retired, it is gone from the pool.
+    ApiStore::delete_number(&store, &e164).await.unwrap();
+    assert!(store.pool("east").await.unwrap().is_empty());
+    assert!(matches!(
+        ApiStore::delete_number(&store, &e164).await,
+        Err(StoreError::NotFound)
+    ));
 }

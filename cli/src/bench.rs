@@ -56,6 +56,7 @@ pub async fn dial(cps: u32, seconds: u32) -> anyhow::Result<DialBench> {
     let campaign = Campaign {
         purpose: outdial_core::policy::Purpose::default(),
         on_cap: outdial_core::policy::OnCap::default(),
+        caller_pool: None,
         id: CampaignId::random(),
         name: "bench dial".into(),
         from: E164::parse("+15555550199")?,
@@ -224,6 +225,7 @@ pub async fn events(calls: u32) -> anyhow::Result<EventsBench> {
     let campaign = Campaign {
         purpose: outdial_core::policy::Purpose::default(),
         on_cap: outdial_core::policy::OnCap::default(),
+        caller_pool: None,
         id: CampaignId::random(),
         name: "bench events".into(),
         from: E164::parse("+15555550199")?,
@@ -268,7 +270,7 @@ pub async fn events(calls: u32) -> anyhow::Result<EventsBench> {
                         now,
                         now.plus(Duration::from_secs(60)),
                         u32::MAX,
-                        None,
+                        &outdial_core::ports::ClaimWrites::default(),
                     )
                     .await?;
                 let arguments = outdial_core::messages::DialArguments {

@@ -227,6 +227,7 @@ fn same_items(
     let campaign = Campaign {
         purpose: outdial_core::policy::Purpose::default(),
         on_cap: outdial_core::policy::OnCap::default(),
+        caller_pool: None,
         id: seed.campaign_id()?,
         name: "bench ingest".into(),
         from: E164::parse(FROM)?,

@@ -61,6 +61,7 @@ pub async fn replay(
     let campaign = Campaign {
         purpose: outdial_core::policy::Purpose::default(),
         on_cap: outdial_core::policy::OnCap::default(),
+        caller_pool: None,
         id: campaign_id,
         name: "replay".to_owned(),
         from: E164::parse("+15555550199")?,
@@ -100,7 +101,13 @@ pub async fn replay(
         .with_context(|| format!("writing {}", call_pk(&call_id)))?;
     let waiting = store.call(&call_id).await?;
     store
-        .claim(&waiting, clock.now(), clock.now(), u32::MAX, None)
+        .claim(
+            &waiting,
+            clock.now(),
+            clock.now(),
+            u32::MAX,
+            &outdial_core::ports::ClaimWrites::default(),
+        )
         .await?;
 
     let handler = SmaHandler::new(store, clock, Settings::default());

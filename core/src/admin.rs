@@ -20,6 +20,7 @@ use std::future::Future;
 use crate::counters::CampaignCounters;
 use crate::ids::{Attempt, CallId, CampaignId, E164};
 use crate::lifecycle::CallStatus;
+use crate::numbers::{CallerNumber, Member};
 use crate::policy::{DncEntry, Policy, Reason};
 use crate::ports::{BoxError, HistoryEntry, Page, StoreError};
 use crate::record::{CallRecord, Campaign, CampaignStatus, NewCall};
@@ -352,6 +353,29 @@ pub trait ApiStore: Send + Sync {
         policy: &Policy,
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every caller ID the account registered, with its usage.
+    ///
+    /// # Errors
+    /// Only transport and throttling errors, and a number that cannot be read.
+    fn numbers(&self) -> impl Future<Output = Result<Vec<Member>, StoreError>> + Send;
+
+    /// Writes a caller ID's registration (pool, caps, display region, health), keeping its
+    /// usage.
+    ///
+    /// # Errors
+    /// Only transport and throttling errors.
+    fn put_number(
+        &self,
+        number: &CallerNumber,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Retires a caller ID: it is chosen no more (a claim that read it fails and chooses
+    /// again).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when it was not registered.
+    fn delete_number(&self, number: &E164) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Takes `number` off the do-not-call list.
     ///

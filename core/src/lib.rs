@@ -43,6 +43,7 @@ pub mod ids;
 pub mod legal;
 pub mod lifecycle;
 pub mod messages;
+pub mod numbers;
 pub mod pacing;
 pub mod policy;
 pub mod ports;

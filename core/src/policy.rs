@@ -124,10 +124,14 @@ pub enum Reason {
     CampaignCancelled,
     /// Hung up through the API before it was dialed.
     HungUp,
+    /// Every healthy caller ID of the campaign's pool is at one of its caps.
+    CallerIdsFull,
+    /// The campaign's pool has no healthy caller ID.
+    NoCallerId,
 }
 
 impl Reason {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::Cap,
         Self::DoNotCall,
         Self::LegalHours,
@@ -136,6 +140,8 @@ impl Reason {
         Self::NoLawfulHours,
         Self::CampaignCancelled,
         Self::HungUp,
+        Self::CallerIdsFull,
+        Self::NoCallerId,
     ];
 
     /// The code stored on the record and used in counter names.
@@ -150,6 +156,8 @@ impl Reason {
             Self::NoLawfulHours => "no-lawful-hours",
             Self::CampaignCancelled => "campaign-cancelled",
             Self::HungUp => "hung-up",
+            Self::CallerIdsFull => "caller-ids-full",
+            Self::NoCallerId => "no-caller-id",
         }
     }
 
@@ -175,6 +183,8 @@ impl Reason {
             }
             Self::CampaignCancelled => "the campaign was cancelled",
             Self::HungUp => "hung up through the API before it was dialed",
+            Self::CallerIdsFull => "every caller ID of the campaign's pool is at one of its caps",
+            Self::NoCallerId => "the campaign's pool has no healthy caller ID",
         }
     }
 }

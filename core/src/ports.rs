@@ -7,6 +7,7 @@ use std::future::Future;
 
 use crate::ids::{Attempt, CallId, CampaignId, Sequence, TransactionId};
 use crate::lifecycle::{self, CallState, CallStatus, Expected, Order, Outcome};
+use crate::numbers::{Member, Usage};
 use crate::policy::{DncEntry, Ledger, LedgerWrite, Policy, Reason};
 use crate::record::{CallRecord, Campaign};
 use crate::time::Timestamp;
@@ -377,6 +378,24 @@ pub trait SmaStore: Send + Sync {
 
 /// The dispatcher's port: due work, claims, watchdogs, leases and sweeps, and the campaign and
 /// call reads its rules are decided on.
+/// What a claim writes beside the call and its campaign's slot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClaimWrites {
+    /// The callee's ledger, when a contact cap counts the call.
+    pub ledger: Option<LedgerWrite>,
+    /// The caller ID chosen from the campaign's pool, and its new usage.
+    pub number: Option<NumberWrite>,
+}
+
+/// A claim's write to a caller ID: `usage` replaces the one read, only if the number's usage
+/// still has version `read` (0: none yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberWrite {
+    pub number: crate::ids::E164,
+    pub read: u64,
+    pub usage: Usage,
+}
+
 pub trait DispatchStore: Send + Sync {
     /// # Errors
     /// [`StoreError::NotFound`] when there is no such campaign.
@@ -406,23 +425,34 @@ pub trait DispatchStore: Send + Sync {
     /// concurrency slots, in one atomic write: `QUEUED` or `RETRY_WAIT` with that attempt
     /// becomes `DIALING`, due again at `watchdog_at` (when the dial is checked on), holding a
     /// slot until it leaves the live statuses; the campaign's `live` count grows by one, and
-    /// only while it is below `max_live`; with `ledger`, the number's ledger is replaced,
-    /// only while it is at the version read (the contact caps' count). The call's `reason`
-    /// is cleared. Returns the call as claimed.
+    /// only while it is below `max_live`; with `writes.ledger`, the number's ledger is
+    /// replaced, only while it is at the version read (the contact caps' count); with
+    /// `writes.number`, the call is dialed from that caller ID (its `from`) and the number's
+    /// usage is replaced, only while it is at the version read and the number is healthy
+    /// and registered (its caps' count). The call's `reason` is cleared. Returns the call as
+    /// claimed.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when the call is not waiting to be dialed as `call.attempt`
     /// (someone else claimed it, or it was cancelled); [`StoreError::NotFound`] when it does
     /// not exist; [`StoreError::AtCapacity`] when the campaign holds `max_live` slots;
-    /// [`StoreError::Contended`] when the ledger is no longer at the version read.
+    /// [`StoreError::Contended`] when the ledger or the number's usage is no longer at the
+    /// version read, or the number was quarantined or retired meanwhile.
     fn claim(
         &self,
         call: &CallRecord,
         now: Timestamp,
         watchdog_at: Timestamp,
         max_live: u32,
-        ledger: Option<&LedgerWrite>,
+        writes: &ClaimWrites,
     ) -> impl Future<Output = Result<CallRecord, StoreError>> + Send;
+
+    /// The caller IDs of pool `name`, each with its usage, read consistently (empty when the
+    /// pool has none).
+    ///
+    /// # Errors
+    /// Only transport and throttling errors, and a number that cannot be read.
+    fn pool(&self, name: &str) -> impl Future<Output = Result<Vec<Member>, StoreError>> + Send;
 
     /// The number's ledger of counted calls, read consistently; empty at version 0 when it
     /// has none.

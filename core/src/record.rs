@@ -133,6 +133,21 @@ pub struct Campaign {
     /// What becomes of a call a contact cap stops.
     #[serde(default)]
     pub on_cap: OnCap,
+    /// The pool of caller IDs each call is dialed from, chosen per dial; `None`: every call
+    /// comes from `from`. With a pool, `from` is the number the campaign was started with
+    /// (one of the pool's), and each call records the number its attempt was dialed from.
+    #[serde(default)]
+    pub caller_pool: Option<PoolRef>,
+}
+
+/// A campaign's pool of caller IDs (`"from": {"pool": "NAME", "local_presence": true}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolRef {
+    pub pool: String,
+    /// Prefer numbers presenting the callee's area code, then country.
+    #[serde(default)]
+    pub local_presence: bool,
 }
 
 /// One contact to call, as the API accepted it.

@@ -127,6 +127,7 @@ async fn run(
     let campaign = Campaign {
         purpose: outdial_core::policy::Purpose::default(),
         on_cap: outdial_core::policy::OnCap::default(),
+        caller_pool: None,
         id: CampaignId::random(),
         name: "pstn".into(),
         from: E164::parse("+15555550199").unwrap(),
@@ -181,7 +182,13 @@ async fn run(
         let waiting = store.call(&call.id).await.unwrap();
         assert_eq!(waiting.attempt, Attempt::FIRST);
         let claimed = store
-            .claim(&waiting, clock.now(), clock.now(), u32::MAX, None)
+            .claim(
+                &waiting,
+                clock.now(),
+                clock.now(),
+                u32::MAX,
+                &outdial_core::ports::ClaimWrites::default(),
+            )
             .await
             .unwrap();
         let vars = serde_json::to_string(&claimed.vars).unwrap();

@@ -9,6 +9,7 @@ use outdial_core::admin::{
 };
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164};
 use outdial_core::lifecycle::CallStatus;
+use outdial_core::numbers::{CallerNumber, Member};
 use outdial_core::policy::{DncEntry, DncSource, Policy, Reason};
 use outdial_core::ports::{DispatchStore, HistoryEntry, Lane, Page, StoreError};
 use outdial_core::record::{CallRecord, Campaign, CampaignStatus, NewCall};
@@ -357,6 +358,35 @@ impl ApiStore for MemoryStore {
     async fn put_policy(&self, policy: &Policy, now: Timestamp) -> Result<(), StoreError> {
         self.request().policy = Some((policy.clone(), now));
         Ok(())
+    }
+
+    async fn numbers(&self) -> Result<Vec<Member>, StoreError> {
+        Ok(self.request().numbers.values().cloned().collect())
+    }
+
+    async fn put_number(&self, number: &CallerNumber) -> Result<(), StoreError> {
+        let mut t = self.request();
+        let usage = t
+            .numbers
+            .get(&number.e164)
+            .map(|m| m.usage.clone())
+            .unwrap_or_default();
+        t.numbers.insert(
+            number.e164.clone(),
+            Member {
+                number: number.clone(),
+                usage,
+            },
+        );
+        Ok(())
+    }
+
+    async fn delete_number(&self, number: &E164) -> Result<(), StoreError> {
+        self.request()
+            .numbers
+            .remove(number)
+            .map(|_| ())
+            .ok_or(StoreError::NotFound)
     }
 
     async fn remove_do_not_call(&self, number: &E164) -> Result<(), StoreError> {

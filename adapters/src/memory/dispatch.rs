@@ -5,9 +5,10 @@
 use outdial_core::dispatch::{Guard, InIndex};
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence, TransactionId};
 use outdial_core::lifecycle::CallStatus;
-use outdial_core::policy::{Ledger, LedgerWrite, Policy, Reason};
+use outdial_core::numbers::Member;
+use outdial_core::policy::{Ledger, Policy, Reason};
 use outdial_core::ports::{
-    Applied, DispatchStore, Due, DuePage, EventWrite, Lane, Page, StoreError,
+    Applied, ClaimWrites, DispatchStore, Due, DuePage, EventWrite, Lane, Page, StoreError,
 };
 use outdial_core::record::{CallRecord, Campaign};
 use outdial_core::time::Timestamp;
@@ -71,7 +72,7 @@ impl DispatchStore for MemoryStore {
         now: Timestamp,
         watchdog_at: Timestamp,
         max_live: u32,
-        ledger: Option<&LedgerWrite>,
+        writes: &ClaimWrites,
     ) -> Result<CallRecord, StoreError> {
         let listing = self.listing(Lane::Watch, &call.id, watchdog_at);
         let mut t = self.request();
@@ -81,12 +82,28 @@ impl DispatchStore for MemoryStore {
         if live.is_some_and(|live| live >= i64::from(max_live)) {
             return Err(StoreError::AtCapacity);
         }
-        if let Some(w) = ledger {
+        if let Some(w) = &writes.ledger {
             let stored = t.ledgers.get(&w.number).map_or(0, |l| l.version);
             if stored != w.read {
                 return Err(StoreError::Contended);
             }
+        }
+        if let Some(w) = &writes.number {
+            let usable = t
+                .numbers
+                .get(&w.number)
+                .is_some_and(|m| m.number.health.is_healthy() && m.usage.version == w.read);
+            if !usable {
+                return Err(StoreError::Contended);
+            }
+        }
+        if let Some(w) = &writes.ledger {
             t.ledgers.insert(w.number.clone(), w.ledger.clone());
+        }
+        if let Some(w) = &writes.number {
+            if let Some(member) = t.numbers.get_mut(&w.number) {
+                member.usage = w.usage.clone();
+            }
         }
         t.counters_of(&call.campaign_id).counters.live += 1;
         let row = t.guarded(&call.id, Guard::waiting(call.attempt))?;
@@ -97,13 +114,28 @@ impl DispatchStore for MemoryStore {
         row.dialed_at = Some(now);
         row.slot = Some(call.attempt);
         row.record.reason = None;
+        if let Some(w) = &writes.number {
+            row.record.from = w.number.clone();
+        }
         // The call as claimed, from the record the dispatcher read (as `DynamoStore` answers).
         let mut claimed = call.clone();
         claimed.status = CallStatus::Dialing;
         claimed.due_at = Some(watchdog_at);
         claimed.updated_at = now;
         claimed.reason = None;
+        if let Some(w) = &writes.number {
+            claimed.from = w.number.clone();
+        }
         Ok(claimed)
+    }
+
+    async fn pool(&self, name: &str) -> Result<Vec<Member>, StoreError> {
+        let t = self.request();
+        Ok(t.numbers
+            .values()
+            .filter(|m| m.number.pool == name)
+            .cloned()
+            .collect())
     }
 
     async fn due(

@@ -47,6 +47,7 @@ use outdial_core::counters::{CampaignCounters, HistoryItem, StreamPosition};
 use outdial_core::dispatch::Guard;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence};
 use outdial_core::lifecycle::{CallStatus, Outcome};
+use outdial_core::numbers::Member;
 use outdial_core::policy::{DncEntry, Ledger, Policy};
 use outdial_core::ports::{Lane, Page, StoreError};
 use outdial_core::record::{CallRecord, Campaign, NewCall};
@@ -87,6 +88,8 @@ struct Tables {
     do_not_call: HashMap<E164, DncEntry>,
     /// Each number's ledger of calls counted against the contact caps.
     ledgers: HashMap<E164, Ledger>,
+    /// The caller IDs, each with its registration and usage.
+    numbers: BTreeMap<E164, Member>,
     /// The account's policy and when it was set.
     policy: Option<(Policy, Timestamp)>,
     leases: HashMap<u32, LeaseRow>,

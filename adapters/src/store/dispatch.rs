@@ -10,8 +10,11 @@ use aws_sdk_dynamodb::types::{
 use outdial_core::dispatch::{Guard, InIndex};
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, TransactionId};
 use outdial_core::lifecycle::CallStatus;
+use outdial_core::numbers::Member;
 use outdial_core::policy::{Ledger, LedgerWrite, Policy, Reason};
-use outdial_core::ports::{DispatchStore, Due, DuePage, Lane, Page, StoreError};
+use outdial_core::ports::{
+    ClaimWrites, DispatchStore, Due, DuePage, Lane, NumberWrite, Page, StoreError,
+};
 use outdial_core::record::{CallRecord, Campaign};
 use outdial_core::time::Timestamp;
 
@@ -71,7 +74,74 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// The claim's write of a caller ID's usage: only over the version read, while the
+    /// number is registered and healthy.
+    fn usage_update(&self, w: &NumberWrite) -> Result<Update, StoreError> {
+        let condition = if w.read == 0 {
+            "attribute_exists(PK) AND health_state = :healthy AND attribute_not_exists(usage_version)"
+        } else {
+            "attribute_exists(PK) AND health_state = :healthy AND usage_version = :read"
+        };
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                item::NUMBERS_PK.to_owned(),
+                &item::number_sk(&w.number),
+            )))
+            .update_expression(
+                "SET recent = :recent, #day = :day, day_count = :day_count, \
+                 usage_version = :usage_version",
+            )
+            .condition_expression(condition)
+            .expression_attribute_names("#day", "day")
+            .expression_attribute_values(":healthy", s(item::HEALTHY));
+        for (name, value) in item::number_usage(&w.usage) {
+            update = update.expression_attribute_values(format!(":{name}"), value);
+        }
+        if w.read != 0 {
+            update = update.expression_attribute_values(":read", n(w.read));
+        }
+        update.build().map_err(build_err)
+    }
+
+    /// Every caller ID, with its usage, read consistently, page after page.
+    ///
+    /// # Errors
+    /// Only transport and throttling errors, and a number that cannot be read.
+    pub async fn numbers(&self) -> Result<Vec<Member>, StoreError> {
+        let mut members = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk")
+                .expression_attribute_values(":pk", s(item::NUMBERS_PK))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(map_err)?;
+            for item in out.items() {
+                members.push(item::member_from_item(item)?);
+            }
+            match out.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(members),
+            }
+        }
+    }
+}
+
 impl DispatchStore for DynamoStore {
+    async fn pool(&self, name: &str) -> Result<Vec<Member>, StoreError> {
+        let mut members = self.numbers().await?;
+        members.retain(|m| m.number.pool == name);
+        Ok(members)
+    }
+
     async fn campaign(&self, id: &CampaignId) -> Result<Campaign, StoreError> {
         Self::campaign(self, id).await
     }
@@ -96,7 +166,7 @@ impl DispatchStore for DynamoStore {
         now: Timestamp,
         watchdog_at: Timestamp,
         max_live: u32,
-        ledger: Option<&LedgerWrite>,
+        writes: &ClaimWrites,
     ) -> Result<CallRecord, StoreError> {
         let mut values = vec![
             (
@@ -109,17 +179,23 @@ impl DispatchStore for DynamoStore {
             (":attempt", n(call.attempt)),
         ];
         values.extend(sets_status(&call.id, CallStatus::Dialing));
-        let e = Condition::from(Guard::waiting(call.attempt))
-            .guarding(&[("#status", "status"), ("#reason", item::REASON)], values);
+        let mut names = vec![("#status", "status"), ("#reason", item::REASON)];
+        let mut set = String::from(
+            "SET #status = :status, status_call = :status_call, due_shard = :shard, \
+             due_key = :due_key, due_at = :due_at, updated_at = :now, dialed_at = :now, \
+             slot = :attempt",
+        );
+        if let Some(w) = &writes.number {
+            values.push((":from", s(w.number.as_str())));
+            names.push(("#from", "from"));
+            set.push_str(", #from = :from");
+        }
+        let e = Condition::from(Guard::waiting(call.attempt)).guarding(&names, values);
         let claim = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(call_pk(&call.id), item::CALL_SK)))
             .guarded(e)
-            .update_expression(
-                "SET #status = :status, status_call = :status_call, due_shard = :shard, \
-                 due_key = :due_key, due_at = :due_at, updated_at = :now, dialed_at = :now, \
-                 slot = :attempt REMOVE #reason",
-            )
+            .update_expression(format!("{set} REMOVE #reason"))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(build_err)?;
@@ -136,14 +212,24 @@ impl DispatchStore for DynamoStore {
         claimed.due_at = Some(watchdog_at);
         claimed.updated_at = now;
         claimed.reason = None;
+        if let Some(w) = &writes.number {
+            claimed.from = w.number.clone();
+        }
         let mut items = vec![
             TransactWriteItem::builder().update(claim).build(),
             TransactWriteItem::builder().update(slot).build(),
         ];
-        if let Some(ledger) = ledger {
+        if let Some(ledger) = &writes.ledger {
             items.push(
                 TransactWriteItem::builder()
                     .update(self.ledger_update(ledger)?)
+                    .build(),
+            );
+        }
+        if let Some(number) = &writes.number {
+            items.push(
+                TransactWriteItem::builder()
+                    .update(self.usage_update(number)?)
                     .build(),
             );
         }
@@ -153,16 +239,15 @@ impl DispatchStore for DynamoStore {
             Duration::from_millis(5),
             claimed,
             |reasons| {
-                let (call, slot, ledger) = match reasons {
-                    [call, slot] => (call, slot, None),
-                    [call, slot, ledger] => (call, slot, Some(ledger)),
-                    _ => return None,
+                // The call, its slot, then the ledger and the number's usage when written.
+                let [call, slot, guarded @ ..] = reasons else {
+                    return None;
                 };
                 Some(if let Some(refused) = refused_on_condition(call) {
                     Cancelled::Answer(Err(refused))
                 } else if failed_on_condition(slot) {
                     Cancelled::Answer(Err(StoreError::AtCapacity))
-                } else if ledger.is_some_and(failed_on_condition) {
+                } else if guarded.iter().any(failed_on_condition) {
                     Cancelled::Answer(Err(StoreError::Contended))
                 } else {
                     Cancelled::Retry

@@ -236,6 +236,7 @@ async fn campaign(
     let campaign = Campaign {
         purpose: Purpose::Informational,
         on_cap: OnCap::Cancel,
+        caller_pool: None,
         id: CampaignId::random(),
         name: "bench caps".into(),
         from: E164::parse("+15555550199")?,

@@ -45,6 +45,7 @@ fn campaign(status: CampaignStatus) -> Campaign {
     Campaign {
         purpose: crate::policy::Purpose::default(),
         on_cap: crate::policy::OnCap::default(),
+        caller_pool: None,
         id: CampaignId::random(),
         name: "rules".into(),
         from: E164::parse("+15555550199").unwrap(),

@@ -250,6 +250,7 @@ where
             contacts: accepted as u64,
             purpose: spec.purpose,
             on_cap: spec.on_cap,
+            caller_pool: None,
         };
         let calls = new_calls(&campaign, &mut checked.accepted, &seed, now)?;
         self.store.create_campaign(&campaign, &calls).await?;

@@ -66,6 +66,7 @@ fn store() -> Accepting {
     let campaign = Campaign {
         purpose: outdial_core::policy::Purpose::default(),
         on_cap: outdial_core::policy::OnCap::default(),
+        caller_pool: None,
         id: CampaignId::parse("cmp_bench").unwrap_or_else(|_| CampaignId::random()),
         name: "bench".into(),
         from: E164::parse("+15555550199").unwrap_or_else(|_| unreachable!()),

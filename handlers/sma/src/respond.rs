@@ -198,9 +198,15 @@ pub fn decide(
                     if listening {
                         Vec::new()
                     } else {
+                        // The caller ID this call was dialed from (a pool's number, chosen
+                        // per dial), which a transfer presents too.
+                        let from = event
+                            .leg(&ParticipantTag::LegA)
+                            .and_then(|p| p.from.as_deref())
+                            .unwrap_or(campaign.from.as_str());
                         let ctx = Ctx {
                             leg: &leg,
-                            from: campaign.from.as_str(),
+                            from,
                             vars: &facts.vars,
                         };
                         let next = script_run::run(

@@ -43,6 +43,7 @@ async fn other_campaign(h: &Harness) -> Campaign {
     let other = Campaign {
         purpose: outdial_core::policy::Purpose::default(),
         on_cap: outdial_core::policy::OnCap::default(),
+        caller_pool: None,
         id: CampaignId::random(),
         script: serde_json::from_str(
             r#"{"start": "s", "steps": {"s": {"say": "A message from another campaign."}}}"#,

@@ -107,6 +107,7 @@ async fn a_write_that_stalls_is_answered_at_the_budget() {
     let campaign = Campaign {
         purpose: outdial_core::policy::Purpose::default(),
         on_cap: outdial_core::policy::OnCap::default(),
+        caller_pool: None,
         id: call.campaign.clone(),
         name: "budget".into(),
         from: E164::parse(support::FROM).unwrap(),

@@ -100,6 +100,7 @@ impl Run {
             let campaign = Campaign {
                 purpose: outdial_core::policy::Purpose::default(),
                 on_cap: outdial_core::policy::OnCap::default(),
+                caller_pool: None,
                 id: CampaignId::random(),
                 name: format!("stream {k}"),
                 from: E164::parse("+15555550199").unwrap(),

@@ -10,9 +10,10 @@ use outdial_core::dispatch::{self, AfterDial, DialAnswer};
 use outdial_core::ids::{CallId, TransactionId};
 use outdial_core::lifecycle::EndRequest;
 use outdial_core::messages::{self, DialArguments, keys};
+use outdial_core::numbers::{self, Choice};
 use outdial_core::policy::{Admission, LedgerWrite, OnCap, Reason};
-use outdial_core::ports::{DialError, Dialer, DispatchStore, StoreError};
-use outdial_core::record::{CallRecord, Campaign, CampaignStatus};
+use outdial_core::ports::{ClaimWrites, DialError, Dialer, DispatchStore, NumberWrite, StoreError};
+use outdial_core::record::{CallRecord, Campaign, CampaignStatus, PoolRef};
 use outdial_core::time::Timestamp;
 use tracing::{info, warn};
 
@@ -42,8 +43,26 @@ async fn claim<S: DispatchStore, D: Dialer>(
         }
     };
     let policy = &account.policy;
+    // One claim at a time per pool in this dispatcher: claims racing for the least used
+    // number would otherwise mostly fail on its version. Other dispatchers' claims are kept
+    // out by the version alone.
+    let pool_turn = campaign
+        .caller_pool
+        .as_ref()
+        .map(|pool| shared.pool_lock(&pool.pool));
+    let _turn = match &pool_turn {
+        Some(lock) => Some(lock.lock().await),
+        None => None,
+    };
     for _ in 0..CONTENDED_TRIES {
         let now = shared.clock.now();
+        let number = match &campaign.caller_pool {
+            None => None,
+            Some(pool) => match caller_id(shared, call, pool, now).await {
+                Some(write) => Some(write),
+                None => return None,
+            },
+        };
         let ledger = if policy.caps_purpose(campaign.purpose) {
             match store.ledger(&call.to).await {
                 Ok(ledger) => Some(ledger),
@@ -87,13 +106,17 @@ async fn claim<S: DispatchStore, D: Dialer>(
         };
         // The watchdog counts from the moment the dial goes out, not from the claim.
         let watchdog_at = now.plus(slot.wait + shared.settings.first_event_within);
+        let writes = ClaimWrites {
+            ledger: write,
+            number,
+        };
         match store
             .claim(
                 call,
                 now,
                 watchdog_at,
                 campaign.pacing.max_concurrent,
-                write.as_ref(),
+                &writes,
             )
             .await
         {
@@ -110,7 +133,46 @@ async fn claim<S: DispatchStore, D: Dialer>(
             }
         }
     }
-    warn!(call_id = %call.id, "the number's ledger stayed contended; left for the next tick");
+    warn!(call_id = %call.id, "the ledger or the caller ID stayed contended; left for the next tick");
+    None
+}
+
+/// How long a call waits when its pool has no healthy caller ID, before it looks again.
+const NO_CALLER_ID_RECHECK: Duration = Duration::from_secs(300);
+
+/// Chooses the caller ID `call` is dialed from, out of `pool`; `None`, with the call held
+/// (reason `caller-ids-full` until the first number has room, or `no-caller-id` for a
+/// while), when none can place it now.
+async fn caller_id<S: DispatchStore, D: Dialer>(
+    shared: &Shared<S, D>,
+    call: &CallRecord,
+    pool: &PoolRef,
+    now: Timestamp,
+) -> Option<NumberWrite> {
+    let members = match shared.store.pool(&pool.pool).await {
+        Ok(members) => members,
+        Err(e) => {
+            warn!(call_id = %call.id, error = %e, "caller-ID pool unreadable; dial left for the next tick");
+            return None;
+        }
+    };
+    let (until, reason) = match numbers::choose(&members, &call.to, pool.local_presence, now) {
+        Choice::Number { index, usage } => {
+            let member = members.get(index)?;
+            return Some(NumberWrite {
+                number: member.number.e164.clone(),
+                read: member.usage.version,
+                usage,
+            });
+        }
+        Choice::Full { until } => (until, Reason::CallerIdsFull),
+        Choice::Empty => (now.plus(NO_CALLER_ID_RECHECK), Reason::NoCallerId),
+    };
+    let held = shared
+        .store
+        .defer(&call.id, call.attempt, until, reason, now)
+        .await;
+    ended_without_dial(call, held, &shared.totals.caller_ids_held);
     None
 }
 
@@ -238,7 +300,7 @@ pub(crate) async fn dial<S: DispatchStore, D: Dialer>(
     }
     let answer = shared
         .dialer
-        .place(&campaign.from, &claimed.to, arguments)
+        .place(&claimed.from, &claimed.to, arguments)
         .await;
     let now = shared.clock.now();
     let (transaction, answer) = match answer {

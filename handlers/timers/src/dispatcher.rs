@@ -56,6 +56,8 @@ pub(crate) struct Shared<S, D> {
     /// Calls this dispatcher moved to each campaign's window opening, so that the next one
     /// goes a pacing interval after the last instead of piling up on the same instant.
     pub(crate) deferred: Mutex<HashMap<(CampaignId, i64), u32>>,
+    /// One claim at a time per caller-ID pool (see `dial::claim`).
+    pub(crate) pools: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) totals: Totals,
 }
 
@@ -102,6 +104,7 @@ where
                 pacing: Mutex::new(pacing),
                 in_flight: Mutex::new(HashSet::new()),
                 deferred: Mutex::new(HashMap::new()),
+                pools: Mutex::new(HashMap::new()),
                 totals: Totals::default(),
             }),
             tasks: tokio::sync::Mutex::new(JoinSet::new()),
@@ -171,6 +174,11 @@ pub(crate) struct Slot {
 }
 
 impl<S: DispatchStore, D> Shared<S, D> {
+    /// The lock that takes turns among this dispatcher's claims from pool `name`.
+    pub(crate) fn pool_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        Arc::clone(lock(&self.pools).entry(name.to_owned()).or_default())
+    }
+
     /// The account's rules, from a cache trusted for `campaign_ttl`.
     pub(crate) async fn account(&self) -> Result<Arc<Account>, StoreError> {
         let now = self.clock.now();

@@ -113,8 +113,11 @@ pub struct Stats {
     pub at_capacity: u32,
     /// Waiting calls a contact cap of the account policy ended or held.
     pub capped: u32,
-    /// Claims tried again because another claim counted a call to the same number first.
+    /// Claims tried again because another claim counted a call to the same number first,
+    /// or dialed from the same caller ID.
     pub contended: u32,
+    /// Waiting calls held because no caller ID of their pool could place them.
+    pub caller_ids_held: u32,
     /// Dials that woke up late enough, next to one on time, that the send window held them
     /// back (2 ms or more), so that no second at the API holds more dials than the rate.
     pub held: u32,
@@ -138,6 +141,7 @@ pub(crate) struct Totals {
     pub(crate) at_capacity: AtomicU32,
     pub(crate) capped: AtomicU32,
     pub(crate) contended: AtomicU32,
+    pub(crate) caller_ids_held: AtomicU32,
     pub(crate) held: AtomicU32,
 }
 
@@ -165,6 +169,7 @@ impl Totals {
             at_capacity: get(&self.at_capacity),
             capped: get(&self.capped),
             contended: get(&self.contended),
+            caller_ids_held: get(&self.caller_ids_held),
             held: get(&self.held),
         }
     }

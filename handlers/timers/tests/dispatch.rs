@@ -152,6 +152,7 @@ impl Setup {
         let campaign = Campaign {
             purpose: outdial_core::policy::Purpose::default(),
             on_cap: outdial_core::policy::OnCap::default(),
+            caller_pool: None,
             id: CampaignId::random(),
             name: "dispatch".into(),
             from: E164::parse("+15555550199").unwrap(),
@@ -469,6 +470,7 @@ async fn a_campaign_started_behind_a_large_one_dials_at_its_own_rate_at_once() {
     let b = Campaign {
         purpose: outdial_core::policy::Purpose::default(),
         on_cap: outdial_core::policy::OnCap::default(),
+        caller_pool: None,
         id: CampaignId::random(),
         pacing: Pacing {
             calls_per_second: 10.0,

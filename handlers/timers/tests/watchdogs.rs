@@ -39,6 +39,7 @@ fn world(max_attempts: u32) -> World {
     let campaign = Campaign {
         purpose: outdial_core::policy::Purpose::default(),
         on_cap: outdial_core::policy::OnCap::default(),
+        caller_pool: None,
         id: CampaignId::random(),
         name: "watchdogs".into(),
         from: E164::parse("+15555550199").unwrap(),

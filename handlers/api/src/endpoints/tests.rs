@@ -61,6 +61,7 @@ fn campaign(calls_per_second: f64) -> Campaign {
     Campaign {
         purpose: outdial_core::policy::Purpose::default(),
         on_cap: outdial_core::policy::OnCap::default(),
+        caller_pool: None,
         id: CampaignId::parse("cmp_1").unwrap(),
         name: "n".into(),
         from: E164::parse("+15555550199").unwrap(),

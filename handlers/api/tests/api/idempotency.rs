@@ -182,6 +182,7 @@ async fn a_request_whose_first_attempt_died_is_completed_by_its_retry_after_the_
     let campaign = Campaign {
         purpose: outdial_core::policy::Purpose::default(),
         on_cap: outdial_core::policy::OnCap::default(),
+        caller_pool: None,
         id: campaign_id.clone(),
         name: "reminders".into(),
         from: E164::parse(FROM).unwrap(),

@@ -58,6 +58,7 @@ impl Harness {
         let campaign = Campaign {
             purpose: outdial_core::policy::Purpose::default(),
             on_cap: outdial_core::policy::OnCap::default(),
+            caller_pool: None,
             id: CampaignId::random(),
             name: "reminders".into(),
             from: E164::parse(FROM).unwrap(),
@@ -115,7 +116,16 @@ impl Harness {
         .await;
         let waiting = store.call(&id).await.unwrap();
         assert_eq!(waiting.attempt, Attempt::FIRST);
-        store.claim(&waiting, T0, T0, u32::MAX, None).await.unwrap();
+        store
+            .claim(
+                &waiting,
+                T0,
+                T0,
+                u32::MAX,
+                &outdial_core::ports::ClaimWrites::default(),
+            )
+            .await
+            .unwrap();
         self.requests.reset();
         Call::new(id, self.campaign.id.clone(), 1, to, vars)
     }

@@ -124,6 +124,7 @@ async fn a_deferring_campaign_waits_for_the_cap_to_reopen() {
     let second = Campaign {
         id: CampaignId::random(),
         on_cap: outdial_core::policy::OnCap::Defer,
+        caller_pool: None,
         ..h.campaign.clone()
     };
     let calls: Vec<NewCall> = h
