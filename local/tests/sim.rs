@@ -10,8 +10,9 @@ use futures::future::BoxFuture;
 use outdial_adapters::dialer::ChimeDialer;
 use outdial_core::ids::{E164, TransactionId};
 use outdial_core::ports::{DialError, Dialer};
+use outdial_core::time::{Clock, ManualClock, Timestamp};
 use outdial_local::sim::{
-    Callee, Callees, Faults, Invoke, Report, SimConfig, Simulator, voice_client,
+    Callee, Callees, Faults, FromUsage, Invoke, Report, SimConfig, Simulator, voice_client,
 };
 use serde_json::{Value, json};
 
@@ -719,4 +720,115 @@ async fn the_report_counts_placements_per_number_and_purpose() {
         .remove("placed_per_number_purpose");
     let read: Report = serde_json::from_value(old).unwrap();
     assert!(read.placed_per_number_purpose.is_empty());
+}
+
+/// A simulator whose placements are timed by `clock`, run as `config` says (speed aside);
+/// the events its handler was sent go to `seen`.
+async fn on_virtual_time(
+    config: SimConfig,
+    clock: &Arc<ManualClock>,
+    answer: Value,
+    seen: &Arc<Mutex<Vec<Value>>>,
+) -> (Simulator, ChimeDialer) {
+    let clock: Arc<dyn Clock> = Arc::<ManualClock>::clone(clock);
+    let config = SimConfig {
+        speed: 0.001,
+        clock: Some(clock),
+        ..config
+    };
+    let handler = Scripted {
+        answer,
+        delay: Duration::ZERO,
+        seen: Arc::clone(seen),
+    };
+    let sim = Simulator::start(config, "sma-test", Arc::new(handler))
+        .await
+        .unwrap();
+    let dialer = ChimeDialer::new(voice_client(&sim.endpoint()), "sma-test");
+    (sim, dialer)
+}
+
+/// Places a call from `from` to `to` once `clock` reads `at_ms`; its transaction.
+async fn dial_at(
+    dialer: &ChimeDialer,
+    clock: &ManualClock,
+    at_ms: i64,
+    from: &str,
+    to: &str,
+) -> String {
+    clock.set(Timestamp::from_millis(at_ms));
+    dialer
+        .place(
+            &E164::parse(from).unwrap(),
+            &E164::parse(to).unwrap(),
+            BTreeMap::new(),
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .to_owned()
+}
+
+fn busy_lines() -> Callees {
+    Callees {
+        by_number: BTreeMap::new(),
+        mix: vec![(1, Callee::Busy)],
+    }
+}
+
+#[tokio::test]
+async fn the_report_counts_placements_per_caller_id_in_sliding_minutes_and_hours() {
+    let clock = Arc::new(ManualClock::at(Timestamp::from_millis(1_700_000_000_000)));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let config = SimConfig {
+        callees: busy_lines(),
+        ..SimConfig::default()
+    };
+    let (sim, dialer) = on_virtual_time(config, &clock, actions(vec![]), &seen).await;
+    let t0 = 1_700_000_000_000;
+    let (a, b) = ("+15555550199", "+15555550198");
+    // From a: three within the first minute (0 s, 10 s, 50 s), and five within the first
+    // hour; the last is 3,600 s after the third, so not in its hour.
+    for at_s in [0, 10, 50, 70, 130, 3_650] {
+        dial_at(&dialer, &clock, t0 + at_s * 1_000, a, "+15555550100").await;
+    }
+    // From b: two exactly a minute apart are never within one 60 s window.
+    for at_s in [5_000, 5_060] {
+        dial_at(&dialer, &clock, t0 + at_s * 1_000, b, "+15555550101").await;
+    }
+    assert!(sim.wait_idle(Duration::from_secs(30)).await);
+    let report = sim.report();
+    assert_eq!(
+        report.placed_per_from,
+        BTreeMap::from([
+            (
+                a.to_owned(),
+                FromUsage {
+                    total: 6,
+                    max_per_minute: 3,
+                    max_per_hour: 5
+                }
+            ),
+            (
+                b.to_owned(),
+                FromUsage {
+                    total: 2,
+                    max_per_minute: 1,
+                    max_per_hour: 2
+                }
+            ),
+        ])
+    );
+    assert_eq!(report.max_in_any_second, 8, "wall time, as ever");
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(
+        json["placed_per_from"][a],
+        json!({"total": 6, "max_per_minute": 3, "max_per_hour": 5})
+    );
+    // A report written before the fields existed still reads.
+    let mut old = json;
+    let fields = old.as_object_mut().unwrap();
+    fields.remove("placed_per_from");
+    let read: Report = serde_json::from_value(old).unwrap();
+    assert!(read.placed_per_from.is_empty());
 }
