@@ -188,6 +188,7 @@ mod tests {
             throttled: 0,
             creates,
             placed_per_from: BTreeMap::new(),
+            carrier_rejected: BTreeMap::new(),
         }
     }
 

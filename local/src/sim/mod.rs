@@ -14,6 +14,7 @@
 
 pub mod call;
 pub mod callee;
+pub mod carrier;
 pub mod knowable;
 pub mod rng;
 
@@ -36,6 +37,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 pub use callee::{Callee, Callees, CalleesFileError, Persona, UnknownPersona, parse_callees_file};
+pub use carrier::Carrier;
 
 /// The `ArgumentsMap` key that says why a call is made (`informational`, `healthcare`,
 /// `telemarketing`, `emergency`), as the dispatcher sends it; a dial without it counts as
@@ -84,11 +86,14 @@ pub struct SimConfig {
     /// the 20 s hang-up). They bound the handler's real latency, so they run in real time
     /// (1.0) unless a test shortens them to see them fire.
     pub deadline_speed: f64,
-    /// Where the time of each placement comes from, for the report's `placed_per_from`:
-    /// `clock.now()` when set (a test's virtual clock), else the wall time
+    /// Where the time of each placement comes from, for the report's `placed_per_from` and
+    /// the carrier model: `clock.now()` when set (a test's virtual clock), else the wall time
     /// elapsed since the simulator started (not scaled by `speed`). Not serialized.
     #[serde(skip)]
     pub clock: Option<Arc<dyn Clock>>,
+    /// The carrier's judgement of caller IDs ([`Carrier`]); off when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<Carrier>,
 }
 
 impl Default for SimConfig {
@@ -101,6 +106,7 @@ impl Default for SimConfig {
             agent_talk_ms: 20_000,
             deadline_speed: 1.0,
             clock: None,
+            carrier: None,
         }
     }
 }
@@ -116,6 +122,7 @@ impl PartialEq for SimConfig {
             agent_talk_ms,
             deadline_speed,
             clock,
+            carrier,
         } = self;
         let same_clock = match (clock, &other.clock) {
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
@@ -129,6 +136,7 @@ impl PartialEq for SimConfig {
             && *agent_talk_ms == other.agent_talk_ms
             && *deadline_speed == other.deadline_speed
             && same_clock
+            && *carrier == other.carrier
     }
 }
 
@@ -281,6 +289,9 @@ pub struct Report {
     /// clock (`SimConfig::clock`, else wall time since the start).
     #[serde(default)]
     pub placed_per_from: BTreeMap<String, FromUsage>,
+    /// Calls the carrier model rejected with SIP 608, per caller ID.
+    #[serde(default)]
+    pub carrier_rejected: BTreeMap<String, u32>,
 }
 
 #[derive(Debug, Default)]
@@ -297,6 +308,9 @@ pub(crate) struct Shared {
     pub creates: Vec<CreateRequest>,
     /// Each call placed with a `201`: its caller ID and the placement clock's milliseconds.
     pub placed_from: Vec<(String, i64)>,
+    /// What the carrier model knows of each caller ID.
+    pub caller_ids: carrier::CallerIds,
+    pub carrier_rejected: BTreeMap<String, u32>,
 }
 
 pub(crate) struct Inner {
@@ -526,6 +540,7 @@ fn report_of(inner: &Inner) -> Report {
             throttled: shared.throttled,
             creates: shared.creates.clone(),
             placed_per_from,
+            carrier_rejected: shared.carrier_rejected.clone(),
         }
     }
 }
@@ -714,6 +729,7 @@ async fn create(
             from: &from,
             to: &to,
             answered: !fail_after_placing,
+            clock_ms,
         },
         body.arguments_map,
         call_draws,
