@@ -10,8 +10,9 @@ use futures::future::BoxFuture;
 use outdial_adapters::dialer::ChimeDialer;
 use outdial_core::ids::{E164, TransactionId};
 use outdial_core::ports::{DialError, Dialer};
+use outdial_core::time::{Clock, ManualClock, Timestamp};
 use outdial_local::sim::{
-    Callee, Callees, Faults, Invoke, Report, SimConfig, Simulator, voice_client,
+    Callee, Callees, Carrier, Faults, FromUsage, Invoke, Report, SimConfig, Simulator, voice_client,
 };
 use serde_json::{Value, json};
 
@@ -719,4 +720,325 @@ async fn the_report_counts_placements_per_number_and_purpose() {
         .remove("placed_per_number_purpose");
     let read: Report = serde_json::from_value(old).unwrap();
     assert!(read.placed_per_number_purpose.is_empty());
+}
+
+/// A simulator whose placements are timed by `clock`, run as `config` says (speed aside);
+/// the events its handler was sent go to `seen`.
+async fn on_virtual_time(
+    config: SimConfig,
+    clock: &Arc<ManualClock>,
+    answer: Value,
+    seen: &Arc<Mutex<Vec<Value>>>,
+) -> (Simulator, ChimeDialer) {
+    let clock: Arc<dyn Clock> = Arc::<ManualClock>::clone(clock);
+    let config = SimConfig {
+        speed: 0.001,
+        clock: Some(clock),
+        ..config
+    };
+    let handler = Scripted {
+        answer,
+        delay: Duration::ZERO,
+        seen: Arc::clone(seen),
+    };
+    let sim = Simulator::start(config, "sma-test", Arc::new(handler))
+        .await
+        .unwrap();
+    let dialer = ChimeDialer::new(voice_client(&sim.endpoint()), "sma-test");
+    (sim, dialer)
+}
+
+/// Places a call from `from` to `to` once `clock` reads `at_ms`; its transaction.
+async fn dial_at(
+    dialer: &ChimeDialer,
+    clock: &ManualClock,
+    at_ms: i64,
+    from: &str,
+    to: &str,
+) -> String {
+    clock.set(Timestamp::from_millis(at_ms));
+    dialer
+        .place(
+            &E164::parse(from).unwrap(),
+            &E164::parse(to).unwrap(),
+            BTreeMap::new(),
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .to_owned()
+}
+
+fn busy_lines() -> Callees {
+    Callees {
+        by_number: BTreeMap::new(),
+        mix: vec![(1, Callee::Busy)],
+    }
+}
+
+/// The events the handler was sent for `transaction`.
+fn events_of<'a>(seen: &'a [Value], transaction: &str) -> Vec<&'a Value> {
+    seen.iter()
+        .filter(|e| e["CallDetails"]["TransactionId"] == transaction)
+        .collect()
+}
+
+/// The SIP code of the `HANGUP` the handler was sent for `transaction`.
+fn hangup_code(seen: &[Value], transaction: &str) -> u64 {
+    let events = events_of(seen, transaction);
+    let hangup = events
+        .iter()
+        .find(|e| e["InvocationEventType"] == "HANGUP")
+        .unwrap_or_else(|| panic!("no HANGUP for {transaction}: {events:#?}"));
+    hangup["ActionData"]["Parameters"]["SipResponseCode"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_report_counts_placements_per_caller_id_in_sliding_minutes_and_hours() {
+    let clock = Arc::new(ManualClock::at(Timestamp::from_millis(1_700_000_000_000)));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let config = SimConfig {
+        callees: busy_lines(),
+        ..SimConfig::default()
+    };
+    let (sim, dialer) = on_virtual_time(config, &clock, actions(vec![]), &seen).await;
+    let t0 = 1_700_000_000_000;
+    let (a, b) = ("+15555550199", "+15555550198");
+    // From a: three within the first minute (0 s, 10 s, 50 s), and five within the first
+    // hour; the last is 3,600 s after the third, so not in its hour.
+    for at_s in [0, 10, 50, 70, 130, 3_650] {
+        dial_at(&dialer, &clock, t0 + at_s * 1_000, a, "+15555550100").await;
+    }
+    // From b: two exactly a minute apart are never within one 60 s window.
+    for at_s in [5_000, 5_060] {
+        dial_at(&dialer, &clock, t0 + at_s * 1_000, b, "+15555550101").await;
+    }
+    assert!(sim.wait_idle(Duration::from_secs(30)).await);
+    let report = sim.report();
+    assert_eq!(
+        report.placed_per_from,
+        BTreeMap::from([
+            (
+                a.to_owned(),
+                FromUsage {
+                    total: 6,
+                    max_per_minute: 3,
+                    max_per_hour: 5
+                }
+            ),
+            (
+                b.to_owned(),
+                FromUsage {
+                    total: 2,
+                    max_per_minute: 1,
+                    max_per_hour: 2
+                }
+            ),
+        ])
+    );
+    assert!(report.carrier_rejected.is_empty(), "no carrier model");
+    assert_eq!(report.max_in_any_second, 8, "wall time, as ever");
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(
+        json["placed_per_from"][a],
+        json!({"total": 6, "max_per_minute": 3, "max_per_hour": 5})
+    );
+    // A report written before the fields existed still reads.
+    let mut old = json;
+    let fields = old.as_object_mut().unwrap();
+    fields.remove("placed_per_from");
+    fields.remove("carrier_rejected");
+    let read: Report = serde_json::from_value(old).unwrap();
+    assert!(read.placed_per_from.is_empty() && read.carrier_rejected.is_empty());
+}
+
+#[tokio::test]
+async fn a_caller_id_over_its_hourly_volume_is_rejected_with_608_until_its_block_ends() {
+    let clock = Arc::new(ManualClock::at(Timestamp::from_millis(1_700_000_000_000)));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    // As a configuration file writes it.
+    let config: SimConfig = serde_json::from_value(json!({
+        "carrier": {"max_per_hour": 3, "short_call_ms": 0, "block_for_ms": 600_000}
+    }))
+    .unwrap();
+    let carrier = config.carrier.clone().unwrap();
+    assert_eq!(carrier.block_for, Duration::from_secs(600));
+    assert_eq!(carrier.max_per_hour, 3);
+    let config = SimConfig {
+        callees: Callees {
+            by_number: BTreeMap::from([("+15555550177".to_owned(), Callee::Fail { code: 608 })]),
+            mix: vec![(1, Callee::Busy)],
+        },
+        ..config
+    };
+    let (sim, dialer) = on_virtual_time(config, &clock, actions(vec![]), &seen).await;
+    let t0 = 1_700_000_000_000;
+    let (flagged, other) = ("+15555550199", "+15555550198");
+    let mut calls = Vec::new();
+    for (at_ms, from) in [
+        (0, flagged),
+        (0, other),
+        (1_000, flagged),
+        (1_000, other),
+        (2_000, flagged),
+        // The fourth within the hour trips the rule: rejected, and flagged until 602 s.
+        (3_000, flagged),
+        (3_000, other),
+        (602_999, flagged),
+        // Lifted: a clean slate.
+        (603_000, flagged),
+        (603_001, flagged),
+    ] {
+        let tx = dial_at(&dialer, &clock, t0 + at_ms, from, "+15555550100").await;
+        calls.push((at_ms, from, tx));
+    }
+    // A callee who fails with 608 of its own, from the unaffected caller ID (its third call
+    // within the hour).
+    let own = dial_at(&dialer, &clock, t0 + 3_600_500, other, "+15555550177").await;
+    assert!(sim.wait_idle(Duration::from_secs(30)).await);
+    let seen = seen.lock().unwrap().clone();
+    let codes: Vec<(i64, &str, u64)> = calls
+        .iter()
+        .map(|(at, from, tx)| (*at, *from, hangup_code(&seen, tx)))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (0, flagged, 486),
+            (0, other, 486),
+            (1_000, flagged, 486),
+            (1_000, other, 486),
+            (2_000, flagged, 486),
+            (3_000, flagged, 608),
+            (3_000, other, 486),
+            (602_999, flagged, 608),
+            (603_000, flagged, 486),
+            (603_001, flagged, 486),
+        ]
+    );
+    let report = sim.report();
+    assert_eq!(
+        report.carrier_rejected,
+        BTreeMap::from([(flagged.to_owned(), 2)])
+    );
+    assert_eq!(report.placed_per_from[flagged].total, 7, "every one a 201");
+    assert_eq!(report.placed_per_from[other].total, 4);
+    // The handler sees a rejected call as it sees a callee's own 608 failure.
+    let shape = |tx: &str| -> Vec<(String, Value)> {
+        events_of(&seen, tx)
+            .into_iter()
+            .map(|e| {
+                (
+                    e["InvocationEventType"].as_str().unwrap().to_owned(),
+                    json!({
+                        "Sequence": e["Sequence"],
+                        "ActionType": e["ActionData"]["Type"],
+                        "Parameters": e["ActionData"]["Parameters"]
+                            .as_object()
+                            .map(|p| p.keys().cloned().collect::<Vec<_>>()),
+                        "SipResponseCode": e["ActionData"]["Parameters"]["SipResponseCode"],
+                        "Participants": e["CallDetails"]["Participants"].as_array().map(Vec::len),
+                    }),
+                )
+            })
+            .collect()
+    };
+    let (.., rejected) = calls
+        .iter()
+        .find(|(at, from, _)| *at == 3_000 && *from == flagged)
+        .unwrap();
+    assert_eq!(shape(rejected), shape(&own));
+    assert_eq!(
+        shape(rejected)
+            .iter()
+            .map(|(kind, _)| kind.as_str())
+            .collect::<Vec<_>>(),
+        ["NEW_OUTBOUND_CALL", "HANGUP"]
+    );
+    let call = report
+        .calls
+        .iter()
+        .find(|c| &c.transaction_id == rejected)
+        .unwrap();
+    assert_eq!(call.callee, Callee::Fail { code: 608 });
+    assert!(
+        call.transcript
+            .iter()
+            .any(|l| l.contains("carrier rejects")),
+        "{:#?}",
+        call.transcript
+    );
+}
+
+#[tokio::test]
+async fn a_caller_id_whose_answered_calls_are_mostly_short_is_flagged() {
+    let clock = Arc::new(ManualClock::at(Timestamp::from_millis(1_700_000_000_000)));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let answer_after = |after_ms| Callee::Answer {
+        after_ms,
+        digits: None,
+    };
+    let config = SimConfig {
+        callees: Callees {
+            // Answered, then hung up by the handler at once: short calls.
+            by_number: BTreeMap::from([
+                ("+15555550100".to_owned(), answer_after(1_000)),
+                ("+15555550101".to_owned(), answer_after(1_000)),
+            ]),
+            mix: vec![(1, Callee::Busy)],
+        },
+        carrier: Some(Carrier {
+            max_per_hour: 1_000,
+            short_call_ms: 5_000,
+            max_short_share: 0.5,
+            min_calls: 3,
+            block_for: Duration::from_secs(3_600),
+        }),
+        ..SimConfig::default()
+    };
+    let (sim, dialer) = on_virtual_time(config, &clock, actions(vec![hangup()]), &seen).await;
+    let t0 = 1_700_000_000_000;
+    let (short, mixed) = ("+15555550199", "+15555550198");
+    let mut calls = Vec::new();
+    // Each call ends before the next is placed, so the carrier has seen how it went.
+    for (at_ms, from, to) in [
+        (0, short, "+15555550100"),
+        (1_000, short, "+15555550100"),
+        (2_000, short, "+15555550102"),
+        // Two short of three ended: more than half.
+        (3_000, short, "+15555550100"),
+        (0, mixed, "+15555550101"),
+        (1_000, mixed, "+15555550102"),
+        (2_000, mixed, "+15555550102"),
+        // One short of three: not flagged.
+        (3_000, mixed, "+15555550101"),
+    ] {
+        let tx = dial_at(&dialer, &clock, t0 + at_ms, from, to).await;
+        assert!(sim.wait_idle(Duration::from_secs(30)).await);
+        calls.push((from, tx));
+    }
+    let seen = seen.lock().unwrap().clone();
+    let codes: Vec<(&str, u64)> = calls
+        .iter()
+        .map(|(from, tx)| (*from, hangup_code(&seen, tx)))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (short, 0),
+            (short, 0),
+            (short, 486),
+            (short, 608),
+            (mixed, 0),
+            (mixed, 486),
+            (mixed, 486),
+            (mixed, 0),
+        ]
+    );
+    assert_eq!(
+        sim.report().carrier_rejected,
+        BTreeMap::from([(short.to_owned(), 1)])
+    );
 }

@@ -172,6 +172,7 @@ async fn run(
         },
         agent_talk_ms: 5_000,
         deadline_speed: 1.0,
+        ..SimConfig::default()
     };
     let sim = Simulator::start(config, "sma-local", Arc::new(InProcess(handler)))
         .await

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::rng::Rng;
-use super::{CallReport, Callee, HandlerRan, Inner, Invocation};
+use super::{CallReport, Callee, HandlerRan, Inner, Invocation, carrier};
 
 /// The service re-sends an event when the handler has not answered within 5 s, and hangs up
 /// after 20 s; at 1,000 invocations it stops.
@@ -33,6 +33,8 @@ pub(crate) struct Placed<'a> {
     pub to: &'a str,
     /// Whether the Create API answers the dialer `201` (false: it answers `500`).
     pub answered: bool,
+    /// When it was placed, on the placement clock (`Inner::clock_ms`).
+    pub clock_ms: i64,
 }
 
 /// Registers a call the Create API placed and starts its driver.
@@ -47,16 +49,28 @@ pub(crate) fn place(
         from,
         to,
         answered,
+        clock_ms,
     } = *placed;
-    let callee = inner.config.callees.for_number(to, inner.config.seed);
+    let mut callee = inner.config.callees.for_number(to, inner.config.seed);
     let (tx, rx) = mpsc::unbounded_channel();
     let attempt_key = format!(
         "{}#{}",
         arguments.get("call_id").map_or("?", String::as_str),
         arguments.get("attempt").map_or("?", String::as_str)
     );
-    {
+    let carrier_rejected = {
         let mut shared = inner.lock();
+        let rejected = inner
+            .config
+            .carrier
+            .as_ref()
+            .is_some_and(|rules| shared.caller_ids.rejects(rules, from, clock_ms));
+        if rejected {
+            *shared.carrier_rejected.entry(from.to_owned()).or_insert(0) += 1;
+            callee = Callee::Fail {
+                code: carrier::REJECTED,
+            };
+        }
         shared.updates.insert(transaction.to_owned(), tx);
         shared
             .placed
@@ -76,7 +90,8 @@ pub(crate) fn place(
                 invocation_log: Vec::new(),
             },
         );
-    }
+        rejected
+    };
     let call = Call {
         inner: Arc::clone(inner),
         transaction: transaction.to_owned(),
@@ -95,6 +110,10 @@ pub(crate) fn place(
         listener: None,
         key: None,
         pressed_in_list: false,
+        placed_clock_ms: clock_ms,
+        carrier_rejected,
+        simulated_ms: 0,
+        answered_at_ms: None,
     };
     tokio::spawn(call.run(callee));
 }
@@ -122,6 +141,15 @@ struct Call {
     key: Option<String>,
     /// Whether the callee pressed during the action list now running.
     pressed_in_list: bool,
+    /// When it was placed, on the placement clock (the carrier model's time line).
+    placed_clock_ms: i64,
+    /// Whether the carrier model rejected it (its callee is then a 608 failure).
+    carrier_rejected: bool,
+    /// Simulated time its timed steps took so far (prompts, pauses, waits; not the
+    /// handler's own latency).
+    simulated_ms: u64,
+    /// `simulated_ms` when the callee answered.
+    answered_at_ms: Option<u64>,
 }
 
 /// What the handler's answer came to.
@@ -161,8 +189,20 @@ impl Call {
         }
     }
 
-    async fn sleep(&self, simulated_ms: u64) {
+    async fn sleep(&mut self, simulated_ms: u64) {
         tokio::time::sleep(self.inner.config.real(simulated_ms)).await;
+        self.simulated_ms = self.simulated_ms.saturating_add(simulated_ms);
+    }
+
+    /// Simulated time in `real` time, at most `cap` (a wait cut short by an update).
+    fn simulated(&self, real: std::time::Duration, cap: u64) -> u64 {
+        let speed = self.inner.config.speed;
+        if speed <= 0.0 || !speed.is_finite() {
+            return cap;
+        }
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let ms = (real.as_secs_f64() * 1_000.0 / speed) as u64;
+        ms.min(cap)
     }
 
     fn participants(&self) -> Value {
@@ -410,6 +450,12 @@ impl Call {
             }
             Callee::Fail { code } => {
                 self.sleep(1_000).await;
+                if self.carrier_rejected {
+                    self.note(format!(
+                        "   the carrier rejects the call from {} as unwanted ({code})",
+                        self.from
+                    ));
+                }
                 self.hangup("LEG-A", Some(code)).await;
             }
             Callee::NoAnswer { ring_ms } => {
@@ -425,6 +471,7 @@ impl Call {
                 self.invoke("RINGING", None, None).await;
                 if self.ring(after_ms).await {
                     self.a_connected = true;
+                    self.answered_at_ms = Some(self.simulated_ms);
                     let answered = self.invoke("CALL_ANSWERED", None, None).await;
                     self.converse(&callee, answered).await;
                 }
@@ -465,6 +512,16 @@ impl Call {
         shared.updates.remove(&self.transaction);
         if let Some(c) = shared.calls.get_mut(&self.transaction) {
             c.ended = true;
+        }
+        if let Some(rules) = &self.inner.config.carrier {
+            if !self.carrier_rejected {
+                let short = self
+                    .answered_at_ms
+                    .is_some_and(|at| self.simulated_ms.saturating_sub(at) < rules.short_call_ms);
+                shared
+                    .caller_ids
+                    .ended(&self.from, self.placed_clock_ms, short);
+            }
         }
     }
 
@@ -538,18 +595,21 @@ impl Call {
                 return answered;
             }
         }
-        let wait = self
-            .inner
-            .config
-            .real(if matches!(callee, Callee::Voicemail { .. }) {
-                2_000
-            } else {
-                IDLE_MS
-            });
+        let wait_ms = if matches!(callee, Callee::Voicemail { .. }) {
+            2_000
+        } else {
+            IDLE_MS
+        };
+        let wait = self.inner.config.real(wait_ms);
+        let waiting = tokio::time::Instant::now();
         let update = tokio::select! {
             () = tokio::time::sleep(wait) => None,
             update = self.updates.recv() => update,
         };
+        self.simulated_ms = self.simulated_ms.saturating_add(match update {
+            None => wait_ms,
+            Some(_) => self.simulated(waiting.elapsed(), wait_ms),
+        });
         match update {
             Some(arguments) => {
                 self.invoke(

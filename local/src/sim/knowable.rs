@@ -187,6 +187,8 @@ mod tests {
             create_requests: 0,
             throttled: 0,
             creates,
+            placed_per_from: BTreeMap::new(),
+            carrier_rejected: BTreeMap::new(),
         }
     }
 

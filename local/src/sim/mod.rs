@@ -14,6 +14,7 @@
 
 pub mod call;
 pub mod callee;
+pub mod carrier;
 pub mod knowable;
 pub mod rng;
 
@@ -30,11 +31,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures::future::BoxFuture;
+use outdial_core::time::Clock;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 pub use callee::{Callee, Callees, CalleesFileError, Persona, UnknownPersona, parse_callees_file};
+pub use carrier::Carrier;
 
 /// The `ArgumentsMap` key that says why a call is made (`informational`, `healthcare`,
 /// `telemarketing`, `emergency`), as the dispatcher sends it; a dial without it counts as
@@ -69,7 +72,7 @@ pub struct Faults {
 }
 
 /// How the simulator runs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SimConfig {
     /// Real seconds per simulated second (0.01 runs a minute-long call in 0.6 s).
@@ -83,6 +86,14 @@ pub struct SimConfig {
     /// the 20 s hang-up). They bound the handler's real latency, so they run in real time
     /// (1.0) unless a test shortens them to see them fire.
     pub deadline_speed: f64,
+    /// Where the time of each placement comes from, for the report's `placed_per_from` and
+    /// the carrier model: `clock.now()` when set (a test's virtual clock), else the wall time
+    /// elapsed since the simulator started (not scaled by `speed`). Not serialized.
+    #[serde(skip)]
+    pub clock: Option<Arc<dyn Clock>>,
+    /// The carrier's judgement of caller IDs ([`Carrier`]); off when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<Carrier>,
 }
 
 impl Default for SimConfig {
@@ -94,7 +105,38 @@ impl Default for SimConfig {
             callees: Callees::default(),
             agent_talk_ms: 20_000,
             deadline_speed: 1.0,
+            clock: None,
+            carrier: None,
         }
+    }
+}
+
+/// Equal fields; two clocks are equal when they are the same clock.
+impl PartialEq for SimConfig {
+    fn eq(&self, other: &Self) -> bool {
+        let Self {
+            speed,
+            seed,
+            faults,
+            callees,
+            agent_talk_ms,
+            deadline_speed,
+            clock,
+            carrier,
+        } = self;
+        let same_clock = match (clock, &other.clock) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        *speed == other.speed
+            && *seed == other.seed
+            && *faults == other.faults
+            && *callees == other.callees
+            && *agent_talk_ms == other.agent_talk_ms
+            && *deadline_speed == other.deadline_speed
+            && same_clock
+            && *carrier == other.carrier
     }
 }
 
@@ -205,6 +247,17 @@ pub struct CreateRequest {
     pub transaction_id: Option<String>,
 }
 
+/// The calls placed from one caller ID (the Create request's `FromPhoneNumber`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FromUsage {
+    /// Create requests from it answered `201`.
+    pub total: u32,
+    /// The most of them within any 60 s window (sliding, not calendar minutes).
+    pub max_per_minute: u32,
+    /// The most of them within any 3,600 s window (sliding).
+    pub max_per_hour: u32,
+}
+
 /// What a run came to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -232,6 +285,13 @@ pub struct Report {
     /// Every Create request with a readable body, in the order they came.
     #[serde(default)]
     pub creates: Vec<CreateRequest>,
+    /// Calls placed (Create requests answered `201`) per caller ID, timed by the placement
+    /// clock (`SimConfig::clock`, else wall time since the start).
+    #[serde(default)]
+    pub placed_per_from: BTreeMap<String, FromUsage>,
+    /// Calls the carrier model rejected with SIP 608, per caller ID.
+    #[serde(default)]
+    pub carrier_rejected: BTreeMap<String, u32>,
 }
 
 #[derive(Debug, Default)]
@@ -246,6 +306,11 @@ pub(crate) struct Shared {
     /// from a source of its own.
     pub tries: BTreeMap<String, u32>,
     pub creates: Vec<CreateRequest>,
+    /// Each call placed with a `201`: its caller ID and the placement clock's milliseconds.
+    pub placed_from: Vec<(String, i64)>,
+    /// What the carrier model knows of each caller ID.
+    pub caller_ids: carrier::CallerIds,
+    pub carrier_rejected: BTreeMap<String, u32>,
 }
 
 pub(crate) struct Inner {
@@ -271,6 +336,15 @@ impl Inner {
     /// Milliseconds since the simulator started: the time line of its report.
     pub fn now_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The placement clock, in milliseconds: `SimConfig::clock` when set, else the wall time
+    /// since the simulator started.
+    pub fn clock_ms(&self) -> i64 {
+        match &self.config.clock {
+            Some(clock) => clock.now().as_millis(),
+            None => i64::try_from(self.now_ms()).unwrap_or(i64::MAX),
+        }
     }
 
     pub fn violation(&self, transaction_id: &str, sequence: u64, rule: impl Into<String>) {
@@ -432,6 +506,22 @@ fn report_of(inner: &Inner) -> Report {
                 .collect();
             digits_received += u32::try_from(sent.len()).unwrap_or(u32::MAX);
         }
+        let mut per_from: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        for (from, at) in &shared.placed_from {
+            per_from.entry(from.as_str()).or_default().push(*at);
+        }
+        let placed_per_from = per_from
+            .into_iter()
+            .map(|(from, mut times)| {
+                times.sort_unstable();
+                let usage = FromUsage {
+                    total: u32::try_from(times.len()).unwrap_or(u32::MAX),
+                    max_per_minute: most_within(&times, 60_000),
+                    max_per_hour: most_within(&times, 3_600_000),
+                };
+                (from.to_owned(), usage)
+            })
+            .collect();
         let placing_span_s = match (times.first(), times.last()) {
             (Some(first), Some(last)) => last.duration_since(*first).as_secs_f64(),
             _ => 0.0,
@@ -449,8 +539,24 @@ fn report_of(inner: &Inner) -> Report {
             create_requests: shared.create_requests,
             throttled: shared.throttled,
             creates: shared.creates.clone(),
+            placed_per_from,
+            carrier_rejected: shared.carrier_rejected.clone(),
         }
     }
+}
+
+/// The most of `times` (sorted milliseconds) within any window of `window_ms` (sliding: a
+/// time and every one less than `window_ms` after it).
+fn most_within(times: &[i64], window_ms: i64) -> u32 {
+    let mut most = 0;
+    let mut start = 0;
+    for (end, at) in times.iter().enumerate() {
+        while at.saturating_sub(times[start]) >= window_ms {
+            start += 1;
+        }
+        most = most.max(u32::try_from(end - start + 1).unwrap_or(u32::MAX));
+    }
+    most
 }
 
 /// `GET /_outdial/report`: the report of a running simulator (not part of the Voice API; the
@@ -612,6 +718,7 @@ async fn create(
     }
     let transaction = uuid::Uuid::new_v4().to_string();
     let call_draws = inner.draws(&format!("call#{attempt_key}#{try_number}"));
+    let clock_ms = inner.clock_ms();
     // Drawn now (from the request's own source, so in the same order as ever) so that the
     // call's report says from the start whether the dialer hears of it.
     let fail_after_placing = draws.chance(faults.create_error_after_placed);
@@ -622,6 +729,7 @@ async fn create(
             from: &from,
             to: &to,
             answered: !fail_after_placing,
+            clock_ms,
         },
         body.arguments_map,
         call_draws,
@@ -635,6 +743,7 @@ async fn create(
         );
     }
     answered(StatusCode::CREATED, Some(&transaction));
+    inner.lock().placed_from.push((from, clock_ms));
     (
         StatusCode::CREATED,
         Json(json!({"SipMediaApplicationCall": {"TransactionId": transaction}})),
