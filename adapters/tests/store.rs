@@ -1150,7 +1150,7 @@ async fn a_claim_from_a_pool_writes_the_numbers_usage_only_over_the_version_read
     assert_eq!(
         choose(&pool, &new[2].to, true, T0.plus(Duration::from_secs(2))),
         Choice::Full {
-            until: T0.plus(Duration::from_secs(60))
+            until: T0.plus(Duration::from_secs(62))
         }
     );
     // Retired, it is gone from the pool.

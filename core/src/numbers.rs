@@ -7,7 +7,8 @@
 //! under its caps (by local presence, then the least used), and writes the new usage in the
 //! claim's own transaction, only over the version it read: no interleaving of dispatchers
 //! places more calls from a number than its caps allow. The minute and the hour are sliding
-//! windows (any 60 s, any 3600 s); the day is the UTC calendar day.
+//! windows (any 60 s, any 3600 s, each counted [`SEND_GRACE`] longer for the send to lag
+//! the slot); the day is the UTC calendar day.
 //!
 //! Local presence ranks the numbers of a pool for a callee: first those presenting the
 //! callee's own area code (North American numbers) or, elsewhere, its country code; then
@@ -32,6 +33,11 @@ const MAX_RECENT: usize = MAX_PER_HOUR as usize;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
+/// How much longer than its window a placement holds room under a cap: a dial is recorded at
+/// the instant its pacing slot sends it, and the send may come a little later, so a cap
+/// counted over exactly 60 s could see its number place one call too many in a minute of
+/// sends.
+pub const SEND_GRACE: Duration = Duration::from_secs(2);
 const DAY_MS: i64 = 86_400_000;
 
 /// How many calls a number may place; `None`: no cap on that window.
@@ -197,7 +203,10 @@ impl Usage {
     pub fn full_until(&self, caps: &NumberCaps, now: Timestamp) -> Option<Timestamp> {
         let mut until: Option<i64> = None;
         let mut wait = |at: i64| until = Some(until.map_or(at, |u| u.max(at)));
-        for (cap, window) in [(caps.per_minute, MINUTE), (caps.per_hour, HOUR)] {
+        for (cap, window) in [
+            (caps.per_minute, MINUTE + SEND_GRACE),
+            (caps.per_hour, HOUR + SEND_GRACE),
+        ] {
             let Some(cap) = cap else { continue };
             let n = self.within(window, now);
             if n >= cap {
@@ -220,7 +229,7 @@ impl Usage {
     /// This usage with a placement at `now`, the log pruned to the last hour.
     #[must_use]
     pub fn with_placement(&self, now: Timestamp) -> Self {
-        let from = now.as_millis() - millis(HOUR);
+        let from = now.as_millis() - millis(HOUR + SEND_GRACE);
         let mut recent: Vec<i64> = self.recent.iter().copied().filter(|&t| t > from).collect();
         recent.push(now.as_millis());
         if recent.len() > MAX_RECENT {

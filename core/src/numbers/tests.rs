@@ -82,11 +82,12 @@ fn a_full_pool_waits_for_the_first_number_to_have_room_and_quarantined_numbers_a
         &[T0, T0 + 10, T0 + 20, T0 + 30, T0 + 40],
     );
     assert!(matches!(choices[3], Choice::Number { .. }));
-    // Four placed in 40 ms; the fifth waits until the first leaves its minute.
+    // Four placed in 40 ms; the fifth waits until the first leaves its minute, and the
+    // grace for a late send.
     assert_eq!(
         choices[4],
         Choice::Full {
-            until: at(T0 + 60_000)
+            until: at(T0 + 60_000 + 2_000)
         }
     );
     pool[0].number.health = Health::Quarantined {

@@ -56,9 +56,10 @@ async fn claim<S: DispatchStore, D: Dialer>(
     };
     for _ in 0..CONTENDED_TRIES {
         let now = shared.clock.now();
+        // A number's usage counts the dial at the instant its slot sends it.
         let number = match &campaign.caller_pool {
             None => None,
-            Some(pool) => match caller_id(shared, call, pool, now).await {
+            Some(pool) => match caller_id(shared, call, pool, now, now.plus(slot.wait)).await {
                 Some(write) => Some(write),
                 None => return None,
             },
@@ -148,6 +149,7 @@ async fn caller_id<S: DispatchStore, D: Dialer>(
     call: &CallRecord,
     pool: &PoolRef,
     now: Timestamp,
+    sent_at: Timestamp,
 ) -> Option<NumberWrite> {
     let members = match shared.store.pool(&pool.pool).await {
         Ok(members) => members,
@@ -156,7 +158,7 @@ async fn caller_id<S: DispatchStore, D: Dialer>(
             return None;
         }
     };
-    let (until, reason) = match numbers::choose(&members, &call.to, pool.local_presence, now) {
+    let (until, reason) = match numbers::choose(&members, &call.to, pool.local_presence, sent_at) {
         Choice::Number { index, usage } => {
             let member = members.get(index)?;
             return Some(NumberWrite {

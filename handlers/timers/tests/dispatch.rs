@@ -30,6 +30,8 @@ use outdial_timers::{Dispatcher, Settings, Stats};
 
 #[path = "dispatch/compliance.rs"]
 mod compliance;
+#[path = "dispatch/pools.rs"]
+mod pools;
 
 const SCRIPT: &str = r#"{"start": "menu", "steps": {
     "menu": {"gather": {"say": "Press 1 to confirm."}, "branches": {"1": "ok"}, "no_input": "bye"},
@@ -87,6 +89,11 @@ struct Setup {
     /// Set with `clock` when the test runs on virtual time.
     manual: Option<Arc<ManualClock>>,
     settings: Settings,
+    /// Caller IDs registered before the campaign starts, and the campaign's pool.
+    numbers: Vec<outdial_core::numbers::CallerNumber>,
+    caller_pool: Option<outdial_core::record::PoolRef>,
+    /// The simulator's carrier model.
+    carrier: Option<outdial_local::sim::Carrier>,
 }
 
 impl Default for Setup {
@@ -120,6 +127,9 @@ impl Default for Setup {
                 legal_hours: false,
                 ..Settings::default()
             },
+            numbers: Vec::new(),
+            caller_pool: None,
+            carrier: None,
         }
     }
 }
@@ -152,7 +162,7 @@ impl Setup {
         let campaign = Campaign {
             purpose: outdial_core::policy::Purpose::default(),
             on_cap: outdial_core::policy::OnCap::default(),
-            caller_pool: None,
+            caller_pool: self.caller_pool,
             id: CampaignId::random(),
             name: "dispatch".into(),
             from: E164::parse("+15555550199").unwrap(),
@@ -182,6 +192,11 @@ impl Setup {
                 }
             })
             .collect();
+        for number in &self.numbers {
+            outdial_core::admin::ApiStore::put_number(&store, number)
+                .await
+                .unwrap();
+        }
         store.create_campaign(&campaign, &calls).await.unwrap();
         let handler = Arc::new(SmaHandler::new(
             as_function(Function::Sma),
@@ -195,6 +210,12 @@ impl Setup {
                 by_number,
                 mix: Vec::new(),
             },
+            // On virtual time the simulator stamps placements with it too.
+            clock: self
+                .manual
+                .as_ref()
+                .map(|m| Arc::clone(m) as Arc<dyn Clock>),
+            carrier: self.carrier,
             ..SimConfig::default()
         };
         let sim = Simulator::start(config, "sma-local", Arc::new(InProcess(handler)))
