@@ -568,10 +568,15 @@ impl ApiStore for DynamoStore {
                 item::NUMBERS_PK.to_owned(),
                 &item::number_sk(&number.e164),
             )))
-            .update_expression(
+            .update_expression(if number.health.is_healthy() {
+                // A healthy registration starts its health counters afresh (a restore does).
                 "SET #type = :type, e164 = :e164, #pool = :pool, #number = :number, \
-                 health_state = :health_state",
-            )
+                 health_state = :health_state \
+                 REMOVE h_attempts, h_answered, h_short, h_declined, h_rejected"
+            } else {
+                "SET #type = :type, e164 = :e164, #pool = :pool, #number = :number, \
+                 health_state = :health_state"
+            })
             .expression_attribute_names("#type", "type")
             .expression_attribute_names("#pool", "pool")
             .expression_attribute_names("#number", "number");

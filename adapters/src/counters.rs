@@ -25,18 +25,20 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, Update,
 };
 use outdial_core::counters::{
-    CallFacts, CampaignCounters, CounterStore, CounterWrite, HistoryItem, LastEvent, Span,
-    StreamPosition, WATERMARK_RETENTION,
+    CallFacts, CampaignCounters, CounterStore, CounterWrite, HealthWrite, HistoryItem, LastEvent,
+    Span, StreamPosition, WATERMARK_RETENTION,
 };
-use outdial_core::ids::{Attempt, CallId, CampaignId, Sequence};
+use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence};
 use outdial_core::lifecycle::{CallStatus, Outcome};
+use outdial_core::numbers::{Health, HealthCounts};
 use outdial_core::ports::StoreError;
 use outdial_core::time::Timestamp;
 
 use crate::condition::{Condition, Guarded};
 use crate::ddb::{self, build_err, condition_failed, map_err, written};
 use crate::item::{
-    CAMPAIGN_SK, COUNTERS_SK, EXPIRES_AT, Item, Reader, call_pk, campaign_pk, key, n, s,
+    CAMPAIGN_SK, COUNTERS_SK, EXPIRES_AT, HEALTHY, Item, NUMBERS_PK, Reader, call_pk, campaign_pk,
+    key, member_from_item, n, number_sk, s,
 };
 
 /// `type` of the counters item.
@@ -270,6 +272,44 @@ pub fn call_facts(item: &Item) -> Result<CallFacts, StoreError> {
         ended_at: time("ended_at")?,
         updated_at: time("updated_at")?.unwrap_or(Timestamp::EPOCH),
         expires_at: r.opt_n::<i64>(EXPIRES_AT)?,
+        // Only a call dialed from a pool's number counts toward that number's health.
+        from: if item.contains_key("pooled") {
+            r.opt_s("from")?
+                .map(E164::parse)
+                .transpose()
+                .map_err(|e| StoreError::Corrupt {
+                    key: "call image".into(),
+                    reason: format!("from: {e}"),
+                })?
+        } else {
+            None
+        },
+        sip_code: r.opt_s("sip_code")?.map(str::to_owned),
+    })
+}
+
+/// The health counters' attribute names on a caller ID's item, with each field.
+const HEALTH_ATTRS: [&str; 5] = [
+    "h_attempts",
+    "h_answered",
+    "h_short",
+    "h_declined",
+    "h_rejected",
+];
+
+fn health_values(c: &HealthCounts) -> [i64; 5] {
+    [c.attempts, c.answered, c.short, c.declined, c.rejected]
+}
+
+fn health_from_item(item: &Item) -> Result<HealthCounts, StoreError> {
+    let r = Reader::new(item);
+    let get = |name: &str| -> Result<i64, StoreError> { Ok(r.opt_n::<i64>(name)?.unwrap_or(0)) };
+    Ok(HealthCounts {
+        attempts: get(HEALTH_ATTRS[0])?,
+        answered: get(HEALTH_ATTRS[1])?,
+        short: get(HEALTH_ATTRS[2])?,
+        declined: get(HEALTH_ATTRS[3])?,
+        rejected: get(HEALTH_ATTRS[4])?,
     })
 }
 
@@ -507,6 +547,119 @@ impl CounterStore for DynamoCounters {
                 }
                 _ => return Err(map_err(err)),
             }
+        }
+    }
+
+    async fn apply_number(
+        &self,
+        number: &E164,
+        span: &Span,
+        delta: &HealthCounts,
+    ) -> Result<HealthWrite, StoreError> {
+        let shard = span.shard.as_str();
+        let mut names = HashMap::from([("#wm".to_owned(), watermark_attr(shard))]);
+        let mut values = HashMap::from([
+            (":first".to_owned(), s(span.first.as_str())),
+            (":last".to_owned(), s(span.last.as_str())),
+        ]);
+        let mut adds = Vec::new();
+        for (i, (name, v)) in HEALTH_ATTRS.iter().zip(health_values(delta)).enumerate() {
+            adds.push(format!("#h{i} :h{i}"));
+            names.insert(format!("#h{i}"), (*name).to_owned());
+            values.insert(format!(":h{i}"), n(v));
+        }
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(NUMBERS_PK.to_owned(), &number_sk(number))))
+            .condition_expression(
+                "attribute_exists(PK) AND (attribute_not_exists(#wm) OR #wm < :first)",
+            )
+            .update_expression(format!("SET #wm = :last ADD {}", adds.join(", ")))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                let item = out.attributes.unwrap_or_default();
+                Ok(HealthWrite::Applied {
+                    counts: health_from_item(&item)?,
+                    healthy: item
+                        .get("health_state")
+                        .and_then(|v| v.as_s().ok())
+                        .is_some_and(|state| state == HEALTHY),
+                })
+            }
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
+                    match refused.item() {
+                        // Not registered (or retired): nothing to count.
+                        None => Ok(HealthWrite::Unregistered),
+                        Some(item) if item.is_empty() => Ok(HealthWrite::Unregistered),
+                        Some(item) => match watermark_from_item(item, shard)? {
+                            Some(watermark) => Ok(HealthWrite::Behind { watermark }),
+                            None => Ok(HealthWrite::Unregistered),
+                        },
+                    }
+                }
+                _ => Err(map_err(err)),
+            },
+        }
+    }
+
+    async fn quarantine(
+        &self,
+        number: &E164,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let item = ddb::get_item(
+            &self.client,
+            &self.table,
+            key(NUMBERS_PK.to_owned(), &number_sk(number)),
+        )
+        .await?;
+        let Some(item) = item else {
+            return Ok(false);
+        };
+        let mut member = member_from_item(&item)?;
+        if !member.number.health.is_healthy() {
+            return Ok(false);
+        }
+        member.number.health = Health::Quarantined {
+            reason: reason.to_owned(),
+            at: now,
+        };
+        let json =
+            serde_json::to_string(&member.number).map_err(|e| StoreError::Other(Box::new(e)))?;
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(NUMBERS_PK.to_owned(), &number_sk(number))))
+            .condition_expression("health_state = :healthy")
+            .update_expression("SET #number = :number, health_state = :quarantined")
+            .expression_attribute_names("#number", "number")
+            .expression_attribute_values(":healthy", s(HEALTHY))
+            .expression_attribute_values(":quarantined", s("quarantined"))
+            .expression_attribute_values(":number", s(json))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(map_err(err)),
         }
     }
 

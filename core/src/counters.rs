@@ -185,6 +185,10 @@ pub struct CallFacts {
     pub updated_at: Timestamp,
     /// The item's TTL (epoch seconds), which its event history shares.
     pub expires_at: Option<i64>,
+    /// The caller ID the attempt was dialed from (`from`).
+    pub from: Option<crate::ids::E164>,
+    /// The SIP code of the attempt's end (`sip_code`), as received.
+    pub sip_code: Option<String>,
 }
 
 /// The counter name of a script outcome. Scripts allow 1 to 40 letters, digits, `_` and `-`
@@ -307,6 +311,32 @@ fn attempt_end(old: &CallFacts, new: &CallFacts) -> Option<CallStatus> {
     // watchdog gave the attempt up because its end could not be known: counted as `LOST`,
     // as the call's last attempt would have ended.
     Some(new.outcome.map_or(CallStatus::Lost, Outcome::status))
+}
+
+/// How one change of a call item moves the health counters of the caller ID its attempt was
+/// dialed from: the change that ends an attempt (as it counts in `outcomes`) counts it
+/// against the call's `from`. `None` when the change ends no attempt, or the call has no
+/// `from`.
+#[must_use]
+pub fn number_delta(
+    old: Option<&CallFacts>,
+    new: Option<&CallFacts>,
+) -> Option<(crate::ids::E164, crate::numbers::HealthCounts)> {
+    let (old, new) = (old?, new?);
+    attempt_end(old, new)?;
+    let from = new.from.clone()?;
+    let talk_ms = match (new.answered, new.answered_at, new.ended_at) {
+        (true, Some(answered), Some(ended)) => Some(ended.as_millis() - answered.as_millis()),
+        _ => None,
+    };
+    let code = new
+        .sip_code
+        .as_deref()
+        .and_then(|c| c.trim().parse::<u16>().ok());
+    Some((
+        from,
+        crate::numbers::HealthCounts::of_attempt(new.answered, talk_ms, code),
+    ))
 }
 
 /// The event-history item a change implies: one per SMA event applied (the change's new
@@ -457,6 +487,21 @@ pub struct Span {
 /// be delivered again and the watermark only takes room (on an item every claim writes).
 pub const WATERMARK_RETENTION: std::time::Duration = std::time::Duration::from_secs(48 * 3600);
 
+/// What [`CounterStore::apply_number`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthWrite {
+    /// The counts were added: the totals since the number's registration or restore, and
+    /// whether it is healthy now.
+    Applied {
+        counts: crate::numbers::HealthCounts,
+        healthy: bool,
+    },
+    /// A re-delivery: the shard's watermark is at or past the first record offered.
+    Behind { watermark: StreamPosition },
+    /// The number is not registered (a campaign's single `from`, or a retired number).
+    Unregistered,
+}
+
 /// Where the stream handler keeps counters and the event history.
 pub trait CounterStore: Send + Sync {
     /// Adds `delta` to the campaign's counters and sets its watermark for `span.shard` to
@@ -475,6 +520,32 @@ pub trait CounterStore: Send + Sync {
         span: &Span,
         delta: &CampaignCounters,
     ) -> impl Future<Output = Result<CounterWrite, StoreError>> + Send;
+
+    /// Adds `delta` to the health counters of caller ID `number` and sets its watermark for
+    /// `span.shard`, in one conditional write like [`Self::apply`]'s, only while the number
+    /// is registered.
+    ///
+    /// # Errors
+    /// Transport and throttling errors; a failed condition is [`HealthWrite::Behind`] or
+    /// [`HealthWrite::Unregistered`].
+    fn apply_number(
+        &self,
+        number: &crate::ids::E164,
+        span: &Span,
+        delta: &crate::numbers::HealthCounts,
+    ) -> impl Future<Output = Result<HealthWrite, StoreError>> + Send;
+
+    /// Quarantines caller ID `number` for `reason` when it is healthy; `Ok(false)` when it
+    /// is not (quarantined already, or retired).
+    ///
+    /// # Errors
+    /// Transport and throttling errors only.
+    fn quarantine(
+        &self,
+        number: &crate::ids::E164,
+        reason: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Marks an `ACTIVE` campaign `COMPLETED` (with `completed_at = now`); `Ok(false)` when it
     /// is not active (paused, cancelled, completed already, or unknown).

@@ -252,6 +252,109 @@ fn day_of(t: Timestamp) -> i64 {
     t.as_millis().div_euclid(DAY_MS)
 }
 
+/// What a caller ID's calls came to since it was registered or restored: the stream function
+/// counts each attempt when it ends ([`crate::counters::number_delta`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCounts {
+    pub attempts: i64,
+    pub answered: i64,
+    /// Answered and ended within [`SHORT_CALL`].
+    pub short: i64,
+    /// Ended with SIP 603 (declined).
+    pub declined: i64,
+    /// Ended with SIP 607 or 608: a carrier or the callee's service rejected the call as
+    /// unwanted.
+    pub rejected: i64,
+}
+
+/// An answered call shorter than this counts as short.
+pub const SHORT_CALL: Duration = Duration::from_secs(10);
+
+/// The thresholds of [`HealthCounts::assess`].
+pub const REJECTED_AT_MOST: i64 = 2;
+pub const MIN_ATTEMPTS: i64 = 20;
+pub const MIN_ANSWER_RATE: f64 = 0.10;
+pub const MAX_DECLINED_SHARE: f64 = 0.30;
+pub const MIN_ANSWERED: i64 = 20;
+pub const MAX_SHORT_SHARE: f64 = 0.60;
+
+impl HealthCounts {
+    /// One attempt's counts: answered or not, its talk time when answered, its SIP code.
+    #[must_use]
+    pub fn of_attempt(answered: bool, talk_ms: Option<i64>, sip_code: Option<u16>) -> Self {
+        let short = answered && talk_ms.is_some_and(|t| t < millis(SHORT_CALL));
+        Self {
+            attempts: 1,
+            answered: i64::from(answered),
+            short: i64::from(short),
+            declined: i64::from(sip_code == Some(603)),
+            rejected: i64::from(matches!(sip_code, Some(607 | 608))),
+        }
+    }
+
+    #[must_use]
+    pub fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Why a number with these counts is to be quarantined, if it is: more than
+    /// [`REJECTED_AT_MOST`] calls rejected as unwanted; or, from [`MIN_ATTEMPTS`] attempts,
+    /// an answer rate under [`MIN_ANSWER_RATE`] or a declined share over
+    /// [`MAX_DECLINED_SHARE`]; or, from [`MIN_ANSWERED`] answered calls, more than
+    /// [`MAX_SHORT_SHARE`] of them short.
+    #[must_use]
+    pub fn assess(&self) -> Option<String> {
+        #[allow(clippy::cast_precision_loss)]
+        let share = |part: i64, whole: i64| part as f64 / whole as f64;
+        if self.rejected > REJECTED_AT_MOST {
+            return Some(format!(
+                "{} calls rejected as unwanted (SIP 607/608)",
+                self.rejected
+            ));
+        }
+        if self.attempts >= MIN_ATTEMPTS {
+            let rate = share(self.answered, self.attempts);
+            if rate < MIN_ANSWER_RATE {
+                return Some(format!(
+                    "answer rate {:.0}% over {} calls",
+                    rate * 100.0,
+                    self.attempts
+                ));
+            }
+            let declined = share(self.declined, self.attempts);
+            if declined > MAX_DECLINED_SHARE {
+                return Some(format!(
+                    "{:.0}% of {} calls declined (SIP 603)",
+                    declined * 100.0,
+                    self.attempts
+                ));
+            }
+        }
+        if self.answered >= MIN_ANSWERED {
+            let short = share(self.short, self.answered);
+            if short > MAX_SHORT_SHARE {
+                return Some(format!(
+                    "{:.0}% of {} answered calls under {} s",
+                    short * 100.0,
+                    self.answered,
+                    SHORT_CALL.as_secs()
+                ));
+            }
+        }
+        None
+    }
+}
+
+impl std::ops::AddAssign<&HealthCounts> for HealthCounts {
+    fn add_assign(&mut self, other: &HealthCounts) {
+        self.attempts += other.attempts;
+        self.answered += other.answered;
+        self.short += other.short;
+        self.declined += other.declined;
+        self.rejected += other.rejected;
+    }
+}
+
 /// A pool member as the dispatcher reads it: its registration and usage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {

@@ -9,7 +9,7 @@ use outdial_core::admin::{
 };
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164};
 use outdial_core::lifecycle::CallStatus;
-use outdial_core::numbers::{CallerNumber, Member};
+use outdial_core::numbers::{CallerNumber, HealthCounts, Member};
 use outdial_core::policy::{DncEntry, DncSource, Policy, Reason};
 use outdial_core::ports::{DispatchStore, HistoryEntry, Lane, Page, StoreError};
 use outdial_core::record::{CallRecord, Campaign, CampaignStatus, NewCall};
@@ -371,6 +371,12 @@ impl ApiStore for MemoryStore {
             .get(&number.e164)
             .map(|m| m.usage.clone())
             .unwrap_or_default();
+        // A healthy registration starts its health counters afresh (a restore does).
+        if number.health.is_healthy() {
+            if let Some((counts, _)) = t.number_health.get_mut(&number.e164) {
+                *counts = HealthCounts::default();
+            }
+        }
         t.numbers.insert(
             number.e164.clone(),
             Member {
@@ -382,8 +388,9 @@ impl ApiStore for MemoryStore {
     }
 
     async fn delete_number(&self, number: &E164) -> Result<(), StoreError> {
-        self.request()
-            .numbers
+        let mut t = self.request();
+        t.number_health.remove(number);
+        t.numbers
             .remove(number)
             .map(|_| ())
             .ok_or(StoreError::NotFound)

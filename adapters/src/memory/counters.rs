@@ -4,9 +4,11 @@
 //! `COUNTERS` item is shared in the table.
 
 use outdial_core::counters::{
-    CampaignCounters, CounterStore, CounterWrite, HistoryItem, Span, WATERMARK_RETENTION,
+    CampaignCounters, CounterStore, CounterWrite, HealthWrite, HistoryItem, Span,
+    WATERMARK_RETENTION,
 };
-use outdial_core::ids::CampaignId;
+use outdial_core::ids::{CampaignId, E164};
+use outdial_core::numbers::{Health, HealthCounts};
 use outdial_core::ports::StoreError;
 use outdial_core::record::CampaignStatus;
 use outdial_core::time::Timestamp;
@@ -48,6 +50,51 @@ impl CounterStore for MemoryStore {
             });
         }
         Ok(CounterWrite::Applied(row.counters.clone()))
+    }
+
+    async fn apply_number(
+        &self,
+        number: &E164,
+        span: &Span,
+        delta: &HealthCounts,
+    ) -> Result<HealthWrite, StoreError> {
+        let mut t = self.request();
+        let Some(healthy) = t.numbers.get(number).map(|m| m.number.health.is_healthy()) else {
+            return Ok(HealthWrite::Unregistered);
+        };
+        let (counts, watermarks) = t.number_health.entry(number.clone()).or_default();
+        if let Some(watermark) = watermarks.get(&span.shard) {
+            if *watermark >= span.first {
+                return Ok(HealthWrite::Behind {
+                    watermark: watermark.clone(),
+                });
+            }
+        }
+        *counts += delta;
+        watermarks.insert(span.shard.clone(), span.last.clone());
+        Ok(HealthWrite::Applied {
+            counts: *counts,
+            healthy,
+        })
+    }
+
+    async fn quarantine(
+        &self,
+        number: &E164,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut t = self.request();
+        match t.numbers.get_mut(number) {
+            Some(member) if member.number.health.is_healthy() => {
+                member.number.health = Health::Quarantined {
+                    reason: reason.to_owned(),
+                    at: now,
+                };
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn complete_campaign(

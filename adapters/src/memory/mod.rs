@@ -47,7 +47,7 @@ use outdial_core::counters::{CampaignCounters, HistoryItem, StreamPosition};
 use outdial_core::dispatch::Guard;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence};
 use outdial_core::lifecycle::{CallStatus, Outcome};
-use outdial_core::numbers::Member;
+use outdial_core::numbers::{HealthCounts, Member};
 use outdial_core::policy::{DncEntry, Ledger, Policy};
 use outdial_core::ports::{Lane, Page, StoreError};
 use outdial_core::record::{CallRecord, Campaign, NewCall};
@@ -90,6 +90,9 @@ struct Tables {
     ledgers: HashMap<E164, Ledger>,
     /// The caller IDs, each with its registration and usage.
     numbers: BTreeMap<E164, Member>,
+    /// Each caller ID's health counters and stream watermarks (kept on its item in the
+    /// table; dropped with it).
+    number_health: HashMap<E164, (HealthCounts, BTreeMap<String, StreamPosition>)>,
     /// The account's policy and when it was set.
     policy: Option<(Policy, Timestamp)>,
     leases: HashMap<u32, LeaseRow>,

@@ -186,9 +186,11 @@ impl DispatchStore for DynamoStore {
              slot = :attempt",
         );
         if let Some(w) = &writes.number {
+            // `pooled`: the stream counts the attempt toward the number's health.
             values.push((":from", s(w.number.as_str())));
+            values.push((":pooled", AttributeValue::Bool(true)));
             names.push(("#from", "from"));
-            set.push_str(", #from = :from");
+            set.push_str(", #from = :from, pooled = :pooled");
         }
         let e = Condition::from(Guard::waiting(call.attempt)).guarding(&names, values);
         let claim = Update::builder()

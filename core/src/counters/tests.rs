@@ -17,6 +17,8 @@ fn call(status: CallStatus) -> CallFacts {
         ended_at: None,
         updated_at: Timestamp::from_millis(1_000),
         expires_at: Some(99),
+        from: None,
+        sip_code: None,
     }
 }
 
@@ -356,4 +358,46 @@ fn held_calls_count_by_reason_while_they_wait_and_skipped_ones_once() {
             .skipped
             .is_empty()
     );
+}
+
+#[test]
+fn an_ended_attempt_counts_against_the_caller_id_it_was_dialed_from() {
+    let from = crate::ids::E164::parse("+12125550100").unwrap();
+    let live = CallFacts {
+        from: Some(from.clone()),
+        answered: true,
+        answered_at: Some(Timestamp::from_millis(10_000)),
+        ..call(CallStatus::Answered)
+    };
+    let ended = CallFacts {
+        ended_at: Some(Timestamp::from_millis(15_000)),
+        sip_code: Some("0".into()),
+        ..CallFacts {
+            status: CallStatus::Completed,
+            ..live.clone()
+        }
+    };
+    let (number, counts) = number_delta(Some(&live), Some(&ended)).unwrap();
+    assert_eq!(number, from);
+    assert_eq!((counts.attempts, counts.answered, counts.short), (1, 1, 1));
+    // No end, no count; a repeat of the end counts nothing either.
+    assert_eq!(number_delta(Some(&live), Some(&live)), None);
+    assert_eq!(number_delta(Some(&ended), Some(&ended)), None);
+    assert_eq!(number_delta(None, Some(&ended)), None);
+    // A carrier's rejection.
+    let rejected = CallFacts {
+        status: CallStatus::Failed,
+        answered: false,
+        answered_at: None,
+        sip_code: Some("608".into()),
+        ..ended.clone()
+    };
+    let dialing = CallFacts {
+        status: CallStatus::Dialing,
+        answered: false,
+        answered_at: None,
+        ..live
+    };
+    let (_, counts) = number_delta(Some(&dialing), Some(&rejected)).unwrap();
+    assert_eq!((counts.attempts, counts.rejected), (1, 1));
 }

@@ -212,3 +212,50 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_number_is_quarantined_past_the_documented_thresholds_only() {
+    let counts = |attempts, answered, short, declined, rejected| HealthCounts {
+        attempts,
+        answered,
+        short,
+        declined,
+        rejected,
+    };
+    assert_eq!(counts(1, 0, 0, 0, 2).assess(), None);
+    assert!(counts(3, 0, 0, 0, 3).assess().unwrap().contains("607/608"));
+    // Low answer rate counts from 20 attempts.
+    assert_eq!(counts(19, 0, 0, 0, 0).assess(), None);
+    assert!(
+        counts(20, 1, 0, 0, 0)
+            .assess()
+            .unwrap()
+            .contains("answer rate 5%")
+    );
+    assert_eq!(counts(20, 2, 0, 0, 0).assess(), None);
+    assert!(
+        counts(20, 10, 0, 7, 0)
+            .assess()
+            .unwrap()
+            .contains("declined")
+    );
+    // Short calls count from 20 answered.
+    assert_eq!(counts(40, 19, 19, 0, 0).assess(), None);
+    assert!(
+        counts(40, 20, 13, 0, 0)
+            .assess()
+            .unwrap()
+            .contains("under 10 s")
+    );
+    assert_eq!(counts(40, 20, 12, 0, 0).assess(), None);
+
+    let one = HealthCounts::of_attempt(true, Some(9_999), Some(200));
+    assert_eq!((one.attempts, one.answered, one.short), (1, 1, 1));
+    assert_eq!(HealthCounts::of_attempt(true, Some(10_000), None).short, 0);
+    assert_eq!(HealthCounts::of_attempt(false, None, Some(608)).rejected, 1);
+    assert_eq!(HealthCounts::of_attempt(false, None, Some(603)).declined, 1);
+    let mut sum = HealthCounts::default();
+    sum += &one;
+    sum += &one;
+    assert_eq!(sum.short, 2);
+}

@@ -42,11 +42,12 @@ use futures::future::join_all;
 use outdial_adapters::counters::call_facts;
 use outdial_adapters::item::Item;
 use outdial_core::counters::{
-    self, CallFacts, CampaignCounters, CounterStore, CounterWrite, HistoryItem, Span,
+    self, CallFacts, CampaignCounters, CounterStore, CounterWrite, HealthWrite, HistoryItem, Span,
     StreamPosition,
 };
-use outdial_core::ids::CampaignId;
+use outdial_core::ids::{CampaignId, E164};
 use outdial_core::lifecycle::CallStatus;
+use outdial_core::numbers::HealthCounts;
 use outdial_core::ports::StoreError;
 use outdial_core::time::{Clock, Timestamp};
 use serde::Deserialize;
@@ -116,6 +117,9 @@ pub struct Handled {
     pub skipped: usize,
     /// Campaigns this batch completed.
     pub completed: Vec<CampaignId>,
+    /// Caller IDs this batch quarantined, with the reason: what the `NumbersQuarantined`
+    /// metric reports.
+    pub quarantined: Vec<(E164, String)>,
 }
 
 impl Handled {
@@ -139,7 +143,29 @@ impl Handled {
     /// namespace `Outdial` with dimension `Status`, one line per status moved into.
     #[must_use]
     pub fn metric_lines(&self, at: Timestamp) -> Vec<String> {
-        metric_lines(&self.transitions, at)
+        let mut lines = metric_lines(&self.transitions, at);
+        if !self.quarantined.is_empty() {
+            lines.push(
+                json!({
+                    "_aws": {
+                        "Timestamp": at.as_millis(),
+                        "CloudWatchMetrics": [{
+                            "Namespace": METRICS_NAMESPACE,
+                            "Dimensions": [[]],
+                            "Metrics": [{"Name": "NumbersQuarantined", "Unit": "Count"}],
+                        }],
+                    },
+                    "NumbersQuarantined": self.quarantined.len(),
+                    "Numbers": self
+                        .quarantined
+                        .iter()
+                        .map(|(number, reason)| json!({"number": number.masked(), "reason": reason}))
+                        .collect::<Vec<_>>(),
+                })
+                .to_string(),
+            );
+        }
+        lines
     }
 }
 
@@ -330,11 +356,20 @@ impl<S: CounterStore> StreamHandler<S> {
         changes: &[Change],
         handled: &mut Handled,
     ) -> (Option<StreamPosition>, usize, usize) {
-        let Plan { groups, history } = plan(changes);
+        let Plan {
+            groups,
+            numbers,
+            history,
+        } = plan(changes);
         let updates = join_all(
             groups
                 .iter()
                 .map(|(campaign, counted)| self.apply_campaign(shard, campaign, counted)),
+        );
+        let health = join_all(
+            numbers
+                .iter()
+                .map(|(number, counted)| self.apply_number(shard, number, counted)),
         );
         let chunks: Vec<&[(StreamPosition, HistoryItem)]> = history.chunks(HISTORY_CHUNK).collect();
         let writes = join_all(chunks.iter().map(|chunk| async move {
@@ -344,7 +379,7 @@ impl<S: CounterStore> StreamHandler<S> {
                 self.store.record_history(&items).await,
             )
         }));
-        let (updates, writes) = futures::join!(updates, writes);
+        let (updates, writes, health) = futures::join!(updates, writes, health);
 
         let mut failed_at: Option<StreamPosition> = None;
         let mut fail = |pos: &StreamPosition| {
@@ -361,6 +396,13 @@ impl<S: CounterStore> StreamHandler<S> {
             }
             if let Some(pos) = &result.failed_at {
                 fail(pos);
+            }
+        }
+        for result in health {
+            match result {
+                Ok(Some(quarantined)) => handled.quarantined.push(quarantined),
+                Ok(None) => {}
+                Err(pos) => fail(&pos),
             }
         }
         for (first, result) in writes {
@@ -465,6 +507,72 @@ impl<S: CounterStore> StreamHandler<S> {
         failed(&StoreError::Conflict)
     }
 
+    /// Adds one caller ID's attempts of this batch to its health counters (only past its
+    /// watermark for the shard), and quarantines it when the totals cross a threshold
+    /// (`HealthCounts::assess`). The number and the reason when it did; the first record of
+    /// the number's when the write failed.
+    async fn apply_number(
+        &self,
+        shard: &str,
+        number: &E164,
+        counted: &[(StreamPosition, HealthCounts)],
+    ) -> Result<Option<(E164, String)>, StreamPosition> {
+        let mut pending: Vec<&(StreamPosition, HealthCounts)> = counted.iter().collect();
+        let first_of_number = pending.first().map(|(pos, _)| pos.clone());
+        let failed = |e: &StoreError| {
+            tracing::error!(
+                number = %number.masked(),
+                error = %chain(e),
+                "updating a caller ID's health failed; reported for re-delivery"
+            );
+            first_of_number.clone()
+        };
+        for _ in 0..APPLY_ROUNDS {
+            let (Some((first, _)), Some((last, _))) = (pending.first(), pending.last()) else {
+                return Ok(None);
+            };
+            let mut delta = HealthCounts::default();
+            for (_, c) in &pending {
+                delta += c;
+            }
+            let span = Span {
+                shard: shard.to_owned(),
+                first: first.clone(),
+                last: last.clone(),
+                written_at: None,
+            };
+            match self.store.apply_number(number, &span, &delta).await {
+                Ok(HealthWrite::Applied { counts, healthy }) => {
+                    let Some(reason) = counts.assess().filter(|_| healthy) else {
+                        return Ok(None);
+                    };
+                    return match self
+                        .store
+                        .quarantine(number, &reason, self.clock.now())
+                        .await
+                    {
+                        Ok(true) => {
+                            tracing::warn!(
+                                number = %number.masked(),
+                                reason = %reason,
+                                "caller ID quarantined: it is chosen no more until restored"
+                            );
+                            Ok(Some((number.clone(), reason)))
+                        }
+                        Ok(false) => Ok(None),
+                        Err(e) => Err(failed(&e).unwrap_or_else(|| first.clone())),
+                    };
+                }
+                Ok(HealthWrite::Unregistered) => return Ok(None),
+                Ok(HealthWrite::Behind { watermark }) => {
+                    pending.retain(|(pos, _)| *pos > watermark);
+                }
+                Err(e) => return Err(failed(&e).unwrap_or_else(|| first.clone())),
+            }
+        }
+        Ok(None)
+    }
+
     async fn complete(&self, campaign: &CampaignId) -> Result<bool, StoreError> {
         let done = self
             .store
@@ -482,12 +590,16 @@ impl<S: CounterStore> StreamHandler<S> {
 struct Plan {
     /// Deltas by campaign, campaigns in order of first appearance.
     groups: Vec<(CampaignId, Vec<Counted>)>,
+    /// Health counts by caller ID (attempts that ended), in order of first appearance.
+    numbers: Vec<(E164, Vec<(StreamPosition, HealthCounts)>)>,
     /// Event-history items, each with the record it came from, without duplicates.
     history: Vec<(StreamPosition, HistoryItem)>,
 }
 
 /// Groups the changes' deltas by campaign and lists the event-history items they imply.
 fn plan(changes: &[Change]) -> Plan {
+    let mut numbers: Vec<(E164, Vec<(StreamPosition, HealthCounts)>)> = Vec::new();
+    let mut number_index: HashMap<E164, usize> = HashMap::new();
     let mut groups: Vec<(CampaignId, Vec<Counted>)> = Vec::new();
     let mut index: HashMap<&CampaignId, usize> = HashMap::new();
     let mut history = Vec::new();
@@ -508,6 +620,13 @@ fn plan(changes: &[Change]) -> Plan {
             groups.len() - 1
         });
         groups[at].1.push(counted);
+        if let Some((number, counts)) = counters::number_delta(old, new) {
+            let at = *number_index.entry(number.clone()).or_insert_with(|| {
+                numbers.push((number, Vec::new()));
+                numbers.len() - 1
+            });
+            numbers[at].1.push((change.pos.clone(), counts));
+        }
         if let Some(item) = new.and_then(|n| counters::history(old, n)) {
             let key = (item.call_id.clone(), item.entry.attempt, item.entry.seq);
             if seen.insert(key) {
@@ -515,7 +634,11 @@ fn plan(changes: &[Change]) -> Plan {
             }
         }
     }
-    Plan { groups, history }
+    Plan {
+        groups,
+        numbers,
+        history,
+    }
 }
 
 /// Reads one record: `Ok(None)` for an item that is not a call, which costs nothing more.

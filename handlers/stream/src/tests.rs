@@ -15,6 +15,8 @@ struct Memory {
     requests: AtomicUsize,
     /// While set, a counters update never answers (a store that hangs).
     stalled: std::sync::atomic::AtomicBool,
+    /// Caller IDs registered: whether each is healthy, its counts and watermarks.
+    numbers: Mutex<HashMap<E164, (bool, HealthCounts, HashMap<String, StreamPosition>)>>,
 }
 
 impl CounterStore for Memory {
@@ -44,6 +46,44 @@ impl CounterStore for Memory {
         *total += delta;
         mark.insert_entry(last.clone());
         Ok(CounterWrite::Applied(total.clone()))
+    }
+
+    async fn apply_number(
+        &self,
+        number: &E164,
+        span: &Span,
+        delta: &HealthCounts,
+    ) -> Result<HealthWrite, StoreError> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        let mut numbers = self.numbers.lock().unwrap();
+        let Some((healthy, counts, marks)) = numbers.get_mut(number) else {
+            return Ok(HealthWrite::Unregistered);
+        };
+        if let Some(mark) = marks.get(&span.shard) {
+            if mark >= &span.first {
+                return Ok(HealthWrite::Behind {
+                    watermark: mark.clone(),
+                });
+            }
+        }
+        *counts += delta;
+        marks.insert(span.shard.clone(), span.last.clone());
+        Ok(HealthWrite::Applied {
+            counts: *counts,
+            healthy: *healthy,
+        })
+    }
+
+    async fn quarantine(&self, number: &E164, _: &str, _: Timestamp) -> Result<bool, StoreError> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        let mut numbers = self.numbers.lock().unwrap();
+        match numbers.get_mut(number) {
+            Some((healthy, ..)) if *healthy => {
+                *healthy = false;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn complete_campaign(&self, _: &CampaignId, _: Timestamp) -> Result<bool, StoreError> {
@@ -311,4 +351,96 @@ async fn a_batch_whose_store_hangs_stops_at_its_budget_and_is_applied_once_when_
     let totals = h.store.totals.lock().unwrap().clone();
     let c = &totals[&CampaignId::parse("cmp_1").unwrap()];
     assert_eq!((c.placed, c.status(CallStatus::Ringing)), (1, 1));
+}
+
+/// A pooled call's attempt ending `FAILED` with SIP `code`, dialed from `from`.
+fn pooled_end(seq: &str, call: &str, from: &str, code: &str) -> Value {
+    let mut old = image("DIALING", None);
+    let mut new = image("FAILED", Some(2));
+    for im in [&mut old, &mut new] {
+        im["PK"] = json!({"S": format!("CALL#{call}")});
+        im["call_id"] = json!({"S": call});
+        im["from"] = json!({"S": from});
+        im["pooled"] = json!({"BOOL": true});
+    }
+    new["sip_code"] = json!({"S": code});
+    record(
+        seq,
+        "MODIFY",
+        (&format!("CALL#{call}"), "CALL"),
+        Some(old),
+        Some(new),
+    )
+}
+
+#[tokio::test]
+async fn a_caller_id_rejected_as_unwanted_three_times_is_quarantined_once() {
+    let h = handler();
+    let (bad, good) = (
+        E164::parse("+12125550100").unwrap(),
+        E164::parse("+12125550101").unwrap(),
+    );
+    for number in [&bad, &good] {
+        h.store().numbers.lock().unwrap().insert(
+            number.clone(),
+            (true, HealthCounts::default(), HashMap::new()),
+        );
+    }
+    let first = batch(vec![
+        pooled_end("201", "call_1", bad.as_str(), "608"),
+        pooled_end("202", "call_2", bad.as_str(), "607"),
+        pooled_end("203", "call_3", good.as_str(), "486"),
+    ]);
+    let handled = h.handle(first.clone()).await.unwrap();
+    assert!(handled.quarantined.is_empty());
+    // Delivered again: nothing counts twice.
+    let again = h.handle(first).await.unwrap();
+    assert!(again.quarantined.is_empty());
+    let handled = h
+        .handle(batch(vec![pooled_end(
+            "204",
+            "call_4",
+            bad.as_str(),
+            "608",
+        )]))
+        .await
+        .unwrap();
+    assert_eq!(handled.quarantined.len(), 1);
+    assert_eq!(handled.quarantined[0].0, bad);
+    assert!(
+        handled.quarantined[0].1.contains("3 calls rejected"),
+        "{:?}",
+        handled.quarantined
+    );
+    let metric = handled.metric_lines(Timestamp::from_millis(5_000));
+    assert!(
+        metric
+            .iter()
+            .any(|l| l.contains("\"NumbersQuarantined\":1")),
+        "{metric:?}"
+    );
+    {
+        let numbers = h.store().numbers.lock().unwrap();
+        assert_eq!(numbers[&bad].1.rejected, 3);
+        assert!(!numbers[&bad].0);
+        assert!(numbers[&good].0);
+        assert_eq!(numbers[&good].1.attempts, 1);
+    }
+    // Once quarantined, later ends count but quarantine nothing more.
+    let later = h
+        .handle(batch(vec![pooled_end(
+            "205",
+            "call_5",
+            bad.as_str(),
+            "608",
+        )]))
+        .await
+        .unwrap();
+    assert!(later.quarantined.is_empty());
+    // A call not dialed from a pool counts toward no number.
+    let mut single = call("206", ("DIALING", None), ("FAILED", Some(2)));
+    single["dynamodb"]["NewImage"]["from"] = json!({"S": good.as_str()});
+    single["dynamodb"]["NewImage"]["sip_code"] = json!({"S": "608"});
+    h.handle(batch(vec![single])).await.unwrap();
+    assert_eq!(h.store().numbers.lock().unwrap()[&good].1.attempts, 1);
 }

@@ -455,6 +455,24 @@ impl CounterStore for Flaky {
         self.inner.apply(campaign, span, delta).await
     }
 
+    async fn apply_number(
+        &self,
+        number: &E164,
+        span: &Span,
+        delta: &outdial_core::numbers::HealthCounts,
+    ) -> Result<outdial_core::counters::HealthWrite, StoreError> {
+        self.inner.apply_number(number, span, delta).await
+    }
+
+    async fn quarantine(
+        &self,
+        number: &E164,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.inner.quarantine(number, reason, now).await
+    }
+
     async fn complete_campaign(
         &self,
         campaign: &CampaignId,
