@@ -16,8 +16,11 @@ struct Memory {
     /// While set, a counters update never answers (a store that hangs).
     stalled: std::sync::atomic::AtomicBool,
     /// Caller IDs registered: whether each is healthy, its counts and watermarks.
-    numbers: Mutex<HashMap<E164, (bool, HealthCounts, HashMap<String, StreamPosition>)>>,
+    numbers: Mutex<HashMap<E164, NumberRow>>,
 }
+
+/// A caller ID in [`Memory`]: healthy or not, its counts, its watermark per shard.
+type NumberRow = (bool, HealthCounts, HashMap<String, StreamPosition>);
 
 impl CounterStore for Memory {
     async fn apply(
