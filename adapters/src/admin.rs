@@ -572,10 +572,12 @@ impl ApiStore for DynamoStore {
                 // A healthy registration starts its health counters afresh (a restore does).
                 "SET #type = :type, e164 = :e164, #pool = :pool, #number = :number, \
                  health_state = :health_state \
-                 REMOVE h_attempts, h_answered, h_short, h_declined, h_rejected"
+                 REMOVE quarantine_reason, quarantined_at, \
+                 h_attempts, h_answered, h_short, h_declined, h_rejected"
             } else {
                 "SET #type = :type, e164 = :e164, #pool = :pool, #number = :number, \
-                 health_state = :health_state"
+                 health_state = :health_state, quarantine_reason = :quarantine_reason, \
+                 quarantined_at = :quarantined_at"
             })
             .expression_attribute_names("#type", "type")
             .expression_attribute_names("#pool", "pool")

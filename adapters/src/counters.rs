@@ -30,15 +30,15 @@ use outdial_core::counters::{
 };
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence};
 use outdial_core::lifecycle::{CallStatus, Outcome};
-use outdial_core::numbers::{Health, HealthCounts};
+use outdial_core::numbers::HealthCounts;
 use outdial_core::ports::StoreError;
 use outdial_core::time::Timestamp;
 
 use crate::condition::{Condition, Guarded};
 use crate::ddb::{self, build_err, condition_failed, map_err, written};
 use crate::item::{
-    CAMPAIGN_SK, COUNTERS_SK, EXPIRES_AT, HEALTHY, Item, NUMBERS_PK, Reader, call_pk, campaign_pk,
-    key, member_from_item, n, number_sk, s,
+    CAMPAIGN_SK, COUNTERS_SK, EXPIRES_AT, HEALTHY, Item, NUMBERS_PK, QUARANTINED, Reader, call_pk,
+    campaign_pk, key, n, number_sk, s,
 };
 
 /// `type` of the counters item.
@@ -617,36 +617,22 @@ impl CounterStore for DynamoCounters {
         reason: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let item = ddb::get_item(
-            &self.client,
-            &self.table,
-            key(NUMBERS_PK.to_owned(), &number_sk(number)),
-        )
-        .await?;
-        let Some(item) = item else {
-            return Ok(false);
-        };
-        let mut member = member_from_item(&item)?;
-        if !member.number.health.is_healthy() {
-            return Ok(false);
-        }
-        member.number.health = Health::Quarantined {
-            reason: reason.to_owned(),
-            at: now,
-        };
-        let json =
-            serde_json::to_string(&member.number).map_err(|e| StoreError::Other(Box::new(e)))?;
+        // By the health attributes alone (no read): `member_from_item` reads them over the
+        // registration's JSON.
         let out = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(NUMBERS_PK.to_owned(), &number_sk(number))))
             .condition_expression("health_state = :healthy")
-            .update_expression("SET #number = :number, health_state = :quarantined")
-            .expression_attribute_names("#number", "number")
+            .update_expression(
+                "SET health_state = :quarantined, quarantine_reason = :reason, \
+                 quarantined_at = :at",
+            )
             .expression_attribute_values(":healthy", s(HEALTHY))
-            .expression_attribute_values(":quarantined", s("quarantined"))
-            .expression_attribute_values(":number", s(json))
+            .expression_attribute_values(":quarantined", s(QUARANTINED))
+            .expression_attribute_values(":reason", s(reason))
+            .expression_attribute_values(":at", n(now.as_millis()))
             .send()
             .await;
         match out {

@@ -86,8 +86,10 @@ pub fn number_sk(number: &E164) -> String {
     format!("NUMBER#{number}")
 }
 
-/// `health_state` of a number that may be chosen.
+/// `health_state` of a number that may be chosen, and of one taken out of rotation (with
+/// `quarantine_reason` and `quarantined_at` beside it).
 pub const HEALTHY: &str = "healthy";
+pub const QUARANTINED: &str = "quarantined";
 
 /// The attributes a registration sets (its usage is left as it is).
 ///
@@ -97,18 +99,21 @@ pub fn number_registration(
     number: &outdial_core::numbers::CallerNumber,
 ) -> Result<Vec<(&'static str, AttributeValue)>, StoreError> {
     let json = serde_json::to_string(number).map_err(|e| StoreError::Other(Box::new(e)))?;
-    let state = if number.health.is_healthy() {
-        HEALTHY
-    } else {
-        "quarantined"
-    };
-    Ok(vec![
+    let mut attributes = vec![
         ("type", s("number")),
         ("e164", s(number.e164.as_str())),
         ("pool", s(number.pool.clone())),
         ("number", s(json)),
-        ("health_state", s(state)),
-    ])
+    ];
+    match &number.health {
+        outdial_core::numbers::Health::Healthy => attributes.push(("health_state", s(HEALTHY))),
+        outdial_core::numbers::Health::Quarantined { reason, at } => attributes.extend([
+            ("health_state", s(QUARANTINED)),
+            ("quarantine_reason", s(reason.clone())),
+            ("quarantined_at", n(at.as_millis())),
+        ]),
+    }
+    Ok(attributes)
 }
 
 /// The usage attributes a claim writes.
@@ -135,7 +140,15 @@ pub fn number_usage(usage: &outdial_core::numbers::Usage) -> Vec<(&'static str, 
 pub fn member_from_item(item: &Item) -> Result<outdial_core::numbers::Member, StoreError> {
     use outdial_core::numbers::{CallerNumber, Member, Usage};
     let r = Reader::new(item);
-    let number = r.parsed("number", |raw| serde_json::from_str::<CallerNumber>(raw))?;
+    let mut number = r.parsed("number", |raw| serde_json::from_str::<CallerNumber>(raw))?;
+    // The health attributes are the truth: the stream quarantines a number by them alone.
+    number.health = match r.opt_s("health_state")? {
+        Some("quarantined") => outdial_core::numbers::Health::Quarantined {
+            reason: r.opt_s("quarantine_reason")?.unwrap_or_default().to_owned(),
+            at: r.timestamp("quarantined_at")?.unwrap_or(Timestamp::EPOCH),
+        },
+        _ => outdial_core::numbers::Health::Healthy,
+    };
     let usage = match r.opt_n::<u64>("usage_version")? {
         None => Usage::default(),
         Some(version) => Usage {

@@ -1161,3 +1161,88 @@ async fn a_claim_from_a_pool_writes_the_numbers_usage_only_over_the_version_read
         Err(StoreError::NotFound)
     ));
 }
+
+#[tokio::test]
+async fn a_caller_ids_health_counts_once_per_shard_position_and_a_restore_starts_afresh() {
+    use outdial_adapters::counters::DynamoCounters;
+    use outdial_core::admin::ApiStore;
+    use outdial_core::counters::{CounterStore, HealthWrite, Span, StreamPosition};
+    use outdial_core::numbers::{HealthCounts, NumberSpec};
+
+    let (store, _) = store().await;
+    let counters = DynamoCounters::new(store.client().clone(), store.table());
+    let e164 = E164::parse("+12125550100").unwrap();
+    let span = |first: &str, last: &str| Span {
+        shard: "shardId-1".into(),
+        first: StreamPosition::parse(first).unwrap(),
+        last: StreamPosition::parse(last).unwrap(),
+        written_at: None,
+    };
+    let rejected = HealthCounts::of_attempt(false, None, Some(608));
+    // Not registered: nothing is written.
+    assert_eq!(
+        counters
+            .apply_number(&e164, &span("100", "101"), &rejected)
+            .await
+            .unwrap(),
+        HealthWrite::Unregistered
+    );
+    let registered = serde_json::from_str::<NumberSpec>(r#"{"pool": "east"}"#)
+        .unwrap()
+        .registration(e164.clone())
+        .unwrap();
+    ApiStore::put_number(&store, &registered).await.unwrap();
+    let applied = counters
+        .apply_number(&e164, &span("100", "101"), &rejected)
+        .await
+        .unwrap();
+    assert!(
+        matches!(applied, HealthWrite::Applied { counts, healthy: true } if counts.rejected == 1)
+    );
+    // The same records again are behind the watermark.
+    assert!(matches!(
+        counters
+            .apply_number(&e164, &span("100", "101"), &rejected)
+            .await
+            .unwrap(),
+        HealthWrite::Behind { .. }
+    ));
+    assert!(
+        counters
+            .quarantine(&e164, "3 calls rejected", T0)
+            .await
+            .unwrap()
+    );
+    assert!(!counters.quarantine(&e164, "again", T0).await.unwrap());
+    let member = &store.pool("east").await.unwrap()[0];
+    assert_eq!(
+        member.number.health,
+        outdial_core::numbers::Health::Quarantined {
+            reason: "3 calls rejected".into(),
+            at: T0
+        }
+    );
+    // A quarantined number is counted, and reported unhealthy.
+    let applied = counters
+        .apply_number(&e164, &span("102", "102"), &rejected)
+        .await
+        .unwrap();
+    assert!(
+        matches!(applied, HealthWrite::Applied { counts, healthy: false } if counts.rejected == 2)
+    );
+    // Restored (registered healthy again): the counts start afresh.
+    ApiStore::put_number(&store, &registered).await.unwrap();
+    assert!(
+        store.pool("east").await.unwrap()[0]
+            .number
+            .health
+            .is_healthy()
+    );
+    let applied = counters
+        .apply_number(&e164, &span("103", "103"), &rejected)
+        .await
+        .unwrap();
+    assert!(
+        matches!(applied, HealthWrite::Applied { counts, healthy: true } if counts.rejected == 1)
+    );
+}
