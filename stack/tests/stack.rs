@@ -436,3 +436,135 @@ async fn a_callee_who_opts_out_is_put_on_the_do_not_call_list_and_no_later_campa
     assert_eq!(report.placed_per_number.get(confirms), Some(&2));
     assert!(report.violations.is_empty(), "{:#?}", report.violations);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_id_the_carrier_rejects_is_quarantined_and_the_campaign_goes_on_from_the_others() {
+    use outdial_core::admin::ApiStore;
+    use outdial_core::ids::{CallId, CampaignId, E164};
+    use outdial_core::numbers::{Health, NumberSpec};
+    use outdial_core::ports::DispatchStore;
+    use outdial_core::record::{Campaign, CampaignStatus, Limits, NewCall, Pacing, PoolRef};
+    use outdial_core::retry::{RetryPolicy, RetrySpec};
+    use outdial_local::sim::Carrier;
+
+    // The carrier rejects a caller ID's calls beyond 4 in an hour. Local presence prefers the
+    // Miami number for Miami callees, so it is the one that crosses the line.
+    let stack = Stack::start(StackConfig {
+        sim: SimConfig {
+            speed: 0.005,
+            callees: Callees {
+                by_number: BTreeMap::new(),
+                mix: vec![(
+                    1,
+                    Callee::Answer {
+                        after_ms: 1_000,
+                        digits: Some("1".into()),
+                    },
+                )],
+            },
+            carrier: Some(Carrier {
+                max_per_hour: 4,
+                ..Carrier::default()
+            }),
+            ..SimConfig::default()
+        },
+        schedule_every: Duration::from_secs(5),
+        account_cps: 50.0,
+        record: outdial_local::record::shared(),
+        ..StackConfig::default()
+    })
+    .await
+    .unwrap();
+    let store = stack.store();
+    let (miami, others) = ("+13055550100", ["+12125550100", "+14155550100"]);
+    for number in std::iter::once(miami).chain(others) {
+        let registered = serde_json::from_str::<NumberSpec>(r#"{"pool": "main"}"#)
+            .unwrap()
+            .registration(E164::parse(number).unwrap())
+            .unwrap();
+        ApiStore::put_number(store, &registered).await.unwrap();
+    }
+    let now = outdial_core::time::Timestamp::from_millis(
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap(),
+    );
+    let campaign = Campaign {
+        purpose: outdial_core::policy::Purpose::default(),
+        on_cap: outdial_core::policy::OnCap::default(),
+        caller_pool: Some(PoolRef {
+            pool: "main".into(),
+            local_presence: true,
+        }),
+        id: CampaignId::random(),
+        name: "pool".into(),
+        from: E164::parse(miami).unwrap(),
+        status: CampaignStatus::Active,
+        // A rejected attempt (SIP 608 ends it DECLINED) is tried again 5 s later, by then
+        // from another number.
+        retry: RetryPolicy::new(RetrySpec {
+            max_attempts: 3,
+            busy_after_s: 5,
+            no_answer_after_s: 5,
+            failed_after_s: 5,
+            declined_after_s: Some(5),
+        })
+        .unwrap(),
+        pacing: Pacing {
+            calls_per_second: 2.0,
+            max_concurrent: 20,
+        },
+        script: serde_json::from_value(spec(1.0)["script"].clone()).unwrap(),
+        limits: Limits::default(),
+        window: None,
+        default_region: "US".into(),
+        created_at: now,
+        contacts: 12,
+    };
+    let calls: Vec<NewCall> = (0..12)
+        .map(|i| NewCall {
+            consent: None,
+            tz: None,
+            id: CallId::random(),
+            to: E164::parse(&format!("+1305556{i:04}")).unwrap(),
+            vars: BTreeMap::new(),
+            due_at: now,
+        })
+        .collect();
+    ApiStore::create_campaign(store, &campaign, &calls)
+        .await
+        .unwrap();
+
+    let http = Http::new(&stack);
+    let by_status = http
+        .until_terminal(campaign.id.as_str(), 12, Duration::from_secs(120))
+        .await;
+    assert_eq!(by_status.get("COMPLETED"), Some(&12), "{by_status:?}");
+    let pool = DispatchStore::pool(store, "main").await.unwrap();
+    let health = |number: &str| {
+        pool.iter()
+            .find(|m| m.number.e164.as_str() == number)
+            .map(|m| m.number.health.clone())
+            .unwrap()
+    };
+    let Health::Quarantined { reason, .. } = health(miami) else {
+        panic!("the Miami number is not quarantined: {:?}", health(miami));
+    };
+    assert!(reason.contains("rejected as unwanted"), "{reason}");
+    assert!(others.iter().all(|n| health(n).is_healthy()));
+    let report = stack.stop().await.unwrap();
+    let rejected = report.carrier_rejected.get(miami).copied().unwrap_or(0);
+    assert!(rejected >= 3, "{:?}", report.carrier_rejected);
+    let from_others: u32 = others
+        .iter()
+        .filter_map(|n| report.placed_per_from.get(*n))
+        .map(|u| u.total)
+        .sum();
+    assert!(from_others >= 12 - 4, "{:?}", report.placed_per_from);
+    assert_eq!(report.double_dials, 0);
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+}
