@@ -66,6 +66,7 @@ bench:
     @echo "outdial-sma release binary: $(stat -c %s target/shipped/outdial-sma) bytes (stripped)"
     cargo build --locked --release -p outdial-cli
     for cps in 10 50 100; do target/release/outdial bench dial --cps $cps --seconds 30 --json | tail -n 1; done
+    target/release/outdial bench dial --pool 3 --cps 50 --seconds 30 --json | tail -n 1
     target/release/outdial bench events --calls 2000 --json | tail -n 1
     target/release/outdial bench ingest --contacts 100000 --json | tail -n 1
     target/release/outdial bench caps --calls 1000 --json | tail -n 1

@@ -1,7 +1,10 @@
-//! `outdial bench dial --cps N --seconds S [--json]`: dials a campaign of `N × S` calls
-//! through the dispatcher, the PSTN simulator, the SMA handler and DynamoDB Local, and reports
-//! the dial rate the simulator measured: achieved against the target, the most calls in any
-//! one-second window, and double dials.
+//! `outdial bench dial --cps N --seconds S [--pool P] [--json]`: dials a campaign of `N × S`
+//! calls through the dispatcher, the PSTN simulator, the SMA handler and DynamoDB Local, and
+//! reports the dial rate the simulator measured: achieved against the target, the most calls
+//! in any one-second window, and double dials; and the requests the dispatcher's DynamoDB
+//! client made per placed call. With `--pool P`, the campaign dials from a caller-ID pool of
+//! `P` numbers without caps, so each dial also reads the pool and writes the chosen number's
+//! usage in its claim.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,11 +13,14 @@ use std::time::{Duration, Instant};
 use outdial_adapters::clock::SystemClock;
 use outdial_adapters::dialer::ChimeDialer;
 use outdial_adapters::store::DynamoStore;
+use outdial_core::admin::ApiStore;
 use outdial_core::ids::{CallId, CampaignId, E164};
-use outdial_core::record::{Campaign, CampaignStatus, Limits, NewCall, Pacing};
+use outdial_core::numbers::{CallerNumber, Health, NumberCaps};
+use outdial_core::record::{Campaign, CampaignStatus, Limits, NewCall, Pacing, PoolRef};
 use outdial_core::retry::{RetryPolicy, RetrySpec};
 use outdial_core::time::Clock;
 use outdial_local::dynamodb::shared_endpoint;
+use outdial_local::meter::Meter;
 use outdial_local::sim::{Callee, Callees, SimConfig, Simulator, voice_client};
 use outdial_local::tables::{client, fresh_table};
 use outdial_sma::{Settings as SmaSettings, SmaHandler};
@@ -36,27 +42,58 @@ pub struct DialBench {
     /// Dials that went out late (the machine was too busy to send them on their slot) and
     /// were held back so that no second at the API held more than the rate.
     pub held: u32,
+    /// Requests the dispatcher's DynamoDB client made (retries included), per placed call.
+    pub ddb_requests_per_call: f64,
+    /// The caller-ID pool's size (`--pool`), when the campaign dialed from one.
+    pub pool: Option<u32>,
 }
+
+/// The pool `--pool` registers its numbers in.
+const BENCH_POOL: &str = "bench";
 
 const SCRIPT: &str = r#"{"caller_name": "Riverside Clinic", "start": "bye",
     "steps": {"bye": {"say": "This is Riverside Clinic. Goodbye."}}}"#;
 
-/// Runs the dial benchmark.
+/// Runs the dial benchmark; with `pool`, from a caller-ID pool of that many numbers.
 ///
 /// # Errors
-/// When DynamoDB Local or the simulator cannot start, or the store refuses the campaign.
-pub async fn dial(cps: u32, seconds: u32) -> anyhow::Result<DialBench> {
+/// When DynamoDB Local or the simulator cannot start, or the store refuses the campaign or a
+/// number.
+pub async fn dial(cps: u32, seconds: u32, pool: Option<u32>) -> anyhow::Result<DialBench> {
     anyhow::ensure!((1..=1000).contains(&cps), "--cps must be 1 to 1000");
     anyhow::ensure!((1..=600).contains(&seconds), "--seconds must be 1 to 600");
+    anyhow::ensure!(
+        pool.is_none_or(|n| (1..=100).contains(&n)),
+        "--pool must be 1 to 100"
+    );
     let endpoint = shared_endpoint()?;
     let ddb = client(&endpoint);
-    let store = DynamoStore::new(ddb.clone(), fresh_table(&ddb, "bench-dial").await?, 1);
+    let table = fresh_table(&ddb, "bench-dial").await?;
+    let store = DynamoStore::new(ddb.clone(), &table, 1);
+    // Only the dispatcher's requests are counted: the SMA handler's are the same whatever the
+    // campaign dials from.
+    let meter = Meter::new();
+    let dispatcher_store = DynamoStore::new(meter.client(&ddb), &table, 1);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let total = cps * seconds;
+    // Numbers without caps: the pool costs its reads and usage writes, and holds no call.
+    for i in 0..pool.unwrap_or(0) {
+        let number = CallerNumber {
+            e164: E164::parse(&format!("+1212555{i:04}"))?,
+            pool: BENCH_POOL.into(),
+            caps: NumberCaps::default(),
+            display_region: None,
+            health: Health::Healthy,
+        };
+        ApiStore::put_number(&store, &number).await?;
+    }
     let campaign = Campaign {
         purpose: outdial_core::policy::Purpose::default(),
         on_cap: outdial_core::policy::OnCap::default(),
-        caller_pool: None,
+        caller_pool: pool.map(|_| PoolRef {
+            pool: BENCH_POOL.into(),
+            local_presence: false,
+        }),
         id: CampaignId::random(),
         name: "bench dial".into(),
         from: E164::parse("+15555550199")?,
@@ -128,7 +165,7 @@ pub async fn dial(cps: u32, seconds: u32) -> anyhow::Result<DialBench> {
     let endpoint = sim.endpoint();
     let run = dispatch_runtime.spawn(async move {
         let dialer = ChimeDialer::new(voice_client(&endpoint), "sma-bench");
-        let dispatcher = Dispatcher::new(store, dialer, clock, settings);
+        let dispatcher = Dispatcher::new(dispatcher_store, dialer, clock, settings);
         let started = Instant::now();
         let limit = Duration::from_secs(u64::from(seconds) * 3 + 30);
         while dispatcher.stats().dialed < total && started.elapsed() < limit {
@@ -154,6 +191,13 @@ pub async fn dial(cps: u32, seconds: u32) -> anyhow::Result<DialBench> {
     } else {
         0.0
     };
+    #[allow(clippy::cast_precision_loss)]
+    let requests = meter.spent().total_requests() as f64;
+    let ddb_requests_per_call = if placed == 0 {
+        0.0
+    } else {
+        (requests / f64::from(placed) * 1000.0).round() / 1000.0
+    };
     Ok(DialBench {
         target_cps: f64::from(cps),
         achieved_cps: (achieved * 100.0).round() / 100.0,
@@ -161,6 +205,8 @@ pub async fn dial(cps: u32, seconds: u32) -> anyhow::Result<DialBench> {
         calls: placed,
         double_dials: report.double_dials,
         held: stats.held,
+        ddb_requests_per_call,
+        pool,
     })
 }
 

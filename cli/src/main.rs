@@ -227,12 +227,16 @@ enum CampaignCommand {
 #[derive(Debug, Subcommand)]
 enum Bench {
     /// Dial N calls per second for S seconds through the dispatcher and the PSTN simulator,
-    /// and report the rate the simulator saw.
+    /// and report the rate the simulator saw and the dispatcher's DynamoDB requests per call.
     Dial {
         #[arg(long)]
         cps: u32,
         #[arg(long)]
         seconds: u32,
+        /// Dial from a caller-ID pool of this many numbers (1 to 100, no caps) instead of
+        /// the campaign's one number.
+        #[arg(long)]
+        pool: Option<u32>,
         /// Print one JSON object as the last line.
         #[arg(long)]
         json: bool,
@@ -413,18 +417,28 @@ fn main() -> ExitCode {
         ),
         Command::Campaign { kind } => campaign_command(kind),
         Command::Bench {
-            kind: Bench::Dial { cps, seconds, json },
-        } => run("bench dial", bench::dial(cps, seconds), |result| {
+            kind:
+                Bench::Dial {
+                    cps,
+                    seconds,
+                    pool,
+                    json,
+                },
+        } => run("bench dial", bench::dial(cps, seconds, pool), |result| {
             if json {
                 println!("{}", json_line(&result));
             } else {
                 println!(
-                    "dialed {} calls at {} per second (target {}); at most {} in any second; {} double dials",
+                    "dialed {} calls at {} per second (target {}){}; at most {} in any second; {} double dials; {} DynamoDB requests per call from the dispatcher",
                     result.calls,
                     result.achieved_cps,
                     result.target_cps,
+                    result
+                        .pool
+                        .map_or_else(String::new, |n| format!(" from a pool of {n} caller IDs")),
                     result.max_in_one_second,
-                    result.double_dials
+                    result.double_dials,
+                    result.ddb_requests_per_call
                 );
             }
             ExitCode::SUCCESS

@@ -29,6 +29,45 @@ fn bench_dial_prints_its_figures_as_one_json_line_and_never_exceeds_the_rate() {
     assert_eq!(last["calls"], 20);
     assert_eq!(last["double_dials"], 0);
     assert!(last["max_in_one_second"].as_u64().unwrap() <= 20, "{last}");
+    // Without --pool the campaign dials from its one number.
+    assert!(last["pool"].is_null(), "{last}");
+    assert!(
+        last["ddb_requests_per_call"].as_f64().unwrap() > 0.0,
+        "{last}"
+    );
+}
+
+#[test]
+fn bench_dial_from_a_pool_places_every_call_once_within_the_rate_and_counts_its_requests() {
+    let out = Command::new(env!("CARGO_BIN_EXE_outdial"))
+        .args([
+            "bench",
+            "dial",
+            "--pool",
+            "3",
+            "--cps",
+            "20",
+            "--seconds",
+            "1",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["calls"], 20, "{last}");
+    assert_eq!(last["double_dials"], 0, "{last}");
+    assert_eq!(last["pool"], 3, "{last}");
+    assert!(last["max_in_one_second"].as_u64().unwrap() <= 20, "{last}");
+    assert!(
+        last["ddb_requests_per_call"].as_f64().unwrap() > 0.0,
+        "{last}"
+    );
 }
 
 #[test]

@@ -11,6 +11,11 @@ export interface OutdialConfig {
    * type `SipMediaApplicationDialIn`). Ordered outside CDK; listed in the outputs and used as
    * campaign `from` numbers. */
   readonly phoneNumbers: readonly string[];
+  /** `outdial:callerIdPools` (optional): which of `phoneNumbers` may serve as caller IDs, by
+   * pool (`east=+12125550100,+12125550101;west=+14155550100`). Listed in the outputs for the
+   * operator to register with `PUT /numbers/{e164}` (docs/caller-id.md); no function reads it.
+   * Empty when unset. */
+  readonly callerIdPools: readonly CallerIdPool[];
   /** `outdial:dispatchShards` (1-64, default 4): how many dispatch shards due work is spread
    * over (`OUTDIAL_DISPATCH_SHARDS`). */
   readonly dispatchShards: number;
@@ -32,6 +37,12 @@ export interface OutdialConfig {
   readonly allowedCountries?: readonly string[];
 }
 
+/** One pool of `outdial:callerIdPools`: its name and its numbers, in the order given. */
+export interface CallerIdPool {
+  readonly pool: string;
+  readonly numbers: readonly string[];
+}
+
 export const DEFAULTS = {
   dispatchShards: 4,
   accountCps: 5,
@@ -41,6 +52,8 @@ export const DEFAULTS = {
 const E164 = /^\+[1-9][0-9]{1,14}$/;
 const COUNTRY = /^[A-Z]{2}$/;
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+/** A pool name as the API accepts it (core/src/numbers.rs, `valid_pool`). */
+const POOL = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** A context value as a trimmed string, or undefined when unset or empty. */
 function text(node: Node, key: string): string | undefined {
@@ -58,6 +71,59 @@ function integer(node: Node, key: string, fallback: number, min: number, max: nu
     throw new Error(`${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
   }
   return value;
+}
+
+/**
+ * Parses `outdial:callerIdPools`: `;`-separated pools, each `name=` and comma-separated E.164
+ * numbers. Every number must be one of `phoneNumbers` (CreateSipMediaApplicationCall dials
+ * only from numbers of the account's inventory) and in one pool only. Throws naming the
+ * setting.
+ */
+export function parseCallerIdPools(raw: string | undefined, phoneNumbers: readonly string[]): CallerIdPool[] {
+  const key = 'outdial:callerIdPools';
+  if (raw === undefined || raw.trim() === '') return [];
+  const ordered = new Set(phoneNumbers);
+  const poolOf = new Map<string, string>();
+  const pools: CallerIdPool[] = [];
+  for (const segment of raw.split(';').map((p) => p.trim()).filter((p) => p !== '')) {
+    const eq = segment.indexOf('=');
+    if (eq < 0) {
+      throw new Error(`${key} must be pools of the form name=+12125550100,+12125550101 separated by ';', got ${JSON.stringify(segment)}`);
+    }
+    const pool = segment.slice(0, eq).trim();
+    if (!POOL.test(pool)) {
+      throw new Error(`${key}: a pool name must be 1 to 64 letters, digits, '-' or '_', got ${JSON.stringify(pool)}`);
+    }
+    if (pools.some((p) => p.pool === pool)) {
+      throw new Error(`${key} names the pool ${pool} twice`);
+    }
+    const numbers = segment.slice(eq + 1).split(',').map((n) => n.trim()).filter((n) => n !== '');
+    if (numbers.length === 0) {
+      throw new Error(`${key}: the pool ${pool} has no numbers`);
+    }
+    for (const n of numbers) {
+      if (!E164.test(n)) {
+        throw new Error(`${key}: the pool ${pool} must list E.164 numbers (+12125550100), got ${JSON.stringify(n)}`);
+      }
+      const other = poolOf.get(n);
+      if (other !== undefined) {
+        throw new Error(other === pool
+          ? `${key}: the pool ${pool} lists ${n} twice`
+          : `${key}: ${n} is in two pools, ${other} and ${pool} (a number belongs to one pool)`);
+      }
+      if (!ordered.has(n)) {
+        throw new Error(`${key}: ${n} (pool ${pool}) is not in outdial:phoneNumbers; the SMA dials only from numbers ordered for it`);
+      }
+      poolOf.set(n, pool);
+    }
+    pools.push({ pool, numbers });
+  }
+  return pools;
+}
+
+/** `pools` as `outdial:callerIdPools` writes them. */
+export function formatCallerIdPools(pools: readonly CallerIdPool[]): string {
+  return pools.map((p) => `${p.pool}=${p.numbers.join(',')}`).join(';');
 }
 
 /** Reads and checks the stack's context. Throws with the setting's name on a bad value. */
@@ -104,8 +170,11 @@ export function readConfig(node: Node): OutdialConfig {
     throw new Error('outdial:allowedCountries lists a country twice');
   }
 
+  const callerIdPools = parseCallerIdPools(text(node, 'outdial:callerIdPools'), numbers);
+
   return {
     phoneNumbers: numbers,
+    callerIdPools,
     dispatchShards: integer(node, 'outdial:dispatchShards', DEFAULTS.dispatchShards, 1, 64),
     accountCps,
     smaReservedConcurrency: integer(node, 'outdial:smaReservedConcurrency', DEFAULTS.smaReservedConcurrency, 0, 10000),

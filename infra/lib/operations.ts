@@ -5,7 +5,8 @@
 // timers emits `Dialed`, `DialThrottled`, `CallsLost` and `OverdueSeconds` (how late the
 // earliest watchdog entry is when a dispatcher reads it; waiting calls queued for their paced
 // dial are in a separate lane and do not count), the stream function `CallTransitions` by
-// `Status`.
+// `Status` and `NumbersQuarantined` (one for each caller ID it takes out of rotation for its
+// answer, decline or rejection figures; docs/caller-id.md).
 
 import { Duration, Stack } from 'aws-cdk-lib';
 import type * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
@@ -162,6 +163,17 @@ export class Operations extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
 
+    // A quarantined caller ID dials no more until the operator restores it: each one is worth
+    // a look (what the carriers or the callees did to it), and a pool can run dry.
+    alarm('NumbersQuarantined', {
+      alarmDescription: 'outdial-stream: a caller ID was quarantined (rejected as unwanted, rarely answered, often declined or often hung up on); it is not dialed from until restored with POST /numbers/{e164}/restore (docs/caller-id.md)',
+      metric: outdial('NumbersQuarantined', 'Sum', FIVE_MINUTES),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+
     alarm('Api5xx', {
       alarmDescription: 'outdial-api: the HTTP API answered 5xx (the API answers expected failures with 4xx problem details)',
       metric: props.httpApi.metricServerError({ period: FIVE_MINUTES, statistic: 'Sum' }),
@@ -254,6 +266,15 @@ export class Operations extends Construct {
               props.table.metricConsumedReadCapacityUnits({ period: MINUTE, statistic: 'Sum', label: 'read units' }),
             ],
             width: 8,
+          }),
+        ],
+        [
+          new cloudwatch.GraphWidget({
+            title: 'Caller IDs quarantined (per 5 minutes)',
+            left: [outdial('NumbersQuarantined', 'Sum', FIVE_MINUTES).with({ label: 'quarantined' })],
+            leftAnnotations: [{ value: 1, label: 'alarm' }],
+            width: 24,
+            height: 4,
           }),
         ],
         [

@@ -23,7 +23,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import { RustFunction } from 'cargo-lambda-cdk';
 import type { Construct } from 'constructs';
-import type { OutdialConfig } from './config';
+import { formatCallerIdPools, type OutdialConfig } from './config';
 import { Operations } from './operations';
 import { buildTable, loadSchema, type TableSchema } from './table';
 
@@ -521,6 +521,10 @@ export class OutdialStack extends Stack {
     new CfnOutput(this, 'PhoneNumbers', {
       description: 'Numbers ordered for this SMA (product type SipMediaApplicationDialIn), usable as campaign `from`',
       value: config.phoneNumbers.length > 0 ? config.phoneNumbers.join(',') : 'none given (-c outdial:phoneNumbers=...)',
+    });
+    new CfnOutput(this, 'CallerIdPools', {
+      description: 'Caller-ID pools (outdial:callerIdPools), pool=numbers separated by \';\': register each number with PUT /numbers/{e164} (docs/caller-id.md)',
+      value: config.callerIdPools.length > 0 ? formatCallerIdPools(config.callerIdPools) : 'none given (-c outdial:callerIdPools=...)',
     });
   }
 

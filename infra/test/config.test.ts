@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { DEFAULTS, readConfig } from '../lib/config';
+import { DEFAULTS, formatCallerIdPools, parseCallerIdPools, readConfig } from '../lib/config';
 import { OutdialStack } from '../lib/outdial-stack';
 import { loadSchema, parseSchema, SCHEMA_PATH } from '../lib/table';
 import { functionStatements, logicalId, render, synth } from './synth';
@@ -17,6 +17,7 @@ describe('context', () => {
   test('has defaults for everything', () => {
     assert.deepEqual(configOf({}), {
       phoneNumbers: [],
+      callerIdPools: [],
       dispatchShards: DEFAULTS.dispatchShards,
       accountCps: DEFAULTS.accountCps,
       smaReservedConcurrency: DEFAULTS.smaReservedConcurrency,
@@ -33,6 +34,48 @@ describe('context', () => {
 
   test('reads phone numbers as comma-separated E.164', () => {
     assert.deepEqual(configOf({ 'outdial:phoneNumbers': ' +15555550100, +442071838750 ' }).phoneNumbers, ['+15555550100', '+442071838750']);
+  });
+
+  test('reads caller-ID pools as name=numbers, separated by semicolons, in the order given', () => {
+    const config = configOf({
+      'outdial:phoneNumbers': '+12125550100,+12125550101,+14155550100,+442071838750',
+      'outdial:callerIdPools': ' east = +12125550100, +12125550101 ; west_2=+14155550100; ',
+    });
+    assert.deepEqual(config.callerIdPools, [
+      { pool: 'east', numbers: ['+12125550100', '+12125550101'] },
+      { pool: 'west_2', numbers: ['+14155550100'] },
+    ]);
+    // The ordered numbers stay as they were; a number need not be in a pool.
+    assert.deepEqual(config.phoneNumbers, ['+12125550100', '+12125550101', '+14155550100', '+442071838750']);
+    assert.equal(formatCallerIdPools(config.callerIdPools), 'east=+12125550100,+12125550101;west_2=+14155550100');
+    assert.deepEqual(configOf({ 'outdial:callerIdPools': '  ' }).callerIdPools, []);
+    assert.deepEqual(parseCallerIdPools(undefined, ['+12125550100']), []);
+    assert.deepEqual(parseCallerIdPools(`${'a'.repeat(64)}=+12125550100`, ['+12125550100']), [{ pool: 'a'.repeat(64), numbers: ['+12125550100'] }]);
+  });
+
+  const ordered = '+12125550100,+12125550101,+14155550100';
+  for (const [value, message] of [
+    ['east', /outdial:callerIdPools must be pools of the form name=\+12125550100,\+12125550101 separated by ';'/],
+    ['east+12125550100', /must be pools of the form/],
+    ['=+12125550100', /a pool name must be 1 to 64 letters, digits, '-' or '_', got ""/],
+    ['east coast=+12125550100', /a pool name must be 1 to 64 letters/],
+    ['café=+12125550100', /a pool name must be 1 to 64 letters/],
+    [`${'a'.repeat(65)}=+12125550100`, /a pool name must be 1 to 64 letters/],
+    ['east=', /the pool east has no numbers/],
+    ['east=+12125550100;east=+12125550101', /names the pool east twice/],
+    ['east=2125550100', /the pool east must list E\.164 numbers \(\+12125550100\), got "2125550100"/],
+    ['east=+12125550100=+12125550101', /the pool east must list E\.164 numbers/],
+    ['east=+12125550100,+12125550100', /the pool east lists \+12125550100 twice/],
+    ['east=+12125550100;west=+14155550100,+12125550100', /\+12125550100 is in two pools, east and west/],
+    ['east=+13055550100', /\+13055550100 \(pool east\) is not in outdial:phoneNumbers/],
+  ] as const) {
+    test(`refuses outdial:callerIdPools=${value.slice(0, 40)}`, () => {
+      assert.throws(() => configOf({ 'outdial:phoneNumbers': ordered, 'outdial:callerIdPools': value }), message);
+    });
+  }
+
+  test('refuses caller-ID pools when no phone numbers are given', () => {
+    assert.throws(() => configOf({ 'outdial:callerIdPools': 'east=+12125550100' }), /is not in outdial:phoneNumbers/);
   });
 
   for (const [key, value, message] of [
@@ -60,6 +103,7 @@ describe('context', () => {
 describe('a configured stack', () => {
   const s = synth({
     'outdial:phoneNumbers': '+15555550100,+15555550101',
+    'outdial:callerIdPools': 'reminders=+15555550100',
     'outdial:dispatchShards': '8',
     'outdial:accountCps': '20',
     'outdial:smaReservedConcurrency': '0',
@@ -99,6 +143,11 @@ describe('a configured stack', () => {
 
   test('lists the phone numbers in the outputs', () => {
     assert.equal(s.json.Outputs.PhoneNumbers.Value, '+15555550100,+15555550101');
+  });
+
+  test('lists the caller-ID pools in the outputs, for registering with PUT /numbers/{e164}', () => {
+    assert.equal(s.json.Outputs.CallerIdPools.Value, 'reminders=+15555550100');
+    assert.match(s.json.Outputs.CallerIdPools.Description as string, /PUT \/numbers\/\{e164\}/);
   });
 
   test('subscribes the alarm email to the alarm topic', () => {

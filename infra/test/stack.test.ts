@@ -523,6 +523,7 @@ describe('operations', () => {
       'SmaErrors', 'SmaThrottles', 'TimersErrors', 'TimersThrottles', 'ApiErrors', 'ApiThrottles',
       'StreamErrors', 'StreamThrottles', 'SmaDurationP99', 'StreamFailuresNotEmpty', 'CallsOverdue',
       'DialThrottled', 'CallsLost', 'DispatcherNotRunning', 'StreamIteratorAge', 'Api5xx',
+      'NumbersQuarantined',
     ].map((n) => `Outdial-${n}`).sort());
   });
 
@@ -559,6 +560,21 @@ describe('operations', () => {
     assert.equal(overdue.DatapointsToAlarm, 3);
     assert.equal(outdialAlarm('DialThrottled').length, 1);
     assert.equal(outdialAlarm('CallsLost').length, 1);
+  });
+
+  test('alarm when the stream function quarantines a caller ID, notifying the alarm topic', () => {
+    const [a, ...more] = outdialAlarm('NumbersQuarantined');
+    assert.equal(more.length, 0);
+    assert.equal(a.Namespace, 'Outdial');
+    assert.equal(a.Dimensions, undefined);
+    assert.equal(a.Statistic, 'Sum');
+    assert.equal(a.Period, 300);
+    assert.equal(a.Threshold, 1);
+    assert.equal(a.ComparisonOperator, 'GreaterThanOrEqualToThreshold');
+    assert.equal(a.EvaluationPeriods, 1);
+    assert.equal(a.TreatMissingData, 'notBreaching');
+    assert.deepEqual(a.AlarmActions, [{ Ref: id.topic }]);
+    assert.deepEqual(a.OKActions, [{ Ref: id.topic }]);
   });
 
   test('alarm when the dispatcher stops running', () => {
@@ -600,6 +616,15 @@ describe('operations', () => {
     const body = render(dashboard.Properties.DashboardBody);
     assert.ok(body.includes(`SEARCH('{${NAMESPACE},Status} MetricName=\\"CallTransitions\\"', 'Sum', 60)`), body.slice(0, 400));
     assert.ok(body.includes('Calls per minute by status'));
+  });
+
+  test('the dashboard graphs quarantined caller IDs and shows their alarm', () => {
+    const [, dashboard] = resourcesOf('AWS::CloudWatch::Dashboard')[0];
+    const body = JSON.parse(render(dashboard.Properties.DashboardBody));
+    const metrics = body.widgets.flatMap((w: any) => w.properties.metrics ?? []);
+    assert.ok(metrics.some((m: unknown[]) => m[0] === NAMESPACE && m[1] === 'NumbersQuarantined'), JSON.stringify(metrics));
+    const statuses = body.widgets.filter((w: any) => w.type === 'alarm').flatMap((w: any) => w.properties.alarms.map(render));
+    assert.ok(statuses.some((arn: string) => arn.includes('NumbersQuarantined')), JSON.stringify(statuses));
   });
 
   test('outputs the API URL, the SMA id and the table name', () => {

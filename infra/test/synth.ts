@@ -12,7 +12,7 @@ import type { OutdialStack } from '../lib/outdial-stack';
 /** A synthesized template as plain JSON. */
 export interface TemplateJson {
   Resources: Record<string, Resource>;
-  Outputs: Record<string, { Value: unknown }>;
+  Outputs: Record<string, { Value: unknown; Description?: string }>;
 }
 
 export interface Synthesized {
