@@ -167,9 +167,13 @@ def before_call(context, case, kwargs):
                     body["default_hours"] = {
                         day: ["09:00-20:00"] for day in body["default_hours"]
                     }
-                for cap in body.get("caps") or []:
+                for cap in (body.get("caps") or []) + (body.get("destination_caps") or []):
                     # JSON Schema counts 90.0 as an integer; the API reads whole numbers.
-                    for name in ("max_calls", "per_hours"):
+                    for name in ("max_calls", "per_hours", "per_minutes"):
                         if isinstance(cap, dict) and isinstance(cap.get(name), float):
                             cap[name] = int(cap[name])
+                # At most 16 caps and destination caps together, which no schema says.
+                caps = body.get("caps") or []
+                if isinstance(body.get("destination_caps"), list):
+                    del body["destination_caps"][max(0, 16 - len(caps)):]
     own_key(case)

@@ -8,12 +8,15 @@
 //!   and the claim that precedes the dial writes the new ledger in the same transaction,
 //!   guarded by the version it read. Two dispatchers that read the same ledger cannot both
 //!   write it, so no interleaving places more calls than a cap allows.
+//! - Destination caps ([`DestinationCap`]): at most `max_calls` placed to one number in any
+//!   `per_minutes`, whatever the campaign, purpose or caller ID, counted in the same ledger.
 //! - The default calling hours for numbers no built-in rule covers (`crate::legal`).
 //! - [`Reason`]: why a waiting call was held or ended without a dial, kept on its record.
 //!
 //! ```json
 //! {"caps": [{"max_calls": 3, "per_hours": 720, "purposes": ["informational"]},
 //!           {"max_calls": 1, "per_hours": 24, "purposes": ["healthcare"]}],
+//!  "destination_caps": [{"max_calls": 1, "per_minutes": 1}, {"max_calls": 3, "per_minutes": 15}],
 //!  "default_hours": {"mon": ["09:00-20:00"], "tue": ["09:00-20:00"]}}
 //! ```
 
@@ -216,9 +219,32 @@ impl Cap {
     pub fn window(&self) -> Duration {
         Duration::from_secs(u64::from(self.per_hours) * 3600)
     }
+}
 
+/// At most `max_calls` placed calls to one number in any `per_minutes`, whatever the
+/// campaign, its purpose or the caller ID: the spacing carriers and callees expect (one a
+/// minute, three in fifteen minutes, five an hour).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationCap {
+    pub max_calls: u32,
+    pub per_minutes: u32,
+}
+
+/// The longest window of a destination cap, in minutes: a cap's longest.
+pub const MAX_DESTINATION_MINUTES: u32 = MAX_CAP_HOURS * 60;
+
+/// One limit the ledger is checked against: a cap (its purposes) or a destination cap
+/// (every purpose).
+struct Limit<'a> {
+    max_calls: u32,
+    window: Duration,
+    purposes: Option<&'a [Purpose]>,
+}
+
+impl Limit<'_> {
     fn counts(&self, purpose: Purpose) -> bool {
-        self.purposes.contains(&purpose)
+        self.purposes.is_none_or(|p| p.contains(&purpose))
     }
 }
 
@@ -227,6 +253,7 @@ impl Cap {
 #[serde(try_from = "PolicySpec", into = "PolicySpec")]
 pub struct Policy {
     caps: Vec<Cap>,
+    destination_caps: Vec<DestinationCap>,
     default_hours: Option<BTreeMap<String, Vec<String>>>,
 }
 
@@ -236,6 +263,9 @@ pub struct Policy {
 pub struct PolicySpec {
     #[serde(default)]
     pub caps: Vec<Cap>,
+    /// Caps on calls to one number whatever the purpose, in minutes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destination_caps: Vec<DestinationCap>,
     /// The calling hours for numbers no built-in rule covers, in a calling window's `hours`
     /// form; the built-in conservative default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -293,6 +323,26 @@ impl TryFrom<PolicySpec> for Policy {
                 ));
             }
         }
+        if spec.caps.len() + spec.destination_caps.len() > MAX_CAPS {
+            return Err(fault(
+                "destination_caps".into(),
+                &format!("at most {MAX_CAPS} caps and destination caps are allowed together"),
+            ));
+        }
+        for (i, cap) in spec.destination_caps.iter().enumerate() {
+            if !(1..=MAX_CALLS_PER_CAP).contains(&cap.max_calls) {
+                return Err(fault(
+                    format!("destination_caps[{i}].max_calls"),
+                    &format!("must be 1 to {MAX_CALLS_PER_CAP}"),
+                ));
+            }
+            if !(1..=MAX_DESTINATION_MINUTES).contains(&cap.per_minutes) {
+                return Err(fault(
+                    format!("destination_caps[{i}].per_minutes"),
+                    &format!("must be 1 to {MAX_DESTINATION_MINUTES} (a year)"),
+                ));
+            }
+        }
         if let Some(hours) = &spec.default_hours {
             LegalHours::with_default(hours).map_err(|e| PolicyError {
                 field: e.field,
@@ -301,6 +351,7 @@ impl TryFrom<PolicySpec> for Policy {
         }
         Ok(Self {
             caps: spec.caps,
+            destination_caps: spec.destination_caps,
             default_hours: spec.default_hours,
         })
     }
@@ -310,6 +361,7 @@ impl From<Policy> for PolicySpec {
     fn from(policy: Policy) -> Self {
         Self {
             caps: policy.caps,
+            destination_caps: policy.destination_caps,
             default_hours: policy.default_hours,
         }
     }
@@ -350,18 +402,38 @@ impl Policy {
             .unwrap_or_else(|| LegalHours::builtin().clone())
     }
 
-    /// Whether any cap counts calls of `purpose` (if none does, no ledger is read).
+    #[must_use]
+    pub fn destination_caps(&self) -> &[DestinationCap] {
+        &self.destination_caps
+    }
+
+    /// Every cap and destination cap, as the ledger is checked against them.
+    fn limits(&self) -> impl Iterator<Item = Limit<'_>> {
+        let caps = self.caps.iter().map(|c| Limit {
+            max_calls: c.max_calls,
+            window: c.window(),
+            purposes: Some(c.purposes.as_slice()),
+        });
+        let destination = self.destination_caps.iter().map(|c| Limit {
+            max_calls: c.max_calls,
+            window: Duration::from_secs(u64::from(c.per_minutes) * 60),
+            purposes: None,
+        });
+        caps.chain(destination)
+    }
+
+    /// Whether any cap counts calls of `purpose` (if none does, no ledger is read): a
+    /// destination cap counts every purpose.
     #[must_use]
     pub fn caps_purpose(&self, purpose: Purpose) -> bool {
-        self.caps.iter().any(|c| c.counts(purpose))
+        self.limits().any(|l| l.counts(purpose))
     }
 
     /// The longest window of any cap: older ledger entries count for nothing.
     #[must_use]
     pub fn horizon(&self) -> Duration {
-        self.caps
-            .iter()
-            .map(Cap::window)
+        self.limits()
+            .map(|l| l.window)
             .max()
             .unwrap_or(Duration::ZERO)
     }
@@ -388,8 +460,8 @@ impl Policy {
             return Admission::AlreadyCounted;
         }
         let mut until: Option<Timestamp> = None;
-        for cap in self.caps.iter().filter(|c| c.counts(purpose)) {
-            let window = cap.window();
+        for cap in self.limits().filter(|l| l.counts(purpose)) {
+            let window = cap.window;
             let mut counted: Vec<Timestamp> = ledger
                 .entries
                 .iter()

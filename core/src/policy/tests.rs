@@ -213,3 +213,56 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn destination_caps_count_every_purpose_in_minutes() {
+    let p = policy(
+        r#"{"destination_caps": [{"max_calls": 1, "per_minutes": 1},
+                                 {"max_calls": 3, "per_minutes": 15}]}"#,
+    );
+    assert!(Purpose::ALL.iter().all(|&purpose| p.caps_purpose(purpose)));
+    assert_eq!(p.horizon(), Duration::from_secs(15 * 60));
+    let minute = |m: i64| Timestamp::from_millis(at(0).as_millis() + m * 60_000);
+    let mut ledger = Ledger::default();
+    assert_eq!(place(&p, &mut ledger, Purpose::Healthcare, minute(0)), None);
+    // Another purpose, 30 s later: the one-a-minute cap holds it until the minute is over.
+    assert_eq!(
+        place(
+            &p,
+            &mut ledger,
+            Purpose::Informational,
+            Timestamp::from_millis(minute(0).as_millis() + 30_000)
+        ),
+        Some(minute(1))
+    );
+    assert_eq!(
+        place(&p, &mut ledger, Purpose::Informational, minute(1)),
+        None
+    );
+    assert_eq!(place(&p, &mut ledger, Purpose::Emergency, minute(2)), None);
+    // Three in fifteen minutes: the fourth waits until the first leaves.
+    assert_eq!(
+        place(&p, &mut ledger, Purpose::Telemarketing, minute(3)),
+        Some(minute(15))
+    );
+    assert_eq!(
+        place(&p, &mut ledger, Purpose::Telemarketing, minute(15)),
+        None
+    );
+    // Read and written back as given.
+    let json = serde_json::to_value(&p).unwrap();
+    assert_eq!(json["destination_caps"][1]["per_minutes"], 15);
+    let bad = |json: &str| {
+        serde_json::from_str::<Policy>(json)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(
+        bad(r#"{"destination_caps": [{"max_calls": 0, "per_minutes": 1}]}"#)
+            .contains("destination_caps[0].max_calls")
+    );
+    assert!(
+        bad(r#"{"destination_caps": [{"max_calls": 1, "per_minutes": 0}]}"#)
+            .contains("destination_caps[0].per_minutes")
+    );
+}

@@ -330,6 +330,7 @@ impl<'a> DoNotCall<'a> {
 #[derive(Debug, Serialize)]
 pub struct PolicyView<'a> {
     pub caps: &'a [Cap],
+    pub destination_caps: &'a [outdial_core::policy::DestinationCap],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_hours: Option<&'a BTreeMap<String, Vec<String>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -340,6 +341,7 @@ impl<'a> PolicyView<'a> {
     pub fn new(policy: &'a Policy, updated_at: Option<Timestamp>) -> Self {
         Self {
             caps: policy.caps(),
+            destination_caps: policy.destination_caps(),
             default_hours: policy.default_hours(),
             updated_at: updated_at.map(time),
         }

@@ -94,6 +94,8 @@ struct Setup {
     caller_pool: Option<outdial_core::record::PoolRef>,
     /// The simulator's carrier model.
     carrier: Option<outdial_local::sim::Carrier>,
+    /// What the campaign does with a call a cap stops.
+    on_cap: outdial_core::policy::OnCap,
 }
 
 impl Default for Setup {
@@ -130,6 +132,7 @@ impl Default for Setup {
             numbers: Vec::new(),
             caller_pool: None,
             carrier: None,
+            on_cap: outdial_core::policy::OnCap::default(),
         }
     }
 }
@@ -161,7 +164,7 @@ impl Setup {
             |f: Function| DynamoStore::new(ddb.clone().recorded(recorder(f).as_ref()), &table, 1);
         let campaign = Campaign {
             purpose: outdial_core::policy::Purpose::default(),
-            on_cap: outdial_core::policy::OnCap::default(),
+            on_cap: self.on_cap,
             caller_pool: self.caller_pool,
             id: CampaignId::random(),
             name: "dispatch".into(),

@@ -1,10 +1,11 @@
-//! The account's compliance settings: its policy (contact caps, default calling hours) and
+//! The account's compliance settings: its policy (contact caps, destination caps, default
+//! calling hours) and
 //! the do-not-call list's entries, read one number at a time.
 
 use http::StatusCode;
 use lambda_http::Request;
 use outdial_core::admin::{ApiStore, DispatchTrigger};
-use outdial_core::policy::{Cap, Policy, PolicySpec};
+use outdial_core::policy::{Cap, DestinationCap, Policy, PolicySpec};
 use outdial_core::ports::Dialer;
 use serde_json::Value;
 
@@ -17,7 +18,7 @@ use crate::views;
 /// Reads a policy body field by field, so that a fault names its field (`caps[1].purposes`)
 /// rather than a position in the JSON; the rules themselves are `Policy::try_from`'s.
 fn policy_spec(body: Value) -> Result<PolicySpec, ApiError> {
-    let mut fields = object(body, &["caps", "default_hours"])?;
+    let mut fields = object(body, &["caps", "destination_caps", "default_hours"])?;
     let caps = match fields.remove("caps") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items
@@ -31,6 +32,24 @@ fn policy_spec(body: Value) -> Result<PolicySpec, ApiError> {
             .map_err(|e| ApiError::Invalid(vec![e]))?,
         Some(_) => return Err(ApiError::field("caps", "must be an array of caps")),
     };
+    let destination_caps = match fields.remove("destination_caps") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                serde_json::from_value::<DestinationCap>(item)
+                    .map_err(|e| FieldError::new(format!("destination_caps[{i}]"), e.to_string()))
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| ApiError::Invalid(vec![e]))?,
+        Some(_) => {
+            return Err(ApiError::field(
+                "destination_caps",
+                "must be an array of destination caps",
+            ));
+        }
+    };
     let default_hours = match fields.remove("default_hours") {
         None | Some(Value::Null) => None,
         Some(hours) => Some(serde_json::from_value(hours).map_err(|_| {
@@ -42,6 +61,7 @@ fn policy_spec(body: Value) -> Result<PolicySpec, ApiError> {
     };
     Ok(PolicySpec {
         caps,
+        destination_caps,
         default_hours,
     })
 }

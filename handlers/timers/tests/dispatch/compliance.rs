@@ -163,6 +163,79 @@ async fn a_deferring_campaign_waits_for_the_cap_to_reopen() {
     assert!(report.placed_per_number.values().all(|n| *n == 2));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_cap_spaces_two_campaigns_of_different_purposes_over_the_same_numbers() {
+    // One call a number in any ten minutes, whatever the purpose: a reminder campaign and a
+    // health-care campaign started together over the same 20 numbers, both deferring.
+    let mut setup = Setup::default().numbered(20, |_| answers());
+    setup.on_cap = outdial_core::policy::OnCap::Defer;
+    let clock = setup.on_virtual_time();
+    let h = setup.start().await;
+    set_policy(
+        &h,
+        r#"{"destination_caps": [{"max_calls": 1, "per_minutes": 10}]}"#,
+    )
+    .await;
+    let second = Campaign {
+        id: CampaignId::random(),
+        purpose: outdial_core::policy::Purpose::Healthcare,
+        on_cap: outdial_core::policy::OnCap::Defer,
+        ..h.campaign.clone()
+    };
+    let calls: Vec<NewCall> = h
+        .calls
+        .iter()
+        .map(|c| NewCall {
+            id: CallId::random(),
+            ..c.clone()
+        })
+        .collect();
+    h.store.create_campaign(&second, &calls).await.unwrap();
+    let mut all = h.calls.clone();
+    all.extend(calls.iter().cloned());
+    // Both campaigns end: each number called twice, ten minutes or more apart.
+    let start = clock.now();
+    let mut records = Vec::new();
+    for round in 0..2_000 {
+        h.dispatcher.tick(0).await.unwrap();
+        if round % 20 == 19 && h.sim.live_calls() == 0 {
+            records.clear();
+            for call in &all {
+                records.push(h.store.call(&call.id).await.unwrap());
+            }
+            if records.iter().all(|r| r.status.is_terminal()) {
+                break;
+            }
+        }
+        clock.advance(Duration::from_secs(2));
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    h.settle().await;
+    assert!(
+        records.iter().all(|r| r.status == CallStatus::Completed),
+        "{:?}",
+        records
+            .iter()
+            .map(|r| (r.status, r.reason))
+            .collect::<Vec<_>>()
+    );
+    let report = h.sim.report();
+    assert_clean(&report);
+    assert!(report.placed_per_number.values().all(|n| *n == 2));
+    assert!(clock.now().since(start) >= Duration::from_secs(600));
+    // The claims' ledgers say when: two calls counted for every number, the second ten
+    // minutes or more after the campaigns started (the first entry has left the window, so
+    // the ledger no longer keeps it).
+    for call in &h.calls {
+        let ledger = outdial_core::ports::DispatchStore::ledger(&h.store, &call.to)
+            .await
+            .unwrap();
+        assert_eq!(ledger.version, 2, "{ledger:?}");
+        let last = ledger.entries.last().unwrap().at;
+        assert!(last.since(start) >= Duration::from_secs(600), "{ledger:?}");
+    }
+}
+
 /// The instant of local time `y-m-d h:mi` in `zone`.
 fn local(zone: &str, (y, m, d): (i16, i8, i8), (h, mi): (i8, i8)) -> Timestamp {
     let t = jiff::civil::date(y, m, d)
