@@ -27,7 +27,7 @@ use crate::problem::{ApiError, FieldError, Reply};
 use crate::request::{self, Kind, SPEC_HEADER};
 use crate::routes::Endpoint;
 use crate::service::Api;
-use crate::spec;
+use crate::spec::{self, Caller};
 use crate::views;
 
 /// The default and largest page of `GET /campaigns/{id}/calls`.
@@ -52,9 +52,10 @@ pub fn call_id(raw: &str) -> Result<CallId, ApiError> {
     CallId::parse(raw).map_err(|_| ApiError::NotFound("no such call".into()))
 }
 
-/// A number in a `/dnc/{e164}` path: E.164 only, since no region applies. Taking a number
-/// off the list checks no more than that: an entry must always be removable.
-fn dnc_number(raw: &str) -> Result<E164, ApiError> {
+/// A number in a `/dnc/{e164}` or `/numbers/{e164}` path: E.164 only, since no region
+/// applies. Taking a number off the list, or retiring a caller ID, checks no more than that:
+/// an entry must always be removable.
+fn path_number(raw: &str) -> Result<E164, ApiError> {
     let field = "e164";
     if !raw.starts_with('+') {
         return Err(ApiError::field(
@@ -217,6 +218,14 @@ where
         let now = self.clock.now();
         spec::check_opening(spec.window.as_ref(), now)
             .map_err(|reason| ApiError::field(format!("{spec_field}.window"), reason))?;
+        let (from, caller_pool) = match spec.from {
+            Caller::Number(number) => (number, None),
+            Caller::Pool(pool) => (
+                self.pool_number(&pool, &format!("{spec_field}.from.pool"))
+                    .await?,
+                Some(pool),
+            ),
+        };
         let script_vars = spec.script.variables();
         let rows = match json_contacts {
             Some(contacts) => contacts::from_json(contacts)?,
@@ -238,7 +247,7 @@ where
         let campaign = Campaign {
             id: seed.campaign_id()?,
             name: spec.name,
-            from: spec.from,
+            from,
             status: CampaignStatus::Active,
             retry: spec.retry,
             pacing: spec.pacing,
@@ -250,7 +259,7 @@ where
             contacts: accepted as u64,
             purpose: spec.purpose,
             on_cap: spec.on_cap,
-            caller_pool: None,
+            caller_pool,
         };
         let calls = new_calls(&campaign, &mut checked.accepted, &seed, now)?;
         self.store.create_campaign(&campaign, &calls).await?;
@@ -605,7 +614,7 @@ where
     /// `PUT /dnc/{e164}`: any number that could be a destination one day, whatever the
     /// allow-list says today (`crate::destinations`); never one that is never called.
     pub(crate) async fn add_do_not_call(&self, raw: &str) -> Result<Reply, ApiError> {
-        let number = dnc_number(raw)?;
+        let number = path_number(raw)?;
         phone::dialable(&number)
             .map_err(|e| ApiError::Refused(FieldError::new("e164", e.to_string())))?;
         self.store
@@ -617,7 +626,7 @@ where
 
     /// `DELETE /dnc/{e164}`.
     pub(crate) async fn remove_do_not_call(&self, raw: &str) -> Result<Reply, ApiError> {
-        let number = dnc_number(raw)?;
+        let number = path_number(raw)?;
         match self.store.remove_do_not_call(&number).await {
             Ok(()) => {
                 tracing::info!(number = %number.masked(), "removed from the do-not-call list");
@@ -631,6 +640,7 @@ where
     }
 }
 
+mod numbers;
 mod policy;
 mod reads;
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The API Lambda behind API Gateway (HTTP API): campaigns and their contacts, single calls,
-//! hang-ups, the do-not-call list and the account's compliance policy (`docs/design.md`
-//! section 6, `docs/api.md`, `docs/openapi.json`).
+//! hang-ups, the do-not-call list, the account's compliance policy and its caller IDs
+//! (`docs/design.md` section 6, `docs/api.md`, `docs/openapi.json`).
 //!
 //! [`Api::handle`] takes a `lambda_http::Request` and always answers: every failure becomes
 //! a response in [`problem`], a panic included, so API Gateway never sees an error (which it
@@ -159,6 +159,11 @@ where
                     .idempotent(&req, work_until, |_| self.hang_up(&id))
                     .await;
             }
+            Endpoint::RestoreNumber => {
+                return self
+                    .idempotent(&req, work_until, |_| self.restore_number(param))
+                    .await;
+            }
             Endpoint::GetCampaign => self.get_campaign(&endpoints::campaign_id(param)?).await,
             Endpoint::ListCalls => self.list_calls(&req, &endpoints::campaign_id(param)?).await,
             Endpoint::GetCall => self.get_call(&endpoints::call_id(param)?).await,
@@ -167,6 +172,9 @@ where
             Endpoint::RemoveDoNotCall => self.remove_do_not_call(param).await,
             Endpoint::GetPolicy => self.get_policy().await,
             Endpoint::PutPolicy => self.put_policy(&req).await,
+            Endpoint::ListNumbers => self.list_numbers(&req).await,
+            Endpoint::PutNumber => self.put_number(&req, param).await,
+            Endpoint::DeleteNumber => self.delete_number(param).await,
         }?;
         Ok(reply.into_response())
     }

@@ -28,7 +28,7 @@ const IDENTIFICATION_RULE: &str = "47 CFR 64.1200(b)(1)";
 
 /// Every problem type (the part of `type` after `#`); `docs/api.md` explains each under a
 /// heading of that name.
-pub const TYPES: [&str; 16] = [
+pub const TYPES: [&str; 18] = [
     "unauthorized",
     "not-found",
     "method-not-allowed",
@@ -40,7 +40,9 @@ pub const TYPES: [&str; 16] = [
     "destination-refused",
     "caller-identification",
     "no-consent",
+    "empty-pool",
     "conflict",
+    "pool-full",
     "request-in-progress",
     "idempotency-key-reused",
     "unavailable",
@@ -89,12 +91,19 @@ pub enum ApiError {
     /// A telemarketing call for a contact without recorded consent: the field and why.
     #[error("the contact's consent is missing")]
     NoConsent(FieldError),
+    /// A campaign's caller-ID pool has no healthy number to dial from: the field naming the
+    /// pool and why.
+    #[error("the caller-ID pool has no healthy number")]
+    EmptyPool(FieldError),
     /// The resource is not in a state that allows the request.
     #[error("{detail}")]
     Conflict {
         detail: String,
         retry_after: Option<u64>,
     },
+    /// A caller-ID pool holds as many numbers as it may; the detail says which.
+    #[error("{0}")]
+    PoolFull(String),
     /// Another request with this idempotency key is being processed.
     #[error("a request with this Idempotency-Key is in progress")]
     InProgress { retry_after: u64 },
@@ -163,8 +172,11 @@ impl ApiError {
             | Self::Refused(_)
             | Self::CallerIdentification(_)
             | Self::NoConsent(_)
+            | Self::EmptyPool(_)
             | Self::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Conflict { .. } | Self::InProgress { .. } => StatusCode::CONFLICT,
+            Self::Conflict { .. } | Self::PoolFull(_) | Self::InProgress { .. } => {
+                StatusCode::CONFLICT
+            }
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -183,7 +195,9 @@ impl ApiError {
             Self::Refused(_) => "destination-refused",
             Self::CallerIdentification(_) => "caller-identification",
             Self::NoConsent(_) => "no-consent",
+            Self::EmptyPool(_) => "empty-pool",
             Self::Conflict { .. } => "conflict",
+            Self::PoolFull(_) => "pool-full",
             Self::InProgress { .. } => "request-in-progress",
             Self::KeyReused => "idempotency-key-reused",
             Self::Unavailable(_) => "unavailable",
@@ -204,7 +218,9 @@ impl ApiError {
             Self::Refused(_) => "Destination refused",
             Self::CallerIdentification(_) => "Caller identification required",
             Self::NoConsent(_) => "No consent recorded",
+            Self::EmptyPool(_) => "No healthy caller ID in the pool",
             Self::Conflict { .. } => "Conflict",
+            Self::PoolFull(_) => "Caller-ID pool full",
             Self::InProgress { .. } => "Request in progress",
             Self::KeyReused => "Idempotency-Key reused",
             Self::Unavailable(_) => "Temporarily unavailable",
@@ -242,7 +258,7 @@ impl ApiError {
             Self::DoNotCall => {
                 "the number is on the do-not-call list; it will not be called".into()
             }
-            Self::Refused(fault) | Self::NoConsent(fault) => {
+            Self::Refused(fault) | Self::NoConsent(fault) | Self::EmptyPool(fault) => {
                 format!("{}: {}", fault.field, fault.reason)
             }
             Self::CallerIdentification(fault) if fault.reason.contains(IDENTIFICATION_RULE) => {
@@ -265,7 +281,10 @@ impl ApiError {
             Self::Internal(_) => "the request failed; it is safe to retry it with the same \
                                   Idempotency-Key"
                 .into(),
-            Self::NotFound(d) | Self::TooLarge(d) | Self::Conflict { detail: d, .. } => d.clone(),
+            Self::NotFound(d)
+            | Self::TooLarge(d)
+            | Self::PoolFull(d)
+            | Self::Conflict { detail: d, .. } => d.clone(),
         }
     }
 
@@ -290,7 +309,8 @@ impl ApiError {
                 Self::Invalid(errors) => Some(errors.clone()),
                 Self::Refused(fault)
                 | Self::CallerIdentification(fault)
-                | Self::NoConsent(fault) => Some(vec![fault.clone()]),
+                | Self::NoConsent(fault)
+                | Self::EmptyPool(fault) => Some(vec![fault.clone()]),
                 _ => None,
             },
             rejected_count: match &self {
@@ -495,7 +515,9 @@ mod tests {
             ApiError::Refused(FieldError::new("to", "")),
             ApiError::CallerIdentification(FieldError::new("spec.script.caller_name", "")),
             ApiError::NoConsent(FieldError::new("consent_at", "")),
+            ApiError::EmptyPool(FieldError::new("spec.from.pool", "")),
             ApiError::conflict(""),
+            ApiError::PoolFull(String::new()),
             ApiError::InProgress { retry_after: 1 },
             ApiError::KeyReused,
             ApiError::Unavailable("x".into()),

@@ -24,6 +24,10 @@ pub enum Endpoint {
     RemoveDoNotCall,
     GetPolicy,
     PutPolicy,
+    ListNumbers,
+    PutNumber,
+    DeleteNumber,
+    RestoreNumber,
 }
 
 /// One route: method, path template (`{name}` matches one path segment), endpoint, and
@@ -144,6 +148,30 @@ pub const ROUTES: &[Route] = &[
         Endpoint::PutPolicy,
         &[200, 400, 401, 413, 415, 500, 503],
     ),
+    route_of(
+        Method::GET,
+        "/numbers",
+        Endpoint::ListNumbers,
+        &[200, 400, 401, 500, 503],
+    ),
+    route_of(
+        Method::PUT,
+        "/numbers/{e164}",
+        Endpoint::PutNumber,
+        &[200, 400, 401, 409, 413, 415, 500, 503],
+    ),
+    route_of(
+        Method::DELETE,
+        "/numbers/{e164}",
+        Endpoint::DeleteNumber,
+        &[204, 400, 401, 404, 500, 503],
+    ),
+    route_of(
+        Method::POST,
+        "/numbers/{e164}/restore",
+        Endpoint::RestoreNumber,
+        &[200, 400, 401, 404, 409, 422, 500, 503],
+    ),
 ];
 
 impl Endpoint {
@@ -152,7 +180,11 @@ impl Endpoint {
     pub fn takes_body(self) -> bool {
         matches!(
             self,
-            Self::CreateCampaign | Self::AppendContacts | Self::CreateCall | Self::PutPolicy
+            Self::CreateCampaign
+                | Self::AppendContacts
+                | Self::CreateCall
+                | Self::PutPolicy
+                | Self::PutNumber
         )
     }
 }
@@ -253,6 +285,13 @@ mod tests {
         assert_eq!(m.param.as_deref(), Some("+15555550100"));
         let m = route(&Method::PUT, "/dnc/+15555550100").unwrap();
         assert_eq!(m.param.as_deref(), Some("+15555550100"));
+        let m = route(&Method::POST, "/numbers/%2B15555550100/restore").unwrap();
+        assert_eq!(m.endpoint, Endpoint::RestoreNumber);
+        assert_eq!(m.param.as_deref(), Some("+15555550100"));
+        assert_eq!(
+            route(&Method::GET, "/numbers").unwrap().endpoint,
+            Endpoint::ListNumbers
+        );
         assert_eq!(
             route(&Method::POST, "/campaigns/").unwrap().endpoint,
             Endpoint::CreateCampaign
@@ -271,6 +310,10 @@ mod tests {
         ));
         match route(&Method::POST, "/dnc/+1") {
             Err(ApiError::MethodNotAllowed { allow }) => assert_eq!(allow, "GET, PUT, DELETE"),
+            other => panic!("{other:?}"),
+        }
+        match route(&Method::GET, "/numbers/+15555550100") {
+            Err(ApiError::MethodNotAllowed { allow }) => assert_eq!(allow, "PUT, DELETE"),
             other => panic!("{other:?}"),
         }
         assert!(matches!(

@@ -1,15 +1,17 @@
 //! A campaign's spec as a request writes it, checked field by field.
 //!
 //! The wire form is `{name, from, script, retry?, pacing?, limits?, window?,
-//! default_region?, purpose?, on_cap?}`. Every field is checked and every fault reported at
+//! default_region?, purpose?, on_cap?}`, where `from` is a number or a caller-ID pool
+//! (`{"pool": "NAME", "local_presence": true}`). Every field is checked and every fault reported at
 //! once, each with its path (`spec.pacing.calls_per_second`), so one round trip fixes a spec.
 
 use std::time::Duration;
 
 use outdial_core::ids::E164;
+use outdial_core::numbers::valid_pool;
 use outdial_core::pacing::MIN_RATE;
 use outdial_core::policy::{OnCap, Purpose};
-use outdial_core::record::{Limits, Pacing};
+use outdial_core::record::{Limits, Pacing, PoolRef};
 use outdial_core::retry::RetryPolicy;
 use outdial_core::script::Script;
 use outdial_core::time::Timestamp;
@@ -50,11 +52,23 @@ const FIELDS: [&str; 10] = [
     "on_cap",
 ];
 
+/// Where a campaign's calls come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// One number, for every call.
+    Number(E164),
+    /// A pool of caller IDs, one chosen for each dial.
+    Pool(PoolRef),
+}
+
+/// The members a pool reference (`from` as an object) has.
+const POOL_FIELDS: [&str; 2] = ["pool", "local_presence"];
+
 /// A checked spec.
 #[derive(Debug, Clone)]
 pub struct Spec {
     pub name: String,
-    pub from: E164,
+    pub from: Caller,
     pub script: Script,
     pub retry: RetryPolicy,
     pub pacing: Pacing,
@@ -139,16 +153,18 @@ pub fn parse(value: Value, prefix: &str) -> Result<Spec, Vec<FieldError>> {
     };
     let from = match take("from") {
         Some(Value::String(s)) => match phone::parse(&s, default_region.unwrap_or(Region::US)) {
-            Ok(n) => Some(n),
+            Ok(n) => Some(Caller::Number(n)),
             Err(e) => {
                 errors.push(FieldError::new(format!("{prefix}.from"), e.to_string()));
                 None
             }
         },
+        Some(Value::Object(pool)) => pool_ref(pool, prefix, &mut errors).map(Caller::Pool),
         Some(_) => {
             errors.push(FieldError::new(
                 format!("{prefix}.from"),
-                "must be a phone number in E.164 (\"+15555550100\")",
+                "must be a phone number in E.164 (\"+15555550100\") or a caller-ID pool \
+                 ({\"pool\": \"NAME\"})",
             ));
             None
         }
@@ -260,6 +276,60 @@ pub fn parse(value: Value, prefix: &str) -> Result<Spec, Vec<FieldError>> {
     }
 }
 
+/// Reads `from` given as a pool reference: `pool` a pool's name, `local_presence` a boolean
+/// (false when absent).
+fn pool_ref(
+    mut fields: serde_json::Map<String, Value>,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<PoolRef> {
+    let before = errors.len();
+    for unknown in fields.keys().filter(|k| !POOL_FIELDS.contains(&k.as_str())) {
+        errors.push(FieldError::new(
+            format!("{prefix}.from.{unknown}"),
+            format!(
+                "unknown field; a caller-ID pool has {}",
+                POOL_FIELDS.join(", ")
+            ),
+        ));
+    }
+    let pool = match fields.remove("pool") {
+        Some(Value::String(name)) if valid_pool(&name) => Some(name),
+        None | Some(Value::Null) => {
+            errors.push(FieldError::new(
+                format!("{prefix}.from.pool"),
+                "is required",
+            ));
+            None
+        }
+        Some(_) => {
+            errors.push(FieldError::new(
+                format!("{prefix}.from.pool"),
+                "must be a pool's name: 1 to 64 letters, digits, '-' or '_'",
+            ));
+            None
+        }
+    };
+    let local_presence = match fields.remove("local_presence") {
+        None | Some(Value::Null) => Some(false),
+        Some(Value::Bool(on)) => Some(on),
+        Some(_) => {
+            errors.push(FieldError::new(
+                format!("{prefix}.from.local_presence"),
+                "must be true or false",
+            ));
+            None
+        }
+    };
+    match (pool, local_presence) {
+        (Some(pool), Some(local_presence)) if errors.len() == before => Some(PoolRef {
+            pool,
+            local_presence,
+        }),
+        _ => None,
+    }
+}
+
 fn check_pacing(wire: &PacingWire, prefix: &str, errors: &mut Vec<FieldError>) -> Option<Pacing> {
     let default = Pacing::default();
     let calls_per_second = wire.calls_per_second.unwrap_or(default.calls_per_second);
@@ -342,7 +412,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(spec.name, "reminders");
-        assert_eq!(spec.from.as_str(), "+15555550199");
+        assert_eq!(
+            spec.from,
+            Caller::Number(E164::parse("+15555550199").unwrap())
+        );
         assert_eq!(spec.pacing, Pacing::default());
         assert_eq!(spec.limits, Limits::default());
         assert_eq!(spec.retry, RetryPolicy::default());
@@ -400,6 +473,52 @@ mod tests {
             "spec.window.timezone",
         ] {
             assert!(fields.contains(&field), "{field} missing from {fields:?}");
+        }
+    }
+
+    #[test]
+    fn from_may_name_a_pool_checked_field_by_field() {
+        let with = |from: Value| {
+            parse(
+                json!({"name": "n", "from": from, "script": script()}),
+                "spec",
+            )
+        };
+        let spec = with(json!({"pool": "east-1", "local_presence": true})).unwrap();
+        assert_eq!(
+            spec.from,
+            Caller::Pool(PoolRef {
+                pool: "east-1".into(),
+                local_presence: true
+            })
+        );
+        let spec = with(json!({"pool": "east_1"})).unwrap();
+        assert_eq!(
+            spec.from,
+            Caller::Pool(PoolRef {
+                pool: "east_1".into(),
+                local_presence: false
+            })
+        );
+        for (from, field) in [
+            (json!({"pool": "east 1"}), "spec.from.pool"),
+            (json!({"pool": ""}), "spec.from.pool"),
+            (json!({"pool": "x".repeat(65)}), "spec.from.pool"),
+            (json!({"pool": 7}), "spec.from.pool"),
+            (json!({}), "spec.from.pool"),
+            (
+                json!({"pool": "east", "local_presence": "yes"}),
+                "spec.from.local_presence",
+            ),
+            (
+                json!({"pool": "east", "colour": "blue"}),
+                "spec.from.colour",
+            ),
+            (json!(["east"]), "spec.from"),
+        ] {
+            let errors = with(from.clone()).unwrap_err();
+            let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+            assert_eq!(fields, [field], "{from}");
         }
     }
 

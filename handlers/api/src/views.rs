@@ -3,12 +3,14 @@
 //! table can change without the API changing.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use outdial_core::admin::CampaignOverview;
 use outdial_core::lifecycle::CallStatus;
+use outdial_core::numbers::{Health, Member, NumberCaps};
 use outdial_core::policy::{Cap, DncEntry, DncSource, OnCap, Policy, Purpose};
 use outdial_core::ports::HistoryEntry;
-use outdial_core::record::{CallRecord, Consent, Limits, Pacing};
+use outdial_core::record::{CallRecord, Consent, Limits, Pacing, PoolRef};
 use outdial_core::retry::RetryPolicy;
 use outdial_core::script::Script;
 use outdial_core::time::Timestamp;
@@ -118,7 +120,13 @@ fn by_reason(counters: &BTreeMap<String, i64>) -> BTreeMap<String, i64> {
 pub struct Campaign<'a> {
     pub campaign_id: &'a str,
     pub name: &'a str,
+    /// The number shown for the campaign: its one number, or for a pool campaign the pool's
+    /// lowest healthy number when it was created (each call records the number it was
+    /// dialed from).
     pub from: &'a str,
+    /// The caller-ID pool the campaign dials from, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller_pool: Option<&'a PoolRef>,
     pub status: &'static str,
     pub created_at: String,
     pub contacts: i64,
@@ -136,6 +144,7 @@ impl<'a> Campaign<'a> {
             campaign_id: c.id.as_str(),
             name: &c.name,
             from: c.from.as_str(),
+            caller_pool: c.caller_pool.as_ref(),
             status: c.status.as_str(),
             created_at: time(c.created_at),
             contacts: k.contacts,
@@ -346,4 +355,70 @@ impl<'a> PolicyView<'a> {
             updated_at: updated_at.map(time),
         }
     }
+}
+
+/// Whether a caller ID may be chosen, as `{"state": "healthy"}` or `{"state": "quarantined",
+/// "reason": ..., "at": ...}`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum HealthView<'a> {
+    Healthy,
+    Quarantined { reason: &'a str, at: String },
+}
+
+impl<'a> HealthView<'a> {
+    pub fn new(health: &'a Health) -> Self {
+        match health {
+            Health::Healthy => Self::Healthy,
+            Health::Quarantined { reason, at } => Self::Quarantined {
+                reason,
+                at: time(*at),
+            },
+        }
+    }
+}
+
+/// The calls a caller ID placed in the last minute, the last hour and this UTC day.
+#[derive(Debug, Serialize)]
+pub struct UsageView {
+    pub minute: u32,
+    pub hour: u32,
+    pub day: u32,
+}
+
+/// A caller ID, in `GET /numbers` and the answers to `PUT /numbers/{e164}` and
+/// `POST /numbers/{e164}/restore`; its usage as of `now`.
+#[derive(Debug, Serialize)]
+pub struct NumberView<'a> {
+    pub e164: &'a str,
+    pub pool: &'a str,
+    pub caps: &'a NumberCaps,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_region: Option<&'a str>,
+    pub health: HealthView<'a>,
+    pub usage: UsageView,
+}
+
+impl<'a> NumberView<'a> {
+    pub fn new(member: &'a Member, now: Timestamp) -> Self {
+        let n = &member.number;
+        Self {
+            e164: n.e164.as_str(),
+            pool: &n.pool,
+            caps: &n.caps,
+            display_region: n.display_region.as_deref(),
+            health: HealthView::new(&n.health),
+            usage: UsageView {
+                minute: member.usage.within(Duration::from_secs(60), now),
+                hour: member.usage.within(Duration::from_secs(3600), now),
+                day: member.usage.today(now),
+            },
+        }
+    }
+}
+
+/// `GET /numbers`: the caller IDs, by number.
+#[derive(Debug, Serialize)]
+pub struct NumberList<'a> {
+    pub numbers: Vec<NumberView<'a>>,
 }

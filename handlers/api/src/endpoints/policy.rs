@@ -9,7 +9,7 @@ use outdial_core::policy::{Cap, DestinationCap, Policy, PolicySpec};
 use outdial_core::ports::Dialer;
 use serde_json::Value;
 
-use super::{dnc_number, object};
+use super::{object, path_number};
 use crate::problem::{ApiError, FieldError, Reply};
 use crate::request;
 use crate::service::Api;
@@ -92,7 +92,7 @@ where
 
     /// `GET /dnc/{e164}`.
     pub(crate) async fn get_do_not_call(&self, raw: &str) -> Result<Reply, ApiError> {
-        let number = dnc_number(raw)?;
+        let number = path_number(raw)?;
         let entry = self
             .store
             .do_not_call_entry(&number)

@@ -52,9 +52,12 @@ fn a_cursor_that_names_no_position_is_refused() {
 
 #[test]
 fn dnc_paths_take_e164_only() {
-    assert_eq!(dnc_number("+12025550100").unwrap().as_str(), "+12025550100");
-    assert!(dnc_number("2025550100").is_err());
-    assert!(dnc_number("+1").is_err());
+    assert_eq!(
+        path_number("+12025550100").unwrap().as_str(),
+        "+12025550100"
+    );
+    assert!(path_number("2025550100").is_err());
+    assert!(path_number("+1").is_err());
 }
 
 fn campaign(calls_per_second: f64) -> Campaign {

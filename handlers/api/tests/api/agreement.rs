@@ -150,10 +150,11 @@ fn every_example_number_of_the_metadata_is_one_the_api_parses() {
 async fn values_the_document_allowed_and_the_api_refused_are_settled() {
     let doc = document();
     let schemas = &doc["components"]["schemas"];
-    // `from: ""`: the document now asks for a number.
+    // `from: ""`: the document now asks for a number (or a caller-ID pool).
     assert_eq!(
-        schemas["CampaignSpec"]["properties"]["from"]["$ref"],
-        "#/components/schemas/DialableE164"
+        schemas["CampaignSpec"]["properties"]["from"]["oneOf"],
+        json!([{"$ref": "#/components/schemas/DialableE164"},
+               {"$ref": "#/components/schemas/CallerPool"}])
     );
     // `/dnc/+10`: too short for +1; the path takes the numbers in a plan only.
     assert_eq!(

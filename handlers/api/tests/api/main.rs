@@ -19,5 +19,6 @@ mod dnc;
 mod idempotency;
 mod memory;
 mod mutations;
+mod numbers;
 mod protocol;
 mod support;
