@@ -568,17 +568,10 @@ impl ApiStore for DynamoStore {
                 item::NUMBERS_PK.to_owned(),
                 &item::number_sk(&number.e164),
             )))
-            .update_expression(if number.health.is_healthy() {
-                // A healthy registration starts its health counters afresh (a restore does).
+            .update_expression(
                 "SET #type = :type, e164 = :e164, #pool = :pool, #number = :number, \
-                 health_state = :health_state \
-                 REMOVE quarantine_reason, quarantined_at, \
-                 h_attempts, h_answered, h_short, h_declined, h_rejected"
-            } else {
-                "SET #type = :type, e164 = :e164, #pool = :pool, #number = :number, \
-                 health_state = :health_state, quarantine_reason = :quarantine_reason, \
-                 quarantined_at = :quarantined_at"
-            })
+                 health_state = if_not_exists(health_state, :healthy)",
+            )
             .expression_attribute_names("#type", "type")
             .expression_attribute_names("#pool", "pool")
             .expression_attribute_names("#number", "number");
@@ -587,6 +580,36 @@ impl ApiStore for DynamoStore {
         }
         update.send().await.map_err(map_err)?;
         Ok(())
+    }
+
+    async fn restore_number(&self, number: &E164) -> Result<(), StoreError> {
+        let out = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(item::key(
+                item::NUMBERS_PK.to_owned(),
+                &item::number_sk(number),
+            )))
+            .condition_expression("attribute_exists(PK)")
+            .update_expression(
+                "SET health_state = :healthy REMOVE quarantine_reason, quarantined_at, \
+                 h_attempts, h_answered, h_short, h_declined, h_rejected",
+            )
+            .expression_attribute_values(":healthy", s(item::HEALTHY))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error().is_some_and(
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::is_conditional_check_failed_exception,
+                ) =>
+            {
+                Err(StoreError::NotFound)
+            }
+            Err(e) => Err(map_err(e)),
+        }
     }
 
     async fn delete_number(&self, number: &E164) -> Result<(), StoreError> {

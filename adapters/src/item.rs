@@ -91,7 +91,8 @@ pub fn number_sk(number: &E164) -> String {
 pub const HEALTHY: &str = "healthy";
 pub const QUARANTINED: &str = "quarantined";
 
-/// The attributes a registration sets (its usage is left as it is).
+/// The attributes a registration sets (its usage and health are left as they are; `healthy`
+/// is the health of a new number).
 ///
 /// # Errors
 /// [`StoreError::Other`] when the registration cannot be written as JSON.
@@ -99,20 +100,13 @@ pub fn number_registration(
     number: &outdial_core::numbers::CallerNumber,
 ) -> Result<Vec<(&'static str, AttributeValue)>, StoreError> {
     let json = serde_json::to_string(number).map_err(|e| StoreError::Other(Box::new(e)))?;
-    let mut attributes = vec![
+    let attributes = vec![
         ("type", s("number")),
         ("e164", s(number.e164.as_str())),
         ("pool", s(number.pool.clone())),
         ("number", s(json)),
+        ("healthy", s(HEALTHY)),
     ];
-    match &number.health {
-        outdial_core::numbers::Health::Healthy => attributes.push(("health_state", s(HEALTHY))),
-        outdial_core::numbers::Health::Quarantined { reason, at } => attributes.extend([
-            ("health_state", s(QUARANTINED)),
-            ("quarantine_reason", s(reason.clone())),
-            ("quarantined_at", n(at.as_millis())),
-        ]),
-    }
     Ok(attributes)
 }
 

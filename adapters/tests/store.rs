@@ -1122,14 +1122,18 @@ async fn a_claim_from_a_pool_writes_the_numbers_usage_only_over_the_version_read
 
     // A number quarantined after it was read is not dialed from.
     let read = store.pool("east").await.unwrap();
-    let quarantined = outdial_core::numbers::CallerNumber {
-        health: Health::Quarantined {
-            reason: "answer rate".into(),
-            at: T0,
-        },
-        ..registered.clone()
-    };
-    ApiStore::put_number(&store, &quarantined).await.unwrap();
+    {
+        use outdial_core::counters::CounterStore;
+        let counters =
+            outdial_adapters::counters::DynamoCounters::new(store.client().clone(), store.table());
+        assert!(counters.quarantine(&e164, "answer rate", T0).await.unwrap());
+    }
+    // A registration written meanwhile leaves the quarantine standing.
+    ApiStore::put_number(&store, &registered).await.unwrap();
+    assert!(matches!(
+        store.pool("east").await.unwrap()[0].number.health,
+        Health::Quarantined { .. }
+    ));
     let writes = ClaimWrites {
         ledger: None,
         number: Some(NumberWrite {
@@ -1141,7 +1145,7 @@ async fn a_claim_from_a_pool_writes_the_numbers_usage_only_over_the_version_read
     let refused = store.claim(&waiting, T0, T0, u32::MAX, &writes).await;
     assert!(matches!(refused, Err(StoreError::Contended)), "{refused:?}");
     // Restored, it is; its usage survived the registration's rewrite.
-    ApiStore::put_number(&store, &registered).await.unwrap();
+    ApiStore::restore_number(&store, &e164).await.unwrap();
     let (second, pool) = claim_from_pool(new[1].id.clone(), T0.plus(Duration::from_secs(1))).await;
     assert_eq!(pool[0].usage.version, 1);
     assert_eq!(second.unwrap().from, e164);
@@ -1158,6 +1162,10 @@ async fn a_claim_from_a_pool_writes_the_numbers_usage_only_over_the_version_read
     assert!(store.pool("east").await.unwrap().is_empty());
     assert!(matches!(
         ApiStore::delete_number(&store, &e164).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        ApiStore::restore_number(&store, &e164).await,
         Err(StoreError::NotFound)
     ));
 }
@@ -1230,8 +1238,17 @@ async fn a_caller_ids_health_counts_once_per_shard_position_and_a_restore_starts
     assert!(
         matches!(applied, HealthWrite::Applied { counts, healthy: false } if counts.rejected == 2)
     );
-    // Restored (registered healthy again): the counts start afresh.
+    // Registered again, it stays quarantined; restored, its counts start afresh.
     ApiStore::put_number(&store, &registered).await.unwrap();
+    assert!(
+        !store.pool("east").await.unwrap()[0]
+            .number
+            .health
+            .is_healthy()
+    );
+    ApiStore::restore_number(&store, &registered.e164)
+        .await
+        .unwrap();
     assert!(
         store.pool("east").await.unwrap()[0]
             .number

@@ -360,8 +360,9 @@ pub trait ApiStore: Send + Sync {
     /// Only transport and throttling errors, and a number that cannot be read.
     fn numbers(&self) -> impl Future<Output = Result<Vec<Member>, StoreError>> + Send;
 
-    /// Writes a caller ID's registration (pool, caps, display region, health), keeping its
-    /// usage.
+    /// Writes a caller ID's registration (pool, caps, display region). A new number is
+    /// healthy; an existing one keeps its health, usage and health counts, whatever
+    /// `number.health` says, so that a quarantine the stream writes meanwhile stands.
     ///
     /// # Errors
     /// Only transport and throttling errors.
@@ -369,6 +370,12 @@ pub trait ApiStore: Send + Sync {
         &self,
         number: &CallerNumber,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Puts a caller ID back in rotation: healthy, its health counts started afresh.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when it is not registered.
+    fn restore_number(&self, number: &E164) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Retires a caller ID: it is chosen no more (a claim that read it fails and chooses
     /// again).

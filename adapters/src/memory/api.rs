@@ -9,7 +9,7 @@ use outdial_core::admin::{
 };
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164};
 use outdial_core::lifecycle::CallStatus;
-use outdial_core::numbers::{CallerNumber, HealthCounts, Member};
+use outdial_core::numbers::{CallerNumber, Health, HealthCounts, Member, Usage};
 use outdial_core::policy::{DncEntry, DncSource, Policy, Reason};
 use outdial_core::ports::{DispatchStore, HistoryEntry, Lane, Page, StoreError};
 use outdial_core::record::{CallRecord, Campaign, CampaignStatus, NewCall};
@@ -366,24 +366,30 @@ impl ApiStore for MemoryStore {
 
     async fn put_number(&self, number: &CallerNumber) -> Result<(), StoreError> {
         let mut t = self.request();
-        let usage = t
-            .numbers
-            .get(&number.e164)
-            .map(|m| m.usage.clone())
-            .unwrap_or_default();
-        // A healthy registration starts its health counters afresh (a restore does).
-        if number.health.is_healthy() {
-            if let Some((counts, _)) = t.number_health.get_mut(&number.e164) {
-                *counts = HealthCounts::default();
-            }
-        }
+        let (usage, health) = t.numbers.get(&number.e164).map_or_else(
+            || (Usage::default(), Health::Healthy),
+            |m| (m.usage.clone(), m.number.health.clone()),
+        );
         t.numbers.insert(
             number.e164.clone(),
             Member {
-                number: number.clone(),
+                number: CallerNumber {
+                    health,
+                    ..number.clone()
+                },
                 usage,
             },
         );
+        Ok(())
+    }
+
+    async fn restore_number(&self, number: &E164) -> Result<(), StoreError> {
+        let mut t = self.request();
+        let member = t.numbers.get_mut(number).ok_or(StoreError::NotFound)?;
+        member.number.health = Health::Healthy;
+        if let Some((counts, _)) = t.number_health.get_mut(number) {
+            *counts = HealthCounts::default();
+        }
         Ok(())
     }
 

@@ -218,7 +218,11 @@ where
             .ok_or_else(not_registered)?;
         if !member.number.health.is_healthy() {
             member.number.health = Health::Healthy;
-            self.store.put_number(&member.number).await?;
+            match self.store.restore_number(&number).await {
+                Ok(()) => {}
+                Err(StoreError::NotFound) => return Err(not_registered()),
+                Err(e) => return Err(e.into()),
+            }
             tracing::info!(number = %number.masked(), "caller ID restored");
         }
         Reply::json(

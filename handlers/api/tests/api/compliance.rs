@@ -24,13 +24,15 @@ async fn a_policy_put_is_answered_and_read_back_as_stored() {
     assert_eq!(resp.status, 200, "{}", resp.body);
     assert_eq!(
         resp.json(),
-        json!({"caps": []}),
+        json!({"caps": [], "destination_caps": []}),
         "the empty policy until one is set"
     );
 
     let policy = json!({
         "caps": [{"max_calls": 3, "per_hours": 720, "purposes": ["informational"]},
                  {"max_calls": 1, "per_hours": 24, "purposes": ["healthcare"]}],
+        "destination_caps": [{"max_calls": 1, "per_minutes": 1},
+                             {"max_calls": 3, "per_minutes": 15}],
         "default_hours": {"mon": ["09:00-20:00"]}
     });
     let resp = h.req("PUT", "/policy").json(&policy).send().await;
@@ -44,6 +46,7 @@ async fn a_policy_put_is_answered_and_read_back_as_stored() {
     assert_eq!(resp.json(), stored);
     let (kept, at) = h.store.policy().await.unwrap();
     assert_eq!(kept.caps().len(), 2);
+    assert_eq!(kept.destination_caps().len(), 2);
     assert!(at.is_some());
 }
 
@@ -69,6 +72,14 @@ async fn a_bad_policy_is_400_naming_its_field_and_changes_nothing() {
             "caps[0]",
         ),
         (json!({"caps": {}}), "caps"),
+        (
+            json!({"destination_caps": [{"max_calls": 1, "per_minutes": 0}]}),
+            "destination_caps[0].per_minutes",
+        ),
+        (
+            json!({"destination_caps": [{"max_calls": 1}]}),
+            "destination_caps[0]",
+        ),
         (json!({"caps": [], "colour": "blue"}), "colour"),
         (
             json!({"default_hours": {"mon": ["20:00-09:00"]}}),
@@ -90,7 +101,7 @@ async fn a_bad_policy_is_400_naming_its_field_and_changes_nothing() {
     assert_eq!(resp.status, 415);
     assert_eq!(
         h.req("GET", "/policy").send().await.json(),
-        json!({"caps": []})
+        json!({"caps": [], "destination_caps": []})
     );
 }
 

@@ -31,6 +31,26 @@ fn registered(number: &str, pool: &str, health: Health) -> CallerNumber {
     }
 }
 
+/// Registers `number` in `pool` and quarantines it as the stream function does.
+async fn put_quarantined(h: &Harness, number: &str, pool: &str, reason: &str) {
+    use outdial_core::counters::CounterStore;
+    h.store
+        .put_number(&registered(number, pool, Health::Healthy))
+        .await
+        .unwrap();
+    let counters =
+        outdial_adapters::counters::DynamoCounters::new(h.store.client().clone(), h.store.table());
+    let Health::Quarantined { reason, at } = quarantined(reason) else {
+        unreachable!("quarantined() is a quarantine")
+    };
+    assert!(
+        counters
+            .quarantine(&e164(number), &reason, at)
+            .await
+            .unwrap()
+    );
+}
+
 fn quarantined(reason: &str) -> Health {
     Health::Quarantined {
         reason: reason.into(),
@@ -323,14 +343,7 @@ async fn numbers_are_listed_by_number_and_filtered_by_pool() {
 #[tokio::test]
 async fn a_quarantined_number_stays_quarantined_when_updated_until_restored() {
     let h = Harness::new().await;
-    h.store
-        .put_number(&registered(
-            "+13055550100",
-            "east",
-            quarantined("carrier flagged it"),
-        ))
-        .await
-        .unwrap();
+    put_quarantined(&h, "+13055550100", "east", "carrier flagged it").await;
     let list = h.list_numbers("").await;
     assert_eq!(
         list["numbers"][0]["health"],
@@ -373,10 +386,7 @@ async fn a_quarantined_number_stays_quarantined_when_updated_until_restored() {
     assert_eq!(resp.json(), restored);
 
     // With an Idempotency-Key, as every POST: a retry gets the first answer.
-    h.store
-        .put_number(&registered("+13055550100", "east", quarantined("again")))
-        .await
-        .unwrap();
+    put_quarantined(&h, "+13055550100", "east", "again").await;
     let first = h
         .req("POST", "/numbers/%2B13055550100/restore")
         .key("restore-1")
@@ -597,10 +607,7 @@ async fn a_pool_holds_at_most_its_limit_of_numbers() {
 #[tokio::test]
 async fn a_pool_campaign_shows_its_lowest_healthy_number_and_keeps_its_pool() {
     let h = Harness::new().await;
-    h.store
-        .put_number(&registered("+12025550101", "east", quarantined("blocked")))
-        .await
-        .unwrap();
+    put_quarantined(&h, "+12025550101", "east", "blocked").await;
     for number in ["+12025550109", "+12025550102"] {
         let (status, view) = h.put_number(number, &json!({"pool": "east"})).await;
         assert_eq!(status, 200, "{view}");
@@ -674,14 +681,8 @@ async fn a_pool_campaign_shows_its_lowest_healthy_number_and_keeps_its_pool() {
 #[tokio::test]
 async fn a_campaign_from_an_unknown_or_unhealthy_pool_is_refused_with_422() {
     let h = Harness::new().await;
-    h.store
-        .put_number(&registered("+12025550101", "sick", quarantined("blocked")))
-        .await
-        .unwrap();
-    h.store
-        .put_number(&registered("+12025550102", "sick", quarantined("blocked")))
-        .await
-        .unwrap();
+    put_quarantined(&h, "+12025550101", "sick", "blocked").await;
+    put_quarantined(&h, "+12025550102", "sick", "blocked").await;
     for (pool, says) in [("nowhere", "has no caller ID"), ("sick", "is quarantined")] {
         let (status, problem) = h.create_with(&pool_spec(json!({"pool": pool}))).await;
         assert_eq!(status, 422, "{problem}");
