@@ -359,11 +359,12 @@ export class OutdialStack extends Stack {
     allow(this.timersFunction, 'TableItems',
       ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'], [tableArn]);
     allow(this.timersFunction, 'TableQueries', ['dynamodb:Query'], [indexArn('due'), indexArn('byCampaign')]);
-    // And the base table, for one kind of partition: a watchdog reads the hang-ups the SMA
+    // And the base table, for two kinds of partition: a watchdog reads the hang-ups the SMA
     // stored as orphans of a transaction (`PK = ORPHAN#<transaction id>`, the store's
-    // `orphans`) to learn how a call the SMA no longer knew ended. A `dynamodb:LeadingKeys`
-    // condition (`ORPHAN#*`) could narrow it further, but the permission test cannot verify a
-    // conditional grant (a recording carries no key), so the grant is Query on the table ARN.
+    // `orphans`) to learn how a call the SMA no longer knew ended, and a dial from a caller-ID
+    // pool reads the pool (`PK = NUMBERS`). A `dynamodb:LeadingKeys` condition could narrow
+    // it further, but the permission test cannot verify a conditional grant (a recording
+    // carries no key), so the grant is Query on the table ARN.
     allow(this.timersFunction, 'OrphansByTransaction', ['dynamodb:Query'], [tableArn]);
     tableKey(this.timersFunction);
     allow(this.timersFunction, 'DialAndHangUpOnThisSma',
@@ -382,8 +383,9 @@ export class OutdialStack extends Stack {
     allow(this.apiFunction, 'HangUpOnThisSma', ['chime:UpdateSipMediaApplicationCall'], [smaArn]);
     allow(this.apiFunction, 'StartDispatcher', ['lambda:InvokeFunction'], [this.timersFunction.functionArn]);
 
-    // Stream: counters (conditional updates that return the new item) and event-history items
-    // (batch writes); it reads and queries nothing.
+    // Stream: counters and caller IDs' health counts (conditional updates that return the new
+    // item), quarantines (conditional updates) and event-history items (batch writes); it
+    // reads and queries nothing.
     allow(this.streamFunction, 'TableItems', ['dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'], [tableArn]);
     tableKey(this.streamFunction);
 
