@@ -12,7 +12,8 @@
 //!
 //! Local presence ranks the numbers of a pool for a callee: first those presenting the
 //! callee's own area code (North American numbers) or, elsewhere, its country code; then
-//! those of the callee's country; then the rest. A number presents its own area code or
+//! those of the callee's state or province; then those of the callee's country; then the
+//! rest. A number presents its own area code or
 //! country unless it names a `display_region`.
 
 use std::time::Duration;
@@ -376,7 +377,7 @@ pub enum Choice {
 
 /// Chooses the number of `pool` to dial `callee` from at `now`: with room under its caps and
 /// healthy; with `local_presence`, the closest to the callee first (same area code or
-/// country code, then same country, then any); then the least used today, then this hour;
+/// country code, then same state or province, then same country, then any); then the least used today, then this hour;
 /// then the lowest number, so that the choice is the same for the same state.
 #[must_use]
 pub fn choose(pool: &[Member], callee: &E164, local_presence: bool, now: Timestamp) -> Choice {
@@ -416,13 +417,101 @@ pub fn choose(pool: &[Member], callee: &E164, local_presence: bool, now: Timesta
 struct Region {
     /// The North American area code, or the country calling code elsewhere.
     local: String,
+    /// The US state or Canadian province of a North American area code, when the time-zone
+    /// table names it.
+    state: Option<&'static str>,
     /// The country: `US`, `CA`, a Caribbean area code's own `NANP-809`, or the country
     /// calling code.
     country: String,
 }
 
+/// The states, territories and provinces the time-zone table's region names begin with.
+const STATES: &[&str] = &[
+    "Alabama",
+    "Alaska",
+    "Arizona",
+    "Arkansas",
+    "California",
+    "Colorado",
+    "Connecticut",
+    "Delaware",
+    "District of Columbia",
+    "Florida",
+    "Georgia",
+    "Hawaii",
+    "Idaho",
+    "Illinois",
+    "Indiana",
+    "Iowa",
+    "Kansas",
+    "Kentucky",
+    "Louisiana",
+    "Maine",
+    "Maryland",
+    "Massachusetts",
+    "Michigan",
+    "Minnesota",
+    "Mississippi",
+    "Missouri",
+    "Montana",
+    "Nebraska",
+    "Nevada",
+    "New Hampshire",
+    "New Jersey",
+    "New Mexico",
+    "New York",
+    "North Carolina",
+    "North Dakota",
+    "Ohio",
+    "Oklahoma",
+    "Oregon",
+    "Pennsylvania",
+    "Rhode Island",
+    "South Carolina",
+    "South Dakota",
+    "Tennessee",
+    "Texas",
+    "Utah",
+    "Vermont",
+    "Virginia",
+    "Washington",
+    "West Virginia",
+    "Wisconsin",
+    "Wyoming",
+    "Alberta",
+    "British Columbia",
+    "Manitoba",
+    "New Brunswick",
+    "Newfoundland and Labrador",
+    "Nova Scotia",
+    "Ontario",
+    "Prince Edward Island",
+    "Quebec",
+    "Saskatchewan",
+];
+
+/// The state or province a North American area code is in, from the time-zone table's
+/// region name (the longest state name it begins with, so "West Virginia" is not
+/// "Virginia"). Codes the table leaves out (those straddling a zone boundary) have none.
+fn state_of(area: &str) -> Option<&'static str> {
+    let probe = E164::parse(&format!("+1{area}5550100")).ok()?;
+    let region = crate::window::nanp_region(&probe)?;
+    STATES
+        .iter()
+        .filter(|state| {
+            region.starts_with(**state)
+                && region[state.len()..]
+                    .chars()
+                    .next()
+                    .is_none_or(|c| c == ' ' || c == ',')
+        })
+        .max_by_key(|state| state.len())
+        .copied()
+}
+
 /// 0 for a number presenting the callee's area code (or country code, outside North
-/// America), 1 for one of the callee's country, 2 otherwise.
+/// America), 1 for one of the callee's state or province, 2 for one of the callee's country,
+/// 3 otherwise.
 fn closeness(number: &CallerNumber, callee: &E164) -> u8 {
     let presented = number
         .display_region
@@ -431,8 +520,9 @@ fn closeness(number: &CallerNumber, callee: &E164) -> u8 {
         .or_else(|| region_of(&number.e164));
     match (presented, region_of(callee)) {
         (Some(a), Some(b)) if a.local == b.local => 0,
-        (Some(a), Some(b)) if a.country == b.country => 1,
-        _ => 2,
+        (Some(a), Some(b)) if a.state.is_some() && a.state == b.state => 1,
+        (Some(a), Some(b)) if a.country == b.country => 2,
+        _ => 3,
     }
 }
 
@@ -444,6 +534,7 @@ fn region_of(number: &E164) -> Option<Region> {
     let code = country_code(digits)?;
     Some(Region {
         local: code.to_owned(),
+        state: None,
         country: code.to_owned(),
     })
 }
@@ -453,6 +544,7 @@ fn region_of_display(display: &str) -> Option<Region> {
         Some("1") => None,
         Some(code) => (country_code(code) == Some(code)).then(|| Region {
             local: code.to_owned(),
+            state: None,
             country: code.to_owned(),
         }),
         None if display.len() == 3 && display.bytes().all(|b| b.is_ascii_digit()) => {
@@ -478,6 +570,7 @@ fn region_of_area(area: &str) -> Option<Region> {
     };
     Some(Region {
         local: area.to_owned(),
+        state: state_of(area),
         country,
     })
 }

@@ -468,6 +468,14 @@ pub fn zone_for(
     Ok((default.clone(), ZoneSource::Default))
 }
 
+/// The name the time-zone table gives the region of a North American number's area code
+/// (a state or province, often with a qualifier: "Texas, El Paso and Hudspeth counties"), when
+/// the table lists the code.
+#[must_use]
+pub fn nanp_region(number: &E164) -> Option<&'static str> {
+    zones::nanp_region(number)
+}
+
 /// The zone `number`'s area code or country settles, if it settles one (a toll-free or
 /// multi-zone country's number does not).
 #[must_use]

@@ -59,15 +59,36 @@ fn local_presence_picks_the_callees_area_code_then_its_country() {
     };
     // Miami: the 305 number.
     assert_eq!(index(dial(&mut pool, "+13055551234", &[T0])), 1);
-    // Another US area code: a US number, the least used (New York, never used yet).
-    assert_eq!(index(dial(&mut pool, "+17865551234", &[T0])), 0);
-    // Toronto's 647: Toronto's 416 is the same country.
+    // Miami's other area code, 786: the Florida number, the same state.
+    assert_eq!(index(dial(&mut pool, "+17865551234", &[T0])), 1);
+    // Another state: a US number, the least used (New York, never used yet).
+    assert_eq!(index(dial(&mut pool, "+15125551234", &[T0])), 0);
+    // Toronto's 647: Toronto's 416 is the same province.
     assert_eq!(index(dial(&mut pool, "+16475551234", &[T0])), 2);
     // Paris.
     assert_eq!(index(dial(&mut pool, "+33612345678", &[T0])), 3);
     // A display region stands for the number's own.
     pool[0].number.display_region = Some("786".into());
     assert_eq!(index(dial(&mut pool, "+17865551234", &[T0 + 1])), 0);
+}
+
+#[test]
+fn a_state_is_the_time_zone_tables_region_and_west_virginia_is_not_virginia() {
+    assert_eq!(state_of("305"), Some("Florida"));
+    assert_eq!(state_of("813"), Some("Florida"));
+    assert_eq!(state_of("304"), Some("West Virginia"));
+    assert_eq!(state_of("703"), Some("Virginia"));
+    assert_eq!(state_of("915"), Some("Texas"));
+    assert_eq!(state_of("416"), Some("Ontario"));
+    // Left out of the table (it straddles a zone boundary): no state, the country tier.
+    assert_eq!(state_of("850"), None);
+    let mut pool = vec![
+        number("+13045550100", NumberCaps::default()),
+        number("+12125550100", NumberCaps::default()),
+    ];
+    // A Virginia callee: neither is of its state; the least used, then the lowest number.
+    let choices = dial(&mut pool, "+17035551234", &[T0]);
+    assert!(matches!(choices[0], Choice::Number { index: 1, .. }));
 }
 
 #[test]

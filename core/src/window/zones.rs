@@ -363,3 +363,13 @@ pub(super) fn for_number(number: &crate::ids::E164) -> Option<&'static str> {
         .max_by_key(|(prefix, _)| prefix.len())
         .and_then(|(_, zone)| *zone)
 }
+
+/// How the time-zone table names the region of a North American `number`'s area code
+/// ("Florida east of the Apalachicola River", "Ontario without 807"), when it lists the code.
+pub(super) fn nanp_region(number: &crate::ids::E164) -> Option<&'static str> {
+    let digits = number.as_str().strip_prefix('+').unwrap_or(number.as_str());
+    let area = digits.strip_prefix('1')?.get(..3)?;
+    NANP.iter()
+        .find(|(_, _, codes)| codes.contains(&area))
+        .map(|(region, _, _)| *region)
+}
