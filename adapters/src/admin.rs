@@ -599,16 +599,10 @@ impl ApiStore for DynamoStore {
             .expression_attribute_values(":healthy", s(item::HEALTHY))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error().is_some_and(
-                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::is_conditional_check_failed_exception,
-                ) =>
-            {
-                Err(StoreError::NotFound)
-            }
-            Err(e) => Err(map_err(e)),
+        if written(out)? {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
         }
     }
 

@@ -635,18 +635,7 @@ impl CounterStore for DynamoCounters {
             .expression_attribute_values(":at", n(now.as_millis()))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(map_err(err)),
-        }
+        written(out)
     }
 
     async fn complete_campaign(

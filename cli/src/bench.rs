@@ -147,41 +147,9 @@ pub async fn dial(cps: u32, seconds: u32, pool: Option<u32>) -> anyhow::Result<D
         SmaSettings::default(),
     ));
     let sim = Simulator::start(config, "sma-bench", Arc::new(InProcess(handler))).await?;
-    let settings = Settings {
-        account_cps: f64::from(cps),
-        batch: 500,
-        // The fictional 555 numbers have no zone for the law's hours to be read in.
-        legal_hours: false,
-        ..Settings::default()
-    };
-    // The dispatcher gets a runtime and a thread of its own, as it has a Lambda of its own in
-    // AWS: here the simulator and the SMA handler would otherwise share its runtime's threads
-    // and make its dials late.
-    let dispatch_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("dispatcher")
-        .enable_all()
-        .build()?;
-    let endpoint = sim.endpoint();
-    let run = dispatch_runtime.spawn(async move {
-        let dialer = ChimeDialer::new(voice_client(&endpoint), "sma-bench");
-        let dispatcher = Dispatcher::new(dispatcher_store, dialer, clock, settings);
-        let started = Instant::now();
-        let limit = Duration::from_secs(u64::from(seconds) * 3 + 30);
-        while dispatcher.stats().dialed < total && started.elapsed() < limit {
-            let tick = dispatcher.tick(0).await?;
-            let pause = tick.paced_for.unwrap_or(if tick.did_work() {
-                Duration::ZERO
-            } else {
-                Duration::from_millis(5)
-            });
-            tokio::time::sleep(pause).await;
-        }
-        dispatcher.settle().await;
-        Ok::<_, outdial_core::ports::StoreError>(dispatcher.stats())
-    });
-    let stats = run.await??;
-    dispatch_runtime.shutdown_background();
+    let limit = Duration::from_secs(u64::from(seconds) * 3 + 30);
+    let stats =
+        dispatch_until_dialed(dispatcher_store, &sim, clock, f64::from(cps), total, limit).await?;
     sim.wait_idle(Duration::from_secs(30)).await;
     let report = sim.report();
     let placed: u32 = report.placed_per_number.values().sum();
@@ -208,6 +176,52 @@ pub async fn dial(cps: u32, seconds: u32, pool: Option<u32>) -> anyhow::Result<D
         ddb_requests_per_call,
         pool,
     })
+}
+
+/// Runs a dispatcher over `store` and the simulator at `cps` until it has dialed `total`
+/// calls (or `limit` passes), with its dials settled; its stats. The dispatcher gets a runtime
+/// and a thread of its own, as it has a Lambda of its own in AWS: here the simulator and the
+/// SMA handler would otherwise share its runtime's threads and make its dials late.
+pub(crate) async fn dispatch_until_dialed(
+    store: DynamoStore,
+    sim: &Simulator,
+    clock: Arc<dyn Clock>,
+    cps: f64,
+    total: u32,
+    limit: Duration,
+) -> anyhow::Result<outdial_timers::Stats> {
+    let settings = Settings {
+        account_cps: cps,
+        batch: 500,
+        // The fictional 555 numbers have no zone for the law's hours to be read in.
+        legal_hours: false,
+        ..Settings::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("dispatcher")
+        .enable_all()
+        .build()?;
+    let endpoint = sim.endpoint();
+    let run = runtime.spawn(async move {
+        let dialer = ChimeDialer::new(voice_client(&endpoint), "sma-bench");
+        let dispatcher = Dispatcher::new(store, dialer, clock, settings);
+        let started = Instant::now();
+        while dispatcher.stats().dialed < total && started.elapsed() < limit {
+            let tick = dispatcher.tick(0).await?;
+            let pause = tick.paced_for.unwrap_or(if tick.did_work() {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(5)
+            });
+            tokio::time::sleep(pause).await;
+        }
+        dispatcher.settle().await;
+        Ok::<_, outdial_core::ports::StoreError>(dispatcher.stats())
+    });
+    let stats = run.await??;
+    runtime.shutdown_background();
+    Ok(stats)
 }
 
 /// What `outdial bench events` prints.

@@ -17,10 +17,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use outdial_adapters::clock::SystemClock;
-use outdial_adapters::dialer::ChimeDialer;
 use outdial_adapters::item;
 use outdial_adapters::store::DynamoStore;
 use outdial_core::admin::ApiStore;
@@ -31,11 +30,10 @@ use outdial_core::retry::{RetryPolicy, RetrySpec};
 use outdial_core::time::Clock;
 use outdial_local::dynamodb::shared_endpoint;
 use outdial_local::meter::{Meter, Metered, item_bytes, transactional_write_units};
-use outdial_local::sim::{Callee, Callees, SimConfig, Simulator, voice_client};
+use outdial_local::sim::{Callee, Callees, SimConfig, Simulator};
 use outdial_local::tables::{client, fresh_table};
 use outdial_sma::{Settings as SmaSettings, SmaHandler};
 use outdial_stack::InProcess;
-use outdial_timers::{Dispatcher, Settings};
 use serde::Serialize;
 
 /// The policy of the runs with caps: the FCC's limit on informational calls.
@@ -275,45 +273,16 @@ async fn campaign(
     Ok(total)
 }
 
-/// Dispatches until `total` calls are dialed, on a runtime of its own as in `bench dial`.
+/// Dispatches until `total` calls are dialed, as `bench dial` does.
 async fn dispatch(
     store: DynamoStore,
     sim: &Simulator,
     clock: Arc<dyn Clock>,
     total: u32,
 ) -> anyhow::Result<()> {
-    let settings = Settings {
-        account_cps: f64::from(CPS),
-        batch: 500,
-        // The fictional 555 numbers have no zone for the law's hours to be read in.
-        legal_hours: false,
-        ..Settings::default()
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("dispatcher")
-        .enable_all()
-        .build()?;
-    let endpoint = sim.endpoint();
-    let run = runtime.spawn(async move {
-        let dialer = ChimeDialer::new(voice_client(&endpoint), "sma-bench");
-        let dispatcher = Dispatcher::new(store, dialer, clock, settings);
-        let started = Instant::now();
-        let limit = Duration::from_secs(u64::from(total / CPS) * 3 + 60);
-        while dispatcher.stats().dialed < total && started.elapsed() < limit {
-            let tick = dispatcher.tick(0).await?;
-            let pause = tick.paced_for.unwrap_or(if tick.did_work() {
-                Duration::ZERO
-            } else {
-                Duration::from_millis(5)
-            });
-            tokio::time::sleep(pause).await;
-        }
-        dispatcher.settle().await;
-        Ok::<_, outdial_core::ports::StoreError>(dispatcher.stats())
-    });
-    let stats = run.await??;
-    runtime.shutdown_background();
+    let limit = Duration::from_secs(u64::from(total / CPS) * 3 + 60);
+    let stats =
+        super::dispatch_until_dialed(store, sim, clock, f64::from(CPS), total, limit).await?;
     anyhow::ensure!(
         stats.dialed == total,
         "{} of {total} calls dialed",

@@ -37,10 +37,15 @@ async fn same_numbers(h: &Harness, n: usize) -> Vec<NewCall> {
     all
 }
 
-/// Ticks on virtual time until every one of `calls` is terminal and the simulator idle. The
-/// records are read every fiftieth round only: two thousand reads a round would be most of
-/// the test's time.
-async fn until_terminal(h: &Harness, clock: &ManualClock, calls: &[NewCall]) -> Vec<CallRecord> {
+/// Ticks on virtual time, the clock moved `step` a round, until every one of `calls` is
+/// terminal and the simulator idle. The records are read every fiftieth round only: two
+/// thousand reads a round would be most of the test's time.
+pub(super) async fn until_terminal(
+    h: &Harness,
+    clock: &ManualClock,
+    calls: &[NewCall],
+    step: Duration,
+) -> Vec<CallRecord> {
     for round in 0..30_000 {
         h.dispatcher.tick(0).await.unwrap();
         if round % 50 == 49 && h.sim.live_calls() == 0 {
@@ -55,9 +60,9 @@ async fn until_terminal(h: &Harness, clock: &ManualClock, calls: &[NewCall]) -> 
         }
         assert!(
             round < 29_999,
-            "calls still waiting after ten virtual minutes"
+            "calls still waiting after 30,000 steps of {step:?}"
         );
-        clock.advance(Duration::from_millis(20));
+        clock.advance(step);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     unreachable!("the loop returns or fails")
@@ -81,7 +86,7 @@ async fn ten_campaigns_over_the_same_numbers_place_one_call_per_number_under_a_d
     .await;
     let mut calls = h.calls.clone();
     calls.extend(same_numbers(&h, 9).await);
-    let records = until_terminal(&h, &clock, &calls).await;
+    let records = until_terminal(&h, &clock, &calls, Duration::from_millis(20)).await;
 
     let report = h.sim.report();
     assert_clean(&report);
@@ -118,7 +123,7 @@ async fn a_deferring_campaign_waits_for_the_cap_to_reopen() {
         r#"{"caps": [{"max_calls": 1, "per_hours": 1, "purposes": ["informational"]}]}"#,
     )
     .await;
-    let first = until_terminal(&h, &clock, &h.calls).await;
+    let first = until_terminal(&h, &clock, &h.calls, Duration::from_millis(20)).await;
     assert!(first.iter().all(|r| r.status == CallStatus::Completed));
     // A second campaign over the same numbers, deferring on the cap: held, not cancelled.
     let second = Campaign {
@@ -152,7 +157,7 @@ async fn a_deferring_campaign_waits_for_the_cap_to_reopen() {
     }
     // An hour on, the cap has room again: each is placed once more.
     clock.advance(Duration::from_secs(3600));
-    let again = until_terminal(&h, &clock, &calls).await;
+    let again = until_terminal(&h, &clock, &calls, Duration::from_millis(20)).await;
     assert!(
         again
             .iter()
@@ -195,22 +200,7 @@ async fn a_destination_cap_spaces_two_campaigns_of_different_purposes_over_the_s
     all.extend(calls.iter().cloned());
     // Both campaigns end: each number called twice, ten minutes or more apart.
     let start = clock.now();
-    let mut records = Vec::new();
-    for round in 0..2_000 {
-        h.dispatcher.tick(0).await.unwrap();
-        if round % 20 == 19 && h.sim.live_calls() == 0 {
-            records.clear();
-            for call in &all {
-                records.push(h.store.call(&call.id).await.unwrap());
-            }
-            if records.iter().all(|r| r.status.is_terminal()) {
-                break;
-            }
-        }
-        clock.advance(Duration::from_secs(2));
-        tokio::time::sleep(Duration::from_millis(3)).await;
-    }
-    h.settle().await;
+    let records = until_terminal(&h, &clock, &all, Duration::from_millis(200)).await;
     assert!(
         records.iter().all(|r| r.status == CallStatus::Completed),
         "{:?}",

@@ -22,27 +22,6 @@ fn pool(local_presence: bool) -> Option<PoolRef> {
     })
 }
 
-/// Ticks on virtual time, `step` a round, until every call is terminal and the simulator
-/// idle; the records are read every fiftieth round only.
-async fn until_terminal(h: &Harness, clock: &ManualClock, step: Duration) -> Vec<CallRecord> {
-    for round in 0..20_000 {
-        h.dispatcher.tick(0).await.unwrap();
-        if round % 50 == 49 && h.sim.live_calls() == 0 {
-            let mut records = Vec::with_capacity(h.calls.len());
-            for call in &h.calls {
-                records.push(h.store.call(&call.id).await.unwrap());
-            }
-            if records.iter().all(|r| r.status.is_terminal()) {
-                h.settle().await;
-                return records;
-            }
-        }
-        clock.advance(step);
-        tokio::time::sleep(Duration::from_millis(3)).await;
-    }
-    panic!("calls still waiting after 20,000 rounds");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_carries_a_campaign_at_its_full_rate_and_no_number_passes_its_cap() {
     // Three numbers of 5 calls a minute each: 15 a minute for a campaign that asks for 10 a
@@ -61,7 +40,8 @@ async fn a_pool_carries_a_campaign_at_its_full_rate_and_no_number_passes_its_cap
     let clock = setup.on_virtual_time();
     let start = clock.now();
     let h = setup.start().await;
-    let records = until_terminal(&h, &clock, Duration::from_millis(250)).await;
+    let records =
+        super::compliance::until_terminal(&h, &clock, &h.calls, Duration::from_millis(250)).await;
 
     assert!(
         records.iter().all(|r| r.status == CallStatus::Completed),
@@ -129,7 +109,8 @@ async fn local_presence_dials_from_the_callees_area_code_when_the_pool_has_it() 
     setup.caller_pool = pool(true);
     let clock = setup.on_virtual_time();
     let h = setup.start().await;
-    let records = until_terminal(&h, &clock, Duration::from_millis(100)).await;
+    let records =
+        super::compliance::until_terminal(&h, &clock, &h.calls, Duration::from_millis(100)).await;
     let from_of = |to: &str| {
         records
             .iter()
