@@ -7,6 +7,7 @@ use std::str::FromStr;
 use aws_sdk_dynamodb::types::AttributeValue;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence, TransactionId};
 use outdial_core::lifecycle::{CallStatus, EndRequest, Outcome};
+use outdial_core::machine::Verdict;
 use outdial_core::policy::{
     DncEntry, DncSource, Ledger, LedgerEntry, OnCap, Policy, Purpose, Reason,
 };
@@ -566,6 +567,10 @@ pub fn call_from_item(item: &Item) -> Result<CallRecord, StoreError> {
         sip_code: r.opt_s("sip_code")?.map(str::to_owned),
         script_outcome: r.opt_s("script_outcome")?.map(str::to_owned),
         last_error: r.opt_s("last_error")?.map(str::to_owned),
+        verdict: r.opt_parsed("verdict", |s| {
+            Verdict::parse(s).ok_or_else(|| format!("unknown verdict {s:?}"))
+        })?,
+        greeting_ms: r.opt_n::<u32>("greeting_ms")?,
         due_at: r.timestamp("due_at")?,
         created_at: r.timestamp("created_at")?.unwrap_or(Timestamp::EPOCH),
         updated_at: r.timestamp("updated_at")?.unwrap_or(Timestamp::EPOCH),

@@ -141,6 +141,7 @@ fn write(campaign: &CampaignId, seq: u64, statuses: Vec<CallStatus>) -> EventWri
         response: "{}".into(),
         at: T0,
         opt_out: None,
+        detection: None,
     }
 }
 

@@ -97,6 +97,7 @@ fn write_for(record: &CallRecord, seq: u64, event: CallEvent, response: &str) ->
         response: response.to_owned(),
         at: T0,
         opt_out: None,
+        detection: None,
     }
 }
 

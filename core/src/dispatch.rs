@@ -283,6 +283,7 @@ pub fn ended_by_orphan(
         response: serde_json::to_string(&answer).ok()?,
         at: now,
         opt_out: None,
+        detection: None,
     })
 }
 

@@ -16,6 +16,8 @@
 //! - [`messages`]: what the functions pass each other through AWS (dial arguments, end
 //!   commands, what started a timers run, the functions' names), one type each.
 //! - [`script`]: the call script a campaign runs once the callee answers.
+//! - [`machine`]: answering-machine detection: a person's hello from a mailbox's greeting,
+//!   and the message left after its beep.
 //! - [`retry`]: when a busy, unanswered or failed attempt is tried again.
 //! - [`time`]: instants, durations and the [`time::Clock`] port.
 //! - [`pacing`]: how fast calls are started: an even pacer and a rate that backs off on
@@ -42,6 +44,7 @@ pub mod dispatch;
 pub mod ids;
 pub mod legal;
 pub mod lifecycle;
+pub mod machine;
 pub mod messages;
 pub mod numbers;
 pub mod pacing;

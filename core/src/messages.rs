@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use crate::contract::{Event, EventType, ParticipantTag};
 use crate::ids::{Attempt, CallId, CampaignId, TransactionId};
 use crate::lifecycle::{CallEvent, CallState, CallStatus, EndRequest, Leg};
+use crate::machine::Phase;
 use crate::record::CallRecord;
 
 /// Why a message could not be read.
@@ -46,6 +47,8 @@ pub mod keys {
     pub const END: &str = "end";
     pub const STEP: &str = "step";
     pub const OUTCOME: &str = "outcome";
+    /// Where answering-machine detection stands ([`crate::machine::Phase`]).
+    pub const MACHINE: &str = "machine";
 }
 
 /// The arguments of one dial: which call and attempt it is, and the contact's template
@@ -135,6 +138,8 @@ pub struct CallAttributes {
     pub step: Option<String>,
     /// The script's outcome so far.
     pub outcome: Option<String>,
+    /// Where answering-machine detection stands, while it runs.
+    pub machine: Option<Phase>,
     /// The contact's template variables.
     pub vars: BTreeMap<String, String>,
 }
@@ -196,6 +201,7 @@ impl CallAttributes {
             end_request: get(keys::END).and_then(EndRequest::parse),
             step: get(keys::STEP).map(str::to_owned),
             outcome: get(keys::OUTCOME).map(str::to_owned),
+            machine: get(keys::MACHINE).and_then(Phase::decode),
             vars,
         })
     }
@@ -214,6 +220,7 @@ impl CallAttributes {
             end_request: record.end_request,
             step: None,
             outcome: record.script_outcome.clone(),
+            machine: None,
             vars: record.vars.clone(),
         }
     }
@@ -254,6 +261,9 @@ impl CallAttributes {
         }
         if let Some(outcome) = &self.outcome {
             m.insert(keys::OUTCOME.to_owned(), outcome.clone());
+        }
+        if let Some(phase) = self.machine {
+            m.insert(keys::MACHINE.to_owned(), phase.encode());
         }
         m
     }
@@ -456,6 +466,11 @@ mod tests {
             ])),
             step in prop::option::of("[a-z_]{1,12}"),
             outcome in prop::option::of("[a-z_]{1,12}"),
+            machine in prop::option::of(prop_oneof![
+                any::<i64>().prop_map(|since_ms| Phase::Listening { since_ms }),
+                any::<i64>().prop_map(|since_ms| Phase::AwaitingBeep { since_ms }),
+                Just(Phase::Message),
+            ]),
         ) {
             let dial = args(vars, attempt);
             let sent = CallAttributes {
@@ -468,6 +483,7 @@ mod tests {
                 end_request: end,
                 step,
                 outcome,
+                machine,
                 vars: dial.vars,
             };
             let map = sent.encode();

@@ -7,6 +7,7 @@ use std::future::Future;
 
 use crate::ids::{Attempt, CallId, CampaignId, Sequence, TransactionId};
 use crate::lifecycle::{self, CallState, CallStatus, Expected, Order, Outcome};
+use crate::machine::Verdict;
 use crate::numbers::{Member, Usage};
 use crate::policy::{DncEntry, Ledger, LedgerWrite, Policy, Reason};
 use crate::record::{CallRecord, Campaign};
@@ -188,6 +189,16 @@ pub struct EventWrite {
     /// The callee pressed the opt-out key: this entry goes on the do-not-call list in the
     /// same write as the event (a number already on it keeps its first entry).
     pub opt_out: Option<DncEntry>,
+    /// Answering-machine detection started or judged in this event: the record's verdict,
+    /// and the greeting length it was judged from.
+    pub detection: Option<Detection>,
+}
+
+/// What an event sets of a call's answering-machine detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Detection {
+    pub verdict: Verdict,
+    pub greeting_ms: Option<u32>,
 }
 
 impl EventWrite {

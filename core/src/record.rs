@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{Attempt, CallId, CampaignId, E164, Sequence, TransactionId};
 use crate::lifecycle::{CallState, CallStatus, EndRequest, Outcome};
+use crate::machine::Verdict;
 use crate::policy::{OnCap, Purpose, Reason};
 use crate::retry::RetryPolicy;
 use crate::script::Script;
@@ -216,6 +217,12 @@ pub struct CallRecord {
     pub script_outcome: Option<String>,
     /// The last error an SMA event reported (`ErrorType: ErrorMessage`).
     pub last_error: Option<String>,
+    /// Who answered, by answering-machine detection, when the script runs it.
+    #[serde(default)]
+    pub verdict: Option<Verdict>,
+    /// The greeting length the verdict was judged from, in milliseconds.
+    #[serde(default)]
+    pub greeting_ms: Option<u32>,
     /// When something is next due for this call (a dial, a retry, a watchdog).
     pub due_at: Option<Timestamp>,
     pub created_at: Timestamp,
@@ -260,6 +267,8 @@ impl CallRecord {
             sip_code: None,
             script_outcome: None,
             last_error: None,
+            verdict: None,
+            greeting_ms: None,
             due_at: None,
             created_at: Timestamp::EPOCH,
             updated_at: Timestamp::EPOCH,

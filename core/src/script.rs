@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::E164;
+use crate::machine::{Machine, MachineError};
 
 /// Polly's limit on one `Speak` text.
 pub const MAX_TEXT: usize = 1000;
@@ -41,6 +42,7 @@ pub struct Script {
     steps: BTreeMap<String, Step>,
     opt_out: Option<OptOut>,
     caller_name: Option<String>,
+    machine: Option<Machine>,
 }
 
 /// The key that puts the callee on the do-not-call list, listened for during the whole
@@ -251,6 +253,9 @@ pub struct ScriptSpec {
     /// Who is calling, as the first spoken prompt must say it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller_name: Option<String>,
+    /// Answering-machine detection and the message left on one ([`crate::machine`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<Machine>,
 }
 
 /// The wire form of a step: exactly one of the action keys, and the flow keys.
@@ -320,6 +325,9 @@ pub enum ScriptError {
     /// The voice is one the PSTN audio service cannot speak with (`crate::speech`).
     #[error("script.voice.{field}: {reason}")]
     Voice { field: &'static str, reason: String },
+    /// The `machine` block's thresholds or message are unusable.
+    #[error(transparent)]
+    Machine(#[from] MachineError),
 }
 
 fn invalid(step: &str, field: &str, reason: impl Into<String>) -> ScriptError {
@@ -509,12 +517,26 @@ impl TryFrom<ScriptSpec> for Script {
         if let Some(opt_out) = &spec.opt_out {
             check_opt_out(opt_out, &steps)?;
         }
+        if let Some(machine) = &spec.machine {
+            machine.check()?;
+            let audio = matches!(machine.message, Prompt::Audio { .. });
+            if let Err(ScriptError::Invalid { reason, .. }) =
+                check_prompt("", "", &machine.message, audio)
+            {
+                return Err(MachineError {
+                    field: "message",
+                    reason,
+                }
+                .into());
+            }
+        }
         let script = Self {
             voice: spec.voice,
             start: spec.start,
             steps,
             opt_out: spec.opt_out,
             caller_name: spec.caller_name.map(|n| n.trim().to_owned()),
+            machine: spec.machine,
         };
         script.check_silent_loops()?;
         Ok(script)
@@ -557,6 +579,7 @@ impl From<Script> for ScriptSpec {
             steps,
             opt_out: script.opt_out,
             caller_name: script.caller_name,
+            machine: script.machine,
         }
     }
 }
@@ -610,6 +633,12 @@ impl Script {
         self.caller_name.as_deref()
     }
 
+    /// The answering-machine detector, when the script turns it on.
+    #[must_use]
+    pub fn machine(&self) -> Option<&Machine> {
+        self.machine.as_ref().filter(|m| m.detect)
+    }
+
     /// Checks that the script names `caller_name` in its first spoken prompt: the first
     /// step from the start, past pauses, that speaks (a `say`, or a gather's `say`) must
     /// contain the name (letter case aside). Audio cannot be read, so a script that begins
@@ -625,6 +654,24 @@ impl Script {
                     .to_owned(),
             );
         };
+        // A message left on a machine is a prerecorded call of its own: it names the caller.
+        if let Some(machine) = self.machine() {
+            match &machine.message {
+                Prompt::Text(t) | Prompt::Ssml { ssml: t }
+                    if !t.to_lowercase().contains(&name.to_lowercase()) =>
+                {
+                    return refuse(format!(
+                        "the voicemail message (machine.message) must name the caller {name:?}"
+                    ));
+                }
+                Prompt::Audio { .. } => {
+                    return refuse(format!(
+                        "the voicemail message (machine.message) is a recording; write it as text that names the caller {name:?}"
+                    ));
+                }
+                Prompt::Text(_) | Prompt::Ssml { .. } => {}
+            }
+        }
         let mut at = Some(self.start.as_str());
         let mut seen = BTreeSet::new();
         while let Some(step_name) = at.filter(|n| seen.insert(*n)) {
@@ -671,6 +718,9 @@ impl Script {
                 vars.extend(template_variables(t));
             }
         };
+        if let Some(machine) = &self.machine {
+            add(&machine.message);
+        }
         for step in self.steps.values() {
             match &step.action {
                 Action::Say(p) => add(p),

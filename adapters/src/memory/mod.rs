@@ -527,6 +527,8 @@ fn new_record(campaign: &Campaign, call: &NewCall) -> CallRecord {
         sip_code: None,
         script_outcome: None,
         last_error: None,
+        verdict: None,
+        greeting_ms: None,
         due_at: Some(call.due_at),
         created_at: campaign.created_at,
         updated_at: campaign.created_at,

@@ -44,6 +44,12 @@ impl MemoryStore {
         if let Some(script) = &w.script_outcome {
             r.script_outcome = Some(script.clone());
         }
+        if let Some(detection) = &w.detection {
+            r.verdict = Some(detection.verdict);
+            if detection.greeting_ms.is_some() {
+                r.greeting_ms = detection.greeting_ms;
+            }
+        }
         if !next.status.is_live() {
             row.slot = None;
         }

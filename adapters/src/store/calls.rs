@@ -156,6 +156,14 @@ impl DynamoStore {
             set.push("script_outcome = :script");
             values.push((":script", s(script.as_str())));
         }
+        if let Some(detection) = &w.detection {
+            set.push("verdict = :verdict");
+            values.push((":verdict", s(detection.verdict.as_str())));
+            if let Some(ms) = detection.greeting_ms {
+                set.push("greeting_ms = :greeting");
+                values.push((":greeting", n(ms)));
+            }
+        }
         if !next.status.is_live() {
             // The call leaves the live statuses: its concurrency slot is given back (the
             // stream handler sees `slot` go and decrements the campaign's `live` count).

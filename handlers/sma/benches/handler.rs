@@ -100,6 +100,8 @@ fn store() -> Accepting {
         sip_code: None,
         script_outcome: None,
         last_error: None,
+        verdict: None,
+        greeting_ms: None,
         due_at: None,
         created_at: t0,
         updated_at: t0,

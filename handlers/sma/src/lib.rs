@@ -241,6 +241,7 @@ impl<S: SmaStore> SmaHandler<S> {
                     .opted_out
                     .then(|| opt_out_entry(event, &facts, now))
                     .flatten(),
+                detection: None,
             };
             match budget.within(self.store.apply_event(&write)).await {
                 Ok(Applied::Written(record)) => {

@@ -106,6 +106,8 @@ impl World {
             sip_code: None,
             script_outcome: None,
             last_error: None,
+            verdict: None,
+            greeting_ms: None,
             due_at: Some(T0),
             created_at: T0,
             updated_at: T0,
