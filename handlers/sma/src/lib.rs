@@ -15,6 +15,7 @@
 //! failure still answers the callee (the record heals from the next event's attributes, and
 //! the watchdog reconciles a call whose end was never written).
 
+mod machine_run;
 mod respond;
 mod script_run;
 
@@ -36,6 +37,7 @@ use outdial_core::time::{Clock, Timestamp};
 use serde_json::Value;
 use tracing::{Instrument, info, info_span, warn};
 
+pub use machine_run::{GREETINGS_PREFIX, Hearing};
 pub use respond::{INVOCATION_LIMIT, MAX_ERROR_TEXT};
 pub use script_run::{NO_INPUT, TRANSFER_FAILED};
 
@@ -51,6 +53,10 @@ pub const EVENT_BUDGET: Duration = Duration::from_millis(2_500);
 pub struct Settings {
     /// Spoken to anyone who calls a campaign number back (`OUTDIAL_INBOUND_MESSAGE`).
     pub inbound_message: String,
+    /// The bucket the PSTN audio service records greetings into while answering-machine
+    /// detection listens (`OUTDIAL_GREETINGS_BUCKET`). Without one, no call is recorded and
+    /// scripts that ask for detection start at the answer.
+    pub greetings_bucket: Option<String>,
 }
 
 impl Default for Settings {
@@ -59,21 +65,44 @@ impl Default for Settings {
             inbound_message: "Thank you for calling back. This number only places automated \
                               calls and cannot take calls. Goodbye."
                 .to_owned(),
+            greetings_bucket: None,
         }
     }
 }
 
 impl Settings {
     /// # Errors
-    /// When `OUTDIAL_INBOUND_MESSAGE` is set but empty or longer than Polly accepts.
+    /// When `OUTDIAL_INBOUND_MESSAGE` is set but empty or longer than Polly accepts, or
+    /// `OUTDIAL_GREETINGS_BUCKET` is set but not a bucket name.
     pub fn from_env() -> anyhow::Result<Self> {
-        match std::env::var("OUTDIAL_INBOUND_MESSAGE") {
-            Err(_) => Ok(Self::default()),
-            Ok(m) if !m.trim().is_empty() && m.chars().count() <= 1000 => {
-                Ok(Self { inbound_message: m })
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// The settings from `var`, which reads one environment variable.
+    ///
+    /// # Errors
+    /// As [`Settings::from_env`].
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let mut settings = Self::default();
+        if let Some(m) = var("OUTDIAL_INBOUND_MESSAGE") {
+            if m.trim().is_empty() || m.chars().count() > 1000 {
+                anyhow::bail!("OUTDIAL_INBOUND_MESSAGE must be 1 to 1000 characters");
             }
-            Ok(_) => anyhow::bail!("OUTDIAL_INBOUND_MESSAGE must be 1 to 1000 characters"),
+            settings.inbound_message = m;
         }
+        if let Some(bucket) = var("OUTDIAL_GREETINGS_BUCKET") {
+            let named = (3..=63).contains(&bucket.len())
+                && bucket.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                });
+            if !named {
+                anyhow::bail!(
+                    "OUTDIAL_GREETINGS_BUCKET must be an S3 bucket name (3 to 63 lower-case letters, digits, '-' and '.')"
+                );
+            }
+            settings.greetings_bucket = Some(bucket);
+        }
+        Ok(settings)
     }
 }
 
@@ -99,6 +128,9 @@ pub struct Counters {
 pub struct SmaHandler<S> {
     store: S,
     clock: Arc<dyn Clock>,
+    /// The clock answering-machine detection times what the callee plays with: the same as
+    /// `clock` in AWS; the simulator's time in the local stack.
+    audio_clock: Arc<dyn Clock>,
     settings: Settings,
     campaigns: Campaigns,
     counters: Counters,
@@ -108,11 +140,20 @@ impl<S: SmaStore> SmaHandler<S> {
     pub fn new(store: S, clock: Arc<dyn Clock>, settings: Settings) -> Self {
         Self {
             store,
+            audio_clock: Arc::clone(&clock),
             clock,
             settings,
             campaigns: Campaigns::default(),
             counters: Counters::default(),
         }
+    }
+
+    /// Times answering-machine detection with `clock` (the simulator's, locally) instead of
+    /// the handler's own.
+    #[must_use]
+    pub fn with_audio_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.audio_clock = clock;
+        self
     }
 
     #[must_use]
@@ -220,7 +261,11 @@ impl<S: SmaStore> SmaHandler<S> {
                 // Terminal, or an attempt that is over: nothing to record.
                 return Answer::Fresh(respond::hang_up(event, &facts));
             };
-            let turn = respond::decide(event, &facts, &change, campaign.as_deref(), now);
+            let hearing = Hearing {
+                bucket: self.settings.greetings_bucket.as_deref(),
+                now_ms: self.audio_clock.now().as_millis(),
+            };
+            let turn = respond::decide(event, &facts, &change, campaign.as_deref(), now, hearing);
             let write = EventWrite {
                 call_id: facts.call_id.clone(),
                 campaign_id: facts.campaign_id.clone(),
@@ -241,7 +286,7 @@ impl<S: SmaStore> SmaHandler<S> {
                     .opted_out
                     .then(|| opt_out_entry(event, &facts, now))
                     .flatten(),
-                detection: None,
+                detection: turn.detection,
             };
             match budget.within(self.store.apply_event(&write)).await {
                 Ok(Applied::Written(record)) => {

@@ -6,11 +6,12 @@ use std::sync::LazyLock;
 use outdial_core::contract::{Action, Event, EventType, ParticipantTag, Response};
 use outdial_core::lifecycle::{CallStatus, Change};
 use outdial_core::messages::CallAttributes;
-use outdial_core::ports::DueChange;
+use outdial_core::ports::{Detection, DueChange};
 use outdial_core::record::Campaign;
 use outdial_core::retry::RetryPolicy;
 use outdial_core::time::Timestamp;
 
+use crate::machine_run::{self, Hearing};
 use crate::script_run::{self, Ctx, Progress};
 
 /// From this `Sequence` on, an event whose actions run is answered with a hang-up: the SMA
@@ -33,6 +34,8 @@ pub struct Turn {
     pub due: DueChange,
     /// The callee pressed the opt-out key in this turn.
     pub opted_out: bool,
+    /// What this turn sets of answering-machine detection.
+    pub detection: Option<Detection>,
 }
 
 /// Whether deciding this event needs the campaign (its script, or its retry policy).
@@ -113,6 +116,7 @@ pub fn decide(
     change: &Change,
     campaign: Option<&Campaign>,
     now: Timestamp,
+    hearing: Hearing<'_>,
 ) -> Turn {
     let mut after = facts.clone();
     after.status = change.next.status;
@@ -147,6 +151,7 @@ pub fn decide(
         }
     };
     let mut script_outcome = None;
+    let mut detection = None;
     let leg = leg_a(event).unwrap_or_default().to_owned();
 
     let actions = match &event.event_type {
@@ -209,12 +214,46 @@ pub fn decide(
                             from,
                             vars: &facts.vars,
                         };
-                        let next = script_run::run(
+                        let heard = machine_run::turn(
                             &campaign.script,
-                            facts.step.as_deref(),
-                            progress,
+                            facts.machine,
+                            event,
+                            hearing,
                             &ctx,
+                            campaign.id.as_str(),
                         );
+                        let (progress, awaiting) = match heard {
+                            machine_run::Turn::Own {
+                                actions,
+                                phase,
+                                detection: judged,
+                                outcome,
+                            } => {
+                                after.machine = phase;
+                                after.step = None;
+                                detection = judged;
+                                if let Some(outcome) = outcome {
+                                    after.outcome = Some(outcome.to_owned());
+                                    script_outcome = Some(outcome.to_owned());
+                                }
+                                return Turn {
+                                    response: respond(event, actions, Some(&after)),
+                                    sip_code,
+                                    script_outcome,
+                                    error,
+                                    due,
+                                    opted_out: false,
+                                    detection,
+                                };
+                            }
+                            machine_run::Turn::Start { detection: judged } => {
+                                detection = judged;
+                                (Progress::Start, None)
+                            }
+                            machine_run::Turn::Script => (progress, facts.step.as_deref()),
+                        };
+                        after.machine = None;
+                        let next = script_run::run(&campaign.script, awaiting, progress, &ctx);
                         after.step = next.awaiting;
                         if let Some(outcome) = next.outcome {
                             after.outcome = Some(outcome.clone());
@@ -235,6 +274,7 @@ pub fn decide(
         error,
         due,
         opted_out,
+        detection,
     }
 }
 

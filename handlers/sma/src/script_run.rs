@@ -98,18 +98,9 @@ pub fn run(script: &Script, awaiting: Option<&str>, progress: Progress<'_>, ctx:
             Progress::Start | Progress::Failed => false,
         };
         if pressed {
-            let (text, text_type) = speech(&opt_out.say, ctx.vars);
-            let voice = script.voice();
             return Next {
                 actions: vec![
-                    Action::Speak(Speak {
-                        call_id: ctx.leg.to_owned(),
-                        text,
-                        engine: Some(engine(voice)),
-                        language_code: voice.language.clone(),
-                        text_type: Some(text_type),
-                        voice_id: Some(voice.voice_id.clone()),
-                    }),
+                    prompt(&opt_out.say, script, ctx),
                     Action::hangup(ctx.leg, 0),
                 ],
                 awaiting: None,
@@ -241,6 +232,32 @@ fn render_from(script: &Script, from: Option<&str>, ctx: &Ctx<'_>, first: Option
     }
 }
 
+/// A prompt on its own: `Speak` in the script's voice for text, `PlayAudio` for a recording.
+#[must_use]
+pub fn prompt(prompt: &Prompt, script: &Script, ctx: &Ctx<'_>) -> Action {
+    match prompt {
+        Prompt::Audio { .. } => Action::PlayAudio(PlayAudio {
+            call_id: Some(ctx.leg.to_owned()),
+            participant_tag: None,
+            playback_terminators: None,
+            repeat: None,
+            audio_source: audio(prompt),
+        }),
+        Prompt::Text(_) | Prompt::Ssml { .. } => {
+            let (text, text_type) = speech(prompt, ctx.vars);
+            let voice = script.voice();
+            Action::Speak(Speak {
+                call_id: ctx.leg.to_owned(),
+                text,
+                engine: Some(engine(voice)),
+                language_code: voice.language.clone(),
+                text_type: Some(text_type),
+                voice_id: Some(voice.voice_id.clone()),
+            })
+        }
+    }
+}
+
 fn engine(voice: &Voice) -> String {
     match voice.engine {
         Engine::Standard => "standard",
@@ -298,24 +315,7 @@ fn render(step: &Step, script: &Script, ctx: &Ctx<'_>) -> Action {
     let voice = script.voice();
     let leg = ctx.leg.to_owned();
     match &step.action {
-        script::Action::Say(p) => {
-            let (text, text_type) = speech(p, ctx.vars);
-            Action::Speak(Speak {
-                call_id: leg,
-                text,
-                engine: Some(engine(voice)),
-                language_code: voice.language.clone(),
-                text_type: Some(text_type),
-                voice_id: Some(voice.voice_id.clone()),
-            })
-        }
-        script::Action::Play(p) => Action::PlayAudio(PlayAudio {
-            call_id: Some(leg),
-            participant_tag: None,
-            playback_terminators: None,
-            repeat: None,
-            audio_source: audio(p),
-        }),
+        script::Action::Say(p) | script::Action::Play(p) => prompt(p, script, ctx),
         script::Action::Gather(g) => {
             let digits = digit_options(g, &step.branches, script.opt_out());
             match (&g.say, &g.play) {

@@ -50,6 +50,10 @@ pub struct Harness {
 
 impl Harness {
     pub async fn new(script: &str) -> Self {
+        Self::with_settings(script, Settings::default()).await
+    }
+
+    pub async fn with_settings(script: &str, settings: Settings) -> Self {
         let endpoint = shared_endpoint().expect("DynamoDB Local");
         let (client, requests) = counting_client(&endpoint);
         let table = fresh_table(&client, "sma").await.expect("table");
@@ -82,7 +86,7 @@ impl Harness {
             &table,
             4,
         );
-        let handler = SmaHandler::new(handler_store, clock.clone(), Settings::default());
+        let handler = SmaHandler::new(handler_store, clock.clone(), settings);
         requests.reset();
         Self {
             handler,
