@@ -175,6 +175,30 @@ describe('a configured stack', () => {
   });
 });
 
+describe('a stack without voicemail detection', () => {
+  const s = synth({ 'outdial:voicemailDetection': 'false' });
+  const R = s.json.Resources;
+
+  test('has no greetings bucket and no bucket policy', () => {
+    assert.deepEqual(Object.values(R).filter((r) => r.Type.startsWith('AWS::S3::')), []);
+    assert.equal(s.json.Outputs.GreetingsBucketName, undefined);
+  });
+
+  test('gives no function OUTDIAL_GREETINGS_BUCKET, so the SMA handler runs no detection', () => {
+    for (const prefix of ['SmaFunction', 'TimersFunction', 'ApiFunction', 'StreamFunction']) {
+      assert.equal(R[logicalId(s, 'AWS::Lambda::Function', prefix)].Properties.Environment.Variables.OUTDIAL_GREETINGS_BUCKET, undefined, prefix);
+    }
+  });
+
+  test('acknowledges no finding of the bucket it does not build', () => {
+    assert.ok(!JSON.stringify(s.json).includes('CKV_AWS_18'));
+  });
+});
+
+test('a bad outdial:voicemailDetection stops the synth with the setting\'s name', () => {
+  assert.throws(() => synth({ 'outdial:voicemailDetection': 'yes' }), /outdial:voicemailDetection must be true or false, got "yes"/);
+});
+
 describe('schema/table.json', () => {
   const committed = readFileSync(SCHEMA_PATH, 'utf8');
 
