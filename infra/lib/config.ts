@@ -35,6 +35,11 @@ export interface OutdialConfig {
    * number in any other country is refused. Unset: each request may call its campaign's
    * `default_region` and the region it names for its own numbers. */
   readonly allowedCountries?: readonly string[];
+  /** `outdial:voicemailDetection` (default true): whether the stack builds the greetings bucket
+   * and tells the SMA function its name (`OUTDIAL_GREETINGS_BUCKET`). The SMA handler runs
+   * answering-machine detection only when that variable is set, so false turns detection off
+   * for every campaign of the deployment. */
+  readonly voicemailDetection: boolean;
 }
 
 /** One pool of `outdial:callerIdPools`: its name and its numbers, in the order given. */
@@ -47,6 +52,7 @@ export const DEFAULTS = {
   dispatchShards: 4,
   accountCps: 5,
   smaReservedConcurrency: 100,
+  voicemailDetection: true,
 } as const;
 
 const E164 = /^\+[1-9][0-9]{1,14}$/;
@@ -71,6 +77,19 @@ function integer(node: Node, key: string, fallback: number, min: number, max: nu
     throw new Error(`${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
   }
   return value;
+}
+
+/**
+ * A yes-or-no setting: `true` or `false`, as `-c key=false` passes it (a string) or cdk.json
+ * holds it (a boolean). Anything else is refused rather than guessed at: `no`, `0` or `False`
+ * could as well be a typo as a wish.
+ */
+function flag(node: Node, key: string, fallback: boolean): boolean {
+  const raw = text(node, key);
+  if (raw === undefined) return fallback;
+  if (raw === 'true') return true;
+  if (raw === 'false') return false;
+  throw new Error(`${key} must be true or false, got ${JSON.stringify(raw)}`);
 }
 
 /**
@@ -181,5 +200,6 @@ export function readConfig(node: Node): OutdialConfig {
     inboundMessage,
     alarmEmail,
     allowedCountries,
+    voicemailDetection: flag(node, 'outdial:voicemailDetection', DEFAULTS.voicemailDetection),
   };
 }

@@ -1,7 +1,8 @@
 // The whole of outdial in one stack: the table, the four Rust functions, the HTTP API, the SIP
-// media application, the dispatcher's schedule, the stream consumer, and what an operator
-// watches. Each function's role lists exactly what its binary calls (docs/deploy.md has the
-// table); nothing gets a managed policy or a `*` where a resource can be named.
+// media application, the dispatcher's schedule, the stream consumer, the bucket the PSTN audio
+// service records greetings into, and what an operator watches. Each function's role lists
+// exactly what its binary calls (docs/deploy.md has the table); nothing gets a managed policy
+// or a `*` where a resource can be named.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
@@ -140,6 +142,25 @@ export const DISPATCHER = {
   maxEventAge: Duration.seconds(60),
 } as const;
 
+/**
+ * The greetings bucket: where the PSTN audio service puts what it records of a callee's first
+ * seconds when the SMA function answers `CALL_ANSWERED` with a `RecordAudio` (answering-machine
+ * detection). Nothing reads the recordings back.
+ */
+export const GREETINGS = {
+  /** The SMA handler's `RecordingDestination.Prefix` is `greetings/<campaign id>/`: the service
+   * may write under this prefix and nowhere else. */
+  prefix: 'greetings/',
+  /** Every object expires this long after it is written, and an upload left unfinished is
+   * aborted as soon. */
+  expiration: Duration.days(1),
+  /** The service principal that writes them, and the actions the RecordAudio page of the
+   * Amazon Chime SDK guide requires of the bucket policy
+   * (https://docs.aws.amazon.com/chime-sdk/latest/dg/record-audio.html). */
+  principal: 'voiceconnector.chime.amazonaws.com',
+  actions: ['s3:PutObject', 's3:PutObjectAcl'],
+} as const;
+
 const LOG_RETENTION = logs.RetentionDays.ONE_MONTH;
 
 export interface OutdialStackProps extends StackProps {
@@ -168,6 +189,8 @@ export class OutdialStack extends Stack {
   readonly httpApi: apigw.HttpApi;
   readonly streamFailures: sqs.Queue;
   readonly alarmTopic: sns.Topic;
+  /** Absent with `outdial:voicemailDetection=false`. */
+  readonly greetingsBucket?: s3.Bucket;
 
   constructor(scope: Construct, id: string, props: OutdialStackProps) {
     super(scope, id, props);
@@ -206,6 +229,57 @@ export class OutdialStack extends Stack {
       return `${tableArn}/index/${name}`;
     };
 
+    // ---- Greetings ------------------------------------------------------------------------
+    // The callee's first seconds, recorded by the PSTN audio service itself (not by a function
+    // of the stack) when the SMA answers CALL_ANSWERED with a RecordAudio. The recording is a
+    // side effect of listening for a machine: nothing of outdial reads it, so every object
+    // expires after a day, and no role of the stack has any permission on the bucket; its own
+    // policy lets the service write under `greetings/` and nothing else. Not built with
+    // `outdial:voicemailDetection=false`: the SMA function then has no OUTDIAL_GREETINGS_BUCKET
+    // and runs no detection at all.
+    //
+    // - SSE-S3, not the stack's KMS key. The RecordAudio page asks only for s3:PutObject and
+    //   s3:PutObjectAcl for the service, and no page on the PSTN audio service says it can
+    //   write to an SSE-KMS bucket or names a key permission for it (the Chime SDK's documented
+    //   SSE-KMS support is for media capture pipelines, which write through a role the
+    //   customer passes). A key the service cannot use would fail every recording.
+    // - Object ownership: bucket owner enforced, ACLs off. It is S3's default for new buckets,
+    //   so it is what the RecordAudio example policy is normally applied to; S3 still accepts a
+    //   PUT that sets no ACL or `bucket-owner-full-control`, and refuses only other ACLs.
+    // - Removal: DESTROY, without autoDeleteObjects, which would add a Node.js custom resource
+    //   function and its role to a stack whose functions are the four Rust binaries. Objects
+    //   expire a day after they are written (S3 rounds the moment up to the next midnight UTC
+    //   and deletes in the background), so within two days or so of the last call the bucket
+    //   is empty and CloudFormation can delete it; RETAIN would only leave an empty bucket
+    //   behind (the table and its key are retained because they hold data; this holds none
+    //   worth keeping).
+    // - No server access log and no versioning: acknowledged below, with why.
+    if (config.voicemailDetection) {
+      this.greetingsBucket = new s3.Bucket(this, 'GreetingsBucket', {
+        encryption: s3.BucketEncryption.S3_MANAGED,
+        blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+        enforceSSL: true,
+        objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        versioned: false,
+        lifecycleRules: [{
+          id: 'ExpireGreetings',
+          expiration: GREETINGS.expiration,
+          abortIncompleteMultipartUploadAfter: GREETINGS.expiration,
+        }],
+        removalPolicy: RemovalPolicy.DESTROY,
+      });
+      Validations.of(this.greetingsBucket).acknowledge({
+        id: 'AwsSolutions-S1',
+        reason: 'No server access log: only the PSTN audio service may write here (the bucket policy names it, this account and this SMA), no role of the stack may read, and each object expires after a day. A log bucket would outlive every recording it logs, and would need a bucket of its own.',
+      });
+      acknowledgeLint(this.greetingsBucket, {
+        checkov: [
+          { id: 'CKV_AWS_18', comment: 'No server access log: only the PSTN audio service may write here (the bucket policy names it, this account and this SMA), no role of the stack may read, and each object expires after a day.' },
+          { id: 'CKV_AWS_21', comment: 'No versioning: each recording is written once under a key of its own and never overwritten, and every object expires after a day; versions would only keep deleted greetings longer.' },
+        ],
+      });
+    }
+
     // ---- Functions ------------------------------------------------------------------------
     const shards = String(config.dispatchShards);
     const tableName = this.table.tableName;
@@ -219,6 +293,9 @@ export class OutdialStack extends Stack {
         OUTDIAL_TABLE_NAME: tableName,
         OUTDIAL_DISPATCH_SHARDS: shards,
         ...(config.inboundMessage === undefined ? {} : { OUTDIAL_INBOUND_MESSAGE: config.inboundMessage }),
+        // Only the name: the handler puts it in RecordAudio's RecordingDestination, and the
+        // service writes there. The function's role has no S3 permission.
+        ...(this.greetingsBucket === undefined ? {} : { OUTDIAL_GREETINGS_BUCKET: this.greetingsBucket.bucketName }),
       },
     });
     acknowledgeLint(this.smaFunction, {
@@ -281,6 +358,29 @@ export class OutdialStack extends Stack {
     const smaArn = smaArnOf('chime', smaId);
     for (const [service, suffix] of SMA_ARN_FORMS) {
       new lambda.CfnPermission(this, `SmaInvokePermission${suffix}`, { ...smaPermissionBase, sourceArn: smaArnOf(service, smaId) });
+    }
+
+    // The PSTN audio service writes greetings for this SMA, into `greetings/` only: the two
+    // actions the RecordAudio page requires, with `aws:SourceAccount` and `aws:SourceArn`.
+    // The RecordAudio page's example has no condition; the PlayAudio page, which says the
+    // service reads and writes the bucket on the SMA's behalf, narrows the same principal with
+    // the `chime` form of the SMA's ARN. As for the invoke permissions, both forms are listed (StringEquals with a
+    // list matches either): a form the service does not present would refuse every recording.
+    // The SMA's id exists only once the SMA does, so this statement, like the exact-ARN invoke
+    // permissions, comes after it; nothing records before a call is answered.
+    if (this.greetingsBucket !== undefined) {
+      this.greetingsBucket.addToResourcePolicy(new iam.PolicyStatement({
+        sid: 'PstnAudioWritesGreetings',
+        principals: [new iam.ServicePrincipal(GREETINGS.principal)],
+        actions: [...GREETINGS.actions],
+        resources: [this.greetingsBucket.arnForObjects(`${GREETINGS.prefix}*`)],
+        conditions: {
+          StringEquals: {
+            'aws:SourceAccount': this.account,
+            'aws:SourceArn': SMA_ARN_FORMS.map(([service]) => smaArnOf(service, smaId)),
+          },
+        },
+      }));
     }
 
     this.timersFunction = this.rustFunction('TimersFunction', {
@@ -524,6 +624,12 @@ export class OutdialStack extends Stack {
       description: 'Numbers ordered for this SMA (product type SipMediaApplicationDialIn), usable as campaign `from`',
       value: config.phoneNumbers.length > 0 ? config.phoneNumbers.join(',') : 'none given (-c outdial:phoneNumbers=...)',
     });
+    if (this.greetingsBucket !== undefined) {
+      new CfnOutput(this, 'GreetingsBucketName', {
+        description: 'Where the PSTN audio service records callees\' greetings for answering-machine detection; each object expires after a day (outdial:voicemailDetection)',
+        value: this.greetingsBucket.bucketName,
+      });
+    }
     new CfnOutput(this, 'CallerIdPools', {
       description: 'Caller-ID pools (outdial:callerIdPools), pool=numbers separated by \';\': register each number with PUT /numbers/{e164} (docs/caller-id.md)',
       value: config.callerIdPools.length > 0 ? formatCallerIdPools(config.callerIdPools) : 'none given (-c outdial:callerIdPools=...)',
@@ -575,7 +681,7 @@ export class OutdialStack extends Stack {
       cfnLint: ['W3005'],
       checkov: [
         { id: 'CKV_AWS_117', comment: 'No VPC: the functions call only AWS APIs (DynamoDB, Chime SDK Voice, Lambda) over TLS with SigV4 and reach nothing private; a VPC would add NAT or endpoints and cold-start time for nothing.' },
-        { id: 'CKV_AWS_173', comment: 'The environment holds no secret (table and function names, the SMA id, shard count, rate, message text, countries); Lambda encrypts it at rest with its own key.' },
+        { id: 'CKV_AWS_173', comment: 'The environment holds no secret (table, function and bucket names, the SMA id, shard count, rate, message text, countries); Lambda encrypts it at rest with its own key.' },
       ],
     });
     return fn;

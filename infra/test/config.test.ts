@@ -24,7 +24,19 @@ describe('context', () => {
       inboundMessage: undefined,
       alarmEmail: undefined,
       allowedCountries: undefined,
+      voicemailDetection: DEFAULTS.voicemailDetection,
     });
+    assert.equal(DEFAULTS.voicemailDetection, true);
+  });
+
+  test('reads voicemail detection as true or false, from the command line or cdk.json', () => {
+    assert.equal(configOf({ 'outdial:voicemailDetection': 'false' }).voicemailDetection, false);
+    assert.equal(configOf({ 'outdial:voicemailDetection': ' true ' }).voicemailDetection, true);
+    assert.equal(configOf({ 'outdial:voicemailDetection': '' }).voicemailDetection, true);
+    // cdk.json holds JSON: a real boolean.
+    const fromJson = (value: boolean) => readConfig(new App({ context: { 'outdial:voicemailDetection': value } }).node).voicemailDetection;
+    assert.equal(fromJson(false), false);
+    assert.equal(fromJson(true), true);
   });
 
   test('reads allowed countries as comma-separated ISO 3166 alpha-2 codes', () => {
@@ -93,6 +105,10 @@ describe('context', () => {
     ['outdial:allowedCountries', 'US,,CA', /outdial:allowedCountries must be/],
     ['outdial:allowedCountries', 'US;CA', /outdial:allowedCountries must be/],
     ['outdial:allowedCountries', 'US,CA,US', /outdial:allowedCountries lists a country twice/],
+    ['outdial:voicemailDetection', 'no', /outdial:voicemailDetection must be true or false, got "no"/],
+    ['outdial:voicemailDetection', '0', /outdial:voicemailDetection must be true or false, got "0"/],
+    ['outdial:voicemailDetection', 'False', /outdial:voicemailDetection must be true or false, got "False"/],
+    ['outdial:voicemailDetection', 'off', /outdial:voicemailDetection must be true or false/],
   ] as const) {
     test(`refuses ${key}=${value.slice(0, 30)}`, () => {
       assert.throws(() => configOf({ [key]: value }), message);
@@ -157,6 +173,30 @@ describe('a configured stack', () => {
       TopicArn: { Ref: logicalId(s, 'AWS::SNS::Topic', 'AlarmTopic') },
     });
   });
+});
+
+describe('a stack without voicemail detection', () => {
+  const s = synth({ 'outdial:voicemailDetection': 'false' });
+  const R = s.json.Resources;
+
+  test('has no greetings bucket and no bucket policy', () => {
+    assert.deepEqual(Object.values(R).filter((r) => r.Type.startsWith('AWS::S3::')), []);
+    assert.equal(s.json.Outputs.GreetingsBucketName, undefined);
+  });
+
+  test('gives no function OUTDIAL_GREETINGS_BUCKET, so the SMA handler runs no detection', () => {
+    for (const prefix of ['SmaFunction', 'TimersFunction', 'ApiFunction', 'StreamFunction']) {
+      assert.equal(R[logicalId(s, 'AWS::Lambda::Function', prefix)].Properties.Environment.Variables.OUTDIAL_GREETINGS_BUCKET, undefined, prefix);
+    }
+  });
+
+  test('acknowledges no finding of the bucket it does not build', () => {
+    assert.ok(!JSON.stringify(s.json).includes('CKV_AWS_18'));
+  });
+});
+
+test('a bad outdial:voicemailDetection stops the synth with the setting\'s name', () => {
+  assert.throws(() => synth({ 'outdial:voicemailDetection': 'yes' }), /outdial:voicemailDetection must be true or false, got "yes"/);
 });
 
 describe('schema/table.json', () => {

@@ -10,7 +10,7 @@ import { App, Validations } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { buildApp } from '../lib/app';
-import { DISPATCHER, FUNCTIONS_PATH, parseFunctions, SIZING, STREAM_MAPPING } from '../lib/outdial-stack';
+import { DISPATCHER, FUNCTIONS_PATH, GREETINGS, parseFunctions, SIZING, STREAM_MAPPING } from '../lib/outdial-stack';
 import { NAMESPACE, THRESHOLDS } from '../lib/operations';
 import {
   actionsOf, allIdentityStatements, functionStatements, logicalId, render, roleStatements, synth, type Statement,
@@ -29,6 +29,7 @@ const id = {
   stream: logicalId(s, 'AWS::Lambda::Function', 'StreamFunction'),
   queue: logicalId(s, 'AWS::SQS::Queue', 'StreamFailures'),
   topic: logicalId(s, 'AWS::SNS::Topic', 'AlarmTopic'),
+  greetings: logicalId(s, 'AWS::S3::Bucket', 'GreetingsBucket'),
 };
 const SMA_ARN = `arn:\${AWS::Partition}:chime:\${AWS::Region}:\${AWS::AccountId}:sma/\${SipMediaApplication.SipMediaApplicationId}`;
 const TABLE_ARN = `\${${id.table}.Arn}`;
@@ -209,7 +210,7 @@ describe('the functions', () => {
     const env = (fn: typeof fns.sma) => Object.fromEntries(Object.entries(fn.Properties.Environment.Variables).map(([k, v]) => [k, render(v)]));
     const table = `\${${id.table}}`;
     const smaId = '${SipMediaApplication.SipMediaApplicationId}';
-    assert.deepEqual(env(fns.sma), { OUTDIAL_TABLE_NAME: table, OUTDIAL_DISPATCH_SHARDS: '4' });
+    assert.deepEqual(env(fns.sma), { OUTDIAL_TABLE_NAME: table, OUTDIAL_DISPATCH_SHARDS: '4', OUTDIAL_GREETINGS_BUCKET: `\${${id.greetings}}` });
     assert.deepEqual(env(fns.timers), { OUTDIAL_TABLE_NAME: table, OUTDIAL_DISPATCH_SHARDS: '4', OUTDIAL_SMA_ID: smaId, OUTDIAL_ACCOUNT_CPS: '5' });
     // No OUTDIAL_ALLOWED_COUNTRIES without `outdial:allowedCountries` (config.test.ts sets it):
     // each request may call its campaign's region and the region it names.
@@ -386,6 +387,94 @@ describe('the SIP media application', () => {
       assert.equal(render(R[permissionId].Properties.SourceArn), `arn:\${AWS::Partition}:${service}:\${AWS::Region}:\${AWS::AccountId}:sma/*`);
       assert.ok(R.SipMediaApplication.DependsOn?.includes(permissionId), permissionId);
     }
+  });
+});
+
+describe('the greetings bucket (answering-machine detection)', () => {
+  const bucket = R[id.greetings];
+  const policies = resourcesOf('AWS::S3::BucketPolicy');
+  const statements = () => {
+    assert.equal(policies.length, 1);
+    const [, policy] = policies[0];
+    assert.deepEqual(policy.Properties.Bucket, { Ref: id.greetings });
+    return policy.Properties.PolicyDocument.Statement as any[];
+  };
+  const BUCKET_ARN = `\${${id.greetings}.Arn}`;
+
+  test('is the stack\'s one bucket, encrypted with S3-managed keys (SSE-S3)', () => {
+    assert.equal(resourcesOf('AWS::S3::Bucket').length, 1);
+    assert.deepEqual(bucket.Properties.BucketEncryption, {
+      ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+    });
+  });
+
+  test('blocks every kind of public access and owns every object, with ACLs off', () => {
+    assert.deepEqual(bucket.Properties.PublicAccessBlockConfiguration, {
+      BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true,
+    });
+    assert.deepEqual(bucket.Properties.OwnershipControls, { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] });
+    assert.equal(bucket.Properties.AccessControl, undefined);
+  });
+
+  test('refuses plain HTTP to the bucket and its objects', () => {
+    const deny = statements().filter((st) => st.Effect === 'Deny');
+    assert.equal(deny.length, 1);
+    assert.deepEqual(deny[0].Condition, { Bool: { 'aws:SecureTransport': 'false' } });
+    assert.equal(deny[0].Action, 's3:*');
+    assert.deepEqual(deny[0].Resource.map(render).sort(), [BUCKET_ARN, `${BUCKET_ARN}/*`].sort());
+  });
+
+  test('expires every object a day after it is written, and aborts unfinished uploads after a day', () => {
+    assert.equal(GREETINGS.expiration.toDays(), 1);
+    assert.deepEqual(bucket.Properties.LifecycleConfiguration.Rules, [{
+      Id: 'ExpireGreetings',
+      Status: 'Enabled',
+      ExpirationInDays: 1,
+      AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
+    }]);
+    // The rule covers the whole bucket: no prefix or tag narrows it.
+    const [rule] = bucket.Properties.LifecycleConfiguration.Rules;
+    assert.equal(rule.Prefix, undefined);
+    assert.equal(rule.TagFilters, undefined);
+  });
+
+  test('lets only the PSTN audio service write, PutObject and PutObjectAcl under greetings/, for this account and this SMA', () => {
+    const allow = statements().filter((st) => st.Effect === 'Allow');
+    assert.equal(allow.length, 1);
+    const [st] = allow;
+    assert.equal(st.Sid, 'PstnAudioWritesGreetings');
+    assert.deepEqual(st.Principal, { Service: 'voiceconnector.chime.amazonaws.com' });
+    assert.deepEqual([st.Action].flat().sort(), ['s3:PutObject', 's3:PutObjectAcl']);
+    assert.deepEqual([st.Resource].flat().map(render), [`${BUCKET_ARN}/greetings/*`]);
+    assert.equal(GREETINGS.prefix, 'greetings/');
+    assert.deepEqual(Object.keys(st.Condition), ['StringEquals']);
+    assert.deepEqual(st.Condition.StringEquals['aws:SourceAccount'], { Ref: 'AWS::AccountId' });
+    // This SMA, in both forms of its ARN AWS documents for this principal (either matches).
+    assert.deepEqual(st.Condition.StringEquals['aws:SourceArn'].map(render).sort(),
+      [SMA_ARN, SMA_ARN.replace(':chime:', ':voiceconnector:')].sort());
+    assert.deepEqual(Object.keys(st.Condition.StringEquals).sort(), ['aws:SourceAccount', 'aws:SourceArn']);
+  });
+
+  test('no role or identity policy of the stack names the bucket or grants any S3 action', () => {
+    for (const [rid, r] of Object.entries(R).filter(([, x]) => x.Type.startsWith('AWS::IAM::'))) {
+      assert.ok(!JSON.stringify(r).includes(id.greetings), `${rid} names the greetings bucket`);
+    }
+    const s3 = allIdentityStatements(s).filter((st) => st.actions.some((a) => a.startsWith('s3:')));
+    assert.deepEqual(s3, []);
+  });
+
+  test('gives its name to the SMA function alone, and to the outputs', () => {
+    for (const fnId of [id.timers, id.api, id.stream]) {
+      assert.ok(!JSON.stringify(R[fnId].Properties.Environment).includes(id.greetings), fnId);
+    }
+    assert.deepEqual(R[id.sma].Properties.Environment.Variables.OUTDIAL_GREETINGS_BUCKET, { Ref: id.greetings });
+    assert.deepEqual(s.json.Outputs.GreetingsBucketName.Value, { Ref: id.greetings });
+  });
+
+  test('goes with the stack, without a custom resource to empty it (its objects expire within a day)', () => {
+    assert.equal(bucket.DeletionPolicy, 'Delete');
+    assert.equal(bucket.UpdateReplacePolicy, 'Delete');
+    assert.deepEqual(Object.values(R).filter((r) => r.Type.startsWith('Custom::')), []);
   });
 });
 
@@ -649,6 +738,7 @@ describe('cfn-lint and checkov (scripts/lint-template.sh)', () => {
       ...fnIds.flatMap((f) => [`${f} W3005`, `${f} CKV_AWS_116`, `${f} CKV_AWS_117`, `${f} CKV_AWS_173`]),
       `${id.api} CKV_AWS_115`, `${id.stream} CKV_AWS_115`,
       `${id.queue} CKV_AWS_27`,
+      `${id.greetings} CKV_AWS_18`, `${id.greetings} CKV_AWS_21`,
     ].sort());
     for (const a of acknowledged.filter((x) => x.id.startsWith('CKV_'))) {
       assert.ok(typeof a.comment === 'string' && a.comment.length > 60, `${a.rid} ${a.id}: ${a.comment}`);
@@ -668,6 +758,7 @@ describe('cdk-nag', () => {
   test('acknowledges exactly the documented findings, each with a reason', () => {
     assert.deepEqual(acknowledged.map((a) => `${a.path} ${a.id}`).sort(), [
       `Outdial/ApiCallerPolicy AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<${logicalId(s, 'AWS::ApiGatewayV2::Api', 'HttpApi')}>/$default/*/*]`,
+      'Outdial/GreetingsBucket AwsSolutions-S1',
       'Outdial/StreamFailures AwsSolutions-SQS3',
       'Outdial/StreamFunctionRole AwsSolutions-IAM5[Resource::*]',
     ]);
