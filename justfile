@@ -53,8 +53,8 @@ test: setup
 # The SMA handler's work per event (store faked), the release binary's start-up to its first
 # answered event, its stripped size, the dispatcher's dial rate at 10, 50 and 100 calls per
 # second through the PSTN simulator, a 100,000-contact campaign through the API beside a raw
-# BatchWriteItem loop, the contact caps' DynamoDB cost per placed call against none, and the
-# demo's figures.
+# BatchWriteItem loop, the contact caps' DynamoDB cost per placed call against none,
+# answering-machine detection scored against the simulator's truth, and the demo's figures.
 #
 # Run the benchmarks.
 bench:
@@ -70,6 +70,7 @@ bench:
     target/release/outdial bench events --calls 2000 --json | tail -n 1
     target/release/outdial bench ingest --contacts 100000 --json | tail -n 1
     target/release/outdial bench caps --calls 1000 --json | tail -n 1
+    target/release/outdial bench amd --calls 2000 --json | tail -n 1
     target/release/outdial demo --contacts 1000 --json | tail -n 1
     target/release/outdial bench chaos --json
 

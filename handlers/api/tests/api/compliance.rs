@@ -376,3 +376,49 @@ async fn a_call_view_shows_why_a_call_was_cancelled() {
     let number = E164::parse("+12025550100").unwrap();
     assert!(h.store.do_not_call_entry(&number).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn a_script_listening_for_machines_is_checked_like_its_prompts() {
+    let h = Harness::new().await;
+    let post = |machine: Value| {
+        let mut spec = spec();
+        spec["script"]["machine"] = machine;
+        h.req("POST", "/campaigns")
+            .json(&json!({"spec": spec, "contacts": [{"to": "+12025550100", "vars": {"name": "Ada"}}]}))
+            .send()
+    };
+    let resp = post(json!({"message": "Hello {{name}}, Riverside Clinic calling. Goodbye."})).await;
+    assert_eq!(resp.status, 202, "{}", resp.body);
+
+    // A voicemail message is a prerecorded call of its own: it must name the caller too.
+    let resp = post(json!({"message": "Hello {{name}}, please call us back."})).await;
+    assert_eq!(resp.status, 422, "{}", resp.body);
+    let problem = resp.json();
+    assert!(
+        problem["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("#caller-identification"),
+        "{problem}"
+    );
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("machine.message"),
+        "{problem}"
+    );
+
+    // Thresholds that cannot work together are refused, naming the field.
+    let resp =
+        post(json!({"message": "Riverside Clinic calling.", "person_max_ms": 3500, "listen_s": 4}))
+            .await;
+    assert!(resp.status == 400 || resp.status == 422, "{}", resp.body);
+    assert!(
+        resp.body.contains("script.machine.listen_s"),
+        "{}",
+        resp.body
+    );
+    let resp = post(json!({"message": "Riverside Clinic calling.", "beep": true})).await;
+    assert!(resp.status == 400 || resp.status == 422, "{}", resp.body);
+}
