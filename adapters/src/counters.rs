@@ -3,8 +3,9 @@
 //!
 //! The counters item (`CAMPAIGN#<id>` / `COUNTERS`) sits beside the campaign's `META` item,
 //! so one `Query` reads both. Its counters are flat numeric attributes (`st_COMPLETED`,
-//! `out_BUSY`, `script_confirmed`, ...) because `ADD` creates a missing number as zero: one
-//! `UpdateItem` moves any set of counters, whether or not the item or the attribute exists.
+//! `out_BUSY`, `script_confirmed`, `verdict_machine`, ...) because `ADD` creates a missing
+//! number as zero: one `UpdateItem` moves any set of counters, whether or not the item or the
+//! attribute exists.
 //!
 //! Exactly once rests on one watermark per stream shard, `wm_<shard id>`: the last stream
 //! `SequenceNumber` (zero-padded to 40 digits, so string order is numeric order) applied to
@@ -30,6 +31,7 @@ use outdial_core::counters::{
 };
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence};
 use outdial_core::lifecycle::{CallStatus, Outcome};
+use outdial_core::machine::Verdict;
 use outdial_core::numbers::HealthCounts;
 use outdial_core::ports::StoreError;
 use outdial_core::time::Timestamp;
@@ -79,6 +81,14 @@ pub fn script_attr(key: &str) -> String {
 #[must_use]
 pub fn reason_attr(kind: &str, code: &str) -> String {
     format!("{kind}_{}", code.replace('-', "_"))
+}
+
+/// The attribute counting calls whose answering-machine verdict is `key` (a
+/// [`outdial_core::machine::Verdict::as_str`]): `verdict_person`, `verdict_machine`,
+/// `verdict_undecided`.
+#[must_use]
+pub fn verdict_attr(key: &str) -> String {
+    format!("verdict_{key}")
 }
 
 /// The watermark attribute of stream shard `shard`.
@@ -134,6 +144,7 @@ pub fn counter_attrs(c: &CampaignCounters) -> Vec<(String, i64)> {
     attrs.extend(c.script_outcomes.iter().map(|(k, v)| (script_attr(k), *v)));
     attrs.extend(c.skipped.iter().map(|(k, v)| (reason_attr("skip", k), *v)));
     attrs.extend(c.held.iter().map(|(k, v)| (reason_attr("held", k), *v)));
+    attrs.extend(c.verdicts.iter().map(|(k, v)| (verdict_attr(k), *v)));
     attrs.retain(|(_, v)| *v != 0);
     attrs
 }
@@ -171,6 +182,8 @@ pub fn counters_from_item(item: &Item) -> Result<CampaignCounters, StoreError> {
                     Some(c.skipped.entry(code.replace('_', "-")).or_insert(0))
                 } else if let Some(code) = other.strip_prefix("held_") {
                     Some(c.held.entry(code.replace('_', "-")).or_insert(0))
+                } else if let Some(key) = other.strip_prefix("verdict_") {
+                    Some(c.verdicts.entry(key.to_owned()).or_insert(0))
                 } else {
                     None
                 };
@@ -187,6 +200,7 @@ pub fn counters_from_item(item: &Item) -> Result<CampaignCounters, StoreError> {
     c.script_outcomes.retain(|_, v| *v != 0);
     c.skipped.retain(|_, v| *v != 0);
     c.held.retain(|_, v| *v != 0);
+    c.verdicts.retain(|_, v| *v != 0);
     Ok(c)
 }
 
@@ -266,6 +280,15 @@ pub fn call_facts(item: &Item) -> Result<CallFacts, StoreError> {
             })
             .transpose()?,
         script_outcome: r.opt_s("script_outcome")?.map(str::to_owned),
+        verdict: r
+            .opt_s("verdict")?
+            .map(|raw| {
+                Verdict::parse(raw).ok_or_else(|| StoreError::Corrupt {
+                    key: "call image".into(),
+                    reason: format!("verdict: unknown verdict {raw:?}"),
+                })
+            })
+            .transpose()?,
         reason: r.opt_s(crate::item::REASON)?.map(str::to_owned),
         dialed_at: time("dialed_at")?,
         answered_at: time("answered_at")?,
@@ -682,6 +705,7 @@ mod tests {
             script_outcomes: BTreeMap::from([("confirmed".to_owned(), 2)]),
             skipped: BTreeMap::from([("do-not-call".to_owned(), 2), ("cap".to_owned(), 1)]),
             held: BTreeMap::from([("unknown-timezone".to_owned(), 1)]),
+            verdicts: BTreeMap::from([("person".to_owned(), 2), ("machine".to_owned(), 1)]),
             talk_ms: 90_000,
             answer_wait_ms: 12_000,
         };
@@ -695,12 +719,44 @@ mod tests {
         item.insert(watermark_attr("shardId-1"), s("0042"));
         item.insert("st_SOMETHING_NEW".to_owned(), n(7));
         item.insert("st_BUSY".to_owned(), n(0));
+        item.insert("verdict_undecided".to_owned(), n(0));
+        assert_eq!(item["verdict_person"], n(2));
         assert_eq!(counters_from_item(&item).unwrap(), c);
         assert_eq!(
             watermark_from_item(&item, "shardId-1").unwrap(),
             Some(StreamPosition::parse("42").unwrap())
         );
         assert_eq!(watermark_from_item(&item, "shardId-2").unwrap(), None);
+    }
+
+    /// A call image as the stream carries it, answered, with `extra` attributes.
+    fn answered_image(extra: &[(&str, AttributeValue)]) -> Item {
+        let mut item = key("CALL#call_1".to_owned(), "CALL");
+        item.extend([
+            ("call_id".to_owned(), s("call_1")),
+            ("campaign_id".to_owned(), s("cmp_1")),
+            ("status".to_owned(), s("ANSWERED")),
+            ("attempt".to_owned(), n(1)),
+            ("answered".to_owned(), AttributeValue::Bool(true)),
+        ]);
+        item.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        item
+    }
+
+    #[test]
+    fn a_call_image_gives_its_verdict_and_an_unknown_one_is_corrupt() {
+        let none = call_facts(&answered_image(&[])).unwrap();
+        assert_eq!(none.verdict, None);
+        let judged = call_facts(&answered_image(&[
+            ("verdict", s("machine")),
+            ("greeting_ms", n(7400)),
+        ]))
+        .unwrap();
+        assert_eq!(judged.verdict, Some(Verdict::Machine));
+        assert!(matches!(
+            call_facts(&answered_image(&[("verdict", s("fax"))])),
+            Err(StoreError::Corrupt { reason, .. }) if reason.contains("verdict")
+        ));
     }
 
     #[test]

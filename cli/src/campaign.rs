@@ -328,6 +328,9 @@ pub struct Report {
     pub skipped: BTreeMap<String, u64>,
     /// Calls waiting with a reason (`legal-hours`, `window`, ...), from the records.
     pub held: BTreeMap<String, u64>,
+    /// Calls by who answered, as answering-machine detection judged (`person`, `machine`,
+    /// `undecided`), from the records; empty when the script never listened.
+    pub verdicts: BTreeMap<String, u64>,
     /// The campaign's counters, as the stream handler keeps them.
     pub counters: Value,
 }
@@ -343,6 +346,7 @@ pub async fn report(client: &Client, id: &str) -> anyhow::Result<Report> {
     let mut attempts = BTreeMap::new();
     let mut script_outcomes = BTreeMap::new();
     let (mut skipped, mut held) = (BTreeMap::new(), BTreeMap::new());
+    let mut verdicts = BTreeMap::new();
     for call in &calls {
         let status = call["status"].as_str().unwrap_or("?").to_owned();
         if let Some(reason) = call["reason"].as_str() {
@@ -366,6 +370,9 @@ pub async fn report(client: &Client, id: &str) -> anyhow::Result<Report> {
             .or_insert(0) += 1;
         let outcome = call["script_outcome"].as_str().unwrap_or("none").to_owned();
         *script_outcomes.entry(outcome).or_insert(0) += 1;
+        if let Some(verdict) = call["verdict"].as_str() {
+            *verdicts.entry(verdict.to_owned()).or_insert(0) += 1;
+        }
     }
     Ok(Report {
         campaign_id: id.to_owned(),
@@ -377,6 +384,7 @@ pub async fn report(client: &Client, id: &str) -> anyhow::Result<Report> {
         script_outcomes,
         skipped,
         held,
+        verdicts,
         counters: campaign["counts"].clone(),
     })
 }
@@ -388,8 +396,9 @@ pub fn table(r: &Report) -> String {
         "campaign {} \"{}\": {}, {} contacts\n",
         r.campaign_id, r.name, r.status, r.contacts
     );
-    let total: u64 = r.by_status.values().sum();
-    let section = |out: &mut String, title: &str, rows: Vec<(String, u64)>| {
+    let calls: u64 = r.by_status.values().sum();
+    // Each section's shares are of `total`: every call, or the calls listened to.
+    let section = |out: &mut String, title: &str, rows: Vec<(String, u64)>, total: u64| {
         out.push_str(&format!("\n{title:<24} {:>8} {:>7}\n", "calls", "share"));
         for (k, n) in rows {
             #[allow(clippy::cast_precision_loss)]
@@ -405,6 +414,7 @@ pub fn table(r: &Report) -> String {
         &mut out,
         "outcome",
         r.by_status.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        calls,
     );
     section(
         &mut out,
@@ -413,6 +423,7 @@ pub fn table(r: &Report) -> String {
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             .collect(),
+        calls,
     );
     section(
         &mut out,
@@ -421,7 +432,16 @@ pub fn table(r: &Report) -> String {
             .iter()
             .map(|(k, v)| (k.clone(), *v))
             .collect(),
+        calls,
     );
+    if !r.verdicts.is_empty() {
+        section(
+            &mut out,
+            "answered by",
+            verdict_rows(&r.verdicts),
+            r.verdicts.values().sum(),
+        );
+    }
     for (title, by_reason) in [
         ("ended without a dial", &r.skipped),
         ("held now, because", &r.held),
@@ -431,6 +451,7 @@ pub fn table(r: &Report) -> String {
                 &mut out,
                 title,
                 by_reason.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                calls,
             );
         }
     }
@@ -447,6 +468,20 @@ pub fn table(r: &Report) -> String {
         }
     }
     out
+}
+
+/// The verdicts in the order a reader looks for them (`person`, `machine`, `undecided`),
+/// then any other the API may one day add.
+fn verdict_rows(verdicts: &BTreeMap<String, u64>) -> Vec<(String, u64)> {
+    const ORDER: [&str; 3] = ["person", "machine", "undecided"];
+    let known = ORDER
+        .iter()
+        .filter_map(|k| verdicts.get(*k).map(|n| ((*k).to_owned(), *n)));
+    let others = verdicts
+        .iter()
+        .filter(|(k, _)| !ORDER.contains(&k.as_str()))
+        .map(|(k, n)| (k.clone(), *n));
+    known.chain(others).collect()
 }
 
 #[cfg(test)]
@@ -474,6 +509,7 @@ mod tests {
             script_outcomes: BTreeMap::from([("none".into(), 4)]),
             skipped: BTreeMap::from([("cap".into(), 1), ("do-not-call".into(), 1)]),
             held: BTreeMap::from([("legal-hours".into(), 2)]),
+            verdicts: BTreeMap::new(),
             counters: json!({}),
         };
         let text = table(&report);
@@ -502,6 +538,54 @@ mod tests {
             ..report
         };
         assert!(!table(&without).contains("held now"));
+        assert!(!table(&without).contains("answered by"));
+    }
+
+    #[test]
+    fn the_report_shows_who_answered_and_the_voicemail_outcomes_with_the_others() {
+        let report = Report {
+            campaign_id: "cmp_1".into(),
+            name: "reminders".into(),
+            status: "COMPLETED".into(),
+            contacts: 5,
+            by_status: BTreeMap::from([("COMPLETED".into(), 4), ("NO_ANSWER".into(), 1)]),
+            attempts: BTreeMap::from([(1, 5)]),
+            script_outcomes: BTreeMap::from([
+                ("confirmed".into(), 1),
+                ("voicemail_left".into(), 2),
+                ("none".into(), 2),
+            ]),
+            skipped: BTreeMap::new(),
+            held: BTreeMap::new(),
+            verdicts: BTreeMap::from([
+                ("machine".into(), 2),
+                ("person".into(), 1),
+                ("undecided".into(), 1),
+            ]),
+            counters: json!({}),
+        };
+        let text = table(&report);
+        let section = text.split("answered by").nth(1).unwrap_or_default();
+        let rows: Vec<String> = section
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        // Shares of the four calls listened to, people first.
+        assert_eq!(
+            rows,
+            ["person 1 25.0%", "machine 2 50.0%", "undecided 1 25.0%"],
+            "{text}"
+        );
+        let outcomes = text.split("script outcome").nth(1).unwrap_or_default();
+        assert!(
+            outcomes
+                .lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                    == ["voicemail_left", "2", "40.0%"]),
+            "{text}"
+        );
     }
 
     #[test]

@@ -32,6 +32,11 @@
 //!   change that makes a call `CANCELLED` with a `reason`.
 //! - `held`: calls now held, by their reason: a waiting call (`QUEUED`, `RETRY_WAIT`) with
 //!   a `reason` counts under it; +1 for the new image's, -1 for the old image's.
+//! - `verdicts`: calls by their answering-machine detection's verdict now
+//!   ([`Verdict::as_str`]: `undecided`, `person`, `machine`): +1 for the new image's, -1 for
+//!   the old image's when they differ, so a call judged while listening moves from
+//!   `undecided` to its verdict, and one hung up while listening stays `undecided`. A removal
+//!   changes nothing, as for `by_status`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -42,6 +47,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{Attempt, CallId, CampaignId, Sequence};
 use crate::lifecycle::{CallStatus, Outcome};
+use crate::machine::Verdict;
 use crate::ports::{HistoryEntry, StoreError};
 use crate::time::Timestamp;
 
@@ -71,6 +77,10 @@ pub struct CampaignCounters {
     /// Calls now held (waiting with a reason), by their reason's code.
     #[serde(default)]
     pub held: BTreeMap<String, i64>,
+    /// Calls by their answering-machine detection's verdict now, keyed by
+    /// [`Verdict::as_str`]; calls never listened to are not counted.
+    #[serde(default)]
+    pub verdicts: BTreeMap<String, i64>,
     /// Talk time of answered attempts that ended, in milliseconds.
     pub talk_ms: i64,
     /// Time from dial to answer of answered attempts, in milliseconds.
@@ -150,6 +160,9 @@ impl AddAssign<&CampaignCounters> for CampaignCounters {
         for (name, n) in &other.held {
             Self::bump(&mut self.held, name.clone(), *n);
         }
+        for (name, n) in &other.verdicts {
+            Self::bump(&mut self.verdicts, name.clone(), *n);
+        }
     }
 }
 
@@ -177,6 +190,8 @@ pub struct CallFacts {
     pub last_event: Option<LastEvent>,
     pub outcome: Option<Outcome>,
     pub script_outcome: Option<String>,
+    /// `verdict`: who answered, by answering-machine detection, when it ran.
+    pub verdict: Option<Verdict>,
     /// `reason`: why the call is held or was skipped, as stored.
     pub reason: Option<String>,
     pub dialed_at: Option<Timestamp>,
@@ -289,6 +304,15 @@ pub fn delta(old: Option<&CallFacts>, new: Option<&CallFacts>) -> CampaignCounte
         }
         if let Some(after) = after {
             CampaignCounters::bump(&mut d.held, after, 1);
+        }
+    }
+    let verdict_before = old.and_then(|o| o.verdict);
+    if verdict_before != new.verdict {
+        if let Some(before) = verdict_before {
+            CampaignCounters::bump(&mut d.verdicts, before.as_str().to_owned(), -1);
+        }
+        if let Some(after) = new.verdict {
+            CampaignCounters::bump(&mut d.verdicts, after.as_str().to_owned(), 1);
         }
     }
     d

@@ -1,4 +1,5 @@
 use super::*;
+use crate::machine::{VOICEMAIL_LEFT, Verdict};
 
 fn call(status: CallStatus) -> CallFacts {
     CallFacts {
@@ -11,6 +12,7 @@ fn call(status: CallStatus) -> CallFacts {
         last_event: None,
         outcome: None,
         script_outcome: None,
+        verdict: None,
         reason: None,
         dialed_at: None,
         answered_at: None,
@@ -41,17 +43,41 @@ fn sum<'a>(
     total
 }
 
+/// A verdict, or none, from a generated index.
+fn verdict_of(i: usize) -> Option<Verdict> {
+    Verdict::ALL.get(i).copied()
+}
+
+const REASONS: [&str; 3] = ["legal-hours", "cap", "window"];
+const SCRIPT_OUTCOMES: [&str; 3] = ["confirmed", VOICEMAIL_LEFT, "no_input"];
+
+/// Counts of `keys`, zeros left out, as a recount would have them.
+fn tally<K: Ord>(keys: impl IntoIterator<Item = K>) -> BTreeMap<K, i64> {
+    let mut counts = BTreeMap::new();
+    for k in keys {
+        *counts.entry(k).or_insert(0) += 1;
+    }
+    counts
+}
+
 proptest::proptest! {
-    /// Whatever statuses a call goes through, and however its slot comes and goes, the
-    /// deltas of its changes leave it counted once, in its last status, and give back
-    /// every slot they saw taken.
+    /// Whatever statuses a call goes through, and however its slot and its verdict come and
+    /// go, the deltas of its changes leave it counted once, in its last status and under its
+    /// last verdict, and give back every slot they saw taken.
     #[test]
     fn a_call_counts_once_in_its_last_status_whatever_it_went_through(
-        steps in proptest::collection::vec((0..CallStatus::ALL.len(), proptest::bool::ANY), 1..24),
+        steps in proptest::collection::vec(
+            (0..CallStatus::ALL.len(), proptest::bool::ANY, 0..=Verdict::ALL.len()),
+            1..24,
+        ),
     ) {
         let images: Vec<CallFacts> = steps
             .iter()
-            .map(|(i, slot)| CallFacts { slot: *slot, ..call(CallStatus::ALL[*i]) })
+            .map(|(i, slot, v)| CallFacts {
+                slot: *slot,
+                verdict: verdict_of(*v),
+                ..call(CallStatus::ALL[*i])
+            })
             .collect();
         let mut total = delta(None, images.first());
         for pair in images.windows(2) {
@@ -59,11 +85,84 @@ proptest::proptest! {
         }
         let last = &images[images.len() - 1];
         proptest::prop_assert_eq!(&total.by_status, &BTreeMap::from([(last.status, 1)]));
+        proptest::prop_assert_eq!(
+            &total.verdicts,
+            &tally(last.verdict.map(|v| v.as_str().to_owned()))
+        );
         let given_back = images
             .windows(2)
             .filter(|p| p[0].slot && !p[1].slot)
             .count();
         proptest::prop_assert_eq!(total.live, -i64::try_from(given_back).unwrap());
+    }
+
+    /// A campaign's counters that say what its calls are now (statuses, reasons held, script
+    /// outcomes within an attempt, verdicts) are a recount of its calls' last images, however
+    /// the calls went and in whatever order their changes are summed.
+    #[test]
+    fn the_counters_of_what_calls_are_now_are_a_recount_of_their_last_images(
+        calls in proptest::collection::vec(
+            proptest::collection::vec(
+                (
+                    0..CallStatus::ALL.len(),
+                    0..=Verdict::ALL.len(),
+                    0..=REASONS.len(),
+                    0..=SCRIPT_OUTCOMES.len(),
+                ),
+                1..12,
+            ),
+            1..8,
+        ),
+        order_seed in proptest::num::u64::ANY,
+    ) {
+        let lives: Vec<Vec<CallFacts>> = calls
+            .iter()
+            .enumerate()
+            .map(|(k, steps)| {
+                steps
+                    .iter()
+                    .map(|(s, v, r, o)| CallFacts {
+                        id: CallId::parse(&format!("call_{k}")).unwrap(),
+                        verdict: verdict_of(*v),
+                        reason: REASONS.get(*r).map(|r| (*r).to_owned()),
+                        script_outcome: SCRIPT_OUTCOMES.get(*o).map(|o| (*o).to_owned()),
+                        ..call(CallStatus::ALL[*s])
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut deltas: Vec<CampaignCounters> = Vec::new();
+        for images in &lives {
+            deltas.push(delta(None, images.first()));
+            for pair in images.windows(2) {
+                deltas.push(delta(Some(&pair[0]), Some(&pair[1])));
+            }
+        }
+        // Deltas add up in any order: the handler sums a batch per campaign.
+        let mut seed = order_seed;
+        for i in (1..deltas.len()).rev() {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            deltas.swap(i, usize::try_from(seed >> 33).unwrap() % (i + 1));
+        }
+        let mut total = CampaignCounters::default();
+        for d in &deltas {
+            total += d;
+        }
+        let last: Vec<&CallFacts> = lives.iter().filter_map(|images| images.last()).collect();
+        proptest::prop_assert_eq!(&total.by_status, &tally(last.iter().map(|f| f.status)));
+        proptest::prop_assert_eq!(
+            &total.verdicts,
+            &tally(last.iter().filter_map(|f| f.verdict).map(|v| v.as_str().to_owned()))
+        );
+        proptest::prop_assert_eq!(
+            &total.script_outcomes,
+            &tally(last.iter().filter_map(|f| f.script_outcome.as_deref()).map(script_key))
+        );
+        let held = last.iter().filter(|f| matches!(f.status, CallStatus::Queued | CallStatus::RetryWait));
+        proptest::prop_assert_eq!(
+            &total.held,
+            &tally(held.filter_map(|f| f.reason.as_deref()).map(script_key))
+        );
     }
 }
 
@@ -400,4 +499,71 @@ fn an_ended_attempt_counts_against_the_caller_id_it_was_dialed_from() {
     };
     let (_, counts) = number_delta(Some(&dialing), Some(&rejected)).unwrap();
     assert_eq!((counts.attempts, counts.rejected), (1, 1));
+}
+
+#[test]
+fn a_verdict_moves_the_call_from_undecided_to_its_judgement_and_counts_once() {
+    let mut answered = event(call(CallStatus::Answered), 3, "CALL_ANSWERED");
+    answered.answered = true;
+    answered.slot = true;
+    let listening = CallFacts {
+        verdict: Some(Verdict::Undecided),
+        ..answered.clone()
+    };
+    let d = delta(Some(&answered), Some(&listening));
+    assert_eq!(d.verdicts, BTreeMap::from([("undecided".to_owned(), 1)]));
+    let judged = CallFacts {
+        verdict: Some(Verdict::Machine),
+        ..event(listening.clone(), 4, "ACTION_SUCCESSFUL")
+    };
+    assert_eq!(
+        delta(Some(&listening), Some(&judged)).verdicts,
+        BTreeMap::from([("machine".to_owned(), 1), ("undecided".to_owned(), -1)])
+    );
+    // The message left, and the call ended: the verdict stands, counted once.
+    let left = CallFacts {
+        status: CallStatus::Completed,
+        slot: false,
+        script_outcome: Some(VOICEMAIL_LEFT.to_owned()),
+        ..event(judged.clone(), 5, "HANGUP")
+    };
+    let d = delta(Some(&judged), Some(&left));
+    assert!(d.verdicts.is_empty(), "{d:?}");
+    assert_eq!(
+        d.script_outcomes,
+        BTreeMap::from([(VOICEMAIL_LEFT.to_owned(), 1)])
+    );
+    let total = sum([
+        (Some(&answered), &listening),
+        (Some(&listening), &judged),
+        (Some(&judged), &left),
+    ]);
+    assert_eq!(total.verdicts, BTreeMap::from([("machine".to_owned(), 1)]));
+    // Hung up while listening: the call stays undecided.
+    let hung_up = CallFacts {
+        status: CallStatus::Completed,
+        slot: false,
+        ..event(listening.clone(), 4, "HANGUP")
+    };
+    let total = sum([(Some(&answered), &listening), (Some(&listening), &hung_up)]);
+    assert_eq!(
+        total.verdicts,
+        BTreeMap::from([("undecided".to_owned(), 1)])
+    );
+    // The TTL's removal leaves the history counted.
+    assert!(delta(Some(&left), None).verdicts.is_empty());
+}
+
+#[test]
+fn verdicts_add_up_and_leave_no_zero_entries() {
+    let mut total = CampaignCounters::default();
+    total += &CampaignCounters {
+        verdicts: BTreeMap::from([("undecided".to_owned(), 2)]),
+        ..CampaignCounters::default()
+    };
+    total += &CampaignCounters {
+        verdicts: BTreeMap::from([("undecided".to_owned(), -2), ("person".to_owned(), 2)]),
+        ..CampaignCounters::default()
+    };
+    assert_eq!(total.verdicts, BTreeMap::from([("person".to_owned(), 2)]));
 }

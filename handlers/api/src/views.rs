@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use outdial_core::admin::CampaignOverview;
 use outdial_core::lifecycle::CallStatus;
+use outdial_core::machine::Verdict;
 use outdial_core::numbers::{Health, Member, NumberCaps};
 use outdial_core::policy::{Cap, DncEntry, DncSource, OnCap, Policy, Purpose};
 use outdial_core::ports::HistoryEntry;
@@ -102,12 +103,16 @@ pub struct Counts<'a> {
     pub skipped: BTreeMap<String, i64>,
     /// Calls waiting now with a reason (`legal-hours`, `window`, ...), by reason code.
     pub held: BTreeMap<String, i64>,
+    /// Calls by their answering-machine detection's verdict now (`person`, `machine`,
+    /// `undecided`); calls never listened to are in none.
+    pub verdicts: BTreeMap<String, i64>,
     pub talk_ms: i64,
     pub answer_wait_ms: i64,
 }
 
-/// Counters by reason code, zeros (a held call since released) left out.
-fn by_reason(counters: &BTreeMap<String, i64>) -> BTreeMap<String, i64> {
+/// Counters by key (a reason code, a verdict), zeros (a held call since released, a call
+/// no longer undecided) left out.
+fn non_zero(counters: &BTreeMap<String, i64>) -> BTreeMap<String, i64> {
     counters
         .iter()
         .filter(|(_, n)| **n != 0)
@@ -163,8 +168,9 @@ impl<'a> Campaign<'a> {
                     .map(|s| (s.as_str(), k.outcome(s)))
                     .collect(),
                 script_outcomes: &k.script_outcomes,
-                skipped: by_reason(&k.skipped),
-                held: by_reason(&k.held),
+                skipped: non_zero(&k.skipped),
+                held: non_zero(&k.held),
+                verdicts: non_zero(&k.verdicts),
                 talk_ms: k.talk_ms,
                 answer_wait_ms: k.answer_wait_ms,
             },
@@ -199,6 +205,13 @@ pub struct Call<'a> {
     pub sip_code: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub script_outcome: Option<&'a str>,
+    /// Who answered, by answering-machine detection: `undecided` while it listens (and for
+    /// a call that ended, or whose listening failed, before it judged), then `person` or `machine`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<&'static str>,
+    /// The greeting length the verdict was judged from, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub greeting_ms: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -234,6 +247,8 @@ impl<'a> Call<'a> {
             outcome: r.outcome,
             sip_code: r.sip_code.as_deref(),
             script_outcome: r.script_outcome.as_deref(),
+            verdict: r.verdict.map(Verdict::as_str),
+            greeting_ms: r.greeting_ms,
             last_error: r.last_error.as_deref(),
             transaction_id: r.transaction_id.as_ref().map(|t| t.as_str()),
             vars: &r.vars,

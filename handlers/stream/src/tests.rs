@@ -447,3 +447,142 @@ async fn a_caller_id_rejected_as_unwanted_three_times_is_quarantined_once() {
     h.handle(batch(vec![single])).await.unwrap();
     assert_eq!(h.store().numbers.lock().unwrap()[&good].1.attempts, 1);
 }
+
+/// A change of call `id` between two images, each `(status, last_seq, verdict, script
+/// outcome)`, with the greeting length of a judged verdict.
+fn detected(
+    seq: &str,
+    id: &str,
+    old: (&str, u64, Option<&str>, Option<&str>),
+    new: (&str, u64, Option<&str>, Option<&str>),
+) -> Value {
+    let build = |(status, last, verdict, outcome): (&str, u64, Option<&str>, Option<&str>)| {
+        let mut im = image(status, Some(last));
+        im["PK"] = json!({"S": format!("CALL#{id}")});
+        im["call_id"] = json!({"S": id});
+        if status != "RINGING" {
+            im["answered"] = json!({"BOOL": true});
+        }
+        if let Some(v) = verdict {
+            im["verdict"] = json!({"S": v});
+            if v != "undecided" {
+                im["greeting_ms"] = json!({"N": if v == "machine" { "7400" } else { "900" }});
+            }
+        }
+        if let Some(o) = outcome {
+            im["script_outcome"] = json!({"S": o});
+        }
+        im
+    };
+    record(
+        seq,
+        "MODIFY",
+        (&format!("CALL#{id}"), "CALL"),
+        Some(build(old)),
+        Some(build(new)),
+    )
+}
+
+#[tokio::test]
+async fn verdicts_count_each_call_once_under_its_last_verdict_however_batches_overlap() {
+    // Three answered calls listened to: a mailbox that is left a message, a person, and one
+    // hung up while still listening. Their changes interleave as the stream would have them.
+    let records = vec![
+        detected(
+            "601",
+            "call_a",
+            ("RINGING", 2, None, None),
+            ("ANSWERED", 3, Some("undecided"), None),
+        ),
+        detected(
+            "602",
+            "call_b",
+            ("RINGING", 2, None, None),
+            ("ANSWERED", 3, Some("undecided"), None),
+        ),
+        detected(
+            "603",
+            "call_c",
+            ("RINGING", 2, None, None),
+            ("ANSWERED", 3, Some("undecided"), None),
+        ),
+        detected(
+            "604",
+            "call_a",
+            ("ANSWERED", 3, Some("undecided"), None),
+            ("ANSWERED", 4, Some("machine"), None),
+        ),
+        detected(
+            "605",
+            "call_b",
+            ("ANSWERED", 3, Some("undecided"), None),
+            ("ANSWERED", 4, Some("person"), None),
+        ),
+        detected(
+            "606",
+            "call_c",
+            ("ANSWERED", 3, Some("undecided"), None),
+            ("COMPLETED", 4, Some("undecided"), None),
+        ),
+        detected(
+            "607",
+            "call_b",
+            ("ANSWERED", 4, Some("person"), None),
+            ("ANSWERED", 5, Some("person"), Some("confirmed")),
+        ),
+        detected(
+            "608",
+            "call_a",
+            ("ANSWERED", 4, Some("machine"), None),
+            ("ANSWERED", 5, Some("machine"), Some("voicemail_left")),
+        ),
+        detected(
+            "609",
+            "call_a",
+            ("ANSWERED", 5, Some("machine"), Some("voicemail_left")),
+            ("COMPLETED", 6, Some("machine"), Some("voicemail_left")),
+        ),
+        detected(
+            "610",
+            "call_b",
+            ("ANSWERED", 5, Some("person"), Some("confirmed")),
+            ("COMPLETED", 6, Some("person"), Some("confirmed")),
+        ),
+    ];
+    let expected = BTreeMap::from([
+        ("machine".to_owned(), 1),
+        ("person".to_owned(), 1),
+        ("undecided".to_owned(), 1),
+    ]);
+    let campaign = CampaignId::parse("cmp_1").unwrap();
+    // Every batch size, a batch starting at every record (so each batch re-delivers all of
+    // the one before but its first record), then the whole stream again.
+    for size in 1..=records.len() {
+        let h = handler();
+        for from in 0..records.len() {
+            let to = (from + size).min(records.len());
+            let handled = h.handle(batch(records[from..to].to_vec())).await.unwrap();
+            assert_eq!(handled.failure(), None);
+        }
+        h.handle(batch(records.clone())).await.unwrap();
+        let totals = h.store.totals.lock().unwrap().clone();
+        let c = &totals[&campaign];
+        assert_eq!(c.verdicts, expected, "batches of {size}");
+        assert_eq!(
+            c.script_outcomes,
+            BTreeMap::from([
+                ("confirmed".to_owned(), 1),
+                ("voicemail_left".to_owned(), 1)
+            ]),
+            "batches of {size}"
+        );
+    }
+    // Half way, the mailbox is counted a machine and the person still undecided.
+    let h = handler();
+    h.handle(batch(records[..4].to_vec())).await.unwrap();
+    let totals = h.store.totals.lock().unwrap().clone();
+    assert_eq!(
+        totals[&campaign].verdicts,
+        BTreeMap::from([("machine".to_owned(), 1), ("undecided".to_owned(), 2)])
+    );
+}

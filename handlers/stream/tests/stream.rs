@@ -259,7 +259,8 @@ impl Run {
 
 /// What the counters of a single-attempt campaign must be, recounted from its call items:
 /// every call in its status; the slots still held; an attempt placed per call the SMA saw;
-/// an attempt ended per terminal call; answers, script outcomes and times from the items.
+/// an attempt ended per terminal call; answers, script outcomes, verdicts and times from the
+/// items.
 fn recount(items: &[Item], contacts: usize) -> CampaignCounters {
     let mut c = CampaignCounters {
         contacts: contacts as i64,
@@ -286,6 +287,9 @@ fn recount(items: &[Item], contacts: usize) -> CampaignCounters {
         }
         if let Some(o) = &f.script_outcome {
             *c.script_outcomes.entry(script_key(o)).or_insert(0) += 1;
+        }
+        if let Some(v) = f.verdict {
+            *c.verdicts.entry(v.as_str().to_owned()).or_insert(0) += 1;
         }
     }
     c

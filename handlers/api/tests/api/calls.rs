@@ -213,6 +213,70 @@ async fn get_call_shows_the_record_and_its_history_oldest_first() {
 }
 
 #[tokio::test]
+async fn a_call_listened_to_shows_its_verdict_and_greeting_in_both_views() {
+    let h = Harness::new().await;
+    let (campaign, call) = one_call_campaign(&h).await;
+    let views = || async {
+        let one = h.req("GET", &format!("/calls/{call}")).send().await;
+        assert_eq!(one.status, 200, "{}", one.body);
+        let page = h
+            .req("GET", &format!("/campaigns/{campaign}/calls"))
+            .send()
+            .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        [one.json(), page.json()["calls"][0].clone()]
+    };
+    for view in views().await {
+        assert!(view.get("verdict").is_none(), "{view}");
+        assert!(view.get("greeting_ms").is_none(), "{view}");
+    }
+    let set = |expr: &'static str, values: Vec<(&'static str, &'static str, bool)>| {
+        let mut update = h
+            .store
+            .client()
+            .update_item()
+            .table_name(h.store.table())
+            .key(
+                "PK",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("CALL#{call}")),
+            )
+            .key(
+                "SK",
+                aws_sdk_dynamodb::types::AttributeValue::S("CALL".into()),
+            )
+            .update_expression(expr);
+        for (name, value, number) in values {
+            let value = if number {
+                aws_sdk_dynamodb::types::AttributeValue::N(value.into())
+            } else {
+                aws_sdk_dynamodb::types::AttributeValue::S(value.into())
+            };
+            update = update.expression_attribute_values(name, value);
+        }
+        update.send()
+    };
+    // Listening, as the SMA handler writes it at the answer: no greeting length yet.
+    set("SET verdict = :v", vec![(":v", "undecided", false)])
+        .await
+        .unwrap();
+    for view in views().await {
+        assert_eq!(view["verdict"], "undecided", "{view}");
+        assert!(view.get("greeting_ms").is_none(), "{view}");
+    }
+    // Judged.
+    set(
+        "SET verdict = :v, greeting_ms = :g",
+        vec![(":v", "machine", false), (":g", "7400", true)],
+    )
+    .await
+    .unwrap();
+    for view in views().await {
+        assert_eq!(view["verdict"], "machine", "{view}");
+        assert_eq!(view["greeting_ms"], 7400, "{view}");
+    }
+}
+
+#[tokio::test]
 async fn hanging_up_a_waiting_call_cancels_it_without_the_voice_api() {
     let h = Harness::new().await;
     let (_, call) = one_call_campaign(&h).await;

@@ -276,7 +276,8 @@ async fn get_campaign_shows_status_counters_progress_and_spec() {
         .table_name(h.store.table())
         .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(format!("CAMPAIGN#{id}")))
         .key("SK", aws_sdk_dynamodb::types::AttributeValue::S("COUNTERS".into()))
-        .update_expression("ADD st_COMPLETED :one, st_BUSY :one, st_QUEUED :two, placed :two, out_COMPLETED :one, out_BUSY :one, script_confirmed :one, talk_ms :talk")
+        .update_expression("ADD st_COMPLETED :one, st_BUSY :one, st_QUEUED :two, placed :two, out_COMPLETED :one, out_BUSY :one, script_confirmed :one, talk_ms :talk, verdict_person :one, verdict_machine :one, verdict_undecided :zero")
+        .expression_attribute_values(":zero", aws_sdk_dynamodb::types::AttributeValue::N("0".into()))
         .expression_attribute_values(":one", aws_sdk_dynamodb::types::AttributeValue::N("1".into()))
         .expression_attribute_values(":two", aws_sdk_dynamodb::types::AttributeValue::N("2".into()))
         .expression_attribute_values(":talk", aws_sdk_dynamodb::types::AttributeValue::N("4200".into()))
@@ -297,6 +298,11 @@ async fn get_campaign_shows_status_counters_progress_and_spec() {
     assert_eq!(body["counts"]["outcomes"]["BUSY"], 1);
     assert_eq!(body["counts"]["script_outcomes"]["confirmed"], 1);
     assert_eq!(body["counts"]["talk_ms"], 4200);
+    // Only the verdicts some call has now: a count back at zero is left out.
+    assert_eq!(
+        body["counts"]["verdicts"],
+        json!({"person": 1, "machine": 1})
+    );
     assert_eq!(body["spec"]["pacing"]["calls_per_second"], 5.0);
     assert_eq!(body["spec"]["script"]["start"], "hi");
     assert_eq!(body["spec"]["default_region"], "US");
