@@ -12,6 +12,7 @@
 //! events, failed invocations, 429 and 5xx answers from the Create API, and 5xx answers for
 //! calls that were in fact placed (which makes a double dial observable).
 
+pub mod audio;
 pub mod call;
 pub mod callee;
 pub mod carrier;
