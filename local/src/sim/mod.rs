@@ -16,6 +16,7 @@ pub mod audio;
 pub mod call;
 pub mod callee;
 pub mod carrier;
+pub mod clock;
 pub mod knowable;
 pub mod rng;
 
