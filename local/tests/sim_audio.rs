@@ -255,12 +255,13 @@ async fn on_virtual_time_a_detector_times_its_recordings_exactly_whatever_its_la
             (4_000, end + 2_000, StopBy::Silence)
         ]
     );
-    let message = machine.message.as_ref().unwrap();
-    assert_eq!(message.prompts.len(), 1);
-    assert_eq!(message.prompts[0].started_ms, end + 2_000);
-    assert_eq!(message.prompts[0].ended_ms, end + 2_000 + 6_000);
-    assert!(!message.prompts[0].cut);
-    assert!(message.whole_after_greeting);
+    let message = &machine.message;
+    assert_eq!(message.len(), 1);
+    assert_eq!(message[0].started_ms, end + 2_000);
+    assert_eq!(message[0].ended_ms, end + 2_000 + 6_000);
+    assert!(!message[0].cut);
+    assert!(machine.whole_after_greeting && machine.whole_after_greeting());
+    assert!(machine.truth == "machine", "the truth reads as its word");
     assert_eq!(machine.first_prompt_ms, Some(end + 2_000));
     // A long hello looks like a machine to this detector: the bench's kind of mistake.
     assert_eq!(recordings(3), [4_000, 6_000]);
@@ -274,7 +275,7 @@ async fn on_virtual_time_a_detector_times_its_recordings_exactly_whatever_its_la
         Some(2_200),
         "the dead air after the hello"
     );
-    assert!(hello.message.is_none());
+    assert!(hello.message.is_empty() && !hello.whole_after_greeting());
     let silent = audio_of(&report, "+15555550102");
     assert_eq!(
         (silent.persona.as_str(), silent.hello_ms),
@@ -395,8 +396,7 @@ async fn a_mailbox_hangs_up_when_nothing_is_played_and_cuts_what_outlasts_its_re
     assert_eq!(audio.persona, "voicemail-no-beep");
     assert_eq!((audio.beep_at_ms, audio.greeting_end_ms), (None, 5_000));
     assert_eq!(audio.hung_up_ms, Some(5_000 + 8_000));
-    let message = audio.message.as_ref().unwrap();
-    assert!(message.prompts.is_empty() && !message.whole_after_greeting);
+    assert!(audio.message.is_empty() && !audio.whole_after_greeting);
     assert_eq!(audio.first_prompt_ms, None);
 
     // Spoken at once over the greeting, and for longer than the mailbox records: the
@@ -412,12 +412,11 @@ async fn a_mailbox_hangs_up_when_nothing_is_played_and_cuts_what_outlasts_its_re
     assert!(run.sim.wait_idle(Duration::from_secs(30)).await);
     let report = run.sim.report();
     let audio = audio_of(&report, "+15555550107");
-    let message = audio.message.as_ref().unwrap();
-    assert_eq!(message.prompts.len(), 1);
-    let prompt = message.prompts[0];
+    assert_eq!(audio.message.len(), 1);
+    let prompt = audio.message[0];
     assert_eq!((prompt.started_ms, prompt.ended_ms), (0, 3_000 + 5_000));
     assert!(prompt.cut);
-    assert!(!message.whole_after_greeting);
+    assert!(!audio.whole_after_greeting && !audio.whole_after_greeting());
     assert_eq!(audio.hung_up_ms, Some(8_000));
     let call = &report.calls[0];
     assert!(
@@ -526,4 +525,70 @@ async fn the_scaled_clock_runs_at_speed() {
     let started = std::time::Instant::now();
     clock.sleep(Duration::from_secs(1)).await;
     assert!(started.elapsed() < Duration::from_millis(500));
+}
+
+#[tokio::test]
+async fn many_calls_at_once_on_virtual_time_each_see_their_own_exact_timings() {
+    let config = SimConfig {
+        time: SimTime::Virtual,
+        seed: 7,
+        callees: Callees::amd_mix(),
+        ..SimConfig::default()
+    };
+    let clock = Arc::new(OnceLock::new());
+    let calls = Arc::new(Mutex::new(Calls::default()));
+    let handler = Timed {
+        clock: Arc::clone(&clock),
+        calls: Arc::clone(&calls),
+        script: Box::new(detector),
+        // Latencies that differ from event to event.
+        delay: Box::new(|event: &Value| {
+            Duration::from_millis(event["Sequence"].as_u64().unwrap_or(0) % 4 * 5)
+        }),
+    };
+    let sim = Simulator::start(config, "sma-test", Arc::new(handler))
+        .await
+        .unwrap();
+    clock.set(sim.clock()).unwrap();
+    let dialer = ChimeDialer::new(voice_client(&sim.endpoint()), "sma-test");
+    let numbers: Vec<String> = (0..40).map(|i| format!("+1555444{i:04}")).collect();
+    futures::future::join_all(numbers.iter().map(|to| dial(&dialer, to))).await;
+    assert!(sim.wait_idle(Duration::from_secs(60)).await);
+    let report = sim.report();
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    let calls = calls.lock().unwrap();
+    let mut machines = 0;
+    for (call, audio) in report.audio() {
+        // The handler's clock and the call's own time line agree to the millisecond.
+        let measured = &calls.recordings[&call.transaction_id];
+        let reported: Vec<i64> = audio
+            .recordings
+            .iter()
+            .map(|r| i64::try_from(r.ended_ms - r.started_ms).unwrap())
+            .collect();
+        let mut on_clock = vec![measured[0]];
+        on_clock.extend(measured.windows(2).map(|w| w[1] - w[0]));
+        assert_eq!(on_clock, reported, "{}: {audio:#?}", call.to);
+        if audio.truth == Truth::Person {
+            let hello = audio.hello_ms.unwrap();
+            let expected = if hello == 0 {
+                1_000
+            } else {
+                (hello + 1_000).min(4_000)
+            };
+            assert_eq!(audio.recordings[0].ended_ms, expected, "{}", call.to);
+        } else {
+            machines += 1;
+            assert!(
+                audio.greeting_ms.is_some()
+                    && audio.beep_at_ms.is_some() == (audio.persona != "voicemail-no-beep")
+            );
+        }
+    }
+    assert_eq!(
+        report.audio().count(),
+        40,
+        "every callee of the mix answers"
+    );
+    assert!((5..=25).contains(&machines), "{machines}");
 }

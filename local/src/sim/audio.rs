@@ -176,12 +176,41 @@ fn silent_for(timeline: &Timeline, start_ms: u64, quiet_ms: u64) -> u64 {
     quiet_since.saturating_add(quiet_ms)
 }
 
-/// The truth of who answered.
+/// The truth of who answered: `person` or `machine` in JSON, and equal to those words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Truth {
     Person,
     Machine,
+}
+
+impl Truth {
+    /// `person` or `machine`.
+    #[must_use]
+    pub const fn word(self) -> &'static str {
+        match self {
+            Self::Person => "person",
+            Self::Machine => "machine",
+        }
+    }
+}
+
+impl std::fmt::Display for Truth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.word())
+    }
+}
+
+impl PartialEq<str> for Truth {
+    fn eq(&self, other: &str) -> bool {
+        self.word() == other
+    }
+}
+
+impl PartialEq<&str> for Truth {
+    fn eq(&self, other: &&str) -> bool {
+        self.word() == *other
+    }
 }
 
 /// A callee's voice, drawn: what it sounds like from its answer.

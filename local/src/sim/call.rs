@@ -13,8 +13,8 @@ use super::audio::{self, RecordRules, SoundKind, StopBy, Timeline, Truth, Voice}
 use super::clock::{Participant, Raced};
 use super::rng::Rng;
 use super::{
-    AudioReport, CallReport, Callee, HandlerRan, Inner, Invocation, MessageReport, PromptReport,
-    RecordingReport, carrier,
+    AudioReport, CallReport, Callee, HandlerRan, Inner, Invocation, PromptReport, RecordingReport,
+    carrier,
 };
 
 /// The service re-sends an event when the handler has not answered within 5 s, and hangs up
@@ -202,7 +202,12 @@ impl Heard {
             longest_pause_ms,
             first_prompt_ms: self.first_prompt_ms,
             recordings: self.recordings.clone(),
-            message: machine.then(|| MessageReport::of(self.prompts.clone(), v.greeting_end_ms)),
+            message: if machine {
+                self.prompts.clone()
+            } else {
+                Vec::new()
+            },
+            whole_after_greeting: machine && super::whole_after(&self.prompts, v.greeting_end_ms),
             hung_up_ms: self.hung_up_ms,
         }
     }

@@ -252,9 +252,14 @@ pub struct AudioReport {
     /// Every `RecordAudio` that ran to its end, and what stopped it.
     #[serde(default)]
     pub recordings: Vec<RecordingReport>,
-    /// For a machine: what was played into it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<MessageReport>,
+    /// For a machine: every prompt played on the call, in order (empty for a person).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub message: Vec<PromptReport>,
+    /// For a machine: at least one prompt played, every one started at or after
+    /// `greeting_end_ms`, and none was cut by the mailbox hanging up: the mailbox holds the
+    /// whole message (the handler's own `Hangup` after it is fine). Always false for a person.
+    #[serde(default)]
+    pub whole_after_greeting: bool,
     /// When the callee hung up on its own, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hung_up_ms: Option<u64>,
@@ -268,15 +273,6 @@ pub struct RecordingReport {
     pub stopped_by: StopBy,
 }
 
-/// The prompts played to a machine.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageReport {
-    pub prompts: Vec<PromptReport>,
-    /// At least one prompt played, every one started at or after `greeting_end_ms`, and none
-    /// was cut by the mailbox hanging up: the mailbox holds the whole message.
-    pub whole_after_greeting: bool,
-}
-
 /// One prompt played to a machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PromptReport {
@@ -286,20 +282,22 @@ pub struct PromptReport {
     pub cut: bool,
 }
 
-impl MessageReport {
-    /// The prompts, with `whole_after_greeting` derived for a greeting ending at
-    /// `greeting_end_ms`.
+impl AudioReport {
+    /// Whether a machine holds the whole message, derived from `message` and
+    /// `greeting_end_ms` (so it reads right from a report written without the field): see
+    /// the field `whole_after_greeting`.
     #[must_use]
-    pub fn of(prompts: Vec<PromptReport>, greeting_end_ms: u64) -> Self {
-        let whole_after_greeting = !prompts.is_empty()
-            && prompts
-                .iter()
-                .all(|p| p.started_ms >= greeting_end_ms && !p.cut);
-        Self {
-            prompts,
-            whole_after_greeting,
-        }
+    pub fn whole_after_greeting(&self) -> bool {
+        self.truth == Truth::Machine && whole_after(&self.message, self.greeting_end_ms)
     }
+}
+
+/// At least one prompt, every one started at or after `greeting_end_ms`, none cut.
+pub(crate) fn whole_after(prompts: &[PromptReport], greeting_end_ms: u64) -> bool {
+    !prompts.is_empty()
+        && prompts
+            .iter()
+            .all(|p| p.started_ms >= greeting_end_ms && !p.cut)
 }
 
 /// One invocation of the SMA function for a call.
