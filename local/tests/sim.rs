@@ -434,7 +434,10 @@ where
 }
 
 fn opts_out() -> Callee {
-    Callee::OptsOut { after_ms: 1_000 }
+    Callee::OptsOut {
+        after_ms: 1_000,
+        hello_ms: None,
+    }
 }
 
 fn digits_received(events: &[Value]) -> Vec<&Value> {

@@ -85,6 +85,8 @@ fn scenarios() -> Vec<(&'static str, Callee, &'static str, Option<&'static str>)
             Callee::Voicemail {
                 after_ms: 4_000,
                 record_ms: 8_000,
+                greeting_ms: None,
+                beep: true,
             },
             "COMPLETED",
             Some("no_input"),

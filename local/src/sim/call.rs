@@ -9,8 +9,13 @@ use outdial_core::contract::{MAX_ATTRIBUTES, validate_response};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::audio::{self, RecordRules, SoundKind, StopBy, Timeline, Truth, Voice};
+use super::clock::{Participant, Raced};
 use super::rng::Rng;
-use super::{CallReport, Callee, HandlerRan, Inner, Invocation, carrier};
+use super::{
+    AudioReport, CallReport, Callee, HandlerRan, Inner, Invocation, PromptReport, RecordingReport,
+    carrier,
+};
 
 /// The service re-sends an event when the handler has not answered within 5 s, and hangs up
 /// after 20 s; at 1,000 invocations it stops.
@@ -53,6 +58,11 @@ pub(crate) fn place(
     } = *placed;
     let mut callee = inner.config.callees.for_number(to, inner.config.seed);
     let (tx, rx) = mpsc::unbounded_channel();
+    // Joined before the driver is spawned, so that virtual time cannot move in between.
+    let participant = inner
+        .virtual_clock
+        .as_ref()
+        .map(super::clock::VirtualClock::join);
     let attempt_key = format!(
         "{}#{}",
         arguments.get("call_id").map_or("?", String::as_str),
@@ -71,7 +81,10 @@ pub(crate) fn place(
                 code: carrier::REJECTED,
             };
         }
-        shared.updates.insert(transaction.to_owned(), tx);
+        shared.updates.insert(
+            transaction.to_owned(),
+            (tx, participant.as_ref().map(Participant::id)),
+        );
         shared
             .placed
             .push((Instant::now(), to.to_owned(), attempt_key));
@@ -88,11 +101,17 @@ pub(crate) fn place(
                 placed_ms: inner.now_ms(),
                 create_answered: answered,
                 invocation_log: Vec::new(),
+                audio: None,
             },
         );
         rejected
     };
+    let voice = callee.voice(inner.config.seed, to);
     let call = Call {
+        pace: participant.map_or(Pace::Scaled, Pace::Virtual),
+        voice,
+        heard: None,
+        recordings: 0,
         inner: Arc::clone(inner),
         transaction: transaction.to_owned(),
         from: from.to_owned(),
@@ -118,7 +137,90 @@ pub(crate) fn place(
     tokio::spawn(call.run(callee));
 }
 
+/// How a call's simulated waits pass.
+enum Pace {
+    /// In real time, times `speed`.
+    Scaled,
+    /// On the virtual clock, as one of its participants.
+    Virtual(Participant),
+}
+
+/// When a wait that races the call's updates ends.
+#[derive(Clone, Copy)]
+enum Until {
+    Real(tokio::time::Instant),
+    /// Milliseconds since the virtual clock's origin.
+    Virtual(u64),
+}
+
+/// What an answered callee sounds like and what it heard so far.
+struct Heard {
+    voice: Voice,
+    persona: String,
+    first_prompt_ms: Option<u64>,
+    prompts: Vec<PromptReport>,
+    recordings: Vec<RecordingReport>,
+    /// A mailbox heard something played during its recording: it records to its limit.
+    recording_heard: bool,
+    hung_up_ms: Option<u64>,
+}
+
+impl Heard {
+    /// When a mailbox hangs up, as far as is known: `record_ms` after its recording starts
+    /// once something was played into it, else once it has heard nothing for
+    /// `MAILBOX_SILENCE_MS` (or `record_ms`, if shorter). `None` for a person.
+    fn mailbox_hangs_up_at(&self) -> Option<u64> {
+        let record_ms = self.voice.record_ms?;
+        let start = self.voice.greeting_end_ms;
+        Some(if self.recording_heard {
+            start.saturating_add(record_ms)
+        } else {
+            start.saturating_add(record_ms.min(audio::MAILBOX_SILENCE_MS))
+        })
+    }
+
+    fn report(&self) -> AudioReport {
+        let v = &self.voice;
+        let machine = v.truth == Truth::Machine;
+        let longest_pause_ms = machine.then(|| {
+            let spoken = v
+                .timeline
+                .sounds()
+                .iter()
+                .filter(|s| s.kind == SoundKind::Speech)
+                .copied()
+                .collect();
+            Timeline::new(spoken).longest_gap_ms()
+        });
+        AudioReport {
+            truth: v.truth,
+            persona: self.persona.clone(),
+            hello_ms: v.hello_ms,
+            greeting_ms: v.greeting_ms,
+            beep_at_ms: v.beep_at_ms,
+            greeting_end_ms: v.greeting_end_ms,
+            longest_pause_ms,
+            first_prompt_ms: self.first_prompt_ms,
+            recordings: self.recordings.clone(),
+            message: if machine {
+                self.prompts.clone()
+            } else {
+                Vec::new()
+            },
+            whole_after_greeting: machine && super::whole_after(&self.prompts, v.greeting_end_ms),
+            hung_up_ms: self.hung_up_ms,
+        }
+    }
+}
+
 struct Call {
+    pace: Pace,
+    /// The callee's voice, drawn when it was placed (`None` for one that never answers).
+    voice: Option<Voice>,
+    /// Set when the callee answers.
+    heard: Option<Heard>,
+    /// `RecordAudio` actions run so far: each recording's key is unique.
+    recordings: u32,
     inner: Arc<Inner>,
     transaction: String,
     from: String,
@@ -190,8 +292,79 @@ impl Call {
     }
 
     async fn sleep(&mut self, simulated_ms: u64) {
-        tokio::time::sleep(self.inner.config.real(simulated_ms)).await;
+        match &self.pace {
+            Pace::Scaled => tokio::time::sleep(self.inner.config.real(simulated_ms)).await,
+            Pace::Virtual(p) => p.sleep(simulated_ms).await,
+        }
         self.simulated_ms = self.simulated_ms.saturating_add(simulated_ms);
+    }
+
+    /// The end of a wait of `simulated_ms` from now that may be cut short by an update.
+    fn until(&self, simulated_ms: u64) -> Until {
+        match &self.pace {
+            Pace::Scaled => {
+                Until::Real(tokio::time::Instant::now() + self.inner.config.real(simulated_ms))
+            }
+            Pace::Virtual(p) => Until::Virtual(p.clock().now_ms().saturating_add(simulated_ms)),
+        }
+    }
+
+    /// Waits until `until`, or until an update arrives; counts the simulated time that
+    /// passed, at most `cap`, and returns it with how the wait ended.
+    async fn wait_or_update(
+        &mut self,
+        until: Until,
+        cap: u64,
+    ) -> (Raced<BTreeMap<String, String>>, u64) {
+        let (raced, spent) = match (&self.pace, until) {
+            (Pace::Virtual(p), Until::Virtual(at)) => {
+                let before = p.clock().now_ms();
+                let raced = p.sleep_until_or_recv(at, &mut self.updates).await;
+                (raced, p.clock().now_ms().saturating_sub(before))
+            }
+            (_, Until::Real(at)) => {
+                let waiting = tokio::time::Instant::now();
+                let raced = tokio::select! {
+                    () = tokio::time::sleep_until(at) => Raced::Elapsed,
+                    update = self.updates.recv() => update.map_or(Raced::Closed, Raced::Message),
+                };
+                let spent = match raced {
+                    Raced::Elapsed => cap,
+                    _ => self.simulated(waiting.elapsed(), cap),
+                };
+                (raced, spent)
+            }
+            (Pace::Scaled, Until::Virtual(_)) => (Raced::Elapsed, 0),
+        };
+        let spent = spent.min(cap);
+        self.simulated_ms = self.simulated_ms.saturating_add(spent);
+        (raced, spent)
+    }
+
+    /// Milliseconds since the callee answered, on the call's simulated time line.
+    fn position(&self) -> u64 {
+        self.simulated_ms
+            .saturating_sub(self.answered_at_ms.unwrap_or(self.simulated_ms))
+    }
+
+    /// Writes what the callee heard so far to the call's report.
+    fn sync_audio(&self) {
+        let Some(heard) = &self.heard else { return };
+        let report = heard.report();
+        if let Some(c) = self.inner.lock().calls.get_mut(&self.transaction) {
+            c.audio = Some(report);
+        }
+    }
+
+    /// The callee hangs up on its own, now.
+    async fn callee_hangs_up(&mut self, line: impl Into<String>) -> Answered {
+        let at = self.position();
+        if let Some(heard) = &mut self.heard {
+            heard.hung_up_ms = Some(at);
+        }
+        self.sync_audio();
+        self.note(line);
+        self.hangup("LEG-A", Some(0)).await
     }
 
     /// Simulated time in `real` time, at most `cap` (a wait cut short by an update).
@@ -343,8 +516,18 @@ impl Call {
                 self.inner.config.real(faults.delay_ms),
             );
             let (kind, sequence) = (kind.to_owned(), self.seq);
+            let (delay_ms, participant) = (
+                faults.delay_ms,
+                self.inner
+                    .virtual_clock
+                    .as_ref()
+                    .map(super::clock::VirtualClock::join),
+            );
             tokio::spawn(async move {
-                tokio::time::sleep(late).await;
+                match &participant {
+                    Some(p) => p.sleep(delay_ms).await,
+                    None => tokio::time::sleep(late).await,
+                }
                 let sent_ms = inner.now_ms();
                 let result = inner.invoker.invoke(copy).await;
                 let invocation = Invocation {
@@ -362,6 +545,7 @@ impl Call {
                     copy: true,
                 };
                 log_invocation(&inner, &transaction, invocation);
+                drop(participant);
             });
         }
         if let Err(e) = validate_response(&answer) {
@@ -464,14 +648,32 @@ impl Call {
                     self.hangup("LEG-A", Some(480)).await;
                 }
             }
-            Callee::Answer { after_ms, .. }
-            | Callee::HangUpMidPrompt { after_ms }
-            | Callee::OptsOut { after_ms }
-            | Callee::Voicemail { after_ms, .. } => {
+            Callee::Answer { .. }
+            | Callee::Person { .. }
+            | Callee::Silent { .. }
+            | Callee::LongHello { .. }
+            | Callee::HangUpMidPrompt { .. }
+            | Callee::OptsOut { .. }
+            | Callee::Voicemail { .. }
+            | Callee::CarrierVoicemail { .. } => {
+                let after_ms = callee.answers_after().unwrap_or_default();
                 self.invoke("RINGING", None, None).await;
                 if self.ring(after_ms).await {
                     self.a_connected = true;
                     self.answered_at_ms = Some(self.simulated_ms);
+                    self.heard = self.voice.take().map(|voice| Heard {
+                        voice,
+                        persona: callee
+                            .persona()
+                            .map_or(callee.kind(), super::Persona::word)
+                            .to_owned(),
+                        first_prompt_ms: None,
+                        prompts: Vec::new(),
+                        recordings: Vec::new(),
+                        recording_heard: false,
+                        hung_up_ms: None,
+                    });
+                    self.sync_audio();
                     let answered = self.invoke("CALL_ANSWERED", None, None).await;
                     self.converse(&callee, answered).await;
                 }
@@ -483,13 +685,13 @@ impl Call {
     /// Rings for `ms`; an update that asks to hang up ends the ringing. Returns whether the
     /// ringing ran its course.
     async fn ring(&mut self, ms: u64) -> bool {
-        let until = tokio::time::Instant::now() + self.inner.config.real(ms);
+        let until = self.until(ms);
+        let mut left = ms;
         loop {
-            let update = tokio::select! {
-                () = tokio::time::sleep_until(until) => return true,
-                update = self.updates.recv() => update,
+            let (Raced::Message(arguments), spent) = self.wait_or_update(until, left).await else {
+                return true;
             };
-            let Some(arguments) = update else { return true };
+            left = left.saturating_sub(spent);
             let answer = self
                 .invoke(
                     "CALL_UPDATE_REQUESTED",
@@ -591,27 +793,16 @@ impl Call {
             return self.hangup("LEG-B", Some(0)).await;
         }
         if self.presses(callee) {
-            if let Some(answered) = self.hear(callee, PRESS_MS).await {
+            if let Some(answered) = self.hear(callee, PRESS_MS, false).await {
                 return answered;
             }
         }
-        let wait_ms = if matches!(callee, Callee::Voicemail { .. }) {
-            2_000
-        } else {
-            IDLE_MS
-        };
-        let wait = self.inner.config.real(wait_ms);
-        let waiting = tokio::time::Instant::now();
-        let update = tokio::select! {
-            () = tokio::time::sleep(wait) => None,
-            update = self.updates.recv() => update,
-        };
-        self.simulated_ms = self.simulated_ms.saturating_add(match update {
-            None => wait_ms,
-            Some(_) => self.simulated(waiting.elapsed(), wait_ms),
-        });
-        match update {
-            Some(arguments) => {
+        // A mailbox waits for its own end; a person waits a while in silence.
+        let mailbox_at = self.heard.as_ref().and_then(Heard::mailbox_hangs_up_at);
+        let wait_ms = mailbox_at.map_or(IDLE_MS, |at| at.saturating_sub(self.position()));
+        let until = self.until(wait_ms);
+        match self.wait_or_update(until, wait_ms).await.0 {
+            Raced::Message(arguments) => {
                 self.invoke(
                     "CALL_UPDATE_REQUESTED",
                     Some(json!({"Type": "CallUpdateRequest", "Parameters": {"Arguments": arguments}})),
@@ -619,9 +810,13 @@ impl Call {
                 )
                 .await
             }
-            None => {
-                self.note("   the callee hangs up");
-                self.hangup("LEG-A", Some(0)).await
+            Raced::Elapsed | Raced::Closed => {
+                let line = if mailbox_at.is_some() {
+                    "   the mailbox hangs up"
+                } else {
+                    "   the callee hangs up"
+                };
+                self.callee_hangs_up(line).await
             }
         }
     }
@@ -661,27 +856,29 @@ impl Call {
                     3_000
                 };
                 *prompts_heard += 1;
+                let started = self.position();
+                if let Some(heard) = &mut self.heard {
+                    heard.first_prompt_ms.get_or_insert(started);
+                }
                 if matches!(callee, Callee::HangUpMidPrompt { .. }) && *prompts_heard == 1 {
                     self.sleep(prompt / 2).await;
-                    self.note(format!("   the callee hangs up during {kind}"));
-                    return Step::Event(self.hangup("LEG-A", Some(0)).await);
+                    self.prompt_played(started, false);
+                    let line = format!("   the callee hangs up during {kind}");
+                    return Step::Event(self.callee_hangs_up(line).await);
                 }
-                if let Some(answered) = self.hear(callee, prompt).await {
+                let interrupted = self.hear(callee, prompt, true).await;
+                let cut = self.heard.as_ref().is_some_and(|h| h.hung_up_ms.is_some());
+                self.prompt_played(started, cut);
+                if let Some(answered) = interrupted {
                     return Step::Event(answered);
                 }
                 if !kind.ends_with("GetDigits") {
                     self.note(format!("   {kind} played"));
                     return Step::Done(echo(json!({})));
                 }
-                let digits = match callee {
-                    Callee::Answer {
-                        digits: Some(d), ..
-                    } => Some(d.clone()),
-                    _ => None,
-                };
-                match digits {
+                match callee.gather_digits().map(str::to_owned) {
                     Some(d) => {
-                        if let Some(answered) = self.hear(callee, 1_000).await {
+                        if let Some(answered) = self.hear(callee, 1_000, false).await {
                             return Step::Event(answered);
                         }
                         self.note(format!("   the callee presses {d}"));
@@ -690,7 +887,7 @@ impl Call {
                     None => {
                         let tries = ms("Repeat", 1).max(1);
                         let wait = tries * ms("RepeatDurationInMilliseconds", 5_000);
-                        if let Some(answered) = self.hear(callee, wait).await {
+                        if let Some(answered) = self.hear(callee, wait, false).await {
                             return Step::Event(answered);
                         }
                         self.note("   no digits");
@@ -701,25 +898,83 @@ impl Call {
                 }
             }
             "Pause" => {
-                if let Some(answered) = self.hear(callee, ms("DurationInMilliseconds", 1_000)).await
+                if let Some(answered) = self
+                    .hear(callee, ms("DurationInMilliseconds", 1_000), false)
+                    .await
                 {
                     return Step::Event(answered);
                 }
                 Step::Done(echo(json!({})))
             }
             "RecordAudio" => {
-                let record_ms = match callee {
-                    Callee::Voicemail { record_ms, .. } => *record_ms,
-                    _ => ms("DurationInSeconds", 10) * 1_000,
+                let seconds = |key: &str| {
+                    let v = &params[key];
+                    let secs = v
+                        .as_f64()
+                        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))?;
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    let ms = (secs * 1_000.0).round().max(0.0) as u64;
+                    Some(ms)
                 };
-                if let Some(answered) = self.hear(callee, record_ms).await {
+                let terminators: Vec<&str> = params["RecordingTerminators"]
+                    .as_array()
+                    .map(|keys| keys.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let start = self.position();
+                // An opting-out callee's key stops the recording when it is a terminator.
+                let key = if self.presses(callee) {
+                    self.next_key()
+                } else {
+                    None
+                };
+                let key = key.filter(|k| terminators.contains(&k.as_str()));
+                let silent = Timeline::silent();
+                let timeline = self.heard.as_ref().map_or(&silent, |h| &h.voice.timeline);
+                let stop = audio::record_stop(
+                    timeline,
+                    start,
+                    RecordRules {
+                        duration_ms: seconds("DurationInSeconds"),
+                        silence_ms: seconds("SilenceDurationInSeconds"),
+                        terminator_at_ms: key.as_ref().map(|_| start.saturating_add(PRESS_MS)),
+                    },
+                );
+                if let Some(answered) = self
+                    .hear(callee, stop.at_ms.saturating_sub(start), false)
+                    .await
+                {
                     return Step::Event(answered);
                 }
-                let bucket = params["RecordingDestination"]["BucketName"].clone();
-                Step::Done(echo(
-                    json!({"RecordingDestination": {"Type": "S3", "BucketName": bucket,
-                    "Key": format!("{}.wav", self.transaction)}}),
-                ))
+                // Now, not `stop.at_ms`: a key's press also waited out the listener's gap.
+                let ended = self.position();
+                if let Some(heard) = &mut self.heard {
+                    heard.recordings.push(RecordingReport {
+                        started_ms: start,
+                        ended_ms: ended,
+                        stopped_by: stop.by,
+                    });
+                }
+                self.sync_audio();
+                self.recordings += 1;
+                let destination = &params["RecordingDestination"];
+                let prefix = destination["Prefix"].as_str().unwrap_or_default();
+                let mut result = json!({"RecordingDestination": {"Type": "S3",
+                    "BucketName": destination["BucketName"],
+                    "Key": format!("{prefix}{}-{}.wav", self.transaction, self.recordings)}});
+                let by = match stop.by {
+                    StopBy::Duration => "its duration",
+                    StopBy::Silence => "silence",
+                    StopBy::Cap => "the simulator's cap",
+                    StopBy::Terminator => {
+                        result["RecordingTerminatorUsed"] = json!(key);
+                        "a key"
+                    }
+                };
+                self.note(format!(
+                    "   recorded {} ms, stopped by {by}",
+                    ended.saturating_sub(start)
+                ));
+                Step::Done(echo(result))
             }
             "ReceiveDigits" => {
                 // Armed (again) until its first match; it reports success at once.
@@ -731,7 +986,7 @@ impl Call {
                 Step::Done(echo(json!({"ReceivedDigits": ""})))
             }
             "CallAndBridge" => {
-                if let Some(answered) = self.hear(callee, 3_000).await {
+                if let Some(answered) = self.hear(callee, 3_000, false).await {
                     return Step::Event(answered);
                 }
                 self.leg_b = Some(uuid::Uuid::new_v4().to_string());
@@ -755,7 +1010,7 @@ impl Call {
                 Step::Event(self.hangup(tag, Some(code)).await)
             }
             _ => {
-                if let Some(answered) = self.hear(callee, 200).await {
+                if let Some(answered) = self.hear(callee, 200, false).await {
                     return Step::Event(answered);
                 }
                 Step::Done(echo(json!({})))
@@ -771,12 +1026,60 @@ impl Call {
             && (self.listener.is_some() || self.key.is_some())
     }
 
-    /// The callee listens for `simulated_ms` while an action runs. An opting-out callee who
-    /// has not yet pressed during this action list presses its key `PRESS_MS` in (or at the
-    /// end of a shorter action); when that produces a `DIGITS_RECEIVED` whose answer has
-    /// actions (or breaks the contract, or is lost), that answer takes over the call and is
-    /// returned. Otherwise the action runs its course.
-    async fn hear(&mut self, callee: &Callee, simulated_ms: u64) -> Option<Answered> {
+    /// Records a prompt that played from `started` to now.
+    fn prompt_played(&mut self, started: u64, cut: bool) {
+        let ended = self.position();
+        if let Some(heard) = &mut self.heard {
+            heard.prompts.push(PromptReport {
+                started_ms: started,
+                ended_ms: ended,
+                cut,
+            });
+        }
+        self.sync_audio();
+    }
+
+    /// The key an opting-out callee would press now (see [`Call::press`]).
+    fn next_key(&self) -> Option<String> {
+        match &self.listener {
+            Some(listener) => single_key(
+                listener["Parameters"]["InputDigitsRegex"]
+                    .as_str()
+                    .unwrap_or_default(),
+            )
+            .map(str::to_owned),
+            None => self.key.clone(),
+        }
+    }
+
+    /// The callee listens for `simulated_ms` while an action runs (`playing`: one of our
+    /// prompts). A mailbox hangs up when its time comes within it (a prompt played into its
+    /// recording lets it record to its limit); its `HANGUP` answer is returned. An
+    /// opting-out callee who has not yet pressed during this action list presses its key
+    /// `PRESS_MS` in (or at the end of a shorter action); when that produces a
+    /// `DIGITS_RECEIVED` whose answer has actions (or breaks the contract, or is lost), that
+    /// answer takes over the call and is returned. Otherwise the action runs its course.
+    async fn hear(
+        &mut self,
+        callee: &Callee,
+        simulated_ms: u64,
+        playing: bool,
+    ) -> Option<Answered> {
+        let at = self.position();
+        if let Some(heard) = self.heard.as_mut().filter(|_| callee.is_mailbox()) {
+            let recording_from = heard.voice.greeting_end_ms;
+            let gives_up_at = heard.mailbox_hangs_up_at().unwrap_or(u64::MAX);
+            if playing && at < gives_up_at && at.saturating_add(simulated_ms) > recording_from {
+                heard.recording_heard = true;
+            }
+            let hangs_up_at = heard.mailbox_hangs_up_at().unwrap_or(u64::MAX);
+            if at.saturating_add(simulated_ms) > hangs_up_at {
+                self.sleep(hangs_up_at.saturating_sub(at)).await;
+                return Some(self.callee_hangs_up("   the mailbox hangs up").await);
+            }
+            self.sleep(simulated_ms).await;
+            return None;
+        }
         if !self.presses(callee) {
             self.sleep(simulated_ms).await;
             return None;

@@ -9,15 +9,39 @@ use outdial_core::ids::E164;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// One callee's behaviour.
+use super::audio::{self, Greeting, Voice};
+use super::rng::{self, Rng};
+
+/// One callee's behaviour. A callee that answers has a voice from its answer on (see
+/// [`Callee::voice`]): a person says hello, a mailbox plays its greeting; a timing left `None`
+/// is drawn per number from the simulator's seed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Callee {
-    /// Answers after `after_ms` of ringing, listens, and presses `digits` when asked (or
-    /// nothing: a gather then times out).
+    /// A person: answers after `after_ms` of ringing, says a drawn hello, listens, and presses
+    /// `digits` when asked (or nothing: a gather then times out). [`Callee::Person`] with
+    /// `hello_ms` `None`.
     Answer {
         after_ms: u64,
         digits: Option<String>,
+    },
+    /// A person: answers after `after_ms`, says hello for `hello_ms` (drawn when `None`),
+    /// then listens and presses `digits` when asked.
+    Person {
+        after_ms: u64,
+        #[serde(default)]
+        hello_ms: Option<u64>,
+        #[serde(default)]
+        digits: Option<String>,
+    },
+    /// A person who answers after `after_ms` and says nothing at all, and presses nothing.
+    Silent { after_ms: u64 },
+    /// A person who answers with a long sentence ("Hello, this is Dana speaking, who is
+    /// this?", `hello_ms`, 4 s when `None`), then listens and presses 1 at a gather.
+    LongHello {
+        after_ms: u64,
+        #[serde(default)]
+        hello_ms: Option<u64>,
     },
     /// Busy at once (SIP 486).
     Busy,
@@ -25,16 +49,42 @@ pub enum Callee {
     NoAnswer { ring_ms: u64 },
     /// The call fails with this SIP code (e.g. 404 for a number that does not exist, 503).
     Fail { code: u16 },
-    /// Answers, then hangs up halfway through the first prompt.
+    /// A person who answers, says a drawn hello, then hangs up halfway through the first
+    /// prompt.
     HangUpMidPrompt { after_ms: u64 },
-    /// Answers and wants off the list: once a `ReceiveDigits` listener is armed, it presses
-    /// the one key that matches the listener's `InputDigitsRegex`, in the first action that
-    /// runs (and again in each later action list, as someone who wants off would). With
-    /// nothing ever armed it presses nothing, at a gather too: it is then a silent callee.
-    OptsOut { after_ms: u64 },
-    /// A voicemail box: answers, plays its greeting, presses nothing, hangs up after
-    /// `record_ms` of recording.
-    Voicemail { after_ms: u64, record_ms: u64 },
+    /// A person who answers, says hello (`hello_ms`, drawn when `None`), and wants off the
+    /// list: once a `ReceiveDigits` listener is armed, it presses the one key that matches the
+    /// listener's `InputDigitsRegex`, in the first action that runs (and again in each later
+    /// action list, as someone who wants off would). With nothing ever armed it presses
+    /// nothing, at a gather too: it is then a silent callee.
+    OptsOut {
+        after_ms: u64,
+        #[serde(default)]
+        hello_ms: Option<u64>,
+    },
+    /// A voicemail box: answers after `after_ms`, plays its owner's greeting (`greeting_ms`,
+    /// drawn when `None`) and then, if `beep`, a beep; records what is played after it for at
+    /// most `record_ms`, then hangs up (sooner if nothing is played at all). Presses nothing.
+    Voicemail {
+        after_ms: u64,
+        record_ms: u64,
+        #[serde(default)]
+        greeting_ms: Option<u64>,
+        #[serde(default = "beeps")]
+        beep: bool,
+    },
+    /// A carrier's voicemail: as [`Callee::Voicemail`] with a beep, but the greeting is the
+    /// carrier's own, shorter and more regular (`greeting_ms`, drawn when `None`).
+    CarrierVoicemail {
+        after_ms: u64,
+        record_ms: u64,
+        #[serde(default)]
+        greeting_ms: Option<u64>,
+    },
+}
+
+fn beeps() -> bool {
+    true
 }
 
 impl Default for Callee {
@@ -43,6 +93,123 @@ impl Default for Callee {
             after_ms: 2_000,
             digits: Some("1".to_owned()),
         }
+    }
+}
+
+impl Callee {
+    /// The `kind` tag it is written with (`answer`, `voicemail`, ...).
+    #[must_use]
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::Answer { .. } => "answer",
+            Self::Person { .. } => "person",
+            Self::Silent { .. } => "silent",
+            Self::LongHello { .. } => "long_hello",
+            Self::Busy => "busy",
+            Self::NoAnswer { .. } => "no_answer",
+            Self::Fail { .. } => "fail",
+            Self::HangUpMidPrompt { .. } => "hang_up_mid_prompt",
+            Self::OptsOut { .. } => "opts_out",
+            Self::Voicemail { .. } => "voicemail",
+            Self::CarrierVoicemail { .. } => "carrier_voicemail",
+        }
+    }
+
+    /// The persona word that names this behaviour, whatever its timings; `None` for one no
+    /// word names (a person who presses 0, a failure with 503).
+    #[must_use]
+    pub fn persona(&self) -> Option<Persona> {
+        match self {
+            Self::Answer { digits, .. } | Self::Person { digits, .. } => match digits.as_deref() {
+                Some("1") => Some(Persona::Confirms),
+                Some("2") => Some(Persona::Declines),
+                _ => None,
+            },
+            Self::Silent { .. } => Some(Persona::Silent),
+            Self::LongHello { .. } => Some(Persona::LongHello),
+            Self::Busy => Some(Persona::Busy),
+            Self::NoAnswer { .. } => Some(Persona::NoAnswer),
+            Self::Fail { code: 404 } => Some(Persona::Fails),
+            Self::Fail { .. } => None,
+            Self::HangUpMidPrompt { .. } => Some(Persona::HangsUp),
+            Self::OptsOut { .. } => Some(Persona::OptsOut),
+            Self::Voicemail { beep: true, .. } => Some(Persona::Voicemail),
+            Self::Voicemail { beep: false, .. } => Some(Persona::VoicemailNoBeep),
+            Self::CarrierVoicemail { .. } => Some(Persona::CarrierVoicemail),
+        }
+    }
+
+    /// How long it rings before it answers; `None` for a callee that never answers.
+    #[must_use]
+    pub const fn answers_after(&self) -> Option<u64> {
+        match self {
+            Self::Answer { after_ms, .. }
+            | Self::Person { after_ms, .. }
+            | Self::Silent { after_ms }
+            | Self::LongHello { after_ms, .. }
+            | Self::HangUpMidPrompt { after_ms }
+            | Self::OptsOut { after_ms, .. }
+            | Self::Voicemail { after_ms, .. }
+            | Self::CarrierVoicemail { after_ms, .. } => Some(*after_ms),
+            Self::Busy | Self::NoAnswer { .. } | Self::Fail { .. } => None,
+        }
+    }
+
+    /// Whether it is a machine that records (it never presses a key).
+    #[must_use]
+    pub const fn is_mailbox(&self) -> bool {
+        matches!(self, Self::Voicemail { .. } | Self::CarrierVoicemail { .. })
+    }
+
+    /// The digits it presses when a gather asks; `None`: it lets the gather time out.
+    #[must_use]
+    pub fn gather_digits(&self) -> Option<&str> {
+        match self {
+            Self::Answer { digits, .. } | Self::Person { digits, .. } => digits.as_deref(),
+            Self::LongHello { .. } => Some("1"),
+            _ => None,
+        }
+    }
+
+    /// What it sounds like from its answer, with every timing left `None` drawn from `seed`
+    /// and the dialed `number` (so a number sounds the same in every run with that seed);
+    /// `None` for a callee that never answers. The ranges are in [`audio::ranges`].
+    #[must_use]
+    pub fn voice(&self, seed: u64, number: &str) -> Option<Voice> {
+        let mut draws = Rng::new(rng::mix(
+            seed ^ rng::hash(format!("voice#{number}").as_bytes()),
+        ));
+        let voice = match self {
+            Self::Answer { .. } | Self::HangUpMidPrompt { .. } => {
+                audio::person(audio::draw_hello(&mut draws))
+            }
+            Self::Person { hello_ms, .. } | Self::OptsOut { hello_ms, .. } => {
+                audio::person(hello_ms.unwrap_or_else(|| audio::draw_hello(&mut draws)))
+            }
+            Self::Silent { .. } => audio::person(0),
+            Self::LongHello { hello_ms, .. } => {
+                audio::person(hello_ms.unwrap_or(audio::ranges::LONG_HELLO_MS))
+            }
+            Self::Voicemail {
+                record_ms,
+                greeting_ms,
+                beep,
+                ..
+            } => audio::mailbox(&mut draws, Greeting::Own, *greeting_ms, *beep, *record_ms),
+            Self::CarrierVoicemail {
+                record_ms,
+                greeting_ms,
+                ..
+            } => audio::mailbox(
+                &mut draws,
+                Greeting::Carrier,
+                *greeting_ms,
+                true,
+                *record_ms,
+            ),
+            Self::Busy | Self::NoAnswer { .. } | Self::Fail { .. } => return None,
+        };
+        Some(voice)
     }
 }
 
@@ -96,6 +263,39 @@ impl Callees {
             ],
         }
     }
+
+    /// The population an answering-machine detector is measured on: only callees that
+    /// answer, about two thirds people and one third machines, as a reminder campaign's
+    /// answered calls are. Each number draws its own timings ([`Callee::voice`]).
+    ///
+    /// | share | persona |
+    /// |---|---|
+    /// | 42 % | `confirms` |
+    /// | 12 % | `declines` |
+    /// | 3 % | `opts-out` |
+    /// | 3 % | `hangs-up` |
+    /// | 3 % | `silent` |
+    /// | 3 % | `long-hello` |
+    /// | 22 % | `voicemail` |
+    /// | 4 % | `voicemail-no-beep` |
+    /// | 8 % | `carrier-voicemail` |
+    #[must_use]
+    pub fn amd_mix() -> Self {
+        Self {
+            by_number: BTreeMap::new(),
+            mix: vec![
+                (42, Persona::Confirms.callee()),
+                (12, Persona::Declines.callee()),
+                (3, Persona::OptsOut.callee()),
+                (3, Persona::HangsUp.callee()),
+                (3, Persona::Silent.callee()),
+                (3, Persona::LongHello.callee()),
+                (22, Persona::Voicemail.callee()),
+                (4, Persona::VoicemailNoBeep.callee()),
+                (8, Persona::CarrierVoicemail.callee()),
+            ],
+        }
+    }
 }
 
 /// A callee named by a word: the vocabulary of a callees file. Each word stands for one
@@ -108,8 +308,10 @@ pub enum Persona {
     Declines,
     /// Answers and presses the opt-out key at its first chance ([`Callee::OptsOut`]).
     OptsOut,
-    /// Answers and presses nothing.
+    /// Answers, says nothing at all, and presses nothing.
     Silent,
+    /// Answers with a 4 s sentence, then presses 1 at the menu.
+    LongHello,
     /// Busy (SIP 486).
     Busy,
     /// Rings until the network gives up (SIP 480).
@@ -118,13 +320,18 @@ pub enum Persona {
     Fails,
     /// Answers and hangs up halfway through the first prompt.
     HangsUp,
-    /// A voicemail box.
+    /// A voicemail box: its owner's greeting, then a beep.
     Voicemail,
+    /// A voicemail box whose greeting ends without a beep.
+    VoicemailNoBeep,
+    /// The carrier's voicemail: its own short greeting, then a beep.
+    CarrierVoicemail,
 }
 
 impl Persona {
-    /// Every persona, in the order the documentation lists them.
-    pub const ALL: [Self; 9] = [
+    /// Every persona, in the order the documentation lists them (the words added for the
+    /// answering-machine bench last, so that the older vocabulary reads as it did).
+    pub const ALL: [Self; 12] = [
         Self::Confirms,
         Self::Declines,
         Self::OptsOut,
@@ -134,6 +341,9 @@ impl Persona {
         Self::Fails,
         Self::HangsUp,
         Self::Voicemail,
+        Self::VoicemailNoBeep,
+        Self::CarrierVoicemail,
+        Self::LongHello,
     ];
 
     /// The word a callees file writes.
@@ -144,35 +354,134 @@ impl Persona {
             Self::Declines => "declines",
             Self::OptsOut => "opts-out",
             Self::Silent => "silent",
+            Self::LongHello => "long-hello",
             Self::Busy => "busy",
             Self::NoAnswer => "no-answer",
             Self::Fails => "fails",
             Self::HangsUp => "hangs-up",
             Self::Voicemail => "voicemail",
+            Self::VoicemailNoBeep => "voicemail-no-beep",
+            Self::CarrierVoicemail => "carrier-voicemail",
         }
     }
 
-    /// The behaviour the word stands for, with the timings of the demo's mix.
+    /// The behaviour the word stands for, with the timings of the demo's mix; the voice's
+    /// timings are left to be drawn per number.
     #[must_use]
     pub fn callee(self) -> Callee {
-        let answer = |digits: Option<&str>| Callee::Answer {
+        let person = |digits: Option<&str>| Callee::Person {
             after_ms: 3_000,
+            hello_ms: None,
             digits: digits.map(str::to_owned),
         };
+        let mailbox = |beep: bool| Callee::Voicemail {
+            after_ms: 6_000,
+            record_ms: 60_000,
+            greeting_ms: None,
+            beep,
+        };
         match self {
-            Self::Confirms => answer(Some("1")),
-            Self::Declines => answer(Some("2")),
-            Self::OptsOut => Callee::OptsOut { after_ms: 3_000 },
-            Self::Silent => answer(None),
+            Self::Confirms => person(Some("1")),
+            Self::Declines => person(Some("2")),
+            Self::OptsOut => Callee::OptsOut {
+                after_ms: 3_000,
+                hello_ms: None,
+            },
+            Self::Silent => Callee::Silent { after_ms: 3_000 },
+            Self::LongHello => Callee::LongHello {
+                after_ms: 3_000,
+                hello_ms: None,
+            },
             Self::Busy => Callee::Busy,
             Self::NoAnswer => Callee::NoAnswer { ring_ms: 25_000 },
             Self::Fails => Callee::Fail { code: 404 },
             Self::HangsUp => Callee::HangUpMidPrompt { after_ms: 2_000 },
-            Self::Voicemail => Callee::Voicemail {
-                after_ms: 6_000,
-                record_ms: 10_000,
+            Self::Voicemail => mailbox(true),
+            Self::VoicemailNoBeep => mailbox(false),
+            Self::CarrierVoicemail => Callee::CarrierVoicemail {
+                after_ms: 20_000,
+                record_ms: 60_000,
+                greeting_ms: None,
             },
         }
+    }
+
+    /// The settings a callees file may give this persona beside its word (`{"persona":
+    /// "voicemail", "greeting_ms": 9000}`).
+    #[must_use]
+    pub const fn settings(self) -> &'static [&'static str] {
+        match self {
+            Self::Confirms | Self::Declines | Self::OptsOut | Self::LongHello => {
+                &["after_ms", "hello_ms"]
+            }
+            Self::Silent | Self::HangsUp => &["after_ms"],
+            Self::Busy | Self::Fails => &[],
+            Self::NoAnswer => &["ring_ms"],
+            Self::Voicemail => &["after_ms", "greeting_ms", "beep", "record_ms"],
+            Self::VoicemailNoBeep | Self::CarrierVoicemail => {
+                &["after_ms", "greeting_ms", "record_ms"]
+            }
+        }
+    }
+
+    /// The behaviour with a callees file's settings applied (each one of
+    /// [`Persona::settings`]); the message says what is wrong with a setting.
+    fn callee_with(self, settings: &serde_json::Map<String, Value>) -> Result<Callee, Refused> {
+        let mut callee = self.callee();
+        for (key, value) in settings {
+            if key == "persona" {
+                continue;
+            }
+            if !self.settings().contains(&key.as_str()) {
+                return Err(Refused::Key(key.clone()));
+            }
+            if key == "beep" {
+                let Some(on) = value.as_bool() else {
+                    return Err(Refused::Value(key.clone(), "true or false"));
+                };
+                if let Callee::Voicemail { beep, .. } = &mut callee {
+                    *beep = on;
+                }
+                continue;
+            }
+            let Some(ms) = value.as_u64() else {
+                return Err(Refused::Value(
+                    key.clone(),
+                    "a whole number of milliseconds",
+                ));
+            };
+            match (key.as_str(), &mut callee) {
+                (
+                    "after_ms",
+                    Callee::Person { after_ms, .. }
+                    | Callee::Silent { after_ms }
+                    | Callee::LongHello { after_ms, .. }
+                    | Callee::HangUpMidPrompt { after_ms }
+                    | Callee::OptsOut { after_ms, .. }
+                    | Callee::Voicemail { after_ms, .. }
+                    | Callee::CarrierVoicemail { after_ms, .. },
+                ) => *after_ms = ms,
+                (
+                    "hello_ms",
+                    Callee::Person { hello_ms, .. }
+                    | Callee::LongHello { hello_ms, .. }
+                    | Callee::OptsOut { hello_ms, .. },
+                ) => *hello_ms = Some(ms),
+                (
+                    "greeting_ms",
+                    Callee::Voicemail { greeting_ms, .. }
+                    | Callee::CarrierVoicemail { greeting_ms, .. },
+                ) => *greeting_ms = Some(ms),
+                (
+                    "record_ms",
+                    Callee::Voicemail { record_ms, .. }
+                    | Callee::CarrierVoicemail { record_ms, .. },
+                ) => *record_ms = ms,
+                ("ring_ms", Callee::NoAnswer { ring_ms }) => *ring_ms = ms,
+                _ => return Err(Refused::Key(key.clone())),
+            }
+        }
+        Ok(callee)
     }
 
     /// The vocabulary, for messages: `confirms, declines, ...`.
@@ -186,6 +495,12 @@ impl fmt::Display for Persona {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.word())
     }
+}
+
+/// Why a persona's settings were refused.
+enum Refused {
+    Key(String),
+    Value(String, &'static str),
 }
 
 /// A word that names no persona.
@@ -232,12 +547,39 @@ pub enum CalleesFileError {
         reason: UnknownPersona,
     },
     #[error(
-        "{number:?}: not a callee object ({reason}); write a persona ({}) or an object such as {{\"kind\": \"answer\", \"after_ms\": 1000, \"digits\": \"1\"}}",
+        "{number:?}: not a callee object ({reason}); write a persona ({}), an object naming one such as {{\"persona\": \"voicemail\", \"greeting_ms\": 9000}}, or a callee such as {{\"kind\": \"answer\", \"after_ms\": 1000, \"digits\": \"1\"}}",
         Persona::vocabulary()
     )]
     BadCallee {
         number: String,
         reason: serde_json::Error,
+    },
+    #[error(
+        "{number:?}: {key:?} is not a setting of the persona {persona}; it takes {}",
+        allowed(&["persona"], persona.settings())
+    )]
+    UnknownSetting {
+        number: String,
+        persona: Persona,
+        key: String,
+    },
+    #[error("{number:?}: the persona's {key:?} must be {expected}")]
+    BadSetting {
+        number: String,
+        key: String,
+        expected: &'static str,
+    },
+    #[error(
+        "{number:?}: \"persona\" must be one of the words {}, not {found}",
+        Persona::vocabulary()
+    )]
+    PersonaNotAWord { number: String, found: &'static str },
+    #[error("{number:?}: {key:?} is not a field of a {kind:?} callee; it takes {allowed}")]
+    UnknownField {
+        number: String,
+        kind: &'static str,
+        key: String,
+        allowed: String,
     },
     #[error(
         "{number:?}: a persona is a word ({}) or a callee object, not {kind}",
@@ -246,9 +588,21 @@ pub enum CalleesFileError {
     BadValue { number: String, kind: &'static str },
 }
 
-/// Reads a callees file: a JSON object from E.164 numbers to a persona word, or to a
-/// [`Callee`] written out as its tagged object (`{"kind": "answer", "after_ms": 1000,
-/// "digits": "9"}`) for a behaviour no word names.
+/// The keys an object may have, for messages: `persona, after_ms, hello_ms`.
+fn allowed(first: &[&str], rest: &[&str]) -> String {
+    first
+        .iter()
+        .chain(rest)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads a callees file: a JSON object from E.164 numbers to a persona word, to an object
+/// naming a persona with some of its timings (`{"persona": "voicemail", "greeting_ms": 9000,
+/// "beep": true}`, the keys of [`Persona::settings`]), or to a [`Callee`] written out as its
+/// tagged object (`{"kind": "answer", "after_ms": 1000, "digits": "9"}`) for a behaviour no
+/// word names. Unknown keys are refused.
 ///
 /// # Errors
 /// A [`CalleesFileError`] naming the first number whose entry cannot be used, or saying
@@ -270,10 +624,10 @@ pub fn parse_callees_file(text: &str) -> Result<BTreeMap<String, Callee>, Callee
                 Ok(persona) => persona.callee(),
                 Err(reason) => return Err(CalleesFileError::UnknownPersona { number, reason }),
             },
-            Value::Object(_) => match serde_json::from_value::<Callee>(value) {
-                Ok(callee) => callee,
-                Err(reason) => return Err(CalleesFileError::BadCallee { number, reason }),
-            },
+            Value::Object(settings) if settings.contains_key("persona") => {
+                persona_object(number.clone(), &settings)?
+            }
+            Value::Object(fields) => tagged_object(number.clone(), fields)?,
             other => {
                 return Err(CalleesFileError::BadValue {
                     number,
@@ -284,6 +638,73 @@ pub fn parse_callees_file(text: &str) -> Result<BTreeMap<String, Callee>, Callee
         by_number.insert(number, callee);
     }
     Ok(by_number)
+}
+
+/// `{"persona": WORD, settings...}`.
+fn persona_object(
+    number: String,
+    settings: &serde_json::Map<String, Value>,
+) -> Result<Callee, CalleesFileError> {
+    let word = match &settings["persona"] {
+        Value::String(word) => word,
+        other => {
+            return Err(CalleesFileError::PersonaNotAWord {
+                number,
+                found: json_kind(other),
+            });
+        }
+    };
+    let persona = match word.parse::<Persona>() {
+        Ok(persona) => persona,
+        Err(reason) => return Err(CalleesFileError::UnknownPersona { number, reason }),
+    };
+    persona
+        .callee_with(settings)
+        .map_err(|refused| match refused {
+            Refused::Key(key) => CalleesFileError::UnknownSetting {
+                number,
+                persona,
+                key,
+            },
+            Refused::Value(key, expected) => CalleesFileError::BadSetting {
+                number,
+                key,
+                expected,
+            },
+        })
+}
+
+/// `{"kind": KIND, fields...}`: a [`Callee`] as serde reads it, with no key it does not
+/// write.
+fn tagged_object(
+    number: String,
+    fields: serde_json::Map<String, Value>,
+) -> Result<Callee, CalleesFileError> {
+    let callee = match serde_json::from_value::<Callee>(Value::Object(fields.clone())) {
+        Ok(callee) => callee,
+        Err(reason) => return Err(CalleesFileError::BadCallee { number, reason }),
+    };
+    // Every field of a callee is written, so the keys it writes are the keys it takes.
+    let written = match serde_json::to_value(&callee) {
+        Ok(Value::Object(written)) => written,
+        _ => serde_json::Map::new(),
+    };
+    if let Some(key) = fields.keys().find(|k| !written.contains_key(*k)) {
+        let keys: Vec<&str> = written.keys().map(String::as_str).collect();
+        return Err(CalleesFileError::UnknownField {
+            number,
+            kind: callee.kind(),
+            key: key.clone(),
+            allowed: allowed(
+                &["kind"],
+                &keys
+                    .into_iter()
+                    .filter(|k| *k != "kind")
+                    .collect::<Vec<_>>(),
+            ),
+        });
+    }
+    Ok(callee)
 }
 
 fn json_kind(value: &Value) -> &'static str {
@@ -310,11 +731,14 @@ mod tests {
             "declines",
             "opts-out",
             "silent",
+            "long-hello",
             "busy",
             "no-answer",
             "fails",
             "hangs-up",
             "voicemail",
+            "voicemail-no-beep",
+            "carrier-voicemail",
         ];
         for word in documented {
             let persona: Persona = word.parse().unwrap();
@@ -336,15 +760,172 @@ mod tests {
 
     #[test]
     fn the_words_stand_for_the_callees_they_describe() {
-        let digits = |p: Persona| match p.callee() {
-            Callee::Answer { digits, .. } => digits,
-            other => panic!("{p}: {other:?}"),
-        };
+        let digits = |p: Persona| p.callee().gather_digits().map(str::to_owned);
         assert_eq!(digits(Persona::Confirms).as_deref(), Some("1"));
         assert_eq!(digits(Persona::Declines).as_deref(), Some("2"));
+        assert_eq!(digits(Persona::LongHello).as_deref(), Some("1"));
         assert_eq!(digits(Persona::Silent), None);
+        assert_eq!(digits(Persona::Voicemail), None);
         assert!(matches!(Persona::OptsOut.callee(), Callee::OptsOut { .. }));
         assert_eq!(Persona::Fails.callee(), Callee::Fail { code: 404 });
+        assert!(matches!(
+            Persona::VoicemailNoBeep.callee(),
+            Callee::Voicemail { beep: false, .. }
+        ));
+        for persona in Persona::ALL {
+            assert_eq!(persona.callee().persona(), Some(persona), "{persona}");
+        }
+    }
+
+    #[test]
+    fn every_answering_persona_has_a_voice_of_its_truth() {
+        use crate::sim::audio::Truth;
+        for persona in Persona::ALL {
+            let callee = persona.callee();
+            let voice = callee.voice(1, "+15555550100");
+            assert_eq!(
+                voice.is_some(),
+                callee.answers_after().is_some(),
+                "{persona}"
+            );
+            let Some(voice) = voice else { continue };
+            let machine = matches!(
+                persona,
+                Persona::Voicemail | Persona::VoicemailNoBeep | Persona::CarrierVoicemail
+            );
+            assert_eq!(voice.truth == Truth::Machine, machine, "{persona}");
+            assert_eq!(callee.is_mailbox(), machine, "{persona}");
+            assert_eq!(
+                voice.beep_at_ms.is_some(),
+                machine && persona != Persona::VoicemailNoBeep
+            );
+        }
+        let silent = Persona::Silent.callee().voice(1, "+15555550100").unwrap();
+        assert_eq!(silent.hello_ms, Some(0));
+        assert!(silent.timeline.sounds().is_empty(), "says nothing at all");
+        let long = Persona::LongHello
+            .callee()
+            .voice(1, "+15555550100")
+            .unwrap();
+        assert_eq!(long.hello_ms, Some(4_000));
+    }
+
+    #[test]
+    fn a_number_draws_the_same_voice_for_a_seed_and_others_differ() {
+        let callee = Persona::Voicemail.callee();
+        let a = callee.voice(9, "+15555550100").unwrap();
+        assert_eq!(a, callee.voice(9, "+15555550100").unwrap());
+        let others: Vec<_> = (1..20)
+            .map(|i| {
+                callee
+                    .voice(9, &format!("+155555501{i:02}"))
+                    .unwrap()
+                    .greeting_ms
+            })
+            .collect();
+        assert!(others.iter().any(|g| *g != a.greeting_ms), "{others:?}");
+        let explicit = Callee::Voicemail {
+            after_ms: 1,
+            record_ms: 60_000,
+            greeting_ms: Some(9_000),
+            beep: true,
+        };
+        assert_eq!(
+            explicit.voice(9, "+15555550100").unwrap().greeting_ms,
+            Some(9_000)
+        );
+    }
+
+    /// The `q` quantile of some draws.
+    fn quantile(mut v: Vec<u64>, q: f64) -> u64 {
+        v.sort_unstable();
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
+        let i = ((v.len() - 1) as f64 * q).round() as usize;
+        v[i]
+    }
+
+    #[test]
+    fn the_drawn_timings_have_their_documented_shapes() {
+        let n = 20_000;
+        let numbers: Vec<String> = (0..n).map(|i| format!("+1555{i:07}")).collect();
+        let hellos: Vec<u64> = numbers
+            .iter()
+            .map(|to| {
+                Persona::Confirms
+                    .callee()
+                    .voice(1, to)
+                    .unwrap()
+                    .hello_ms
+                    .unwrap()
+            })
+            .collect();
+        let median = quantile(hellos.clone(), 0.5);
+        let p95 = quantile(hellos.clone(), 0.95);
+        assert!((670..=730).contains(&median), "hello median {median}");
+        assert!((1_500..=1_700).contains(&p95), "hello p95 {p95}");
+        assert!(hellos.iter().all(|h| (300..=2_500).contains(h)));
+        let under_a_second = hellos.iter().filter(|h| **h < 1_000).count();
+        assert!(under_a_second * 100 / n > 70, "{under_a_second}");
+
+        let greetings: Vec<u64> = numbers
+            .iter()
+            .map(|to| {
+                Persona::Voicemail
+                    .callee()
+                    .voice(1, to)
+                    .unwrap()
+                    .greeting_ms
+                    .unwrap()
+            })
+            .collect();
+        let median = quantile(greetings.clone(), 0.5);
+        let p95 = quantile(greetings.clone(), 0.95);
+        assert!(
+            (7_700..=8_300).contains(&median),
+            "greeting median {median}"
+        );
+        assert!((16_000..=17_600).contains(&p95), "greeting p95 {p95}");
+        let mid = greetings
+            .iter()
+            .filter(|g| (5_000..=12_000).contains(*g))
+            .count();
+        assert!(mid * 100 / n >= 65, "{mid}");
+        let long_pauses = numbers
+            .iter()
+            .filter(|to| {
+                let v = Persona::Voicemail.callee().voice(1, to).unwrap();
+                // The pause before the beep is at most 0.8 s: a longer one is inside the greeting.
+                v.timeline.longest_gap_ms() >= 1_000
+            })
+            .count();
+        assert!(
+            (n * 3 / 100..=n * 6 / 100).contains(&long_pauses),
+            "long pauses {long_pauses}"
+        );
+    }
+
+    #[test]
+    fn the_amd_mix_answers_every_call_and_a_third_are_machines() {
+        let mix = Callees::amd_mix();
+        let total: u32 = mix.mix.iter().map(|(w, _)| w).sum();
+        let machines: u32 = mix
+            .mix
+            .iter()
+            .filter(|(_, c)| c.is_mailbox())
+            .map(|(w, _)| w)
+            .sum();
+        assert_eq!(total, 100);
+        assert!((30..=36).contains(&machines), "{machines}");
+        assert!(mix.mix.iter().all(|(_, c)| c.answers_after().is_some()));
+        let drawn: Vec<Callee> = (0..1_000)
+            .map(|i| mix.for_number(&format!("+1555{i:07}"), 1))
+            .collect();
+        let mailboxes = drawn.iter().filter(|c| c.is_mailbox()).count();
+        assert!((280..=400).contains(&mailboxes), "{mailboxes}");
     }
 
     #[test]
@@ -365,7 +946,10 @@ mod tests {
         let by_number = parse_callees_file(file).unwrap();
         assert_eq!(
             by_number["+15555550100"],
-            Callee::OptsOut { after_ms: 3_000 }
+            Callee::OptsOut {
+                after_ms: 3_000,
+                hello_ms: None
+            }
         );
         assert_eq!(by_number["+15555550101"], Callee::Busy);
         assert_eq!(
@@ -400,5 +984,125 @@ mod tests {
         );
         let e = error(r#"{"+15555550100": {"kind": "dance"}}"#);
         assert!(e.contains("\"+15555550100\"") && e.contains("dance"), "{e}");
+        let e = error(r#"{"+15555550100": {"kind": "busy", "ring_ms": 5}}"#);
+        assert!(
+            e.contains("\"+15555550100\"") && e.contains("\"ring_ms\"") && e.contains("kind"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_object_names_a_persona_with_its_timings() {
+        let file = r#"{
+            "+15555550100": {"persona": "voicemail", "greeting_ms": 9000, "beep": true},
+            "+15555550101": {"persona": "confirms", "hello_ms": 1200},
+            "+15555550102": {"persona": "voicemail", "beep": false, "record_ms": 30000},
+            "+15555550103": {"persona": "carrier-voicemail", "after_ms": 1000},
+            "+15555550104": {"persona": "no-answer", "ring_ms": 5000},
+            "+15555550105": {"persona": "long-hello"},
+            "+15555550106": "voicemail-no-beep"
+        }"#;
+        let by_number = parse_callees_file(file).unwrap();
+        assert_eq!(
+            by_number["+15555550100"],
+            Callee::Voicemail {
+                after_ms: 6_000,
+                record_ms: 60_000,
+                greeting_ms: Some(9_000),
+                beep: true
+            }
+        );
+        assert_eq!(
+            by_number["+15555550101"],
+            Callee::Person {
+                after_ms: 3_000,
+                hello_ms: Some(1_200),
+                digits: Some("1".into())
+            }
+        );
+        assert_eq!(
+            by_number["+15555550102"].persona(),
+            Some(Persona::VoicemailNoBeep)
+        );
+        assert!(matches!(
+            by_number["+15555550102"],
+            Callee::Voicemail {
+                record_ms: 30_000,
+                ..
+            }
+        ));
+        assert!(matches!(
+            by_number["+15555550103"],
+            Callee::CarrierVoicemail {
+                after_ms: 1_000,
+                ..
+            }
+        ));
+        assert_eq!(
+            by_number["+15555550104"],
+            Callee::NoAnswer { ring_ms: 5_000 }
+        );
+        assert_eq!(by_number["+15555550105"], Persona::LongHello.callee());
+        assert_eq!(by_number["+15555550106"], Persona::VoicemailNoBeep.callee());
+    }
+
+    #[test]
+    fn a_persona_object_with_an_unknown_key_or_bad_value_is_refused() {
+        let error = |text: &str| parse_callees_file(text).unwrap_err().to_string();
+        let e = error(r#"{"+15555550100": {"persona": "confirms", "greeting_ms": 9000}}"#);
+        assert!(
+            e.contains("\"+15555550100\"")
+                && e.contains("\"greeting_ms\"")
+                && e.contains("confirms")
+                && e.contains("persona, after_ms, hello_ms"),
+            "{e}"
+        );
+        let e = error(r#"{"+15555550100": {"persona": "voicemail-no-beep", "beep": true}}"#);
+        assert!(e.contains("\"beep\"") && e.contains("record_ms"), "{e}");
+        let e = error(r#"{"+15555550100": {"persona": "busy", "after_ms": 1}}"#);
+        assert!(e.contains("it takes persona") && e.contains("busy"), "{e}");
+        let e = error(r#"{"+15555550100": {"persona": "voicemail", "greeting_ms": "9 s"}}"#);
+        assert!(
+            e.contains("\"greeting_ms\"") && e.contains("whole number of milliseconds"),
+            "{e}"
+        );
+        let e = error(r#"{"+15555550100": {"persona": "voicemail", "beep": 1}}"#);
+        assert!(e.contains("true or false"), "{e}");
+        let e = error(r#"{"+15555550100": {"persona": "robot"}}"#);
+        assert!(
+            e.contains("\"robot\"") && e.contains("carrier-voicemail"),
+            "{e}"
+        );
+        let e = error(r#"{"+15555550100": {"persona": 3}}"#);
+        assert!(
+            e.contains("\"persona\" must be") && e.contains("a number"),
+            "{e}"
+        );
+        let e = error(r#"{"+15555550100": {"persona": "confirms", "kind": "answer"}}"#);
+        assert!(e.contains("\"kind\""), "{e}");
+    }
+
+    #[test]
+    fn callees_written_before_the_voices_still_read() {
+        let old: Callee =
+            serde_json::from_str(r#"{"kind": "voicemail", "after_ms": 4000, "record_ms": 8000}"#)
+                .unwrap();
+        assert_eq!(
+            old,
+            Callee::Voicemail {
+                after_ms: 4_000,
+                record_ms: 8_000,
+                greeting_ms: None,
+                beep: true
+            }
+        );
+        let old: Callee = serde_json::from_str(r#"{"kind": "opts_out", "after_ms": 10}"#).unwrap();
+        assert_eq!(
+            old,
+            Callee::OptsOut {
+                after_ms: 10,
+                hello_ms: None
+            }
+        );
     }
 }

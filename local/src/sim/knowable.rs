@@ -234,6 +234,7 @@ mod tests {
             placed_ms: 1_000,
             create_answered,
             invocation_log: log,
+            audio: None,
         }
     }
 

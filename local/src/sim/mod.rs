@@ -12,9 +12,11 @@
 //! events, failed invocations, 429 and 5xx answers from the Create API, and 5xx answers for
 //! calls that were in fact placed (which makes a double dial observable).
 
+pub mod audio;
 pub mod call;
 pub mod callee;
 pub mod carrier;
+pub mod clock;
 pub mod knowable;
 pub mod rng;
 
@@ -36,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+pub use audio::{SoundKind, StopBy, Timeline, Truth};
 pub use callee::{Callee, Callees, CalleesFileError, Persona, UnknownPersona, parse_callees_file};
 pub use carrier::Carrier;
 
@@ -71,6 +74,20 @@ pub struct Faults {
     pub create_error_after_placed: f64,
 }
 
+/// How the simulator's time passes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimTime {
+    /// Each simulated wait of a call is slept in real time, scaled by `speed`; the clock reads
+    /// the start plus the real time elapsed divided by `speed`.
+    #[default]
+    Scaled,
+    /// Each simulated wait of a call waits on a virtual clock, which moves (to the earliest
+    /// wait) only when every live call is waiting on it: the handler's latency takes no
+    /// simulated time, and a run's timings do not depend on the machine. `speed` is unused.
+    Virtual,
+}
+
 /// How the simulator runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -94,6 +111,8 @@ pub struct SimConfig {
     /// The carrier's judgement of caller IDs ([`Carrier`]); off when `None`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub carrier: Option<Carrier>,
+    /// Scaled (by `speed`) or virtual time ([`SimTime`]); [`Simulator::clock`] reads it.
+    pub time: SimTime,
 }
 
 impl Default for SimConfig {
@@ -107,6 +126,7 @@ impl Default for SimConfig {
             deadline_speed: 1.0,
             clock: None,
             carrier: None,
+            time: SimTime::Scaled,
         }
     }
 }
@@ -123,6 +143,7 @@ impl PartialEq for SimConfig {
             deadline_speed,
             clock,
             carrier,
+            time,
         } = self;
         let same_clock = match (clock, &other.clock) {
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
@@ -137,6 +158,7 @@ impl PartialEq for SimConfig {
             && *deadline_speed == other.deadline_speed
             && same_clock
             && *carrier == other.carrier
+            && *time == other.time
     }
 }
 
@@ -194,6 +216,88 @@ pub struct CallReport {
     /// what the handler could have known.
     #[serde(default)]
     pub invocation_log: Vec<Invocation>,
+    /// What the callee sounded like and what it heard, once it answered ([`AudioReport`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<AudioReport>,
+}
+
+/// An answered call's audio, in milliseconds from the answer on the call's simulated time
+/// line: who answered, what they sounded like, and what they heard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioReport {
+    /// `person` or `machine`: what a detector should have judged.
+    pub truth: Truth,
+    /// The persona word the callee plays (`confirms`, `voicemail`, ...), or the `kind` of a
+    /// callee no word names (`answer`, `person`).
+    pub persona: String,
+    /// A person's first words; 0 for one who says nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hello_ms: Option<u64>,
+    /// A mailbox's greeting (its phrases and pauses, not the beep).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greeting_ms: Option<u64>,
+    /// When a mailbox's beep starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beep_at_ms: Option<u64>,
+    /// When the callee's own sound ends for good: the end of the beep, or of the last words
+    /// (0 for one who says nothing). A mailbox records from here.
+    pub greeting_end_ms: u64,
+    /// A mailbox's longest pause inside its greeting (before the beep).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longest_pause_ms: Option<u64>,
+    /// When the first prompt (`Speak`, `PlayAudio`, `...AndGetDigits`) started: the dead air
+    /// a person hears. `None` when no prompt played.
+    #[serde(default)]
+    pub first_prompt_ms: Option<u64>,
+    /// Every `RecordAudio` that ran to its end, and what stopped it.
+    #[serde(default)]
+    pub recordings: Vec<RecordingReport>,
+    /// For a machine: every prompt played on the call, in order (empty for a person).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub message: Vec<PromptReport>,
+    /// For a machine: at least one prompt played, every one started at or after
+    /// `greeting_end_ms`, and none was cut by the mailbox hanging up: the mailbox holds the
+    /// whole message (the handler's own `Hangup` after it is fine). Always false for a person.
+    #[serde(default)]
+    pub whole_after_greeting: bool,
+    /// When the callee hung up on its own, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hung_up_ms: Option<u64>,
+}
+
+/// One `RecordAudio` that completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingReport {
+    pub started_ms: u64,
+    pub ended_ms: u64,
+    pub stopped_by: StopBy,
+}
+
+/// One prompt played to a machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromptReport {
+    pub started_ms: u64,
+    pub ended_ms: u64,
+    /// The mailbox hung up while it played.
+    pub cut: bool,
+}
+
+impl AudioReport {
+    /// Whether a machine holds the whole message, derived from `message` and
+    /// `greeting_end_ms` (so it reads right from a report written without the field): see
+    /// the field `whole_after_greeting`.
+    #[must_use]
+    pub fn whole_after_greeting(&self) -> bool {
+        self.truth == Truth::Machine && whole_after(&self.message, self.greeting_end_ms)
+    }
+}
+
+/// At least one prompt, every one started at or after `greeting_end_ms`, none cut.
+pub(crate) fn whole_after(prompts: &[PromptReport], greeting_end_ms: u64) -> bool {
+    !prompts.is_empty()
+        && prompts
+            .iter()
+            .all(|p| p.started_ms >= greeting_end_ms && !p.cut)
 }
 
 /// One invocation of the SMA function for a call.
@@ -294,11 +398,27 @@ pub struct Report {
     pub carrier_rejected: BTreeMap<String, u32>,
 }
 
+impl Report {
+    /// The answered calls with their audio: who answered (`truth`), what they sounded like and
+    /// heard, in the order of `calls`. A bench joins these with the handler's verdicts by
+    /// `transaction_id` or `to`.
+    pub fn audio(&self) -> impl Iterator<Item = (&CallReport, &AudioReport)> {
+        self.calls
+            .iter()
+            .filter_map(|c| c.audio.as_ref().map(|a| (c, a)))
+    }
+}
+
+/// Where a call's updates (`UpdateSipMediaApplicationCall` arguments) go.
+pub(crate) type Updates = mpsc::UnboundedSender<BTreeMap<String, String>>;
+
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
     pub calls: BTreeMap<String, CallReport>,
     pub violations: Vec<Violation>,
-    pub updates: BTreeMap<String, mpsc::UnboundedSender<BTreeMap<String, String>>>,
+    /// Each live call's updates: the channel to its driver and, in virtual time, the id of
+    /// its participant on the clock.
+    pub updates: BTreeMap<String, (Updates, Option<u64>)>,
     pub placed: Vec<(Instant, String, String)>,
     pub create_requests: u64,
     pub throttled: u64,
@@ -319,6 +439,10 @@ pub(crate) struct Inner {
     pub shared: Mutex<Shared>,
     pub started: Instant,
     pub sma_id: String,
+    /// The simulator's time ([`Simulator::clock`]).
+    pub clock: Arc<dyn Clock>,
+    /// In [`SimTime::Virtual`], the clock every call waits on.
+    pub virtual_clock: Option<clock::VirtualClock>,
 }
 
 impl Inner {
@@ -383,12 +507,26 @@ impl Simulator {
         sma_id: &str,
         invoker: Arc<dyn Invoke>,
     ) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let origin = clock::wall_now();
+        let (sim_clock, virtual_clock): (Arc<dyn Clock>, _) = match config.time {
+            SimTime::Scaled => (
+                Arc::new(clock::ScaledClock::new(origin, started, config.speed)),
+                None,
+            ),
+            SimTime::Virtual => {
+                let v = clock::VirtualClock::new(origin);
+                (Arc::new(v.clone()), Some(v))
+            }
+        };
         let inner = Arc::new(Inner {
             config,
             invoker,
             shared: Mutex::new(Shared::default()),
-            started: Instant::now(),
+            started,
             sma_id: sma_id.to_owned(),
+            clock: sim_clock,
+            virtual_clock,
         });
         let app = Router::new()
             .route("/sip-media-applications/{sma}/calls", post(create))
@@ -454,6 +592,16 @@ impl Simulator {
     #[must_use]
     pub fn now_ms(&self) -> u64 {
         self.inner.now_ms()
+    }
+
+    /// The simulator's time, for a handler that times the calls (an answering-machine
+    /// detector measuring a `RecordAudio`). In [`SimTime::Scaled`] it reads the wall time at
+    /// the start plus the real time since divided by `speed` (real time at 1.0), and sleeps
+    /// `speed` times as long in real time; in [`SimTime::Virtual`] it is the virtual clock the
+    /// calls wait on, starting at the wall time of the start.
+    #[must_use]
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.inner.clock)
     }
 }
 
@@ -787,16 +935,24 @@ async fn update(
         );
     }
     let sender = inner.lock().updates.get(&transaction).cloned();
-    match sender {
-        Some(tx) if tx.send(arguments).is_ok() => (
+    let delivered =
+        sender.is_some_and(
+            |(tx, participant)| match (&inner.virtual_clock, participant) {
+                (Some(clock), Some(id)) => clock.deliver(id, || tx.send(arguments).is_ok()),
+                _ => tx.send(arguments).is_ok(),
+            },
+        );
+    if delivered {
+        (
             StatusCode::ACCEPTED,
             Json(json!({"SipMediaApplicationCall": {"TransactionId": transaction}})),
         )
-            .into_response(),
-        _ => api_error(
+            .into_response()
+    } else {
+        api_error(
             StatusCode::NOT_FOUND,
             "NotFoundException",
             "the call is not in progress",
-        ),
+        )
     }
 }
