@@ -28,7 +28,9 @@ use outdial_stack::InProcess;
 use outdial_timers::{Dispatcher, Settings};
 use serde::Serialize;
 
+pub mod amd;
 pub mod caps;
+pub use amd::amd;
 pub use caps::caps;
 
 /// What `outdial bench dial` prints.

@@ -88,7 +88,7 @@ fn spec(contacts: u32) -> Value {
 
 /// `contacts` rows: national-format US numbers (the API turns them into E.164), a name and a
 /// date for the script.
-fn csv(contacts: u32) -> String {
+pub(crate) fn csv(contacts: u32) -> String {
     let mut out = String::from("phone,name,date\n");
     for i in 0..contacts {
         out.push_str(&format!(

@@ -260,6 +260,24 @@ enum Bench {
         #[arg(long)]
         json: bool,
     },
+    /// Run a campaign of N contacts that listens for answering machines through the whole
+    /// local stack in real time, against the simulator's mix of people and mailboxes, and
+    /// score the verdicts against the truth: the confusion matrix, the share of mailboxes
+    /// left the whole message after their beep, and people's dead air (p50, p95).
+    Amd {
+        #[arg(long, default_value_t = 2000)]
+        calls: u32,
+        /// The simulator's seed (the population and its timings).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Thresholds to try instead of the defaults, as the script's `machine` block takes
+        /// them: `--thresholds '{"person_max_ms": 2000}'`.
+        #[arg(long)]
+        thresholds: Option<String>,
+        /// Print one JSON object as the last line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Post a campaign of N contacts through the API handler to DynamoDB Local, and write the
     /// same items with a raw parallel BatchWriteItem loop, in the same run.
     Ingest {
@@ -443,6 +461,29 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }),
+        Command::Bench {
+            kind:
+                Bench::Amd {
+                    calls,
+                    seed,
+                    thresholds,
+                    json,
+                },
+        } => {
+            logging();
+            run(
+                "bench amd",
+                bench::amd(calls, seed, thresholds.as_deref()),
+                |result| {
+                    if json {
+                        println!("{}", json_line(&result));
+                    } else {
+                        println!("{}", bench::amd::text(&result));
+                    }
+                    ExitCode::SUCCESS
+                },
+            )
+        }
         Command::Bench {
             kind: Bench::Caps { calls, json },
         } => {

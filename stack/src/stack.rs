@@ -42,6 +42,9 @@ pub const TIMERS: &str = Function::Timers.binary();
 pub const STREAM: &str = Function::Stream.binary();
 pub const API: &str = Function::Api.binary();
 
+/// The greetings bucket the local SMA function names.
+pub const LOCAL_GREETINGS: &str = "outdial-greetings-local";
+
 /// Where the stack's DynamoDB comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Database {
@@ -77,6 +80,10 @@ pub struct StackConfig {
     /// default: the simulated callees live nowhere, and a demo run at night would wait for
     /// morning. The deployed dispatcher always applies them.
     pub legal_hours: bool,
+    /// The bucket the SMA function names for greetings recorded while answering-machine
+    /// detection listens (`OUTDIAL_GREETINGS_BUCKET`); the simulator writes nothing, so any
+    /// name does. `None` turns detection off, as a deployment without the bucket.
+    pub greetings_bucket: Option<String>,
     /// Where the simulator's report is written when the stack stops.
     pub report_path: Option<PathBuf>,
     /// Where each function's AWS operations are recorded, for the permission test (the
@@ -99,6 +106,7 @@ impl Default for StackConfig {
             stream: PollerSettings::default(),
             watchdogs: Watchdogs::default(),
             legal_hours: false,
+            greetings_bucket: Some(LOCAL_GREETINGS.to_owned()),
             report_path: None,
             record: None,
         }
@@ -216,14 +224,28 @@ impl Stack {
         let invoke_api = InvokeApi::start(functions.clone()).await?;
         let lambda = lambda_client(&invoke_api.endpoint());
 
-        // The SMA function, and the simulator that invokes it through the Invoke API. Its
-        // client counts its DynamoDB requests, which the demo reports per event.
+        // The simulator, and the SMA function it invokes through the Invoke API (registered
+        // before any call can be placed). The function's client counts its DynamoDB requests,
+        // which the demo reports per event; answering-machine detection times what callees
+        // play on the simulator's clock, the time their sound plays in.
+        let sim = Simulator::start(
+            config.sim.clone(),
+            &config.sma_id,
+            Arc::new(LambdaInvoker::new(lambda.clone(), SMA)),
+        )
+        .await?;
         let (sma_client, sma_requests) = function_client(&dynamodb, Function::Sma);
-        let sma = Arc::new(SmaHandler::new(
-            DynamoStore::new(sma_client.recorded(sma_rec.as_ref()), &table, config.shards),
-            Arc::clone(&clock),
-            outdial_sma::Settings::default(),
-        ));
+        let sma = Arc::new(
+            SmaHandler::new(
+                DynamoStore::new(sma_client.recorded(sma_rec.as_ref()), &table, config.shards),
+                Arc::clone(&clock),
+                outdial_sma::Settings {
+                    greetings_bucket: config.greetings_bucket.clone(),
+                    ..outdial_sma::Settings::default()
+                },
+            )
+            .with_audio_clock(sim.clock()),
+        );
         {
             let sma = Arc::clone(&sma);
             functions.add(
@@ -234,12 +256,6 @@ impl Stack {
                 }),
             );
         }
-        let sim = Simulator::start(
-            config.sim.clone(),
-            &config.sma_id,
-            Arc::new(LambdaInvoker::new(lambda.clone(), SMA)),
-        )
-        .await?;
         let voice = |f: Function, r: Option<&outdial_local::record::Recorder>| {
             let client = function_voice_client(&sim.endpoint(), f);
             ChimeDialer::new(client.recorded(r), &config.sma_id)

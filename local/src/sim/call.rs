@@ -939,6 +939,14 @@ impl Call {
                         terminator_at_ms: key.as_ref().map(|_| start.saturating_add(PRESS_MS)),
                     },
                 );
+                // Someone who hangs up on the first thing they hear gives up halfway through
+                // the silence of a recording that comes before any prompt.
+                if matches!(callee, Callee::HangUpMidPrompt { .. }) && *prompts_heard == 0 {
+                    *prompts_heard += 1;
+                    self.sleep(stop.at_ms.saturating_sub(start) / 2).await;
+                    let line = "   the callee hangs up while RecordAudio listens";
+                    return Step::Event(self.callee_hangs_up(line).await);
+                }
                 if let Some(answered) = self
                     .hear(callee, stop.at_ms.saturating_sub(start), false)
                     .await

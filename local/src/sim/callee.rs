@@ -284,12 +284,12 @@ impl Callees {
         Self {
             by_number: BTreeMap::new(),
             mix: vec![
-                (42, Persona::Confirms.callee()),
+                (44, Persona::Confirms.callee()),
                 (12, Persona::Declines.callee()),
                 (3, Persona::OptsOut.callee()),
                 (3, Persona::HangsUp.callee()),
                 (3, Persona::Silent.callee()),
-                (3, Persona::LongHello.callee()),
+                (1, Persona::LongHello.callee()),
                 (22, Persona::Voicemail.callee()),
                 (4, Persona::VoicemailNoBeep.callee()),
                 (8, Persona::CarrierVoicemail.callee()),
