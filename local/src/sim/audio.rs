@@ -232,9 +232,14 @@ pub struct Voice {
 
 /// The ranges the voices are drawn from (documented in `docs/simulator.md`).
 pub mod ranges {
-    /// A person's hello: log-normal, median 0.7 s, clamped to 0.3-2.5 s.
-    pub const HELLO_MEDIAN_MS: f64 = 700.0;
-    pub const HELLO_SIGMA: f64 = 0.5;
+    /// A person's hello, from two kinds of answer, clamped to 0.3-2.5 s: a bare "Hello?"
+    /// (log-normal, median 0.55 s), and, one answer in `NAMED_HELLO_ONE_IN`, a hello with the
+    /// answerer's name ("Hello, Dana speaking": log-normal, median 1.3 s).
+    pub const HELLO_MEDIAN_MS: f64 = 550.0;
+    pub const HELLO_SIGMA: f64 = 0.35;
+    pub const NAMED_HELLO_MEDIAN_MS: f64 = 1_300.0;
+    pub const NAMED_HELLO_SIGMA: f64 = 0.3;
+    pub const NAMED_HELLO_ONE_IN: u32 = 10;
     pub const HELLO_MS: (u64, u64) = (300, 2_500);
     /// `long-hello`'s words ("Hello, this is Dana speaking, who is this?").
     pub const LONG_HELLO_MS: u64 = 4_000;
@@ -258,12 +263,12 @@ pub mod ranges {
 
 /// A person's hello, drawn.
 pub fn draw_hello(rng: &mut Rng) -> u64 {
-    rng.log_normal(
-        ranges::HELLO_MEDIAN_MS,
-        ranges::HELLO_SIGMA,
-        ranges::HELLO_MS.0,
-        ranges::HELLO_MS.1,
-    )
+    let (median, sigma) = if rng.chance(1.0 / f64::from(ranges::NAMED_HELLO_ONE_IN)) {
+        (ranges::NAMED_HELLO_MEDIAN_MS, ranges::NAMED_HELLO_SIGMA)
+    } else {
+        (ranges::HELLO_MEDIAN_MS, ranges::HELLO_SIGMA)
+    };
+    rng.log_normal(median, sigma, ranges::HELLO_MS.0, ranges::HELLO_MS.1)
 }
 
 /// A person who says `hello_ms` of words on answering, then nothing.
