@@ -320,3 +320,27 @@ fn the_greetings_bucket_comes_from_the_environment_and_must_be_a_bucket_name() {
         assert!(e.contains("OUTDIAL_GREETINGS_BUCKET"), "{bad:?}: {e}");
     }
 }
+
+#[tokio::test]
+async fn detection_stops_at_the_invocation_limit_like_any_turn() {
+    let h = harness().await;
+    let (mut call, answer) = answered(&h, "+15555550309").await;
+    h.clock.advance(Duration::from_millis(4_000));
+    // A call this deep in invocations is a loop: whatever detection would do next, the
+    // handler hangs up before the SMA's limit of 1,000.
+    let data = {
+        let last = answer["Actions"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        json!({"Type": last["Type"], "Parameters": last["Parameters"]})
+    };
+    call.seq = 994;
+    let late = call.event("ACTION_SUCCESSFUL", Some(data));
+    let answer = step(&h, &mut call, late).await;
+    assert_eq!(types(&answer), ["Hangup"]);
+    let r = record(&h, &call).await;
+    assert_eq!(r.script_outcome.as_deref(), Some("invocation_limit"));
+}
