@@ -193,6 +193,11 @@ impl Machine {
     #[must_use]
     pub fn judge(&self, elapsed_ms: u64, key_pressed: bool) -> Judgement {
         let listen_ms = u64::from(self.listen_s) * 1_000;
+        // The event cannot say whether silence or the duration stopped the recording, so a
+        // listening that reached `listen_s` is taken to have run to it. A silence stop that
+        // only crossed `listen_s` on the event's trip back is then recorded `silence_s` too
+        // long; the verdict is the same either way (`check` keeps `listen_s` above
+        // `person_max_ms` plus `silence_s`).
         let greeting = if elapsed_ms >= listen_ms {
             elapsed_ms
         } else {

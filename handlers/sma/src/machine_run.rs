@@ -64,7 +64,17 @@ pub fn turn(
         .action_data
         .as_ref()
         .map_or("", |d| d.action_type.as_str());
-    let elapsed = |since_ms: i64| u64::try_from(hearing.now_ms - since_ms).unwrap_or(0);
+    // `since_ms` came back from the call's attributes: a time ahead of now (another
+    // instance's clock, or a forged attribute) counts as no time at all.
+    let elapsed =
+        |since_ms: i64| u64::try_from(hearing.now_ms.saturating_sub(since_ms)).unwrap_or(0);
+    // Machines press no keys: a recording stopped by one was stopped by a person.
+    let key_pressed = event.action_data.as_ref().is_some_and(|d| {
+        d.extra
+            .get("RecordingTerminatorUsed")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|k| !k.is_empty())
+    });
     let hang_up = |outcome| Turn::Own {
         actions: vec![Action::hangup(ctx.leg, 0)],
         phase: None,
@@ -106,10 +116,6 @@ pub fn turn(
         (Some(Phase::Listening { since_ms }), EventType::ActionSuccessful)
             if action == "RecordAudio" =>
         {
-            let key_pressed = event
-                .action_data
-                .as_ref()
-                .is_some_and(|d| d.extra.contains_key("RecordingTerminatorUsed"));
             let judged = machine.judge(elapsed(since_ms), key_pressed);
             let detection = Some(Detection {
                 verdict: judged.verdict,
@@ -131,13 +137,32 @@ pub fn turn(
                     detection,
                     outcome: None,
                 },
+                // The deployment stopped recording between this call's answer and now: the
+                // beep cannot be waited for, and a mailbox must not get the script.
+                (Verdict::Machine, None) => Turn::Own {
+                    actions: vec![Action::hangup(ctx.leg, 0)],
+                    phase: None,
+                    detection,
+                    outcome: Some(VOICEMAIL_UNHEARD),
+                },
                 _ => Turn::Start { detection },
             }
         }
-        // The listening could not run (the bucket refused it, say): better the script than
-        // nothing. The event's error is recorded on the call.
-        (Some(Phase::Listening { .. }), EventType::ActionFailed) if action == "RecordAudio" => {
-            Turn::Start { detection: None }
+        // The listening could not run (the bucket refused it, say, or the opt-out listener
+        // before it failed and the service dropped the rest of the list): better the script
+        // than silence. The verdict stays `undecided`; the event's error is on the call.
+        (Some(Phase::Listening { .. }), EventType::ActionFailed) => Turn::Start { detection: None },
+        // A key while waiting for the beep: someone with a long hello, judged a machine, is
+        // there after all.
+        (Some(Phase::AwaitingBeep { .. }), EventType::ActionSuccessful)
+            if action == "RecordAudio" && key_pressed =>
+        {
+            Turn::Start {
+                detection: Some(Detection {
+                    verdict: Verdict::Person,
+                    greeting_ms: None,
+                }),
+            }
         }
         (Some(Phase::AwaitingBeep { since_ms }), EventType::ActionSuccessful)
             if action == "RecordAudio" =>
@@ -158,7 +183,7 @@ pub fn turn(
         }
         (Some(Phase::Message), EventType::ActionSuccessful) => hang_up(VOICEMAIL_LEFT),
         // Another action's report while detection runs (a listener's, say): keep waiting.
-        (Some(phase), EventType::ActionSuccessful | EventType::ActionFailed) => Turn::Own {
+        (Some(phase), EventType::ActionSuccessful) => Turn::Own {
             actions: Vec::new(),
             phase: Some(phase),
             detection: None,

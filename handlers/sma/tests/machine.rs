@@ -344,3 +344,100 @@ async fn detection_stops_at_the_invocation_limit_like_any_turn() {
     let r = record(&h, &call).await;
     assert_eq!(r.script_outcome.as_deref(), Some("invocation_limit"));
 }
+
+#[tokio::test]
+async fn the_opt_out_listener_failing_before_the_listening_starts_the_script() {
+    let h = harness().await;
+    let (mut call, answer) = answered(&h, "+15555550310").await;
+    // The first action of the list fails; the service drops the rest, so nothing listens.
+    let listener = answer["Actions"][0].clone();
+    let failed = call.event(
+        "ACTION_FAILED",
+        Some(
+            json!({"Type": "ReceiveDigits", "Parameters": listener["Parameters"],
+                    "ErrorType": "SystemException", "ErrorMessage": "the listener failed"}),
+        ),
+    );
+    let answer = step(&h, &mut call, failed).await;
+    assert_eq!(
+        types(&answer),
+        ["ReceiveDigits", "Speak", "SpeakAndGetDigits"]
+    );
+    assert!(answer["TransactionAttributes"].get("machine").is_none());
+    assert_eq!(record(&h, &call).await.verdict, Some(Verdict::Undecided));
+}
+
+#[tokio::test]
+async fn a_key_while_waiting_for_the_beep_is_a_person_after_all() {
+    let h = harness().await;
+    let (mut call, answer) = answered(&h, "+15555550311").await;
+    // Four seconds of talk: judged a machine, and the wait for the beep begins.
+    h.clock.advance(Duration::from_millis(4_000));
+    let heard = call.action_result(&answer, true, json!({}));
+    let wait = step(&h, &mut call, heard).await;
+    assert_eq!(types(&wait), ["RecordAudio"]);
+    assert_eq!(record(&h, &call).await.verdict, Some(Verdict::Machine));
+    // A machine presses nothing: someone is there.
+    h.clock.advance(Duration::from_millis(1_500));
+    let pressed = call.action_result(&wait, true, json!({"RecordingTerminatorUsed": "#"}));
+    let answer = step(&h, &mut call, pressed).await;
+    assert_eq!(
+        types(&answer),
+        ["ReceiveDigits", "Speak", "SpeakAndGetDigits"]
+    );
+    let r = record(&h, &call).await;
+    assert_eq!(
+        (r.verdict, r.greeting_ms),
+        (Some(Verdict::Person), Some(4_000)),
+        "the greeting measured stays"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_terminator_is_no_key() {
+    let h = harness().await;
+    for (to, none) in [("+15555550312", json!("")), ("+15555550316", Value::Null)] {
+        let (mut call, answer) = answered(&h, to).await;
+        h.clock.advance(Duration::from_millis(4_000));
+        let mut heard = call.action_result(&answer, true, json!({}));
+        heard["ActionData"]["RecordingTerminatorUsed"] = none;
+        let answer = step(&h, &mut call, heard).await;
+        assert_eq!(types(&answer), ["RecordAudio"], "{answer}");
+        assert_eq!(record(&h, &call).await.verdict, Some(Verdict::Machine));
+    }
+}
+
+#[tokio::test]
+async fn a_listening_time_that_cannot_be_is_read_without_a_fault() {
+    let h = harness().await;
+    for (to, since, expected) in [
+        // From the start of time: the longest greeting there is.
+        ("+15555550313", i64::MIN, "RecordAudio"),
+        // From the future (another clock, or a forged attribute): no time at all.
+        ("+15555550314", i64::MAX, "ReceiveDigits"),
+    ] {
+        let (mut call, answer) = answered(&h, to).await;
+        call.attributes.as_mut().unwrap()["machine"] = json!(format!("listen:{since}"));
+        let heard = call.action_result(&answer, true, json!({}));
+        let answer = step(&h, &mut call, heard).await;
+        assert_eq!(types(&answer)[0], expected, "{since}: {answer}");
+    }
+}
+
+#[tokio::test]
+async fn a_machine_judged_after_recording_was_turned_off_is_hung_up_on() {
+    let h = harness().await;
+    let (mut call, answer) = answered(&h, "+15555550315").await;
+    // A deployment without the greetings bucket takes over mid-call: it cannot wait for the
+    // beep, and a mailbox must not hear the script.
+    let redeployed =
+        outdial_sma::SmaHandler::new(h.store.clone(), h.clock.clone(), Settings::default());
+    h.clock.advance(Duration::from_millis(4_000));
+    let heard = call.action_result(&answer, true, json!({}));
+    let answer = redeployed.handle(heard).await;
+    validate_response(&answer).unwrap();
+    assert_eq!(types(&answer), ["Hangup"]);
+    let r = record(&h, &call).await;
+    assert_eq!(r.verdict, Some(Verdict::Machine));
+    assert_eq!(r.script_outcome.as_deref(), Some("voicemail_unheard"));
+}

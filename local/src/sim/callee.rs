@@ -444,10 +444,10 @@ impl Persona {
                 }
                 continue;
             }
-            let Some(ms) = value.as_u64() else {
+            let Some(ms) = value.as_u64().filter(|ms| *ms <= MAX_TIMING_MS) else {
                 return Err(Refused::Value(
                     key.clone(),
-                    "a whole number of milliseconds",
+                    "a whole number of milliseconds, at most 600000",
                 ));
             };
             match (key.as_str(), &mut callee) {
@@ -498,6 +498,10 @@ impl fmt::Display for Persona {
 }
 
 /// Why a persona's settings were refused.
+/// The longest timing a callees file may give (ten minutes): longer is a mistake, and a
+/// greeting laid out phrase by phrase must stay small.
+pub const MAX_TIMING_MS: u64 = 600_000;
+
 enum Refused {
     Key(String),
     Value(String, &'static str),
@@ -689,6 +693,16 @@ fn tagged_object(
         Ok(Value::Object(written)) => written,
         _ => serde_json::Map::new(),
     };
+    if let Some((key, _)) = fields
+        .iter()
+        .find(|(_, v)| v.as_u64().is_some_and(|ms| ms > MAX_TIMING_MS))
+    {
+        return Err(CalleesFileError::BadSetting {
+            number,
+            key: key.clone(),
+            expected: "a whole number of milliseconds, at most 600000",
+        });
+    }
     if let Some(key) = fields.keys().find(|k| !written.contains_key(*k)) {
         let keys: Vec<&str> = written.keys().map(String::as_str).collect();
         return Err(CalleesFileError::UnknownField {
@@ -1080,6 +1094,28 @@ mod tests {
         );
         let e = error(r#"{"+15555550100": {"persona": "confirms", "kind": "answer"}}"#);
         assert!(e.contains("\"kind\""), "{e}");
+        // A timing past ten minutes is a mistake, in either form of entry.
+        let e = error(r#"{"+15555550100": {"persona": "voicemail", "greeting_ms": 1e15}}"#);
+        assert!(e.contains("at most 600000"), "{e}");
+        let e =
+            error(r#"{"+15555550100": {"persona": "carrier-voicemail", "greeting_ms": 600001}}"#);
+        assert!(
+            e.contains("\"greeting_ms\"") && e.contains("at most 600000"),
+            "{e}"
+        );
+        let e = error(
+            r#"{"+15555550100": {"kind": "voicemail", "after_ms": 1000, "record_ms": 60000, "beep": true, "greeting_ms": 99999999999}}"#,
+        );
+        assert!(
+            e.contains("\"greeting_ms\"") && e.contains("at most 600000"),
+            "{e}"
+        );
+        assert!(
+            parse_callees_file(
+                r#"{"+15555550100": {"persona": "voicemail", "greeting_ms": 600000}}"#
+            )
+            .is_ok()
+        );
     }
 
     #[test]
