@@ -320,6 +320,8 @@ pub fn key(pk: String, sk: &str) -> Item {
 
 /// A call's consent: when it was given (epoch ms) and where.
 pub const CONSENT_AT: &str = "consent_at";
+/// A call's contact reference, as the contact list gave it.
+pub const REF: &str = "ref";
 pub const CONSENT_SOURCE: &str = "consent_source";
 /// Why a call is held or was skipped ([`Reason::code`]).
 pub const REASON: &str = "reason";
@@ -492,6 +494,9 @@ pub fn new_call_item(campaign: &Campaign, call: &NewCall, shards: u32) -> Item {
     if let Some(tz) = &call.tz {
         item.insert("tz".to_owned(), s(tz.as_str()));
     }
+    if let Some(reference) = &call.reference {
+        item.insert(REF.to_owned(), s(reference.as_str()));
+    }
     if let Some(consent) = &call.consent {
         item.insert(CONSENT_AT.to_owned(), n(consent.at.as_millis()));
         item.insert(CONSENT_SOURCE.to_owned(), s(consent.source.as_str()));
@@ -540,6 +545,7 @@ pub fn call_from_item(item: &Item) -> Result<CallRecord, StoreError> {
         from: r.parsed("from", E164::parse)?,
         vars: r.string_map("vars")?,
         tz: r.opt_s("tz")?.map(str::to_owned),
+        reference: r.opt_s(REF)?.map(str::to_owned),
         consent: match (r.timestamp(CONSENT_AT)?, r.opt_s(CONSENT_SOURCE)?) {
             (Some(at), Some(source)) => Some(Consent {
                 at,
@@ -670,6 +676,7 @@ mod tests {
     fn a_new_call_reads_back_as_queued_and_due() {
         let call = NewCall {
             consent: None,
+            reference: Some("PAT-0042".to_owned()),
             tz: None,
             id: CallId::parse("call_1").unwrap(),
             to: E164::parse("+15555550100").unwrap(),
@@ -681,6 +688,7 @@ mod tests {
         assert_eq!(record.status, CallStatus::Queued);
         assert_eq!(record.attempt, Attempt::FIRST);
         assert_eq!(record.vars["name"], "Ada");
+        assert_eq!(record.reference.as_deref(), Some("PAT-0042"));
         assert_eq!(record.due_at, Some(call.due_at));
         assert_eq!(record.last_event, None);
         assert_eq!(record.end_request, None);

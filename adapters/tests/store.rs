@@ -53,6 +53,7 @@ fn calls(n: usize) -> Vec<NewCall> {
     (0..n)
         .map(|i| NewCall {
             consent: None,
+            reference: None,
             tz: None,
             id: CallId::random(),
             to: E164::parse(&format!("+1555555{i:04}")).unwrap(),

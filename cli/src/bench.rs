@@ -124,6 +124,7 @@ pub async fn dial(cps: u32, seconds: u32, pool: Option<u32>) -> anyhow::Result<D
         .map(|i| {
             Ok(NewCall {
                 consent: None,
+                reference: None,
                 tz: None,
                 id: CallId::random(),
                 to: E164::parse(&format!("+1555{i:07}"))?,
@@ -308,6 +309,7 @@ pub async fn events(calls: u32) -> anyhow::Result<EventsBench> {
         .map(|i| {
             Ok(NewCall {
                 consent: None,
+                reference: None,
                 id: CallId::random(),
                 to: E164::parse(&format!("+1555{i:07}"))?,
                 vars: BTreeMap::new(),

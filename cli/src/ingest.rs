@@ -249,6 +249,7 @@ fn same_items(
             // The header is line 1: contact i is on line i + 2.
             let call = NewCall {
                 consent: None,
+                reference: None,
                 id: seed.call_id(u64::from(i) + 2)?,
                 to: E164::parse(&format!("+1202{i:07}"))?,
                 vars: BTreeMap::from([("name".to_owned(), format!("Contact {i}"))]),

@@ -81,6 +81,7 @@ pub async fn replay(
         &campaign,
         &NewCall {
             consent: None,
+            reference: None,
             tz: None,
             id: call_id.clone(),
             to,

@@ -166,6 +166,10 @@ pub struct NewCall {
     /// The contact's consent to be called, when the contact list gave it.
     #[serde(default)]
     pub consent: Option<Consent>,
+    /// The contact's own reference in the caller's systems (a patient or account number),
+    /// when the contact list gave one: it travels with the call into every view of it.
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 /// A contact's consent to be called, as the contact list recorded it: the evidence a
@@ -181,6 +185,8 @@ pub struct Consent {
 
 /// The longest consent source kept.
 pub const MAX_CONSENT_SOURCE: usize = 200;
+/// The longest contact reference ([`NewCall::reference`]), in characters.
+pub const MAX_REF: usize = 128;
 
 /// A call as stored: the contact, where it stands, and what the SMA last told us.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,6 +201,9 @@ pub struct CallRecord {
     /// The contact's consent, as the contact list gave it.
     #[serde(default)]
     pub consent: Option<Consent>,
+    /// The contact's own reference, as the contact list gave it.
+    #[serde(default, rename = "ref")]
+    pub reference: Option<String>,
     /// Why the call is held (while it waits) or why it ended without a dial (`CANCELLED`).
     #[serde(default)]
     pub reason: Option<Reason>,
@@ -255,6 +264,7 @@ impl CallRecord {
             vars: BTreeMap::new(),
             tz: None,
             consent: None,
+            reference: None,
             reason: None,
             status,
             attempt,

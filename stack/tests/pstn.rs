@@ -147,6 +147,7 @@ async fn run(
         .iter()
         .map(|(to, ..)| NewCall {
             consent: None,
+            reference: None,
             tz: None,
             id: CallId::random(),
             to: E164::parse(to).unwrap(),

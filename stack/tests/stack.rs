@@ -528,6 +528,7 @@ async fn a_caller_id_the_carrier_rejects_is_quarantined_and_the_campaign_goes_on
     let calls: Vec<NewCall> = (0..12)
         .map(|i| NewCall {
             consent: None,
+            reference: None,
             tz: None,
             id: CallId::random(),
             to: E164::parse(&format!("+1305556{i:04}")).unwrap(),

@@ -159,6 +159,7 @@ async fn run(faults: Faults, seed: u64) -> (Vec<Outcome>, Report) {
         .iter()
         .map(|(to, ..)| NewCall {
             consent: None,
+            reference: None,
             tz: None,
             id: CallId::random(),
             to: E164::parse(to).unwrap(),

@@ -515,6 +515,7 @@ fn new_record(campaign: &Campaign, call: &NewCall) -> CallRecord {
         vars: call.vars.clone(),
         tz: call.tz.clone(),
         consent: call.consent.clone(),
+        reference: call.reference.clone(),
         reason: None,
         status: CallStatus::Queued,
         attempt: Attempt::FIRST,

@@ -262,6 +262,7 @@ async fn campaign(
         .iter()
         .map(|to| NewCall {
             consent: None,
+            reference: None,
             tz: None,
             id: CallId::random(),
             to: to.clone(),

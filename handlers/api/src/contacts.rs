@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use outdial_core::ids::E164;
-use outdial_core::record::{Consent, MAX_CONSENT_SOURCE, MAX_VARS, MAX_VARS_BYTES};
+use outdial_core::record::{Consent, MAX_CONSENT_SOURCE, MAX_REF, MAX_VARS, MAX_VARS_BYTES};
 use outdial_core::time::Timestamp;
 use outdial_core::window::Zone;
 use serde_json::Value;
@@ -48,6 +48,9 @@ const TZ_COLUMNS: [&str; 3] = ["tz", "timezone", "time_zone"];
 /// The consent columns (and JSON fields).
 const CONSENT_AT: &str = "consent_at";
 const CONSENT_SOURCE: &str = "consent_source";
+/// The contact's own reference column (and JSON field): kept on the call. As a column it is
+/// also a template variable, as every other column is.
+const REF: &str = "ref";
 /// What a rejected row's reason begins with when its consent is missing or incomplete.
 pub const NO_CONSENT: &str = "no-consent";
 
@@ -88,6 +91,7 @@ pub struct Row {
     pub tz: Option<String>,
     pub consent_at: Option<String>,
     pub consent_source: Option<String>,
+    pub reference: Option<String>,
     /// A fault found while reading the row (a wrong number of fields, a value of the wrong
     /// type): the row is rejected with it.
     pub fault: Option<FieldError>,
@@ -101,6 +105,9 @@ pub struct Contact {
     pub vars: BTreeMap<String, String>,
     pub tz: Option<String>,
     pub consent: Option<Consent>,
+    /// The contact's own reference (a patient or account number), at most [`MAX_REF`]
+    /// characters.
+    pub reference: Option<String>,
 }
 
 impl Contact {
@@ -212,7 +219,8 @@ impl Checked {
 
 /// Reads a CSV contact list: a header row with a number column (`to`, or `phone` or
 /// `number`), an optional time-zone column (`tz`), optional `consent_at` and
-/// `consent_source` columns, and every other column a template variable. A leading UTF-8
+/// `consent_source` columns, an optional `ref` column (the contact's own reference, kept
+/// on its call), and every other column a template variable (`ref` too). A leading UTF-8
 /// byte order mark is dropped; rows are numbered by record (module docs), and blank rows are
 /// skipped.
 ///
@@ -266,6 +274,7 @@ struct Columns {
     tz: Option<usize>,
     consent_at: Option<usize>,
     consent_source: Option<usize>,
+    reference: Option<usize>,
     vars: Vec<(usize, String)>,
 }
 
@@ -278,6 +287,7 @@ impl Columns {
         let mut tz = Vec::new();
         let mut consent_at = None;
         let mut consent_source = None;
+        let mut reference = None;
         let mut vars = Vec::new();
         let mut errors = Vec::new();
         let mut seen = HashSet::new();
@@ -307,6 +317,9 @@ impl Columns {
                     format!("column names are at most {MAX_VAR_NAME} characters"),
                 ));
             } else {
+                if lower == REF {
+                    reference = Some(i);
+                }
                 vars.push((i, name.to_owned()));
             }
         }
@@ -346,6 +359,7 @@ impl Columns {
                 tz: tz.first().copied(),
                 consent_at,
                 consent_source,
+                reference,
                 vars,
             }),
             _ => Err(ListError::Invalid(errors)),
@@ -378,13 +392,14 @@ impl Columns {
             tz: given(self.tz),
             consent_at: given(self.consent_at),
             consent_source: given(self.consent_source),
+            reference: given(self.reference),
             fault,
         }
     }
 }
 
 /// Reads the JSON `contacts` array: `[{"to": "...", "vars": {...}, "tz": "...",
-/// "consent_at": "...", "consent_source": "..."}]`.
+/// "consent_at": "...", "consent_source": "...", "ref": "..."}]`.
 ///
 /// # Errors
 /// [`ListError::Invalid`] when `contacts` is not an array, [`ListError::TooLarge`] past
@@ -421,6 +436,7 @@ fn json_row(at: Position, item: Value) -> Row {
         tz: None,
         consent_at: None,
         consent_source: None,
+        reference: None,
         fault: None,
     };
     let Value::Object(fields) = item else {
@@ -455,6 +471,11 @@ fn json_row(at: Position, item: Value) -> Row {
                 None
             }
             (CONSENT_SOURCE, _) => Some(FieldError::new(CONSENT_SOURCE, "must be text")),
+            (REF, v @ (Value::String(_) | Value::Number(_))) => {
+                row.reference = scalar(&v).filter(|r| !r.is_empty());
+                None
+            }
+            (REF, _) => Some(FieldError::new(REF, "must be text")),
             ("vars", Value::Object(vars)) => vars.into_iter().find_map(|(k, v)| {
                 if v.is_null() {
                     return None;
@@ -471,7 +492,7 @@ fn json_row(at: Position, item: Value) -> Row {
             ("vars", _) => Some(FieldError::new("vars", "must be an object of texts")),
             (other, _) => Some(FieldError::new(
                 other,
-                "unknown field; a contact has to, vars, tz, consent_at and consent_source",
+                "unknown field; a contact has to, vars, tz, consent_at, consent_source and ref",
             )),
         };
         if row.fault.is_none() {
@@ -551,13 +572,35 @@ fn check_row(
     }
     check_vars(&row.vars, script_vars)?;
     let consent = consent(row.consent_at.as_deref(), row.consent_source.as_deref())?;
+    if let Some(reference) = &row.reference {
+        check_reference(reference)?;
+    }
     Ok(Contact {
         at: row.at,
         to,
         vars: row.vars,
         tz: row.tz,
         consent,
+        reference: row.reference,
     })
+}
+
+/// A contact's reference: at most [`MAX_REF`] characters, none of them a control character
+/// (it goes into CSV exports and event payloads as it is).
+///
+/// # Errors
+/// The `ref` field at fault.
+pub fn check_reference(reference: &str) -> Result<(), FieldError> {
+    if reference.chars().count() > MAX_REF {
+        return Err(FieldError::new(
+            REF,
+            format!("is at most {MAX_REF} characters"),
+        ));
+    }
+    if reference.chars().any(char::is_control) {
+        return Err(FieldError::new(REF, "has a control character"));
+    }
+    Ok(())
 }
 
 /// A contact's consent from its two values: both or neither. The time is an RFC 3339
@@ -806,6 +849,60 @@ mod tests {
         );
         assert_eq!(checked.rejected[3].reason, "duplicate of contacts[0]");
         assert!(matches!(from_json(json!({})), Err(ListError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_contacts_own_reference_is_kept_and_checked() {
+        // A column: kept as the reference and, as every column, a template variable.
+        let long = "R".repeat(MAX_REF + 1);
+        let csv = format!(
+            "to,Ref,name\n+12025550100, P-0042 ,Ada\n+12025550101,,Bo\n+12025550102,{long},Cy\n"
+        );
+        let rows = from_csv(&csv, &vars(&["name"])).unwrap();
+        let checked = check(rows, Region::US, &vars(&["name"]));
+        let refs: Vec<Option<&str>> = checked
+            .accepted
+            .iter()
+            .map(|c| c.reference.as_deref())
+            .collect();
+        assert_eq!(refs, [Some("P-0042"), None]);
+        assert_eq!(checked.accepted[0].vars["Ref"], "P-0042");
+        let rejected: Vec<(u64, &str, &str)> = checked
+            .rejected
+            .iter()
+            .map(|r| (r.line.unwrap(), r.field.as_str(), r.reason.as_str()))
+            .collect();
+        assert_eq!(rejected, [(4, "ref", "is at most 128 characters")]);
+
+        // A field: text or a number, never in `vars`.
+        let rows = from_json(json!([
+            {"to": "+12025550100", "ref": "acct-7"},
+            {"to": "+12025550101", "ref": 90210},
+            {"to": "+12025550102", "ref": {"id": 1}},
+            {"to": "+12025550103", "ref": "two\nlines"},
+            {"to": "+12025550104", "ref": null}
+        ]))
+        .unwrap();
+        let checked = check(rows, Region::US, &vars(&[]));
+        let refs: Vec<Option<&str>> = checked
+            .accepted
+            .iter()
+            .map(|c| c.reference.as_deref())
+            .collect();
+        assert_eq!(refs, [Some("acct-7"), Some("90210"), None]);
+        assert!(checked.accepted.iter().all(|c| c.vars.is_empty()));
+        let rejected: Vec<(u64, &str, &str)> = checked
+            .rejected
+            .iter()
+            .map(|r| (r.index.unwrap(), r.field.as_str(), r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            rejected,
+            [
+                (2, "ref", "must be text"),
+                (3, "ref", "has a control character")
+            ]
+        );
     }
 
     #[test]

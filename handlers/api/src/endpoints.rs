@@ -160,6 +160,7 @@ fn new_calls(
                 vars: c.vars,
                 tz: c.tz,
                 consent: c.consent,
+                reference: c.reference,
             })
         })
         .collect()
@@ -417,6 +418,7 @@ where
                 "default_region",
                 "consent_at",
                 "consent_source",
+                "ref",
             ],
         )?;
         let mut errors = Vec::new();

@@ -216,6 +216,9 @@ pub struct Call<'a> {
     pub last_error: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transaction_id: Option<&'a str>,
+    /// The contact's own reference, as its contact list gave it.
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<&'a str>,
     pub vars: &'a BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tz: Option<&'a str>,
@@ -252,6 +255,7 @@ impl<'a> Call<'a> {
             last_error: r.last_error.as_deref(),
             transaction_id: r.transaction_id.as_ref().map(|t| t.as_str()),
             vars: &r.vars,
+            reference: r.reference.as_deref(),
             tz: r.tz.as_deref(),
             consent: r.consent.as_ref().map(ConsentView::new),
             reason: r.reason.map(|reason| reason.code()),

@@ -82,6 +82,7 @@ fn store() -> Accepting {
     };
     let record = CallRecord {
         consent: None,
+        reference: None,
         reason: None,
         id: CallId::parse("call_bench").unwrap_or_else(|_| CallId::random()),
         campaign_id: campaign.id.clone(),

@@ -138,6 +138,7 @@ async fn a_call_that_was_never_dialed_takes_no_event() {
         &h.campaign,
         &[outdial_core::record::NewCall {
             consent: None,
+            reference: None,
             tz: None,
             id: id.clone(),
             to: outdial_core::ids::E164::parse("+15555550123").unwrap(),

@@ -125,6 +125,7 @@ impl Run {
                     by_number.insert(to.clone(), callee);
                     NewCall {
                         consent: None,
+                        reference: None,
                         id: CallId::random(),
                         to: E164::parse(&to).unwrap(),
                         vars: BTreeMap::new(),

@@ -187,6 +187,7 @@ impl Setup {
                 by_number.insert(to.clone(), callee);
                 NewCall {
                     consent: None,
+                    reference: None,
                     id: CallId::random(),
                     to: E164::parse(&to).unwrap(),
                     vars: BTreeMap::new(),
@@ -505,6 +506,7 @@ async fn a_campaign_started_behind_a_large_one_dials_at_its_own_rate_at_once() {
     let b_calls: Vec<NewCall> = (0..10)
         .map(|i| NewCall {
             consent: None,
+            reference: None,
             id: CallId::random(),
             to: E164::parse(&format!("+1555557{i:04}")).unwrap(),
             vars: BTreeMap::new(),

@@ -88,6 +88,7 @@ impl World {
         let id = CallId::random();
         let record = CallRecord {
             consent: None,
+            reference: None,
             reason: None,
             id: id.clone(),
             campaign_id: self.campaign.id.clone(),

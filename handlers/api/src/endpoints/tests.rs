@@ -92,6 +92,7 @@ fn contacts(n: u64) -> Vec<Contact> {
             vars: BTreeMap::new(),
             tz: None,
             consent: None,
+            reference: None,
         })
         .collect()
 }

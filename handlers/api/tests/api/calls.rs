@@ -91,6 +91,14 @@ async fn posting_a_call_names_the_field_at_fault() {
             json!({"campaign_id": c, "to": "+12025550111", "vars": {"name": "x"}, "default_region": "ZZ"}),
             "default_region",
         ),
+        (
+            json!({"campaign_id": c, "to": "+12025550111", "vars": {"name": "x"}, "ref": "r".repeat(129)}),
+            "ref",
+        ),
+        (
+            json!({"campaign_id": c, "to": "+12025550111", "vars": {"name": "x"}, "ref": ["r"]}),
+            "ref",
+        ),
     ] {
         let resp = h.req("POST", "/calls").json(&body).send().await;
         assert_eq!(resp.status, 400, "{body}: {}", resp.body);
@@ -362,4 +370,56 @@ async fn a_panic_below_the_handler_is_a_500_problem_not_a_crash() {
     *h.dialer.answer.lock().unwrap() = Answer::Ok;
     let resp = h.req("POST", &format!("/calls/{call}/hangup")).send().await;
     assert_eq!(resp.status, 202, "the handler still answers after a panic");
+}
+
+#[tokio::test]
+async fn a_contacts_own_reference_travels_with_its_call_into_every_view() {
+    let h = Harness::new().await;
+    let resp = h
+        .req("POST", "/campaigns")
+        .csv("to,name,ref\n+12025550100,Ada,PAT-0001\n+12025550101,Bob,\n")
+        .header("X-Outdial-Spec", &crate::support::spec().to_string())
+        .send()
+        .await;
+    assert_eq!(resp.status, 202, "{}", resp.body);
+    let campaign = resp.json()["campaign_id"].as_str().unwrap().to_owned();
+    let resp = h
+        .req("POST", &format!("/campaigns/{campaign}/contacts"))
+        .json(&json!({"contacts": [{"to": "+12025550102", "vars": {"name": "Cy"}, "ref": 3}]}))
+        .send()
+        .await;
+    assert_eq!(resp.status, 202, "{}", resp.body);
+    let resp = h
+        .req("POST", "/calls")
+        .json(&json!({"campaign_id": campaign, "to": "+12025550103",
+                      "vars": {"name": "Di"}, "ref": "PAT-0004"}))
+        .send()
+        .await;
+    assert_eq!(resp.status, 202, "{}", resp.body);
+    let single = resp.json()["call_id"].as_str().unwrap().to_owned();
+
+    let resp = h
+        .req("GET", &format!("/campaigns/{campaign}/calls"))
+        .send()
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let mut refs: Vec<(String, serde_json::Value)> = resp.json()["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["to"].as_str().unwrap().to_owned(), c["ref"].clone()))
+        .collect();
+    refs.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        refs,
+        [
+            ("+12025550100".to_owned(), json!("PAT-0001")),
+            ("+12025550101".to_owned(), serde_json::Value::Null),
+            ("+12025550102".to_owned(), json!("3")),
+            ("+12025550103".to_owned(), json!("PAT-0004")),
+        ]
+    );
+    let resp = h.req("GET", &format!("/calls/{single}")).send().await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.json()["ref"], "PAT-0004");
 }

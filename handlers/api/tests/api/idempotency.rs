@@ -199,6 +199,7 @@ async fn a_request_whose_first_attempt_died_is_completed_by_its_retry_after_the_
     for index in 0..5_u64 {
         let call = NewCall {
             consent: None,
+            reference: None,
             id: seed.call_id(index).unwrap(),
             to: E164::parse(&format!("+1202555{index:04}")).unwrap(),
             vars: [("name".to_owned(), format!("c{index}"))].into(),

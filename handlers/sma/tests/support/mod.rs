@@ -110,6 +110,7 @@ impl Harness {
             &self.campaign,
             &[NewCall {
                 consent: None,
+                reference: None,
                 tz: None,
                 id: id.clone(),
                 to: E164::parse(to).unwrap(),
