@@ -75,12 +75,13 @@ pub fn turn(
             .and_then(serde_json::Value::as_str)
             .is_some_and(|k| !k.is_empty())
     });
-    let hang_up = |outcome| Turn::Own {
+    let hang_up_with = |outcome, detection| Turn::Own {
         actions: vec![Action::hangup(ctx.leg, 0)],
         phase: None,
-        detection: None,
+        detection,
         outcome: Some(outcome),
     };
+    let hang_up = |outcome| hang_up_with(outcome, None);
     match (phase, &event.event_type) {
         (None, EventType::CallAnswered) => {
             let Some(bucket) = hearing.bucket else {
@@ -139,12 +140,7 @@ pub fn turn(
                 },
                 // The deployment stopped recording between this call's answer and now: the
                 // beep cannot be waited for, and a mailbox must not get the script.
-                (Verdict::Machine, None) => Turn::Own {
-                    actions: vec![Action::hangup(ctx.leg, 0)],
-                    phase: None,
-                    detection,
-                    outcome: Some(VOICEMAIL_UNHEARD),
-                },
+                (Verdict::Machine, None) => hang_up_with(VOICEMAIL_UNHEARD, detection),
                 _ => Turn::Start { detection },
             }
         }
