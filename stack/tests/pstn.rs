@@ -2,18 +2,15 @@
 //! by the real SMA handler, recorded in DynamoDB Local.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use outdial_adapters::clock::SystemClock;
 use outdial_adapters::dialer::ChimeDialer;
 use outdial_adapters::store::DynamoStore;
-use outdial_core::ids::{Attempt, CallId, CampaignId, E164};
 use outdial_core::messages::Function;
-use outdial_core::ports::{Dialer, DispatchStore};
-use outdial_core::record::{Campaign, CampaignStatus, Limits, NewCall, Pacing};
-use outdial_core::time::Clock;
 use outdial_local::dynamodb::shared_endpoint;
 use outdial_local::record::Record;
 use outdial_local::sim::{Callee, Callees, Faults, SimConfig, Simulator, voice_client};
@@ -118,43 +115,8 @@ async fn run(
         2,
     );
     let clock = Arc::new(SystemClock);
-    let mut retry = outdial_core::retry::RetrySpec {
-        max_attempts: 1,
-        busy_after_s: 60,
-        no_answer_after_s: 60,
-        failed_after_s: 60,
-        declined_after_s: None,
-    };
-    retry.max_attempts = 1;
-    let campaign = Campaign {
-        purpose: outdial_core::policy::Purpose::default(),
-        on_cap: outdial_core::policy::OnCap::default(),
-        caller_pool: None,
-        id: CampaignId::random(),
-        name: "pstn".into(),
-        from: E164::parse("+15555550199").unwrap(),
-        status: CampaignStatus::Active,
-        retry: outdial_core::retry::RetryPolicy::new(retry).unwrap(),
-        pacing: Pacing::default(),
-        script: serde_json::from_str(SCRIPT).unwrap(),
-        limits: Limits::default(),
-        window: None,
-        default_region: "US".into(),
-        created_at: clock.now(),
-        contacts: 0,
-    };
-    let calls: Vec<NewCall> = scenarios()
-        .iter()
-        .map(|(to, ..)| NewCall {
-            consent: None,
-            reference: None,
-            tz: None,
-            id: CallId::random(),
-            to: E164::parse(to).unwrap(),
-            vars: BTreeMap::from([("name".to_owned(), "Ada".to_owned())]),
-            due_at: clock.now(),
-        })
-        .collect();
+    let campaign = support::campaign("pstn", SCRIPT, clock.as_ref());
+    let calls = support::calls(scenarios().iter().map(|(to, ..)| *to), clock.as_ref());
     store.create_campaign(&campaign, &calls).await.unwrap();
 
     let handler = Arc::new(SmaHandler::new(
@@ -182,31 +144,7 @@ async fn run(
         .unwrap();
     let dialer = ChimeDialer::new(voice_client(&sim.endpoint()), "sma-local");
 
-    for call in &calls {
-        let waiting = store.call(&call.id).await.unwrap();
-        assert_eq!(waiting.attempt, Attempt::FIRST);
-        let claimed = store
-            .claim(
-                &waiting,
-                clock.now(),
-                clock.now(),
-                u32::MAX,
-                &outdial_core::ports::ClaimWrites::default(),
-            )
-            .await
-            .unwrap();
-        let vars = serde_json::to_string(&claimed.vars).unwrap();
-        let arguments = BTreeMap::from([
-            ("call_id".to_owned(), claimed.id.to_string()),
-            ("campaign_id".to_owned(), claimed.campaign_id.to_string()),
-            ("attempt".to_owned(), claimed.attempt.to_string()),
-            ("vars".to_owned(), vars),
-        ]);
-        dialer
-            .place(&campaign.from, &call.to, arguments)
-            .await
-            .unwrap();
-    }
+    support::place(&store, &dialer, &campaign, &calls, clock.as_ref()).await;
     assert!(
         sim.wait_idle(Duration::from_secs(60)).await,
         "calls still live: {:#?}",

@@ -5,7 +5,8 @@
 //! person must reach the script; duplicated and late events must change none of it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -13,11 +14,8 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use outdial_adapters::dialer::ChimeDialer;
 use outdial_adapters::store::DynamoStore;
-use outdial_core::ids::{CallId, CampaignId, E164};
 use outdial_core::lifecycle::CallStatus;
 use outdial_core::machine::Verdict;
-use outdial_core::ports::{Dialer, DispatchStore};
-use outdial_core::record::{Campaign, CampaignStatus, Limits, NewCall, Pacing};
 use outdial_local::dynamodb::shared_endpoint;
 use outdial_local::sim::{
     Callees, Faults, Invoke, Report, SimConfig, SimTime, Simulator, parse_callees_file,
@@ -131,70 +129,11 @@ async fn run(faults: Faults, seed: u64) -> (Vec<Outcome>, Report) {
     );
     assert!(late.0.set(Arc::new(handler)).is_ok());
 
-    let campaign = Campaign {
-        purpose: outdial_core::policy::Purpose::default(),
-        on_cap: outdial_core::policy::OnCap::default(),
-        caller_pool: None,
-        id: CampaignId::random(),
-        name: "voicemail".into(),
-        from: E164::parse("+15555550199").unwrap(),
-        status: CampaignStatus::Active,
-        retry: outdial_core::retry::RetryPolicy::new(outdial_core::retry::RetrySpec {
-            max_attempts: 1,
-            busy_after_s: 60,
-            no_answer_after_s: 60,
-            failed_after_s: 60,
-            declined_after_s: None,
-        })
-        .unwrap(),
-        pacing: Pacing::default(),
-        script: serde_json::from_str(SCRIPT).unwrap(),
-        limits: Limits::default(),
-        window: None,
-        default_region: "US".into(),
-        created_at: clock.now(),
-        contacts: 0,
-    };
-    let calls: Vec<NewCall> = expected()
-        .iter()
-        .map(|(to, ..)| NewCall {
-            consent: None,
-            reference: None,
-            tz: None,
-            id: CallId::random(),
-            to: E164::parse(to).unwrap(),
-            vars: BTreeMap::from([("name".to_owned(), "Ada".to_owned())]),
-            due_at: clock.now(),
-        })
-        .collect();
+    let campaign = support::campaign("voicemail", SCRIPT, clock.as_ref());
+    let calls = support::calls(expected().iter().map(|(to, ..)| *to), clock.as_ref());
     store.create_campaign(&campaign, &calls).await.unwrap();
     let dialer = ChimeDialer::new(voice_client(&sim.endpoint()), "sma-local");
-    for call in &calls {
-        let waiting = store.call(&call.id).await.unwrap();
-        let claimed = store
-            .claim(
-                &waiting,
-                clock.now(),
-                clock.now(),
-                u32::MAX,
-                &outdial_core::ports::ClaimWrites::default(),
-            )
-            .await
-            .unwrap();
-        let arguments = BTreeMap::from([
-            ("call_id".to_owned(), claimed.id.to_string()),
-            ("campaign_id".to_owned(), claimed.campaign_id.to_string()),
-            ("attempt".to_owned(), claimed.attempt.to_string()),
-            (
-                "vars".to_owned(),
-                serde_json::to_string(&claimed.vars).unwrap(),
-            ),
-        ]);
-        dialer
-            .place(&campaign.from, &call.to, arguments)
-            .await
-            .unwrap();
-    }
+    support::place(&store, &dialer, &campaign, &calls, clock.as_ref()).await;
     assert!(
         sim.wait_idle(Duration::from_secs(60)).await,
         "calls still live: {:#?}",
