@@ -26,8 +26,8 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, Update,
 };
 use outdial_core::counters::{
-    CallFacts, CampaignCounters, CounterStore, CounterWrite, HealthWrite, HistoryItem, LastEvent,
-    Span, StreamPosition, WATERMARK_RETENTION,
+    CallFacts, CampaignCounters, Completion, CounterStore, CounterWrite, HealthWrite, HistoryItem,
+    LastEvent, Span, StreamPosition, WATERMARK_RETENTION,
 };
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence};
 use outdial_core::lifecycle::{CallStatus, Outcome};
@@ -308,6 +308,10 @@ pub fn call_facts(item: &Item) -> Result<CallFacts, StoreError> {
             None
         },
         sip_code: r.opt_s("sip_code")?.map(str::to_owned),
+        to: r.opt_s("to")?.map(str::to_owned),
+        reference: r.opt_s(crate::item::REF)?.map(str::to_owned),
+        caller_id: r.opt_s("from")?.map(str::to_owned),
+        digits: crate::item::digits(item)?,
     })
 }
 
@@ -685,6 +689,71 @@ impl CounterStore for DynamoCounters {
     async fn record_history(&self, items: &[HistoryItem]) -> Result<(), StoreError> {
         // One batch at a time.
         ddb::put_all(&self.client, &self.table, items.iter().map(history_item), 1).await
+    }
+
+    async fn watermark(
+        &self,
+        campaign: &CampaignId,
+        shard: &str,
+    ) -> Result<Option<StreamPosition>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(campaign_pk(campaign), COUNTERS_SK)))
+            .projection_expression("#wm")
+            .expression_attribute_names("#wm", watermark_attr(shard))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(map_err)?;
+        match out.item {
+            Some(item) => watermark_from_item(&item, shard),
+            None => Ok(None),
+        }
+    }
+
+    async fn completion(&self, campaign: &CampaignId) -> Result<Option<Completion>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(campaign_pk(campaign), CAMPAIGN_SK)))
+            .projection_expression("#status, completed_at, announced_at")
+            .expression_attribute_names("#status", "status")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(map_err)?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let r = Reader::new(&item);
+        if r.opt_s("status")? != Some("COMPLETED") {
+            return Ok(None);
+        }
+        Ok(Some(Completion {
+            completed_at: Timestamp::from_millis(r.opt_n::<i64>("completed_at")?.unwrap_or(0)),
+            announced: item.contains_key("announced_at"),
+        }))
+    }
+
+    async fn mark_announced(
+        &self,
+        campaign: &CampaignId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(campaign_pk(campaign), CAMPAIGN_SK)))
+            .condition_expression("attribute_exists(PK)")
+            .update_expression("SET announced_at = if_not_exists(announced_at, :now)")
+            .expression_attribute_values(":now", n(now.as_millis()))
+            .send()
+            .await;
+        written(out).map(|_| ())
     }
 }
 

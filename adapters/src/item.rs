@@ -325,6 +325,27 @@ pub const REF: &str = "ref";
 pub const CONSENT_SOURCE: &str = "consent_source";
 /// Why a call is held or was skipped ([`Reason::code`]).
 pub const REASON: &str = "reason";
+/// The keys a callee entered at a script's questions, a list of strings in the order given.
+pub const DIGITS: &str = "digits";
+
+/// A call item's gathered keys ([`DIGITS`]); none when it has no list.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] when `digits` is not a list of strings.
+pub fn digits(item: &Item) -> Result<Vec<String>, StoreError> {
+    let corrupt = || StoreError::Corrupt {
+        key: "call".into(),
+        reason: format!("{DIGITS} is not a list of strings"),
+    };
+    match item.get(DIGITS) {
+        None => Ok(Vec::new()),
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|v| v.as_s().cloned().map_err(|_| corrupt()))
+            .collect(),
+        Some(_) => Err(corrupt()),
+    }
+}
 
 /// The part of a campaign that is not in its own attributes, stored as one JSON string.
 #[derive(Debug, Serialize, Deserialize)]
@@ -577,11 +598,13 @@ pub fn call_from_item(item: &Item) -> Result<CallRecord, StoreError> {
             Verdict::parse(s).ok_or_else(|| format!("unknown verdict {s:?}"))
         })?,
         greeting_ms: r.opt_n::<u32>("greeting_ms")?,
+        digits: digits(item)?,
         due_at: r.timestamp("due_at")?,
         created_at: r.timestamp("created_at")?.unwrap_or(Timestamp::EPOCH),
         updated_at: r.timestamp("updated_at")?.unwrap_or(Timestamp::EPOCH),
         answered_at: r.timestamp("answered_at")?,
         ended_at: r.timestamp("ended_at")?,
+        dialed_at: r.timestamp("dialed_at")?,
     })
 }
 

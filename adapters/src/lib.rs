@@ -26,6 +26,7 @@ pub mod config;
 pub mod counters;
 mod ddb;
 pub mod dialer;
+pub mod events;
 pub mod item;
 pub mod memory;
 pub mod store;

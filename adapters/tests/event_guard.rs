@@ -136,6 +136,7 @@ fn write(campaign: &CampaignId, seq: u64, statuses: Vec<CallStatus>) -> EventWri
         outcome: None,
         sip_code: None,
         script_outcome: None,
+        digits: None,
         error: None,
         due: DueChange::Keep,
         response: "{}".into(),

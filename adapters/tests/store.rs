@@ -91,6 +91,7 @@ fn write_for(record: &CallRecord, seq: u64, event: CallEvent, response: &str) ->
         outcome: change.outcome,
         sip_code: None,
         script_outcome: None,
+        digits: None,
         error: None,
         due: change
             .retry_after

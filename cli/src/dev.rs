@@ -1,6 +1,7 @@
 //! `outdial dev`: the whole system in the foreground, until Ctrl-C or SIGTERM.
 //!
-//! It prints each endpoint on a line of its own (`api`, `lambda`, `chime`, `dynamodb`) and a
+//! It prints each endpoint on a line of its own (`api`, `lambda`, `chime`, `dynamodb`,
+//! `events`: the local EventBridge bus) and a
 //! `curl` line that starts a campaign, writes them to `.outdial/dev.json` so that the other
 //! commands find the stack, and at exit writes the simulator's report to
 //! `.outdial/sim-report.json` (`outdial sim report` reads it, or asks the running stack).
@@ -11,9 +12,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use outdial_local::bus::RetrySettings;
 use outdial_local::dynamodb::Storage;
 use outdial_local::sim::{Callee, Callees, Faults, Report, SimConfig, parse_callees_file};
-use outdial_stack::stack::{Database, Stack, StackConfig};
+use outdial_stack::stack::{Database, Stack, StackConfig, WebhookConfig};
 
 use crate::client::{DEV_STATE, DevState};
 
@@ -37,6 +39,28 @@ pub struct DevOptions {
     pub callees: BTreeMap<String, Callee>,
     /// Whether the law's calling hours hold calls (`--legal-hours`; docs/calling-hours.md).
     pub legal_hours: bool,
+    /// Where outcome events are posted (`--webhook`, `--webhook-key`).
+    pub webhook: Option<WebhookConfig>,
+    /// Print each outcome event on stdout (`--events`).
+    pub print_events: bool,
+}
+
+/// The webhook of `--webhook URL` (and `--webhook-key KEY`), with an API destination's
+/// retries.
+///
+/// # Errors
+/// When the URL is not an absolute `http` or `https` URL.
+pub fn webhook(url: &str, key: Option<&str>) -> anyhow::Result<WebhookConfig> {
+    let parsed = reqwest::Url::parse(url).with_context(|| format!("--webhook {url:?}"))?;
+    anyhow::ensure!(
+        matches!(parsed.scheme(), "http" | "https") && parsed.has_host(),
+        "--webhook {url:?}: an http:// or https:// URL is needed"
+    );
+    Ok(WebhookConfig {
+        url: url.to_owned(),
+        key: key.map(str::to_owned),
+        retry: RetrySettings::default(),
+    })
 }
 
 /// Reads a callees file (`--callees`): E.164 numbers to personas (docs/simulator.md).
@@ -79,6 +103,7 @@ pub fn config(opts: &DevOptions) -> StackConfig {
             .unwrap_or_else(|| format!("local-{}", uuid::Uuid::new_v4().simple())),
         report_path: Some(PathBuf::from(REPORT)),
         legal_hours: opts.legal_hours,
+        webhook: opts.webhook.clone(),
         ..StackConfig::default()
     }
 }
@@ -106,6 +131,7 @@ pub async fn dev(opts: &DevOptions, out: &mut dyn Write) -> anyhow::Result<Repor
     writeln!(out, "lambda: {}", e.lambda)?;
     writeln!(out, "chime: {}", e.chime)?;
     writeln!(out, "dynamodb: {}", e.dynamodb)?;
+    writeln!(out, "events: {}", e.events)?;
     writeln!(
         out,
         "curl -sS -X POST {}/campaigns -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' -H 'Idempotency-Key: example-1' --data @examples/campaign.json",
@@ -126,8 +152,25 @@ pub async fn dev(opts: &DevOptions, out: &mut dyn Write) -> anyhow::Result<Repor
         "outdial dev: started in {} ms; Ctrl-C stops it ({DEV_STATE} tells other commands where it is)",
         started.elapsed().as_millis()
     );
+    let printer = opts.print_events.then(|| {
+        let mut events = stack.bus().subscribe();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                println!("{event}");
+            }
+        })
+    });
     stopped().await?;
     eprintln!("outdial dev: stopping");
+    if let Some(printer) = printer {
+        printer.abort();
+    }
+    if let Some(stats) = stack.webhook_stats() {
+        eprintln!(
+            "outdial dev: webhook took {} events in {} tries; {} given up",
+            stats.delivered, stats.attempts, stats.dead
+        );
+    }
     let report = stack.stop().await?;
     let _ = std::fs::remove_file(DevState::path());
     eprintln!(

@@ -52,6 +52,9 @@ enum Command {
         /// The HTTP API's port on 127.0.0.1.
         #[arg(long, default_value_t = 8080)]
         port: u16,
+        /// Print every outcome event the stream function publishes, one JSON line each.
+        #[arg(long)]
+        events: bool,
         #[command(flatten)]
         stack: StackArgs,
     },
@@ -134,6 +137,15 @@ struct StackArgs {
     /// dispatcher does (left out by default: the simulated callees live nowhere).
     #[arg(long)]
     legal_hours: bool,
+    /// POST every outcome event (Call Placed, Call Answered, Call Ended, Campaign
+    /// Completed) to this URL, as the deployed API destination does: the whole event as the
+    /// body, in order, retried with backoff until the receiver takes it (docs/events.md).
+    #[arg(long, value_name = "URL")]
+    webhook: Option<String>,
+    /// Sent with each webhook POST as `x-outdial-key`, as the deployed connection sends its
+    /// API key.
+    #[arg(long, value_name = "KEY", requires = "webhook")]
+    webhook_key: Option<String>,
 }
 
 impl StackArgs {
@@ -161,6 +173,11 @@ impl StackArgs {
             },
             callees,
             legal_hours: self.legal_hours,
+            webhook: match &self.webhook {
+                None => None,
+                Some(url) => Some(dev::webhook(url, self.webhook_key.as_deref())?),
+            },
+            print_events: false,
         })
     }
 }
@@ -381,12 +398,19 @@ fn main() -> ExitCode {
             },
             |()| ExitCode::SUCCESS,
         ),
-        Command::Dev { port, stack } => {
+        Command::Dev {
+            port,
+            events,
+            stack,
+        } => {
             logging();
             run(
                 "dev",
                 async move {
-                    let opts = stack.options(port)?;
+                    let opts = dev::DevOptions {
+                        print_events: events,
+                        ..stack.options(port)?
+                    };
                     let mut stdout = std::io::stdout();
                     dev::dev(&opts, &mut stdout).await
                 },

@@ -20,7 +20,14 @@ fn dev_prints_its_endpoints_serves_a_campaign_and_stops_cleanly_on_sigterm() {
     .unwrap();
     let started = Instant::now();
     let mut dev = Command::new(env!("CARGO_BIN_EXE_outdial"))
-        .args(["dev", "--port", "0", "--callees", "callees.json"])
+        .args([
+            "dev",
+            "--port",
+            "0",
+            "--callees",
+            "callees.json",
+            "--events",
+        ])
         .current_dir(&dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -28,7 +35,7 @@ fn dev_prints_its_endpoints_serves_a_campaign_and_stops_cleanly_on_sigterm() {
         .unwrap();
     let mut lines = BufReader::new(dev.stdout.take().unwrap()).lines();
     let mut endpoints = std::collections::BTreeMap::new();
-    for name in ["api", "lambda", "chime", "dynamodb"] {
+    for name in ["api", "lambda", "chime", "dynamodb", "events"] {
         let line = lines.next().unwrap().unwrap();
         let (key, url) = line.split_once(": ").unwrap();
         assert_eq!(key, name, "{line}");
@@ -39,6 +46,15 @@ fn dev_prints_its_endpoints_serves_a_campaign_and_stops_cleanly_on_sigterm() {
     assert!(curl.starts_with("curl "), "{curl}");
     assert!(curl.contains(&endpoints["api"]), "{curl}");
     let startup = started.elapsed();
+    // `--events`: the outcome events, one JSON line each, from here on.
+    let (printed, events) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if printed.send(line).is_err() {
+                break;
+            }
+        }
+    });
 
     // What the curl line does, with the example campaign of the repository.
     let token = curl
@@ -88,6 +104,19 @@ fn dev_prints_its_endpoints_serves_a_campaign_and_stops_cleanly_on_sigterm() {
             "the example's five calls were not placed: {report}"
         );
         std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // Each placed call was printed as a `Call Placed` event.
+    let mut placed = std::collections::BTreeSet::new();
+    while placed.len() < 5 {
+        let line = events
+            .recv_timeout(Duration::from_secs(30))
+            .expect("five Call Placed events printed");
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(event["source"], "outdial", "{line}");
+        if event["detail-type"] == "Call Placed" {
+            placed.insert(event["detail"]["call_id"].as_str().unwrap().to_owned());
+        }
     }
 
     // SIGTERM: a clean stop that writes the report and removes the state file.

@@ -204,6 +204,14 @@ pub struct CallFacts {
     pub from: Option<crate::ids::E164>,
     /// The SIP code of the attempt's end (`sip_code`), as received.
     pub sip_code: Option<String>,
+    /// `to`: the number called, as stored.
+    pub to: Option<String>,
+    /// `ref`: the contact's own reference.
+    pub reference: Option<String>,
+    /// `from`: the caller ID of the attempt, from a pool or not.
+    pub caller_id: Option<String>,
+    /// `digits`: the keys the callee entered at the script's questions, in order.
+    pub digits: Vec<String>,
 }
 
 /// The counter name of a script outcome. Scripts allow 1 to 40 letters, digits, `_` and `-`
@@ -592,6 +600,46 @@ pub trait CounterStore: Send + Sync {
         &self,
         items: &[HistoryItem],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The campaign's counters watermark for stream shard `shard` (a consistent read), which
+    /// also marks how far outcome events were published: `None` when it has none.
+    ///
+    /// # Errors
+    /// Transport and throttling errors; a stored watermark that does not read.
+    fn watermark(
+        &self,
+        campaign: &CampaignId,
+        shard: &str,
+    ) -> impl Future<Output = Result<Option<StreamPosition>, StoreError>> + Send;
+
+    /// How the campaign's completion stands (a consistent read): `None` unless it is
+    /// `COMPLETED`.
+    ///
+    /// # Errors
+    /// Transport and throttling errors only.
+    fn completion(
+        &self,
+        campaign: &CampaignId,
+    ) -> impl Future<Output = Result<Option<Completion>, StoreError>> + Send;
+
+    /// Records that the campaign's `Campaign Completed` event was published
+    /// (`announced_at = now`; a campaign announced already keeps its first time).
+    ///
+    /// # Errors
+    /// Transport and throttling errors only.
+    fn mark_announced(
+        &self,
+        campaign: &CampaignId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A completed campaign, as [`CounterStore::completion`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    pub completed_at: Timestamp,
+    /// Whether its `Campaign Completed` event was published.
+    pub announced: bool,
 }
 
 #[cfg(test)]

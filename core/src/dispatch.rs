@@ -276,6 +276,7 @@ pub fn ended_by_orphan(
         outcome: change.outcome,
         sip_code: code.stored(),
         script_outcome: None,
+        digits: None,
         error: None,
         due: change
             .retry_after

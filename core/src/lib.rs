@@ -47,6 +47,7 @@ pub mod lifecycle;
 pub mod machine;
 pub mod messages;
 pub mod numbers;
+pub mod outcomes;
 pub mod pacing;
 pub mod policy;
 pub mod ports;

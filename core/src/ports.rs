@@ -178,6 +178,8 @@ pub struct EventWrite {
     pub outcome: Option<Outcome>,
     pub sip_code: Option<String>,
     pub script_outcome: Option<String>,
+    /// Keys the callee entered at a question of the script: appended to the call's `digits`.
+    pub digits: Option<String>,
     /// What went wrong, when the event reports an error (`ACTION_FAILED`,
     /// `INVALID_LAMBDA_RESPONSE`): `ErrorType: ErrorMessage`.
     pub error: Option<String>,

@@ -232,12 +232,18 @@ pub struct CallRecord {
     /// The greeting length the verdict was judged from, in milliseconds.
     #[serde(default)]
     pub greeting_ms: Option<u32>,
+    /// The keys the callee entered at the script's questions, in order.
+    #[serde(default)]
+    pub digits: Vec<String>,
     /// When something is next due for this call (a dial, a retry, a watchdog).
     pub due_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub answered_at: Option<Timestamp>,
     pub ended_at: Option<Timestamp>,
+    /// When the current attempt was claimed for its dial.
+    #[serde(default)]
+    pub dialed_at: Option<Timestamp>,
 }
 
 /// The last SMA event applied to a call, and what we answered.
@@ -279,11 +285,13 @@ impl CallRecord {
             last_error: None,
             verdict: None,
             greeting_ms: None,
+            digits: Vec::new(),
             due_at: None,
             created_at: Timestamp::EPOCH,
             updated_at: Timestamp::EPOCH,
             answered_at: None,
             ended_at: None,
+            dialed_at: None,
         }
     }
 }

@@ -58,6 +58,14 @@ impl Timestamp {
     pub fn sort_key(self) -> String {
         format!("{:014}", self.0.max(0))
     }
+
+    /// This instant as RFC 3339 in UTC (`2026-11-25T06:08:52.123Z`); the milliseconds as a
+    /// number for an instant outside the years -9999 to 9999.
+    #[must_use]
+    pub fn rfc3339(self) -> String {
+        jiff::Timestamp::from_millisecond(self.0)
+            .map_or_else(|_| self.0.to_string(), |ts| ts.to_string())
+    }
 }
 
 impl fmt::Display for Timestamp {

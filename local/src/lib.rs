@@ -1,5 +1,7 @@
 //! The whole of outdial on one machine.
 //!
+//! - [`bus`]: the EventBridge bus outcome events go to (`PutEvents`), and their delivery to a
+//!   webhook as an API destination makes it;
 //! - [`dynamodb`]: DynamoDB Local as a managed process, started on a free loopback port and
 //!   stopped with its owner, or an endpoint given in the environment;
 //! - [`invoke`]: the Lambda Invoke API in front of the hosted handler functions, with their
@@ -43,6 +45,7 @@ pub(crate) use local_config;
 /// The region every local client and record claims.
 pub const LOCAL_REGION: &str = "us-east-1";
 
+pub mod bus;
 pub mod dynamodb;
 pub mod http_api;
 pub mod invoke;

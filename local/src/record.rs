@@ -171,7 +171,8 @@ record_client!(
     aws_sdk_dynamodb,
     aws_sdk_dynamodbstreams,
     aws_sdk_chimesdkvoice,
-    aws_sdk_lambda
+    aws_sdk_lambda,
+    aws_sdk_eventbridge
 );
 
 /// The IAM actions and resources of one request: from its `X-Amz-Target` (the JSON protocols
@@ -184,6 +185,22 @@ fn operations(target: Option<&str>, uri: &str, body: &[u8]) -> Vec<(String, Valu
         let (service, operation) = target.split_once('.').unwrap_or((target, ""));
         return if service.starts_with("DynamoDBStreams") {
             vec![(format!("dynamodb:{operation}"), stream_resource(&body))]
+        } else if service == "AWSEvents" {
+            // PutEvents names its bus per entry.
+            let mut buses: Vec<&str> = items(&body, "Entries")
+                .map(|e| e["EventBusName"].as_str().unwrap_or("default"))
+                .collect();
+            buses.sort_unstable();
+            buses.dedup();
+            buses
+                .into_iter()
+                .map(|bus| {
+                    (
+                        format!("events:{operation}"),
+                        json!({"kind": "bus", "name": bus}),
+                    )
+                })
+                .collect()
         } else {
             dynamodb(operation, &body)
         };

@@ -16,11 +16,13 @@ use anyhow::Context;
 use outdial_adapters::clock::SystemClock;
 use outdial_adapters::counters::DynamoCounters;
 use outdial_adapters::dialer::ChimeDialer;
+use outdial_adapters::events::EventBridgePublisher;
 use outdial_adapters::store::DynamoStore;
 use outdial_adapters::trigger::LambdaTrigger;
 use outdial_api::{Api, Auth};
 use outdial_core::messages::{Function, RunSource};
 use outdial_core::time::{Clock, Timestamp};
+use outdial_local::bus::{LocalBus, RetrySettings, Webhook, WebhookStats, function_events_client};
 use outdial_local::dynamodb::{DynamoDbLocal, Storage, shared_endpoint};
 use outdial_local::http_api::HttpApi;
 use outdial_local::invoke::{
@@ -44,6 +46,17 @@ pub const API: &str = Function::Api.binary();
 
 /// The greetings bucket the local SMA function names.
 pub const LOCAL_GREETINGS: &str = "outdial-greetings-local";
+/// The EventBridge bus the local stream function publishes outcome events to.
+pub const LOCAL_BUS: &str = "outdial-local";
+
+/// Where the local bus delivers outcome events, as the deployed rule's API destination does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// Sent as `x-outdial-key`, as the deployed connection sends its API key.
+    pub key: Option<String>,
+    pub retry: RetrySettings,
+}
 
 /// Where the stack's DynamoDB comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +99,8 @@ pub struct StackConfig {
     pub greetings_bucket: Option<String>,
     /// Where the simulator's report is written when the stack stops.
     pub report_path: Option<PathBuf>,
+    /// A webhook the bus delivers every outcome event to.
+    pub webhook: Option<WebhookConfig>,
     /// Where each function's AWS operations are recorded, for the permission test (the
     /// end-to-end suites set it; see [`outdial_local::record`]).
     pub record: Option<OperationLog>,
@@ -108,6 +123,7 @@ impl Default for StackConfig {
             legal_hours: false,
             greetings_bucket: Some(LOCAL_GREETINGS.to_owned()),
             report_path: None,
+            webhook: None,
             record: None,
         }
     }
@@ -147,6 +163,8 @@ pub struct Stack {
     http_api: HttpApi,
     sim: Simulator,
     poller: Option<StreamPoller>,
+    bus: LocalBus,
+    webhook: Option<Webhook>,
     schedule: JoinHandle<()>,
     dispatcher: Arc<Dispatcher<Store, Voice>>,
     sma: Arc<SmaHandler<Store>>,
@@ -171,6 +189,7 @@ pub struct Endpoints {
     pub lambda: String,
     pub chime: String,
     pub dynamodb: String,
+    pub events: String,
 }
 
 impl Stack {
@@ -304,16 +323,35 @@ impl Stack {
             );
         }
 
-        // The stream function, fed by the table's stream.
-        let stream = Arc::new(StreamHandler::new(
-            DynamoCounters::new(
-                function_client(&dynamodb, Function::Stream)
-                    .0
+        // The bus outcome events go to, and the webhook it delivers them to.
+        let bus = LocalBus::start(LOCAL_BUS).await?;
+        let webhook = match &config.webhook {
+            None => None,
+            Some(w) => Some(Webhook::start(
+                &w.url,
+                w.key.as_deref(),
+                w.retry,
+                bus.subscribe(),
+            )?),
+        };
+
+        // The stream function, fed by the table's stream, publishing to the bus.
+        let stream = Arc::new(
+            StreamHandler::new(
+                DynamoCounters::new(
+                    function_client(&dynamodb, Function::Stream)
+                        .0
+                        .recorded(stream_rec.as_ref()),
+                    &table,
+                ),
+                Arc::clone(&clock),
+            )
+            .with_publisher(Arc::new(EventBridgePublisher::new(
+                function_events_client(&bus.endpoint(), Function::Stream)
                     .recorded(stream_rec.as_ref()),
-                &table,
-            ),
-            Arc::clone(&clock),
-        ));
+                bus.name(),
+            ))),
+        );
         functions.add(
             STREAM,
             function(move |event| {
@@ -399,6 +437,8 @@ impl Stack {
             http_api,
             sim,
             poller: Some(poller),
+            bus,
+            webhook,
             schedule,
             dispatcher,
             sma,
@@ -415,6 +455,7 @@ impl Stack {
             lambda: self.invoke_api.endpoint(),
             chime: self.sim.endpoint(),
             dynamodb: self.dynamodb.clone(),
+            events: self.bus.endpoint(),
         }
     }
 
@@ -459,6 +500,18 @@ impl Stack {
     #[must_use]
     pub fn database(&self) -> Option<Arc<DynamoDbLocal>> {
         self.db.clone()
+    }
+
+    /// The local EventBridge bus outcome events go to.
+    #[must_use]
+    pub fn bus(&self) -> &LocalBus {
+        &self.bus
+    }
+
+    /// What the webhook has delivered so far, when one is set.
+    #[must_use]
+    pub fn webhook_stats(&self) -> Option<WebhookStats> {
+        self.webhook.as_ref().map(Webhook::stats)
     }
 
     /// What the stream poller has done so far (deliveries, failures, records discarded).

@@ -12,6 +12,9 @@ use outdial_local::sim::{Callee, Callees, Persona, SimConfig};
 use outdial_stack::stack::{Stack, StackConfig};
 use serde_json::{Value, json};
 
+#[path = "stack/outcomes.rs"]
+mod outcomes;
+
 /// A stack on this test binary's DynamoDB Local, a fresh table, and a quick simulator.
 async fn stack(callees: Callees, schedule_every: Duration) -> Stack {
     Stack::start(StackConfig {

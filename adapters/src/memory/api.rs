@@ -55,6 +55,7 @@ impl MemoryStore {
                 campaign: campaign.clone(),
                 sweep: None,
                 completed_at: None,
+                announced_at: None,
             },
         );
         t.counters_of(&campaign.id).counters.contacts += count(calls.len());

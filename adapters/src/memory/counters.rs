@@ -4,8 +4,8 @@
 //! `COUNTERS` item is shared in the table.
 
 use outdial_core::counters::{
-    CampaignCounters, CounterStore, CounterWrite, HealthWrite, HistoryItem, Span,
-    WATERMARK_RETENTION,
+    CampaignCounters, Completion, CounterStore, CounterWrite, HealthWrite, HistoryItem, Span,
+    StreamPosition, WATERMARK_RETENTION,
 };
 use outdial_core::ids::{CampaignId, E164};
 use outdial_core::numbers::{Health, HealthCounts};
@@ -120,6 +120,40 @@ impl CounterStore for MemoryStore {
                 .entry(item.call_id.clone())
                 .or_default()
                 .insert((item.entry.attempt, item.entry.seq), item.clone());
+        }
+        Ok(())
+    }
+
+    async fn watermark(
+        &self,
+        campaign: &CampaignId,
+        shard: &str,
+    ) -> Result<Option<StreamPosition>, StoreError> {
+        let mut t = self.request();
+        Ok(t.counters_of(campaign)
+            .watermarks
+            .get(shard)
+            .map(|(w, _)| w.clone()))
+    }
+
+    async fn completion(&self, campaign: &CampaignId) -> Result<Option<Completion>, StoreError> {
+        let t = self.request();
+        Ok(t.campaigns.get(campaign).and_then(|row| {
+            (row.campaign.status == CampaignStatus::Completed).then(|| Completion {
+                completed_at: row.completed_at.unwrap_or(Timestamp::EPOCH),
+                announced: row.announced_at.is_some(),
+            })
+        }))
+    }
+
+    async fn mark_announced(
+        &self,
+        campaign: &CampaignId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut t = self.request();
+        if let Some(row) = t.campaigns.get_mut(campaign) {
+            row.announced_at.get_or_insert(now);
         }
         Ok(())
     }

@@ -112,6 +112,7 @@ impl DispatchStore for MemoryStore {
         row.record.updated_at = now;
         row.listing = Some(listing);
         row.dialed_at = Some(now);
+        row.record.dialed_at = Some(now);
         row.slot = Some(call.attempt);
         row.record.reason = None;
         if let Some(w) = &writes.number {

@@ -114,6 +114,8 @@ struct CampaignRow {
     /// A status change waiting for a dispatcher's sweep.
     sweep: Option<Listing>,
     completed_at: Option<Timestamp>,
+    /// When its `Campaign Completed` event was published.
+    announced_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone)]
@@ -264,6 +266,7 @@ impl MemoryStore {
             campaign: campaign.clone(),
             sweep: None,
             completed_at: None,
+            announced_at: None,
         };
         t.campaigns.insert(campaign.id, row);
     }
@@ -530,11 +533,13 @@ fn new_record(campaign: &Campaign, call: &NewCall) -> CallRecord {
         last_error: None,
         verdict: None,
         greeting_ms: None,
+        digits: Vec::new(),
         due_at: Some(call.due_at),
         created_at: campaign.created_at,
         updated_at: campaign.created_at,
         answered_at: None,
         ended_at: None,
+        dialed_at: None,
     }
 }
 

@@ -44,6 +44,9 @@ impl MemoryStore {
         if let Some(script) = &w.script_outcome {
             r.script_outcome = Some(script.clone());
         }
+        if let Some(keys) = &w.digits {
+            r.digits.push(keys.clone());
+        }
         if let Some(detection) = &w.detection {
             r.verdict = Some(detection.verdict);
             if detection.greeting_ms.is_some() {

@@ -156,6 +156,11 @@ impl DynamoStore {
             set.push("script_outcome = :script");
             values.push((":script", s(script.as_str())));
         }
+        if let Some(keys) = &w.digits {
+            set.push("digits = list_append(if_not_exists(digits, :no_digits), :digits)");
+            values.push((":no_digits", AttributeValue::L(Vec::new())));
+            values.push((":digits", AttributeValue::L(vec![s(keys.as_str())])));
+        }
         if let Some(detection) = &w.detection {
             set.push("verdict = :verdict");
             values.push((":verdict", s(detection.verdict.as_str())));

@@ -21,6 +21,10 @@ fn call(status: CallStatus) -> CallFacts {
         expires_at: Some(99),
         from: None,
         sip_code: None,
+        to: None,
+        reference: None,
+        caller_id: None,
+        digits: Vec::new(),
     }
 }
 

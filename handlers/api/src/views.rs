@@ -23,8 +23,7 @@ use crate::errors::Rejected;
 
 /// An instant as RFC 3339 (`2026-11-25T06:08:52.123Z`).
 pub fn time(t: Timestamp) -> String {
-    jiff::Timestamp::from_millisecond(t.as_millis())
-        .map_or_else(|_| t.as_millis().to_string(), |ts| ts.to_string())
+    t.rfc3339()
 }
 
 /// `202` to `POST /campaigns` and `POST /campaigns/{id}/contacts`.

@@ -103,11 +103,13 @@ fn store() -> Accepting {
         last_error: None,
         verdict: None,
         greeting_ms: None,
+        digits: Vec::new(),
         due_at: None,
         created_at: t0,
         updated_at: t0,
         answered_at: None,
         ended_at: None,
+        dialed_at: None,
     };
     Accepting { campaign, record }
 }

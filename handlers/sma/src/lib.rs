@@ -278,6 +278,7 @@ impl<S: SmaStore> SmaHandler<S> {
                 outcome: change.outcome,
                 sip_code: turn.sip_code.clone(),
                 script_outcome: turn.script_outcome.clone(),
+                digits: turn.digits.clone(),
                 error: turn.error.clone(),
                 due: turn.due,
                 response: to_json(&turn.response).to_string(),

@@ -9,6 +9,7 @@ use outdial_core::messages::CallAttributes;
 use outdial_core::ports::{Detection, DueChange};
 use outdial_core::record::Campaign;
 use outdial_core::retry::RetryPolicy;
+use outdial_core::script::Script;
 use outdial_core::time::Timestamp;
 
 use crate::machine_run::{self, Hearing};
@@ -30,6 +31,8 @@ pub struct Turn {
     pub response: Response,
     pub sip_code: Option<String>,
     pub script_outcome: Option<String>,
+    /// Keys the callee entered at a question of the script in this turn.
+    pub digits: Option<String>,
     pub error: Option<String>,
     pub due: DueChange,
     /// The callee pressed the opt-out key in this turn.
@@ -151,6 +154,7 @@ pub fn decide(
         }
     };
     let mut script_outcome = None;
+    let mut digits = None;
     let mut detection = None;
     let leg = leg_a(event).unwrap_or_default().to_owned();
 
@@ -240,6 +244,7 @@ pub fn decide(
                                     response: respond(event, actions, Some(&after)),
                                     sip_code,
                                     script_outcome,
+                                    digits: None,
                                     error,
                                     due,
                                     opted_out: false,
@@ -253,7 +258,11 @@ pub fn decide(
                             machine_run::Turn::Script => (progress, facts.step.as_deref()),
                         };
                         after.machine = None;
+                        let keys = gathered(&campaign.script, awaiting, &progress);
                         let next = script_run::run(&campaign.script, awaiting, progress, &ctx);
+                        if next.outcome.as_deref() != Some(script_run::OPTED_OUT) {
+                            digits = keys;
+                        }
                         after.step = next.awaiting;
                         if let Some(outcome) = next.outcome {
                             after.outcome = Some(outcome.clone());
@@ -271,11 +280,25 @@ pub fn decide(
         response: respond(event, actions, Some(&after)),
         sip_code,
         script_outcome,
+        digits,
         error,
         due,
         opted_out,
         detection,
     }
+}
+
+/// The keys a callee entered at the gather the call was waiting on (`awaiting`): what the
+/// call's `digits` keep. Nothing for an empty entry or a step that asks no question.
+fn gathered(script: &Script, awaiting: Option<&str>, progress: &Progress<'_>) -> Option<String> {
+    let keys = match progress {
+        Progress::Done { digits } | Progress::Heard { digits } => *digits,
+        Progress::Start | Progress::Failed => None,
+    }?;
+    let asked = awaiting
+        .and_then(|name| script.step(name))
+        .is_some_and(|step| matches!(step.action, outdial_core::script::Action::Gather(_)));
+    (asked && !keys.is_empty()).then(|| keys.to_owned())
 }
 
 /// A call-back to a campaign number: the message, then a hang-up (never an empty list, which

@@ -54,7 +54,7 @@ pub const NO_INPUT: &str = "no_input";
 pub const TRANSFER_FAILED: &str = "transfer_failed";
 
 /// Outcome marked when the callee pressed the opt-out key.
-pub const OPTED_OUT: &str = "opted_out";
+pub const OPTED_OUT: &str = outdial_core::outcomes::OPTED_OUT;
 
 /// How long the opt-out listener waits after a key before matching, and how long it keeps
 /// keys: one key is all it needs.

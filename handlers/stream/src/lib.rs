@@ -48,6 +48,7 @@ use outdial_core::counters::{
 use outdial_core::ids::{CampaignId, E164};
 use outdial_core::lifecycle::CallStatus;
 use outdial_core::numbers::HealthCounts;
+use outdial_core::outcomes::{self, MAX_ENTRIES, Outbound, Publisher};
 use outdial_core::ports::StoreError;
 use outdial_core::time::{Clock, Timestamp};
 use serde::Deserialize;
@@ -67,6 +68,8 @@ const APPLY_ROUNDS: usize = 3;
 /// `infra/functions.json`). What it applied before stopping is refused by the watermark or
 /// rewritten identically when it comes again.
 pub const BATCH_BUDGET: Duration = Duration::from_secs(25);
+/// The environment variable naming the EventBridge bus outcome events go to.
+pub const EVENT_BUS_VAR: &str = "OUTDIAL_EVENT_BUS";
 /// The CloudWatch namespace of the handler's metrics.
 pub const METRICS_NAMESPACE: &str = "Outdial";
 
@@ -120,6 +123,8 @@ pub struct Handled {
     /// Caller IDs this batch quarantined, with the reason: what the `NumbersQuarantined`
     /// metric reports.
     pub quarantined: Vec<(E164, String)>,
+    /// Outcome events the bus accepted: what the `OutcomeEventsPublished` metric reports.
+    pub published: usize,
 }
 
 impl Handled {
@@ -144,6 +149,22 @@ impl Handled {
     #[must_use]
     pub fn metric_lines(&self, at: Timestamp) -> Vec<String> {
         let mut lines = metric_lines(&self.transitions, at);
+        if self.published > 0 {
+            lines.push(
+                json!({
+                    "_aws": {
+                        "Timestamp": at.as_millis(),
+                        "CloudWatchMetrics": [{
+                            "Namespace": METRICS_NAMESPACE,
+                            "Dimensions": [[]],
+                            "Metrics": [{"Name": "OutcomeEventsPublished", "Unit": "Count"}],
+                        }],
+                    },
+                    "OutcomeEventsPublished": self.published,
+                })
+                .to_string(),
+            );
+        }
         if !self.quarantined.is_empty() {
             lines.push(
                 json!({
@@ -198,6 +219,8 @@ pub fn metric_lines(transitions: &BTreeMap<CallStatus, u64>, at: Timestamp) -> V
 pub struct StreamHandler<S> {
     store: S,
     clock: Arc<dyn Clock>,
+    /// Where outcome events go; none are published without one.
+    publisher: Option<Arc<dyn Publisher>>,
 }
 
 /// A call change read from the batch.
@@ -218,6 +241,8 @@ struct Counted {
     written_at: Option<Timestamp>,
     delta: CampaignCounters,
     transition: Option<CallStatus>,
+    /// The outcome events the change implies (none when nothing publishes them).
+    events: Vec<Outbound>,
 }
 
 /// A record that cannot be read.
@@ -234,11 +259,26 @@ struct CampaignResult {
     completed: bool,
     /// The earliest record of the campaign, when its update failed.
     failed_at: Option<StreamPosition>,
+    /// The counters after the update, when they say every contact reached a terminal status.
+    complete: Option<CampaignCounters>,
+    /// Outcome events published.
+    published: usize,
 }
 
 impl<S: CounterStore> StreamHandler<S> {
     pub fn new(store: S, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self {
+            store,
+            clock,
+            publisher: None,
+        }
+    }
+
+    /// This handler, publishing outcome events through `publisher`.
+    #[must_use]
+    pub fn with_publisher(mut self, publisher: Arc<dyn Publisher>) -> Self {
+        self.publisher = Some(publisher);
+        self
     }
 
     #[must_use]
@@ -360,7 +400,7 @@ impl<S: CounterStore> StreamHandler<S> {
             groups,
             numbers,
             history,
-        } = plan(changes);
+        } = plan(changes, self.publisher.is_some());
         let updates = join_all(
             groups
                 .iter()
@@ -394,6 +434,7 @@ impl<S: CounterStore> StreamHandler<S> {
             if result.completed {
                 handled.completed.push(campaign.clone());
             }
+            handled.published += result.published;
             if let Some(pos) = &result.failed_at {
                 fail(pos);
             }
@@ -418,15 +459,113 @@ impl<S: CounterStore> StreamHandler<S> {
         (failed_at, groups.len(), history.len())
     }
 
-    /// Applies one campaign's changes of this batch in one conditional update (two when the
-    /// batch is partly a re-delivery), and completes the campaign when it is done.
+    /// Applies one campaign's changes of this batch: publishes their outcome events (when a
+    /// publisher is set), counts them, completes the campaign when it is done, and announces
+    /// its completion.
+    ///
+    /// Events go out before the counters move, and only for records past the counters'
+    /// watermark: a re-delivered record was counted, so its events went out before. When the
+    /// bus refuses an event after its retries, the records from its record on are neither
+    /// counted nor published and are reported for re-delivery.
     async fn apply_campaign(
         &self,
         shard: &str,
         campaign: &CampaignId,
         counted: &[Counted],
     ) -> CampaignResult {
-        let mut pending: Vec<&Counted> = counted.iter().filter(|c| !c.delta.is_zero()).collect();
+        let Some(publisher) = &self.publisher else {
+            return self.count_campaign(shard, campaign, counted, None).await;
+        };
+        let Some(first) = counted.first().map(|c| c.pos.clone()) else {
+            return CampaignResult::default();
+        };
+        let failed = |e: &StoreError, what: &str| {
+            tracing::error!(campaign = %campaign, first = %first, error = %chain(e), "{what} failed; reported for re-delivery");
+            CampaignResult {
+                failed_at: Some(first.clone()),
+                ..CampaignResult::default()
+            }
+        };
+        let watermark = match self.store.watermark(campaign, shard).await {
+            Ok(w) => w,
+            Err(e) => return failed(&e, "reading the campaign's watermark"),
+        };
+        let fresh: Vec<(&StreamPosition, &Outbound)> = counted
+            .iter()
+            .filter(|c| watermark.as_ref().is_none_or(|w| c.pos > *w))
+            .flat_map(|c| c.events.iter().map(move |e| (&c.pos, e)))
+            .collect();
+        let events: Vec<&Outbound> = fresh.iter().map(|(_, e)| *e).collect();
+        let (published, refused) = publish(publisher.as_ref(), &events).await;
+        let refused_at = refused
+            .and_then(|i| fresh.get(i))
+            .map(|(pos, _)| (*pos).clone());
+        if let Some(pos) = &refused_at {
+            tracing::error!(
+                campaign = %campaign,
+                sequence_number = %pos,
+                "outcome events of this record and after it were not published; reported for \
+                 re-delivery"
+            );
+        }
+        let mut result = self
+            .count_campaign(shard, campaign, counted, refused_at.as_ref())
+            .await;
+        result.published = published;
+        if let Some(pos) = refused_at {
+            if result.failed_at.as_ref().is_none_or(|f| pos < *f) {
+                result.failed_at = Some(pos);
+            }
+        }
+        if let Some(counters) = result.complete.take() {
+            if let Err(e) = self.announce(publisher.as_ref(), campaign, &counters).await {
+                return CampaignResult {
+                    published: result.published,
+                    ..failed(&e, "announcing the campaign's completion")
+                };
+            }
+        }
+        result
+    }
+
+    /// Publishes `Campaign Completed` for a completed campaign unless it was published
+    /// before, and marks it published.
+    async fn announce(
+        &self,
+        publisher: &dyn Publisher,
+        campaign: &CampaignId,
+        counters: &CampaignCounters,
+    ) -> Result<(), StoreError> {
+        let Some(completion) = self.store.completion(campaign).await? else {
+            // Paused or cancelled with every contact done: not completed, not announced.
+            return Ok(());
+        };
+        if completion.announced {
+            return Ok(());
+        }
+        let event = outcomes::campaign_completed(campaign, completion.completed_at, counters);
+        if publish(publisher, &[&event]).await.1.is_some() {
+            return Err(StoreError::Other(
+                "the bus refused `Campaign Completed`".into(),
+            ));
+        }
+        self.store.mark_announced(campaign, self.clock.now()).await
+    }
+
+    /// Counts one campaign's changes of this batch (those before `limit`, when given) in one
+    /// conditional update (two when the batch is partly a re-delivery), and completes the
+    /// campaign when it is done.
+    async fn count_campaign(
+        &self,
+        shard: &str,
+        campaign: &CampaignId,
+        counted: &[Counted],
+        limit: Option<&StreamPosition>,
+    ) -> CampaignResult {
+        let mut pending: Vec<&Counted> = counted
+            .iter()
+            .filter(|c| !c.delta.is_zero() && limit.is_none_or(|l| c.pos < *l))
+            .collect();
         let Some(first_of_campaign) = pending.first().map(|c| c.pos.clone()) else {
             return CampaignResult::default();
         };
@@ -472,6 +611,7 @@ impl<S: CounterStore> StreamHandler<S> {
                             Ok(done) => result.completed = done,
                             Err(e) => return failed(&e),
                         }
+                        result.complete = Some(now);
                     }
                     return result;
                 }
@@ -497,6 +637,7 @@ impl<S: CounterStore> StreamHandler<S> {
                                 Ok(done) => result.completed = done,
                                 Err(e) => return failed(&e),
                             }
+                            result.complete = Some(now);
                         }
                         return result;
                     }
@@ -585,6 +726,65 @@ impl<S: CounterStore> StreamHandler<S> {
     }
 }
 
+/// Rounds of `PutEvents` for one request's entries (the first and its retries) before the
+/// batch gives up on them and reports their record for re-delivery.
+const PUBLISH_ROUNDS: u32 = 4;
+/// The wait before the first retry of refused entries; it doubles with each round after.
+const PUBLISH_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Publishes `events` in order, [`MAX_ENTRIES`] per request, retrying the entries the bus
+/// refused (and requests that failed whole) with backoff. Returns how many the bus accepted,
+/// and the index of the first event it still refused after the retries, where publishing
+/// stopped: the requests after that one are not sent.
+async fn publish(publisher: &dyn Publisher, events: &[&Outbound]) -> (usize, Option<usize>) {
+    let mut published = 0;
+    for (n, chunk) in events.chunks(MAX_ENTRIES).enumerate() {
+        let mut pending: Vec<usize> = (0..chunk.len()).collect();
+        let mut last_error = String::new();
+        for round in 0..PUBLISH_ROUNDS {
+            if round > 0 {
+                tokio::time::sleep(PUBLISH_BACKOFF * 2u32.pow(round - 1)).await;
+            }
+            let batch: Vec<Outbound> = pending.iter().map(|&i| chunk[i].clone()).collect();
+            match publisher.publish(&batch).await {
+                Ok(results) => {
+                    let mut refused = Vec::new();
+                    for (&i, result) in pending.iter().zip(results) {
+                        match result {
+                            None => published += 1,
+                            Some(error) => {
+                                refused.push(i);
+                                last_error = error;
+                            }
+                        }
+                    }
+                    pending = refused;
+                }
+                Err(e) => last_error = chain(&e),
+            }
+            if pending.is_empty() {
+                break;
+            }
+            tracing::warn!(
+                round,
+                refused = pending.len(),
+                error = %last_error,
+                "the bus refused outcome events; retrying them"
+            );
+        }
+        if let Some(&first) = pending.first() {
+            tracing::error!(
+                detail_type = chunk[first].kind.detail_type(),
+                refused = pending.len(),
+                error = %last_error,
+                "the bus refused outcome events after every retry"
+            );
+            return (published, Some(n * MAX_ENTRIES + first));
+        }
+    }
+    (published, None)
+}
+
 /// What a batch's changes come to.
 #[derive(Debug, Default)]
 struct Plan {
@@ -597,7 +797,7 @@ struct Plan {
 }
 
 /// Groups the changes' deltas by campaign and lists the event-history items they imply.
-fn plan(changes: &[Change]) -> Plan {
+fn plan(changes: &[Change], publishing: bool) -> Plan {
     let mut numbers: Vec<(E164, Vec<(StreamPosition, HealthCounts)>)> = Vec::new();
     let mut number_index: HashMap<E164, usize> = HashMap::new();
     let mut groups: Vec<(CampaignId, Vec<Counted>)> = Vec::new();
@@ -614,6 +814,10 @@ fn plan(changes: &[Change]) -> Plan {
             written_at: change.written_at,
             delta: counters::delta(old, new),
             transition,
+            events: match new {
+                Some(n) if publishing => outcomes::call_events(old, n),
+                _ => Vec::new(),
+            },
         };
         let at = *index.entry(&change.campaign).or_insert_with(|| {
             groups.push((change.campaign.clone(), Vec::new()));

@@ -7,9 +7,10 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use outdial_adapters::clock::SystemClock;
 use outdial_adapters::config::{Config, Deadline, aws_config};
 use outdial_adapters::counters::DynamoCounters;
+use outdial_adapters::events::EventBridgePublisher;
 use outdial_core::messages::Function;
 use outdial_core::time::Clock;
-use outdial_stream::StreamHandler;
+use outdial_stream::{EVENT_BUS_VAR, StreamHandler};
 use serde_json::Value;
 
 #[tokio::main]
@@ -19,7 +20,13 @@ async fn main() -> Result<(), Error> {
     let sdk = aws_config(Deadline::of(Function::Stream)).await;
     let store = DynamoCounters::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let handler = Arc::new(StreamHandler::new(store, Arc::clone(&clock)));
+    let mut handler = StreamHandler::new(store, Arc::clone(&clock));
+    // Outcome events go to the bus the stack names; without one, none are published.
+    if let Some(bus) = std::env::var(EVENT_BUS_VAR).ok().filter(|b| !b.is_empty()) {
+        let events = aws_sdk_eventbridge::Client::new(&sdk);
+        handler = handler.with_publisher(Arc::new(EventBridgePublisher::new(events, &bus)));
+    }
+    let handler = Arc::new(handler);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let (handler, clock) = (Arc::clone(&handler), Arc::clone(&clock));
         async move {

@@ -17,6 +17,8 @@ struct Memory {
     stalled: std::sync::atomic::AtomicBool,
     /// Caller IDs registered: whether each is healthy, its counts and watermarks.
     numbers: Mutex<HashMap<E164, NumberRow>>,
+    /// Whether the (one) campaign's completion was announced.
+    announced: std::sync::atomic::AtomicBool,
 }
 
 /// A caller ID in [`Memory`]: healthy or not, its counts, its watermark per shard.
@@ -97,6 +99,33 @@ impl CounterStore for Memory {
     async fn record_history(&self, items: &[HistoryItem]) -> Result<(), StoreError> {
         self.requests.fetch_add(1, Ordering::SeqCst);
         self.history.lock().unwrap().extend_from_slice(items);
+        Ok(())
+    }
+
+    async fn watermark(
+        &self,
+        campaign: &CampaignId,
+        shard: &str,
+    ) -> Result<Option<StreamPosition>, StoreError> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        let marks = self.counters.lock().unwrap();
+        Ok(marks.get(&(campaign.clone(), shard.to_owned())).cloned())
+    }
+
+    async fn completion(
+        &self,
+        _: &CampaignId,
+    ) -> Result<Option<outdial_core::counters::Completion>, StoreError> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        Ok(Some(outdial_core::counters::Completion {
+            completed_at: Timestamp::from_millis(1_000),
+            announced: self.announced.load(Ordering::SeqCst),
+        }))
+    }
+
+    async fn mark_announced(&self, _: &CampaignId, _: Timestamp) -> Result<(), StoreError> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        self.announced.store(true, Ordering::SeqCst);
         Ok(())
     }
 }
@@ -585,4 +614,262 @@ async fn verdicts_count_each_call_once_under_its_last_verdict_however_batches_ov
         totals[&campaign].verdicts,
         BTreeMap::from([("machine".to_owned(), 1), ("undecided".to_owned(), 2)])
     );
+}
+
+/// A bus in memory: what it accepted, and refusals to inject.
+#[derive(Debug, Default)]
+struct Bus {
+    accepted: Mutex<Vec<Outbound>>,
+    /// Entries still to refuse one by one, and requests still to fail whole.
+    refuse_entries: AtomicUsize,
+    fail_requests: AtomicUsize,
+    requests: AtomicUsize,
+    /// Events of this kind are refused every time.
+    refuse_kind: Mutex<Option<outdial_core::outcomes::Kind>>,
+}
+
+impl Publisher for Bus {
+    fn publish<'a>(
+        &'a self,
+        events: &'a [Outbound],
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<outdial_core::outcomes::Accepted, StoreError>>
+                + Send
+                + 'a,
+        >,
+    > {
+        Box::pin(async move {
+            assert!(
+                events.len() <= MAX_ENTRIES,
+                "PutEvents takes at most 10 entries"
+            );
+            self.requests.fetch_add(1, Ordering::SeqCst);
+            let take = |n: &AtomicUsize| {
+                n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+                    .is_ok()
+            };
+            if take(&self.fail_requests) {
+                return Err(StoreError::Throttled("injected".into()));
+            }
+            Ok(events
+                .iter()
+                .map(|e| {
+                    if *self.refuse_kind.lock().unwrap() == Some(e.kind)
+                        || take(&self.refuse_entries)
+                    {
+                        Some("ThrottlingException: injected".to_owned())
+                    } else {
+                        self.accepted.lock().unwrap().push(e.clone());
+                        None
+                    }
+                })
+                .collect())
+        })
+    }
+}
+
+fn publishing() -> (StreamHandler<Memory>, Arc<Bus>) {
+    let bus = Arc::new(Bus::default());
+    let h = handler().with_publisher(Arc::clone(&bus) as Arc<dyn Publisher>);
+    (h, bus)
+}
+
+/// A call image at `status` after event `seq`, dialed at 100 ms, answered at 2 s and ended
+/// at 30 s as far as `status` has come.
+fn timed(status: &str, seq: u64) -> Value {
+    let mut image = image(status, Some(seq));
+    image["ref"] = json!({"S": "patient-1"});
+    image["to"] = json!({"S": "+15555550100"});
+    image["dialed_at"] = json!({"N": "100"});
+    if matches!(status, "ANSWERED" | "COMPLETED") {
+        image["answered"] = json!({"BOOL": true});
+        image["answered_at"] = json!({"N": "2000"});
+    }
+    if status.parse::<CallStatus>().unwrap().is_terminal() {
+        image["ended_at"] = json!({"N": "30000"});
+    }
+    image
+}
+
+/// One call's life in records numbered from `first`: queued, dialed, ringing, answered,
+/// completed.
+fn life(first: u64) -> Vec<Value> {
+    let mut queued = image("QUEUED", None);
+    queued["ref"] = json!({"S": "patient-1"});
+    let mut dialing = timed("DIALING", 1);
+    dialing.as_object_mut().unwrap().remove("last_seq");
+    dialing.as_object_mut().unwrap().remove("seq_attempt");
+    vec![
+        record(
+            &first.to_string(),
+            "INSERT",
+            ("CALL#call_1", "CALL"),
+            None,
+            Some(queued.clone()),
+        ),
+        record(
+            &(first + 1).to_string(),
+            "MODIFY",
+            ("CALL#call_1", "CALL"),
+            Some(queued),
+            Some(dialing.clone()),
+        ),
+        record(
+            &(first + 2).to_string(),
+            "MODIFY",
+            ("CALL#call_1", "CALL"),
+            Some(dialing),
+            Some(timed("RINGING", 2)),
+        ),
+        record(
+            &(first + 3).to_string(),
+            "MODIFY",
+            ("CALL#call_1", "CALL"),
+            Some(timed("RINGING", 2)),
+            Some(timed("ANSWERED", 3)),
+        ),
+        record(
+            &(first + 4).to_string(),
+            "MODIFY",
+            ("CALL#call_1", "CALL"),
+            Some(timed("ANSWERED", 3)),
+            Some(timed("COMPLETED", 4)),
+        ),
+    ]
+}
+
+fn published(bus: &Bus) -> Vec<(&'static str, u64)> {
+    bus.accepted
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let detail: Value = serde_json::from_str(&e.detail).unwrap();
+            (
+                e.kind.detail_type(),
+                detail["sequence"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_calls_events_are_published_once_in_order_and_a_redelivery_publishes_nothing() {
+    let (h, bus) = publishing();
+    let records = life(600);
+    let first = h.handle(batch(records[..3].to_vec())).await.unwrap();
+    assert_eq!(first.published, 1);
+    // Lambda delivers the batch again, with what came since.
+    let again = h.handle(batch(records.clone())).await.unwrap();
+    assert_eq!((again.published, again.failure()), (2, None));
+    h.handle(batch(records)).await.unwrap();
+    assert_eq!(
+        published(&bus),
+        [("Call Placed", 2), ("Call Answered", 3), ("Call Ended", 4)]
+    );
+    let end: Value = serde_json::from_str(&bus.accepted.lock().unwrap()[2].detail).unwrap();
+    assert_eq!(
+        (end["ref"].as_str(), end["talk_ms"].as_u64()),
+        (Some("patient-1"), Some(28_000))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn refused_entries_are_retried_until_the_bus_takes_them() {
+    let (h, bus) = publishing();
+    bus.refuse_entries.store(2, Ordering::SeqCst);
+    bus.fail_requests.store(1, Ordering::SeqCst);
+    let handled = h.handle(batch(life(700))).await.unwrap();
+    assert_eq!((handled.published, handled.failure()), (3, None));
+    // The refused ones go out after the one taken: receivers order by `sequence`.
+    let mut events = published(&bus);
+    assert_eq!(events[0], ("Call Ended", 4));
+    events.sort_by_key(|(_, seq)| *seq);
+    assert_eq!(
+        events,
+        [("Call Placed", 2), ("Call Answered", 3), ("Call Ended", 4)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bus_that_keeps_refusing_stops_the_batch_at_that_record_and_loses_nothing() {
+    let (h, bus) = publishing();
+    let records = life(800);
+    // The first request goes through; then the bus fails every try of the next.
+    h.handle(batch(records[..2].to_vec())).await.unwrap();
+    bus.fail_requests
+        .store(usize::try_from(PUBLISH_ROUNDS).unwrap(), Ordering::SeqCst);
+    let handled = h.handle(batch(records.clone())).await.unwrap();
+    assert_eq!(
+        handled.failure(),
+        Some("803"),
+        "the answer's record is re-delivered"
+    );
+    let totals = h.store.totals.lock().unwrap().clone();
+    let c = &totals[&CampaignId::parse("cmp_1").unwrap()];
+    assert_eq!(
+        (
+            c.status(CallStatus::Ringing),
+            c.status(CallStatus::Answered)
+        ),
+        (1, 0),
+        "the record before it counts, the refused one waits"
+    );
+    // Lambda delivers from the refused record on; the bus takes them now.
+    let redelivered = h.handle(batch(records[3..].to_vec())).await.unwrap();
+    assert_eq!(redelivered.failure(), None);
+    assert_eq!(
+        published(&bus),
+        [("Call Placed", 2), ("Call Answered", 3), ("Call Ended", 4)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_completed_campaign_is_announced_once_even_when_the_first_try_fails() {
+    let (h, bus) = publishing();
+    let campaign = CampaignId::parse("cmp_1").unwrap();
+    h.store.totals.lock().unwrap().insert(
+        campaign.clone(),
+        CampaignCounters {
+            contacts: 1,
+            ..CampaignCounters::default()
+        },
+    );
+    let records = life(900);
+    h.handle(batch(records[..4].to_vec())).await.unwrap();
+    // The call's end goes out; the bus refuses every try of the announcement.
+    *bus.refuse_kind.lock().unwrap() = Some(outdial_core::outcomes::Kind::CampaignCompleted);
+    let handled = h.handle(batch(records.clone())).await.unwrap();
+    assert_eq!(
+        handled.failure(),
+        Some("900"),
+        "reported from the campaign's first record"
+    );
+    assert!(!h.store.announced.load(Ordering::SeqCst));
+    *bus.refuse_kind.lock().unwrap() = None;
+    let again = h.handle(batch(records.clone())).await.unwrap();
+    assert_eq!(again.failure(), None);
+    h.handle(batch(records)).await.unwrap();
+    let kinds: Vec<&str> = published(&bus).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        kinds,
+        [
+            "Call Placed",
+            "Call Answered",
+            "Call Ended",
+            "Campaign Completed"
+        ]
+    );
+    let announced: Value = serde_json::from_str(&bus.accepted.lock().unwrap()[3].detail).unwrap();
+    assert_eq!(announced["contacts"], 1);
+    assert_eq!(announced["statuses"], json!({"COMPLETED": 1}));
+}
+
+#[tokio::test]
+async fn without_a_publisher_no_watermark_is_read() {
+    let h = handler();
+    h.handle(batch(life(1000))).await.unwrap();
+    // Counters (one update) and history (one write): nothing read first.
+    assert_eq!(h.store.requests.load(Ordering::SeqCst), 2);
 }

@@ -492,6 +492,29 @@ impl CounterStore for Flaky {
         }
         self.inner.record_history(items).await
     }
+
+    async fn watermark(
+        &self,
+        campaign: &CampaignId,
+        shard: &str,
+    ) -> Result<Option<outdial_core::counters::StreamPosition>, StoreError> {
+        self.inner.watermark(campaign, shard).await
+    }
+
+    async fn completion(
+        &self,
+        campaign: &CampaignId,
+    ) -> Result<Option<outdial_core::counters::Completion>, StoreError> {
+        self.inner.completion(campaign).await
+    }
+
+    async fn mark_announced(
+        &self,
+        campaign: &CampaignId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.inner.mark_announced(campaign, now).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -109,11 +109,13 @@ impl World {
             last_error: None,
             verdict: None,
             greeting_ms: None,
+            digits: Vec::new(),
             due_at: Some(T0),
             created_at: T0,
             updated_at: T0,
             answered_at: None,
             ended_at: None,
+            dialed_at: None,
         };
         self.store.insert_call(record, Some(Lane::Watch));
         id
