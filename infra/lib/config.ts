@@ -40,6 +40,22 @@ export interface OutdialConfig {
    * answering-machine detection only when that variable is set, so false turns detection off
    * for every campaign of the deployment. */
   readonly voicemailDetection: boolean;
+  /** `outdial:eventBus` (optional): the name of an existing EventBridge event bus to publish
+   * outcome events to. Unset: the stack creates its own bus. Either way the stream function
+   * gets the bus's name as `OUTDIAL_EVENT_BUS`. */
+  readonly eventBus?: string;
+  /** `outdial:webhookUrl` and `outdial:webhookSecret` (optional, together): where EventBridge
+   * POSTs every outcome event, and the Secrets Manager secret whose value it sends in the
+   * `x-outdial-key` header. Unset: no webhook. */
+  readonly webhook?: WebhookConfig;
+}
+
+/** The webhook of `outdial:webhookUrl` and `outdial:webhookSecret`. */
+export interface WebhookConfig {
+  /** An https URL, as EventBridge API destinations accept it. */
+  readonly url: string;
+  /** The name or ARN of a Secrets Manager secret; its value (a plain string) is the key. */
+  readonly secret: string;
 }
 
 /** One pool of `outdial:callerIdPools`: its name and its numbers, in the order given. */
@@ -58,6 +74,13 @@ export const DEFAULTS = {
 const E164 = /^\+[1-9][0-9]{1,14}$/;
 const COUNTRY = /^[A-Z]{2}$/;
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+/** An EventBridge event bus name (CreateEventBus: 1 to 256 of these characters; no ARN). */
+const EVENT_BUS = /^[A-Za-z0-9._\-/]{1,256}$/;
+/** A Secrets Manager secret's name (1 to 512 letters, digits and `/_+=.@-`) or its ARN. */
+const SECRET_NAME = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}$/;
+/** The longest invocation endpoint an API destination accepts. */
+const WEBHOOK_URL_MAX = 2048;
 /** A pool name as the API accepts it (core/src/numbers.rs, `valid_pool`). */
 const POOL = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -145,6 +168,43 @@ export function formatCallerIdPools(pools: readonly CallerIdPool[]): string {
   return pools.map((p) => `${p.pool}=${p.numbers.join(',')}`).join(';');
 }
 
+/**
+ * Checks `outdial:webhookUrl` and `outdial:webhookSecret`: both or neither. The URL must be
+ * https (EventBridge API destinations call nothing else), absolute, at most 2,048 characters,
+ * with no user name or password in it (the key belongs in the secret, not in the template);
+ * the secret must be a Secrets Manager secret's name or ARN. Throws naming the setting.
+ */
+export function parseWebhook(url: string | undefined, secret: string | undefined): WebhookConfig | undefined {
+  if (url === undefined) {
+    if (secret !== undefined) {
+      throw new Error('outdial:webhookSecret is set but outdial:webhookUrl is not: give both, or neither for no webhook');
+    }
+    return undefined;
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new Error(`outdial:webhookUrl must be an https URL (https://hooks.example.com/outdial), got ${JSON.stringify(url)}`);
+  }
+  if (parsed.protocol !== 'https:') {
+    throw new Error(`outdial:webhookUrl must be an https URL: EventBridge API destinations call https endpoints only, got ${JSON.stringify(url)}`);
+  }
+  if (parsed.username !== '' || parsed.password !== '') {
+    throw new Error('outdial:webhookUrl must not hold a user name or password: the template would carry it in plain text; the key goes in outdial:webhookSecret');
+  }
+  if (/\s/.test(url) || url.length > WEBHOOK_URL_MAX) {
+    throw new Error(`outdial:webhookUrl must be at most ${WEBHOOK_URL_MAX} characters without spaces, got ${JSON.stringify(url.slice(0, 80))}`);
+  }
+  if (secret === undefined) {
+    throw new Error('outdial:webhookUrl needs outdial:webhookSecret: the name or ARN of the Secrets Manager secret whose value is sent in the x-outdial-key header (docs/deploy.md, Outcome events and the webhook)');
+  }
+  if (!SECRET_NAME.test(secret) && !SECRET_ARN.test(secret)) {
+    throw new Error(`outdial:webhookSecret must be the name or ARN of a Secrets Manager secret (letters, digits and /_+=.@-), got ${JSON.stringify(secret)}`);
+  }
+  return { url, secret };
+}
+
 /** Reads and checks the stack's context. Throws with the setting's name on a bad value. */
 export function readConfig(node: Node): OutdialConfig {
   const numbers = (text(node, 'outdial:phoneNumbers') ?? '')
@@ -191,6 +251,12 @@ export function readConfig(node: Node): OutdialConfig {
 
   const callerIdPools = parseCallerIdPools(text(node, 'outdial:callerIdPools'), numbers);
 
+  const eventBus = text(node, 'outdial:eventBus');
+  if (eventBus !== undefined && !EVENT_BUS.test(eventBus)) {
+    throw new Error(`outdial:eventBus must be the name (not the ARN) of an existing EventBridge event bus: 1 to 256 letters, digits, '.', '-', '_' or '/', got ${JSON.stringify(eventBus)}`);
+  }
+  const webhook = parseWebhook(text(node, 'outdial:webhookUrl'), text(node, 'outdial:webhookSecret'));
+
   return {
     phoneNumbers: numbers,
     callerIdPools,
@@ -201,5 +267,7 @@ export function readConfig(node: Node): OutdialConfig {
     alarmEmail,
     allowedCountries,
     voicemailDetection: flag(node, 'outdial:voicemailDetection', DEFAULTS.voicemailDetection),
+    eventBus,
+    webhook,
   };
 }

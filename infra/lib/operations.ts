@@ -36,6 +36,8 @@ export const THRESHOLDS = {
 export interface OperationsProps {
   readonly functions: { readonly sma: lambda.IFunction; readonly timers: lambda.IFunction; readonly api: lambda.IFunction; readonly stream: lambda.IFunction };
   readonly streamFailures: sqs.IQueue;
+  /** The webhook's dead-letter queue; absent without `outdial:webhookUrl`. */
+  readonly webhookFailures?: sqs.IQueue;
   readonly httpApi: apigw.HttpApi;
   readonly table: dynamodb.ITable;
   readonly alarmTopic: sns.ITopic;
@@ -104,6 +106,19 @@ export class Operations extends Construct {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
+
+    // EventBridge sets an event aside only after it gave up on it: 24 h of retries, or at once
+    // for an answer it does not retry (most 4xx). The receiver has missed it.
+    if (props.webhookFailures !== undefined) {
+      alarm('WebhookFailuresNotEmpty', {
+        alarmDescription: 'outdial webhook: an outcome event could not be delivered (24 h of retries, or an answer EventBridge does not retry) and was set aside in the webhook dead-letter queue',
+        metric: props.webhookFailures.metricApproximateNumberOfMessagesVisible({ period: MINUTE, statistic: 'Maximum' }),
+        threshold: 0,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    }
 
     // One datapoint per dispatcher run, about one a minute: 3 of 5 minutes rides out a minute
     // without a run ending in it.
@@ -273,9 +288,15 @@ export class Operations extends Construct {
             title: 'Caller IDs quarantined (per 5 minutes)',
             left: [outdial('NumbersQuarantined', 'Sum', FIVE_MINUTES).with({ label: 'quarantined' })],
             leftAnnotations: [{ value: 1, label: 'alarm' }],
-            width: 24,
+            width: props.webhookFailures === undefined ? 24 : 12,
             height: 4,
           }),
+          ...(props.webhookFailures === undefined ? [] : [new cloudwatch.GraphWidget({
+            title: 'Webhook: undelivered outcome events',
+            left: [props.webhookFailures.metricApproximateNumberOfMessagesVisible({ period: MINUTE, statistic: 'Maximum', label: 'dead-letter queue' })],
+            width: 12,
+            height: 4,
+          })]),
         ],
         [
           new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24, height: 4 }),

@@ -1,17 +1,20 @@
 // The whole of outdial in one stack: the table, the four Rust functions, the HTTP API, the SIP
 // media application, the dispatcher's schedule, the stream consumer, the bucket the PSTN audio
-// service records greetings into, and what an operator watches. Each function's role lists
+// service records greetings into, the event bus outcome events go to (and the webhook that
+// forwards them, when configured), and what an operator watches. Each function's role lists
 // exactly what its binary calls (docs/deploy.md has the table); nothing gets a managed policy
 // or a `*` where a resource can be named.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ArnFormat, CfnOutput, type CfnResource, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { ArnFormat, CfnOutput, type CfnResource, Duration, RemovalPolicy, SecretValue, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as chime from 'aws-cdk-lib/aws-chime';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -161,6 +164,32 @@ export const GREETINGS = {
   actions: ['s3:PutObject', 's3:PutObjectAcl'],
 } as const;
 
+/**
+ * Outcome events: what the stream function publishes to the event bus (`PutEvents`), and how
+ * the webhook forwards them. docs/events.md has the events' schema; docs/deploy.md ("Outcome
+ * events and the webhook") the receiver's side.
+ */
+export const OUTCOMES = {
+  /** The `Source` of every event the stream function puts. */
+  source: 'outdial',
+  /** Their `DetailType`s: the webhook rule forwards these and nothing else. */
+  detailTypes: ['Call Placed', 'Call Answered', 'Call Ended', 'Campaign Completed'],
+  /** The stack's own bus, when `outdial:eventBus` names none: `<stack name>-outcomes`. */
+  busNameSuffix: '-outcomes',
+  /** The header the webhook's key travels in (an EventBridge connection, API-key authorization). */
+  keyHeader: 'x-outdial-key',
+  /** At most this many webhook calls per second; EventBridge queues the rest (and retries
+   * them within `maxEventAge`). A campaign dialing at the account rate ends a few calls per
+   * second, each with three or four events. */
+  rateLimitPerSecond: 50,
+  /** EventBridge's most: a failed delivery is retried (with back-off) for up to 185 attempts
+   * or 24 hours, whichever comes first, then set aside in the webhook's dead-letter queue. */
+  retryAttempts: 185,
+  maxEventAge: Duration.hours(24),
+  /** How long the dead-letter queue keeps an event: SQS's longest. */
+  failureRetention: Duration.days(14),
+} as const;
+
 const LOG_RETENTION = logs.RetentionDays.ONE_MONTH;
 
 export interface OutdialStackProps extends StackProps {
@@ -188,6 +217,13 @@ export class OutdialStack extends Stack {
   readonly sipMediaApplication: chime.CfnSipMediaApplication;
   readonly httpApi: apigw.HttpApi;
   readonly streamFailures: sqs.Queue;
+  /** The bus the stream function publishes outcome events to: the stack's own, or the one
+   * `outdial:eventBus` names. */
+  readonly eventBus: events.IEventBus;
+  /** The webhook's rule and dead-letter queue: only with `outdial:webhookUrl`. */
+  readonly webhookRule?: events.Rule;
+  readonly webhookConnection?: events.Connection;
+  readonly webhookFailures?: sqs.Queue;
   readonly alarmTopic: sns.Topic;
   /** Absent with `outdial:voicemailDetection=false`. */
   readonly greetingsBucket?: s3.Bucket;
@@ -279,6 +315,20 @@ export class OutdialStack extends Stack {
         ],
       });
     }
+
+    // ---- Outcome events -------------------------------------------------------------------
+    // The stream function puts an event on this bus for each call placed, answered and ended,
+    // and for each campaign completed. By default the stack creates the bus (AWS-owned
+    // encryption, no resource policy: only principals of this account that IAM allows can put
+    // events on it); `outdial:eventBus` names an existing bus instead (another stack's, a
+    // shared one), which the stack neither creates nor changes: it only grants the stream
+    // function PutEvents on it and, with a webhook, puts its rule there.
+    this.eventBus = config.eventBus === undefined
+      ? new events.EventBus(this, 'EventBus', {
+        eventBusName: `${this.stackName}${OUTCOMES.busNameSuffix}`,
+        description: 'outdial: outcome events (calls placed, answered, ended; campaigns completed)',
+      })
+      : events.EventBus.fromEventBusName(this, 'EventBus', config.eventBus);
 
     // ---- Functions ------------------------------------------------------------------------
     const shards = String(config.dispatchShards);
@@ -425,7 +475,12 @@ export class OutdialStack extends Stack {
       binary: 'outdial-stream',
       description: 'outdial: campaign counters and call event history from the table stream',
       ...SIZING.stream,
-      environment: { OUTDIAL_TABLE_NAME: tableName },
+      environment: {
+        OUTDIAL_TABLE_NAME: tableName,
+        // The name, as PutEvents takes it. Unset, the function publishes nothing; the stack
+        // always sets it.
+        OUTDIAL_EVENT_BUS: this.eventBus.eventBusName,
+      },
     });
     acknowledgeLint(this.streamFunction, {
       checkov: [
@@ -484,10 +539,12 @@ export class OutdialStack extends Stack {
     allow(this.apiFunction, 'StartDispatcher', ['lambda:InvokeFunction'], [this.timersFunction.functionArn]);
 
     // Stream: counters and caller IDs' health counts (conditional updates that return the new
-    // item), quarantines (conditional updates) and event-history items (batch writes); it
-    // reads and queries nothing.
-    allow(this.streamFunction, 'TableItems', ['dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'], [tableArn]);
+    // item), quarantines (conditional updates) and event-history items (batch writes); before
+    // it publishes, it reads a campaign's item (its counters watermark and whether it has
+    // completed). It queries nothing. Then it puts outcome events on the one bus, by ARN.
+    allow(this.streamFunction, 'TableItems', ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'], [tableArn]);
     tableKey(this.streamFunction);
+    allow(this.streamFunction, 'PutOutcomeEvents', ['events:PutEvents'], [this.eventBus.eventBusArn]);
 
     // ---- The stream consumer --------------------------------------------------------------
     this.streamFailures = new sqs.Queue(this, 'StreamFailures', {
@@ -522,6 +579,65 @@ export class OutdialStack extends Stack {
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason: 'dynamodb:ListStreams (added by the DynamoDB event source) is a list operation with no resource-level permissions; Lambda checks it when it creates the mapping. Every other stream action is on this table\'s stream ARN.',
     });
+
+    // ---- The webhook ----------------------------------------------------------------------
+    // With `outdial:webhookUrl`: a rule on the bus sends every outcome event, whole (no input
+    // transformer: the receiver gets the EventBridge envelope with `detail`), to an API
+    // destination that POSTs it to the URL with the key from Secrets Manager in `x-outdial-key`.
+    // - The key: the connection's API-key authorization takes it as a dynamic reference
+    //   (`{{resolve:secretsmanager:...}}`) that CloudFormation resolves at deploy; the template
+    //   never holds it. EventBridge keeps its copy in a secret of its own (`events!connection/...`).
+    //   CloudFormation reads the secret only when it creates or updates the connection: a new
+    //   key needs `aws events update-connection` (docs/deploy.md says how).
+    // - Delivery is at least once and not in order: the receiver de-duplicates (docs/deploy.md).
+    //   A failed delivery is retried for up to 24 h, then set aside in the dead-letter queue,
+    //   whose policy lets EventBridge send to it for this rule only (`aws:SourceArn`).
+    // - The rule invokes the API destination with a role of its own that EventBridge may assume
+    //   for this account only and that may invoke this API destination and nothing else.
+    if (config.webhook !== undefined) {
+      this.webhookConnection = new events.Connection(this, 'WebhookConnection', {
+        description: 'outdial: the webhook\'s key, sent in the x-outdial-key header',
+        authorization: events.Authorization.apiKey(OUTCOMES.keyHeader, SecretValue.secretsManager(config.webhook.secret)),
+      });
+      const destination = new events.ApiDestination(this, 'WebhookDestination', {
+        description: 'outdial: POSTs each outcome event to the webhook URL',
+        connection: this.webhookConnection,
+        endpoint: config.webhook.url,
+        httpMethod: events.HttpMethod.POST,
+        rateLimitPerSecond: OUTCOMES.rateLimitPerSecond,
+      });
+      this.webhookFailures = new sqs.Queue(this, 'WebhookFailures', {
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        enforceSSL: true,
+        retentionPeriod: OUTCOMES.failureRetention,
+      });
+      acknowledgeLint(this.webhookFailures, {
+        checkov: [{ id: 'CKV_AWS_27', comment: 'Encrypted at rest with SQS-managed keys (SqsManagedSseEnabled). A customer key must let events.amazonaws.com encrypt with it: a statement narrowed to this rule cannot be written on the stack key (the rule names this queue, the queue would name the key: a cycle), so it would open the key that guards the retained table to every EventBridge rule of the account. No role of the stack may read the queue, and its messages are events the webhook receiver is sent anyway.' }],
+      });
+      Validations.of(this.webhookFailures).acknowledge({
+        id: 'AwsSolutions-SQS3',
+        reason: 'This queue is itself the dead-letter queue of the webhook rule\'s target: it holds outcome events EventBridge could not deliver within 24 hours, for an operator to read and re-send.',
+      });
+      const webhookRole = new iam.Role(this, 'WebhookRole', {
+        assumedBy: new iam.ServicePrincipal('events.amazonaws.com', {
+          conditions: { StringEquals: { 'aws:SourceAccount': this.account } },
+        }),
+        description: 'outdial: lets the webhook rule invoke the webhook API destination',
+      });
+      this.webhookRule = new events.Rule(this, 'WebhookRule', {
+        description: 'outdial: every outcome event to the webhook',
+        eventBus: this.eventBus,
+        eventPattern: { source: [OUTCOMES.source], detailType: [...OUTCOMES.detailTypes] },
+      });
+      // The target adds `events:InvokeApiDestination` on this destination to the role, and the
+      // queue policy statement for this rule.
+      this.webhookRule.addTarget(new targets.ApiDestination(destination, {
+        eventRole: webhookRole,
+        deadLetterQueue: this.webhookFailures,
+        retryAttempts: OUTCOMES.retryAttempts,
+        maxEventAge: OUTCOMES.maxEventAge,
+      }));
+    }
 
     // ---- The dispatcher's schedule --------------------------------------------------------
     const schedulerRole = new iam.Role(this, 'SchedulerRole', {
@@ -603,6 +719,7 @@ export class OutdialStack extends Stack {
     const ops = new Operations(this, 'Operations', {
       functions: { sma: this.smaFunction, timers: this.timersFunction, api: this.apiFunction, stream: this.streamFunction },
       streamFailures: this.streamFailures,
+      webhookFailures: this.webhookFailures,
       httpApi: this.httpApi,
       table: this.table,
       alarmTopic: this.alarmTopic,
@@ -618,6 +735,22 @@ export class OutdialStack extends Stack {
     new CfnOutput(this, 'SmaArn', { description: 'The SIP media application ARN', value: smaArn });
     new CfnOutput(this, 'TableName', { description: 'The DynamoDB table', value: tableName });
     new CfnOutput(this, 'StreamFailureQueueUrl', { description: 'Stream batches that failed every retry', value: this.streamFailures.queueUrl });
+    new CfnOutput(this, 'EventBusName', {
+      description: 'The event bus the stream function puts outcome events on (source outdial): the stack\'s own, or outdial:eventBus',
+      value: this.eventBus.eventBusName,
+    });
+    if (this.webhookConnection !== undefined) {
+      new CfnOutput(this, 'WebhookConnectionName', {
+        description: 'The EventBridge connection holding the webhook key: update it after changing the secret (docs/deploy.md)',
+        value: this.webhookConnection.connectionName,
+      });
+    }
+    if (this.webhookFailures !== undefined) {
+      new CfnOutput(this, 'WebhookFailureQueueUrl', {
+        description: 'Outcome events the webhook could not deliver within 24 hours (outdial:webhookUrl)',
+        value: this.webhookFailures.queueUrl,
+      });
+    }
     new CfnOutput(this, 'AlarmTopicArn', { description: 'Every alarm publishes here: subscribe to it', value: this.alarmTopic.topicArn });
     new CfnOutput(this, 'DashboardName', { description: 'The CloudWatch dashboard', value: ops.dashboard.dashboardName });
     new CfnOutput(this, 'PhoneNumbers', {
@@ -681,7 +814,7 @@ export class OutdialStack extends Stack {
       cfnLint: ['W3005'],
       checkov: [
         { id: 'CKV_AWS_117', comment: 'No VPC: the functions call only AWS APIs (DynamoDB, Chime SDK Voice, Lambda) over TLS with SigV4 and reach nothing private; a VPC would add NAT or endpoints and cold-start time for nothing.' },
-        { id: 'CKV_AWS_173', comment: 'The environment holds no secret (table, function and bucket names, the SMA id, shard count, rate, message text, countries); Lambda encrypts it at rest with its own key.' },
+        { id: 'CKV_AWS_173', comment: 'The environment holds no secret (table, function, bucket and event bus names, the SMA id, shard count, rate, message text, countries); Lambda encrypts it at rest with its own key.' },
       ],
     });
     return fn;

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { DEFAULTS, formatCallerIdPools, parseCallerIdPools, readConfig } from '../lib/config';
+import { DEFAULTS, formatCallerIdPools, parseCallerIdPools, parseWebhook, readConfig } from '../lib/config';
 import { OutdialStack } from '../lib/outdial-stack';
 import { loadSchema, parseSchema, SCHEMA_PATH } from '../lib/table';
 import { functionStatements, logicalId, render, synth } from './synth';
@@ -25,6 +25,8 @@ describe('context', () => {
       alarmEmail: undefined,
       allowedCountries: undefined,
       voicemailDetection: DEFAULTS.voicemailDetection,
+      eventBus: undefined,
+      webhook: undefined,
     });
     assert.equal(DEFAULTS.voicemailDetection, true);
   });
@@ -42,6 +44,22 @@ describe('context', () => {
   test('reads allowed countries as comma-separated ISO 3166 alpha-2 codes', () => {
     assert.deepEqual(configOf({ 'outdial:allowedCountries': ' US, CA ' }).allowedCountries, ['US', 'CA']);
     assert.equal(configOf({ 'outdial:allowedCountries': ' ' }).allowedCountries, undefined);
+  });
+
+  test('reads an existing event bus by name', () => {
+    assert.equal(configOf({ 'outdial:eventBus': ' shared-outcomes ' }).eventBus, 'shared-outcomes');
+    assert.equal(configOf({ 'outdial:eventBus': 'org/outdial.events_1' }).eventBus, 'org/outdial.events_1');
+    assert.equal(configOf({ 'outdial:eventBus': '' }).eventBus, undefined);
+  });
+
+  test('reads the webhook as an https URL and a Secrets Manager secret\'s name or ARN, both or neither', () => {
+    const secretArn = 'arn:aws:secretsmanager:eu-west-2:123456789012:secret:outdial/webhook-key-AbCdEf';
+    assert.deepEqual(configOf({ 'outdial:webhookUrl': ' https://hooks.example.com/outdial?team=ops ', 'outdial:webhookSecret': 'outdial/webhook-key' }).webhook,
+      { url: 'https://hooks.example.com/outdial?team=ops', secret: 'outdial/webhook-key' });
+    assert.deepEqual(configOf({ 'outdial:webhookUrl': 'https://hooks.example.com:8443/x', 'outdial:webhookSecret': secretArn }).webhook,
+      { url: 'https://hooks.example.com:8443/x', secret: secretArn });
+    assert.equal(configOf({ 'outdial:webhookUrl': ' ', 'outdial:webhookSecret': '' }).webhook, undefined);
+    assert.equal(parseWebhook(undefined, undefined), undefined);
   });
 
   test('reads phone numbers as comma-separated E.164', () => {
@@ -109,11 +127,40 @@ describe('context', () => {
     ['outdial:voicemailDetection', '0', /outdial:voicemailDetection must be true or false, got "0"/],
     ['outdial:voicemailDetection', 'False', /outdial:voicemailDetection must be true or false, got "False"/],
     ['outdial:voicemailDetection', 'off', /outdial:voicemailDetection must be true or false/],
+    ['outdial:eventBus', 'arn:aws:events:us-east-1:123456789012:event-bus/shared', /outdial:eventBus must be the name \(not the ARN\) of an existing EventBridge event bus/],
+    ['outdial:eventBus', 'shared bus', /outdial:eventBus must be the name/],
+    ['outdial:eventBus', 'b'.repeat(257), /outdial:eventBus must be the name/],
+    // A secret without a URL is a half-made webhook, not a choice.
+    ['outdial:webhookSecret', 'outdial/webhook-key', /outdial:webhookSecret is set but outdial:webhookUrl is not/],
   ] as const) {
     test(`refuses ${key}=${value.slice(0, 30)}`, () => {
       assert.throws(() => configOf({ [key]: value }), message);
     });
   }
+});
+
+describe('the webhook settings', () => {
+  const secret = 'outdial/webhook-key';
+  for (const [url, withSecret, message] of [
+    ['http://hooks.example.com/outdial', secret, /outdial:webhookUrl must be an https URL: EventBridge API destinations call https endpoints only, got "http:\/\/hooks\.example\.com\/outdial"/],
+    ['hooks.example.com/outdial', secret, /outdial:webhookUrl must be an https URL \(https:\/\/hooks\.example\.com\/outdial\), got "hooks\.example\.com\/outdial"/],
+    ['ftp://hooks.example.com/', secret, /outdial:webhookUrl must be an https URL/],
+    ['https://user:key@hooks.example.com/outdial', secret, /outdial:webhookUrl must not hold a user name or password/],
+    [`https://hooks.example.com/${'x'.repeat(2048)}`, secret, /outdial:webhookUrl must be at most 2048 characters/],
+    ['https://hooks.example.com/outdial', undefined, /outdial:webhookUrl needs outdial:webhookSecret: the name or ARN of the Secrets Manager secret/],
+    ['https://hooks.example.com/outdial', 'my secret', /outdial:webhookSecret must be the name or ARN of a Secrets Manager secret/],
+    ['https://hooks.example.com/outdial', '{{resolve:secretsmanager:x}}', /outdial:webhookSecret must be the name or ARN/],
+    ['https://hooks.example.com/outdial', 'arn:aws:secretsmanager:us-east-1:123:secret:x', /outdial:webhookSecret must be the name or ARN/],
+  ] as const) {
+    test(`refuses outdial:webhookUrl=${url.slice(0, 40)} with outdial:webhookSecret=${withSecret ?? '(unset)'}`, () => {
+      assert.throws(() => configOf({ 'outdial:webhookUrl': url, ...(withSecret === undefined ? {} : { 'outdial:webhookSecret': withSecret }) }), message);
+    });
+  }
+
+  test('a bad webhook stops the synth with the setting\'s name', () => {
+    assert.throws(() => synth({ 'outdial:webhookUrl': 'http://hooks.example.com/outdial', 'outdial:webhookSecret': secret }), /outdial:webhookUrl must be an https URL/);
+    assert.throws(() => synth({ 'outdial:webhookUrl': 'https://hooks.example.com/outdial' }), /outdial:webhookUrl needs outdial:webhookSecret/);
+  });
 });
 
 describe('a configured stack', () => {

@@ -48,9 +48,13 @@ const SAMPLE: OperationRecord[] = [
   { function: 'api', action: 'dynamodb:Query', resource: index('byCampaign') },
   { function: 'api', action: 'chime:UpdateSipMediaApplicationCall', resource: { kind: 'sma' } },
   { function: 'api', action: 'lambda:InvokeFunction', resource: { kind: 'function', name: 'timers' } },
-  // Counters and history; then what the event source mapping does with the function's role.
+  // Counters and history; a campaign's watermark and completion, read before publishing;
+  // outcome events put on the bus (`outdial-local` stands for any local bus name); then what
+  // the event source mapping does with the function's role.
+  { function: 'stream', action: 'dynamodb:GetItem', resource: table },
   { function: 'stream', action: 'dynamodb:UpdateItem', resource: table },
   { function: 'stream', action: 'dynamodb:BatchWriteItem', resource: table },
+  { function: 'stream', action: 'events:PutEvents', resource: { kind: 'bus', name: 'outdial-local' } },
   ...['DescribeStream', 'GetShardIterator', 'GetRecords'].map((a) => ({ function: 'stream', action: `dynamodb:${a}`, resource: { kind: 'stream', table: 'Txn' } }) as const),
   { function: 'stream', action: 'dynamodb:ListStreams', resource: { kind: 'any' } },
 ];
@@ -94,7 +98,43 @@ describe('the permission check', () => {
     assert.match(arn({ kind: 'stream', table: 'x' }), /^\$\{Table[0-9A-F]{8}\.StreamArn\}$/);
     assert.equal(arn({ kind: 'sma' }), 'arn:${AWS::Partition}:chime:${AWS::Region}:${AWS::AccountId}:sma/${SipMediaApplication.SipMediaApplicationId}');
     assert.match(arn({ kind: 'function', name: 'timers' }), /^\$\{TimersFunction[0-9A-F]{8}\.Arn\}$/);
+    assert.match(arn({ kind: 'bus', name: 'outdial-local' }), /^\$\{EventBus[0-9A-F]{8}\.Arn\}$/);
     assert.equal(arn({ kind: 'any' }), '*');
+  });
+
+  test('names any recorded bus as the stack\'s one bus: its own, or the existing one outdial:eventBus names', () => {
+    const put = (name: string) => ({ function: 'stream', action: 'events:PutEvents', resource: { kind: 'bus', name } }) as const;
+    // Whatever the local suites called their bus, it is the bus OUTDIAL_EVENT_BUS names.
+    assert.equal(arnOf(template, 'stream', put('outdial-local').resource), arnOf(template, 'stream', put('another-local-bus').resource));
+    assert.deepEqual(list(deniedOperations(template, [put('outdial-local'), put('another-local-bus')])), []);
+    const shared = synth({ 'outdial:eventBus': 'shared-outcomes' }).json;
+    assert.equal(arnOf(shared, 'stream', put('outdial-local').resource),
+      'arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/shared-outcomes');
+    assert.deepEqual(list(deniedOperations(shared, [put('outdial-local')])), []);
+    assert.deepEqual(unusedGrants(shared, SAMPLE, GRANT_EXCEPTIONS), []);
+  });
+
+  test('catches the stream function\'s PutEvents taken away, given to another function, or granted on another bus', () => {
+    const put = { function: 'stream', action: 'events:PutEvents', resource: { kind: 'bus', name: 'outdial-local' } } as const;
+    const busArn = arnOf(template, 'stream', put.resource);
+    const without = revoke(template, 'stream', 'events:PutEvents', busArn);
+    assert.deepEqual(list(deniedOperations(without, SAMPLE)), ['stream events:PutEvents on bus']);
+    // Only the stream function may publish: the same record from the API function is denied.
+    assert.deepEqual(list(deniedOperations(template, [{ ...put, function: 'api' }])), ['api events:PutEvents on bus']);
+    // A grant on some other bus allows nothing on this one, and is itself unused.
+    const otherBus = 'arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default';
+    const moved = allowAlso(without, 'stream', ['events:PutEvents'], [otherBus]);
+    assert.deepEqual(list(deniedOperations(moved, SAMPLE)), ['stream events:PutEvents on bus']);
+    assert.deepEqual(unusedGrants(moved, SAMPLE, GRANT_EXCEPTIONS).map((g) => `${g.function} ${g.action} ${g.resource}`),
+      [`stream events:PutEvents ${otherBus}`]);
+  });
+
+  test('reports the stream function\'s PutEvents and GetItem grants unused while nothing records them', () => {
+    const before = SAMPLE.filter((r) => !(r.function === 'stream' && ['events:PutEvents', 'dynamodb:GetItem'].includes(r.action)));
+    assert.deepEqual(unusedGrants(template, before, GRANT_EXCEPTIONS).map((g) => `${g.function} ${g.sid} ${g.action} ${g.resource}`).sort(), [
+      `stream PutOutcomeEvents events:PutEvents ${arnOf(template, 'stream', { kind: 'bus', name: 'x' })}`,
+      `stream TableItems dynamodb:GetItem ${arnOf(template, 'stream', table)}`,
+    ]);
   });
 
   test('catches the SMA function\'s Query on the byTransaction index taken away', () => {
@@ -178,17 +218,25 @@ describe('the recordings', () => {
         '',
         line({ function: 'stream', action: 'dynamodb:ListStreams', resource: { kind: 'any' } }),
       ].join('\n') + '\n');
-      writeFileSync(join(dir, 'b.jsonl'), line({ function: 'sma', action: 'dynamodb:Query', resource: { kind: 'index', table: 't2', index: 'byTransaction' } }) + '\n');
+      writeFileSync(join(dir, 'b.jsonl'), [
+        line({ function: 'sma', action: 'dynamodb:Query', resource: { kind: 'index', table: 't2', index: 'byTransaction' } }),
+        // Two local bus names: one bus, one record.
+        line({ function: 'stream', action: 'events:PutEvents', resource: { kind: 'bus', name: 'outdial-local' } }),
+        line({ function: 'stream', action: 'events:PutEvents', resource: { kind: 'bus', name: 'outdial-other' } }),
+      ].join('\n') + '\n');
       writeFileSync(join(dir, 'notes.txt'), 'not a recording');
       const r = readRecordings(dir);
       assert.equal(r.files.length, 2);
-      assert.deepEqual(list(r.records), ['sma dynamodb:Query on index byTransaction', 'stream dynamodb:ListStreams on *']);
-      assert.deepEqual(readRecordings(join(dir, 'b.jsonl')).records.length, 1);
+      assert.deepEqual(list(r.records), ['sma dynamodb:Query on index byTransaction', 'stream dynamodb:ListStreams on *', 'stream events:PutEvents on bus']);
+      assert.deepEqual(r.records[2].resource, { kind: 'bus', name: 'outdial-local' });
+      assert.deepEqual(readRecordings(join(dir, 'b.jsonl')).records.length, 2);
       assert.deepEqual(readRecordings(join(dir, 'missing')).records, []);
       writeFileSync(join(dir, 'c.jsonl'), line({ function: 'dialer', action: 'chime:CreateSipMediaApplicationCall', resource: { kind: 'sma' } }) + '\n');
       assert.throws(() => readRecordings(dir), /c\.jsonl:1: function must be one of sma, timers, api, stream/);
       writeFileSync(join(dir, 'c.jsonl'), line({ function: 'sma', action: 'dynamodb:Query', resource: { kind: 'gsi' } }) + '\n');
-      assert.throws(() => readRecordings(dir), /c\.jsonl:1: resource\.kind must be/);
+      assert.throws(() => readRecordings(dir), /c\.jsonl:1: resource\.kind must be table, index, stream, sma, function, bus or any/);
+      writeFileSync(join(dir, 'c.jsonl'), line({ function: 'stream', action: 'events:PutEvents', resource: { kind: 'bus' } }) + '\n');
+      assert.throws(() => readRecordings(dir), /c\.jsonl:1: a bus resource names its event bus/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

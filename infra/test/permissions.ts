@@ -23,12 +23,17 @@ export const FUNCTIONS = {
 export type FunctionName = keyof typeof FUNCTIONS;
 const isFunctionName = (v: unknown): v is FunctionName => typeof v === 'string' && Object.hasOwn(FUNCTIONS, v);
 
-/** What a recorded operation acts on. Table names are the local tests' own: any table is the stack's one table. */
+/**
+ * What a recorded operation acts on. Table and bus names are the local tests' own: any table
+ * is the stack's one table, any event bus the stack's one bus.
+ */
 export type RecordedResource =
   | { readonly kind: 'table'; readonly table: string }
   | { readonly kind: 'index'; readonly table: string; readonly index: string }
   | { readonly kind: 'stream'; readonly table: string }
   | { readonly kind: 'sma' }
+  /** The event bus outcome events go to (`PutEvents`): the one OUTDIAL_EVENT_BUS names. */
+  | { readonly kind: 'bus'; readonly name: string }
   | { readonly kind: 'function'; readonly name: FunctionName }
   | { readonly kind: 'any' };
 
@@ -125,21 +130,27 @@ export function parseRecord(line: string, where = 'record'): OperationRecord {
       if (!isFunctionName(r.name)) bad(`a function resource names one of ${Object.keys(FUNCTIONS).join(', ')}`);
       resource = { kind: 'function', name: r.name };
       break;
+    case 'bus':
+      if (!str(r.name)) bad('a bus resource names its event bus');
+      resource = { kind: 'bus', name: r.name };
+      break;
     case 'sma': case 'any':
       resource = { kind: r.kind };
       break;
     default:
-      return bad('resource.kind must be table, index, stream, sma, function or any');
+      return bad('resource.kind must be table, index, stream, sma, function, bus or any');
   }
   return { function: raw.function, action: raw.action, resource };
 }
 
-/** The record with every table as the stack's one table: what the IAM check can tell apart. */
+/** The record with every table as the stack's one table, every bus as its one bus: what the IAM check can tell apart. */
 function recordKey(r: OperationRecord): string {
   return `${r.function} ${r.action} ${JSON.stringify(normal(r.resource))}`;
 }
 function normal(r: GrantResource): unknown {
-  return 'table' in r ? { ...r, table: '' } : r;
+  if ('table' in r) return { ...r, table: '' };
+  if (r.kind === 'bus') return { ...r, name: '' };
+  return r;
 }
 
 /** A record, for a message: `sma dynamodb:Query on index byTransaction`. */
@@ -159,8 +170,25 @@ const one = (template: HasJson, type: string): string => {
 };
 
 /**
+ * The stack's one event bus, as the template renders its ARN: the bus the stream function's
+ * OUTDIAL_EVENT_BUS names. A `Ref` to the stack's own `AWS::Events::EventBus` is `${Bus.Arn}`;
+ * a literal name (`outdial:eventBus`, a bus the stack does not create) is the ARN the stack's
+ * `formatArn` renders for it.
+ */
+function busArn(template: TemplateJson): string {
+  const env = template.Resources[logicalId({ json: template }, 'AWS::Lambda::Function', FUNCTIONS.stream)].Properties.Environment?.Variables ?? {};
+  const name: unknown = env.OUTDIAL_EVENT_BUS;
+  if (name === undefined) return '(no event bus)';
+  if (typeof name === 'string') return `arn:\${AWS::Partition}:events:\${AWS::Region}:\${AWS::AccountId}:event-bus/${name}`;
+  const ref = (name as { Ref?: string }).Ref;
+  if (ref !== undefined && template.Resources[ref]?.Type === 'AWS::Events::EventBus') return `\${${ref}.Arn}`;
+  throw new Error(`OUTDIAL_EVENT_BUS of the stream function is neither a name nor the stack's event bus: ${JSON.stringify(name)}`);
+}
+
+/**
  * The ARN of `resource` as the template renders it (`render` of synth.ts), for `fn`:
- * `${Table.Arn}`, `${Table.Arn}/index/due`, `${Table.StreamArn}`, the SMA's ARN, `${TimersFunction.Arn}`, `*`.
+ * `${Table.Arn}`, `${Table.Arn}/index/due`, `${Table.StreamArn}`, the SMA's ARN, `${TimersFunction.Arn}`,
+ * `${EventBus.Arn}`, `*`.
  */
 export function arnOf(template: TemplateJson, fn: FunctionName, resource: GrantResource): string {
   const t = { json: template };
@@ -171,6 +199,7 @@ export function arnOf(template: TemplateJson, fn: FunctionName, resource: GrantR
     // How the stack's formatArn renders it (stack.test.ts checks the SmaArn output against it).
     case 'sma': return `arn:\${AWS::Partition}:chime:\${AWS::Region}:\${AWS::AccountId}:sma/\${${one(t, 'AWS::Chime::SipMediaApplication')}.SipMediaApplicationId}`;
     case 'function': return `\${${logicalId(t, 'AWS::Lambda::Function', FUNCTIONS[resource.name])}.Arn}`;
+    case 'bus': return busArn(template);
     case 'any': return '*';
     case 'tableKey': return render(template.Resources[one(t, 'AWS::DynamoDB::Table')].Properties.SSESpecification?.KMSMasterKeyId);
     case 'logGroup': {

@@ -10,7 +10,7 @@ import { App, Validations } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { buildApp } from '../lib/app';
-import { DISPATCHER, FUNCTIONS_PATH, GREETINGS, parseFunctions, SIZING, STREAM_MAPPING } from '../lib/outdial-stack';
+import { DISPATCHER, FUNCTIONS_PATH, GREETINGS, OUTCOMES, parseFunctions, SIZING, STREAM_MAPPING } from '../lib/outdial-stack';
 import { NAMESPACE, THRESHOLDS } from '../lib/operations';
 import {
   actionsOf, allIdentityStatements, functionStatements, logicalId, render, roleStatements, synth, type Statement,
@@ -30,6 +30,7 @@ const id = {
   queue: logicalId(s, 'AWS::SQS::Queue', 'StreamFailures'),
   topic: logicalId(s, 'AWS::SNS::Topic', 'AlarmTopic'),
   greetings: logicalId(s, 'AWS::S3::Bucket', 'GreetingsBucket'),
+  bus: logicalId(s, 'AWS::Events::EventBus', 'EventBus'),
 };
 const SMA_ARN = `arn:\${AWS::Partition}:chime:\${AWS::Region}:\${AWS::AccountId}:sma/\${SipMediaApplication.SipMediaApplicationId}`;
 const TABLE_ARN = `\${${id.table}.Arn}`;
@@ -215,7 +216,7 @@ describe('the functions', () => {
     // No OUTDIAL_ALLOWED_COUNTRIES without `outdial:allowedCountries` (config.test.ts sets it):
     // each request may call its campaign's region and the region it names.
     assert.deepEqual(env(fns.api), { OUTDIAL_TABLE_NAME: table, OUTDIAL_DISPATCH_SHARDS: '4', OUTDIAL_SMA_ID: smaId, OUTDIAL_TIMERS_FUNCTION: `\${${id.timers}}` });
-    assert.deepEqual(env(fns.stream), { OUTDIAL_TABLE_NAME: table });
+    assert.deepEqual(env(fns.stream), { OUTDIAL_TABLE_NAME: table, OUTDIAL_EVENT_BUS: `\${${id.bus}}` });
   });
 });
 
@@ -288,11 +289,11 @@ describe('IAM', () => {
     ].sort());
   });
 
-  test('the stream function reads its stream and writes counters, no Chime', () => {
+  test('the stream function reads its stream, writes counters and publishes outcome events, no Chime', () => {
     assert.deepEqual(chime(stream), []);
     assert.deepEqual(actionsOf(stream), [
-      'dynamodb:BatchWriteItem', 'dynamodb:DescribeStream', 'dynamodb:GetRecords',
-      'dynamodb:GetShardIterator', 'dynamodb:ListStreams', 'dynamodb:UpdateItem',
+      'dynamodb:BatchWriteItem', 'dynamodb:DescribeStream', 'dynamodb:GetItem', 'dynamodb:GetRecords',
+      'dynamodb:GetShardIterator', 'dynamodb:ListStreams', 'dynamodb:UpdateItem', 'events:PutEvents',
       'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage', ...KMS, ...LOGS,
     ].sort());
     const read = stream.find((x) => x.actions.includes('dynamodb:GetRecords'))!;
@@ -527,6 +528,219 @@ describe('the stream consumer', () => {
   });
 });
 
+describe('outcome events', () => {
+  const bus = R[id.bus];
+  const BUS_ARN = `\${${id.bus}.Arn}`;
+  const putEvents = (st: Statement[]) => st.filter((x) => x.actions.some((a) => a.startsWith('events:')));
+
+  test('go to an event bus the stack creates, named after the stack', () => {
+    assert.equal(resourcesOf('AWS::Events::EventBus').length, 1);
+    assert.equal(bus.Properties.Name, `Outdial${OUTCOMES.busNameSuffix}`);
+    assert.equal(bus.Properties.Name, 'Outdial-outcomes');
+    // No resource policy: only principals of this account that IAM allows may put events.
+    assert.deepEqual(resourcesOf('AWS::Events::EventBusPolicy'), []);
+    assert.deepEqual(s.json.Outputs.EventBusName.Value, { Ref: id.bus });
+  });
+
+  test('whose name the stream function gets as OUTDIAL_EVENT_BUS, and no other function', () => {
+    assert.deepEqual(R[id.stream].Properties.Environment.Variables.OUTDIAL_EVENT_BUS, { Ref: id.bus });
+    for (const fnId of [id.sma, id.timers, id.api]) {
+      assert.equal(R[fnId].Properties.Environment.Variables.OUTDIAL_EVENT_BUS, undefined, fnId);
+    }
+  });
+
+  test('the stream function may put events on that bus\'s ARN only, and no other role may touch EventBridge', () => {
+    const st = putEvents(functionStatements(s, 'StreamFunction'));
+    assert.deepEqual(st.map((x) => [x.sid, x.actions, x.resources, x.condition]), [['PutOutcomeEvents', ['events:PutEvents'], [BUS_ARN], undefined]]);
+    for (const prefix of ['SmaFunction', 'TimersFunction', 'ApiFunction']) assert.deepEqual(putEvents(functionStatements(s, prefix)), [], prefix);
+    assert.deepEqual(allIdentityStatements(s).filter((x) => x.actions.some((a) => a.startsWith('events:'))).map((x) => x.sid), ['PutOutcomeEvents']);
+  });
+
+  test('the stream function may read items of the table (a campaign\'s watermark and completion), not query it', () => {
+    const items = functionStatements(s, 'StreamFunction').filter((x) => x.sid === 'TableItems');
+    assert.deepEqual(items.map((x) => [x.actions.sort(), x.resources]), [[['dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'], [TABLE_ARN]]]);
+  });
+
+  test('without outdial:webhookUrl, nothing leaves the bus: no rule, connection, API destination or webhook queue', () => {
+    for (const type of ['AWS::Events::Rule', 'AWS::Events::Connection', 'AWS::Events::ApiDestination']) {
+      assert.deepEqual(resourcesOf(type), [], type);
+    }
+    assert.deepEqual(resourcesOf('AWS::SQS::Queue').map(([qid]) => qid), [id.queue]);
+    assert.equal(s.json.Outputs.WebhookFailureQueueUrl, undefined);
+    assert.equal(s.json.Outputs.WebhookConnectionName, undefined);
+    assert.ok(!Object.keys(R).some((rid) => rid.startsWith('Webhook')));
+  });
+});
+
+describe('outcome events on an existing bus (outdial:eventBus)', () => {
+  const shared = synth({ 'outdial:eventBus': 'shared-outcomes' });
+  const SHARED_ARN = 'arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/shared-outcomes';
+
+  test('create no bus and tell the stream function that bus\'s name', () => {
+    assert.deepEqual(Object.values(shared.json.Resources).filter((r) => r.Type.startsWith('AWS::Events::')), []);
+    const fn = shared.json.Resources[logicalId(shared, 'AWS::Lambda::Function', 'StreamFunction')];
+    assert.equal(fn.Properties.Environment.Variables.OUTDIAL_EVENT_BUS, 'shared-outcomes');
+    assert.equal(shared.json.Outputs.EventBusName.Value, 'shared-outcomes');
+  });
+
+  test('grant PutEvents on that bus\'s ARN only', () => {
+    const st = functionStatements(shared, 'StreamFunction').filter((x) => x.actions.includes('events:PutEvents'));
+    assert.deepEqual(st.map((x) => [x.actions, x.resources]), [[['events:PutEvents'], [SHARED_ARN]]]);
+  });
+
+  test('with a webhook, put its rule on that bus', () => {
+    const hooked = synth({
+      'outdial:eventBus': 'shared-outcomes', 'outdial:webhookUrl': 'https://hooks.example.com/outdial', 'outdial:webhookSecret': 'outdial/webhook-key',
+    });
+    const rules = Object.values(hooked.json.Resources).filter((r) => r.Type === 'AWS::Events::Rule');
+    assert.deepEqual(rules.map((r) => r.Properties.EventBusName), ['shared-outcomes']);
+    assert.deepEqual(Object.values(hooked.json.Resources).filter((r) => r.Type === 'AWS::Events::EventBus'), []);
+  });
+});
+
+describe('the webhook (outdial:webhookUrl, outdial:webhookSecret)', () => {
+  const SECRET = 'outdial/webhook-key';
+  const WEBHOOK_URL = 'https://hooks.example.com/outdial/events';
+  const w = synth({ 'outdial:webhookUrl': WEBHOOK_URL, 'outdial:webhookSecret': SECRET });
+  const W = w.json.Resources;
+  const of = (type: string) => Object.entries(W).filter(([, r]) => r.Type === type);
+  const wid = {
+    bus: logicalId(w, 'AWS::Events::EventBus', 'EventBus'),
+    connection: logicalId(w, 'AWS::Events::Connection', 'WebhookConnection'),
+    destination: logicalId(w, 'AWS::Events::ApiDestination', 'WebhookDestination'),
+    rule: logicalId(w, 'AWS::Events::Rule', 'WebhookRule'),
+    dlq: logicalId(w, 'AWS::SQS::Queue', 'WebhookFailures'),
+    role: logicalId(w, 'AWS::IAM::Role', 'WebhookRole'),
+    topic: logicalId(w, 'AWS::SNS::Topic', 'AlarmTopic'),
+  };
+  const [[, rule]] = of('AWS::Events::Rule');
+  const target = rule.Properties.Targets[0];
+
+  test('has one connection with API-key authorization in x-outdial-key, the key a Secrets Manager dynamic reference', () => {
+    assert.equal(of('AWS::Events::Connection').length, 1);
+    const connection = W[wid.connection].Properties;
+    assert.equal(connection.AuthorizationType, 'API_KEY');
+    assert.equal(connection.AuthParameters.ApiKeyAuthParameters.ApiKeyName, 'x-outdial-key');
+    assert.equal(OUTCOMES.keyHeader, 'x-outdial-key');
+    assert.equal(connection.AuthParameters.ApiKeyAuthParameters.ApiKeyValue, `{{resolve:secretsmanager:${SECRET}:SecretString:::}}`);
+  });
+
+  test('holds no secret value: the key appears only as the dynamic reference CloudFormation resolves at deploy', () => {
+    const text = JSON.stringify(w.json);
+    // The secret's name appears once, inside the reference; nothing else resolves a secret.
+    assert.equal(text.split(SECRET).length - 1, 1);
+    assert.deepEqual(text.match(/\{\{resolve:[^}]*\}\}/g), [`{{resolve:secretsmanager:${SECRET}:SecretString:::}}`]);
+    // No secret of the stack's own, no plain-text authorization parameter, no key in the URL.
+    assert.deepEqual(of('AWS::SecretsManager::Secret'), []);
+    const auth = W[wid.connection].Properties.AuthParameters;
+    assert.deepEqual(Object.keys(auth), ['ApiKeyAuthParameters']);
+    assert.deepEqual(Object.keys(auth.ApiKeyAuthParameters).sort(), ['ApiKeyName', 'ApiKeyValue']);
+    assert.equal(new URL(W[wid.destination].Properties.InvocationEndpoint).password, '');
+  });
+
+  test('takes the secret by ARN as well', () => {
+    const arn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:outdial/webhook-key-AbCdEf';
+    const byArn = synth({ 'outdial:webhookUrl': WEBHOOK_URL, 'outdial:webhookSecret': arn });
+    const [[, connection]] = Object.entries(byArn.json.Resources).filter(([, r]) => r.Type === 'AWS::Events::Connection');
+    assert.equal(connection.Properties.AuthParameters.ApiKeyAuthParameters.ApiKeyValue, `{{resolve:secretsmanager:${arn}:SecretString:::}}`);
+  });
+
+  test('POSTs to the URL through an API destination on that connection, rate-limited', () => {
+    assert.equal(of('AWS::Events::ApiDestination').length, 1);
+    assert.deepEqual(W[wid.destination].Properties, {
+      ConnectionArn: { 'Fn::GetAtt': [wid.connection, 'Arn'] },
+      Description: W[wid.destination].Properties.Description,
+      HttpMethod: 'POST',
+      InvocationEndpoint: WEBHOOK_URL,
+      InvocationRateLimitPerSecond: OUTCOMES.rateLimitPerSecond,
+    });
+    assert.equal(OUTCOMES.rateLimitPerSecond, 50);
+  });
+
+  test('forwards the four outcome detail types of source outdial, from the stack\'s bus', () => {
+    assert.equal(of('AWS::Events::Rule').length, 1);
+    assert.deepEqual(rule.Properties.EventBusName, { Ref: wid.bus });
+    assert.equal(rule.Properties.State, 'ENABLED');
+    assert.deepEqual(rule.Properties.EventPattern, {
+      source: ['outdial'],
+      'detail-type': ['Call Placed', 'Call Answered', 'Call Ended', 'Campaign Completed'],
+    });
+  });
+
+  test('sends the whole event (no input transformer), retries for up to 24 h, then sets it aside in the dead-letter queue', () => {
+    assert.equal(rule.Properties.Targets.length, 1);
+    assert.deepEqual(target.Arn, { 'Fn::GetAtt': [wid.destination, 'Arn'] });
+    for (const key of ['Input', 'InputPath', 'InputTransformer', 'HttpParameters']) assert.equal(target[key], undefined, key);
+    assert.deepEqual(target.RetryPolicy, { MaximumRetryAttempts: 185, MaximumEventAgeInSeconds: 86400 });
+    assert.equal(OUTCOMES.maxEventAge.toHours(), 24);
+    assert.deepEqual(target.DeadLetterConfig, { Arn: { 'Fn::GetAtt': [wid.dlq, 'Arn'] } });
+    assert.deepEqual(target.RoleArn, { 'Fn::GetAtt': [wid.role, 'Arn'] });
+  });
+
+  test('invokes it with a role EventBridge may assume for this account only, that may invoke this API destination and nothing else', () => {
+    const trust = W[wid.role].Properties.AssumeRolePolicyDocument.Statement;
+    assert.deepEqual(trust.map((t: any) => [t.Principal.Service, t.Condition]), [
+      ['events.amazonaws.com', { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } }],
+    ]);
+    assert.deepEqual(roleStatements(w, wid.role).map((x) => [x.effect, x.actions, x.resources, x.condition]), [
+      ['Allow', ['events:InvokeApiDestination'], [`\${${wid.destination}.Arn}`], undefined],
+    ]);
+  });
+
+  test('the dead-letter queue is encrypted, refuses plain HTTP, keeps events 14 days, and only this rule may send to it', () => {
+    const queue = W[wid.dlq].Properties;
+    assert.equal(queue.SqsManagedSseEnabled, true);
+    assert.equal(queue.MessageRetentionPeriod, 14 * 24 * 3600);
+    const [[, policy], ...more] = of('AWS::SQS::QueuePolicy').filter(([, p]) => p.Properties.Queues[0].Ref === wid.dlq);
+    assert.equal(more.length, 0);
+    const statements = policy.Properties.PolicyDocument.Statement;
+    const deny = statements.filter((st: any) => st.Effect === 'Deny');
+    assert.deepEqual(deny.map((st: any) => st.Condition), [{ Bool: { 'aws:SecureTransport': 'false' } }]);
+    const allow = statements.filter((st: any) => st.Effect === 'Allow');
+    assert.deepEqual(allow.map((st: any) => [st.Principal, st.Action, st.Resource, st.Condition]), [[
+      { Service: 'events.amazonaws.com' }, 'sqs:SendMessage', { 'Fn::GetAtt': [wid.dlq, 'Arn'] },
+      { ArnEquals: { 'aws:SourceArn': { 'Fn::GetAtt': [wid.rule, 'Arn'] } } },
+    ]]);
+    assert.deepEqual(w.json.Outputs.WebhookFailureQueueUrl.Value, { Ref: wid.dlq });
+    assert.deepEqual(w.json.Outputs.WebhookConnectionName.Value, { Ref: wid.connection });
+  });
+
+  test('alarms when the dead-letter queue holds an event, and graphs it', () => {
+    const alarms = of('AWS::CloudWatch::Alarm').map(([, r]) => r.Properties).filter((a) => a.AlarmName === 'Outdial-WebhookFailuresNotEmpty');
+    assert.equal(alarms.length, 1);
+    const [a] = alarms;
+    assert.equal(a.Namespace, 'AWS/SQS');
+    assert.equal(a.MetricName, 'ApproximateNumberOfMessagesVisible');
+    assert.deepEqual(a.Dimensions, [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [wid.dlq, 'QueueName'] } }]);
+    assert.equal(a.Threshold, 0);
+    assert.equal(a.ComparisonOperator, 'GreaterThanThreshold');
+    assert.deepEqual(a.AlarmActions, [{ Ref: wid.topic }]);
+    assert.deepEqual(a.OKActions, [{ Ref: wid.topic }]);
+    const [[, dashboard]] = of('AWS::CloudWatch::Dashboard');
+    const body = render(dashboard.Properties.DashboardBody);
+    assert.ok(body.includes('Webhook: undelivered outcome events'));
+  });
+
+  test('adds no wildcard resource and no wildcard action', () => {
+    for (const st of allIdentityStatements(w)) {
+      for (const a of st.actions) assert.ok(!a.includes('*'), `wildcard action ${a}`);
+    }
+    const wildcards = allIdentityStatements(w).flatMap((st) => st.resources.filter((r) => r.includes('*')));
+    assert.equal(wildcards.length, 2, JSON.stringify(wildcards)); // ListStreams and the API caller policy, as without a webhook
+  });
+
+  test('acknowledges only the dead-letter queue\'s own findings: cdk-nag SQS3, checkov CKV_AWS_27', () => {
+    const nag = w.stack.node.findAll().flatMap((c) => c.node.metadata
+      .filter((m) => m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+      .flatMap((m) => Object.keys(m.data as Record<string, string>).map((rule) => `${c.node.path} ${rule.replace(/^Annotation::/, '')}`)))
+      .filter((x) => x.includes('Webhook'));
+    assert.deepEqual(nag, ['Outdial/WebhookFailures AwsSolutions-SQS3']);
+    const lint = Object.entries(W).filter(([rid]) => rid.startsWith('Webhook'))
+      .flatMap(([rid, r]: [string, any]) => (r.Metadata?.checkov?.skip ?? []).map((k: { id: string }) => `${rid} ${k.id}`));
+    assert.deepEqual(lint, [`${wid.dlq} CKV_AWS_27`]);
+  });
+});
+
 describe('the dispatcher schedule', () => {
   test('invokes the timers function every minute through a role that can do only that', () => {
     const [, schedule] = resourcesOf('AWS::Scheduler::Schedule')[0];
@@ -716,12 +930,13 @@ describe('operations', () => {
     assert.ok(statuses.some((arn: string) => arn.includes('NumbersQuarantined')), JSON.stringify(statuses));
   });
 
-  test('outputs the API URL, the SMA id and the table name', () => {
+  test('outputs the API URL, the SMA id, the table name and the event bus', () => {
     const out = s.json.Outputs;
     assert.equal(render(out.ApiUrl.Value), `https://\${${logicalId(s, 'AWS::ApiGatewayV2::Api', 'HttpApi')}}.execute-api.\${AWS::Region}.\${AWS::URLSuffix}/`);
     assert.deepEqual(out.SmaId.Value, { 'Fn::GetAtt': ['SipMediaApplication', 'SipMediaApplicationId'] });
     assert.deepEqual(out.TableName.Value, { Ref: id.table });
     assert.equal(render(out.SmaArn.Value), SMA_ARN);
+    assert.deepEqual(out.EventBusName.Value, { Ref: id.bus });
   });
 });
 
