@@ -30,8 +30,10 @@ use serde::Serialize;
 
 pub mod amd;
 pub mod caps;
+pub mod export;
 pub use amd::amd;
 pub use caps::caps;
+pub use export::export;
 
 /// What `outdial bench dial` prints.
 #[derive(Debug, Clone, PartialEq, Serialize)]

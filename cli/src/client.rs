@@ -101,6 +101,29 @@ impl Answer {
     }
 }
 
+/// An answer read as JSON (a problem, for a failure).
+fn json_answer(
+    method: &reqwest::Method,
+    url: &str,
+    status: u16,
+    bytes: &[u8],
+) -> anyhow::Result<Answer> {
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(bytes).with_context(|| {
+            format!(
+                "{method} {url} answered {status} with something that is not JSON: {}",
+                String::from_utf8_lossy(bytes)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            )
+        })?
+    };
+    Ok(Answer { status, body })
+}
+
 /// A client of one API.
 pub struct Client {
     base: String,
@@ -186,6 +209,47 @@ impl Client {
         body: Vec<u8>,
     ) -> anyhow::Result<Answer> {
         let url = format!("{}{path}", self.base);
+        let answer = self.request(method.clone(), path, headers, body).await?;
+        let status = answer.status().as_u16();
+        let bytes = answer.bytes().await.context("reading the answer")?;
+        json_answer(&method, &url, status, &bytes)
+    }
+
+    /// `GET path` of a text page (`GET /campaigns/{id}/results`): its body and the next
+    /// page's cursor (`Outdial-Next-Cursor`), if any.
+    ///
+    /// # Errors
+    /// As [`Client::send`], and the API's problem for an unsuccessful answer.
+    pub async fn get_page(&self, path: &str) -> anyhow::Result<(String, Option<String>)> {
+        let url = format!("{}{path}", self.base);
+        let answer = self
+            .request(reqwest::Method::GET, path, &[], Vec::new())
+            .await?;
+        let status = answer.status().as_u16();
+        let next = answer
+            .headers()
+            .get("outdial-next-cursor")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = answer.bytes().await.context("reading the answer")?;
+        if status != 200 {
+            json_answer(&reqwest::Method::GET, &url, status, &bytes)?.ok()?;
+            bail!("GET {url} answered {status}");
+        }
+        let text = String::from_utf8(bytes.to_vec())
+            .with_context(|| format!("GET {url} answered text that is not UTF-8"))?;
+        Ok((text, next))
+    }
+
+    /// Builds, signs and sends one request.
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let url = format!("{}{path}", self.base);
         let mut request = self.http.request(method.clone(), &url);
         for (name, value) in headers {
             request = request.header(*name, value);
@@ -225,27 +289,11 @@ impl Client {
                 }
             }
         }
-        let answer = request
+        request
             .body(body)
             .send()
             .await
-            .with_context(|| format!("{method} {url}"))?;
-        let status = answer.status().as_u16();
-        let bytes = answer.bytes().await.context("reading the answer")?;
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).with_context(|| {
-                format!(
-                    "{method} {url} answered {status} with something that is not JSON: {}",
-                    String::from_utf8_lossy(&bytes)
-                        .chars()
-                        .take(200)
-                        .collect::<String>()
-                )
-            })?
-        };
-        Ok(Answer { status, body })
+            .with_context(|| format!("{method} {url}"))
     }
 
     /// `GET path`, the body of a successful answer.

@@ -46,6 +46,11 @@ pub struct DemoReport {
     pub handler_p99_ms: f64,
     pub stack_start_s: f64,
     pub elapsed_s: f64,
+    /// Outcome events the stream function published (docs/events.md), per accepted contact,
+    /// and how many the bus took twice (none: a re-delivered batch publishes nothing again).
+    pub outcome_events: u64,
+    pub outcome_events_per_call: f64,
+    pub outcome_duplicates: u64,
 }
 
 impl DemoReport {
@@ -57,6 +62,7 @@ impl DemoReport {
             && self.double_dials == 0
             && self.violations == 0
             && self.counters_match
+            && self.outcome_duplicates == 0
     }
 }
 
@@ -183,6 +189,7 @@ pub async fn demo(
             .by_status
             .iter()
             .all(|(k, v)| counters.get(k).copied() == i64::try_from(*v).ok());
+    let bus = stack.bus().stats();
     let sim = stack.simulator().report();
     let placed: u32 = sim.placed_per_number.values().sum();
     let latency = stack.functions().latency(SMA);
@@ -223,6 +230,10 @@ pub async fn demo(
         handler_p99_ms: round(latency.p99_ms, 2),
         stack_start_s: round(stack_start_s, 2),
         elapsed_s: round(elapsed_s, 1),
+        outcome_events: bus.accepted,
+        #[allow(clippy::cast_precision_loss)]
+        outcome_events_per_call: round(bus.accepted as f64 / started.accepted.max(1) as f64, 2),
+        outcome_duplicates: bus.duplicates,
     };
     stack.stop().await?;
     if !json_only {
@@ -250,6 +261,11 @@ pub async fn demo(
             } else {
                 "DO NOT match"
             }
+        )?;
+        writeln!(
+            out,
+            "{} outcome events published ({:.2} per call), {} twice",
+            demo.outcome_events, demo.outcome_events_per_call, demo.outcome_duplicates
         )?;
     }
     Ok(demo)

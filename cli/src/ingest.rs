@@ -57,7 +57,7 @@ pub struct IngestBench {
 /// The most contacts one request may carry.
 pub const MAX_CONTACTS: u32 = 200_000;
 
-const TOKEN: &str = "bench-ingest-token-0123456789";
+pub(crate) const TOKEN: &str = "bench-ingest-token-0123456789";
 const KEY: &str = "bench-ingest";
 const FROM: &str = "+15555550199";
 const BATCH: usize = 25;
@@ -65,7 +65,7 @@ const IN_FLIGHT: usize = 8;
 
 /// The benchmark never hangs up a call.
 #[derive(Debug)]
-struct NoDialer;
+pub(crate) struct NoDialer;
 
 impl Dialer for NoDialer {
     async fn place(
@@ -91,7 +91,7 @@ impl Dialer for NoDialer {
 
 /// No dispatcher runs during the benchmark.
 #[derive(Debug)]
-struct NoDispatcher;
+pub(crate) struct NoDispatcher;
 
 impl DispatchTrigger for NoDispatcher {
     async fn dispatch_now(&self) -> Result<(), BoxError> {
@@ -197,7 +197,10 @@ pub async fn ingest(contacts: u32) -> anyhow::Result<IngestBench> {
 
 /// A fresh table from the committed definition, its stream turned off (see the module
 /// documentation).
-async fn streamless_table(ddb: &aws_sdk_dynamodb::Client, prefix: &str) -> anyhow::Result<String> {
+pub(crate) async fn streamless_table(
+    ddb: &aws_sdk_dynamodb::Client,
+    prefix: &str,
+) -> anyhow::Result<String> {
     let table = fresh_table(ddb, prefix).await?;
     ddb.update_table()
         .table_name(&table)

@@ -7,6 +7,7 @@ mod check;
 mod client;
 mod demo;
 mod dev;
+mod export;
 mod ingest;
 mod replay;
 
@@ -239,6 +240,16 @@ enum CampaignCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Write a campaign's results as CSV, one row per contact (ref, number, final status,
+    /// attempts, script outcome, digits, verdict, opt-out), page by page with a progress line.
+    Export {
+        id: String,
+        /// The file to write (stdout when not given).
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -291,6 +302,16 @@ enum Bench {
         /// them: `--thresholds '{"person_max_ms": 2000}'`.
         #[arg(long)]
         thresholds: Option<String>,
+        /// Print one JSON object as the last line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export the results of a campaign of N contacts and of one of N/10 (`outdial campaign
+    /// export` against the API function on DynamoDB Local), each in a process of its own:
+    /// time, rows and peak memory.
+    Export {
+        #[arg(long, default_value_t = 100_000)]
+        contacts: u32,
         /// Print one JSON object as the last line.
         #[arg(long)]
         json: bool,
@@ -615,6 +636,16 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }),
+        Command::Bench {
+            kind: Bench::Export { contacts, json },
+        } => run("bench export", bench::export(contacts), |result| {
+            if json {
+                println!("{}", json_line(&result));
+            } else {
+                print!("{}", bench::export::text(&result));
+            }
+            ExitCode::SUCCESS
+        }),
     }
 }
 
@@ -669,6 +700,21 @@ fn campaign_command(kind: CampaignCommand) -> ExitCode {
                 campaign::watch(&client, &id, Duration::from_secs(1), None, &mut stdout).await
             },
             |_| ExitCode::SUCCESS,
+        ),
+        CampaignCommand::Export { id, output, api } => run(
+            "campaign export",
+            async move {
+                let client =
+                    client::Client::connect(api.api.as_deref(), api.token.as_deref()).await?;
+                export::run(&client, &id, output.as_deref()).await
+            },
+            |done| {
+                eprintln!(
+                    "outdial campaign export: {} rows in {} pages ({} bytes)",
+                    done.rows, done.pages, done.bytes
+                );
+                ExitCode::SUCCESS
+            },
         ),
         CampaignCommand::Report { id, json, api } => run(
             "campaign report",

@@ -108,3 +108,35 @@ fn bench_caps_prints_the_cap_checks_cost_beside_none_as_one_json_line() {
     assert_eq!(last["extra_write_units_per_call"], 2.0);
     assert_eq!(last["double_dials"], 0);
 }
+
+#[test]
+fn bench_export_writes_one_row_per_contact_and_reads_each_exports_peak_memory() {
+    let out = Command::new(env!("CARGO_BIN_EXE_outdial"))
+        .args(["bench", "export", "--contacts", "1500", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (
+            last["small"]["rows"].as_u64(),
+            last["large"]["rows"].as_u64()
+        ),
+        (Some(150), Some(1500)),
+        "{last}"
+    );
+    for run in ["small", "large"] {
+        assert!(last[run]["peak_rss_mib"].as_f64().unwrap() > 1.0, "{last}");
+        // Every row carries its contact's reference, not only the number and status.
+        assert!(
+            last[run]["bytes"].as_u64().unwrap() > 60 * last[run]["rows"].as_u64().unwrap(),
+            "{last}"
+        );
+    }
+    assert!(last["peak_ratio"].as_f64().unwrap() > 0.0, "{last}");
+}

@@ -45,4 +45,12 @@ fn the_demo_ends_every_contact_and_prints_its_report_as_one_json_line() {
     }
     let per_event = last["ddb_requests_per_event"].as_f64().unwrap();
     assert!((1.0..1.1).contains(&per_event), "{per_event}");
+    // Every call ends once (Call Ended), most are placed first, and the campaign completes.
+    let events = last["outcome_events"].as_u64().unwrap();
+    assert!(events > 30, "{last}");
+    assert!(
+        last["outcome_events_per_call"].as_f64().unwrap() > 1.0,
+        "{last}"
+    );
+    assert_eq!(last["outcome_duplicates"], 0, "{last}");
 }

@@ -97,15 +97,7 @@ impl LocalBus {
         let app = Router::new()
             .route("/", post(serve))
             .with_state(Arc::clone(&inner));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("binding the local EventBridge bus")?;
-        let addr = listener.local_addr()?;
-        let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "local EventBridge bus stopped");
-            }
-        });
+        let (addr, server) = crate::serve(app, "local EventBridge bus").await?;
         Ok(Self {
             inner,
             addr,

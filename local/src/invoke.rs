@@ -15,7 +15,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -167,15 +166,7 @@ impl InvokeApi {
             .route("/2015-03-31/functions/{name}/invocations", post(invoke))
             .layer(DefaultBodyLimit::disable())
             .with_state(functions);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("binding the local Lambda Invoke API")?;
-        let addr = listener.local_addr()?;
-        let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "local Lambda Invoke API stopped");
-            }
-        });
+        let (addr, server) = crate::serve(app, "local Lambda Invoke API").await?;
         Ok(Self { addr, server })
     }
 

@@ -42,6 +42,28 @@ macro_rules! local_config {
 }
 pub(crate) use local_config;
 
+/// Serves `app` on a free loopback port until the returned task is aborted; `what` names the
+/// server in errors and logs.
+///
+/// # Errors
+/// When no port can be bound.
+pub(crate) async fn serve(
+    app: axum::Router,
+    what: &'static str,
+) -> anyhow::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+    use anyhow::Context;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .with_context(|| format!("binding the {what}"))?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "{what} stopped");
+        }
+    });
+    Ok((addr, server))
+}
+
 /// The region every local client and record claims.
 pub const LOCAL_REGION: &str = "us-east-1";
 

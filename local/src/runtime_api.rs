@@ -80,15 +80,7 @@ impl RuntimeApi {
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("binding the local Runtime API")?;
-        let addr = listener.local_addr()?;
-        let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "local Runtime API stopped");
-            }
-        });
+        let (addr, server) = crate::serve(app, "local Runtime API").await?;
         Ok(Self {
             addr,
             queue,

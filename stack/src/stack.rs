@@ -567,7 +567,7 @@ impl Stack {
 
 /// The API function as Lambda runs it behind an HTTP API: the payload-2.0 event becomes a
 /// request as `lambda_http` builds it, and the response becomes the payload-2.0 answer.
-async fn api_invoke<S, D, T>(api: &Api<S, D, T>, event: &Value) -> Result<Value, String>
+pub async fn api_invoke<S, D, T>(api: &Api<S, D, T>, event: &Value) -> Result<Value, String>
 where
     S: outdial_core::admin::ApiStore,
     D: outdial_core::ports::Dialer,

@@ -123,6 +123,7 @@ impl DispatchStore for MemoryStore {
         claimed.status = CallStatus::Dialing;
         claimed.due_at = Some(watchdog_at);
         claimed.updated_at = now;
+        claimed.dialed_at = Some(now);
         claimed.reason = None;
         if let Some(w) = &writes.number {
             claimed.from = w.number.clone();

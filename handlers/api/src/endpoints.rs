@@ -644,7 +644,7 @@ where
 
 mod numbers;
 mod policy;
-mod reads;
+pub(crate) mod reads;
 #[cfg(test)]
 use reads::{Resume, decode_cursor, encode_cursor};
 

@@ -29,6 +29,7 @@ pub mod idempotency;
 pub mod phone;
 pub mod problem;
 pub mod request;
+pub mod results;
 pub mod routes;
 pub mod spec;
 pub mod views;
@@ -166,6 +167,10 @@ where
             }
             Endpoint::GetCampaign => self.get_campaign(&endpoints::campaign_id(param)?).await,
             Endpoint::ListCalls => self.list_calls(&req, &endpoints::campaign_id(param)?).await,
+            Endpoint::ExportResults => {
+                self.export_results(&req, &endpoints::campaign_id(param)?)
+                    .await
+            }
             Endpoint::GetCall => self.get_call(&endpoints::call_id(param)?).await,
             Endpoint::GetDoNotCall => self.get_do_not_call(param).await,
             Endpoint::AddDoNotCall => self.add_do_not_call(param).await,

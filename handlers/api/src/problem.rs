@@ -449,6 +449,8 @@ pub struct Reply {
     pub status: StatusCode,
     pub content_type: &'static str,
     pub body: String,
+    /// Headers besides `Content-Type` (a next page's `Link`, say).
+    pub headers: Vec<(header::HeaderName, String)>,
 }
 
 impl Reply {
@@ -457,7 +459,15 @@ impl Reply {
             status,
             content_type,
             body,
+            headers: Vec::new(),
         }
+    }
+
+    /// This answer with header `name` set to `value` too.
+    #[must_use]
+    pub fn with_header(mut self, name: header::HeaderName, value: String) -> Self {
+        self.headers.push((name, value));
+        self
     }
 
     /// A JSON answer.
@@ -483,6 +493,12 @@ impl Reply {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(self.content_type),
             );
+        }
+        for (name, value) in self.headers {
+            // Values are built from ids and numbers; one that is not a header value is left out.
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().append(name, value);
+            }
         }
         response
     }

@@ -16,6 +16,7 @@ pub enum Endpoint {
     ResumeCampaign,
     CancelCampaign,
     ListCalls,
+    ExportResults,
     CreateCall,
     GetCall,
     HangUp,
@@ -98,6 +99,12 @@ pub const ROUTES: &[Route] = &[
         Method::GET,
         "/campaigns/{id}/calls",
         Endpoint::ListCalls,
+        &[200, 400, 401, 404, 500, 503],
+    ),
+    route_of(
+        Method::GET,
+        "/campaigns/{id}/results",
+        Endpoint::ExportResults,
         &[200, 400, 401, 404, 500, 503],
     ),
     route_of(

@@ -150,44 +150,35 @@ impl Handled {
     pub fn metric_lines(&self, at: Timestamp) -> Vec<String> {
         let mut lines = metric_lines(&self.transitions, at);
         if self.published > 0 {
-            lines.push(
-                json!({
-                    "_aws": {
-                        "Timestamp": at.as_millis(),
-                        "CloudWatchMetrics": [{
-                            "Namespace": METRICS_NAMESPACE,
-                            "Dimensions": [[]],
-                            "Metrics": [{"Name": "OutcomeEventsPublished", "Unit": "Count"}],
-                        }],
-                    },
-                    "OutcomeEventsPublished": self.published,
-                })
-                .to_string(),
-            );
+            let line = count_line(at, "OutcomeEventsPublished", self.published);
+            lines.push(line.to_string());
         }
         if !self.quarantined.is_empty() {
-            lines.push(
-                json!({
-                    "_aws": {
-                        "Timestamp": at.as_millis(),
-                        "CloudWatchMetrics": [{
-                            "Namespace": METRICS_NAMESPACE,
-                            "Dimensions": [[]],
-                            "Metrics": [{"Name": "NumbersQuarantined", "Unit": "Count"}],
-                        }],
-                    },
-                    "NumbersQuarantined": self.quarantined.len(),
-                    "Numbers": self
-                        .quarantined
-                        .iter()
-                        .map(|(number, reason)| json!({"number": number.masked(), "reason": reason}))
-                        .collect::<Vec<_>>(),
-                })
-                .to_string(),
-            );
+            let mut line = count_line(at, "NumbersQuarantined", self.quarantined.len());
+            line["Numbers"] = self
+                .quarantined
+                .iter()
+                .map(|(number, reason)| json!({"number": number.masked(), "reason": reason}))
+                .collect();
+            lines.push(line.to_string());
         }
         lines
     }
+}
+
+/// A CloudWatch embedded-metric-format line of one `Count` metric without dimensions.
+fn count_line(at: Timestamp, name: &str, count: usize) -> Value {
+    json!({
+        "_aws": {
+            "Timestamp": at.as_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [[]],
+                "Metrics": [{"Name": name, "Unit": "Count"}],
+            }],
+        },
+        name: count,
+    })
 }
 
 /// CloudWatch embedded-metric-format lines: one per status, `CallTransitions` calls moved
@@ -486,28 +477,34 @@ impl<S: CounterStore> StreamHandler<S> {
                 ..CampaignResult::default()
             }
         };
-        let watermark = match self.store.watermark(campaign, shard).await {
-            Ok(w) => w,
-            Err(e) => return failed(&e, "reading the campaign's watermark"),
+        // Nothing to publish (contacts written, watchdogs moved): no watermark to read.
+        let (published, refused_at) = if counted.iter().all(|c| c.events.is_empty()) {
+            (0, None)
+        } else {
+            let watermark = match self.store.watermark(campaign, shard).await {
+                Ok(w) => w,
+                Err(e) => return failed(&e, "reading the campaign's watermark"),
+            };
+            let fresh: Vec<(&StreamPosition, &Outbound)> = counted
+                .iter()
+                .filter(|c| watermark.as_ref().is_none_or(|w| c.pos > *w))
+                .flat_map(|c| c.events.iter().map(move |e| (&c.pos, e)))
+                .collect();
+            let events: Vec<&Outbound> = fresh.iter().map(|(_, e)| *e).collect();
+            let (published, refused) = publish(publisher.as_ref(), &events).await;
+            let refused_at = refused
+                .and_then(|i| fresh.get(i))
+                .map(|(pos, _)| (*pos).clone());
+            if let Some(pos) = &refused_at {
+                tracing::error!(
+                    campaign = %campaign,
+                    sequence_number = %pos,
+                    "outcome events of this record and after it were not published; reported \
+                     for re-delivery"
+                );
+            }
+            (published, refused_at)
         };
-        let fresh: Vec<(&StreamPosition, &Outbound)> = counted
-            .iter()
-            .filter(|c| watermark.as_ref().is_none_or(|w| c.pos > *w))
-            .flat_map(|c| c.events.iter().map(move |e| (&c.pos, e)))
-            .collect();
-        let events: Vec<&Outbound> = fresh.iter().map(|(_, e)| *e).collect();
-        let (published, refused) = publish(publisher.as_ref(), &events).await;
-        let refused_at = refused
-            .and_then(|i| fresh.get(i))
-            .map(|(pos, _)| (*pos).clone());
-        if let Some(pos) = &refused_at {
-            tracing::error!(
-                campaign = %campaign,
-                sequence_number = %pos,
-                "outcome events of this record and after it were not published; reported for \
-                 re-delivery"
-            );
-        }
         let mut result = self
             .count_campaign(shard, campaign, counted, refused_at.as_ref())
             .await;

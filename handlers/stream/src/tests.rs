@@ -867,6 +867,24 @@ async fn a_completed_campaign_is_announced_once_even_when_the_first_try_fails() 
 }
 
 #[tokio::test]
+async fn a_batch_with_nothing_to_publish_reads_no_watermark() {
+    let (h, bus) = publishing();
+    let mut queued = image("QUEUED", None);
+    queued["ref"] = json!({"S": "patient-1"});
+    let records = vec![record(
+        "1100",
+        "INSERT",
+        ("CALL#call_1", "CALL"),
+        None,
+        Some(queued),
+    )];
+    h.handle(batch(records)).await.unwrap();
+    // The counters' update only.
+    assert_eq!(h.store.requests.load(Ordering::SeqCst), 1);
+    assert_eq!(bus.requests.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
 async fn without_a_publisher_no_watermark_is_read() {
     let h = handler();
     h.handle(batch(life(1000))).await.unwrap();

@@ -25,7 +25,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -536,15 +535,7 @@ impl Simulator {
             )
             .route("/_outdial/report", axum::routing::get(report))
             .with_state(Arc::clone(&inner));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("binding the PSTN simulator")?;
-        let addr = listener.local_addr()?;
-        let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "PSTN simulator stopped");
-            }
-        });
+        let (addr, server) = crate::serve(app, "PSTN simulator").await?;
         Ok(Self {
             inner,
             addr,

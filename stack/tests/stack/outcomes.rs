@@ -1,5 +1,7 @@
-//! Outcome events end to end: the stream function publishes to the local bus, which posts
-//! each event to a webhook that fails and restarts, while the bus itself fails for a while.
+//! Outcomes end to end: the stream function publishes to the local bus, which posts each
+//! event to a webhook that fails and restarts, while the bus itself fails for a while; then
+//! the campaign's results export is read page by page and checked against the events and the
+//! campaign's counts.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -70,8 +72,58 @@ async fn serve(received: &Arc<Received>, port: u16) -> (u16, tokio::task::JoinHa
     )
 }
 
+/// `GET /campaigns/{id}/results`, 64 rows a page, followed through `Outdial-Next-Cursor`:
+/// each row by call id, as column name to value.
+async fn export(stack: &Stack, id: &str) -> HashMap<String, HashMap<String, String>> {
+    let client = reqwest::Client::new();
+    let mut text = String::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{}/campaigns/{id}/results?limit=64", stack.endpoints().api);
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let answer = client
+            .get(url)
+            .bearer_auth(stack.api_token())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        let next = answer
+            .headers()
+            .get("outdial-next-cursor")
+            .map(|v| v.to_str().unwrap().to_owned());
+        text.push_str(&answer.text().await.unwrap());
+        match next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let mut rows = HashMap::new();
+    for record in reader.records() {
+        let row: HashMap<String, String> = header
+            .iter()
+            .cloned()
+            .zip(record.unwrap().iter().map(str::to_owned))
+            .collect();
+        assert!(
+            rows.insert(row["call_id"].clone(), row).is_none(),
+            "a contact twice"
+        );
+    }
+    rows
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_call_end_reaches_a_failing_restarting_webhook_once_in_order_and_nothing_is_published_twice()
+async fn every_call_end_reaches_a_failing_restarting_webhook_once_in_order_nothing_is_published_twice_and_the_export_agrees()
  {
     let received = Arc::new(Received::default());
     let (port, mut server) = serve(&received, 0).await;
@@ -206,6 +258,53 @@ async fn every_call_end_reaches_a_failing_restarting_webhook_once_in_order_and_n
         }
     }
     assert_eq!(ended_by_status, by_status, "the ends are the records");
+
+    // The results export: one row per contact, the counts of GET /campaigns/{id}, and each
+    // row as the call's `Call Ended` said.
+    let rows = export(&stack, &id).await;
+    assert_eq!(rows.len(), 200);
+    let mut exported_by_status: BTreeMap<String, i64> = BTreeMap::new();
+    for row in rows.values() {
+        *exported_by_status.entry(row["status"].clone()).or_default() += 1;
+    }
+    assert_eq!(exported_by_status, http.counters(&id).await);
+    for event in &taken {
+        if event["detail-type"] != "Call Ended" {
+            continue;
+        }
+        let detail = &event["detail"];
+        let row = &rows[detail["call_id"].as_str().unwrap()];
+        assert_eq!(
+            row["status"],
+            detail["status"].as_str().unwrap(),
+            "{row:?} {detail}"
+        );
+        assert_eq!(
+            row["attempts"],
+            detail["attempts"].to_string(),
+            "{row:?} {detail}"
+        );
+        assert_eq!(
+            row["opted_out"],
+            detail["opted_out"].to_string(),
+            "{row:?} {detail}"
+        );
+        let digits = detail["digits"]
+            .as_array()
+            .map(|d| {
+                d.iter()
+                    .map(|k| k.as_str().unwrap())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        assert_eq!(row["digits"], digits, "{row:?} {detail}");
+        assert_eq!(
+            row["script_outcome"],
+            detail["script_outcome"].as_str().unwrap_or_default(),
+            "{row:?} {detail}"
+        );
+    }
     assert!(completed >= 1, "Campaign Completed arrived");
     eprintln!(
         "outcome events: bus {bus:?}; webhook {webhook:?}; receiver {} posts, {} refused, {} \

@@ -5,7 +5,8 @@ use lambda_http::Request;
 use outdial_core::admin::{ApiStore, DispatchTrigger};
 use outdial_core::ids::{CallId, CampaignId};
 use outdial_core::lifecycle::CallStatus;
-use outdial_core::ports::{Dialer, StoreError};
+use outdial_core::ports::{Dialer, Page, StoreError};
+use outdial_core::record::CallRecord;
 
 use super::{DEFAULT_PAGE, MAX_PAGE};
 use crate::problem::{ApiError, FieldError, Reply};
@@ -17,13 +18,13 @@ use crate::views;
 /// with a `.` for its `#` (which a URL would need escaped). Opaque to callers, but a position
 /// rather than a token: any position is a place to continue from, so the document can say
 /// exactly which cursors are valid, and a cursor is valid with any `status` filter.
-pub(super) fn encode_cursor(store_cursor: &str) -> String {
+pub(crate) fn encode_cursor(store_cursor: &str) -> String {
     store_cursor.replacen('#', ".", 1)
 }
 
 /// Where a listing filtered by `status` continues after a cursor.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Resume {
+pub(crate) enum Resume {
     /// After this store cursor.
     After(String),
     /// At the start: the cursor lies before every call in the filter's status.
@@ -32,7 +33,7 @@ pub(super) enum Resume {
     Done,
 }
 
-pub(super) fn decode_cursor(status: Option<CallStatus>, cursor: &str) -> Result<Resume, ApiError> {
+pub(crate) fn decode_cursor(status: Option<CallStatus>, cursor: &str) -> Result<Resume, ApiError> {
     let bad = || ApiError::field("cursor", "is not a cursor this listing returned");
     let (raw, id) = cursor.split_once('.').ok_or_else(bad)?;
     let at = raw.parse::<CallStatus>().map_err(|_| bad())?;
@@ -45,6 +46,26 @@ pub(super) fn decode_cursor(status: Option<CallStatus>, cursor: &str) -> Result<
         Some(filter) if filter != at => Resume::Done,
         _ => Resume::After(store_cursor),
     })
+}
+
+/// A listing's `limit`: 1 to [`MAX_PAGE`], `default` when not given; a bad one is added to
+/// `errors`.
+pub(crate) fn limit_param(
+    query: &lambda_http::aws_lambda_events::query_map::QueryMap,
+    default: u32,
+    errors: &mut Vec<FieldError>,
+) -> u32 {
+    match query.first("limit") {
+        None => default,
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .unwrap_or_else(|| {
+                errors.push(FieldError::new("limit", format!("is 1 to {MAX_PAGE}")));
+                default
+            }),
+    }
 }
 
 impl<S, D, T> Api<S, D, T>
@@ -87,54 +108,21 @@ where
                 })
                 .ok(),
         };
-        let limit = match query.first("limit") {
-            None => DEFAULT_PAGE,
-            Some(raw) => raw
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=MAX_PAGE).contains(n))
-                .unwrap_or_else(|| {
-                    errors.push(FieldError::new("limit", format!("is 1 to {MAX_PAGE}")));
-                    DEFAULT_PAGE
-                }),
-        };
+        let limit = limit_param(&query, DEFAULT_PAGE, &mut errors);
         if !errors.is_empty() {
             return Err(ApiError::Invalid(errors));
         }
-        let resume = query
-            .first("cursor")
-            .map(|c| decode_cursor(status, c))
-            .transpose()?;
-        self.store
-            .campaign(id)
-            .await
-            .map_err(|e| ApiError::from_store(e, "campaign"))?;
-        let cursor = match resume {
-            None | Some(Resume::Start) => None,
-            Some(Resume::After(cursor)) => Some(cursor),
-            Some(Resume::Done) => {
-                return Reply::json(
-                    StatusCode::OK,
-                    &views::CallPage {
-                        calls: Vec::new(),
-                        next_cursor: None,
-                    },
-                );
-            }
-        };
-        let page = match self
-            .store
-            .list_calls(id, status, limit, cursor.as_deref())
-            .await
-        {
-            Ok(page) => page,
-            Err(StoreError::Corrupt { key, .. }) if key == "cursor" => {
-                return Err(ApiError::field(
-                    "cursor",
-                    "is not a cursor this listing returned",
-                ));
-            }
-            Err(e) => return Err(e.into()),
+        let Some(page) = self
+            .calls_page(id, status, limit, query.first("cursor"))
+            .await?
+        else {
+            return Reply::json(
+                StatusCode::OK,
+                &views::CallPage {
+                    calls: Vec::new(),
+                    next_cursor: None,
+                },
+            );
         };
         Reply::json(
             StatusCode::OK,
@@ -143,6 +131,40 @@ where
                 next_cursor: page.next.as_deref().map(encode_cursor),
             },
         )
+    }
+
+    /// One page of campaign `id`'s calls in `status` (every call when `None`), from where
+    /// `cursor` (a cursor a listing returned, as given) stopped; `None` when the cursor lies
+    /// after every call in `status`. The campaign must exist.
+    pub(crate) async fn calls_page(
+        &self,
+        id: &CampaignId,
+        status: Option<CallStatus>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Option<Page<CallRecord>>, ApiError> {
+        let resume = cursor.map(|c| decode_cursor(status, c)).transpose()?;
+        self.store
+            .campaign(id)
+            .await
+            .map_err(|e| ApiError::from_store(e, "campaign"))?;
+        let cursor = match resume {
+            None | Some(Resume::Start) => None,
+            Some(Resume::After(cursor)) => Some(cursor),
+            Some(Resume::Done) => return Ok(None),
+        };
+        match self
+            .store
+            .list_calls(id, status, limit, cursor.as_deref())
+            .await
+        {
+            Ok(page) => Ok(Some(page)),
+            Err(StoreError::Corrupt { key, .. }) if key == "cursor" => Err(ApiError::field(
+                "cursor",
+                "is not a cursor this listing returned",
+            )),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// `GET /calls/{id}`.

@@ -21,4 +21,5 @@ mod memory;
 mod mutations;
 mod numbers;
 mod protocol;
+mod results;
 mod support;
