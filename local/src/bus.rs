@@ -459,3 +459,87 @@ pub fn function_events_client(
         crate::local_config!(aws_sdk_eventbridge, endpoint, deadline).build(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn entry(bus: &str, detail: &str) -> Entry {
+        Entry {
+            source: Some("outdial".into()),
+            detail_type: Some("Call Ended".into()),
+            detail: Some(detail.into()),
+            event_bus_name: Some(bus.into()),
+            time: Some(1_780_000_000.5),
+            resources: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_entry_becomes_the_event_a_rule_delivers() {
+        let mut shared = Shared::default();
+        let event = accept(
+            "outdial-local",
+            entry("outdial-local", r#"{"call_id": "call_1", "sequence": 4}"#),
+            &mut shared,
+        )
+        .unwrap();
+        assert_eq!(event["detail-type"], "Call Ended");
+        assert_eq!(event["source"], "outdial");
+        assert_eq!(event["time"], "2026-05-28T20:26:40Z");
+        assert_eq!(event["detail"]["sequence"], 4);
+        assert_eq!(event["account"], LOCAL_ACCOUNT);
+        // The same call event again is counted as a duplicate.
+        accept(
+            "outdial-local",
+            entry(
+                "arn:aws:events:us-east-1:000000000000:event-bus/outdial-local",
+                r#"{"call_id": "call_1", "sequence": 4}"#,
+            ),
+            &mut shared,
+        )
+        .unwrap();
+        assert_eq!((shared.stats.accepted, shared.stats.duplicates), (2, 1));
+    }
+
+    #[test]
+    fn entries_for_another_bus_or_without_an_object_detail_are_refused() {
+        let mut shared = Shared::default();
+        let refused =
+            |e: Entry, shared: &mut Shared| accept("outdial-local", e, shared).unwrap_err().0;
+        assert_eq!(
+            refused(entry("default", "{}"), &mut shared),
+            "NotAuthorizedForSourceException"
+        );
+        assert_eq!(
+            refused(entry("outdial-local", "[1]"), &mut shared),
+            "MalformedDetail"
+        );
+        assert_eq!(
+            refused(entry("outdial-local", "{"), &mut shared),
+            "MalformedDetail"
+        );
+        let mut bare = entry("outdial-local", "{}");
+        bare.source = None;
+        assert_eq!(refused(bare, &mut shared), "InvalidArgument");
+        shared.refuse_entries = 1;
+        assert_eq!(
+            refused(entry("outdial-local", "{}"), &mut shared),
+            "ThrottlingException"
+        );
+        assert!(accept("outdial-local", entry("outdial-local", "{}"), &mut shared).is_ok());
+        assert_eq!(shared.stats.accepted, 1);
+    }
+
+    #[test]
+    fn the_webhook_retries_what_an_api_destination_retries() {
+        for status in [401, 407, 409, 429, 500, 503] {
+            assert!(retried(status), "{status}");
+        }
+        for status in [200, 400, 403, 404, 410, 413] {
+            assert!(!retried(status), "{status}");
+        }
+    }
+}

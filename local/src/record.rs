@@ -316,6 +316,31 @@ mod tests {
     }
 
     #[test]
+    fn put_events_is_recorded_once_per_bus_its_entries_name() {
+        let body = json!({"Entries": [
+            {"EventBusName": "outdial-local", "Source": "outdial"},
+            {"EventBusName": "outdial-local", "Source": "outdial"},
+            {"EventBusName": "other", "Source": "outdial"}]});
+        assert_eq!(
+            operations(
+                Some("AWSEvents.PutEvents"),
+                "http://h/",
+                body.to_string().as_bytes()
+            ),
+            [
+                (
+                    "events:PutEvents".to_owned(),
+                    json!({"kind": "bus", "name": "other"})
+                ),
+                (
+                    "events:PutEvents".to_owned(),
+                    json!({"kind": "bus", "name": "outdial-local"})
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn a_query_on_an_index_names_the_index() {
         let body = json!({"TableName": "t", "IndexName": "byTransaction"});
         assert_eq!(
