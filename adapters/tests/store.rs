@@ -4,11 +4,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use outdial_adapters::memory::MemoryStore;
 use outdial_adapters::store::DynamoStore;
 use outdial_core::dispatch::Guard;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, Sequence, TransactionId};
 use outdial_core::lifecycle::{CallEvent, CallStatus, Expected, Step, expected, transition};
-use outdial_core::ports::{Applied, DispatchStore, Due, DueChange, EventWrite, Lane, StoreError};
+use outdial_core::ports::{
+    Applied, DispatchStore, Due, DueChange, EventWrite, Lane, Lease, PacerMarks, StoreError,
+};
 use outdial_core::record::{CallRecord, Campaign, CampaignStatus, Limits, NewCall, Pacing};
 use outdial_core::retry::RetryPolicy;
 use outdial_core::sip::SipCode;
@@ -661,38 +664,93 @@ async fn a_transactions_orphans_are_read_back_in_sequence_order() {
     );
 }
 
-#[tokio::test]
-async fn a_shard_lease_has_one_holder_until_it_runs_out_or_is_given_up() {
-    let (store, _) = store().await;
+/// Whether `store` gave the lease to `owner` (`until` and its hand-over `s` seconds after
+/// [`T0`], at `now`).
+async fn takes(store: &impl DispatchStore, owner: &str, now: u64, until: u64) -> bool {
     let later = |s| T0.plus(Duration::from_secs(s));
-    assert!(store.lease(0, "a", T0, later(20)).await.unwrap());
+    let lease = store
+        .lease(0, owner, later(now), later(until), later(until - 1))
+        .await
+        .unwrap();
+    matches!(lease, Lease::Taken { .. })
+}
+
+/// The lease's contract, which the DynamoDB store and the in-memory one share.
+async fn one_holder_until_it_runs_out_is_given_up_or_handed_over(store: &impl DispatchStore) {
+    let later = |s| T0.plus(Duration::from_secs(s));
+    assert!(takes(store, "a", 0, 20).await);
+    assert!(!takes(store, "b", 5, 25).await, "a holds it");
+    assert!(takes(store, "a", 5, 25).await, "a renews");
     assert!(
-        !store.lease(0, "b", later(5), later(25)).await.unwrap(),
-        "a holds it"
-    );
-    assert!(
-        store.lease(0, "a", later(5), later(25)).await.unwrap(),
-        "a renews"
-    );
-    assert!(
-        store.lease(1, "b", later(5), later(25)).await.unwrap(),
+        matches!(
+            store
+                .lease(1, "b", later(5), later(25), later(24))
+                .await
+                .unwrap(),
+            Lease::Taken { from: None }
+        ),
         "another shard is free"
     );
-    assert!(!store.lease(0, "b", later(24), later(44)).await.unwrap());
-    assert!(
-        store.lease(0, "b", later(26), later(46)).await.unwrap(),
-        "a died: b takes over"
+    // Refused, b learns when a means to hand the shard over.
+    assert_eq!(
+        store
+            .lease(0, "b", later(24), later(44), later(43))
+            .await
+            .unwrap(),
+        Lease::Held {
+            hands_over_at: Some(later(24))
+        }
     );
+    assert!(takes(store, "b", 26, 46).await, "a died: b takes over");
     store.unlease(0, "a").await.unwrap();
     assert!(
-        !store.lease(0, "a", later(27), later(47)).await.unwrap(),
+        !takes(store, "a", 27, 47).await,
         "a stale holder cannot give it up"
     );
     store.unlease(0, "b").await.unwrap();
+    assert!(takes(store, "a", 27, 47).await, "given up: free at once");
+
+    // Handed over: the next owner takes it at once, with the marks, before it runs out.
+    let marks = PacerMarks {
+        account: Some(1_900_000_046_123_456),
+        campaigns: [(CampaignId::random(), 1_900_000_046_023_456)].into(),
+    };
+    store.hand_over(0, "b", &marks).await.unwrap();
     assert!(
-        store.lease(0, "a", later(27), later(47)).await.unwrap(),
-        "given up: free at once"
+        !takes(store, "b", 30, 50).await,
+        "only the holder hands over"
     );
+    store.hand_over(0, "a", &marks).await.unwrap();
+    assert_eq!(
+        store
+            .lease(0, "b", later(30), later(50), later(49))
+            .await
+            .unwrap(),
+        Lease::Taken {
+            from: Some(marks.clone())
+        }
+    );
+    assert!(
+        takes(store, "b", 31, 50).await,
+        "b renews, with no marks to follow"
+    );
+    assert!(
+        !takes(store, "a", 31, 51).await,
+        "a handed it over for good"
+    );
+    store.unlease(0, "a").await.unwrap();
+    assert!(!takes(store, "c", 32, 52).await, "b still holds it");
+}
+
+#[tokio::test]
+async fn a_shard_lease_has_one_holder_until_it_runs_out_is_given_up_or_handed_over() {
+    let (store, _) = store().await;
+    one_holder_until_it_runs_out_is_given_up_or_handed_over(&store).await;
+}
+
+#[tokio::test]
+async fn the_in_memory_lease_keeps_the_same_contract() {
+    one_holder_until_it_runs_out_is_given_up_or_handed_over(&MemoryStore::new(1)).await;
 }
 
 /// The raw attributes of an item, to look at what the records do not show.

@@ -40,7 +40,14 @@ pub struct DemoReport {
     pub violations: usize,
     pub ddb_requests_per_event: f64,
     pub sma_events: u64,
+    /// The campaign's pace, calls per second.
+    pub target_cps: f64,
+    /// Dials per second the simulator accepted while first attempts were still waiting for
+    /// their slot (from the first dial to the last first attempt): the pace itself. The
+    /// retries left after that go out as their backoff ends, not at the pace.
     pub dial_rate_per_s: f64,
+    /// Dials after the last first attempt (retries whose backoff ended late).
+    pub tail_dials: u32,
     pub max_dials_in_one_second: u32,
     pub handler_p50_ms: f64,
     pub handler_p99_ms: f64,
@@ -66,9 +73,54 @@ impl DemoReport {
     }
 }
 
+/// The sample campaign's pace: a twentieth of its contacts a second, 2 to 20.
+fn cps(contacts: u32) -> f64 {
+    (f64::from(contacts) / 20.0).clamp(2.0, 20.0)
+}
+
+/// The dial rate while the pacer had calls waiting, and the dials after.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Paced {
+    per_s: f64,
+    tail: u32,
+}
+
+impl Paced {
+    /// From the Create requests the simulator saw: the placed ones from the first to the last
+    /// first attempt, over the time between those two.
+    fn of(creates: &[outdial_local::sim::CreateRequest]) -> Self {
+        let mut placed: Vec<(u64, bool)> = creates
+            .iter()
+            .filter(|c| c.transaction_id.is_some())
+            .map(|c| (c.at_ms, c.attempt == Some(1)))
+            .collect();
+        placed.sort_unstable();
+        let (Some(&(first, _)), Some(last)) = (
+            placed.first(),
+            placed.iter().rposition(|(_, first_attempt)| *first_attempt),
+        ) else {
+            return Self {
+                per_s: 0.0,
+                tail: 0,
+            };
+        };
+        let span_ms = placed[last].0.saturating_sub(first);
+        #[allow(clippy::cast_precision_loss)]
+        let per_s = if span_ms == 0 {
+            0.0
+        } else {
+            last as f64 / (span_ms as f64 / 1000.0)
+        };
+        Self {
+            per_s,
+            tail: u32::try_from(placed.len() - last - 1).unwrap_or(u32::MAX),
+        }
+    }
+}
+
 /// The sample campaign: a reminder that asks to confirm, with an agent on 0.
 fn spec(contacts: u32) -> Value {
-    let cps = (f64::from(contacts) / 20.0).clamp(2.0, 20.0);
+    let cps = cps(contacts);
     json!({
         "name": "Appointment reminders (demo)",
         "from": "+15555550199",
@@ -191,7 +243,7 @@ pub async fn demo(
             .all(|(k, v)| counters.get(k).copied() == i64::try_from(*v).ok());
     let bus = stack.bus().stats();
     let sim = stack.simulator().report();
-    let placed: u32 = sim.placed_per_number.values().sum();
+    let paced = Paced::of(&sim.creates);
     let latency = stack.functions().latency(SMA);
     #[allow(clippy::cast_precision_loss)]
     let ddb_requests_per_event = if latency.invocations > 0 {
@@ -217,14 +269,9 @@ pub async fn demo(
         violations: sim.violations.len(),
         ddb_requests_per_event: round(ddb_requests_per_event, 3),
         sma_events: latency.invocations,
-        dial_rate_per_s: round(
-            if sim.placing_span_s > 0.0 {
-                f64::from(placed.saturating_sub(1)) / sim.placing_span_s
-            } else {
-                0.0
-            },
-            2,
-        ),
+        target_cps: cps(contacts),
+        dial_rate_per_s: round(paced.per_s, 2),
+        tail_dials: paced.tail,
         max_dials_in_one_second: sim.max_in_any_second,
         handler_p50_ms: round(latency.p50_ms, 2),
         handler_p99_ms: round(latency.p99_ms, 2),
@@ -247,12 +294,13 @@ pub async fn demo(
         }
         writeln!(
             out,
-            "{} SMA events, {:.3} DynamoDB requests each; handler p50 {:.2} ms, p99 {:.2} ms; {:.1} dials/s (at most {} in any second); {} double dials, {} violations; counters {} the records",
+            "{} SMA events, {:.3} DynamoDB requests each; handler p50 {:.2} ms, p99 {:.2} ms; {:.1} dials/s at a pace of {} (at most {} in any second); {} double dials, {} violations; counters {} the records",
             demo.sma_events,
             demo.ddb_requests_per_event,
             demo.handler_p50_ms,
             demo.handler_p99_ms,
             demo.dial_rate_per_s,
+            demo.target_cps,
             demo.max_dials_in_one_second,
             demo.double_dials,
             demo.violations,
@@ -274,6 +322,34 @@ pub async fn demo(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn create(at_ms: u64, attempt: u32, placed: bool) -> outdial_local::sim::CreateRequest {
+        outdial_local::sim::CreateRequest {
+            at_ms,
+            to: "+15552000000".into(),
+            call_id: Some("call_1".into()),
+            attempt: Some(attempt),
+            status: if placed { 201 } else { 429 },
+            transaction_id: placed.then(|| "t".to_owned()),
+        }
+    }
+
+    #[test]
+    fn the_pace_is_measured_up_to_the_last_first_attempt_and_the_retries_after_are_the_tail() {
+        let creates = [
+            create(1_000, 1, true),
+            create(1_100, 2, true),
+            create(1_150, 1, false),
+            create(1_200, 1, true),
+            create(1_300, 1, true),
+            create(2_500, 2, true),
+            create(2_900, 2, true),
+        ];
+        let paced = Paced::of(&creates);
+        assert!((paced.per_s - 10.0).abs() < 1e-9, "{paced:?}");
+        assert_eq!(paced.tail, 2);
+        assert_eq!(Paced::of(&[]).per_s, 0.0);
+    }
 
     #[test]
     fn the_sample_list_has_one_row_per_contact_in_national_format() {

@@ -78,6 +78,19 @@ impl Pacer {
         self.last_us = Some(now.as_millis().saturating_mul(1000));
     }
 
+    /// The last event booked or taken, in microseconds since the epoch.
+    #[must_use]
+    pub fn last_us(&self) -> Option<i64> {
+        self.last_us
+    }
+
+    /// Goes on from another pacer's last event at `last_us` (microseconds since the epoch),
+    /// as if this one had booked it: the next event comes one interval after it, unless this
+    /// pacer's own last event is later.
+    pub fn follow(&mut self, last_us: i64) {
+        self.last_us = Some(self.last_us.map_or(last_us, |own| own.max(last_us)));
+    }
+
     /// The earliest instant at or after `now_us` (microseconds since the epoch) that this
     /// pacer allows an event.
     fn next_us(&self, now_us: i64) -> i64 {
@@ -331,6 +344,27 @@ mod tests {
         );
         // The account pacer saw the slots too: nothing else fits before the last one.
         assert_eq!(account.ready_in(at(202)), Duration::from_micros(50_500));
+    }
+
+    #[test]
+    fn a_pacer_that_follows_another_books_one_interval_after_its_last_event() {
+        let mut handing = Pacer::new(10.0);
+        let slots: Vec<Duration> = (0..3)
+            .map(|_| reserve(&mut [&mut handing], at(0)))
+            .collect();
+        assert_eq!(slots[2], Duration::from_micros(202_000));
+        let last = handing.last_us().unwrap();
+        // A fresh pacer, as the next dispatcher has, books after the last slot handed over...
+        let mut taking = Pacer::new(10.0);
+        taking.follow(last);
+        assert_eq!(
+            reserve(&mut [&mut taking], at(100)),
+            Duration::from_micros(203_000)
+        );
+        // ...and one that booked later itself keeps its own.
+        let before = taking.last_us();
+        taking.follow(last);
+        assert_eq!(taking.last_us(), before);
     }
 
     #[test]

@@ -685,19 +685,35 @@ pub trait DispatchStore: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Takes or renews the lease on dispatch shard `shard` for `owner` until `until`: granted
-    /// when nobody holds it, when `owner` already does, or when the holder's lease ran out
-    /// (the holder died). Returns whether `owner` holds it now.
+    /// Takes or renews the lease on dispatch shard `shard` for `owner` until `until`, saying
+    /// that `owner` means to hand it over at `hands_over_at`: granted when nobody holds it,
+    /// when `owner` already does, when the holder's lease ran out (the holder died), or when
+    /// the holder handed it over ([`DispatchStore::hand_over`]), whose pacing marks then come
+    /// with the answer. Refused, the answer says when the holder means to hand it over.
     ///
     /// # Errors
-    /// Only transport and throttling errors; a lease held by someone else is `Ok(false)`.
+    /// Only transport and throttling errors; a lease held by someone else is
+    /// [`Lease::Held`].
     fn lease(
         &self,
         shard: u32,
         owner: &str,
         now: Timestamp,
         until: Timestamp,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+        hands_over_at: Timestamp,
+    ) -> impl Future<Output = Result<Lease, StoreError>> + Send;
+
+    /// Hands the lease over early, if `owner` still holds it: the next dispatcher may take it
+    /// at once, and goes on booking from `marks` while `owner` sends the dials it booked.
+    ///
+    /// # Errors
+    /// Only transport and throttling errors.
+    fn hand_over(
+        &self,
+        shard: u32,
+        owner: &str,
+        marks: &PacerMarks,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Gives the lease up if `owner` holds it, so the next dispatcher need not wait it out.
     ///
@@ -708,6 +724,28 @@ pub trait DispatchStore: Send + Sync {
         shard: u32,
         owner: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The answer to [`DispatchStore::lease`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lease {
+    /// The caller holds the lease; `from` are the pacing marks of the dispatcher that handed
+    /// it over, when one did.
+    Taken { from: Option<PacerMarks> },
+    /// Someone else holds it, and means to hand it over at `hands_over_at` (unknown for a
+    /// lease written without it).
+    Held { hands_over_at: Option<Timestamp> },
+}
+
+/// Where a dispatcher's pacers stood when it handed its shard over: the last slot each had
+/// booked, in microseconds since the epoch. The next dispatcher books on from there, so the
+/// dial rate neither pauses nor doubles up at the hand-over.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PacerMarks {
+    /// The account's pacer.
+    pub account: Option<i64>,
+    /// Each campaign's pacer.
+    pub campaigns: std::collections::BTreeMap<CampaignId, i64>,
 }
 
 /// Why a call could not be placed or updated, in terms the dispatcher acts on.

@@ -652,7 +652,7 @@ export class OutdialStack extends Stack {
       resources: [this.timersFunction.functionArn],
     }));
     new scheduler.CfnSchedule(this, 'DispatcherSchedule', {
-      description: 'outdial: runs the dispatcher every minute; each run dispatches for up to 58 s',
+      description: 'outdial: runs the dispatcher every minute; each run dispatches for up to 62 s',
       scheduleExpression: 'rate(1 minute)',
       flexibleTimeWindow: { mode: 'OFF' },
       state: 'ENABLED',

@@ -45,7 +45,7 @@ fn the_sma_handler_answers_every_event_inside_its_timeout_and_before_the_sma_sen
 
 #[test]
 fn the_dispatcher_settles_its_run_inside_its_timeout_and_hands_its_shards_to_the_next_run() {
-    use outdial_timers::{MARGIN, RUN_FOR, SCHEDULED_LEASE_WAIT, TAIL};
+    use outdial_timers::{MARGIN, OVERLAP, RUN_FOR, SCHEDULED_LEASE_WAIT, TAIL};
     let limit = timeout("timers");
     // A run ends at its deadline less MARGIN or after RUN_FOR, whichever is first, and
     // settles its last dials and leases within TAIL.
@@ -62,6 +62,11 @@ fn the_dispatcher_settles_its_run_inside_its_timeout_and_hands_its_shards_to_the
     assert!(
         RUN_FOR + TAIL <= SCHEDULE_PERIOD + SCHEDULED_LEASE_WAIT,
         "the next scheduled run finds the shards given back within its wait"
+    );
+    assert_eq!(RUN_FOR, SCHEDULE_PERIOD + OVERLAP);
+    assert!(
+        OVERLAP > outdial_timers::Settings::default().horizon,
+        "the next scheduled run is waiting when a run hands its shards over, a horizon before its end"
     );
 }
 

@@ -301,9 +301,10 @@ impl Stack {
                 function(move |event: Value| {
                     let (dispatcher, clock) = (Arc::clone(&dispatcher), Arc::clone(&clock));
                     async move {
-                        // As if the function's timeout were one period plus the margin it
-                        // keeps, so runs follow each other as they do in Lambda.
-                        let deadline: Timestamp = clock.now().plus(period + MARGIN);
+                        // As if the function's timeout let a run last one period and the
+                        // overlap, so runs follow each other as they do in Lambda.
+                        let deadline: Timestamp =
+                            clock.now().plus(period + outdial_timers::OVERLAP + MARGIN);
                         let owner = uuid::Uuid::new_v4().to_string();
                         let run = outdial_timers::invoke(
                             &dispatcher,

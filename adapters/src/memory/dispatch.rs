@@ -8,7 +8,8 @@ use outdial_core::lifecycle::CallStatus;
 use outdial_core::numbers::Member;
 use outdial_core::policy::{Ledger, Policy, Reason};
 use outdial_core::ports::{
-    Applied, ClaimWrites, DispatchStore, Due, DuePage, EventWrite, Lane, Page, StoreError,
+    Applied, ClaimWrites, DispatchStore, Due, DuePage, EventWrite, Lane, Lease, PacerMarks, Page,
+    StoreError,
 };
 use outdial_core::record::{CallRecord, Campaign};
 use outdial_core::time::Timestamp;
@@ -463,22 +464,44 @@ impl DispatchStore for MemoryStore {
         owner: &str,
         now: Timestamp,
         until: Timestamp,
-    ) -> Result<bool, StoreError> {
+        hands_over_at: Timestamp,
+    ) -> Result<Lease, StoreError> {
         let mut t = self.request();
-        let free = t
-            .leases
-            .get(&shard)
-            .is_none_or(|l| l.owner == owner || l.until < now);
-        if free {
-            t.leases.insert(
-                shard,
-                LeaseRow {
-                    owner: owner.to_owned(),
-                    until,
-                },
-            );
+        let from = match t.leases.get(&shard) {
+            None => None,
+            Some(l) if l.owner == owner || l.until < now => None,
+            Some(l) => match &l.handed {
+                Some(marks) => Some(marks.clone()),
+                None => {
+                    return Ok(Lease::Held {
+                        hands_over_at: Some(l.hands_over_at),
+                    });
+                }
+            },
+        };
+        t.leases.insert(
+            shard,
+            LeaseRow {
+                owner: owner.to_owned(),
+                until,
+                hands_over_at,
+                handed: None,
+            },
+        );
+        Ok(Lease::Taken { from })
+    }
+
+    async fn hand_over(
+        &self,
+        shard: u32,
+        owner: &str,
+        marks: &PacerMarks,
+    ) -> Result<(), StoreError> {
+        let mut t = self.request();
+        if let Some(l) = t.leases.get_mut(&shard).filter(|l| l.owner == owner) {
+            l.handed = Some(marks.clone());
         }
-        Ok(free)
+        Ok(())
     }
 
     async fn unlease(&self, shard: u32, owner: &str) -> Result<(), StoreError> {

@@ -169,6 +169,9 @@ pub struct AppendRow {
 struct LeaseRow {
     owner: String,
     until: Timestamp,
+    hands_over_at: Timestamp,
+    /// The holder's pacing marks, once it handed the lease over.
+    handed: Option<outdial_core::ports::PacerMarks>,
 }
 
 /// A campaign's counters, and the stream's watermark per stream shard with when its newest

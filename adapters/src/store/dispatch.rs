@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use outdial_core::dispatch::{Guard, InIndex};
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164, TransactionId};
@@ -13,7 +13,8 @@ use outdial_core::lifecycle::CallStatus;
 use outdial_core::numbers::Member;
 use outdial_core::policy::{Ledger, LedgerWrite, Policy, Reason};
 use outdial_core::ports::{
-    ClaimWrites, DispatchStore, Due, DuePage, Lane, NumberWrite, Page, StoreError,
+    ClaimWrites, DispatchStore, Due, DuePage, Lane, Lease, NumberWrite, PacerMarks, Page,
+    StoreError,
 };
 use outdial_core::record::{CallRecord, Campaign};
 use outdial_core::time::Timestamp;
@@ -621,12 +622,14 @@ impl DispatchStore for DynamoStore {
         owner: &str,
         now: Timestamp,
         until: Timestamp,
-    ) -> Result<bool, StoreError> {
+        hands_over_at: Timestamp,
+    ) -> Result<Lease, StoreError> {
         let mut item = key(format!("LEASE#{shard}"), "LEASE");
         item.extend([
             ("type".to_owned(), s("lease")),
             ("owner".to_owned(), s(owner)),
             ("lease_until".to_owned(), n(until.as_millis())),
+            ("hands_over_at".to_owned(), n(hands_over_at.as_millis())),
             (EXPIRES_AT.to_owned(), n(until.as_secs() + 3600)),
         ]);
         let put = self
@@ -635,14 +638,60 @@ impl DispatchStore for DynamoStore {
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression(
-                "attribute_not_exists(PK) OR #owner = :owner OR lease_until < :now",
+                "attribute_not_exists(PK) OR #owner = :owner OR lease_until < :now \
+                 OR attribute_exists(handed)",
             )
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":owner", s(owner))
             .expression_attribute_values(":now", n(now.as_millis()))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        written(put)
+        match put {
+            Ok(out) => {
+                let from = match out.attributes() {
+                    Some(old) if Reader::new(old).s("owner")? != owner => {
+                        old.get("handed").map(marks_from).transpose()?
+                    }
+                    _ => None,
+                };
+                Ok(Lease::Taken { from })
+            }
+            Err(e) => {
+                let held = ddb::refused_item(e)?;
+                let hands_over_at = match &held {
+                    Some(item) => Reader::new(item)
+                        .opt_n::<i64>("hands_over_at")?
+                        .map(Timestamp::from_millis),
+                    None => None,
+                };
+                Ok(Lease::Held { hands_over_at })
+            }
+        }
+    }
+
+    async fn hand_over(
+        &self,
+        shard: u32,
+        owner: &str,
+        marks: &PacerMarks,
+    ) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("LEASE#{shard}"), "LEASE")))
+            .update_expression("SET handed = :marks")
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":marks", marks_item(marks))
+            .send()
+            .await;
+        // Refused: the lease is not `owner`'s (any more); nothing to hand over.
+        written(out)?;
+        Ok(())
     }
 
     async fn unlease(&self, shard: u32, owner: &str) -> Result<(), StoreError> {
@@ -660,6 +709,46 @@ impl DispatchStore for DynamoStore {
         written(out)?;
         Ok(())
     }
+}
+
+/// A lease's `handed` attribute: the account's mark (if any) and each campaign's.
+fn marks_item(marks: &PacerMarks) -> AttributeValue {
+    let mut map = std::collections::HashMap::new();
+    if let Some(account) = marks.account {
+        map.insert("account".to_owned(), n(account));
+    }
+    let campaigns = marks
+        .campaigns
+        .iter()
+        .map(|(id, last)| (id.as_str().to_owned(), n(*last)))
+        .collect();
+    map.insert("campaigns".to_owned(), AttributeValue::M(campaigns));
+    AttributeValue::M(map)
+}
+
+/// The pacing marks a lease's `handed` attribute holds.
+fn marks_from(value: &AttributeValue) -> Result<PacerMarks, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: "LEASE".into(),
+        reason,
+    };
+    let AttributeValue::M(map) = value else {
+        return Err(corrupt("its handed marks are not a map".into()));
+    };
+    let r = Reader::new(map);
+    let mut marks = PacerMarks {
+        account: r.opt_n("account")?,
+        ..PacerMarks::default()
+    };
+    if let Some(AttributeValue::M(campaigns)) = map.get("campaigns") {
+        let r = Reader::new(campaigns);
+        for id in campaigns.keys() {
+            let campaign =
+                CampaignId::parse(id).map_err(|e| corrupt(format!("its handed marks: {e}")))?;
+            marks.campaigns.insert(campaign, r.n(id)?);
+        }
+    }
+    Ok(marks)
 }
 
 /// Rebuilds the `due` index key a read stopped at from its cursor (`PK|SK|due_key`).

@@ -2,7 +2,7 @@
 //! the dialer, the clock, the campaign cache, the pacers and the calls in flight.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use outdial_core::ids::{CallId, CampaignId};
 use outdial_core::legal::LegalHours;
 use outdial_core::pacing::{AdaptiveRate, Pacer, SendWindow, reserve};
 use outdial_core::policy::Policy;
-use outdial_core::ports::{Dialer, DispatchStore, StoreError};
+use outdial_core::ports::{Dialer, DispatchStore, PacerMarks, StoreError};
 use outdial_core::record::Campaign;
 use outdial_core::time::{Clock, Timestamp};
 use tokio::task::JoinSet;
@@ -20,6 +20,8 @@ use crate::settings::{Settings, Stats, Totals, bump};
 
 pub(crate) struct Pacing {
     pub(crate) account: Pacer,
+    /// Campaigns' marks handed over by the previous run, for pacers not made yet.
+    pub(crate) followed: HashMap<CampaignId, i64>,
     pub(crate) account_rate: AdaptiveRate,
     pub(crate) campaigns: HashMap<CampaignId, Pacer>,
     /// The guard on actual sends, for the account and per campaign.
@@ -88,6 +90,7 @@ where
         let now = clock.now();
         let pacing = Pacing {
             account: Pacer::new(settings.account_cps),
+            followed: HashMap::new(),
             account_rate: AdaptiveRate::new(settings.account_cps, now),
             campaigns: HashMap::new(),
             account_sends: SendWindow::new(settings.account_cps),
@@ -164,6 +167,88 @@ where
     }
 }
 
+/// How many campaigns' pacing marks a hand-over carries at most (the most recently booked):
+/// a lease item stays small whatever the account runs.
+const MARKS_KEPT: usize = 1000;
+
+impl<S, D> Shared<S, D> {
+    /// Where the pacers stand: the last slot each booked.
+    pub(crate) fn marks(&self) -> PacerMarks {
+        let pacing = lock(&self.pacing);
+        let mut campaigns: Vec<(CampaignId, i64)> = pacing
+            .campaigns
+            .iter()
+            .filter_map(|(id, p)| p.last_us().map(|last| (id.clone(), last)))
+            .collect();
+        campaigns.sort_unstable_by_key(|(_, last)| std::cmp::Reverse(*last));
+        campaigns.truncate(MARKS_KEPT);
+        PacerMarks {
+            account: pacing.account.last_us(),
+            campaigns: campaigns.into_iter().collect(),
+        }
+    }
+
+    /// Goes on from the marks a previous run handed over: each pacer books its next slot one
+    /// interval after the last one there (or after its own, if later).
+    pub(crate) fn follow(&self, marks: &PacerMarks) {
+        let mut pacing = lock(&self.pacing);
+        if let Some(last) = marks.account {
+            pacing.account.follow(last);
+        }
+        for (id, last) in &marks.campaigns {
+            match pacing.campaigns.get_mut(id) {
+                Some(own) => own.follow(*last),
+                None => {
+                    pacing.followed.insert(id.clone(), *last);
+                }
+            }
+        }
+    }
+}
+
+/// The dial tasks one run started: the run settles its own before it gives its lease back,
+/// not those of the run that took the shard over from it.
+#[derive(Debug, Default)]
+pub(crate) struct RunTasks {
+    left: AtomicUsize,
+    done: tokio::sync::Notify,
+}
+
+impl RunTasks {
+    pub(crate) fn started(&self) {
+        self.left.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A guard that counts the task finished when it is dropped, so that a task that ends
+    /// abnormally does not keep its run waiting.
+    pub(crate) fn finish_on_drop(self: Arc<Self>) -> Finished {
+        Finished(self)
+    }
+
+    /// Waits until every task started so far has finished.
+    pub(crate) async fn settled(&self) {
+        loop {
+            let done = self.done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if self.left.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            done.await;
+        }
+    }
+}
+
+/// Counts its run's task finished when dropped.
+pub(crate) struct Finished(Arc<RunTasks>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.left.fetch_sub(1, Ordering::SeqCst);
+        self.0.done.notify_waiters();
+    }
+}
+
 /// A dial's booked pacing slot.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Slot {
@@ -233,11 +318,18 @@ impl<S, D> Shared<S, D> {
         let now = self.clock.now();
         let anchor = self.clock.elapsed();
         let Pacing {
-            account, campaigns, ..
+            account,
+            campaigns,
+            followed,
+            ..
         } = &mut *pacing;
-        let own = campaigns
-            .entry(campaign.id.clone())
-            .or_insert_with(|| Pacer::new(campaign.pacing.calls_per_second));
+        let own = campaigns.entry(campaign.id.clone()).or_insert_with(|| {
+            let mut own = Pacer::new(campaign.pacing.calls_per_second);
+            if let Some(last) = followed.remove(&campaign.id) {
+                own.follow(last);
+            }
+            own
+        });
         if let Some(horizon) = horizon {
             let (account_in, own_in) = (account.ready_in(now), own.ready_in(now));
             if account_in > horizon {

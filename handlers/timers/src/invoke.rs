@@ -38,11 +38,15 @@ pub fn metrics_line(before: &Stats, after: &Stats, overdue: Duration, at: Timest
     .to_string()
 }
 
-/// How long a scheduled invocation waits for the previous one to give a shard back.
+/// How long a scheduled invocation waits for the previous one to give a shard back, when
+/// the holder did not say when it hands it over (a holder that did is waited for until then).
 pub const SCHEDULED_LEASE_WAIT: Duration = Duration::from_secs(10);
-/// The longest one invocation dispatches: the schedule fires every minute, and the next run
-/// waits for this one's leases, so shards hand over within a couple of seconds.
-pub const RUN_FOR: Duration = Duration::from_secs(58);
+/// How much longer than the schedule's period (a minute) a run lasts: the next scheduled run
+/// is already waiting when this one hands its shards over, a pacing horizon before its end,
+/// so dialing goes on without a pause.
+pub const OVERLAP: Duration = Duration::from_secs(2);
+/// The longest one invocation dispatches: the schedule's minute and [`OVERLAP`].
+pub const RUN_FOR: Duration = Duration::from_secs(62);
 /// What an invocation leaves before its deadline to send its last dials and give the
 /// leases back.
 pub const MARGIN: Duration = Duration::from_secs(5);

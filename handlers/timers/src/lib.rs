@@ -48,7 +48,8 @@ mod watchdogs;
 pub use config::TimersConfig;
 pub use dispatcher::Dispatcher;
 pub use invoke::{
-    Invocation, MARGIN, RUN_FOR, SCHEDULED_LEASE_WAIT, TAIL, invoke, is_scheduled, metrics_line,
+    Invocation, MARGIN, OVERLAP, RUN_FOR, SCHEDULED_LEASE_WAIT, TAIL, invoke, is_scheduled,
+    metrics_line,
 };
 pub use lease::{LEASE, Run};
 pub use settings::{Settings, Stats, Tick};

@@ -17,7 +17,7 @@ use outdial_core::time::Timestamp;
 use tracing::warn;
 
 use crate::dial::dial;
-use crate::dispatcher::{Ahead, Dispatcher, counted, lock};
+use crate::dispatcher::{Ahead, Dispatcher, RunTasks, counted, lock};
 use crate::settings::Tick;
 
 /// How many reads of a shard one tick makes at most when everything it read was held back
@@ -55,6 +55,15 @@ where
     /// When the due index cannot be read; a failure on one entry is logged and the pass goes
     /// on.
     pub async fn tick(&self, shard: u32) -> Result<Tick, StoreError> {
+        self.tick_for(shard, None).await
+    }
+
+    /// [`Dispatcher::tick`] for a run, which also counts the dial tasks it starts in `run`.
+    pub(crate) async fn tick_for(
+        &self,
+        shard: u32,
+        run: Option<&Arc<RunTasks>>,
+    ) -> Result<Tick, StoreError> {
         let shared = &self.shared;
         let now = shared.clock.now();
         let mut tick = Tick::default();
@@ -89,7 +98,7 @@ where
                 });
             }
             for due in read.items {
-                if let Some(full) = self.entry(due, now, &mut headroom, &mut tick).await {
+                if let Some(full) = self.entry(due, now, &mut headroom, &mut tick, run).await {
                     tick.paced_for = Some(full);
                 }
             }
@@ -118,7 +127,7 @@ where
                 .await?;
             let before = tick.clone();
             for due in read.items {
-                if let Some(full) = self.entry(due, now, &mut headroom, &mut tick).await {
+                if let Some(full) = self.entry(due, now, &mut headroom, &mut tick, run).await {
                     tick.paced_for = Some(full);
                     return Ok(tick);
                 }
@@ -144,6 +153,7 @@ where
         now: Timestamp,
         headroom: &mut HashMap<CampaignId, u32>,
         tick: &mut Tick,
+        run: Option<&Arc<RunTasks>>,
     ) -> Option<Duration> {
         match due {
             Due::Campaign { id, due_key } => {
@@ -155,7 +165,7 @@ where
             Due::Call(call)
                 if matches!(call.status, CallStatus::Queued | CallStatus::RetryWait) =>
             {
-                match self.waiting(*call, now, headroom).await {
+                match self.waiting(*call, now, headroom, run).await {
                     Ok(Next::Started) => tick.started += 1,
                     Ok(Next::Settled) => tick.settled += 1,
                     Ok(Next::HeldBack) => {}
@@ -185,6 +195,7 @@ where
         call: CallRecord,
         now: Timestamp,
         headroom: &mut HashMap<CampaignId, u32>,
+        run: Option<&Arc<RunTasks>>,
     ) -> Result<Next, StoreError> {
         let shared = &self.shared;
         if lock(&shared.in_flight).contains(&call.id) {
@@ -257,7 +268,21 @@ where
         headroom.insert(campaign.id.clone(), room - 1);
         lock(&shared.in_flight).insert(call.id.clone());
         let task = Arc::clone(shared);
-        self.tasks.lock().await.spawn(async move {
+        let run = run.map(Arc::clone);
+        if let Some(run) = &run {
+            run.started();
+        }
+        let mut tasks = self.tasks.lock().await;
+        // Finished dials are reaped as new ones start, so a long-lived dispatcher keeps no
+        // more than its dials in flight.
+        while let Some(done) = tasks.try_join_next() {
+            if let Err(e) = done {
+                warn!(error = %e, "a dial task ended abnormally");
+            }
+        }
+        tasks.spawn(async move {
+            // Counted as finished however the task ends.
+            let _finished = run.map(RunTasks::finish_on_drop);
             let id = call.id.clone();
             dial(&task, call, campaign, slot).await;
             lock(&task.in_flight).remove(&id);
