@@ -46,16 +46,23 @@ export interface OutdialConfig {
   readonly eventBus?: string;
   /** `outdial:webhookUrl` and `outdial:webhookSecret` (optional, together): where EventBridge
    * POSTs every outcome event, and the Secrets Manager secret whose value it sends in the
-   * `x-outdial-key` header. Unset: no webhook. */
+   * `x-outdial-key` header; `outdial:webhookRate` (1-300, default 50, only with a URL): at most
+   * how many POSTs a second. Unset: no webhook. */
   readonly webhook?: WebhookConfig;
 }
 
-/** The webhook of `outdial:webhookUrl` and `outdial:webhookSecret`. */
+/** The webhook of `outdial:webhookUrl`, `outdial:webhookSecret` and `outdial:webhookRate`. */
 export interface WebhookConfig {
   /** An https URL, as EventBridge API destinations accept it. */
   readonly url: string;
   /** The name or ARN of a Secrets Manager secret; its value (a plain string) is the key. */
   readonly secret: string;
+  /** At most this many webhook calls per second (the API destination's
+   * `InvocationRateLimitPerSecond`); EventBridge holds the rest back and retries them within
+   * the rule's 24 hours. At 100 calls a second a campaign produces about 250 outcome events a
+   * second (docs/scale.md): a webhook held to less falls further behind for as long as the
+   * campaign runs. */
+  readonly rateLimitPerSecond: number;
 }
 
 /** One pool of `outdial:callerIdPools`: its name and its numbers, in the order given. */
@@ -69,6 +76,7 @@ export const DEFAULTS = {
   accountCps: 5,
   smaReservedConcurrency: 100,
   voicemailDetection: true,
+  webhookRate: 50,
 } as const;
 
 const E164 = /^\+[1-9][0-9]{1,14}$/;
@@ -81,6 +89,9 @@ const SECRET_NAME = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
 const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}$/;
 /** The longest invocation endpoint an API destination accepts. */
 const WEBHOOK_URL_MAX = 2048;
+/** The highest `outdial:webhookRate`: the invocation rate EventBridge allows an API destination
+ * by default (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-quota.html). */
+export const WEBHOOK_RATE_MAX = 300;
 /** A pool name as the API accepts it (core/src/numbers.rs, `valid_pool`). */
 const POOL = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -93,7 +104,11 @@ function text(node: Node, key: string): string | undefined {
 }
 
 function integer(node: Node, key: string, fallback: number, min: number, max: number): number {
-  const raw = text(node, key);
+  return integerOf(text(node, key), key, fallback, min, max);
+}
+
+/** `raw` (a value as `text` gives it) as an integer from `min` to `max`; `fallback` when unset. */
+function integerOf(raw: string | undefined, key: string, fallback: number, min: number, max: number): number {
   if (raw === undefined) return fallback;
   const value = Number(raw);
   if (!Number.isInteger(value) || value < min || value > max) {
@@ -172,12 +187,16 @@ export function formatCallerIdPools(pools: readonly CallerIdPool[]): string {
  * Checks `outdial:webhookUrl` and `outdial:webhookSecret`: both or neither. The URL must be
  * https (EventBridge API destinations call nothing else), absolute, at most 2,048 characters,
  * with no user name or password in it (the key belongs in the secret, not in the template);
- * the secret must be a Secrets Manager secret's name or ARN. Throws naming the setting.
+ * the secret must be a Secrets Manager secret's name or ARN. `outdial:webhookRate`, only with
+ * a URL, must be an integer from 1 to 300 (50 when unset). Throws naming the setting.
  */
-export function parseWebhook(url: string | undefined, secret: string | undefined): WebhookConfig | undefined {
+export function parseWebhook(url: string | undefined, secret: string | undefined, rate?: string): WebhookConfig | undefined {
   if (url === undefined) {
     if (secret !== undefined) {
       throw new Error('outdial:webhookSecret is set but outdial:webhookUrl is not: give both, or neither for no webhook');
+    }
+    if (rate !== undefined) {
+      throw new Error('outdial:webhookRate is set but outdial:webhookUrl is not: the rate is the webhook\'s; give outdial:webhookUrl and outdial:webhookSecret with it, or leave it out');
     }
     return undefined;
   }
@@ -202,7 +221,8 @@ export function parseWebhook(url: string | undefined, secret: string | undefined
   if (!SECRET_NAME.test(secret) && !SECRET_ARN.test(secret)) {
     throw new Error(`outdial:webhookSecret must be the name or ARN of a Secrets Manager secret (letters, digits and /_+=.@-), got ${JSON.stringify(secret)}`);
   }
-  return { url, secret };
+  const rateLimitPerSecond = integerOf(rate, 'outdial:webhookRate', DEFAULTS.webhookRate, 1, WEBHOOK_RATE_MAX);
+  return { url, secret, rateLimitPerSecond };
 }
 
 /** Reads and checks the stack's context. Throws with the setting's name on a bad value. */
@@ -255,7 +275,7 @@ export function readConfig(node: Node): OutdialConfig {
   if (eventBus !== undefined && !EVENT_BUS.test(eventBus)) {
     throw new Error(`outdial:eventBus must be the name (not the ARN) of an existing EventBridge event bus: 1 to 256 letters, digits, '.', '-', '_' or '/', got ${JSON.stringify(eventBus)}`);
   }
-  const webhook = parseWebhook(text(node, 'outdial:webhookUrl'), text(node, 'outdial:webhookSecret'));
+  const webhook = parseWebhook(text(node, 'outdial:webhookUrl'), text(node, 'outdial:webhookSecret'), text(node, 'outdial:webhookRate'));
 
   return {
     phoneNumbers: numbers,

@@ -178,10 +178,6 @@ export const OUTCOMES = {
   busNameSuffix: '-outcomes',
   /** The header the webhook's key travels in (an EventBridge connection, API-key authorization). */
   keyHeader: 'x-outdial-key',
-  /** At most this many webhook calls per second; EventBridge queues the rest (and retries
-   * them within `maxEventAge`). A campaign dialing at the account rate ends a few calls per
-   * second, each with three or four events. */
-  rateLimitPerSecond: 50,
   /** EventBridge's most: a failed delivery is retried (with back-off) for up to 185 attempts
    * or 24 hours, whichever comes first, then set aside in the webhook's dead-letter queue. */
   retryAttempts: 185,
@@ -604,7 +600,10 @@ export class OutdialStack extends Stack {
         connection: this.webhookConnection,
         endpoint: config.webhook.url,
         httpMethod: events.HttpMethod.POST,
-        rateLimitPerSecond: OUTCOMES.rateLimitPerSecond,
+        // `outdial:webhookRate` (default 50): EventBridge holds back what is over it and retries
+        // it within `maxEventAge`. A campaign puts about 2.5 outcome events on the bus per call
+        // it dials: about 250 a second at 100 calls a second (docs/scale.md).
+        rateLimitPerSecond: config.webhook.rateLimitPerSecond,
       });
       this.webhookFailures = new sqs.Queue(this, 'WebhookFailures', {
         encryption: sqs.QueueEncryption.SQS_MANAGED,

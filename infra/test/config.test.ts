@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { DEFAULTS, formatCallerIdPools, parseCallerIdPools, parseWebhook, readConfig } from '../lib/config';
+import { DEFAULTS, formatCallerIdPools, parseCallerIdPools, parseWebhook, readConfig, WEBHOOK_RATE_MAX } from '../lib/config';
 import { OutdialStack } from '../lib/outdial-stack';
 import { loadSchema, parseSchema, SCHEMA_PATH } from '../lib/table';
 import { functionStatements, logicalId, render, synth } from './synth';
@@ -55,11 +55,28 @@ describe('context', () => {
   test('reads the webhook as an https URL and a Secrets Manager secret\'s name or ARN, both or neither', () => {
     const secretArn = 'arn:aws:secretsmanager:eu-west-2:123456789012:secret:outdial/webhook-key-AbCdEf';
     assert.deepEqual(configOf({ 'outdial:webhookUrl': ' https://hooks.example.com/outdial?team=ops ', 'outdial:webhookSecret': 'outdial/webhook-key' }).webhook,
-      { url: 'https://hooks.example.com/outdial?team=ops', secret: 'outdial/webhook-key' });
+      { url: 'https://hooks.example.com/outdial?team=ops', secret: 'outdial/webhook-key', rateLimitPerSecond: 50 });
     assert.deepEqual(configOf({ 'outdial:webhookUrl': 'https://hooks.example.com:8443/x', 'outdial:webhookSecret': secretArn }).webhook,
-      { url: 'https://hooks.example.com:8443/x', secret: secretArn });
+      { url: 'https://hooks.example.com:8443/x', secret: secretArn, rateLimitPerSecond: 50 });
     assert.equal(configOf({ 'outdial:webhookUrl': ' ', 'outdial:webhookSecret': '' }).webhook, undefined);
+    assert.equal(configOf({ 'outdial:webhookUrl': ' ', 'outdial:webhookSecret': '', 'outdial:webhookRate': ' ' }).webhook, undefined);
     assert.equal(parseWebhook(undefined, undefined), undefined);
+    assert.equal(parseWebhook(undefined, undefined, undefined), undefined);
+  });
+
+  test('reads the webhook rate as an integer from 1 to 300, 50 when unset', () => {
+    assert.equal(DEFAULTS.webhookRate, 50);
+    assert.equal(WEBHOOK_RATE_MAX, 300);
+    const webhook = { 'outdial:webhookUrl': 'https://hooks.example.com/outdial', 'outdial:webhookSecret': 'outdial/webhook-key' };
+    const rateOf = (rate?: string) => configOf({ ...webhook, ...(rate === undefined ? {} : { 'outdial:webhookRate': rate }) }).webhook?.rateLimitPerSecond;
+    assert.equal(rateOf(), 50);
+    assert.equal(rateOf(''), 50);
+    assert.equal(rateOf(' 250 '), 250);
+    assert.equal(rateOf('1'), 1);
+    assert.equal(rateOf('300'), 300);
+    // cdk.json holds JSON: a real number.
+    assert.equal(readConfig(new App({ context: { ...webhook, 'outdial:webhookRate': 120 } }).node).webhook?.rateLimitPerSecond, 120);
+    assert.equal(parseWebhook('https://hooks.example.com/outdial', 'outdial/webhook-key', '75')?.rateLimitPerSecond, 75);
   });
 
   test('reads phone numbers as comma-separated E.164', () => {
@@ -132,6 +149,9 @@ describe('context', () => {
     ['outdial:eventBus', 'b'.repeat(257), /outdial:eventBus must be the name/],
     // A secret without a URL is a half-made webhook, not a choice.
     ['outdial:webhookSecret', 'outdial/webhook-key', /outdial:webhookSecret is set but outdial:webhookUrl is not/],
+    // So is a rate: it has nothing to limit, and a good value is refused as a bad one is.
+    ['outdial:webhookRate', '100', /outdial:webhookRate is set but outdial:webhookUrl is not: the rate is the webhook's; give outdial:webhookUrl and outdial:webhookSecret with it, or leave it out/],
+    ['outdial:webhookRate', 'abc', /outdial:webhookRate is set but outdial:webhookUrl is not/],
   ] as const) {
     test(`refuses ${key}=${value.slice(0, 30)}`, () => {
       assert.throws(() => configOf({ [key]: value }), message);
@@ -157,9 +177,20 @@ describe('the webhook settings', () => {
     });
   }
 
+  for (const rate of ['0', '301', '2.5', 'abc', '-5', '1000', '50/s', 'true']) {
+    test(`refuses outdial:webhookRate=${rate}`, () => {
+      // The whole message: the setting, the range and the value as given.
+      const message = { message: `outdial:webhookRate must be an integer from 1 to 300, got ${JSON.stringify(rate)}` };
+      assert.throws(() => configOf({ 'outdial:webhookUrl': 'https://hooks.example.com/outdial', 'outdial:webhookSecret': secret, 'outdial:webhookRate': rate }), message);
+    });
+  }
+
   test('a bad webhook stops the synth with the setting\'s name', () => {
     assert.throws(() => synth({ 'outdial:webhookUrl': 'http://hooks.example.com/outdial', 'outdial:webhookSecret': secret }), /outdial:webhookUrl must be an https URL/);
     assert.throws(() => synth({ 'outdial:webhookUrl': 'https://hooks.example.com/outdial' }), /outdial:webhookUrl needs outdial:webhookSecret/);
+    assert.throws(() => synth({ 'outdial:webhookUrl': 'https://hooks.example.com/outdial', 'outdial:webhookSecret': secret, 'outdial:webhookRate': '301' }),
+      /outdial:webhookRate must be an integer from 1 to 300, got "301"/);
+    assert.throws(() => synth({ 'outdial:webhookRate': '100' }), /outdial:webhookRate is set but outdial:webhookUrl is not/);
   });
 });
 

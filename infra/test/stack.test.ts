@@ -10,6 +10,7 @@ import { App, Validations } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { buildApp } from '../lib/app';
+import { DEFAULTS } from '../lib/config';
 import { DISPATCHER, FUNCTIONS_PATH, GREETINGS, OUTCOMES, parseFunctions, SIZING, STREAM_MAPPING } from '../lib/outdial-stack';
 import { NAMESPACE, THRESHOLDS } from '../lib/operations';
 import {
@@ -645,16 +646,30 @@ describe('the webhook (outdial:webhookUrl, outdial:webhookSecret)', () => {
     assert.equal(connection.Properties.AuthParameters.ApiKeyAuthParameters.ApiKeyValue, `{{resolve:secretsmanager:${arn}:SecretString:::}}`);
   });
 
-  test('POSTs to the URL through an API destination on that connection, rate-limited', () => {
+  test('POSTs to the URL through an API destination on that connection, at most 50 a second by default', () => {
     assert.equal(of('AWS::Events::ApiDestination').length, 1);
     assert.deepEqual(W[wid.destination].Properties, {
       ConnectionArn: { 'Fn::GetAtt': [wid.connection, 'Arn'] },
       Description: W[wid.destination].Properties.Description,
       HttpMethod: 'POST',
       InvocationEndpoint: WEBHOOK_URL,
-      InvocationRateLimitPerSecond: OUTCOMES.rateLimitPerSecond,
+      InvocationRateLimitPerSecond: 50,
     });
-    assert.equal(OUTCOMES.rateLimitPerSecond, 50);
+    assert.equal(DEFAULTS.webhookRate, 50);
+  });
+
+  test('takes the rate from outdial:webhookRate, and changes nothing else', () => {
+    for (const rate of [1, 120, 300]) {
+      const r = synth({ 'outdial:webhookUrl': WEBHOOK_URL, 'outdial:webhookSecret': SECRET, 'outdial:webhookRate': String(rate) });
+      const destinations = Object.entries(r.json.Resources).filter(([, x]) => x.Type === 'AWS::Events::ApiDestination');
+      assert.equal(destinations.length, 1);
+      const [[id, destination]] = destinations;
+      assert.equal(destination.Properties.InvocationRateLimitPerSecond, rate);
+      // The same template as the default's, but for the rate.
+      const expected = structuredClone(w.json) as any;
+      expected.Resources[id].Properties.InvocationRateLimitPerSecond = rate;
+      assert.deepEqual(r.json, expected);
+    }
   });
 
   test('forwards the four outcome detail types of source outdial, from the stack\'s bus', () => {
