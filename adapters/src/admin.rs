@@ -10,6 +10,11 @@
 //! | part of a large answer | `IDEM#<key>` | `PART#<n, 4 digits>` | `body`: the answer's `n`-th slice; `expires_at` as its record |
 //! | append | `APPEND#<append_id>` | `APPEND` | `campaign_id`, `contacts`, `at`, `expires_at` with the calls |
 //! | do-not-call entry | `DNC#<e164>` | `DNC` | `e164`, `added_at` |
+//! | do-not-call digest | `DNCSUM#<k>`, `DNCSUM#COMPLETE` | `DNCSUM` | see [`crate::dnc`] |
+//!
+//! A do-not-call check of more than `DIGEST_FROM` (100) numbers first reads the do-not-call
+//! digest ([`crate::dnc`]) and looks up only the numbers whose bucket is set; until the
+//! digest is marked complete it looks every number up.
 //!
 //! An answer can be far larger than the 400 KB an item may hold (every rejected row of a
 //! 100,000-row upload), so a large answer is cut into parts written before the record turns
@@ -41,6 +46,7 @@ use crate::ddb::{
     self, Cancelled, build_err, failed_on_condition, map_err, refusal, refused_item,
     refused_on_condition, written,
 };
+use crate::dnc;
 use crate::item::{
     self, CALL_SK, CAMPAIGN_SK, COUNTERS_SK, DNC_SK, EXPIRES_AT, Item, RETENTION_SECS, Reader,
     call_pk, campaign_from_item, campaign_pk, dnc_pk, n, s, shard_of_key,
@@ -61,6 +67,9 @@ const DONE: &str = "DONE";
 
 /// `BatchGetItem`s in flight at once.
 const READS_IN_FLIGHT: usize = 16;
+/// The fewest distinct numbers a do-not-call check reads the digest for: up to one
+/// `BatchGetItem` of entries, looking them all up costs no more than reading the digest.
+const DIGEST_FROM: usize = 100;
 
 fn idem_pk(key: &IdempotencyKey) -> String {
     format!("IDEM#{}", key.as_str())
@@ -117,8 +126,41 @@ impl DynamoStore {
             keys,
             projection,
             READS_IN_FLIGHT,
+            false,
         )
         .await
+    }
+
+    /// The buckets set in the do-not-call digest among the parts `numbers` fall in, read
+    /// strongly consistently with the digest's marker in one `BatchGetItem`; `None` while the
+    /// digest is not known to be complete ([`crate::dnc`]).
+    async fn dnc_digest(&self, numbers: &[&E164]) -> Result<Option<HashSet<u32>>, StoreError> {
+        let parts: HashSet<String> = numbers
+            .iter()
+            .map(|n| dnc::part_pk(dnc::bucket(n)))
+            .collect();
+        let keys = std::iter::once(dnc::complete_key())
+            .chain(parts.into_iter().map(|pk| item::key(pk, dnc::DIGEST_SK)));
+        let items = ddb::get_all(
+            self.client(),
+            self.table(),
+            keys,
+            "PK, buckets",
+            READS_IN_FLIGHT,
+            true,
+        )
+        .await?;
+        let complete = items.iter().any(
+            |i| matches!(i.get(item::PK), Some(AttributeValue::S(pk)) if pk == dnc::COMPLETE_PK),
+        );
+        if !complete {
+            return Ok(None);
+        }
+        let mut set = HashSet::new();
+        for part in &items {
+            set.extend(dnc::buckets_of(part)?);
+        }
+        Ok(Some(set))
     }
 
     /// The answer of a `DONE` record: inline, or put together from its parts.
@@ -497,6 +539,8 @@ impl ApiStore for DynamoStore {
     }
 
     async fn add_do_not_call(&self, number: &E164, now: Timestamp) -> Result<(), StoreError> {
+        // The bucket first: once the entry exists, the digest has it ([`crate::dnc`]).
+        self.add_to_digest(number).await?;
         let entry = DncEntry {
             e164: number.clone(),
             added_at: now,
@@ -643,16 +687,43 @@ impl ApiStore for DynamoStore {
     }
 
     async fn on_do_not_call(&self, numbers: &[E164]) -> Result<HashSet<E164>, StoreError> {
-        let unique: HashSet<&E164> = numbers.iter().collect();
-        let keys: Vec<Item> = unique
+        let unique: Vec<&E164> = numbers
+            .iter()
+            .collect::<HashSet<&E164>>()
+            .into_iter()
+            .collect();
+        // A list that one `BatchGetItem` looks up gains nothing from the digest; a longer one
+        // is narrowed to the numbers whose bucket is set, once the digest is complete.
+        let (candidates, consistent) = if unique.len() <= DIGEST_FROM {
+            (unique, false)
+        } else {
+            match self.dnc_digest(&unique).await? {
+                Some(set) => (
+                    unique
+                        .into_iter()
+                        .filter(|n| set.contains(&dnc::bucket(n)))
+                        .collect(),
+                    true,
+                ),
+                None => (unique, false),
+            }
+        };
+        let keys: Vec<Item> = candidates
             .into_iter()
             .map(|number| item::key(dnc_pk(number), DNC_SK))
             .collect();
-        self.get_all(keys.into_iter(), "PK, e164")
-            .await?
-            .iter()
-            .map(|i| Reader::new(i).parsed("e164", E164::parse))
-            .collect()
+        ddb::get_all(
+            self.client(),
+            self.table(),
+            keys.into_iter(),
+            "PK, e164",
+            READS_IN_FLIGHT,
+            consistent,
+        )
+        .await?
+        .iter()
+        .map(|i| Reader::new(i).parsed("e164", E164::parse))
+        .collect()
     }
 }
 

@@ -256,7 +256,7 @@ pub(crate) async fn put_all(
 }
 
 /// Reads the items with `keys` (only the attributes in `projection`) with `BatchGetItem`s,
-/// `in_flight` at once, retrying unprocessed keys. Items that do not exist are simply not in
+/// `in_flight` at once, retrying unprocessed keys; strongly consistent reads if `consistent`. Items that do not exist are simply not in
 /// the answer.
 pub(crate) async fn get_all(
     client: &Client,
@@ -264,9 +264,10 @@ pub(crate) async fn get_all(
     keys: impl Iterator<Item = Item>,
     projection: &str,
     in_flight: usize,
+    consistent: bool,
 ) -> Result<Vec<Item>, StoreError> {
     let found = in_batches(keys, GET_BATCH, in_flight, |batch| {
-        get_batch(client, table, batch, projection)
+        get_batch(client, table, batch, projection, consistent)
     })
     .await?;
     Ok(found.into_iter().flatten().collect())
@@ -330,11 +331,13 @@ async fn get_batch(
     table: &str,
     keys: Vec<Item>,
     projection: &str,
+    consistent: bool,
 ) -> Result<Vec<Item>, StoreError> {
     until_processed(keys, "keys", move |keys| async move {
         let request = KeysAndAttributes::builder()
             .set_keys(Some(keys))
             .projection_expression(projection)
+            .consistent_read(consistent)
             .build()
             .map_err(build_err)?;
         let out = client

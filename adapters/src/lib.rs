@@ -2,6 +2,8 @@
 //!
 //! - [`store`]: the DynamoDB store ([`store::DynamoStore`]), one conditional write per SMA
 //!   event; [`admin`]: the API's part of it;
+//! - [`dnc`]: the do-not-call digest, which narrows a large list's do-not-call check to a
+//!   few lookups;
 //! - [`counters`]: the stream handler's store of campaign counters and call history;
 //! - [`condition`]: conditional writes' conditions, built from typed clauses and from the
 //!   dispatcher's guards;
@@ -26,6 +28,7 @@ pub mod config;
 pub mod counters;
 mod ddb;
 pub mod dialer;
+pub mod dnc;
 pub mod events;
 pub mod item;
 pub mod memory;

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
+
 use outdial_adapters::memory::MemoryStore;
 use outdial_adapters::store::DynamoStore;
 use outdial_core::dispatch::Guard;
@@ -1114,6 +1116,128 @@ async fn an_opt_out_lists_the_number_with_its_event_once_and_keeps_a_first_entry
     store.add_do_not_call(&other, T0).await.unwrap();
     let listed = store.do_not_call_entry(&other).await.unwrap().unwrap();
     assert_eq!(listed.source, DncSource::Api);
+}
+
+/// A do-not-call entry as a version before the digest wrote it: no bucket.
+async fn old_entry(store: &DynamoStore, number: &E164) {
+    let mut item = outdial_adapters::item::key(format!("DNC#{number}"), "DNC");
+    item.extend([
+        ("type".to_owned(), AttributeValue::S("dnc".into())),
+        ("e164".to_owned(), AttributeValue::S(number.as_str().into())),
+    ]);
+    store
+        .client()
+        .put_item()
+        .table_name(store.table())
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_do_not_call_digest_misses_no_number_any_writer_listed_and_old_entries_until_built() {
+    use outdial_core::admin::ApiStore;
+    use outdial_core::policy::{DncEntry, DncSource};
+    use std::collections::HashSet;
+    let (store, counter) = store().await;
+    // The opt-out's callee, and 1,000 numbers beside it: far more than one lookup batch.
+    let record = dialing_call(&store).await;
+    let mut numbers: Vec<E164> = (0..1_000)
+        .map(|i| E164::parse(&format!("+1202555{i:04}")).unwrap())
+        .collect();
+    numbers.push(record.to.clone());
+    let found = |expected: &[&E164]| {
+        let expected: HashSet<E164> = expected.iter().map(|n| (*n).clone()).collect();
+        let numbers = numbers.clone();
+        let store = &store;
+        async move {
+            assert_eq!(store.on_do_not_call(&numbers).await.unwrap(), expected);
+        }
+    };
+
+    // Written before the digest: found by looking every number up, while it is not built.
+    let old = &numbers[7];
+    old_entry(&store, old).await;
+    counter.reset();
+    found(&[old]).await;
+    assert!(
+        counter.take() >= 11,
+        "a digest read, then every number looked up"
+    );
+    assert_eq!(store.build_dnc_digest(T0).await.unwrap(), 1);
+    counter.reset();
+    found(&[old]).await;
+    assert_eq!(
+        counter.take(),
+        2,
+        "the digest, then the few numbers in its buckets"
+    );
+
+    // The API's writer.
+    let api = &numbers[500];
+    store.add_do_not_call(api, T0).await.unwrap();
+    found(&[old, api]).await;
+
+    // The opt-out key, in the event's own transaction.
+    let placed = write_for(&record, 1, CallEvent::Placed, "{}");
+    let Applied::Written(placed) = store.apply_event(&placed).await.unwrap() else {
+        panic!("NEW_OUTBOUND_CALL must be written");
+    };
+    let Applied::Written(answered) = store
+        .apply_event(&write_for(&placed, 2, CallEvent::Answered, "{}"))
+        .await
+        .unwrap()
+    else {
+        panic!("CALL_ANSWERED must be written");
+    };
+    let mut pressed = write_for(&answered, 3, CallEvent::ScriptProgress, "{}");
+    pressed.opt_out = Some(DncEntry {
+        e164: record.to.clone(),
+        added_at: T0,
+        source: DncSource::OptOut {
+            call_id: record.id.clone(),
+        },
+    });
+    counter.reset();
+    assert!(matches!(
+        store.apply_event(&pressed).await.unwrap(),
+        Applied::Written(_)
+    ));
+    assert_eq!(
+        counter.take(),
+        2,
+        "one transaction, and the record read back"
+    );
+    found(&[old, api, &record.to]).await;
+
+    // A removed number is not found; its bucket stays set, so the others still are.
+    store.remove_do_not_call(api).await.unwrap();
+    found(&[old, &record.to]).await;
+
+    // Building again changes nothing; a short list is looked up directly.
+    assert_eq!(store.build_dnc_digest(T0).await.unwrap(), 2);
+    found(&[old, &record.to]).await;
+    assert_eq!(
+        store
+            .on_do_not_call(std::slice::from_ref(old))
+            .await
+            .unwrap(),
+        HashSet::from([old.clone()])
+    );
+
+    // Each bucket sits in its part, a small number set.
+    let part = raw(
+        &store,
+        outdial_adapters::dnc::part_pk(outdial_adapters::dnc::bucket(old)),
+        outdial_adapters::dnc::DIGEST_SK,
+    )
+    .await;
+    assert!(
+        outdial_adapters::dnc::buckets_of(&part)
+            .unwrap()
+            .contains(&outdial_adapters::dnc::bucket(old))
+    );
 }
 
 #[tokio::test]

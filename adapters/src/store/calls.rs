@@ -229,9 +229,9 @@ impl DynamoStore {
         Ok(w.refused_over(call_from_item(&failed)?))
     }
 
-    /// [`Self::apply_event`] of an event that opts the callee out: the call's update and the
-    /// do-not-call entry in one transaction, so the number is on the list exactly when the
-    /// event is recorded. A refusal is judged from the call's old image, as for any event;
+    /// [`Self::apply_event`] of an event that opts the callee out: the call's update, the
+    /// do-not-call entry and its bucket in the digest in one transaction, so the number is on
+    /// the list exactly when the event is recorded. A refusal is judged from the call's old image, as for any event;
     /// the record is read back after the write (a transaction returns no new image): two
     /// requests, on this event only.
     async fn apply_with_opt_out(
@@ -259,10 +259,15 @@ impl DynamoStore {
         for (name, value) in dnc_values {
             dnc = dnc.expression_attribute_values(name, value);
         }
+        // The number's bucket in the do-not-call digest, in the same transaction: the
+        // digest never lacks a listed number (`crate::dnc`).
         let items = vec![
             TransactWriteItem::builder().update(call).build(),
             TransactWriteItem::builder()
                 .update(dnc.build().map_err(build_err)?)
+                .build(),
+            TransactWriteItem::builder()
+                .update(crate::dnc::add_bucket_in(&self.table, &entry.e164)?)
                 .build(),
         ];
         let answer = ddb::transact(
@@ -271,10 +276,10 @@ impl DynamoStore {
             Duration::from_millis(5),
             None,
             |reasons| match reasons {
-                [call, _] if failed_on_condition(call) => Some(Cancelled::Answer(Ok(Some(
+                [call, _, _] if failed_on_condition(call) => Some(Cancelled::Answer(Ok(Some(
                     call.item().cloned().ok_or(StoreError::NotFound),
                 )))),
-                [_, _] => Some(Cancelled::Retry),
+                [_, _, _] => Some(Cancelled::Retry),
                 _ => None,
             },
         )
