@@ -30,9 +30,11 @@ use serde::Serialize;
 
 pub mod amd;
 pub mod caps;
+pub mod cost;
 pub mod export;
 pub use amd::amd;
 pub use caps::caps;
+pub use cost::cost;
 pub use export::export;
 
 /// What `outdial bench dial` prints.

@@ -119,7 +119,7 @@ impl Paced {
 }
 
 /// The sample campaign: a reminder that asks to confirm, with an agent on 0.
-fn spec(contacts: u32) -> Value {
+pub(crate) fn spec(contacts: u32) -> Value {
     let cps = cps(contacts);
     json!({
         "name": "Appointment reminders (demo)",
@@ -210,17 +210,7 @@ pub async fn demo(
     .await?;
     let mut report = campaign::report(&client, &started.campaign_id).await?;
     let waiting_since = Instant::now();
-    let terminal = |r: &campaign::Report| -> u64 {
-        r.by_status
-            .iter()
-            .filter(|(s, _)| {
-                s.parse::<outdial_core::lifecycle::CallStatus>()
-                    .is_ok_and(outdial_core::lifecycle::CallStatus::is_terminal)
-            })
-            .map(|(_, n)| *n)
-            .sum()
-    };
-    while terminal(&report) < started.accepted && waiting_since.elapsed() < limit {
+    while report.terminal() < started.accepted && waiting_since.elapsed() < limit {
         tokio::time::sleep(Duration::from_millis(500)).await;
         report = campaign::report(&client, &started.campaign_id).await?;
     }
@@ -259,7 +249,7 @@ pub async fn demo(
         campaign_id: started.campaign_id.clone(),
         contacts: u64::from(contacts),
         accepted: started.accepted,
-        terminal: terminal(&report),
+        terminal: report.terminal(),
         lost: report.by_status.get("LOST").copied().unwrap_or(0),
         by_status: report.by_status.clone(),
         counters,

@@ -45,6 +45,9 @@ pub struct Latency {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// The invocations' durations as Lambda bills them: each rounded up to the millisecond,
+    /// added up.
+    pub billed_ms: u64,
 }
 
 #[derive(Default)]
@@ -133,6 +136,7 @@ impl Functions {
             d[i] as f64 / 1000.0
         };
         Latency {
+            billed_ms: d.iter().map(|us| us.div_ceil(1000)).sum(),
             invocations: d.len() as u64,
             errors: record.errors,
             p50_ms: at(0.50),

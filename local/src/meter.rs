@@ -48,10 +48,23 @@ impl Metered {
     }
 }
 
+/// One item a `TransactWriteItems` wrote (or checked): DynamoDB charges two write units per
+/// started kilobyte of it, which DynamoDB Local does not report (see
+/// [`Metered::transaction_write_units_reported`]). A put's size is known from the request;
+/// for an update, a delete or a condition check, the item's key, to be read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransactWrite {
+    pub table: String,
+    pub key: std::collections::HashMap<String, AttributeValue>,
+    /// The item's size as DynamoDB counts it, for a put.
+    pub put_bytes: Option<usize>,
+}
+
 /// The interceptor; clones share one count.
 #[derive(Debug, Clone, Default)]
 pub struct Meter {
     spent: Arc<Mutex<Metered>>,
+    transaction_writes: Arc<Mutex<Vec<TransactWrite>>>,
 }
 
 impl Meter {
@@ -67,6 +80,54 @@ impl Meter {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// The items the metered clients' transactions wrote, in order (one entry per item per
+    /// transaction sent, retries included).
+    #[must_use]
+    pub fn transaction_writes(&self) -> Vec<TransactWrite> {
+        self.transaction_writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Notes the items of a transaction about to be sent.
+    fn note_transaction(&self, input: &transact_write_items::TransactWriteItemsInput) {
+        let mut noted = self
+            .transaction_writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for item in input.transact_items() {
+            let write = if let Some(put) = item.put() {
+                TransactWrite {
+                    table: put.table_name().to_owned(),
+                    key: std::collections::HashMap::new(),
+                    put_bytes: Some(item_bytes(put.item())),
+                }
+            } else if let Some(update) = item.update() {
+                TransactWrite {
+                    table: update.table_name().to_owned(),
+                    key: update.key().clone(),
+                    put_bytes: None,
+                }
+            } else if let Some(delete) = item.delete() {
+                TransactWrite {
+                    table: delete.table_name().to_owned(),
+                    key: delete.key().clone(),
+                    put_bytes: None,
+                }
+            } else if let Some(check) = item.condition_check() {
+                TransactWrite {
+                    table: check.table_name().to_owned(),
+                    key: check.key().clone(),
+                    put_bytes: None,
+                }
+            } else {
+                continue;
+            };
+            noted.push(write);
+        }
     }
 
     /// `client`, metered by this meter.
@@ -150,6 +211,12 @@ impl Intercept for Meter {
         _runtime_components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        if let Some(input) = context
+            .input()
+            .downcast_ref::<transact_write_items::TransactWriteItemsInput>()
+        {
+            self.note_transaction(input);
+        }
         ask_for_capacity(context);
         Ok(())
     }
