@@ -1,8 +1,9 @@
 //! What a DynamoDB client costs: its requests by operation, and the read and write capacity
 //! units DynamoDB reports for them.
 //!
-//! A [`Meter`] is an SDK interceptor. It asks for `ReturnConsumedCapacity: TOTAL` on every
-//! data-plane request the client makes and adds up the `ConsumedCapacity` of each answer, so
+//! A [`Meter`] is an SDK interceptor. It asks for `ReturnConsumedCapacity: INDEXES` on every
+//! data-plane request the client makes and adds up the `ConsumedCapacity` of each answer (the
+//! total, and each global secondary index's share), so
 //! the units are DynamoDB's own count (a transaction's writes count twice, an item over 1 KB
 //! counts per started kilobyte), not an estimate. DynamoDB Local computes them as DynamoDB
 //! does for an on-demand table. The benchmarks use it (`outdial bench caps`).
@@ -38,6 +39,10 @@ pub struct Metered {
     /// three), so against it this is no measure: [`item_bytes`] and
     /// [`transactional_write_units`] give DynamoDB's count for items read back.
     pub transaction_write_units_reported: f64,
+    /// Of the units above (transactions' left out), those each global secondary index
+    /// consumed, by index name: an index's partitions have the same limits as the table's,
+    /// so these say which index keys run hot.
+    pub index_units: BTreeMap<String, f64>,
 }
 
 impl Metered {
@@ -152,6 +157,10 @@ impl Meter {
             return;
         }
         for c in capacity {
+            for (index, units) in c.global_secondary_indexes().into_iter().flatten() {
+                *spent.index_units.entry(index.clone()).or_insert(0.0) +=
+                    units.capacity_units().unwrap_or(0.0);
+            }
             // On-demand tables report the split; where only the total is there, the
             // operation says which kind it is.
             match (c.read_capacity_units(), c.write_capacity_units()) {
@@ -176,7 +185,7 @@ impl Meter {
 macro_rules! ask_capacity {
     ($input:expr, $($op:ident :: $ty:ident),+) => {
         $(if let Some(i) = $input.downcast_mut::<$op::$ty>() {
-            i.return_consumed_capacity = Some(ReturnConsumedCapacity::Total);
+            i.return_consumed_capacity = Some(ReturnConsumedCapacity::Indexes);
             return;
         })+
     };
