@@ -39,10 +39,11 @@ pub struct Metered {
     /// three), so against it this is no measure: [`item_bytes`] and
     /// [`transactional_write_units`] give DynamoDB's count for items read back.
     pub transaction_write_units_reported: f64,
-    /// Of the units above (transactions' left out), those each global secondary index
-    /// consumed, by index name: an index's partitions have the same limits as the table's,
-    /// so these say which index keys run hot.
-    pub index_units: BTreeMap<String, f64>,
+    /// Of the units above (transactions' left out), the read and the write units each
+    /// global secondary index consumed, by index name: an index's partitions have the same
+    /// limits as the table's, so these say which index keys run hot.
+    pub index_read_units: BTreeMap<String, f64>,
+    pub index_write_units: BTreeMap<String, f64>,
 }
 
 impl Metered {
@@ -158,8 +159,14 @@ impl Meter {
         }
         for c in capacity {
             for (index, units) in c.global_secondary_indexes().into_iter().flatten() {
-                *spent.index_units.entry(index.clone()).or_insert(0.0) +=
-                    units.capacity_units().unwrap_or(0.0);
+                let (read, write) =
+                    match (units.read_capacity_units(), units.write_capacity_units()) {
+                        (None, None) if writes => (0.0, units.capacity_units().unwrap_or(0.0)),
+                        (None, None) => (units.capacity_units().unwrap_or(0.0), 0.0),
+                        (read, write) => (read.unwrap_or(0.0), write.unwrap_or(0.0)),
+                    };
+                *spent.index_read_units.entry(index.clone()).or_insert(0.0) += read;
+                *spent.index_write_units.entry(index.clone()).or_insert(0.0) += write;
             }
             // On-demand tables report the split; where only the total is there, the
             // operation says which kind it is.

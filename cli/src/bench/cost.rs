@@ -74,9 +74,10 @@ pub struct CostBench {
     pub ddb_write_units_per_call: f64,
     /// Of the write units, those of items written in transactions (charged from their size).
     pub ddb_transaction_write_units_per_call: f64,
-    /// Of the units of single-item and batch requests, each global secondary index's share
-    /// (its partitions have the table's per-partition limits).
-    pub ddb_index_units_per_call: BTreeMap<String, f64>,
+    /// Of the units of single-item and batch requests, each global secondary index's read and
+    /// write units (its partitions have the table's per-partition limits).
+    pub ddb_index_read_units_per_call: BTreeMap<String, f64>,
+    pub ddb_index_write_units_per_call: BTreeMap<String, f64>,
     pub stream_records_per_call: f64,
     pub lambda_invocations_per_call: f64,
     pub lambda_billed_ms_per_call: f64,
@@ -196,7 +197,8 @@ pub async fn cost(contacts: u32) -> anyhow::Result<CostBench> {
     let per_call = |x: f64| round(x / completed.max(1) as f64);
     let mut functions = BTreeMap::new();
     let (mut requests, mut reads, mut writes, mut transaction_writes) = (0.0, 0.0, 0.0, 0.0);
-    let mut index_units: BTreeMap<String, f64> = BTreeMap::new();
+    let (mut index_reads, mut index_writes): (BTreeMap<String, f64>, BTreeMap<String, f64>) =
+        (BTreeMap::new(), BTreeMap::new());
     let (mut invocations, mut billed_ms, mut gb_s) = (0.0, 0.0, 0.0);
     for function in Function::ALL {
         let (metered, transactions) = spent
@@ -210,8 +212,11 @@ pub async fn cost(contacts: u32) -> anyhow::Result<CostBench> {
         };
         let memory = memory_mb(function)?;
         let function_gb_s = latency.billed_ms as f64 / 1000.0 * f64::from(memory) / 1024.0;
-        for (index, units) in &metered.index_units {
-            *index_units.entry(index.clone()).or_insert(0.0) += units;
+        for (index, units) in &metered.index_read_units {
+            *index_reads.entry(index.clone()).or_insert(0.0) += units;
+        }
+        for (index, units) in &metered.index_write_units {
+            *index_writes.entry(index.clone()).or_insert(0.0) += units;
         }
         let fn_requests = metered.total_requests() as f64;
         let fn_writes = metered.write_units + tx_units;
@@ -288,7 +293,11 @@ pub async fn cost(contacts: u32) -> anyhow::Result<CostBench> {
         ddb_read_units_per_call: per_call(reads),
         ddb_write_units_per_call: per_call(writes),
         ddb_transaction_write_units_per_call: per_call(transaction_writes),
-        ddb_index_units_per_call: index_units
+        ddb_index_read_units_per_call: index_reads
+            .into_iter()
+            .map(|(index, units)| (index, per_call(units)))
+            .collect(),
+        ddb_index_write_units_per_call: index_writes
             .into_iter()
             .map(|(index, units)| (index, per_call(units)))
             .collect(),
