@@ -113,6 +113,17 @@ impl Functions {
         answer
     }
 
+    /// Each invocation's duration of `name` so far, in microseconds, in the order they ended.
+    #[must_use]
+    pub fn durations_us(&self, name: &str) -> Vec<u64> {
+        self.records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .map(|r| r.durations_us.clone())
+            .unwrap_or_default()
+    }
+
     /// The latencies of `name` so far.
     #[must_use]
     pub fn latency(&self, name: &str) -> Latency {

@@ -106,6 +106,10 @@ pub struct StackConfig {
     /// Where each function's AWS operations are recorded, for the permission test (the
     /// end-to-end suites set it; see [`outdial_local::record`]).
     pub record: Option<OperationLog>,
+    /// The JVM heap of the stack's own DynamoDB Local ([`Database::Own`]), in MiB: a long run
+    /// needs more than the default, since DynamoDB Local keeps every item and stream record
+    /// in memory.
+    pub database_heap_mib: u32,
     /// Whether each function's DynamoDB client is metered (requests, and the capacity units
     /// DynamoDB reports for them; [`Stack::spent`]). Off by default: metering asks every
     /// request for its consumed capacity.
@@ -131,6 +135,7 @@ impl Default for StackConfig {
             report_path: None,
             webhook: None,
             record: None,
+            database_heap_mib: outdial_local::dynamodb::DEFAULT_HEAP_MIB,
             metered: false,
         }
     }
@@ -212,8 +217,11 @@ impl Stack {
             Database::Shared => (None, shared_endpoint()?),
             Database::Own(storage) => {
                 let storage = storage.clone();
-                let db =
-                    tokio::task::spawn_blocking(move || DynamoDbLocal::start(&storage)).await??;
+                let heap = config.database_heap_mib;
+                let db = tokio::task::spawn_blocking(move || {
+                    DynamoDbLocal::start_with_heap(&storage, heap)
+                })
+                .await??;
                 let endpoint = db.endpoint().to_owned();
                 (Some(Arc::new(db)), endpoint)
             }
