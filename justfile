@@ -54,6 +54,7 @@ test: setup
 # answered event, its stripped size, the dispatcher's dial rate at 10, 50 and 100 calls per
 # second through the PSTN simulator, a 100,000-contact campaign through the API beside a raw
 # BatchWriteItem loop, the results export of 10,000 and 100,000 contacts (time, peak memory),
+# a call's cost in each service (DynamoDB units, Lambda invocations and duration, events),
 # the contact caps' DynamoDB cost per placed call against none,
 # answering-machine detection scored against the simulator's truth, and the demo's figures.
 #
@@ -71,6 +72,8 @@ bench:
     target/release/outdial bench events --calls 2000 --json | tail -n 1
     target/release/outdial bench ingest --contacts 100000 --json | tail -n 1
     target/release/outdial bench export --contacts 100000 --json | tail -n 1
+    @# The unit costs docs/scale.md works from.
+    target/release/outdial bench cost --calls 1000 --json | tail -n 1
     target/release/outdial bench caps --calls 1000 --json | tail -n 1
     target/release/outdial bench amd --calls 2000 --json | tail -n 1
     @# The figures docs/voicemail.md quotes: 2,000 calls leave the tails to the draw.

@@ -30,10 +30,14 @@ use serde::Serialize;
 
 pub mod amd;
 pub mod caps;
+pub mod cost;
 pub mod export;
+pub mod soak;
 pub use amd::amd;
 pub use caps::caps;
+pub use cost::cost;
 pub use export::export;
+pub use soak::soak;
 
 /// What `outdial bench dial` prints.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -335,6 +335,21 @@ pub struct Report {
     pub counters: Value,
 }
 
+impl Report {
+    /// Calls in a final status.
+    #[must_use]
+    pub fn terminal(&self) -> u64 {
+        self.by_status
+            .iter()
+            .filter(|(s, _)| {
+                s.parse::<outdial_core::lifecycle::CallStatus>()
+                    .is_ok_and(outdial_core::lifecycle::CallStatus::is_terminal)
+            })
+            .map(|(_, n)| *n)
+            .sum()
+    }
+}
+
 /// Builds the report from the campaign and every call record.
 ///
 /// # Errors

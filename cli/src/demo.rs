@@ -78,17 +78,37 @@ fn cps(contacts: u32) -> f64 {
     (f64::from(contacts) / 20.0).clamp(2.0, 20.0)
 }
 
+/// The streamed counters (`GET /campaigns/{id}`'s, by status) and whether they equal the
+/// counts of the call records.
+pub(crate) fn counters_against_records(report: &campaign::Report) -> (BTreeMap<String, i64>, bool) {
+    let counters: BTreeMap<String, i64> = report.counters["by_status"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_i64()?)))
+                .filter(|(_, v)| *v != 0)
+                .collect()
+        })
+        .unwrap_or_default();
+    let matching = counters.len() == report.by_status.len()
+        && report
+            .by_status
+            .iter()
+            .all(|(k, v)| counters.get(k).copied() == i64::try_from(*v).ok());
+    (counters, matching)
+}
+
 /// The dial rate while the pacer had calls waiting, and the dials after.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Paced {
-    per_s: f64,
-    tail: u32,
+pub(crate) struct Paced {
+    pub(crate) per_s: f64,
+    pub(crate) tail: u32,
 }
 
 impl Paced {
     /// From the Create requests the simulator saw: the placed ones from the first to the last
     /// first attempt, over the time between those two.
-    fn of(creates: &[outdial_local::sim::CreateRequest]) -> Self {
+    pub(crate) fn of(creates: &[outdial_local::sim::CreateRequest]) -> Self {
         let mut placed: Vec<(u64, bool)> = creates
             .iter()
             .filter(|c| c.transaction_id.is_some())
@@ -119,7 +139,7 @@ impl Paced {
 }
 
 /// The sample campaign: a reminder that asks to confirm, with an agent on 0.
-fn spec(contacts: u32) -> Value {
+pub(crate) fn spec(contacts: u32) -> Value {
     let cps = cps(contacts);
     json!({
         "name": "Appointment reminders (demo)",
@@ -210,37 +230,14 @@ pub async fn demo(
     .await?;
     let mut report = campaign::report(&client, &started.campaign_id).await?;
     let waiting_since = Instant::now();
-    let terminal = |r: &campaign::Report| -> u64 {
-        r.by_status
-            .iter()
-            .filter(|(s, _)| {
-                s.parse::<outdial_core::lifecycle::CallStatus>()
-                    .is_ok_and(outdial_core::lifecycle::CallStatus::is_terminal)
-            })
-            .map(|(_, n)| *n)
-            .sum()
-    };
-    while terminal(&report) < started.accepted && waiting_since.elapsed() < limit {
+    while report.terminal() < started.accepted && waiting_since.elapsed() < limit {
         tokio::time::sleep(Duration::from_millis(500)).await;
         report = campaign::report(&client, &started.campaign_id).await?;
     }
     let elapsed_s = posted.elapsed().as_secs_f64();
     stack.stream_caught_up(Duration::from_secs(30)).await?;
     let report = campaign::report(&client, &started.campaign_id).await?;
-    let counters: BTreeMap<String, i64> = report.counters["by_status"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_i64()?)))
-                .filter(|(_, v)| *v != 0)
-                .collect()
-        })
-        .unwrap_or_default();
-    let counters_match = counters.len() == report.by_status.len()
-        && report
-            .by_status
-            .iter()
-            .all(|(k, v)| counters.get(k).copied() == i64::try_from(*v).ok());
+    let (counters, counters_match) = counters_against_records(&report);
     let bus = stack.bus().stats();
     let sim = stack.simulator().report();
     let paced = Paced::of(&sim.creates);
@@ -259,7 +256,7 @@ pub async fn demo(
         campaign_id: started.campaign_id.clone(),
         contacts: u64::from(contacts),
         accepted: started.accepted,
-        terminal: terminal(&report),
+        terminal: report.terminal(),
         lost: report.by_status.get("LOST").copied().unwrap_or(0),
         by_status: report.by_status.clone(),
         counters,

@@ -316,6 +316,31 @@ enum Bench {
         #[arg(long)]
         json: bool,
     },
+    /// Run the demo's campaign of N contacts through the whole local stack with every
+    /// function's DynamoDB client metered, and report per completed call and per 1,000
+    /// contacts: DynamoDB requests and capacity units, stream records, Lambda invocations and
+    /// billed duration per function, outcome events put on the bus, and the SMA events.
+    Cost {
+        #[arg(long, default_value_t = 1000)]
+        calls: u32,
+        /// Print one JSON object as the last line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one campaign of N contacts at R calls a second through the whole local stack, on a
+    /// DynamoDB Local of its own, to its end: the sustained dial and event rates, the SMA
+    /// handler's latency in the first, middle and last tenth, each process's resident memory
+    /// at the start and the end, and whether every promise held. Exits non-zero when one did
+    /// not.
+    Soak {
+        #[arg(long, default_value_t = 20_000)]
+        contacts: u32,
+        #[arg(long, default_value_t = 100)]
+        cps: u32,
+        /// Print one JSON object as the last line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Post a campaign of N contacts through the API handler to DynamoDB Local, and write the
     /// same items with a raw parallel BatchWriteItem loop, in the same run.
     Ingest {
@@ -636,6 +661,41 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }),
+        Command::Bench {
+            kind: Bench::Cost { calls, json },
+        } => {
+            logging();
+            run("bench cost", bench::cost(calls), |result| {
+                if json {
+                    println!("{}", json_line(&result));
+                } else {
+                    print!("{}", bench::cost::text(&result));
+                }
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Bench {
+            kind:
+                Bench::Soak {
+                    contacts,
+                    cps,
+                    json,
+                },
+        } => {
+            logging();
+            run("bench soak", bench::soak(contacts, cps), |result| {
+                if json {
+                    println!("{}", json_line(&result));
+                } else {
+                    print!("{}", bench::soak::text(&result));
+                }
+                if result.ok() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            })
+        }
         Command::Bench {
             kind: Bench::Export { contacts, json },
         } => run("bench export", bench::export(contacts), |result| {

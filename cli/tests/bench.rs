@@ -140,3 +140,63 @@ fn bench_export_writes_one_row_per_contact_and_reads_each_exports_peak_memory() 
     }
     assert!(last["peak_ratio"].as_f64().unwrap() > 0.0, "{last}");
 }
+
+#[test]
+fn bench_cost_counts_each_functions_share_of_a_call_and_scales_it_to_a_thousand_contacts() {
+    let out = Command::new(env!("CARGO_BIN_EXE_outdial"))
+        .args(["bench", "cost", "--calls", "40", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let f = |key: &str| {
+        last[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}: {last}"))
+    };
+    assert_eq!(last["completed"], 40, "{last}");
+    assert_eq!(last["double_dials"], 0, "{last}");
+    // Every call is dialed, and its events each cost the SMA function about one request (an
+    // opt-out two; a slow test build's retries a few more).
+    assert!(f("dials_per_call") >= 1.0, "{last}");
+    let sma = &last["functions"]["sma"];
+    assert_eq!(sma["invocations"], last["chime_events_per_call"], "{last}");
+    let per_event = sma["ddb_requests"].as_f64().unwrap() / sma["invocations"].as_f64().unwrap();
+    assert!((1.0..1.2).contains(&per_event), "{per_event}: {last}");
+    // Each function's share adds up to the totals.
+    for (total, part) in [
+        ("ddb_requests_per_call", "ddb_requests"),
+        ("lambda_invocations_per_call", "invocations"),
+    ] {
+        let sum: f64 = ["api", "sma", "timers", "stream"]
+            .iter()
+            .map(|name| last["functions"][name][part].as_f64().unwrap())
+            .sum();
+        assert!((sum - f(total)).abs() < 0.01, "{total}: {last}");
+    }
+    for key in [
+        "ddb_write_units_per_call",
+        "ddb_read_units_per_call",
+        "lambda_billed_ms_per_call",
+        "stream_records_per_call",
+        "put_events_entries_per_call",
+    ] {
+        assert!(f(key) > 0.0, "{key}: {last}");
+    }
+    // Transactions are charged from their items' sizes, at least two units each.
+    assert!(f("ddb_transaction_write_units_per_call") >= 2.0, "{last}");
+    assert!(
+        last["call_item_bytes_p50"].as_u64().unwrap() > 200,
+        "{last}"
+    );
+    let per_1000 = last["per_1000_contacts"]["ddb_requests"].as_f64().unwrap();
+    assert!(
+        (per_1000 - f("ddb_requests_per_call") * 1000.0).abs() < 10.0,
+        "{last}"
+    );
+}

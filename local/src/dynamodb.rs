@@ -85,8 +85,16 @@ pub struct DynamoDbLocal {
     port: u16,
     storage: Storage,
     jar_dir: PathBuf,
+    /// The JVM's largest heap, in MiB.
+    heap_mib: u32,
     process: Mutex<Process>,
 }
+
+/// The heap DynamoDB Local gets unless told otherwise: enough for the test suites, each of
+/// which runs its own. A long run keeps every item and every stream record (DynamoDB Local
+/// keeps them 24 hours) in memory; past this heap the JVM spends its time collecting garbage
+/// and every request slows down, so long runs ask for more ([`DynamoDbLocal::start_with_heap`]).
+pub const DEFAULT_HEAP_MIB: u32 = 512;
 
 /// One run of the JVM, under its wrapper shell.
 #[derive(Debug, Default)]
@@ -108,6 +116,14 @@ impl DynamoDbLocal {
     /// When Java or the jar is missing (the message says how to install it), or DynamoDB
     /// Local does not answer within a minute.
     pub fn start(storage: &Storage) -> anyhow::Result<Self> {
+        Self::start_with_heap(storage, DEFAULT_HEAP_MIB)
+    }
+
+    /// [`DynamoDbLocal::start`] with a JVM heap of at most `heap_mib` MiB.
+    ///
+    /// # Errors
+    /// As [`DynamoDbLocal::start`].
+    pub fn start_with_heap(storage: &Storage, heap_mib: u32) -> anyhow::Result<Self> {
         let jar_dir = jar_dir()?;
         if let Storage::Dir(path) = storage {
             std::fs::create_dir_all(path)
@@ -123,6 +139,7 @@ impl DynamoDbLocal {
             port,
             storage,
             jar_dir,
+            heap_mib: heap_mib.max(64),
             process: Mutex::new(Process::default()),
         };
         let process = db.launch()?;
@@ -276,7 +293,8 @@ impl DynamoDbLocal {
             None => format!("-jar {}", shell_quote(&jar.display().to_string())),
         };
         let mut java = format!(
-            "exec java -Xmx512m -Djava.library.path={lib} {main} -port {port} -disableTelemetry",
+            "exec java -Xmx{heap}m -Djava.library.path={lib} {main} -port {port} -disableTelemetry",
+            heap = self.heap_mib,
             lib = shell_quote(&dir.join("DynamoDBLocal_lib").display().to_string()),
             port = self.port,
         );

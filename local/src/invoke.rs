@@ -45,6 +45,9 @@ pub struct Latency {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// The invocations' durations as Lambda bills them: each rounded up to the millisecond,
+    /// added up.
+    pub billed_ms: u64,
 }
 
 #[derive(Default)]
@@ -110,6 +113,17 @@ impl Functions {
         answer
     }
 
+    /// Each invocation's duration of `name` so far, in microseconds, in the order they ended.
+    #[must_use]
+    pub fn durations_us(&self, name: &str) -> Vec<u64> {
+        self.records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .map(|r| r.durations_us.clone())
+            .unwrap_or_default()
+    }
+
     /// The latencies of `name` so far.
     #[must_use]
     pub fn latency(&self, name: &str) -> Latency {
@@ -133,6 +147,7 @@ impl Functions {
             d[i] as f64 / 1000.0
         };
         Latency {
+            billed_ms: d.iter().map(|us| us.div_ceil(1000)).sum(),
             invocations: d.len() as u64,
             errors: record.errors,
             p50_ms: at(0.50),

@@ -1,8 +1,9 @@
 //! What a DynamoDB client costs: its requests by operation, and the read and write capacity
 //! units DynamoDB reports for them.
 //!
-//! A [`Meter`] is an SDK interceptor. It asks for `ReturnConsumedCapacity: TOTAL` on every
-//! data-plane request the client makes and adds up the `ConsumedCapacity` of each answer, so
+//! A [`Meter`] is an SDK interceptor. It asks for `ReturnConsumedCapacity: INDEXES` on every
+//! data-plane request the client makes and adds up the `ConsumedCapacity` of each answer (the
+//! total, and each global secondary index's share), so
 //! the units are DynamoDB's own count (a transaction's writes count twice, an item over 1 KB
 //! counts per started kilobyte), not an estimate. DynamoDB Local computes them as DynamoDB
 //! does for an on-demand table. The benchmarks use it (`outdial bench caps`).
@@ -38,6 +39,11 @@ pub struct Metered {
     /// three), so against it this is no measure: [`item_bytes`] and
     /// [`transactional_write_units`] give DynamoDB's count for items read back.
     pub transaction_write_units_reported: f64,
+    /// Of the units above (transactions' left out), the read and the write units each
+    /// global secondary index consumed, by index name: an index's partitions have the same
+    /// limits as the table's, so these say which index keys run hot.
+    pub index_read_units: BTreeMap<String, f64>,
+    pub index_write_units: BTreeMap<String, f64>,
 }
 
 impl Metered {
@@ -48,10 +54,23 @@ impl Metered {
     }
 }
 
+/// One item a `TransactWriteItems` wrote (or checked): DynamoDB charges two write units per
+/// started kilobyte of it, which DynamoDB Local does not report (see
+/// [`Metered::transaction_write_units_reported`]). A put's size is known from the request;
+/// for an update, a delete or a condition check, the item's key, to be read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransactWrite {
+    pub table: String,
+    pub key: std::collections::HashMap<String, AttributeValue>,
+    /// The item's size as DynamoDB counts it, for a put.
+    pub put_bytes: Option<usize>,
+}
+
 /// The interceptor; clones share one count.
 #[derive(Debug, Clone, Default)]
 pub struct Meter {
     spent: Arc<Mutex<Metered>>,
+    transaction_writes: Arc<Mutex<Vec<TransactWrite>>>,
 }
 
 impl Meter {
@@ -67,6 +86,54 @@ impl Meter {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// The items the metered clients' transactions wrote, in order (one entry per item per
+    /// transaction sent, retries included).
+    #[must_use]
+    pub fn transaction_writes(&self) -> Vec<TransactWrite> {
+        self.transaction_writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Notes the items of a transaction about to be sent.
+    fn note_transaction(&self, input: &transact_write_items::TransactWriteItemsInput) {
+        let mut noted = self
+            .transaction_writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for item in input.transact_items() {
+            let write = if let Some(put) = item.put() {
+                TransactWrite {
+                    table: put.table_name().to_owned(),
+                    key: std::collections::HashMap::new(),
+                    put_bytes: Some(item_bytes(put.item())),
+                }
+            } else if let Some(update) = item.update() {
+                TransactWrite {
+                    table: update.table_name().to_owned(),
+                    key: update.key().clone(),
+                    put_bytes: None,
+                }
+            } else if let Some(delete) = item.delete() {
+                TransactWrite {
+                    table: delete.table_name().to_owned(),
+                    key: delete.key().clone(),
+                    put_bytes: None,
+                }
+            } else if let Some(check) = item.condition_check() {
+                TransactWrite {
+                    table: check.table_name().to_owned(),
+                    key: check.key().clone(),
+                    put_bytes: None,
+                }
+            } else {
+                continue;
+            };
+            noted.push(write);
+        }
     }
 
     /// `client`, metered by this meter.
@@ -91,6 +158,16 @@ impl Meter {
             return;
         }
         for c in capacity {
+            for (index, units) in c.global_secondary_indexes().into_iter().flatten() {
+                let (read, write) =
+                    match (units.read_capacity_units(), units.write_capacity_units()) {
+                        (None, None) if writes => (0.0, units.capacity_units().unwrap_or(0.0)),
+                        (None, None) => (units.capacity_units().unwrap_or(0.0), 0.0),
+                        (read, write) => (read.unwrap_or(0.0), write.unwrap_or(0.0)),
+                    };
+                *spent.index_read_units.entry(index.clone()).or_insert(0.0) += read;
+                *spent.index_write_units.entry(index.clone()).or_insert(0.0) += write;
+            }
             // On-demand tables report the split; where only the total is there, the
             // operation says which kind it is.
             match (c.read_capacity_units(), c.write_capacity_units()) {
@@ -115,7 +192,7 @@ impl Meter {
 macro_rules! ask_capacity {
     ($input:expr, $($op:ident :: $ty:ident),+) => {
         $(if let Some(i) = $input.downcast_mut::<$op::$ty>() {
-            i.return_consumed_capacity = Some(ReturnConsumedCapacity::Total);
+            i.return_consumed_capacity = Some(ReturnConsumedCapacity::Indexes);
             return;
         })+
     };
@@ -150,6 +227,12 @@ impl Intercept for Meter {
         _runtime_components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        if let Some(input) = context
+            .input()
+            .downcast_ref::<transact_write_items::TransactWriteItemsInput>()
+        {
+            self.note_transaction(input);
+        }
         ask_for_capacity(context);
         Ok(())
     }

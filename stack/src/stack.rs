@@ -8,6 +8,7 @@
 //! with `Invoke`, the dispatcher dials through the Chime SDK Voice client, and the campaign
 //! counters come from the table's stream, read as Lambda's event source mapping reads it.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,7 @@ use outdial_local::http_api::HttpApi;
 use outdial_local::invoke::{
     Functions, InvokeApi, LambdaInvoker, function, function_lambda_client, lambda_client,
 };
+use outdial_local::meter::{Meter, Metered, TransactWrite};
 use outdial_local::record::{OperationLog, Record};
 use outdial_local::sim::{Report, SimConfig, Simulator, function_voice_client};
 use outdial_local::streams::{PollerSettings, PollerStats, StreamPoller};
@@ -104,6 +106,14 @@ pub struct StackConfig {
     /// Where each function's AWS operations are recorded, for the permission test (the
     /// end-to-end suites set it; see [`outdial_local::record`]).
     pub record: Option<OperationLog>,
+    /// The JVM heap of the stack's own DynamoDB Local ([`Database::Own`]), in MiB: a long run
+    /// needs more than the default, since DynamoDB Local keeps every item and stream record
+    /// in memory.
+    pub database_heap_mib: u32,
+    /// Whether each function's DynamoDB client is metered (requests, and the capacity units
+    /// DynamoDB reports for them; [`Stack::spent`]). Off by default: metering asks every
+    /// request for its consumed capacity.
+    pub metered: bool,
 }
 
 impl Default for StackConfig {
@@ -125,6 +135,8 @@ impl Default for StackConfig {
             report_path: None,
             webhook: None,
             record: None,
+            database_heap_mib: outdial_local::dynamodb::DEFAULT_HEAP_MIB,
+            metered: false,
         }
     }
 }
@@ -169,6 +181,7 @@ pub struct Stack {
     dispatcher: Arc<Dispatcher<Store, Voice>>,
     sma: Arc<SmaHandler<Store>>,
     sma_requests: RequestCounter,
+    meters: BTreeMap<Function, Meter>,
     api_token: String,
     report_path: Option<PathBuf>,
 }
@@ -204,8 +217,11 @@ impl Stack {
             Database::Shared => (None, shared_endpoint()?),
             Database::Own(storage) => {
                 let storage = storage.clone();
-                let db =
-                    tokio::task::spawn_blocking(move || DynamoDbLocal::start(&storage)).await??;
+                let heap = config.database_heap_mib;
+                let db = tokio::task::spawn_blocking(move || {
+                    DynamoDbLocal::start_with_heap(&storage, heap)
+                })
+                .await??;
                 let endpoint = db.endpoint().to_owned();
                 (Some(Arc::new(db)), endpoint)
             }
@@ -234,9 +250,23 @@ impl Stack {
             recorder(Function::Timers),
             recorder(Function::Stream),
         );
+        let meters: BTreeMap<Function, Meter> = if config.metered {
+            Function::ALL.iter().map(|f| (*f, Meter::new())).collect()
+        } else {
+            BTreeMap::new()
+        };
+        // A function's own DynamoDB client: its production timeouts, its recorder, its meter.
+        let ddb_of = |f: Function, r: Option<&outdial_local::record::Recorder>| {
+            let (client, requests) = function_client(&dynamodb, f);
+            let client = client.recorded(r);
+            let client = match meters.get(&f) {
+                Some(meter) => meter.client(&client),
+                None => client,
+            };
+            (client, requests)
+        };
         let store_of = |f: Function, r: Option<&outdial_local::record::Recorder>| {
-            let (client, _) = function_client(&dynamodb, f);
-            DynamoStore::new(client.recorded(r), &table, config.shards)
+            DynamoStore::new(ddb_of(f, r).0, &table, config.shards)
         };
         let store = DynamoStore::new(ddb.clone(), &table, config.shards);
         let functions = Functions::default();
@@ -253,10 +283,10 @@ impl Stack {
             Arc::new(LambdaInvoker::new(lambda.clone(), SMA)),
         )
         .await?;
-        let (sma_client, sma_requests) = function_client(&dynamodb, Function::Sma);
+        let (sma_client, sma_requests) = ddb_of(Function::Sma, sma_rec.as_ref());
         let sma = Arc::new(
             SmaHandler::new(
-                DynamoStore::new(sma_client.recorded(sma_rec.as_ref()), &table, config.shards),
+                DynamoStore::new(sma_client, &table, config.shards),
                 Arc::clone(&clock),
                 outdial_sma::Settings {
                     greetings_bucket: config.greetings_bucket.clone(),
@@ -339,12 +369,7 @@ impl Stack {
         // The stream function, fed by the table's stream, publishing to the bus.
         let stream = Arc::new(
             StreamHandler::new(
-                DynamoCounters::new(
-                    function_client(&dynamodb, Function::Stream)
-                        .0
-                        .recorded(stream_rec.as_ref()),
-                    &table,
-                ),
+                DynamoCounters::new(ddb_of(Function::Stream, stream_rec.as_ref()).0, &table),
                 Arc::clone(&clock),
             )
             .with_publisher(Arc::new(EventBridgePublisher::new(
@@ -444,9 +469,20 @@ impl Stack {
             dispatcher,
             sma,
             sma_requests,
+            meters,
             api_token: config.api_token,
             report_path: config.report_path,
         })
+    }
+
+    /// What each function's DynamoDB client spent so far, by function key (`api`, `sma`,
+    /// `timers`, `stream`); empty unless the stack is [`StackConfig::metered`].
+    #[must_use]
+    pub fn spent(&self) -> BTreeMap<&'static str, (Metered, Vec<TransactWrite>)> {
+        self.meters
+            .iter()
+            .map(|(f, m)| (f.key(), (m.spent(), m.transaction_writes())))
+            .collect()
     }
 
     #[must_use]

@@ -209,10 +209,22 @@ fn watch(exe: &PathBuf, args: &[String]) -> anyhow::Result<(Duration, u64)> {
 
 /// `VmHWM` (kB) of a `/proc/<pid>/status` text.
 fn vm_hwm_kib(status: &str) -> Option<u64> {
+    status_kib(status, "VmHWM")
+}
+
+/// A memory field (kB) of a `/proc/<pid>/status` text: `VmHWM`, `VmRSS`.
+pub(crate) fn status_kib(status: &str, field: &str) -> Option<u64> {
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The resident memory of process `pid` (`self` for this one) now, in MiB.
+pub(crate) fn rss_mib(pid: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    #[allow(clippy::cast_precision_loss)]
+    status_kib(&status, "VmRSS").map(|kib| kib as f64 / 1024.0)
 }
 
 fn round(x: f64) -> f64 {

@@ -1,0 +1,307 @@
+//! `outdial bench soak --contacts N --cps R [--json]`: one large campaign through the whole
+//! local stack to its end, to see whether anything grows with it.
+//!
+//! The demo's campaign (its callees' mix, its script, two attempts) of N contacts, paced at R
+//! calls a second, on a DynamoDB Local of its own started for the run (a long run on a shared
+//! one would also measure every earlier run's items and stream records). Reported: the
+//! sustained dial rate (while first attempts waited) and the SMA events a second; the SMA
+//! handler's latency in the first, middle and last tenth of its invocations, which stays flat
+//! if nothing the handler touches grows with the campaign; the resident memory of this
+//! process (the four functions, the simulator, the servers) and of DynamoDB Local's JVM, at
+//! the start and the end; and the promises: every contact terminal, no double dial, the
+//! streamed counters equal to the records.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use outdial_core::messages::Function;
+use outdial_stack::stack::Stack;
+use serde::Serialize;
+
+use crate::bench::export::rss_mib;
+use crate::campaign;
+use crate::client::Client;
+use crate::demo::{Paced, counters_against_records};
+use crate::dev::DevOptions;
+
+/// DynamoDB Local's heap for the run: it keeps every item and stream record in memory (a
+/// 20,000-contact campaign leaves about 300,000 stream records with both images).
+const HEAP_MIB: u32 = 4096;
+
+/// One tenth of the handler's invocations.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Tenth {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// A process's resident memory at the start of the campaign and at its end.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Memory {
+    pub start_mib: f64,
+    pub end_mib: f64,
+}
+
+/// What `outdial bench soak` prints.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SoakBench {
+    pub contacts: u32,
+    pub target_cps: f64,
+    pub terminal: u64,
+    pub dials: u64,
+    /// Dials a second while first attempts waited for their slot.
+    pub dials_per_s: f64,
+    pub max_dials_in_one_second: u32,
+    pub sma_events: u64,
+    /// SMA events a second, from the upload to the last call's end.
+    pub events_per_s: f64,
+    /// The SMA handler's latency (each invocation through the local Invoke API and one
+    /// DynamoDB request) in the first, middle and last tenth of its invocations.
+    pub handler_first_tenth: Tenth,
+    pub handler_middle_tenth: Tenth,
+    pub handler_last_tenth: Tenth,
+    /// The last tenth's p50 over the first's: 1.0 when nothing grows.
+    pub handler_p50_growth: f64,
+    /// This process: the four functions, the simulator, the local servers.
+    pub outdial_rss: Memory,
+    /// DynamoDB Local's JVM.
+    pub dynamodb_local_rss: Memory,
+    pub double_dials: u32,
+    pub violations: usize,
+    pub counters_match: bool,
+    pub seconds: f64,
+}
+
+impl SoakBench {
+    /// Whether the run kept outdial's promises.
+    #[must_use]
+    pub fn ok(&self) -> bool {
+        u64::from(self.contacts) == self.terminal
+            && self.double_dials == 0
+            && self.violations == 0
+            && self.counters_match
+    }
+}
+
+/// Runs the soak.
+///
+/// # Errors
+/// When the stack cannot start, the API refuses the campaign, or the campaign does not end
+/// within its time (ten minutes more than its pace needs).
+#[allow(clippy::too_many_lines, clippy::cast_precision_loss)]
+pub async fn soak(contacts: u32, cps: u32) -> anyhow::Result<SoakBench> {
+    anyhow::ensure!(
+        (100..=100_000).contains(&contacts),
+        "--contacts must be 100 to 100000"
+    );
+    anyhow::ensure!((1..=200).contains(&cps), "--cps must be 1 to 200");
+    let opts = DevOptions {
+        port: 0,
+        data: None,
+        speed: 0.01,
+        seed: 1,
+        account_cps: f64::from(cps),
+        schedule_every: Duration::from_secs(10),
+        faults: outdial_local::sim::Faults::default(),
+        callees: BTreeMap::new(),
+        legal_hours: false,
+        webhook: None,
+        print_events: false,
+    };
+    let mut config = crate::dev::config(&opts);
+    config.report_path = None;
+    config.database_heap_mib = HEAP_MIB;
+    let stack = Stack::start(config).await?;
+    let jvm = stack
+        .database()
+        .and_then(|db| db.pid())
+        .context("the soak's DynamoDB Local has no process to measure")?
+        .to_string();
+    let client = Client::connect(Some(&stack.endpoints().api), Some(stack.api_token())).await?;
+    let mut spec = crate::demo::spec(contacts);
+    spec["pacing"] = serde_json::json!({"calls_per_second": cps, "max_concurrent": 1000});
+    let dir = std::env::temp_dir().join(format!("outdial-soak-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (spec_path, csv_path) = (dir.join("campaign.json"), dir.join("contacts.csv"));
+    std::fs::write(&spec_path, spec.to_string())?;
+    std::fs::write(&csv_path, crate::demo::csv(contacts))?;
+    let start_rss = (rss_mib("self"), rss_mib(&jvm));
+    let began = Instant::now();
+    let started = campaign::start(&client, &spec_path, &csv_path, None).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let started = started?;
+
+    // The pace's time for every contact and its retries, and ten minutes more.
+    let limit = Duration::from_secs(u64::from(contacts * 2 / cps) + 600);
+    let mut sink = std::io::sink();
+    campaign::watch(
+        &client,
+        &started.campaign_id,
+        Duration::from_secs(2),
+        Some(limit),
+        &mut sink,
+    )
+    .await?;
+    let mut report = campaign::report(&client, &started.campaign_id).await?;
+    while report.terminal() < started.accepted && began.elapsed() < limit {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        report = campaign::report(&client, &started.campaign_id).await?;
+    }
+    let seconds = began.elapsed().as_secs_f64();
+    stack.stream_caught_up(Duration::from_secs(60)).await?;
+    let report = campaign::report(&client, &started.campaign_id).await?;
+    let end_rss = (rss_mib("self"), rss_mib(&jvm));
+    let (_, counters_match) = counters_against_records(&report);
+
+    let sim = stack.simulator().report();
+    let durations = stack.functions().durations_us(Function::Sma.binary());
+    let events = durations.len() as u64;
+    let dials = sim
+        .creates
+        .iter()
+        .filter(|c| c.transaction_id.is_some())
+        .count() as u64;
+    stack.stop().await?;
+
+    let tenth = |which: Which| tenth_of(&durations, which);
+    let (first, middle, last) = (
+        tenth(Which::First),
+        tenth(Which::Middle),
+        tenth(Which::Last),
+    );
+    let memory = |(start, end): (Option<f64>, Option<f64>)| -> anyhow::Result<Memory> {
+        Ok(Memory {
+            start_mib: round(start.context("resident memory unreadable at the start")?),
+            end_mib: round(end.context("resident memory unreadable at the end")?),
+        })
+    };
+    Ok(SoakBench {
+        contacts,
+        target_cps: f64::from(cps),
+        terminal: report.terminal(),
+        dials,
+        dials_per_s: round(Paced::of(&sim.creates).per_s),
+        max_dials_in_one_second: sim.max_in_any_second,
+        sma_events: events,
+        events_per_s: round(events as f64 / seconds),
+        handler_first_tenth: first,
+        handler_middle_tenth: middle,
+        handler_last_tenth: last,
+        handler_p50_growth: round(if first.p50_ms > 0.0 {
+            last.p50_ms / first.p50_ms
+        } else {
+            0.0
+        }),
+        outdial_rss: memory((start_rss.0, end_rss.0))?,
+        dynamodb_local_rss: memory((start_rss.1, end_rss.1))?,
+        double_dials: sim.double_dials,
+        violations: sim.violations.len(),
+        counters_match,
+        seconds: round(seconds),
+    })
+}
+
+/// Which tenth of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    First,
+    Middle,
+    Last,
+}
+
+/// The p50 and p99 of one tenth of `durations_us` (in the order the invocations ended).
+fn tenth_of(durations_us: &[u64], which: Which) -> Tenth {
+    let n = durations_us.len();
+    let size = (n / 10).max(1).min(n);
+    let start = match which {
+        Which::First => 0,
+        Which::Middle => (n.saturating_sub(size)) / 2,
+        Which::Last => n.saturating_sub(size),
+    };
+    let mut part: Vec<u64> = durations_us
+        .iter()
+        .skip(start)
+        .take(size)
+        .copied()
+        .collect();
+    part.sort_unstable();
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let at = |q: f64| -> f64 {
+        if part.is_empty() {
+            return 0.0;
+        }
+        let i = ((part.len() as f64 * q).ceil() as usize).clamp(1, part.len()) - 1;
+        part[i] as f64 / 1000.0
+    };
+    Tenth {
+        p50_ms: round(at(0.5)),
+        p99_ms: round(at(0.99)),
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The human-readable summary.
+#[must_use]
+pub fn text(r: &SoakBench) -> String {
+    let t = |x: &Tenth| format!("p50 {:.2} ms, p99 {:.2} ms", x.p50_ms, x.p99_ms);
+    format!(
+        "{} contacts at {} calls/s: {} terminal in {:.0} s; {} dials at {:.1}/s (at most {} in any second), {} SMA events at {:.0}/s\n\
+         SMA handler: first tenth {}, middle {}, last {} (p50 x{:.2})\n\
+         resident memory: outdial {:.1} -> {:.1} MiB, DynamoDB Local {:.1} -> {:.1} MiB\n\
+         {} double dials, {} violations, counters {} the records\n",
+        r.contacts,
+        r.target_cps,
+        r.terminal,
+        r.seconds,
+        r.dials,
+        r.dials_per_s,
+        r.max_dials_in_one_second,
+        r.sma_events,
+        r.events_per_s,
+        t(&r.handler_first_tenth),
+        t(&r.handler_middle_tenth),
+        t(&r.handler_last_tenth),
+        r.handler_p50_growth,
+        r.outdial_rss.start_mib,
+        r.outdial_rss.end_mib,
+        r.dynamodb_local_rss.start_mib,
+        r.dynamodb_local_rss.end_mib,
+        r.double_dials,
+        r.violations,
+        if r.counters_match {
+            "match"
+        } else {
+            "DO NOT match"
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenths_are_taken_in_the_order_the_invocations_ended() {
+        // 100 invocations: 1 ms for the first 10, 5 ms in the middle, 9 ms for the last 10.
+        let durations: Vec<u64> = (0..100u64)
+            .map(|i| match i {
+                0..10 => 1_000,
+                90..100 => 9_000,
+                _ => 5_000,
+            })
+            .collect();
+        assert_eq!(tenth_of(&durations, Which::First).p50_ms, 1.0);
+        assert_eq!(tenth_of(&durations, Which::Middle).p99_ms, 5.0);
+        assert_eq!(tenth_of(&durations, Which::Last).p50_ms, 9.0);
+        assert_eq!(tenth_of(&[], Which::Last).p50_ms, 0.0);
+        assert_eq!(tenth_of(&[2_000], Which::Middle).p50_ms, 2.0);
+    }
+}
