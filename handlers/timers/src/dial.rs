@@ -276,7 +276,7 @@ pub(crate) async fn dial<S: DispatchStore, D: Dialer>(
     clock.sleep(slot.at.saturating_sub(clock.elapsed())).await;
     let mut held = Duration::ZERO;
     loop {
-        let wait = shared.send_now(&campaign);
+        let wait = shared.send_now(slot.shard, &campaign);
         if wait.is_zero() {
             break;
         }
@@ -328,10 +328,11 @@ pub(crate) async fn dial<S: DispatchStore, D: Dialer>(
             bump(&shared.totals.throttled);
             {
                 let mut pacing = lock(&shared.pacing);
-                pacing.account_rate.throttled(now);
-                let rate = pacing.account_rate.current();
-                pacing.account.set_rate(rate);
-                pacing.account_sends.set_rate(rate);
+                let share = pacing.shard(slot.shard, shared.settings.account_cps, now);
+                share.rate.throttled(now);
+                let rate = share.rate.current();
+                share.pacer.set_rate(rate);
+                share.sends.set_rate(rate);
             }
             info!(call_id = %claimed.id, "dial throttled; back to waiting");
             store

@@ -19,14 +19,34 @@ use tracing::warn;
 use crate::settings::{Settings, Stats, Totals, bump};
 
 pub(crate) struct Pacing {
-    pub(crate) account: Pacer,
+    /// Each shard's share of the account's rate (`Settings::account_cps`): a shard dials at
+    /// most its share whichever process runs it, so the shards of the account never dial
+    /// more than its rate together, in one invocation or several.
+    pub(crate) shards: HashMap<u32, ShardPacing>,
     /// Campaigns' marks handed over by the previous run, for pacers not made yet.
     pub(crate) followed: HashMap<CampaignId, i64>,
-    pub(crate) account_rate: AdaptiveRate,
     pub(crate) campaigns: HashMap<CampaignId, Pacer>,
-    /// The guard on actual sends, for the account and per campaign.
-    pub(crate) account_sends: SendWindow,
+    /// The guard on actual sends per campaign.
     pub(crate) campaign_sends: HashMap<CampaignId, SendWindow>,
+}
+
+/// One shard's share of the account's rate: its pacer, the rate it backs off to on
+/// throttling, and the guard on its actual sends.
+pub(crate) struct ShardPacing {
+    pub(crate) pacer: Pacer,
+    pub(crate) rate: AdaptiveRate,
+    pub(crate) sends: SendWindow,
+}
+
+impl Pacing {
+    /// Shard `shard`'s share, at `cps` when it is new.
+    pub(crate) fn shard(&mut self, shard: u32, cps: f64, now: Timestamp) -> &mut ShardPacing {
+        self.shards.entry(shard).or_insert_with(|| ShardPacing {
+            pacer: Pacer::new(cps),
+            rate: AdaptiveRate::new(cps, now),
+            sends: SendWindow::new(cps),
+        })
+    }
 }
 
 pub(crate) struct Cached {
@@ -87,13 +107,10 @@ where
     D: Dialer + 'static,
 {
     pub fn new(store: S, dialer: D, clock: Arc<dyn Clock>, settings: Settings) -> Self {
-        let now = clock.now();
         let pacing = Pacing {
-            account: Pacer::new(settings.account_cps),
+            shards: HashMap::new(),
             followed: HashMap::new(),
-            account_rate: AdaptiveRate::new(settings.account_cps, now),
             campaigns: HashMap::new(),
-            account_sends: SendWindow::new(settings.account_cps),
             campaign_sends: HashMap::new(),
         };
         Self {
@@ -114,10 +131,16 @@ where
         }
     }
 
-    /// The account's dial rate now (it backs off on throttling).
+    /// The account's dial rate now on the shards this dispatcher has dialed (each backs off
+    /// on throttling): the lowest shard's share; the configured share before any dial.
     #[must_use]
     pub fn account_rate(&self) -> f64 {
-        lock(&self.shared.pacing).account_rate.current()
+        lock(&self.shared.pacing)
+            .shards
+            .values()
+            .map(|s| s.rate.current())
+            .reduce(f64::min)
+            .unwrap_or(self.shared.settings.account_cps)
     }
 
     /// What the dispatcher has done so far, finished dials included.
@@ -172,8 +195,8 @@ where
 const MARKS_KEPT: usize = 1000;
 
 impl<S, D> Shared<S, D> {
-    /// Where the pacers stand: the last slot each booked.
-    pub(crate) fn marks(&self) -> PacerMarks {
+    /// Where the pacers of `shard` stand: the last slot each booked.
+    pub(crate) fn marks(&self, shard: u32) -> PacerMarks {
         let pacing = lock(&self.pacing);
         let mut campaigns: Vec<(CampaignId, i64)> = pacing
             .campaigns
@@ -183,17 +206,21 @@ impl<S, D> Shared<S, D> {
         campaigns.sort_unstable_by_key(|(_, last)| std::cmp::Reverse(*last));
         campaigns.truncate(MARKS_KEPT);
         PacerMarks {
-            account: pacing.account.last_us(),
+            account: pacing.shards.get(&shard).and_then(|s| s.pacer.last_us()),
             campaigns: campaigns.into_iter().collect(),
         }
     }
 
-    /// Goes on from the marks a previous run handed over: each pacer books its next slot one
-    /// interval after the last one there (or after its own, if later).
-    pub(crate) fn follow(&self, marks: &PacerMarks) {
+    /// Goes on from the marks a previous run of `shard` handed over: each pacer books its next
+    /// slot one interval after the last one there (or after its own, if later).
+    pub(crate) fn follow(&self, shard: u32, marks: &PacerMarks) {
         let mut pacing = lock(&self.pacing);
         if let Some(last) = marks.account {
-            pacing.account.follow(last);
+            let now = self.clock.now();
+            pacing
+                .shard(shard, self.settings.account_cps, now)
+                .pacer
+                .follow(last);
         }
         for (id, last) in &marks.campaigns {
             match pacing.campaigns.get_mut(id) {
@@ -252,6 +279,8 @@ impl Drop for Finished {
 /// A dial's booked pacing slot.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Slot {
+    /// The shard whose share of the account's rate it was booked on.
+    pub(crate) shard: u32,
     /// On the clock's [`Clock::elapsed`] scale.
     pub(crate) at: Duration,
     /// How long after the booking it is.
@@ -286,21 +315,24 @@ impl<S, D> Shared<S, D> {
     /// Takes the right to send a dial of `campaign` now, or says how long to wait: the send
     /// windows (the account's and the campaign's) hold a dial that woke up late if sending
     /// it now would put more dials into one second than the rate.
-    pub(crate) fn send_now(&self, campaign: &Campaign) -> Duration {
+    pub(crate) fn send_now(&self, shard: u32, campaign: &Campaign) -> Duration {
         let now_us = u64::try_from(self.clock.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let now = self.clock.now();
         let mut pacing = lock(&self.pacing);
-        let Pacing {
-            account_sends,
-            campaign_sends,
-            ..
-        } = &mut *pacing;
-        let own = campaign_sends
-            .entry(campaign.id.clone())
-            .or_insert_with(|| SendWindow::new(campaign.pacing.calls_per_second));
-        let wait = own.ready_in(now_us).max(account_sends.ready_in(now_us));
+        let account_cps = self.settings.account_cps;
+        let wait = {
+            let own = pacing
+                .campaign_sends
+                .entry(campaign.id.clone())
+                .or_insert_with(|| SendWindow::new(campaign.pacing.calls_per_second))
+                .ready_in(now_us);
+            own.max(pacing.shard(shard, account_cps, now).sends.ready_in(now_us))
+        };
         if wait.is_zero() {
-            own.record(now_us);
-            account_sends.record(now_us);
+            if let Some(own) = pacing.campaign_sends.get_mut(&campaign.id) {
+                own.record(now_us);
+            }
+            pacing.shard(shard, account_cps, now).sends.record(now_us);
         }
         wait
     }
@@ -311,18 +343,23 @@ impl<S, D> Shared<S, D> {
     /// runs.
     pub(crate) fn book(
         &self,
+        shard: u32,
         campaign: &Campaign,
         horizon: Option<Duration>,
     ) -> Result<Slot, Ahead> {
         let mut pacing = lock(&self.pacing);
         let now = self.clock.now();
         let anchor = self.clock.elapsed();
+        pacing.shard(shard, self.settings.account_cps, now);
         let Pacing {
-            account,
+            shards,
             campaigns,
             followed,
             ..
         } = &mut *pacing;
+        let Some(ShardPacing { pacer: account, .. }) = shards.get_mut(&shard) else {
+            return Err(Ahead::Account(Duration::ZERO));
+        };
         let own = campaigns.entry(campaign.id.clone()).or_insert_with(|| {
             let mut own = Pacer::new(campaign.pacing.calls_per_second);
             if let Some(last) = followed.remove(&campaign.id) {
@@ -341,6 +378,7 @@ impl<S, D> Shared<S, D> {
         }
         let wait = reserve(&mut [own, account], now);
         Ok(Slot {
+            shard,
             at: anchor + wait,
             wait,
         })

@@ -85,7 +85,7 @@ where
             match lease {
                 Lease::Taken { from } => {
                     if let Some(marks) = from {
-                        self.shared.follow(&marks);
+                        self.shared.follow(shard, &marks);
                         run.followed = true;
                     }
                     break;
@@ -142,7 +142,7 @@ where
         };
         if result.is_ok() {
             // The next run may take the shard now, and books on from these marks.
-            let marks = self.shared.marks();
+            let marks = self.shared.marks(shard);
             if let Err(e) = self.shared.store.hand_over(shard, owner, &marks).await {
                 warn!(shard, error = %e, "shard not handed over; the next run takes it once given back");
             }

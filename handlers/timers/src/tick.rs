@@ -69,10 +69,11 @@ where
         let mut tick = Tick::default();
         {
             let mut pacing = lock(&shared.pacing);
-            pacing.account_rate.recover(now);
-            let rate = pacing.account_rate.current();
-            pacing.account.set_rate(rate);
-            pacing.account_sends.set_rate(rate);
+            let share = pacing.shard(shard, shared.settings.account_cps, now);
+            share.rate.recover(now);
+            let rate = share.rate.current();
+            share.pacer.set_rate(rate);
+            share.sends.set_rate(rate);
         }
         // Per campaign, the concurrency slots this tick may still take.
         let mut headroom: HashMap<CampaignId, u32> = HashMap::new();
@@ -98,7 +99,10 @@ where
                 });
             }
             for due in read.items {
-                if let Some(full) = self.entry(due, now, &mut headroom, &mut tick, run).await {
+                if let Some(full) = self
+                    .entry(shard, due, now, &mut headroom, &mut tick, run)
+                    .await
+                {
                     tick.paced_for = Some(full);
                 }
             }
@@ -127,7 +131,10 @@ where
                 .await?;
             let before = tick.clone();
             for due in read.items {
-                if let Some(full) = self.entry(due, now, &mut headroom, &mut tick, run).await {
+                if let Some(full) = self
+                    .entry(shard, due, now, &mut headroom, &mut tick, run)
+                    .await
+                {
                     tick.paced_for = Some(full);
                     return Ok(tick);
                 }
@@ -149,6 +156,7 @@ where
     /// Handles one due entry; `Some(wait)` when the pacing horizon is full.
     pub(crate) async fn entry(
         &self,
+        shard: u32,
         due: Due,
         now: Timestamp,
         headroom: &mut HashMap<CampaignId, u32>,
@@ -165,7 +173,7 @@ where
             Due::Call(call)
                 if matches!(call.status, CallStatus::Queued | CallStatus::RetryWait) =>
             {
-                match self.waiting(*call, now, headroom, run).await {
+                match self.waiting(shard, *call, now, headroom, run).await {
                     Ok(Next::Started) => tick.started += 1,
                     Ok(Next::Settled) => tick.settled += 1,
                     Ok(Next::HeldBack) => {}
@@ -192,6 +200,7 @@ where
     /// Decides what to do with a waiting call, and starts its dial when it is time.
     pub(crate) async fn waiting(
         &self,
+        shard: u32,
         call: CallRecord,
         now: Timestamp,
         headroom: &mut HashMap<CampaignId, u32>,
@@ -249,7 +258,7 @@ where
         // Book the slot on both pacers; a slot beyond the horizon ends the tick (the pacers
         // keep no booking for it). The clock's reading and the timer's are taken together,
         // so every slot lands on the pacers' grid whenever its task was spawned.
-        let slot = match shared.book(&campaign, Some(shared.settings.horizon)) {
+        let slot = match shared.book(shard, &campaign, Some(shared.settings.horizon)) {
             Ok(slot) => slot,
             Err(Ahead::Account(ahead)) => {
                 return Ok(Next::Full(

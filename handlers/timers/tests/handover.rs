@@ -188,3 +188,80 @@ async fn the_next_run_takes_the_shard_as_the_last_stops_booking_and_the_rate_goe
         );
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn each_shard_dials_its_own_share_of_the_account_rate_and_together_never_more_than_it() {
+    let store = MemoryStore::new(2);
+    let clock = Arc::new(ManualClock::at(T0));
+    let at = Arc::new(Mutex::new(Vec::new()));
+    let campaign = Campaign {
+        pacing: Pacing {
+            calls_per_second: 100.0,
+            max_concurrent: 200,
+        },
+        ..campaign()
+    };
+    let calls: Vec<NewCall> = (0..200)
+        .map(|i| NewCall {
+            consent: None,
+            reference: None,
+            tz: None,
+            id: CallId::random(),
+            to: E164::parse(&format!("+1555{i:07}")).unwrap(),
+            vars: BTreeMap::new(),
+            due_at: T0,
+        })
+        .collect();
+    store.create_campaign(&campaign, &calls).await.unwrap();
+    // The account's 10 calls a second split over two shards, as the timers function splits
+    // it; one dispatcher runs both, as one invocation does.
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        TimedDialer {
+            inner: MemoryDialer::new(),
+            clock: Arc::clone(&clock),
+            at: Arc::clone(&at),
+        },
+        clock.clone(),
+        Settings {
+            account_cps: 5.0,
+            legal_hours: false,
+            ..Settings::default()
+        },
+    );
+    let until = T0.plus(Duration::from_secs(4));
+    let ended = Mutex::new(0);
+    let run = |shard: u32| {
+        let (dispatcher, ended) = (&dispatcher, &ended);
+        async move {
+            let run = dispatcher
+                .run(shard, &format!("run-{shard}"), until, Duration::ZERO)
+                .await
+                .unwrap();
+            assert!(run.is_some(), "shard {shard} was free");
+            *ended.lock().unwrap() += 1;
+        }
+    };
+    tokio::join!(
+        run(0),
+        run(1),
+        drive(&clock, || *ended.lock().unwrap() == 2)
+    );
+
+    let at = at.lock().unwrap().clone();
+    // Dials are booked up to a horizon (1 s) before the end, so up to 4 s: one shard's pacer at
+    // 5 a second (202 ms apart with its margin) books 20 in that time. Both shards dial more
+    // than one share together; they do not reach both shares (40) because they book on the
+    // campaign's one pacer, whose next slot follows the latest either booked.
+    assert!((21..=40).contains(&at.len()), "{} dials: {at:?}", at.len());
+    for (i, start) in at.iter().enumerate() {
+        let in_second = at[i..]
+            .iter()
+            .take_while(|t| t.since(*start) < Duration::from_secs(1))
+            .count();
+        assert!(
+            in_second <= 10,
+            "{in_second} dials in the second from {start:?}"
+        );
+    }
+}
