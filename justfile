@@ -55,6 +55,7 @@ test: setup
 # second through the PSTN simulator, a 100,000-contact campaign through the API beside a raw
 # BatchWriteItem loop, the results export of 10,000 and 100,000 contacts (time, peak memory),
 # a call's cost in each service (DynamoDB units, Lambda invocations and duration, events),
+# a 20,000-contact campaign at 100 calls a second to its end (latency per tenth, memory),
 # the contact caps' DynamoDB cost per placed call against none,
 # answering-machine detection scored against the simulator's truth, and the demo's figures.
 #
@@ -74,6 +75,8 @@ bench:
     target/release/outdial bench export --contacts 100000 --json | tail -n 1
     @# The unit costs docs/scale.md works from.
     target/release/outdial bench cost --calls 1000 --json | tail -n 1
+    @# One large campaign to its end: rates, latency per tenth, memory at start and end.
+    target/release/outdial bench soak --contacts 20000 --cps 100 --json | tail -n 1
     target/release/outdial bench caps --calls 1000 --json | tail -n 1
     target/release/outdial bench amd --calls 2000 --json | tail -n 1
     @# The figures docs/voicemail.md quotes: 2,000 calls leave the tails to the draw.
