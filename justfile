@@ -51,7 +51,8 @@ test: setup
     scripts/lint-template.sh
 
 # The SMA handler's work per event (store faked), the release binary's start-up to its first
-# answered event, its stripped size, the dispatcher's dial rate at 10, 50 and 100 calls per
+# answered event, its stripped size, its CPU time and latency per event through a Runtime API
+# (and at 128/256/512 MB's share of a CPU), the dispatcher's dial rate at 10, 50 and 100 calls per
 # second through the PSTN simulator, a 100,000-contact campaign through the API beside a raw
 # BatchWriteItem loop, the results export of 10,000 and 100,000 contacts (time, peak memory),
 # a call's cost in each service (DynamoDB units, Lambda invocations and duration, events),
@@ -68,6 +69,9 @@ bench:
     OUTDIAL_SMA_BIN="{{justfile_directory()}}/target/shipped/outdial-sma" cargo bench --locked -p outdial-sma --bench startup
     @echo "outdial-sma release binary: $(stat -c %s target/shipped/outdial-sma) bytes (stripped)"
     cargo build --locked --release -p outdial-cli
+    @# The shipped binary's CPU per event through a Runtime API, and at 128/256/512 MB's CPU
+    @# share where a CPU cgroup can be made (root).
+    target/release/outdial bench cpu --calls 1000 --sma-bin target/shipped/outdial-sma --json | tail -n 1
     for cps in 10 50 100; do target/release/outdial bench dial --cps $cps --seconds 30 --json | tail -n 1; done
     target/release/outdial bench dial --pool 3 --cps 50 --seconds 30 --json | tail -n 1
     target/release/outdial bench events --calls 2000 --json | tail -n 1

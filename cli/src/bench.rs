@@ -31,11 +31,13 @@ use serde::Serialize;
 pub mod amd;
 pub mod caps;
 pub mod cost;
+pub mod cpu;
 pub mod export;
 pub mod soak;
 pub use amd::amd;
 pub use caps::caps;
 pub use cost::cost;
+pub use cpu::cpu;
 pub use export::export;
 pub use soak::soak;
 
@@ -265,7 +267,6 @@ const EVENTS_SCRIPT: &str = r#"{"caller_name": "Riverside Clinic", "start": "a",
 /// When the stack cannot start or a call cannot be written.
 pub async fn events(calls: u32) -> anyhow::Result<EventsBench> {
     use futures::StreamExt;
-    use outdial_core::ports::{Dialer, DispatchStore};
     use outdial_stack::stack::{SMA, Stack, StackConfig};
     anyhow::ensure!((1..=20_000).contains(&calls), "--calls must be 1 to 20000");
     let begun = Instant::now();
@@ -331,31 +332,7 @@ pub async fn events(calls: u32) -> anyhow::Result<EventsBench> {
     let placed: Vec<anyhow::Result<()>> = futures::stream::iter(new)
         .map(|call| {
             let (store, dialer, from) = (store.clone(), dialer.clone(), campaign.from.clone());
-            async move {
-                let waiting = store.call(&call.id).await?;
-                let now = clock.now();
-                let claimed = store
-                    .claim(
-                        &waiting,
-                        now,
-                        now.plus(Duration::from_secs(60)),
-                        u32::MAX,
-                        &outdial_core::ports::ClaimWrites::default(),
-                    )
-                    .await?;
-                let arguments = outdial_core::messages::DialArguments {
-                    call_id: claimed.id.clone(),
-                    campaign_id: claimed.campaign_id.clone(),
-                    attempt: claimed.attempt,
-                    vars: claimed.vars.clone(),
-                }
-                .encode();
-                dialer
-                    .place(&from, &claimed.to, arguments)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                Ok(())
-            }
+            async move { claim_and_place(&store, &dialer, &from, &call.id).await }
         })
         .buffer_unordered(64)
         .collect()
@@ -383,4 +360,38 @@ pub async fn events(calls: u32) -> anyhow::Result<EventsBench> {
         violations: report.violations.len(),
         double_dials: report.double_dials,
     })
+}
+
+/// Claims the waiting call `id` as the dispatcher would (its attempt, a minute's lease) and
+/// places it at once with `dialer`, bypassing the pacer.
+pub(crate) async fn claim_and_place(
+    store: &DynamoStore,
+    dialer: &ChimeDialer,
+    from: &E164,
+    id: &CallId,
+) -> anyhow::Result<()> {
+    use outdial_core::ports::{Dialer, DispatchStore};
+    let waiting = store.call(id).await?;
+    let now = SystemClock.now();
+    let claimed = store
+        .claim(
+            &waiting,
+            now,
+            now.plus(Duration::from_secs(60)),
+            u32::MAX,
+            &outdial_core::ports::ClaimWrites::default(),
+        )
+        .await?;
+    let arguments = outdial_core::messages::DialArguments {
+        call_id: claimed.id.clone(),
+        campaign_id: claimed.campaign_id.clone(),
+        attempt: claimed.attempt,
+        vars: claimed.vars.clone(),
+    }
+    .encode();
+    dialer
+        .place(from, &claimed.to, arguments)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
 }

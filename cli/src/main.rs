@@ -254,6 +254,23 @@ enum CampaignCommand {
 
 #[derive(Debug, Subcommand)]
 enum Bench {
+    /// Run the release SMA binary behind a local Lambda Runtime API on N calls (about six
+    /// events each, one event at a time) and report its CPU time per event, its latency and
+    /// peak memory; and, where a CPU cgroup can be made, its latency and cost per event at
+    /// the CPU share Lambda gives 128, 256 and 512 MB.
+    Cpu {
+        #[arg(long, default_value_t = 500)]
+        calls: u32,
+        /// The SMA binary (default: `outdial-sma` beside this executable).
+        #[arg(long)]
+        sma_bin: Option<std::path::PathBuf>,
+        /// The function's log level (`AWS_LAMBDA_LOG_LEVEL`); the stack's is INFO.
+        #[arg(long, default_value = "INFO")]
+        log_level: String,
+        /// Print one JSON object as the last line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Dial N calls per second for S seconds through the dispatcher and the PSTN simulator,
     /// and report the rate the simulator saw and the dispatcher's DynamoDB requests per call.
     Dial {
@@ -661,6 +678,29 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }),
+        Command::Bench {
+            kind:
+                Bench::Cpu {
+                    calls,
+                    sma_bin,
+                    log_level,
+                    json,
+                },
+        } => {
+            logging();
+            run(
+                "bench cpu",
+                bench::cpu(calls, sma_bin, &log_level),
+                |result| {
+                    if json {
+                        println!("{}", json_line(&result));
+                    } else {
+                        print!("{}", bench::cpu::text(&result));
+                    }
+                    ExitCode::SUCCESS
+                },
+            )
+        }
         Command::Bench {
             kind: Bench::Cost { calls, json },
         } => {

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use axum::Router;
@@ -36,10 +36,20 @@ struct Pending {
     deadline: Duration,
 }
 
+/// An invocation handed out, waiting for its answer.
+#[derive(Debug)]
+struct Waiting {
+    answer: oneshot::Sender<(Answer, Duration)>,
+    /// When the function took it from `.../next`.
+    handed_out: Option<Instant>,
+}
+
+type WaitingMap = Arc<Mutex<HashMap<String, Waiting>>>;
+
 #[derive(Clone)]
 struct Shared {
     next: Arc<Mutex<mpsc::Receiver<Pending>>>,
-    waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Answer>>>>,
+    waiting: WaitingMap,
     init_error: Arc<Mutex<Option<Bytes>>>,
 }
 
@@ -48,7 +58,7 @@ struct Shared {
 pub struct RuntimeApi {
     addr: SocketAddr,
     queue: mpsc::Sender<Pending>,
-    waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Answer>>>>,
+    waiting: WaitingMap,
     init_error: Arc<Mutex<Option<Bytes>>>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -105,9 +115,29 @@ impl RuntimeApi {
         body: impl Into<Bytes>,
         deadline: Duration,
     ) -> anyhow::Result<Answer> {
+        Ok(self.invoke_timed(body, deadline).await?.0)
+    }
+
+    /// [`RuntimeApi::invoke`], with the time from the function taking the event from
+    /// `.../next` to its answer arriving: the invocation's duration as Lambda bills it,
+    /// without the time the event queued behind earlier ones.
+    ///
+    /// # Errors
+    /// As [`RuntimeApi::invoke`].
+    pub async fn invoke_timed(
+        &self,
+        body: impl Into<Bytes>,
+        deadline: Duration,
+    ) -> anyhow::Result<(Answer, Duration)> {
         let id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
-        self.waiting.lock().await.insert(id.clone(), tx);
+        self.waiting.lock().await.insert(
+            id.clone(),
+            Waiting {
+                answer: tx,
+                handed_out: None,
+            },
+        );
         self.queue
             .send(Pending {
                 id: id.clone(),
@@ -143,6 +173,9 @@ async fn next(State(shared): State<Shared>) -> Response {
     let Some(p) = shared.next.lock().await.recv().await else {
         return StatusCode::GONE.into_response();
     };
+    if let Some(w) = shared.waiting.lock().await.get_mut(&p.id) {
+        w.handed_out = Some(Instant::now());
+    }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -170,8 +203,9 @@ async fn next(State(shared): State<Shared>) -> Response {
 
 async fn deliver(shared: &Shared, id: &str, answer: Answer) -> StatusCode {
     match shared.waiting.lock().await.remove(id) {
-        Some(tx) => {
-            let _ = tx.send(answer);
+        Some(w) => {
+            let held = w.handed_out.map(|t| t.elapsed()).unwrap_or_default();
+            let _ = w.answer.send((answer, held));
             StatusCode::ACCEPTED
         }
         None => StatusCode::NOT_FOUND,
