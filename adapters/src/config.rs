@@ -115,6 +115,15 @@ impl Deadline {
             .unwrap_or(Duration::MAX)
     }
 
+    /// The longest one attempt of a request may take.
+    #[must_use]
+    pub fn attempt(self) -> Duration {
+        self.timeouts()
+            .0
+            .operation_attempt_timeout()
+            .unwrap_or(Duration::MAX)
+    }
+
     /// The timeouts a client of this deadline is built with.
     #[must_use]
     pub fn timeout_config(self) -> TimeoutConfig {
@@ -157,11 +166,20 @@ impl Deadline {
 /// timeouts of `deadline`.
 pub async fn aws_config(deadline: Deadline) -> aws_config::SdkConfig {
     let (timeouts, retry) = deadline.timeouts();
-    aws_config::defaults(BehaviorVersion::latest())
+    let loader = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(timeouts)
-        .retry_config(retry)
-        .load()
-        .await
+        .retry_config(retry);
+    match deadline {
+        // The hot path's attempt timeout already bounds reading a response body (a small
+        // JSON document, read inside the attempt); the stalled-stream guard would add timers
+        // to every request for nothing.
+        Deadline::HotPath => loader.stalled_stream_protection(
+            aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
+        ),
+        Deadline::Background => loader,
+    }
+    .load()
+    .await
 }
 
 #[cfg(test)]

@@ -1,32 +1,65 @@
 //! The SMA Lambda's entry point: logging, configuration, clients built once, then the runtime
 //! loop. Everything else is in the library, which the local stack hosts the same way.
+//!
+//! The function answers one event at a time, so it runs on one thread: a single-threaded tokio
+//! runtime, the lean Runtime API loop of `outdial_adapters::lambda`, and a DynamoDB client
+//! whose HTTP is one kept-alive blocking connection (`outdial_adapters::wire`). Against the
+//! SDK's pooled client, the Rust Lambda runtime and a multi-threaded tokio, that cut the CPU
+//! time per event by about two thirds (`outdial bench cpu`, docs/scale.md), which a 128 MB
+//! function, with a fourteenth of a vCPU, feels directly in its latency.
 
 use std::sync::Arc;
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use anyhow::Context;
 use outdial_adapters::clock::SystemClock;
 use outdial_adapters::config::{Config, Deadline, aws_config};
+use outdial_adapters::lambda::{RuntimeApi, serve};
 use outdial_adapters::store::DynamoStore;
+use outdial_adapters::wire::{LeanHttp, tls_config};
 use outdial_core::messages::Function;
 use outdial_sma::{Settings, SmaHandler};
-use serde_json::Value;
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
+fn main() -> anyhow::Result<()> {
     lambda_runtime::tracing::init_default_subscriber();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("the tokio runtime")?;
+    let mut api = RuntimeApi::from_env()?;
+    let handler = match runtime.block_on(init()) {
+        Ok(handler) => handler,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "the function could not start");
+            // Lambda logs the report and retries the start; the error is returned either way.
+            let _ = api.init_failed("Runtime.InitError", &format!("{e:#}"));
+            return Err(e);
+        }
+    };
+    serve(&runtime, &mut api, |event| {
+        let handler = Arc::clone(&handler);
+        async move { handler.handle(event).await }
+    })
+}
+
+async fn init() -> anyhow::Result<Arc<SmaHandler<DynamoStore>>> {
     let config = Config::from_env()?;
     let settings = Settings::from_env()?;
-    let sdk = aws_config(Deadline::of(Function::Sma)).await;
-    let store = DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        &config.table,
-        config.shards,
+    let deadline = Deadline::of(Function::Sma);
+    let sdk = aws_config(deadline).await;
+    let http = LeanHttp::new(
+        Some(tls_config().context("TLS for DynamoDB")?),
+        deadline.attempt(),
     );
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .http_client(http)
+            .build(),
+    );
+    let store = DynamoStore::new(client, &config.table, config.shards);
     store.warm().await;
-    let handler = Arc::new(SmaHandler::new(store, Arc::new(SystemClock), settings));
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let handler = Arc::clone(&handler);
-        async move { Ok::<Value, Error>(handler.handle(event.payload).await) }
-    }))
-    .await
+    Ok(Arc::new(SmaHandler::new(
+        store,
+        Arc::new(SystemClock),
+        settings,
+    )))
 }
