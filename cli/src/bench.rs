@@ -97,50 +97,16 @@ pub async fn dial(cps: u32, seconds: u32, pool: Option<u32>) -> anyhow::Result<D
         };
         ApiStore::put_number(&store, &number).await?;
     }
+    // No stream handler runs here to give slots back, so the cap must not bind: the
+    // benchmark measures pacing.
     let campaign = Campaign {
-        purpose: outdial_core::policy::Purpose::default(),
-        on_cap: outdial_core::policy::OnCap::default(),
         caller_pool: pool.map(|_| PoolRef {
             pool: BENCH_POOL.into(),
             local_presence: false,
         }),
-        id: CampaignId::random(),
-        name: "bench dial".into(),
-        from: E164::parse("+15555550199")?,
-        status: CampaignStatus::Active,
-        retry: RetryPolicy::new(RetrySpec {
-            max_attempts: 1,
-            busy_after_s: 60,
-            no_answer_after_s: 60,
-            failed_after_s: 60,
-            declined_after_s: None,
-        })?,
-        pacing: Pacing {
-            calls_per_second: f64::from(cps),
-            // No stream handler runs here to give slots back, so the cap must not bind: the
-            // benchmark measures pacing.
-            max_concurrent: total,
-        },
-        script: serde_json::from_str(SCRIPT)?,
-        limits: Limits::default(),
-        window: None,
-        default_region: "US".into(),
-        created_at: clock.now(),
-        contacts: 0,
+        ..bench_campaign("bench dial", SCRIPT, f64::from(cps), total)?
     };
-    let calls: Vec<NewCall> = (0..total)
-        .map(|i| {
-            Ok(NewCall {
-                consent: None,
-                reference: None,
-                tz: None,
-                id: CallId::random(),
-                to: E164::parse(&format!("+1555{i:07}"))?,
-                vars: BTreeMap::new(),
-                due_at: clock.now(),
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let calls = new_calls(0, total)?;
     store.create_campaign(&campaign, &calls).await?;
 
     // Busy lines keep each call to two events, so the benchmark measures dialing.
@@ -291,40 +257,12 @@ pub async fn events(calls: u32) -> anyhow::Result<EventsBench> {
     })
     .await?;
     let stack_start_s = begun.elapsed().as_secs_f64();
-    let clock = SystemClock;
     let campaign = Campaign {
-        purpose: outdial_core::policy::Purpose::default(),
-        on_cap: outdial_core::policy::OnCap::default(),
-        caller_pool: None,
-        id: CampaignId::random(),
-        name: "bench events".into(),
-        from: E164::parse("+15555550199")?,
         status: CampaignStatus::Paused,
         retry: RetryPolicy::default(),
-        pacing: Pacing {
-            calls_per_second: 1.0,
-            max_concurrent: calls,
-        },
-        script: serde_json::from_str(EVENTS_SCRIPT)?,
-        limits: Limits::default(),
-        window: None,
-        default_region: "US".into(),
-        created_at: clock.now(),
-        contacts: 0,
+        ..bench_campaign("bench events", EVENTS_SCRIPT, 1.0, calls)?
     };
-    let new: Vec<NewCall> = (0..calls)
-        .map(|i| {
-            Ok(NewCall {
-                consent: None,
-                reference: None,
-                id: CallId::random(),
-                to: E164::parse(&format!("+1555{i:07}"))?,
-                vars: BTreeMap::new(),
-                due_at: clock.now(),
-                tz: None,
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let new = new_calls(0, calls)?;
     let store = stack.store().clone();
     store.create_campaign(&campaign, &new).await?;
     let dialer = ChimeDialer::new(voice_client(&stack.endpoints().chime), "sma-local");
@@ -394,4 +332,67 @@ pub(crate) async fn claim_and_place(
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
+}
+
+/// A benchmark's active campaign from the bench's number: one attempt a contact, `script`, paced
+/// at `cps` under a concurrency cap of `max_concurrent` (set so it does not bind where no
+/// stream handler gives slots back).
+///
+/// # Errors
+/// When `script` is not a valid script.
+pub(crate) fn bench_campaign(
+    name: &str,
+    script: &str,
+    cps: f64,
+    max_concurrent: u32,
+) -> anyhow::Result<Campaign> {
+    Ok(Campaign {
+        purpose: outdial_core::policy::Purpose::default(),
+        on_cap: outdial_core::policy::OnCap::default(),
+        caller_pool: None,
+        id: CampaignId::random(),
+        name: name.into(),
+        from: E164::parse("+15555550199")?,
+        status: CampaignStatus::Active,
+        retry: RetryPolicy::new(RetrySpec {
+            max_attempts: 1,
+            busy_after_s: 60,
+            no_answer_after_s: 60,
+            failed_after_s: 60,
+            declined_after_s: None,
+        })?,
+        pacing: Pacing {
+            calls_per_second: cps,
+            max_concurrent,
+        },
+        script: serde_json::from_str(script)?,
+        limits: Limits::default(),
+        window: None,
+        default_region: "US".into(),
+        created_at: SystemClock.now(),
+        contacts: 0,
+    })
+}
+
+/// `count` calls due now, to the fictional numbers `+1555` followed by `first`, `first + 1`, …
+/// as seven digits.
+///
+/// # Errors
+/// When a number would need more than seven digits.
+pub(crate) fn new_calls(first: u64, count: u32) -> anyhow::Result<Vec<NewCall>> {
+    let now = SystemClock.now();
+    (first..first + u64::from(count))
+        .map(|i| {
+            anyhow::ensure!(i < 10_000_000, "bench numbers run out at +15559999999");
+            Ok(NewCall {
+                consent: None,
+                reference: None,
+                tz: None,
+                id: CallId::random(),
+                to: E164::parse(&format!("+1555{i:07}"))?,
+                vars: BTreeMap::new(),
+                due_at: now,
+            })
+        })
+        .collect()
 }

@@ -23,10 +23,9 @@ use outdial_adapters::clock::SystemClock;
 use outdial_adapters::item;
 use outdial_adapters::store::DynamoStore;
 use outdial_core::admin::ApiStore;
-use outdial_core::ids::{CallId, CampaignId, E164};
+use outdial_core::ids::{CallId, E164};
 use outdial_core::policy::{OnCap, Policy, Purpose};
-use outdial_core::record::{Campaign, CampaignStatus, Limits, NewCall, Pacing};
-use outdial_core::retry::{RetryPolicy, RetrySpec};
+use outdial_core::record::{Campaign, NewCall};
 use outdial_core::time::Clock;
 use outdial_local::dynamodb::shared_endpoint;
 use outdial_local::meter::{Meter, Metered, item_bytes, transactional_write_units};
@@ -231,32 +230,13 @@ async fn campaign(
     now: outdial_core::time::Timestamp,
 ) -> anyhow::Result<u32> {
     let total = u32::try_from(numbers.len())?;
+    // No stream handler gives slots back here, so the concurrency cap must not bind.
     let campaign = Campaign {
         purpose: Purpose::Informational,
         on_cap: OnCap::Cancel,
-        caller_pool: None,
-        id: CampaignId::random(),
-        name: "bench caps".into(),
-        from: E164::parse("+15555550199")?,
-        status: CampaignStatus::Active,
-        retry: RetryPolicy::new(RetrySpec {
-            max_attempts: 1,
-            busy_after_s: 60,
-            no_answer_after_s: 60,
-            failed_after_s: 60,
-            declined_after_s: None,
-        })?,
-        // No stream handler gives slots back here, so the concurrency cap must not bind.
-        pacing: Pacing {
-            calls_per_second: f64::from(CPS),
-            max_concurrent: total,
-        },
-        script: serde_json::from_str(SCRIPT)?,
-        limits: Limits::default(),
-        window: None,
-        default_region: "US".into(),
         created_at: now,
         contacts: u64::from(total),
+        ..crate::bench::bench_campaign("bench caps", SCRIPT, f64::from(CPS), total)?
     };
     let calls: Vec<NewCall> = numbers
         .iter()

@@ -27,13 +27,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use outdial_adapters::clock::SystemClock;
 use outdial_adapters::dialer::ChimeDialer;
 use outdial_adapters::store::DynamoStore;
-use outdial_core::ids::{CallId, CampaignId, E164};
-use outdial_core::record::{Campaign, CampaignStatus, Limits, NewCall, Pacing};
-use outdial_core::retry::{RetryPolicy, RetrySpec};
-use outdial_core::time::Clock;
 use outdial_local::dynamodb::{DynamoDbLocal, Storage};
 use outdial_local::runtime_api::{Answer, RuntimeApi};
 use outdial_local::sim::{Callee, Callees, Invoke, SimConfig, Simulator, voice_client};
@@ -42,7 +37,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{Mutex, Semaphore};
 
-use crate::bench::claim_and_place;
+use crate::bench::{bench_campaign, claim_and_place, new_calls};
 
 /// The memory sizes compared.
 pub const MEMORY_SIZES_MB: [u32; 3] = [128, 256, 512];
@@ -270,24 +265,11 @@ impl Bench {
         invoker: &Serial,
         calls: u32,
     ) -> anyhow::Result<()> {
-        let campaign = campaign()?;
-        let clock = SystemClock;
-        let new: Vec<NewCall> = (0..calls)
-            .map(|_| {
-                Ok(NewCall {
-                    consent: None,
-                    reference: None,
-                    tz: None,
-                    id: CallId::random(),
-                    to: E164::parse(&format!(
-                        "+1555{:07}",
-                        invoker.numbers.fetch_add(1, Ordering::Relaxed)
-                    ))?,
-                    vars: BTreeMap::new(),
-                    due_at: clock.now(),
-                })
-            })
-            .collect::<anyhow::Result<_>>()?;
+        let campaign = bench_campaign("bench cpu", SCRIPT, 1.0, 100_000)?;
+        let first = invoker
+            .numbers
+            .fetch_add(u64::from(calls), Ordering::Relaxed);
+        let new = new_calls(first, calls)?;
         self.store.create_campaign(&campaign, &new).await?;
         let limit = Duration::from_secs(60 + u64::from(calls) / 5);
         let placing = async {
@@ -306,35 +288,6 @@ impl Bench {
         );
         Ok(())
     }
-}
-
-fn campaign() -> anyhow::Result<Campaign> {
-    Ok(Campaign {
-        purpose: outdial_core::policy::Purpose::default(),
-        on_cap: outdial_core::policy::OnCap::default(),
-        caller_pool: None,
-        id: CampaignId::random(),
-        name: "bench cpu".into(),
-        from: E164::parse("+15555550199")?,
-        status: CampaignStatus::Active,
-        retry: RetryPolicy::new(RetrySpec {
-            max_attempts: 1,
-            busy_after_s: 60,
-            no_answer_after_s: 60,
-            failed_after_s: 60,
-            declined_after_s: None,
-        })?,
-        pacing: Pacing {
-            calls_per_second: 1.0,
-            max_concurrent: 100_000,
-        },
-        script: serde_json::from_str(SCRIPT)?,
-        limits: Limits::default(),
-        window: None,
-        default_region: "US".into(),
-        created_at: SystemClock.now(),
-        contacts: 0,
-    })
 }
 
 /// Hands the simulator's events to the process one at a time, as one Lambda execution
@@ -526,40 +479,35 @@ impl CpuGroup {
         let name = format!("outdial-bench-cpu-{}-{memory_mb}", std::process::id());
         let v1 = Path::new("/sys/fs/cgroup/cpu");
         let v2 = Path::new("/sys/fs/cgroup");
-        if v1.join("cpu.cfs_quota_us").exists() {
-            let dir = v1.join(&name);
-            std::fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
-            let group = Self {
-                memory_mb,
-                procs: dir.join("cgroup.procs"),
-                dir,
-            };
-            write(
-                &group.dir.join("cpu.cfs_period_us"),
-                &CFS_PERIOD_US.to_string(),
-            )?;
-            write(&group.dir.join("cpu.cfs_quota_us"), &quota_us.to_string())?;
-            Ok(group)
+        // The quota's files: v1 has the period and the quota apart, v2 both in `cpu.max`.
+        let (root, limits) = if v1.join("cpu.cfs_quota_us").exists() {
+            (
+                v1,
+                vec![
+                    ("cpu.cfs_period_us", CFS_PERIOD_US.to_string()),
+                    ("cpu.cfs_quota_us", quota_us.to_string()),
+                ],
+            )
         } else if std::fs::read_to_string(v2.join("cgroup.controllers"))
             .is_ok_and(|c| c.split_whitespace().any(|c| c == "cpu"))
         {
             // The cpu controller must be enabled for the root's children first.
             write(&v2.join("cgroup.subtree_control"), "+cpu")?;
-            let dir = v2.join(&name);
-            std::fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
-            let group = Self {
-                memory_mb,
-                procs: dir.join("cgroup.procs"),
-                dir,
-            };
-            write(
-                &group.dir.join("cpu.max"),
-                &format!("{quota_us} {CFS_PERIOD_US}"),
-            )?;
-            Ok(group)
+            (v2, vec![("cpu.max", format!("{quota_us} {CFS_PERIOD_US}"))])
         } else {
             bail!("neither /sys/fs/cgroup/cpu (v1) nor a cgroup v2 cpu controller is available")
+        };
+        let dir = root.join(&name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
+        let group = Self {
+            memory_mb,
+            procs: dir.join("cgroup.procs"),
+            dir,
+        };
+        for (file, value) in limits {
+            write(&group.dir.join(file), &value)?;
         }
+        Ok(group)
     }
 
     /// Moves the process (all of its threads) into the group.
