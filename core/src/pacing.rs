@@ -143,22 +143,33 @@ pub fn reserve(pacers: &mut [&mut Pacer], now: Timestamp) -> Duration {
 
 /// The guard on the sends themselves: however late some dials go out (a busy machine wakes a
 /// task late, and a late dial then goes out beside an on-time one), no window of one second
-/// plus [`SEND_GUARD`] holds more sends than the rate allows, so no second at the API does,
-/// whatever the way there adds (up to the guard). Times are microseconds on any monotonic
-/// clock the caller keeps.
+/// plus a guard holds more sends than the rate allows, so no second at the API does, whatever
+/// the way there adds (up to the guard). The guard is [`SEND_GUARD`] until
+/// [`SendWindow::set_guard`] widens it to the measured [`Spread`] of the way. Times are
+/// microseconds on any monotonic clock the caller keeps.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SendWindow {
     capacity: usize,
     sent: std::collections::VecDeque<u64>,
+    guard_us: u64,
 }
 
-/// How much the window exceeds a second: the spread of the sends' way to the API it covers.
+/// The least a window exceeds a second by: the spread of the sends' way to the API it covers
+/// when nothing says the way varies more.
 pub const SEND_GUARD: Duration = Duration::from_millis(10);
+
+/// The most a measured spread widens the guard to: past it the way to the API is broken, not
+/// slow, and the rate would suffer for nothing.
+pub const MAX_SEND_GUARD: Duration = Duration::from_millis(50);
 
 fn capacity(rate: f64) -> usize {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let whole = rate.max(0.0).floor() as usize;
     whole.max(1)
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 impl SendWindow {
@@ -168,6 +179,7 @@ impl SendWindow {
         Self {
             capacity: capacity(rate),
             sent: std::collections::VecDeque::new(),
+            guard_us: micros(SEND_GUARD),
         }
     }
 
@@ -175,8 +187,14 @@ impl SendWindow {
         self.capacity = capacity(rate);
     }
 
-    fn window_us() -> u64 {
-        u64::try_from((Duration::from_secs(1) + SEND_GUARD).as_micros()).unwrap_or(u64::MAX)
+    /// Widens (or narrows back) the guard to `guard`, within [`SEND_GUARD`] and
+    /// [`MAX_SEND_GUARD`].
+    pub fn set_guard(&mut self, guard: Duration) {
+        self.guard_us = micros(guard.clamp(SEND_GUARD, MAX_SEND_GUARD));
+    }
+
+    fn window_us(&self) -> u64 {
+        1_000_000 + self.guard_us
     }
 
     /// How long after `now_us` one more send keeps every window within the rate (zero: at
@@ -187,7 +205,7 @@ impl SendWindow {
             return Duration::ZERO;
         }
         let oldest = self.sent[self.sent.len() - self.capacity];
-        Duration::from_micros((oldest + Self::window_us()).saturating_sub(now_us))
+        Duration::from_micros((oldest + self.window_us()).saturating_sub(now_us))
     }
 
     /// Records a send at `now_us`; call it only when [`SendWindow::ready_in`] says zero.
@@ -197,6 +215,48 @@ impl SendWindow {
         while self.sent.len() > keep {
             self.sent.pop_front();
         }
+    }
+}
+
+/// The spread of the way to the API, from the round trips of the last sends: the 95th
+/// percentile less the 5th. A send's way there varies by no more than its round trip does, so
+/// a [`SendWindow`] guarded by it keeps each second at the API within the rate even when a
+/// loaded machine delays some sends more than others.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Spread {
+    round_trips_us: std::collections::VecDeque<u64>,
+    spread: Duration,
+    since_update: usize,
+}
+
+/// Round trips kept.
+const SPREAD_SAMPLES: usize = 200;
+/// Round trips before the spread means anything; until then it is zero.
+const SPREAD_MIN_SAMPLES: usize = 20;
+/// Recomputed every this many round trips.
+const SPREAD_EVERY: usize = 10;
+
+impl Spread {
+    /// Records one send's round trip.
+    pub fn record(&mut self, round_trip: Duration) {
+        self.round_trips_us.push_back(micros(round_trip));
+        if self.round_trips_us.len() > SPREAD_SAMPLES {
+            self.round_trips_us.pop_front();
+        }
+        self.since_update += 1;
+        if self.since_update >= SPREAD_EVERY && self.round_trips_us.len() >= SPREAD_MIN_SAMPLES {
+            self.since_update = 0;
+            let mut sorted: Vec<u64> = self.round_trips_us.iter().copied().collect();
+            sorted.sort_unstable();
+            let at = |p: usize| sorted[(sorted.len() - 1) * p / 100];
+            self.spread = Duration::from_micros(at(95) - at(5));
+        }
+    }
+
+    /// The spread measured (zero until enough round trips were seen).
+    #[must_use]
+    pub fn get(&self) -> Duration {
+        self.spread
     }
 }
 
@@ -379,6 +439,40 @@ mod tests {
         assert_eq!(w.ready_in(1_100_000), Duration::from_micros(510_000));
     }
 
+    #[test]
+    fn a_wider_guard_holds_sends_longer_within_its_bounds() {
+        let mut w = SendWindow::new(2.0);
+        w.record(0);
+        w.record(600_000);
+        w.set_guard(Duration::from_millis(30));
+        assert_eq!(w.ready_in(900_000), Duration::from_micros(130_000));
+        // Never narrower than the floor, never wider than the cap.
+        w.set_guard(Duration::ZERO);
+        assert_eq!(w.ready_in(900_000), Duration::from_micros(110_000));
+        w.set_guard(Duration::from_secs(5));
+        assert_eq!(w.ready_in(900_000), Duration::from_micros(150_000));
+    }
+
+    #[test]
+    fn the_spread_is_the_middle_ninety_percent_of_the_round_trips() {
+        let mut s = Spread::default();
+        for _ in 0..19 {
+            s.record(Duration::from_millis(5));
+        }
+        assert_eq!(s.get(), Duration::ZERO, "too few round trips to say");
+        // 100 round trips of 1..=100 ms: the 95th percentile less the 5th.
+        let mut s = Spread::default();
+        for ms in 1..=100 {
+            s.record(Duration::from_millis(ms));
+        }
+        assert_eq!(s.get(), Duration::from_millis(95 - 5));
+        // Only the last 200 count: a calm spell replaces a rough one.
+        for _ in 0..200 {
+            s.record(Duration::from_millis(3));
+        }
+        assert_eq!(s.get(), Duration::ZERO);
+    }
+
     proptest! {
         /// Whatever the rate and however bunched the tries, the sends a window lets through
         /// never put more than the rate into any second plus the guard.
@@ -386,8 +480,11 @@ mod tests {
         fn no_window_of_a_second_holds_more_sends_than_the_rate(
             rate in 1u32..120,
             gaps in proptest::collection::vec(0u64..30_000, 1..800),
+            guard_ms in 0u64..80,
         ) {
             let mut w = SendWindow::new(f64::from(rate));
+            w.set_guard(Duration::from_millis(guard_ms));
+            let guard_us = guard_ms.clamp(10, 50) * 1000;
             let mut now = 0u64;
             let mut sent = Vec::new();
             for gap in gaps {
@@ -398,7 +495,7 @@ mod tests {
                 w.record(now);
                 sent.push(now);
             }
-            let window = 1_010_000u64;
+            let window = 1_000_000 + guard_us;
             for (i, start) in sent.iter().enumerate() {
                 let inside = sent[i..].iter().take_while(|t| **t < start + window).count();
                 prop_assert!(inside <= rate as usize, "{inside} sends in one window at rate {rate}");

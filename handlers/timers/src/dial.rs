@@ -300,10 +300,16 @@ pub(crate) async fn dial<S: DispatchStore, D: Dialer>(
         }
         return;
     }
+    let sent = clock.elapsed();
     let answer = shared
         .dialer
         .place(&claimed.from, &claimed.to, arguments)
         .await;
+    // A round trip the API answered (an unknown answer is a timeout, not the way's spread).
+    if !matches!(answer, Err(DialError::Unknown(_))) {
+        let round_trip = clock.elapsed().saturating_sub(sent);
+        lock(&shared.pacing).spread.record(round_trip);
+    }
     let now = shared.clock.now();
     let (transaction, answer) = match answer {
         Ok(transaction) => (Some(transaction), DialAnswer::Placed),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use outdial_core::ids::{CallId, CampaignId};
 use outdial_core::legal::LegalHours;
-use outdial_core::pacing::{AdaptiveRate, Pacer, SendWindow, reserve};
+use outdial_core::pacing::{AdaptiveRate, Pacer, SendWindow, Spread, reserve};
 use outdial_core::policy::Policy;
 use outdial_core::ports::{Dialer, DispatchStore, PacerMarks, StoreError};
 use outdial_core::record::Campaign;
@@ -28,6 +28,10 @@ pub(crate) struct Pacing {
     pub(crate) campaigns: HashMap<CampaignId, Pacer>,
     /// The guard on actual sends per campaign.
     pub(crate) campaign_sends: HashMap<CampaignId, SendWindow>,
+    /// How much the round trips of `CreateSipMediaApplicationCall` vary: the send windows'
+    /// guard follows it, so a loaded machine's uneven way to the API cannot crowd a second
+    /// there.
+    pub(crate) spread: Spread,
 }
 
 /// One shard's share of the account's rate: its pacer, the rate it backs off to on
@@ -112,6 +116,7 @@ where
             followed: HashMap::new(),
             campaigns: HashMap::new(),
             campaign_sends: HashMap::new(),
+            spread: Spread::default(),
         };
         Self {
             shared: Arc::new(Shared {
@@ -320,13 +325,17 @@ impl<S, D> Shared<S, D> {
         let now = self.clock.now();
         let mut pacing = lock(&self.pacing);
         let account_cps = self.settings.account_cps;
+        let guard = pacing.spread.get();
         let wait = {
             let own = pacing
                 .campaign_sends
                 .entry(campaign.id.clone())
-                .or_insert_with(|| SendWindow::new(campaign.pacing.calls_per_second))
-                .ready_in(now_us);
-            own.max(pacing.shard(shard, account_cps, now).sends.ready_in(now_us))
+                .or_insert_with(|| SendWindow::new(campaign.pacing.calls_per_second));
+            own.set_guard(guard);
+            let own = own.ready_in(now_us);
+            let account = &mut pacing.shard(shard, account_cps, now).sends;
+            account.set_guard(guard);
+            own.max(account.ready_in(now_us))
         };
         if wait.is_zero() {
             if let Some(own) = pacing.campaign_sends.get_mut(&campaign.id) {
