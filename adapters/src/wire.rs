@@ -63,11 +63,20 @@ impl Origin {
             return Err(bad());
         };
         let (authority, path) = rest.find('/').map_or((rest, "/"), |i| rest.split_at(i));
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
-                (host, port.parse().map_err(|_| bad())?)
+        let default = if tls { 443 } else { 80 };
+        let port_of = |p: &str| p.parse::<u16>().map_err(|_| bad());
+        let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+            // An IPv6 literal: `[::1]` or `[::1]:9001`.
+            let (host, after) = bracketed.split_once(']').ok_or_else(bad)?;
+            match after {
+                "" => (host, default),
+                _ => (host, port_of(after.strip_prefix(':').ok_or_else(bad)?)?),
             }
-            _ => (authority, if tls { 443 } else { 80 }),
+        } else {
+            match authority.split_once(':') {
+                Some((host, port)) => (host, port_of(port)?),
+                None => (authority, default),
+            }
         };
         if host.is_empty() {
             return Err(bad());
@@ -75,10 +84,7 @@ impl Origin {
         Ok((
             Self {
                 tls,
-                host: host
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_owned(),
+                host: host.to_owned(),
                 port,
             },
             path,

@@ -96,7 +96,16 @@ fn urls_split_into_origin_and_path() {
     );
     let (o, path) = Origin::split("http://[::1]:9001/a/b?c=d").unwrap();
     assert_eq!((o.host.as_str(), o.port, path), ("::1", 9001, "/a/b?c=d"));
-    for bad in ["ftp://x", "127.0.0.1:80", "http://", "http://host:port/"] {
+    let (o, path) = Origin::split("http://[::1]/x").unwrap();
+    assert_eq!((o.host.as_str(), o.port, path), ("::1", 80, "/x"));
+    for bad in [
+        "ftp://x",
+        "127.0.0.1:80",
+        "http://",
+        "http://host:port/",
+        "http://[::1",
+        "http://[::1]x/",
+    ] {
         assert!(Origin::split(bad).is_err(), "{bad}");
     }
 }
