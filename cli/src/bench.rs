@@ -396,3 +396,27 @@ pub(crate) fn new_calls(first: u64, count: u32) -> anyhow::Result<Vec<NewCall>> 
         })
         .collect()
 }
+
+/// Starts `spec` with the demo's `contacts` through the API, as `outdial campaign start` does
+/// from files (written to a temporary folder and removed after).
+///
+/// # Errors
+/// When the files cannot be written or the API refuses the campaign.
+pub(crate) async fn start_campaign(
+    client: &crate::client::Client,
+    spec: &serde_json::Value,
+    contacts: u32,
+) -> anyhow::Result<crate::campaign::Started> {
+    use anyhow::Context;
+    let dir = std::env::temp_dir().join(format!("outdial-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (spec_path, csv_path) = (dir.join("campaign.json"), dir.join("contacts.csv"));
+    let written = std::fs::write(&spec_path, spec.to_string())
+        .and_then(|()| std::fs::write(&csv_path, crate::demo::csv(contacts)));
+    let started = match written {
+        Ok(()) => crate::campaign::start(client, &spec_path, &csv_path, None).await,
+        Err(e) => Err(e.into()),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    started
+}

@@ -45,6 +45,28 @@ pub struct DevOptions {
     pub print_events: bool,
 }
 
+impl DevOptions {
+    /// The demo's stack for a benchmark: its callees' mix at a hundredth of real time, the
+    /// schedule every 10 s, dialing at `account_cps`; no faults, no calling hours, no webhook,
+    /// a free port and DynamoDB Local in memory.
+    #[must_use]
+    pub fn bench(account_cps: f64) -> Self {
+        Self {
+            port: 0,
+            data: None,
+            speed: 0.01,
+            seed: 1,
+            account_cps,
+            schedule_every: Duration::from_secs(10),
+            faults: Faults::default(),
+            callees: BTreeMap::new(),
+            legal_hours: false,
+            webhook: None,
+            print_events: false,
+        }
+    }
+}
+
 /// The webhook of `--webhook URL` (and `--webhook-key KEY`), with an API destination's
 /// retries.
 ///

@@ -125,19 +125,7 @@ pub async fn cost(contacts: u32) -> anyhow::Result<CostBench> {
         "--calls must be 10 to 20000"
     );
     // The demo's stack: its callees' mix and call speed, on a DynamoDB Local of its own.
-    let opts = DevOptions {
-        port: 0,
-        data: None,
-        speed: 0.01,
-        seed: 1,
-        account_cps: CPS,
-        schedule_every: Duration::from_secs(10),
-        faults: outdial_local::sim::Faults::default(),
-        callees: BTreeMap::new(),
-        legal_hours: false,
-        webhook: None,
-        print_events: false,
-    };
+    let opts = DevOptions::bench(CPS);
     let mut config = crate::dev::config(&opts);
     config.report_path = None;
     config.metered = true;
@@ -145,15 +133,8 @@ pub async fn cost(contacts: u32) -> anyhow::Result<CostBench> {
     let client = Client::connect(Some(&stack.endpoints().api), Some(stack.api_token())).await?;
     let mut spec = crate::demo::spec(contacts);
     spec["pacing"] = serde_json::json!({"calls_per_second": CPS, "max_concurrent": 500});
-    let dir = std::env::temp_dir().join(format!("outdial-cost-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let (spec_path, csv_path) = (dir.join("campaign.json"), dir.join("contacts.csv"));
-    std::fs::write(&spec_path, spec.to_string())?;
-    std::fs::write(&csv_path, crate::demo::csv(contacts))?;
     let started_at = Instant::now();
-    let started = campaign::start(&client, &spec_path, &csv_path, None).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    let started = started?;
+    let started = crate::bench::start_campaign(&client, &spec, contacts).await?;
     // The upload is the API function's whole part in the campaign.
     let api_spent = stack.spent().remove(Function::Api.key());
     let api_latency = stack.functions().latency(Function::Api.binary());

@@ -13,7 +13,6 @@
 //! the start and the end; and the promises: every contact terminal, no double dial, the
 //! streamed counters equal to the records.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -98,19 +97,7 @@ pub async fn soak(contacts: u32, cps: u32) -> anyhow::Result<SoakBench> {
         "--contacts must be 100 to 100000"
     );
     anyhow::ensure!((1..=200).contains(&cps), "--cps must be 1 to 200");
-    let opts = DevOptions {
-        port: 0,
-        data: None,
-        speed: 0.01,
-        seed: 1,
-        account_cps: f64::from(cps),
-        schedule_every: Duration::from_secs(10),
-        faults: outdial_local::sim::Faults::default(),
-        callees: BTreeMap::new(),
-        legal_hours: false,
-        webhook: None,
-        print_events: false,
-    };
+    let opts = DevOptions::bench(f64::from(cps));
     let mut config = crate::dev::config(&opts);
     config.report_path = None;
     config.database_heap_mib = HEAP_MIB;
@@ -197,15 +184,8 @@ async fn run_campaign(
 ) -> anyhow::Result<campaign::Report> {
     let mut spec = crate::demo::spec(contacts);
     spec["pacing"] = serde_json::json!({"calls_per_second": cps, "max_concurrent": 1000});
-    let dir = std::env::temp_dir().join(format!("outdial-soak-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let (spec_path, csv_path) = (dir.join("campaign.json"), dir.join("contacts.csv"));
-    std::fs::write(&spec_path, spec.to_string())?;
-    std::fs::write(&csv_path, crate::demo::csv(contacts))?;
     let began = Instant::now();
-    let started = campaign::start(client, &spec_path, &csv_path, None).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    let started = started?;
+    let started = crate::bench::start_campaign(client, &spec, contacts).await?;
     let limit = Duration::from_secs(u64::from(contacts * 2 / cps) + 600);
     let mut sink = std::io::sink();
     campaign::watch(
