@@ -15,6 +15,8 @@
 //!   benchmarks and the CLI's stand-ins;
 //! - [`item`]: how records are laid out as items (the analytics contract, `docs/table.md`);
 //! - [`table`]: the table's definition from `schema/table.json`;
+//! - [`direct`]: the SMA's one hot write, `UpdateItem`, signed and sent without the SDK's
+//!   request pipeline, on the SDK client's own connection ([`wire`]);
 //! - [`config`]: configuration from the environment, and SDK clients with the right deadlines;
 //! - [`clock`]: the system clock.
 //!
@@ -28,6 +30,7 @@ pub mod config;
 pub mod counters;
 mod ddb;
 pub mod dialer;
+pub mod direct;
 pub mod dnc;
 pub mod events;
 pub mod item;

@@ -91,8 +91,9 @@ impl Origin {
         ))
     }
 
-    /// The `Host` header's value.
-    fn authority(&self) -> String {
+    /// The `Host` header's value: the host, and the port unless it is the scheme's default.
+    #[must_use]
+    pub fn authority(&self) -> String {
         let default = if self.tls { 443 } else { 80 };
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
@@ -471,6 +472,8 @@ struct Shared {
     tls: Option<Arc<rustls::ClientConfig>>,
     io: Duration,
     idle: Mutex<Option<Connection>>,
+    /// Where the SDK's last request went: the origin and path its endpoint resolved to.
+    endpoint: Mutex<Option<(Origin, String)>>,
 }
 
 impl std::fmt::Debug for LeanHttp {
@@ -491,8 +494,65 @@ impl LeanHttp {
                 tls,
                 io,
                 idle: Mutex::new(None),
+                endpoint: Mutex::new(None),
             }),
         }
+    }
+
+    /// The origin and path of the SDK's last request through this client: where its
+    /// endpoint resolution sent it (`None` before its first request).
+    #[must_use]
+    pub fn endpoint(&self) -> Option<(Origin, String)> {
+        self.shared
+            .endpoint
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// One exchange on the client's kept-alive connection (the SDK's requests share it),
+    /// opening a new one within `connect` when there is none to `origin` or it was closed.
+    ///
+    /// # Errors
+    /// As [`Connection::open`] and [`Connection::exchange`].
+    pub fn exchange(
+        &self,
+        origin: &Origin,
+        connect: Duration,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
+    ) -> io::Result<Response> {
+        self.shared
+            .exchange(origin, connect, method, path, headers, body)
+    }
+}
+
+impl Shared {
+    fn exchange(
+        &self,
+        origin: &Origin,
+        connect: Duration,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
+    ) -> io::Result<Response> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let kept = idle
+            .take()
+            .filter(|c| c.origin == *origin)
+            .and_then(|mut c| c.reusable().then_some(c));
+        let mut connection = match kept {
+            Some(c) => c,
+            None => Connection::open(origin, self.tls.as_ref(), connect, Some(self.io))?,
+        };
+        let response = connection.exchange(method, path, headers, body)?;
+        if connection.keeps_alive() {
+            *idle = Some(connection);
+        }
+        Ok(response)
     }
 }
 
@@ -552,31 +612,30 @@ impl LeanConnector {
             })
             .map(|(name, value)| (name, value.as_bytes()))
             .collect();
-        let mut idle = self
-            .shared
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let kept = idle
-            .take()
-            .filter(|c| c.origin == origin)
-            .and_then(|mut c| c.reusable().then_some(c));
-        let mut connection = match kept {
-            Some(c) => c,
-            None => Connection::open(
-                &origin,
-                self.shared.tls.as_ref(),
-                self.connect,
-                Some(self.shared.io),
-            )
-            .map_err(io_error)?,
-        };
-        let response = connection
-            .exchange(request.method(), path, &headers, body)
-            .map_err(io_error)?;
-        if connection.keeps_alive() {
-            *idle = Some(connection);
+        {
+            let mut endpoint = self
+                .shared
+                .endpoint
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if endpoint
+                .as_ref()
+                .is_none_or(|(o, p)| *o != origin || p != path)
+            {
+                *endpoint = Some((origin.clone(), path.to_owned()));
+            }
         }
+        let response = self
+            .shared
+            .exchange(
+                &origin,
+                self.connect,
+                request.method(),
+                path,
+                &headers,
+                body,
+            )
+            .map_err(io_error)?;
         let status = StatusCode::try_from(response.status)
             .map_err(|e| ConnectorError::other(e.into(), None))?;
         let mut out = HttpResponse::new(status, SdkBody::from(response.body));

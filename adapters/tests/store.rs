@@ -2,10 +2,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use outdial_adapters::direct::DirectWrites;
 use outdial_adapters::memory::MemoryStore;
 use outdial_adapters::store::DynamoStore;
 use outdial_core::dispatch::Guard;
@@ -19,7 +21,7 @@ use outdial_core::retry::RetryPolicy;
 use outdial_core::sip::SipCode;
 use outdial_core::time::Timestamp;
 use outdial_local::dynamodb::shared_endpoint;
-use outdial_local::tables::{RequestCounter, counting_client, fresh_table};
+use outdial_local::tables::{RequestCounter, counting_client, fresh_table, sma_clients};
 
 /// An instant in 2030: items expire 90 days after creation, and DynamoDB Local does delete
 /// expired items, so tests write in the future.
@@ -31,6 +33,64 @@ async fn store() -> (DynamoStore, RequestCounter) {
     let table = fresh_table(&client, "store").await.expect("table");
     counter.reset();
     (DynamoStore::new(client, table, 4), counter)
+}
+
+/// The requests a store sent since the last look, through the SDK and, where it has them,
+/// its hand-signed event writes.
+struct Sent {
+    sdk: RequestCounter,
+    direct: Option<Arc<DirectWrites>>,
+    seen: u64,
+}
+
+impl Sent {
+    fn take(&mut self) -> u64 {
+        let direct = self.direct.as_ref().map_or(0, |d| d.requests());
+        let sdk = u64::try_from(self.sdk.take()).unwrap();
+        let since = direct - self.seen;
+        self.seen = direct;
+        sdk + since
+    }
+
+    /// Event writes sent directly since the store was made.
+    fn direct_since_start(&self) -> u64 {
+        self.direct.as_ref().map_or(0, |d| d.requests()) - self.seen
+    }
+}
+
+/// The store as the SMA function's binary builds it: event writes signed and sent directly
+/// (once its warming request has shown the SDK client's endpoint), everything else through
+/// the SDK.
+async fn direct_store() -> (DynamoStore, Sent) {
+    let endpoint = shared_endpoint().expect("DynamoDB Local");
+    let (client, counter, direct) = sma_clients(&endpoint);
+    let table = fresh_table(&client, "direct").await.expect("table");
+    let store = DynamoStore::new(client, table, 4).with_direct_writes(Arc::clone(&direct));
+    store.warm().await;
+    assert!(direct.ready());
+    counter.reset();
+    let seen = direct.requests();
+    (
+        store,
+        Sent {
+            sdk: counter,
+            direct: Some(direct),
+            seen,
+        },
+    )
+}
+
+/// [`store`] with its counter as a [`Sent`].
+async fn sdk_store() -> (DynamoStore, Sent) {
+    let (store, sdk) = store().await;
+    (
+        store,
+        Sent {
+            sdk,
+            direct: None,
+            seen: 0,
+        },
+    )
 }
 
 fn campaign(contacts: u64) -> Campaign {
@@ -271,9 +331,20 @@ async fn a_call_is_claimed_once() {
 #[tokio::test]
 async fn the_same_event_twice_and_an_older_event_after_a_newer_one_change_nothing_in_one_request_each()
  {
-    let (store, requests) = store().await;
-    let record = dialing_call(&store).await;
-    requests.reset();
+    let (store, sent) = sdk_store().await;
+    same_event_twice_and_older_after_newer(&store, sent).await;
+}
+
+#[tokio::test]
+async fn through_direct_writes_the_same_event_twice_and_an_older_one_change_nothing_in_one_request_each()
+ {
+    let (store, sent) = direct_store().await;
+    same_event_twice_and_older_after_newer(&store, sent).await;
+}
+
+async fn same_event_twice_and_older_after_newer(store: &DynamoStore, mut requests: Sent) {
+    let record = dialing_call(store).await;
+    requests.take();
 
     let placed = write_for(
         &record,
@@ -305,7 +376,7 @@ async fn the_same_event_twice_and_an_older_event_after_a_newer_one_change_nothin
         }
     );
     assert_eq!(store.call(&record.id).await.unwrap(), *after_answered);
-    requests.reset();
+    requests.take();
 
     // RINGING (2) arriving after CALL_ANSWERED (3): stale, no change.
     let late = write_for(
@@ -322,15 +393,25 @@ async fn the_same_event_twice_and_an_older_event_after_a_newer_one_change_nothin
 
 #[tokio::test]
 async fn a_record_changed_by_someone_else_is_returned_as_a_mismatch() {
-    let (store, requests) = store().await;
-    let record = dialing_call(&store).await;
+    let (store, sent) = sdk_store().await;
+    record_changed_by_someone_else(&store, sent).await;
+}
+
+#[tokio::test]
+async fn through_direct_writes_a_record_changed_by_someone_else_is_a_mismatch() {
+    let (store, sent) = direct_store().await;
+    record_changed_by_someone_else(&store, sent).await;
+}
+
+async fn record_changed_by_someone_else(store: &DynamoStore, mut requests: Sent) {
+    let record = dialing_call(store).await;
     let mut write = write_for(&record, 1, CallEvent::Placed, "{}");
     write.expected = Expected {
         statuses: vec![CallStatus::Ringing, CallStatus::Answered],
         answered: false,
         end_request: None,
     };
-    requests.reset();
+    requests.take();
     let out = store.apply_event(&write).await.unwrap();
     assert_eq!(requests.take(), 1);
     match out {
@@ -341,8 +422,23 @@ async fn a_record_changed_by_someone_else_is_returned_as_a_mismatch() {
 
 #[tokio::test]
 async fn a_busy_hangup_queues_the_next_attempt_and_a_repeat_of_it_is_a_duplicate() {
-    let (store, _) = store().await;
-    let record = dialing_call(&store).await;
+    let (store, _) = sdk_store().await;
+    busy_hangup_queues_the_next_attempt(&store).await;
+}
+
+#[tokio::test]
+async fn through_direct_writes_a_busy_hangup_queues_the_next_attempt() {
+    let (store, sent) = direct_store().await;
+    busy_hangup_queues_the_next_attempt(&store).await;
+    assert_eq!(
+        sent.direct_since_start(),
+        4,
+        "its four event writes went direct"
+    );
+}
+
+async fn busy_hangup_queues_the_next_attempt(store: &DynamoStore) {
+    let record = dialing_call(store).await;
     let Applied::Written(placed) = store
         .apply_event(&write_for(&record, 1, CallEvent::Placed, "{}"))
         .await
@@ -365,7 +461,7 @@ async fn a_busy_hangup_queues_the_next_attempt_and_a_repeat_of_it_is_a_duplicate
     assert_eq!(waiting.status, CallStatus::RetryWait);
     assert_eq!(waiting.attempt.get(), 2);
     assert_eq!(waiting.due_at, Some(T0.plus(Duration::from_secs(300))));
-    let due = all_due(&store, T0.plus(Duration::from_secs(300)), 10).await;
+    let due = all_due(store, T0.plus(Duration::from_secs(300)), 10).await;
     assert!(
         due_calls(&due)
             .iter()
@@ -376,7 +472,7 @@ async fn a_busy_hangup_queues_the_next_attempt_and_a_repeat_of_it_is_a_duplicate
         Applied::Duplicate { .. }
     ));
     // The retry is claimed as attempt 2, and attempt 1's late events are stale.
-    let claimed = claim(&store, &record.id, T0).await.unwrap();
+    let claimed = claim(store, &record.id, T0).await.unwrap();
     assert_eq!(claimed.attempt, waiting.attempt);
     assert_eq!(claimed.status, CallStatus::Dialing);
     let late = write_for(&placed, 5, CallEvent::Answered, "{}");
@@ -388,8 +484,18 @@ async fn a_busy_hangup_queues_the_next_attempt_and_a_repeat_of_it_is_a_duplicate
 
 #[tokio::test]
 async fn events_for_unknown_calls_are_not_found() {
-    let (store, _) = store().await;
-    let record = dialing_call(&store).await;
+    let (store, _) = sdk_store().await;
+    unknown_calls_are_not_found(&store).await;
+}
+
+#[tokio::test]
+async fn through_direct_writes_events_for_unknown_calls_are_not_found() {
+    let (store, _) = direct_store().await;
+    unknown_calls_are_not_found(&store).await;
+}
+
+async fn unknown_calls_are_not_found(store: &DynamoStore) {
+    let record = dialing_call(store).await;
     let mut write = write_for(&record, 1, CallEvent::Placed, "{}");
     write.call_id = CallId::random();
     assert!(matches!(

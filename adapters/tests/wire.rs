@@ -4,8 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod scripted;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -13,70 +15,10 @@ use std::time::Duration;
 use outdial_adapters::lambda::{RuntimeApi as Client, serve};
 use outdial_adapters::wire::{Connection, Origin};
 use outdial_local::runtime_api::{Answer, RuntimeApi};
+use scripted::server;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(5);
-
-/// Reads one request (head and `content-length` body) from `reader`; its request line and
-/// body, or `None` at the end of the connection.
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(String, Vec<u8>)> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut length = 0;
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).ok()?;
-        if header == "\r\n" {
-            break;
-        }
-        if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().ok()?;
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some((line.trim_end().to_owned(), body))
-}
-
-/// A server that answers each request on each connection with the next of `answers`, and
-/// reports each request line with the number of the connection it came on.
-fn server(answers: Vec<&'static [u8]>) -> (Origin, mpsc::Receiver<(usize, String)>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut answers = answers.into_iter();
-        for (n, stream) in listener.incoming().enumerate() {
-            let Ok(stream) = stream else { return };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut writer = stream;
-            while let Some((line, _)) = read_request(&mut reader) {
-                let _ = tx.send((n + 1, line));
-                let Some(answer) = answers.next() else { return };
-                writer.write_all(answer).unwrap();
-                let has = |what: &[u8]| {
-                    answer
-                        .windows(what.len())
-                        .any(|w| w.eq_ignore_ascii_case(what))
-                };
-                // Closing, or a body without length or chunks that runs to the end.
-                if has(b"connection: close") || !(has(b"content-length") || has(b"chunked")) {
-                    break;
-                }
-            }
-        }
-    });
-    (
-        Origin {
-            tls: false,
-            host: "127.0.0.1".into(),
-            port,
-        },
-        rx,
-    )
-}
 
 fn open(origin: &Origin) -> Connection {
     Connection::open(origin, None, WAIT, Some(WAIT)).unwrap()
@@ -112,7 +54,7 @@ fn urls_split_into_origin_and_path() {
 
 #[test]
 fn a_kept_alive_connection_carries_length_and_chunked_answers() {
-    let (origin, requests) = server(vec![
+    let (origin, requests) = server::<&[u8]>(vec![
         b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Thing: a\r\n\r\nhello",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n4;ext=1\r\ndefg\r\n0\r\nTrailer: x\r\n\r\n",
         b"HTTP/1.1 204 No Content\r\n\r\n",
@@ -130,7 +72,10 @@ fn a_kept_alive_connection_carries_length_and_chunked_answers() {
     assert_eq!((r.status, r.body.as_slice()), (200, &b"abcdefg"[..]));
     let r = c.exchange("GET", "/three", &[], b"").unwrap();
     assert_eq!((r.status, r.body.len()), (204, 0));
-    let seen: Vec<(usize, String)> = requests.try_iter().collect();
+    let seen: Vec<(usize, String)> = requests
+        .try_iter()
+        .map(|seen| (seen.connection, seen.line))
+        .collect();
     assert_eq!(
         seen,
         vec![
@@ -144,7 +89,7 @@ fn a_kept_alive_connection_carries_length_and_chunked_answers() {
 
 #[test]
 fn a_closed_or_closing_connection_is_not_reused() {
-    let (origin, _) = server(vec![
+    let (origin, _) = server::<&[u8]>(vec![
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
         b"HTTP/1.1 200 OK\r\n\r\nto the end",
     ]);

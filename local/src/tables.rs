@@ -7,8 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
 use outdial_adapters::config::Deadline;
+use outdial_adapters::direct::DirectWrites;
 use outdial_adapters::table::TableDef;
+use outdial_adapters::wire::LeanHttp;
 use outdial_core::messages::Function;
 
 /// A DynamoDB client for a local endpoint. DynamoDB Local accepts any credentials; with
@@ -36,6 +39,31 @@ pub fn function_client(endpoint: &str, function: Function) -> (Client, RequestCo
     let config = crate::local_config!(aws_sdk_dynamodb, endpoint, deadline);
     let client = Client::from_conf(config.interceptor(counter.clone()).build());
     (client, counter)
+}
+
+/// The SMA function's DynamoDB client as its binary builds it, for a local endpoint: the SDK
+/// over one kept-alive connection ([`LeanHttp`]) with the hot path's deadline and a counter
+/// of the requests the SDK sends, and the hand-signed event writes beside it
+/// ([`DirectWrites`], which count their own).
+#[must_use]
+pub fn sma_clients(endpoint: &str) -> (Client, RequestCounter, Arc<DirectWrites>) {
+    let deadline = Deadline::HotPath;
+    let counter = RequestCounter::default();
+    let http = LeanHttp::new(None, deadline.attempt());
+    let config = crate::local_config!(aws_sdk_dynamodb, endpoint, deadline)
+        .http_client(http.clone())
+        .interceptor(counter.clone())
+        .build();
+    // The credentials `local_config!` gives the SDK client.
+    let provider = SharedCredentialsProvider::new(Credentials::new(
+        "local",
+        "local",
+        None,
+        None,
+        "outdial-local",
+    ));
+    let direct = DirectWrites::new(http, crate::LOCAL_REGION, provider, deadline);
+    (Client::from_conf(config), counter, Arc::new(direct))
 }
 
 fn config(endpoint: &str) -> aws_sdk_dynamodb::config::Builder {

@@ -24,6 +24,7 @@ use super::{CallItems, DynamoStore, sets_status};
 use crate::condition::{Condition, Guarded};
 use crate::counters::add_to_counter;
 use crate::ddb::{self, Cancelled, build_err, failed_on_condition, map_err, refused_item};
+use crate::direct::{self, Updated};
 use crate::item::{
     self, BY_TRANSACTION, CALL_SK, CAMPAIGN_SK, EXPIRES_AT, Item, ORPHAN_RETENTION_SECS, Reader,
     call_from_item, call_pk, campaign_from_item, campaign_item, campaign_pk, due_key, end_req, key,
@@ -206,6 +207,22 @@ impl DynamoStore {
         let e = condition.guarding(&[("#status", "status"), ("#attempt", "attempt")], values);
         if let Some(entry) = &w.opt_out {
             return self.apply_with_opt_out(w, e, &update, entry).await;
+        }
+        if let Some(direct) = self.direct.as_ref().filter(|d| d.ready()) {
+            let key = key(call_pk(&w.call_id), CALL_SK);
+            let update = direct::Update {
+                table: &self.table,
+                key: &key,
+                expression: &update,
+                guard: &e,
+            };
+            let old = match direct.update_item(&update).await? {
+                Updated::Written(item) => {
+                    return Ok(Applied::Written(Box::new(call_from_item(&item)?)));
+                }
+                Updated::Refused(old) => old.ok_or(StoreError::NotFound)?,
+            };
+            return Ok(w.refused_over(call_from_item(&old)?));
         }
         let out = self
             .client

@@ -16,6 +16,8 @@
 mod calls;
 mod dispatch;
 
+use std::sync::Arc;
+
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use outdial_core::dispatch::Guard;
@@ -28,6 +30,7 @@ use outdial_core::time::Timestamp;
 
 use crate::condition::{Condition, Guarded};
 use crate::ddb::{self, map_err, refusal};
+use crate::direct::DirectWrites;
 use crate::item::{
     BY_CAMPAIGN, CALL_SK, Item, REASON, call_from_item, call_pk, key, n, new_call_item, s,
     status_call,
@@ -42,6 +45,8 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     shards: u32,
+    /// The SMA event's write without the SDK's pipeline, where the function set it up.
+    direct: Option<Arc<DirectWrites>>,
 }
 
 impl DynamoStore {
@@ -52,7 +57,17 @@ impl DynamoStore {
             client,
             table: table.into(),
             shards: shards.max(1),
+            direct: None,
         }
+    }
+
+    /// The same store, sending each SMA event's write through `direct` (once the SDK client
+    /// has made its first request; see [`crate::direct`]). The SMA function's binary does
+    /// this; everything else goes through the SDK client as before.
+    #[must_use]
+    pub fn with_direct_writes(mut self, direct: Arc<DirectWrites>) -> Self {
+        self.direct = Some(direct);
+        self
     }
 
     /// Opens the connection to DynamoDB before the first real request needs it (a Lambda

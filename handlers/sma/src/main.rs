@@ -6,13 +6,15 @@
 //! whose HTTP is one kept-alive blocking connection (`outdial_adapters::wire`). Against the
 //! SDK's pooled client, the Rust Lambda runtime and a multi-threaded tokio, that cut the CPU
 //! time per event by about two thirds (`outdial bench cpu`, docs/scale.md), which a 128 MB
-//! function, with a fourteenth of a vCPU, feels directly in its latency.
+//! function, with a fourteenth of a vCPU, feels directly in its latency. The event's one
+//! write then skips the SDK's request pipeline too (`outdial_adapters::direct`).
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use outdial_adapters::clock::SystemClock;
 use outdial_adapters::config::{Config, Deadline, aws_config};
+use outdial_adapters::direct::DirectWrites;
 use outdial_adapters::lambda::{RuntimeApi, serve};
 use outdial_adapters::store::DynamoStore;
 use outdial_adapters::wire::{LeanHttp, tls_config};
@@ -52,10 +54,15 @@ async fn init() -> anyhow::Result<Arc<SmaHandler<DynamoStore>>> {
     );
     let client = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&sdk)
-            .http_client(http)
+            .http_client(http.clone())
             .build(),
     );
-    let store = DynamoStore::new(client, &config.table, config.shards);
+    let mut store = DynamoStore::new(client, &config.table, config.shards);
+    // Each event's write is signed and sent directly, on the SDK client's connection, once
+    // the warming request below has shown where that client's requests go.
+    if let Some(direct) = DirectWrites::from_sdk(http, &sdk, deadline) {
+        store = store.with_direct_writes(Arc::new(direct));
+    }
     store.warm().await;
     Ok(Arc::new(SmaHandler::new(
         store,
