@@ -21,11 +21,12 @@
 //!   retried after a short jittered pause; a refusal on the condition is an answer, handed
 //!   back with the item as it was (`ALL_OLD`).
 //!
-//! What it does not do: the SDK's clock-skew correction, and request compression or
-//! checksums, which `UpdateItem` does not use.
+//! What it does not do: the SDK's clock-skew correction; request compression, which
+//! `UpdateItem` does not use; and the check of the answer's `x-amz-crc32`, which TLS's own
+//! integrity check makes redundant on the wire.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_credential_types::Credentials;
@@ -95,7 +96,7 @@ pub struct DirectWrites {
     http: LeanHttp,
     region: String,
     provider: SharedCredentialsProvider,
-    credentials: Mutex<Option<Credentials>>,
+    credentials: Mutex<Option<Arc<Credentials>>>,
     /// The SigV4 signing key of the day, kept until the date or the key id changes.
     signing_key: Mutex<Option<SigningKey>>,
     connect: Duration,
@@ -244,7 +245,7 @@ impl DirectWrites {
 
     /// The credentials to sign with: the kept ones while they are good for five more
     /// minutes, else new ones from the provider.
-    async fn credentials(&self) -> Result<Credentials, StoreError> {
+    async fn credentials(&self) -> Result<Arc<Credentials>, StoreError> {
         let good = |c: &Credentials| {
             c.expiry()
                 .is_none_or(|at| SystemTime::now() + RENEW_BEFORE < at)
@@ -255,18 +256,19 @@ impl DirectWrites {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             if let Some(c) = kept.as_ref().filter(|c| good(c)) {
-                return Ok(c.clone());
+                return Ok(Arc::clone(c));
             }
         }
-        let fresh = self
-            .provider
-            .provide_credentials()
-            .await
-            .map_err(|e| StoreError::Other(Box::new(e)))?;
+        let fresh = Arc::new(
+            self.provider
+                .provide_credentials()
+                .await
+                .map_err(|e| StoreError::Other(Box::new(e)))?,
+        );
         *self
             .credentials
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(fresh.clone());
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&fresh));
         Ok(fresh)
     }
 }

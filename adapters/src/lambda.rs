@@ -7,7 +7,7 @@
 //! pooled hyper client and the threads between them: about 0.1 ms of CPU per event less on
 //! this loop alone, which a 128 MB function (a fourteenth of a vCPU) feels as over a
 //! millisecond. Each invocation runs in the same `Lambda runtime invoke` span (`requestId`,
-//! `xrayTraceId`) as there, so the JSON log lines keep their shape.
+//! `xrayTraceId`) as there, so every log line names its invocation.
 //!
 //! The protocol: <https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html>.
 

@@ -7,13 +7,16 @@
 //! CPU per request on this work against DynamoDB Local, six times what a blocking exchange on
 //! one socket costs, and CPU is what a 128 MB Lambda has least of. [`LeanHttp`] plugs into
 //! the SDK as its HTTP client, so signing, retries and (de)serialisation stay the SDK's; the
-//! Lambda Runtime API loop in [`crate::lambda`] uses [`Connection`] too.
+//! Lambda Runtime API loop in [`crate::lambda`] uses [`Connection`] too, and the SMA's event
+//! write ([`crate::direct`]) goes over the SDK client's own connection with
+//! [`LeanHttp::exchange`].
 //!
 //! Blocking is sound there because nothing else runs beside the one request: the function's
 //! runtime is single-threaded and idle while it waits. The SDK's timeouts cannot interrupt a
 //! blocking call, so every connect, write and read has a socket timeout of its own.
 
 use std::io::{self, Read, Write};
+use std::mem::MaybeUninit;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -26,6 +29,7 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
+use socket2::SockRef;
 
 /// The most response headers read.
 const MAX_HEADERS: usize = 64;
@@ -248,18 +252,27 @@ impl Connection {
         if self.closing || !self.buffer.is_empty() {
             return false;
         }
-        if self.stream.tcp().set_nonblocking(true).is_err() {
+        // One peek that does not wait: nothing to read is the usual answer, and needs
+        // nothing more.
+        let mut byte = [MaybeUninit::<u8>::uninit(); 1];
+        match SockRef::from(self.stream.tcp())
+            .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+        {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+            Ok(_) => {}
+        }
+        // Something is there: the end of the connection, data nobody asked for, or (on TLS)
+        // a record that carries no data, such as a session ticket, which is taken in.
+        let Stream::Tls(tls) = &mut self.stream else {
+            return false;
+        };
+        if tls.sock.set_nonblocking(true).is_err() {
             return false;
         }
-        let idle = match &mut self.stream {
-            Stream::Plain(tcp) => {
-                matches!(tcp.peek(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-            }
-            Stream::Tls(tls) => {
-                matches!(tls.read(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-            }
-        };
-        self.stream.tcp().set_nonblocking(false).is_ok() && idle
+        let idle =
+            matches!(tls.read(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+        tls.sock.set_nonblocking(false).is_ok() && idle
     }
 
     /// Whether the server left the connection open after its last answer.

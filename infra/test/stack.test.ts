@@ -144,7 +144,7 @@ describe('the functions', () => {
     }
     assert.equal(fns.timers.Properties.ReservedConcurrentExecutions, file.timers.reservedConcurrency);
     assert.deepEqual(Object.fromEntries(Object.entries(file).map(([n, f]: [string, any]) => [n, [f.memoryMb, f.timeoutSeconds]])),
-      { sma: [512, 3], timers: [512, 70], api: [1024, 29], stream: [128, 30] });
+      { sma: [256, 3], timers: [512, 70], api: [1024, 29], stream: [128, 30] });
   });
 
   test('infra/functions.json is checked: the four functions, whole numbers in Lambda\'s ranges, a reason each', () => {

@@ -29,7 +29,7 @@ use outdial_core::contract::{
 };
 use outdial_core::ids::{CampaignId, E164, Sequence, TransactionId};
 use outdial_core::lifecycle::{Step, expected, transition};
-use outdial_core::messages::{self, CallAttributes};
+use outdial_core::messages::{self, CallAttributes, MessageError};
 use outdial_core::policy::{DncEntry, DncSource};
 use outdial_core::ports::{Applied, EventWrite, SmaStore, StoreError};
 use outdial_core::record::Campaign;
@@ -189,18 +189,26 @@ impl<S: SmaStore> SmaHandler<S> {
                 return to_json(&Response::empty(version));
             }
         };
+        // The call's id goes into the span as it is made when the event names it (recording
+        // it later costs the JSON log format a second formatting of the span's fields).
+        let facts = CallAttributes::from_event(&event);
         let span = info_span!(
             "sma_event",
             event_type = event.event_type.as_str(),
             seq = event.sequence,
             transaction = %event.call_details.transaction_id,
-            call_id = tracing::field::Empty,
+            call_id = facts.as_ref().ok().map(|f| f.call_id.as_str()),
         );
-        self.answer(&event, &payload).instrument(span).await
+        self.answer(&event, &payload, facts).instrument(span).await
     }
 
-    async fn answer(&self, event: &Event, payload: &Value) -> Value {
-        match self.decide(event, payload).await {
+    async fn answer(
+        &self,
+        event: &Event,
+        payload: &Value,
+        facts: Result<CallAttributes, MessageError>,
+    ) -> Value {
+        match self.decide(event, payload, facts).await {
             Answer::Fresh(response) => to_json(&response),
             // Exactly what was stored (JSON object keys serialize in one canonical order), so
             // a repeated event gets the same bytes.
@@ -213,23 +221,30 @@ impl<S: SmaStore> SmaHandler<S> {
 
     /// Decides the answer to `event` and records it: a fresh answer, or the stored answer of
     /// the event's first delivery.
-    async fn decide(&self, event: &Event, payload: &Value) -> Answer {
+    async fn decide(
+        &self,
+        event: &Event,
+        payload: &Value,
+        facts: Result<CallAttributes, MessageError>,
+    ) -> Answer {
         let budget = Budget::new();
         if event.event_type == EventType::NewInboundCall {
             info!("call-back to a campaign number answered with the inbound message");
             return Answer::Fresh(respond::inbound(event, &self.settings.inbound_message));
         }
-        let facts = match CallAttributes::from_event(event) {
+        let facts = match facts {
             Ok(facts) => facts,
             Err(reason) => match self.found_by_transaction(event, &budget).await {
-                Some(facts) => facts,
+                Some(facts) => {
+                    tracing::Span::current().record("call_id", facts.call_id.as_str());
+                    facts
+                }
                 None => {
                     let reason = reason.to_string();
                     return Answer::Fresh(self.orphan(event, payload, &reason, &budget).await);
                 }
             },
         };
-        tracing::Span::current().record("call_id", facts.call_id.as_str());
         let seq = Sequence::new(event.sequence);
         let call_event = messages::call_event(event);
         let now = self.clock.now();

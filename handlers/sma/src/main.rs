@@ -9,6 +9,8 @@
 //! function, with a fourteenth of a vCPU, feels directly in its latency. The event's one
 //! write then skips the SDK's request pipeline too (`outdial_adapters::direct`).
 
+mod logging;
+
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -22,7 +24,7 @@ use outdial_core::messages::Function;
 use outdial_sma::{Settings, SmaHandler};
 
 fn main() -> anyhow::Result<()> {
-    lambda_runtime::tracing::init_default_subscriber();
+    logging::init();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
