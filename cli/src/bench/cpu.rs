@@ -53,6 +53,8 @@ const USD_PER_REQUEST: f64 = 0.000_000_2;
 const IN_FLIGHT: usize = 10;
 /// Unmeasured calls before each run's measurement.
 const WARM_UP_CALLS: u32 = 30;
+/// Measured calls of the run whose log is read.
+const LOG_CALLS: u32 = 100;
 
 /// A pause, a message, a menu whose digit 1 leads to a goodbye: the events a reminder call
 /// brings (new call, ringing, answered, the menu's result, the goodbye's, the hang-up).
@@ -88,6 +90,34 @@ pub struct Run {
     pub peak_rss_mib: f64,
 }
 
+/// What the function writes to its log (stdout, which Lambda sends to CloudWatch Logs) per
+/// event, over one process's whole life: its start-up lines, a warm-up and a run of calls.
+/// Lambda's own lines (`START`, `END`, `REPORT`) are not in it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogVolume {
+    pub events: u64,
+    pub lines_per_event: f64,
+    pub bytes_per_event: f64,
+}
+
+impl LogVolume {
+    #[allow(clippy::cast_precision_loss)]
+    fn of(events: u64, lines: u64, bytes: u64) -> Self {
+        let per_event = |n: u64| {
+            if events == 0 {
+                0.0
+            } else {
+                round(n as f64 / events as f64)
+            }
+        };
+        Self {
+            events,
+            lines_per_event: per_event(lines),
+            bytes_per_event: per_event(bytes),
+        }
+    }
+}
+
 /// What `outdial bench cpu` prints.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CpuBench {
@@ -103,6 +133,9 @@ pub struct CpuBench {
     pub at_memory: Vec<Run>,
     /// Why `at_memory` is empty.
     pub at_memory_skipped: Option<String>,
+    /// The log the function writes, from a separate run whose output is read (the measured
+    /// runs write to `/dev/null`, so reading it costs them nothing).
+    pub logs: LogVolume,
 }
 
 /// Runs the benchmark on the binary `bin` (default: `outdial-sma` beside this executable).
@@ -147,7 +180,7 @@ pub async fn cpu(calls: u32, bin: Option<PathBuf>, log_level: &str) -> anyhow::R
         log_level,
     };
 
-    let unlimited = bench.run(calls, None).await?;
+    let (unlimited, _) = bench.run(calls, None, false).await?;
     let (mut at_memory, mut at_memory_skipped) = (Vec::new(), None);
     for mb in MEMORY_SIZES_MB {
         let group = match CpuGroup::create(mb) {
@@ -158,8 +191,9 @@ pub async fn cpu(calls: u32, bin: Option<PathBuf>, log_level: &str) -> anyhow::R
                 break;
             }
         };
-        at_memory.push(bench.run(calls, Some(&group)).await?);
+        at_memory.push(bench.run(calls, Some(&group), false).await?.0);
     }
+    let (_, logs) = bench.run(LOG_CALLS, None, true).await?;
     Ok(CpuBench {
         binary: bench.bin.display().to_string(),
         log_level: bench.log_level.clone(),
@@ -168,6 +202,7 @@ pub async fn cpu(calls: u32, bin: Option<PathBuf>, log_level: &str) -> anyhow::R
         unlimited,
         at_memory,
         at_memory_skipped,
+        logs: logs.context("the log run read no output")?,
     })
 }
 
@@ -181,7 +216,13 @@ struct Bench {
 
 impl Bench {
     /// One process: a warm-up, then `calls` measured calls.
-    async fn run(&self, calls: u32, group: Option<&CpuGroup>) -> anyhow::Result<Run> {
+    /// With `read_logs`, the process's output is read and counted instead of discarded.
+    async fn run(
+        &self,
+        calls: u32,
+        group: Option<&CpuGroup>,
+        read_logs: bool,
+    ) -> anyhow::Result<(Run, Option<LogVolume>)> {
         let api = Arc::new(RuntimeApi::start().await?);
         let mut child = tokio::process::Command::new(&self.bin)
             .env_clear()
@@ -203,12 +244,20 @@ impl Bench {
             .env("AWS_ENDPOINT_URL_DYNAMODB", &self.endpoint)
             .env("OUTDIAL_TABLE_NAME", &self.table)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(if read_logs {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("{} did not start", self.bin.display()))?;
         let pid = child.id().context("the SMA process ended at once")?;
+        let reader = child
+            .stdout
+            .take()
+            .map(|out| tokio::spawn(count_lines(out)));
         if let Some(group) = group {
             group.admit(pid)?;
         }
@@ -236,7 +285,7 @@ impl Bench {
 
         self.calls(&sim, &dialer, &invoker, WARM_UP_CALLS).await?;
         let before = cpu_ticks(pid)?;
-        invoker.durations.lock().await.clear();
+        let warm_up_events = std::mem::take(&mut *invoker.durations.lock().await).len() as u64;
         let began = Instant::now();
         self.calls(&sim, &dialer, &invoker, calls).await?;
         let seconds = began.elapsed().as_secs_f64();
@@ -248,13 +297,23 @@ impl Bench {
         if let Some(error) = invoker.failure.lock().await.take() {
             bail!("the SMA process failed an event: {error}");
         }
-        Ok(summarize(
+        // The process has ended, so its output is read to the end.
+        let logs = match reader {
+            Some(reader) => {
+                let (lines, bytes) = reader.await??;
+                let events = warm_up_events + durations.len() as u64;
+                Some(LogVolume::of(events, lines, bytes))
+            }
+            None => None,
+        };
+        let run = summarize(
             group.map(|g| g.memory_mb),
             &durations,
             after.since(before),
             seconds,
             peak_rss_mib,
-        ))
+        );
+        Ok((run, logs))
     }
 
     /// Places `calls` new calls, at most [`IN_FLIGHT`] at a time, and waits for them to end.
@@ -401,6 +460,21 @@ fn peak_rss_mib(pid: u32) -> anyhow::Result<f64> {
     let kib = crate::bench::export::status_kib(&status, "VmHWM").context("no VmHWM")?;
     #[allow(clippy::cast_precision_loss)]
     Ok(round(kib as f64 / 1024.0))
+}
+
+/// Reads `out` to its end: the lines and bytes in it.
+async fn count_lines(mut out: impl tokio::io::AsyncRead + Unpin) -> std::io::Result<(u64, u64)> {
+    use tokio::io::AsyncReadExt;
+    let (mut lines, mut bytes) = (0u64, 0u64);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = out.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok((lines, bytes));
+        }
+        bytes += n as u64;
+        lines += chunk[..n].iter().filter(|b| **b == b'\n').count() as u64;
+    }
 }
 
 /// The kernel's clock ticks a second (`CLK_TCK`): 100 on every Linux that Lambda runs.
@@ -564,12 +638,31 @@ pub fn text(b: &CpuBench) -> String {
     if let Some(why) = &b.at_memory_skipped {
         out.push_str(&format!("memory sizes not emulated: {why}\n"));
     }
+    out.push_str(&format!(
+        "log: {:.2} lines, {:.0} bytes per event ({} events)\n",
+        b.logs.lines_per_event, b.logs.bytes_per_event, b.logs.events
+    ));
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_log_is_counted_to_its_end_in_lines_and_bytes() {
+        let text: &[u8] = b"{\"level\":\"INFO\"}\n{\"level\":\"WARN\"}\nno end";
+        assert_eq!(count_lines(text).await.unwrap(), (2, 40));
+        assert_eq!(
+            LogVolume::of(4, 2, 40),
+            LogVolume {
+                events: 4,
+                lines_per_event: 0.5,
+                bytes_per_event: 10.0
+            }
+        );
+        assert_eq!(LogVolume::of(0, 3, 9).bytes_per_event, 0.0);
+    }
 
     #[test]
     fn cpu_times_are_read_after_a_command_name_with_spaces_and_parentheses() {
