@@ -61,7 +61,8 @@ const THROTTLED: [&str; 4] = [
     "TransactionConflictException",
 ];
 
-/// One conditional `UpdateItem` that returns the new item, or the old one when refused.
+/// One conditional `UpdateItem` that returns the new item (or nothing), or the old one when
+/// refused.
 #[derive(Debug, Clone, Copy)]
 pub struct Update<'a> {
     pub table: &'a str,
@@ -70,12 +71,15 @@ pub struct Update<'a> {
     pub expression: &'a str,
     /// The condition and the placeholders of both expressions.
     pub guard: &'a Expressions,
+    /// Whether a write hands back the item as it is now (`ALL_NEW`) or nothing (`NONE`).
+    pub new_image: bool,
 }
 
 /// What an [`Update`] came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Updated {
-    /// Written: the item as it is now (`ALL_NEW`).
+    /// Written: the item as it is now (`ALL_NEW`), or an empty item when the update asked
+    /// for none.
     Written(Item),
     /// Refused on its condition: the item as it was (`ALL_OLD`), `None` when there is none.
     Refused(Option<Item>),
@@ -501,9 +505,11 @@ pub fn update_body(update: &Update<'_>) -> Result<Vec<u8>, StoreError> {
         out.extend_from_slice(b",\"ExpressionAttributeValues\":");
         item(&mut out, values)?;
     }
-    out.extend_from_slice(
-        b",\"ReturnValues\":\"ALL_NEW\",\"ReturnValuesOnConditionCheckFailure\":\"ALL_OLD\"}",
-    );
+    out.extend_from_slice(if update.new_image {
+        b",\"ReturnValues\":\"ALL_NEW\",\"ReturnValuesOnConditionCheckFailure\":\"ALL_OLD\"}"
+    } else {
+        b",\"ReturnValues\":\"NONE\",\"ReturnValuesOnConditionCheckFailure\":\"ALL_OLD\"}"
+    });
     Ok(out)
 }
 
@@ -826,6 +832,7 @@ mod tests {
             key: &key,
             expression: "SET #status = :seq",
             guard: &guard,
+            new_image: true,
         })
         .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -851,11 +858,14 @@ mod tests {
                 names: None,
                 values: Some(HashMap::new()),
             },
+            new_image: false,
         })
         .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&bare).unwrap();
         assert!(v.get("ConditionExpression").is_none());
         assert!(v.get("ExpressionAttributeValues").is_none());
+        assert_eq!(v["ReturnValues"], "NONE");
+        assert_eq!(v["ReturnValuesOnConditionCheckFailure"], "ALL_OLD");
     }
 
     fn response(status: u16, body: &str) -> Response {

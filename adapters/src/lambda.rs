@@ -188,6 +188,28 @@ where
     H: Fn(Value) -> F,
     F: Future<Output = Value>,
 {
+    serve_json(runtime, api, |body| {
+        let event = serde_json::from_slice::<Value>(&body);
+        let handler = &handler;
+        async move { serde_json::to_vec(&handler(event?).await) }
+    })
+}
+
+/// [`serve`] for a handler that reads the event's JSON text itself and answers with JSON
+/// text, which is posted as it is. The handler's error says the event is not JSON: it is
+/// reported as the invocation's error (`Runtime.UnmarshalError`).
+///
+/// # Errors
+/// As [`serve`].
+pub fn serve_json<H, F>(
+    runtime: &tokio::runtime::Runtime,
+    api: &mut RuntimeApi,
+    handler: H,
+) -> anyhow::Result<()>
+where
+    H: Fn(Vec<u8>) -> F,
+    F: Future<Output = Result<Vec<u8>, serde_json::Error>>,
+{
     loop {
         let invocation = api.next_event().context("the Runtime API's next event")?;
         let span = tracing::info_span!(
@@ -195,9 +217,16 @@ where
             requestId = invocation.request_id.as_str(),
             xrayTraceId = invocation.trace_id.as_deref().unwrap_or_default(),
         );
-        let event: Value = match serde_json::from_slice(&invocation.body) {
-            Ok(event) => event,
-            Err(e) => {
+        let body = invocation.body;
+        let answered = catch_unwind(AssertUnwindSafe(|| {
+            runtime.block_on(handler(body).instrument(span.clone()))
+        }));
+        match answered {
+            Ok(Ok(answer)) => {
+                api.respond(&invocation.request_id, &answer)
+                    .context("posting the answer")?;
+            }
+            Ok(Err(e)) => {
                 span.in_scope(|| tracing::error!(error = %e, "the event is not JSON"));
                 api.fail(
                     &invocation.request_id,
@@ -205,17 +234,6 @@ where
                     &format!("the event is not JSON: {e}"),
                 )
                 .context("reporting an unreadable event")?;
-                continue;
-            }
-        };
-        let answered = catch_unwind(AssertUnwindSafe(|| {
-            runtime.block_on(handler(event).instrument(span.clone()))
-        }));
-        match answered {
-            Ok(answer) => {
-                let body = serde_json::to_vec(&answer).context("the answer does not serialise")?;
-                api.respond(&invocation.request_id, &body)
-                    .context("posting the answer")?;
             }
             Err(panic) => {
                 let message = panic

@@ -129,6 +129,7 @@ async fn every_kind_of_value_is_written_and_read_back_exactly() {
             key: &k,
             expression: &expression,
             guard: &guard,
+            new_image: true,
         })
         .await
         .unwrap()
@@ -194,10 +195,25 @@ async fn a_refusal_hands_back_the_old_item_or_none_and_a_missing_table_is_not_re
         key,
         expression: "SET #v = :next",
         guard,
+        new_image: true,
     };
     assert!(matches!(
         direct.update_item(&update(&table, &guarded, &unless_second)).await.unwrap(),
         Updated::Written(item) if item["v"] == s("second")
+    ));
+    // Asked for no new image, a write hands back nothing; a refusal still the old item.
+    let quiet = |key| Update {
+        new_image: false,
+        ..update(&table, key, &unless_second)
+    };
+    let other = key("QUIET");
+    assert_eq!(
+        direct.update_item(&quiet(&other)).await.unwrap(),
+        Updated::Written(HashMap::new())
+    );
+    assert!(matches!(
+        direct.update_item(&quiet(&other)).await.unwrap(),
+        Updated::Refused(Some(item)) if item["v"] == s("second")
     ));
     let before = direct.requests();
     // Now `v` is "second", so the same condition fails: the item as it is comes back.
@@ -277,6 +293,7 @@ async fn send(direct: &DirectWrites) -> Result<Updated, StoreError> {
             key: &k,
             expression: "SET #v = :v",
             guard: &guard,
+            new_image: true,
         })
         .await
 }

@@ -389,6 +389,37 @@ async fn same_event_twice_and_older_after_newer(store: &DynamoStore, mut request
     assert_eq!(requests.take(), 1);
     assert!(matches!(stale, Applied::Stale(_)), "{stale:?}");
     assert_eq!(store.call(&record.id).await.unwrap(), *after_answered);
+
+    // As the SMA handler writes (no record handed back): refusals read the same, and a
+    // written event is the same write, in one request each.
+    requests.take();
+    assert_eq!(
+        store.record_event(&answered).await.unwrap(),
+        Applied::Duplicate {
+            response: answered_response.to_owned()
+        }
+    );
+    assert!(matches!(
+        store.record_event(&late).await.unwrap(),
+        Applied::Stale(_)
+    ));
+    assert_eq!(requests.take(), 2);
+    let progress = write_for(
+        &after_answered,
+        4,
+        CallEvent::ScriptProgress,
+        r#"{"SchemaVersion":"1.0","Actions":[]}"#,
+    );
+    assert_eq!(
+        store.record_event(&progress).await.unwrap(),
+        Applied::Written(())
+    );
+    assert_eq!(requests.take(), 1);
+    let now = store.call(&record.id).await.unwrap();
+    assert_eq!(
+        now.last_event.map(|l| (l.seq, l.event_type)),
+        Some((Sequence::new(4), "ScriptProgress".to_owned()))
+    );
 }
 
 #[tokio::test]

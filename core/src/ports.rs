@@ -252,7 +252,7 @@ impl EventWrite {
     /// event that does not belong to the record is always a mismatch, so it never gets the
     /// record's stored answer.
     #[must_use]
-    pub fn refused_over(&self, current: CallRecord) -> Applied {
+    pub fn refused_over<W>(&self, current: CallRecord) -> Applied<W> {
         if !self.belongs_to(&current) {
             return Applied::Mismatch(Box::new(current));
         }
@@ -278,11 +278,13 @@ pub enum DueChange {
     At(Timestamp),
 }
 
-/// What became of an [`EventWrite`].
+/// What became of an [`EventWrite`]. `W` is what a written event hands back: the record as
+/// it now is (the default), or nothing (`()`) where the caller answers from the write itself,
+/// as the SMA handler does ([`SmaStore::apply_event`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Applied {
-    /// Written; the record as it now is.
-    Written(Box<CallRecord>),
+pub enum Applied<W = Box<CallRecord>> {
+    /// Written; what the store was asked to hand back.
+    Written(W),
     /// This exact event (attempt and `Sequence`) was applied before; here is what was answered.
     Duplicate { response: String },
     /// The record has seen a later event or a later attempt; nothing was written.
@@ -290,6 +292,19 @@ pub enum Applied {
     /// The record is not in the expected state (changed by someone else), or the event does
     /// not belong to it ([`EventWrite::belongs_to`]); nothing was written.
     Mismatch(Box<CallRecord>),
+}
+
+impl<W> Applied<W> {
+    /// The same outcome, with what a written event hands back turned by `f`.
+    #[must_use]
+    pub fn map_written<V>(self, f: impl FnOnce(W) -> V) -> Applied<V> {
+        match self {
+            Self::Written(w) => Applied::Written(f(w)),
+            Self::Duplicate { response } => Applied::Duplicate { response },
+            Self::Stale(record) => Applied::Stale(record),
+            Self::Mismatch(record) => Applied::Mismatch(record),
+        }
+    }
 }
 
 /// The two queues of a dispatch shard in the `due` index. Waiting calls wait for their dial
@@ -354,7 +369,9 @@ pub trait SmaStore: Send + Sync {
     ) -> impl Future<Output = Result<Campaign, StoreError>> + Send;
 
     /// Applies one SMA event in a single conditional write, and answers duplicates and stale
-    /// events from the same round trip.
+    /// events from the same round trip. A written event hands nothing back: the handler knows
+    /// what it wrote (`write.next`), so the store need not read the record back (DynamoDB's
+    /// `ReturnValues` is `NONE` on this request).
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when the call does not exist. A failed condition is never an
@@ -362,7 +379,7 @@ pub trait SmaStore: Send + Sync {
     fn apply_event(
         &self,
         write: &EventWrite,
-    ) -> impl Future<Output = Result<Applied, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Applied<()>, StoreError>> + Send;
 
     /// The call whose current `transaction_id` is `transaction`, for an SMA event that
     /// arrived without the attributes naming its call (the service never accepted an answer

@@ -108,8 +108,8 @@ impl SmaStore for MemoryStore {
         Self::campaign(self, id).await
     }
 
-    async fn apply_event(&self, write: &EventWrite) -> Result<Applied, StoreError> {
-        Self::apply_event(self, write).await
+    async fn apply_event(&self, write: &EventWrite) -> Result<Applied<()>, StoreError> {
+        Ok(Self::apply_event(self, write).await?.map_written(drop))
     }
 
     async fn call_by_transaction(

@@ -39,9 +39,9 @@ impl SmaStore for Accepting {
     async fn campaign(&self, _: &CampaignId) -> Result<Campaign, StoreError> {
         Ok(self.campaign.clone())
     }
-    async fn apply_event(&self, w: &EventWrite) -> Result<Applied, StoreError> {
+    async fn apply_event(&self, w: &EventWrite) -> Result<Applied<()>, StoreError> {
         black_box(w);
-        Ok(Applied::Written(Box::new(self.record.clone())))
+        Ok(Applied::Written(()))
     }
     async fn call_by_transaction(
         &self,

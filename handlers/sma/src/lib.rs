@@ -25,7 +25,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use outdial_core::contract::{
-    Event, EventType, MAX_SCHEMA_VERSION, ParticipantTag, Response, validate_event,
+    ContractError, Event, EventType, MAX_SCHEMA_VERSION, ParticipantTag, Response, parse_event,
+    validate_event,
 };
 use outdial_core::ids::{CampaignId, E164, Sequence, TransactionId};
 use outdial_core::lifecycle::{Step, expected, transition};
@@ -173,20 +174,63 @@ impl<S: SmaStore> SmaHandler<S> {
 
     /// Answers one SMA invocation. Never fails: whatever arrives gets a well-formed answer.
     pub async fn handle(&self, payload: Value) -> Value {
+        let event = validate_event(&payload);
+        match self.respond_to(event, Payload::Value(&payload)).await {
+            Answer::Fresh(response) => to_json(&response),
+            Answer::Json(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
+                warn!(error = %e, "stored response unreadable; answering with an empty list");
+                to_json(&Response::empty(&schema_version(Some(&payload))))
+            }),
+        }
+    }
+
+    /// [`Self::handle`] of an invocation as the Runtime API hands it over, answered as the
+    /// JSON text it posts back: the event is read straight from the bytes, and an answer
+    /// just written (or stored by the event's first delivery) goes back as that very text,
+    /// never built twice.
+    ///
+    /// # Errors
+    /// Only when `payload` is not JSON at all (which Lambda reports as the invocation's
+    /// error); JSON that is not an event is answered, as by [`Self::handle`].
+    pub async fn handle_json(&self, payload: &[u8]) -> Result<Vec<u8>, serde_json::Error> {
+        let event = match parse_event(payload) {
+            Err(ContractError::NotJson(e)) => return Err(e),
+            event => event,
+        };
+        Ok(
+            match self.respond_to(event, Payload::Bytes(payload)).await {
+                Answer::Fresh(response) => json_text(&response),
+                Answer::Json(text) => {
+                    // Stored by an earlier delivery, so read before it is trusted.
+                    if serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok() {
+                        text.into_bytes()
+                    } else {
+                        warn!("stored response unreadable; answering with an empty list");
+                        let version = serde_json::from_slice(payload).ok();
+                        json_text(&Response::empty(&schema_version(version.as_ref())))
+                    }
+                }
+            },
+        )
+    }
+
+    /// The answer to one invocation, whose event was read (or not) from `payload`.
+    async fn respond_to(
+        &self,
+        event: Result<Event, ContractError>,
+        payload: Payload<'_>,
+    ) -> Answer {
         self.counters.events.fetch_add(1, Ordering::Relaxed);
-        let event = match parse_event_value(&payload) {
+        let event = match event {
             Ok(event) => event,
             Err(reason) => {
                 self.counters.unreadable.fetch_add(1, Ordering::Relaxed);
                 warn!(%reason, "unreadable SMA event answered with an empty action list");
-                // The SMA refuses an answer whose version differs from the event's; a value
-                // longer than any real version is not worth sending back.
-                let version = payload
-                    .get("SchemaVersion")
-                    .and_then(Value::as_str)
-                    .filter(|v| v.chars().count() <= MAX_SCHEMA_VERSION)
-                    .unwrap_or("1.0");
-                return to_json(&Response::empty(version));
+                let version = match payload {
+                    Payload::Value(v) => schema_version(Some(v)),
+                    Payload::Bytes(b) => schema_version(serde_json::from_slice(b).ok().as_ref()),
+                };
+                return Answer::Fresh(Response::empty(&version));
             }
         };
         // The call's id goes into the span as it is made when the event names it (recording
@@ -199,24 +243,7 @@ impl<S: SmaStore> SmaHandler<S> {
             transaction = %event.call_details.transaction_id,
             call_id = facts.as_ref().ok().map(|f| f.call_id.as_str()),
         );
-        self.answer(&event, &payload, facts).instrument(span).await
-    }
-
-    async fn answer(
-        &self,
-        event: &Event,
-        payload: &Value,
-        facts: Result<CallAttributes, MessageError>,
-    ) -> Value {
-        match self.decide(event, payload, facts).await {
-            Answer::Fresh(response) => to_json(&response),
-            // Exactly what was stored (JSON object keys serialize in one canonical order), so
-            // a repeated event gets the same bytes.
-            Answer::Stored(stored) => serde_json::from_str(&stored).unwrap_or_else(|e| {
-                warn!(error = %e, "stored response unreadable; answering with an empty list");
-                to_json(&Response::empty(&event.schema_version))
-            }),
-        }
+        self.decide(&event, payload, facts).instrument(span).await
     }
 
     /// Decides the answer to `event` and records it: a fresh answer, or the stored answer of
@@ -224,7 +251,7 @@ impl<S: SmaStore> SmaHandler<S> {
     async fn decide(
         &self,
         event: &Event,
-        payload: &Value,
+        payload: Payload<'_>,
         facts: Result<CallAttributes, MessageError>,
     ) -> Answer {
         let budget = Budget::new();
@@ -305,18 +332,19 @@ impl<S: SmaStore> SmaHandler<S> {
                 detection: turn.detection,
             };
             match budget.within(self.store.apply_event(&write)).await {
-                Ok(Applied::Written(record)) => {
+                Ok(Applied::Written(())) => {
                     info!(
-                        status = record.status.as_str(),
-                        attempt = record.attempt.get(),
+                        status = write.next.status.as_str(),
+                        attempt = write.next.attempt.get(),
                         "event applied"
                     );
-                    return Answer::Fresh(turn.response);
+                    // The answer as it was stored: a repeat of this event gets these bytes.
+                    return Answer::Json(write.response);
                 }
                 Ok(Applied::Duplicate { response }) => {
                     self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
                     info!("duplicate event answered with the stored response");
-                    return Answer::Stored(response);
+                    return Answer::Json(response);
                 }
                 Ok(Applied::Stale(_)) => {
                     self.counters.stale.fetch_add(1, Ordering::Relaxed);
@@ -388,13 +416,16 @@ impl<S: SmaStore> SmaHandler<S> {
     async fn orphan(
         &self,
         event: &Event,
-        payload: &Value,
+        payload: Payload<'_>,
         reason: &str,
         budget: &Budget,
     ) -> Response {
         self.counters.orphans.fetch_add(1, Ordering::Relaxed);
         warn!(%reason, "orphan SMA event kept and answered safely");
-        let raw = payload.to_string();
+        let raw = match payload {
+            Payload::Value(v) => v.to_string(),
+            Payload::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        };
         let kept = self.store.record_orphan(
             &event.call_details.transaction_id,
             Sequence::new(event.sequence),
@@ -441,10 +472,31 @@ impl Budget {
     }
 }
 
-/// An answer decided now, or the one stored for the event's first delivery.
+/// An answer decided now and not stored, or the JSON text of one stored: just now, or by the
+/// event's first delivery.
 enum Answer {
     Fresh(Response),
-    Stored(String),
+    Json(String),
+}
+
+/// An invocation's payload as it reached the handler: parsed by the host (the local stack,
+/// tests), or as the Runtime API handed it over.
+#[derive(Clone, Copy)]
+enum Payload<'a> {
+    Value(&'a Value),
+    Bytes(&'a [u8]),
+}
+
+/// The `SchemaVersion` an answer to `payload` echoes: the payload's own, unless it has none
+/// or one longer than any real version (the SMA refuses an answer whose version differs from
+/// the event's).
+fn schema_version(payload: Option<&Value>) -> String {
+    payload
+        .and_then(|p| p.get("SchemaVersion"))
+        .and_then(Value::as_str)
+        .filter(|v| v.chars().count() <= MAX_SCHEMA_VERSION)
+        .unwrap_or("1.0")
+        .to_owned()
 }
 
 /// The do-not-call entry of a callee who pressed the opt-out key: the callee's number is the
@@ -468,13 +520,14 @@ fn opt_out_entry(event: &Event, facts: &CallAttributes, now: Timestamp) -> Optio
     })
 }
 
-fn parse_event_value(payload: &Value) -> Result<Event, String> {
-    validate_event(payload).map_err(|e| e.to_string())
-}
-
 fn to_json(response: &Response) -> Value {
     serde_json::to_value(response)
         .unwrap_or_else(|_| serde_json::json!({"SchemaVersion": "1.0", "Actions": []}))
+}
+
+/// [`to_json`] as text, its keys in the same order.
+fn json_text(response: &Response) -> Vec<u8> {
+    to_json(response).to_string().into_bytes()
 }
 
 // Campaigns, as the handler needs them: read once per process and kept.

@@ -17,7 +17,7 @@ use anyhow::Context;
 use outdial_adapters::clock::SystemClock;
 use outdial_adapters::config::{Config, Deadline, aws_config};
 use outdial_adapters::direct::DirectWrites;
-use outdial_adapters::lambda::{RuntimeApi, serve};
+use outdial_adapters::lambda::{RuntimeApi, serve_json};
 use outdial_adapters::store::DynamoStore;
 use outdial_adapters::wire::{LeanHttp, tls_config};
 use outdial_core::messages::Function;
@@ -39,9 +39,9 @@ fn main() -> anyhow::Result<()> {
             return Err(e);
         }
     };
-    serve(&runtime, &mut api, |event| {
+    serve_json(&runtime, &mut api, |event| {
         let handler = Arc::clone(&handler);
-        async move { handler.handle(event).await }
+        async move { handler.handle_json(&event).await }
     })
 }
 

@@ -32,7 +32,7 @@ impl SmaStore for Stalled {
             None => std::future::pending().await,
         }
     }
-    async fn apply_event(&self, _: &EventWrite) -> Result<Applied, StoreError> {
+    async fn apply_event(&self, _: &EventWrite) -> Result<Applied<()>, StoreError> {
         std::future::pending().await
     }
     async fn call_by_transaction(

@@ -253,6 +253,13 @@ async fn duplicates_get_the_stored_answer_and_late_events_change_nothing() {
         }
     }
     assert_eq!(status(&h, &call).await, before);
+    // Byte for byte: as text, and through the hosted entry too.
+    let (newest, first) = sent.last().unwrap();
+    let text = serde_json::to_vec(newest).unwrap();
+    let (once, _) = h.send_text(&text).await;
+    let (twice, _) = h.send_text(&text).await;
+    assert_eq!(once.unwrap(), twice.unwrap());
+    assert_eq!(&h.send_hosted(newest).await.0, first);
 
     let hangup = call.hangup("LEG-A", Some(json!(0)));
     step(&h, &mut call, hangup.clone(), 1).await;
@@ -352,10 +359,23 @@ async fn call_backs_unreadable_payloads_and_unknown_events_never_fail() {
         json!({"SchemaVersion": "1.0"}),
         json!({"statusCode": 200}),
     ] {
-        let (answer, requests) = h.send(&junk).await;
-        assert_eq!(answer, json!({"SchemaVersion": "1.0", "Actions": []}));
-        assert_eq!(requests, 0);
+        for (answer, requests) in [h.send(&junk).await, h.send_hosted(&junk).await] {
+            assert_eq!(answer, json!({"SchemaVersion": "1.0", "Actions": []}));
+            assert_eq!(requests, 0);
+        }
     }
+    // A version longer than any real one is not echoed; one that is, is.
+    let long = json!({"SchemaVersion": "9".repeat(40)});
+    assert_eq!(h.send(&long).await.0["SchemaVersion"], "1.0");
+    assert_eq!(
+        h.send(&json!({"SchemaVersion": "2.0"})).await.0["SchemaVersion"],
+        "2.0"
+    );
+    // Text that is not JSON at all is the invocation's error (Lambda reports it), not an
+    // answer, and costs nothing.
+    let (answer, requests) = h.send_text(b"{\"SchemaVersion\": ").await;
+    assert!(answer.is_err());
+    assert_eq!(requests, 0);
 
     warm(&h).await;
     let mut call = h.dialing_call("+15555550109").await;

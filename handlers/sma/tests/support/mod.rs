@@ -135,8 +135,27 @@ impl Harness {
         Call::new(id, self.campaign.id.clone(), 1, to, vars)
     }
 
-    /// Sends one event and returns the answer and how many DynamoDB requests it cost.
+    /// Sends one event as the Runtime API hands it to the function (its JSON text, to
+    /// `handle_json`) and returns the answer and how many DynamoDB requests it cost.
     pub async fn send(&self, event: &Value) -> (Value, usize) {
+        let (text, requests) = self.send_text(&serde_json::to_vec(event).unwrap()).await;
+        let text = text.expect("a JSON event is answered");
+        (
+            serde_json::from_slice(&text).expect("the answer is JSON"),
+            requests,
+        )
+    }
+
+    /// [`Self::send`] of raw bytes, answered with the answer's text as posted back.
+    pub async fn send_text(&self, payload: &[u8]) -> (Result<Vec<u8>, serde_json::Error>, usize) {
+        self.requests.reset();
+        let answer = self.handler.handle_json(payload).await;
+        (answer, self.requests.take())
+    }
+
+    /// [`Self::send`] through the handler's entry for a parsed payload (`handle`), as the
+    /// local stack's simulator invokes it.
+    pub async fn send_hosted(&self, event: &Value) -> (Value, usize) {
         self.requests.reset();
         let answer = self.handler.handle(event.clone()).await;
         (answer, self.requests.take())
