@@ -9,8 +9,13 @@
 //! update's own names and values, since DynamoDB takes one map of each per request and
 //! refuses names and values that no expression uses; [`Guarded::guarded`] sets the three on
 //! a request.
+//!
+//! Every SMA event builds one of these for its write, so they are kept cheap: the expression
+//! is written as the clauses come, and the placeholders are short lists searched in order
+//! (a condition has a dozen at most), not maps.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use outdial_core::dispatch::{Guard, InIndex};
@@ -23,23 +28,47 @@ use crate::item::{end_req, n, s};
 /// A condition expression with the attribute names and values it uses.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Condition {
-    clauses: Vec<String>,
-    /// Placeholder to attribute name.
-    names: BTreeMap<String, String>,
-    /// Placeholder to value.
-    values: BTreeMap<String, AttributeValue>,
+    /// The clauses so far, joined by `AND`.
+    expression: String,
+    /// Placeholder to attribute name, each placeholder once.
+    names: Vec<(String, String)>,
+    /// Placeholder to value, each placeholder once.
+    values: Vec<(String, AttributeValue)>,
     /// A clause no item can meet (an empty `IN` list, which DynamoDB cannot express).
     unsatisfiable: bool,
 }
 
 /// A condition joined with the update it guards: what a request's `ConditionExpression`,
-/// `ExpressionAttributeNames` and `ExpressionAttributeValues` take (`None` where there is
-/// nothing, since DynamoDB refuses an empty expression or map).
-#[derive(Debug, Clone, PartialEq)]
+/// `ExpressionAttributeNames` and `ExpressionAttributeValues` take. The condition is `None`
+/// and a list empty where there is nothing (a request leaves them out: DynamoDB refuses an
+/// empty expression or map). Each placeholder appears once in its list.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Expressions {
     pub condition: Option<String>,
-    pub names: Option<HashMap<String, String>>,
-    pub values: Option<HashMap<String, AttributeValue>>,
+    /// Placeholder to attribute name.
+    pub names: Vec<(String, String)>,
+    /// Placeholder to value.
+    pub values: Vec<(String, AttributeValue)>,
+}
+
+impl Expressions {
+    /// The attribute name placeholder `placeholder` stands for.
+    #[must_use]
+    pub fn name(&self, placeholder: &str) -> Option<&str> {
+        self.names
+            .iter()
+            .find(|(p, _)| p == placeholder)
+            .map(|(_, n)| n.as_str())
+    }
+
+    /// The value placeholder `placeholder` stands for.
+    #[must_use]
+    pub fn value(&self, placeholder: &str) -> Option<&AttributeValue> {
+        self.values
+            .iter()
+            .find(|(p, _)| p == placeholder)
+            .map(|(_, v)| v)
+    }
 }
 
 impl Condition {
@@ -97,7 +126,7 @@ impl Condition {
         let last_seq = self.name("last_seq");
         let attempt = self.value("attempt", n(attempt));
         let seq = self.value("seq", n(seq));
-        self.clauses.push(format!(
+        self.clause(format_args!(
             "(attribute_not_exists({seq_attempt}) OR {seq_attempt} < {attempt} OR {last_seq} < {seq})"
         ));
         self
@@ -116,7 +145,7 @@ impl Condition {
         let seq_attempt = self.name("seq_attempt");
         let txn_value = self.value("transaction_id", s(transaction.as_str()));
         let attempt = self.value("attempt", n(attempt));
-        self.clauses.push(format!(
+        self.clause(format_args!(
             "(attribute_not_exists({txn}) OR {txn} = {txn_value} OR \
              ((attribute_not_exists({placed}) OR NOT {placed} = {attempt}) \
              AND (attribute_not_exists({seq_attempt}) OR NOT {seq_attempt} = {attempt})))"
@@ -145,7 +174,7 @@ impl Condition {
     pub fn equals(mut self, attribute: &str, value: AttributeValue) -> Self {
         let name = self.name(attribute);
         let value = self.value(attribute, value);
-        self.clauses.push(format!("{name} = {value}"));
+        self.clause(format_args!("{name} = {value}"));
         self
     }
 
@@ -163,10 +192,8 @@ impl Condition {
             .collect();
         match placeholders.as_slice() {
             [] => self.unsatisfiable = true,
-            [one] => self.clauses.push(format!("{name} = {one}")),
-            many => self
-                .clauses
-                .push(format!("{name} IN ({})", many.join(", "))),
+            [one] => self.clause(format_args!("{name} = {one}")),
+            many => self.clause(format_args!("{name} IN ({})", many.join(", "))),
         }
         self
     }
@@ -175,7 +202,7 @@ impl Condition {
     #[must_use]
     pub fn exists(mut self, attribute: &str) -> Self {
         let name = self.name(attribute);
-        self.clauses.push(format!("attribute_exists({name})"));
+        self.clause(format_args!("attribute_exists({name})"));
         self
     }
 
@@ -183,7 +210,7 @@ impl Condition {
     #[must_use]
     pub fn absent(mut self, attribute: &str) -> Self {
         let name = self.name(attribute);
-        self.clauses.push(format!("attribute_not_exists({name})"));
+        self.clause(format_args!("attribute_not_exists({name})"));
         self
     }
 
@@ -197,7 +224,7 @@ impl Condition {
     fn below(mut self, attribute: &str, label: &str, value: AttributeValue) -> Self {
         let name = self.name(attribute);
         let value = self.value(label, value);
-        self.clauses.push(format!(
+        self.clause(format_args!(
             "(attribute_not_exists({name}) OR {name} < {value})"
         ));
         self
@@ -212,8 +239,17 @@ impl Condition {
 
     /// The condition expression: its clauses joined by `AND`.
     #[must_use]
-    pub fn expression(&self) -> String {
-        self.clauses.join(" AND ")
+    pub fn expression(&self) -> &str {
+        &self.expression
+    }
+
+    /// Adds a clause.
+    fn clause(&mut self, clause: std::fmt::Arguments<'_>) {
+        if !self.expression.is_empty() {
+            self.expression.push_str(" AND ");
+        }
+        // Writing to a `String` cannot fail.
+        let _ = self.expression.write_fmt(clause);
     }
 
     /// The condition with the names and values of the update it guards.
@@ -223,43 +259,42 @@ impl Condition {
         names: &[(&str, &str)],
         values: impl IntoIterator<Item = (&'a str, AttributeValue)>,
     ) -> Expressions {
-        let condition = Some(self.expression()).filter(|c| !c.is_empty());
-        let mut all_names: HashMap<String, String> = names
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        let condition = Some(self.expression).filter(|c| !c.is_empty());
+        let mut all_names = Vec::with_capacity(names.len() + self.names.len());
+        all_names.extend(names.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         for (placeholder, attribute) in self.names {
-            let before = all_names.insert(placeholder, attribute.clone());
-            debug_assert!(before.is_none_or(|b| b == attribute), "a name used twice");
+            match all_names.iter().find(|(p, _)| *p == placeholder) {
+                None => all_names.push((placeholder, attribute)),
+                Some((_, held)) => debug_assert!(*held == attribute, "a name used twice"),
+            }
         }
-        let mut all_values: HashMap<String, AttributeValue> =
-            values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let values = values.into_iter();
+        let mut all_values = Vec::with_capacity(values.size_hint().0 + self.values.len());
+        all_values.extend(values.map(|(k, v)| (k.to_owned(), v)));
         for (placeholder, value) in self.values {
-            let before = all_values.insert(placeholder, value);
-            debug_assert!(
-                before.is_none(),
-                "an update's value named like a condition's"
-            );
+            let taken = all_values.iter().any(|(p, _)| *p == placeholder);
+            debug_assert!(!taken, "an update's value named like a condition's");
+            if !taken {
+                all_values.push((placeholder, value));
+            }
         }
         Expressions {
             condition,
-            names: Some(all_names).filter(|m| !m.is_empty()),
-            values: Some(all_values).filter(|m| !m.is_empty()),
+            names: all_names,
+            values: all_values,
         }
     }
 
     /// The placeholder of attribute `attribute`: `#` and its name, with any character a
     /// placeholder cannot hold as `_` (and a number added if another attribute has that).
     fn name(&mut self, attribute: &str) -> String {
-        let wanted = format!("#{}", sanitize(attribute));
-        placeholder(&mut self.names, &wanted, attribute.to_owned())
+        placeholder(&mut self.names, "#", attribute, attribute.to_owned())
     }
 
     /// The placeholder of `value`, named after `label`: the same label with an equal value
     /// shares one.
     fn value(&mut self, label: &str, value: AttributeValue) -> String {
-        let wanted = format!(":if_{}", sanitize(label));
-        placeholder(&mut self.values, &wanted, value)
+        placeholder(&mut self.values, ":if_", label, value)
     }
 }
 
@@ -275,8 +310,8 @@ macro_rules! guarded {
         impl Guarded for $builder {
             fn guarded(self, e: Expressions) -> Self {
                 self.set_condition_expression(e.condition)
-                    .set_expression_attribute_names(e.names)
-                    .set_expression_attribute_values(e.values)
+                    .set_expression_attribute_names(map(e.names))
+                    .set_expression_attribute_values(map(e.values))
             }
         }
     )+};
@@ -303,30 +338,42 @@ impl From<Guard> for Condition {
     }
 }
 
-/// `wanted` if `taken` does not hold it yet or holds `value` under it; otherwise the first of
-/// `wanted_1`, `wanted_2`, ... that is free or holds `value`. The placeholder then holds it.
-fn placeholder<V: PartialEq>(taken: &mut BTreeMap<String, V>, wanted: &str, value: V) -> String {
-    let mut placeholder = wanted.to_owned();
+/// `entries` as a request's map, `None` when there are none.
+fn map<V>(entries: Vec<(String, V)>) -> Option<HashMap<String, V>> {
+    (!entries.is_empty()).then(|| entries.into_iter().collect())
+}
+
+/// `prefix` and `label` (any character a placeholder cannot hold as `_`) if `taken` does not
+/// hold that yet or holds `value` under it; otherwise the first of `<that>_1`, `<that>_2`, ...
+/// that is free or holds `value`. The placeholder then holds it.
+fn placeholder<V: PartialEq>(
+    taken: &mut Vec<(String, V)>,
+    prefix: &str,
+    label: &str,
+    value: V,
+) -> String {
+    let mut wanted = String::with_capacity(prefix.len() + label.len());
+    wanted.push_str(prefix);
+    wanted.extend(
+        label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
+    );
+    let mut candidate = wanted.clone();
     let mut i = 1;
     loop {
-        match taken.get(&placeholder) {
+        match taken.iter().find(|(p, _)| *p == candidate) {
             None => {
-                taken.insert(placeholder.clone(), value);
-                return placeholder;
+                taken.push((candidate.clone(), value));
+                return candidate;
             }
-            Some(held) if *held == value => return placeholder,
+            Some((_, held)) if *held == value => return candidate,
             Some(_) => {
-                placeholder = format!("{wanted}_{i}");
+                candidate = format!("{wanted}_{i}");
                 i += 1;
             }
         }
     }
-}
-
-fn sanitize(raw: &str) -> String {
-    raw.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
 }
 
 #[cfg(test)]
@@ -347,11 +394,10 @@ mod tests {
              AND attribute_exists(#due_shard)"
         );
         let e = c.guarding(&[], []);
-        let values = e.values.unwrap();
-        assert_eq!(values[":if_attempt"], n(2));
-        assert_eq!(values[":if_queued"], s("QUEUED"));
-        assert_eq!(values[":if_retry_wait"], s("RETRY_WAIT"));
-        assert_eq!(e.names.unwrap()["#due_shard"], "due_shard");
+        assert_eq!(e.value(":if_attempt"), Some(&n(2)));
+        assert_eq!(e.value(":if_queued"), Some(&s("QUEUED")));
+        assert_eq!(e.value(":if_retry_wait"), Some(&s("RETRY_WAIT")));
+        assert_eq!(e.name("#due_shard"), Some("due_shard"));
         assert_eq!(WAITING.len(), 2);
     }
 
@@ -383,8 +429,8 @@ mod tests {
             .equals("due_key", s("k"))
             .guarding(&[("#status", "status")], [(":status", s("QUEUED"))]);
         assert_eq!(e.condition.as_deref(), Some("#due_key = :if_due_key"));
-        assert_eq!(e.names.unwrap().len(), 2);
-        assert_eq!(e.values.unwrap().len(), 2);
+        assert_eq!(e.names.len(), 2);
+        assert_eq!(e.values.len(), 2);
     }
 
     #[test]
@@ -404,6 +450,7 @@ mod tests {
         assert!(c.is_unsatisfiable());
         assert!(!Condition::from(Guard::waiting(Attempt::FIRST)).is_unsatisfiable());
         let e = Condition::new().guarding(&[], []);
-        assert_eq!((e.condition, e.names, e.values), (None, None, None));
+        assert_eq!(e, Expressions::default());
+        assert_eq!((map(e.names), map(e.values)), (None, None));
     }
 }

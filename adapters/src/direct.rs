@@ -489,7 +489,8 @@ pub fn update_body(update: &Update<'_>) -> Result<Vec<u8>, StoreError> {
         out.extend_from_slice(b",\"ConditionExpression\":");
         string(&mut out, condition)?;
     }
-    if let Some(names) = update.guard.names.as_ref().filter(|n| !n.is_empty()) {
+    let names = &update.guard.names;
+    if !names.is_empty() {
         out.extend_from_slice(b",\"ExpressionAttributeNames\":{");
         for (i, (placeholder, name)) in names.iter().enumerate() {
             if i > 0 {
@@ -501,9 +502,10 @@ pub fn update_body(update: &Update<'_>) -> Result<Vec<u8>, StoreError> {
         }
         out.push(b'}');
     }
-    if let Some(values) = update.guard.values.as_ref().filter(|v| !v.is_empty()) {
+    let values = &update.guard.values;
+    if !values.is_empty() {
         out.extend_from_slice(b",\"ExpressionAttributeValues\":");
-        item(&mut out, values)?;
+        item(&mut out, values.iter().map(|(k, v)| (k, v)))?;
     }
     out.extend_from_slice(if update.new_image {
         b",\"ReturnValues\":\"ALL_NEW\",\"ReturnValuesOnConditionCheckFailure\":\"ALL_OLD\"}"
@@ -517,9 +519,12 @@ fn string(out: &mut Vec<u8>, s: &str) -> Result<(), StoreError> {
     serde_json::to_writer(out, s).map_err(|e| StoreError::Other(Box::new(e)))
 }
 
-fn item(out: &mut Vec<u8>, item: &Item) -> Result<(), StoreError> {
+fn item<'a>(
+    out: &mut Vec<u8>,
+    item: impl IntoIterator<Item = (&'a String, &'a AttributeValue)>,
+) -> Result<(), StoreError> {
     out.push(b'{');
-    for (i, (name, value)) in item.iter().enumerate() {
+    for (i, (name, value)) in item.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -821,11 +826,8 @@ mod tests {
         let key = HashMap::from([("pk".to_owned(), AttributeValue::S("CALL#1".into()))]);
         let guard = Expressions {
             condition: Some("last_seq < :seq".into()),
-            names: Some(HashMap::from([("#status".to_owned(), "status".to_owned())])),
-            values: Some(HashMap::from([(
-                ":seq".to_owned(),
-                AttributeValue::N("3".into()),
-            )])),
+            names: vec![("#status".to_owned(), "status".to_owned())],
+            values: vec![(":seq".to_owned(), AttributeValue::N("3".into()))],
         };
         let body = update_body(&Update {
             table: "t",
@@ -853,11 +855,7 @@ mod tests {
             table: "t",
             key: &key,
             expression: "SET a = b",
-            guard: &Expressions {
-                condition: None,
-                names: None,
-                values: Some(HashMap::new()),
-            },
+            guard: &Expressions::default(),
             new_image: false,
         })
         .unwrap();

@@ -37,7 +37,7 @@ fn key(pk: &str) -> Item {
 
 /// `SET` of every placeholder in `values` to the attribute of the same name.
 fn set_all(values: &Item) -> (String, Expressions) {
-    let names: HashMap<String, String> = values
+    let names: Vec<(String, String)> = values
         .keys()
         .map(|p| {
             let name = p.trim_start_matches(':');
@@ -45,15 +45,15 @@ fn set_all(values: &Item) -> (String, Expressions) {
         })
         .collect();
     let sets: Vec<String> = names
-        .keys()
-        .map(|n| format!("{n} = :{}", &n[1..]))
+        .iter()
+        .map(|(n, _)| format!("{n} = :{}", &n[1..]))
         .collect();
     (
         format!("SET {}", sets.join(", ")),
         Expressions {
             condition: None,
-            names: Some(names),
-            values: Some(values.clone()),
+            names,
+            values: values.clone().into_iter().collect(),
         },
     )
 }
@@ -179,16 +179,16 @@ async fn a_refusal_hands_back_the_old_item_or_none_and_a_missing_table_is_not_re
     // Written while `v` is absent or "first"; it sets "second".
     let unless_second = Expressions {
         condition: Some("attribute_not_exists(PK) OR #v = :first".into()),
-        names: Some(HashMap::from([("#v".to_owned(), "v".to_owned())])),
-        values: Some(HashMap::from([
+        names: vec![("#v".to_owned(), "v".to_owned())],
+        values: vec![
             (":first".to_owned(), s("first")),
             (":next".to_owned(), s("second")),
-        ])),
+        ],
     };
     let must_exist = Expressions {
         condition: Some("attribute_exists(PK)".into()),
         names: unless_second.names.clone(),
-        values: Some(HashMap::from([(":next".to_owned(), s("second"))])),
+        values: vec![(":next".to_owned(), s("second"))],
     };
     let update = |table, key, guard| Update {
         table,
@@ -281,11 +281,8 @@ async fn send(direct: &DirectWrites) -> Result<Updated, StoreError> {
     let k = key("P");
     let guard = Expressions {
         condition: Some("#v < :v".into()),
-        names: Some(HashMap::from([("#v".to_owned(), "v".to_owned())])),
-        values: Some(HashMap::from([(
-            ":v".to_owned(),
-            AttributeValue::N("2".into()),
-        )])),
+        names: vec![("#v".to_owned(), "v".to_owned())],
+        values: vec![(":v".to_owned(), AttributeValue::N("2".into()))],
     };
     direct
         .update_item(&Update {
