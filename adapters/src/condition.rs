@@ -261,7 +261,11 @@ impl Condition {
     ) -> Expressions {
         let condition = Some(self.expression).filter(|c| !c.is_empty());
         let mut all_names = Vec::with_capacity(names.len() + self.names.len());
-        all_names.extend(names.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        all_names.extend(
+            names
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         for (placeholder, attribute) in self.names {
             match all_names.iter().find(|(p, _)| *p == placeholder) {
                 None => all_names.push((placeholder, attribute)),

@@ -38,6 +38,8 @@ const MAX_HEAD: usize = 64 * 1024;
 /// The largest response body accepted (a DynamoDB item is at most 400 KB; its JSON a little
 /// more; a Lambda event at most 6 MB).
 const MAX_BODY: usize = 8 * 1024 * 1024;
+/// The most one read takes from the socket.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// Where a connection goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +177,8 @@ pub struct Connection {
     stream: Stream,
     /// Bytes read past the last response (none with a well-behaved server).
     buffer: Vec<u8>,
+    /// Where each read lands before it joins `buffer`: made once per connection.
+    scratch: Box<[u8]>,
     /// The server said it closes the connection after its last answer.
     closing: bool,
 }
@@ -240,6 +244,7 @@ impl Connection {
             origin: origin.clone(),
             stream,
             buffer: Vec::new(),
+            scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             closing: false,
         })
     }
@@ -318,12 +323,11 @@ impl Connection {
     }
 
     fn fill(&mut self) -> io::Result<()> {
-        let mut chunk = [0u8; 16 * 1024];
-        let n = self.stream.read(&mut chunk)?;
+        let n = self.stream.read(&mut self.scratch)?;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        self.buffer.extend_from_slice(&chunk[..n]);
+        self.buffer.extend_from_slice(&self.scratch[..n]);
         Ok(())
     }
 
@@ -354,7 +358,6 @@ impl Connection {
                 Err(e) => return Err(invalid(format!("unreadable response: {e}"))),
             }
         };
-        self.buffer.drain(..head_len);
         let mut response = Response {
             status,
             headers,
@@ -363,19 +366,14 @@ impl Connection {
         self.closing = response
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        if (100..200).contains(&status) {
-            // An interim answer (100 Continue): the real one follows.
-            return self.read_response(head_only);
-        }
-        if head_only || status == 204 || status == 304 {
-            return Ok(response);
-        }
+        let length = response.header("content-length");
         let chunked = response
             .header("transfer-encoding")
             .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-        if chunked {
-            response.body = self.read_chunked()?;
-        } else if let Some(length) = response.header("content-length") {
+        let bodiless = head_only || status == 204 || status == 304 || (100..200).contains(&status);
+        if let (Some(length), false, false) = (length, chunked, bodiless) {
+            // A body of known length (a chunked encoding overrides the length), taken from
+            // behind the head in one copy.
             let length: usize = length
                 .trim()
                 .parse()
@@ -385,10 +383,24 @@ impl Connection {
                     "response body of {length} bytes is too large"
                 )));
             }
-            while self.buffer.len() < length {
+            let end = head_len + length;
+            while self.buffer.len() < end {
                 self.fill()?;
             }
-            response.body = self.buffer.drain(..length).collect();
+            response.body = self.buffer[head_len..end].to_vec();
+            self.buffer.drain(..end);
+            return Ok(response);
+        }
+        self.buffer.drain(..head_len);
+        if (100..200).contains(&status) {
+            // An interim answer (100 Continue): the real one follows.
+            return self.read_response(head_only);
+        }
+        if bodiless {
+            return Ok(response);
+        }
+        if chunked {
+            response.body = self.read_chunked()?;
         } else {
             // Neither: the body runs to the end of the connection.
             self.closing = true;

@@ -249,8 +249,10 @@ impl CallDetails {
     }
 }
 
-/// `ActionData`: the action an event is about, echoed, plus its result fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `ActionData`: the action an event is about, echoed, plus its result fields. Read by hand
+/// (below) rather than by serde's `flatten`, which would buffer the whole object, parameters
+/// and all, before reading a field of it: half of all events carry one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ActionData {
     #[serde(rename = "Type", default)]
@@ -269,6 +271,82 @@ pub struct ActionData {
     /// Other result fields (`RecordingDestination`, `IntentResult`, `ErrorList`, ...).
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
+}
+
+/// A key of `ActionData`: one of its fields, or another result field, kept as named.
+enum ActionKey {
+    Type,
+    Parameters,
+    ReceivedDigits,
+    ErrorType,
+    ErrorMessage,
+    Error,
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for ActionKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = ActionKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<ActionKey, E> {
+                Ok(match name {
+                    "Type" => ActionKey::Type,
+                    "Parameters" => ActionKey::Parameters,
+                    "ReceivedDigits" => ActionKey::ReceivedDigits,
+                    "ErrorType" => ActionKey::ErrorType,
+                    "ErrorMessage" => ActionKey::ErrorMessage,
+                    "Error" => ActionKey::Error,
+                    other => ActionKey::Other(other.to_owned()),
+                })
+            }
+        }
+        d.deserialize_identifier(Name)
+    }
+}
+
+impl<'de> Deserialize<'de> for ActionData {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = ActionData;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an ActionData object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ActionData, A::Error> {
+                let mut data = ActionData {
+                    action_type: String::new(),
+                    parameters: Value::Null,
+                    received_digits: None,
+                    error_type: None,
+                    error_message: None,
+                    error: None,
+                    extra: BTreeMap::new(),
+                };
+                while let Some(key) = map.next_key()? {
+                    match key {
+                        ActionKey::Type => data.action_type = map.next_value()?,
+                        ActionKey::Parameters => data.parameters = map.next_value()?,
+                        ActionKey::ReceivedDigits => data.received_digits = map.next_value()?,
+                        ActionKey::ErrorType => data.error_type = map.next_value()?,
+                        ActionKey::ErrorMessage => data.error_message = map.next_value()?,
+                        ActionKey::Error => data.error = map.next_value()?,
+                        ActionKey::Other(name) => {
+                            data.extra.insert(name, map.next_value()?);
+                        }
+                    }
+                }
+                Ok(data)
+            }
+        }
+        d.deserialize_map(Fields)
+    }
 }
 
 /// The invocation event.

@@ -199,7 +199,7 @@ impl<S: SmaStore> SmaHandler<S> {
         };
         Ok(
             match self.respond_to(event, Payload::Bytes(payload)).await {
-                Answer::Fresh(response) => json_text(&response),
+                Answer::Fresh(response) => json_text(&response).into_bytes(),
                 Answer::Json(text) => {
                     // Stored by an earlier delivery, so read before it is trusted.
                     if serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok() {
@@ -207,7 +207,7 @@ impl<S: SmaStore> SmaHandler<S> {
                     } else {
                         warn!("stored response unreadable; answering with an empty list");
                         let version = serde_json::from_slice(payload).ok();
-                        json_text(&Response::empty(&schema_version(version.as_ref())))
+                        json_text(&Response::empty(&schema_version(version.as_ref()))).into_bytes()
                     }
                 }
             },
@@ -323,7 +323,7 @@ impl<S: SmaStore> SmaHandler<S> {
                 digits: turn.digits.clone(),
                 error: turn.error.clone(),
                 due: turn.due,
-                response: to_json(&turn.response).to_string(),
+                response: json_text(&turn.response),
                 at: now,
                 opt_out: turn
                     .opted_out
@@ -525,9 +525,11 @@ fn to_json(response: &Response) -> Value {
         .unwrap_or_else(|_| serde_json::json!({"SchemaVersion": "1.0", "Actions": []}))
 }
 
-/// [`to_json`] as text, its keys in the same order.
-fn json_text(response: &Response) -> Vec<u8> {
-    to_json(response).to_string().into_bytes()
+/// `response` as JSON text, written straight from it (its keys in the order its types
+/// declare them). What is stored is what is answered, so a repeat gets the same bytes.
+fn json_text(response: &Response) -> String {
+    serde_json::to_string(response)
+        .unwrap_or_else(|_| r#"{"SchemaVersion":"1.0","Actions":[]}"#.to_owned())
 }
 
 // Campaigns, as the handler needs them: read once per process and kept.

@@ -461,3 +461,43 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn action_data_keeps_its_fields_and_every_other_result_field_as_sent() {
+    let data = json!({
+        "Type": "ReceiveDigits",
+        "Parameters": {"CallId": "leg-a", "InputDigitsRegex": "^\\d$", "Nested": {"a": [1, 2]}},
+        "ReceivedDigits": "9",
+        "ErrorType": null,
+        "Error": "Code: message",
+        "RecordingDestination": {"Type": "S3", "BucketName": "b"},
+        "ErrorList": ["one", "two"]
+    });
+    let mut event = answered();
+    event["ActionData"] = data.clone();
+    let read = validate_event(&event).unwrap();
+    let action = read.action_data.as_ref().unwrap();
+    assert_eq!(action.action_type, "ReceiveDigits");
+    assert_eq!(action.parameters["Nested"]["a"][1], 2);
+    assert_eq!(action.received_digits.as_deref(), Some("9"));
+    assert_eq!(action.error_type, None);
+    assert_eq!(action.error.as_deref(), Some("Code: message"));
+    assert_eq!(
+        action.extra.keys().collect::<Vec<_>>(),
+        ["ErrorList", "RecordingDestination"]
+    );
+    // Read from text too, and written back as it came (the null left out).
+    let text = serde_json::to_vec(&event).unwrap();
+    assert_eq!(parse_event(&text).unwrap(), read);
+    let mut written = data;
+    written.as_object_mut().unwrap().remove("ErrorType");
+    assert_eq!(serde_json::to_value(action).unwrap(), written);
+    // A known field of the wrong type is refused, as before.
+    event["ActionData"]["ReceivedDigits"] = json!(9);
+    assert!(matches!(
+        validate_event(&event),
+        Err(ContractError::NotAnEvent(_))
+    ));
+    event["ActionData"] = json!(["not", "an", "object"]);
+    assert!(validate_event(&event).is_err());
+}
