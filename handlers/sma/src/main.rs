@@ -8,6 +8,13 @@
 //! time per event by about two thirds (`outdial bench cpu`, docs/scale.md), which a 128 MB
 //! function, with a fourteenth of a vCPU, feels directly in its latency. The event's one
 //! write then skips the SDK's request pipeline too (`outdial_adapters::direct`).
+//!
+//! Its memory comes from mimalloc rather than glibc's allocator: an event makes a few hundred
+//! small allocations (the event's strings, the write's attribute values, the request and its
+//! signature, the log line), and glibc's took about a tenth of the CPU per event; mimalloc
+//! takes about 10% less CPU per event in all (`outdial bench cpu`, docs/scale.md). It is built
+//! without transparent huge pages (`no_thp`), which otherwise nearly double the function's
+//! resident memory (16 MiB against 9) for no gain at this size.
 
 mod logging;
 
@@ -22,6 +29,9 @@ use outdial_adapters::store::DynamoStore;
 use outdial_adapters::wire::{LeanHttp, tls_config};
 use outdial_core::messages::Function;
 use outdial_sma::{Settings, SmaHandler};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     logging::init();
