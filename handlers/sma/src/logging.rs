@@ -268,8 +268,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_line_is_json_with_its_fields_and_its_spans_from_the_outermost() {
+    /// What `log` writes through the function's JSON format.
+    fn logged(log: impl FnOnce()) -> String {
         let lines = Lines::default();
         let sink = lines.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -277,7 +277,13 @@ mod tests {
             .fmt_fields(JsonObject)
             .event_format(JsonLine)
             .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        tracing::subscriber::with_default(subscriber, log);
+        String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn a_line_is_json_with_its_fields_and_its_spans_from_the_outermost() {
+        let text = logged(|| {
             let outer = info_span!("Lambda runtime invoke", requestId = "r-1");
             let _outer = outer.enter();
             let inner = info_span!("sma_event", seq = 3_u64, call_id = tracing::field::Empty);
@@ -288,7 +294,6 @@ mod tests {
             drop(_outer);
             info!("outside any span");
         });
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
         let parsed: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -315,15 +320,8 @@ mod tests {
 
     #[test]
     fn every_kind_of_value_is_written_as_json_and_a_field_recorded_later_joins_its_span() {
-        let lines = Lines::default();
-        let sink = lines.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || sink.clone())
-            .fmt_fields(JsonObject)
-            .event_format(JsonLine)
-            .finish();
         let error = io::Error::other("disk \"full\"\n");
-        tracing::subscriber::with_default(subscriber, || {
+        let text = logged(|| {
             let span = info_span!(
                 "sma_event",
                 seq = 2_u64,
@@ -344,7 +342,6 @@ mod tests {
                 "a \"quoted\" message"
             );
         });
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
         let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(
             line,
