@@ -867,11 +867,7 @@ mod tests {
     }
 
     fn response(status: u16, body: &str) -> Response {
-        Response {
-            status,
-            headers: Vec::new(),
-            body: body.as_bytes().to_vec(),
-        }
+        Response::new(status, [], body.as_bytes().to_vec())
     }
 
     #[test]

@@ -218,8 +218,10 @@ where
             xrayTraceId = invocation.trace_id.as_deref().unwrap_or_default(),
         );
         let body = invocation.body;
+        // The handler's future is boxed once: it is large (the whole decision and the write
+        // in one state machine), and unboxed it would be copied on its way into the runtime.
         let answered = catch_unwind(AssertUnwindSafe(|| {
-            runtime.block_on(handler(body).instrument(span.clone()))
+            runtime.block_on(Box::pin(handler(body)).instrument(span.clone()))
         }));
         match answered {
             Ok(Ok(answer)) => {

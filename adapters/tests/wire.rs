@@ -13,7 +13,7 @@ use std::thread;
 use std::time::Duration;
 
 use outdial_adapters::lambda::{RuntimeApi as Client, serve};
-use outdial_adapters::wire::{Connection, Origin};
+use outdial_adapters::wire::{Connection, Origin, Response};
 use outdial_local::runtime_api::{Answer, RuntimeApi};
 use scripted::server;
 use serde_json::{Value, json};
@@ -50,6 +50,33 @@ fn urls_split_into_origin_and_path() {
     ] {
         assert!(Origin::split(bad).is_err(), "{bad}");
     }
+}
+
+#[test]
+fn a_response_keeps_its_headers_in_order_with_names_in_lower_case() {
+    let (origin, _requests) = server::<&[u8]>(vec![
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Amz-Crc32: 1\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\nX-Empty:\r\n\r\nok",
+    ]);
+    let r = open(&origin).exchange("GET", "/", &[], b"").unwrap();
+    assert_eq!(
+        r.headers().collect::<Vec<_>>(),
+        [
+            ("content-length", "2"),
+            ("x-amz-crc32", "1"),
+            ("set-cookie", "a=1"),
+            ("set-cookie", "b=2"),
+            ("x-empty", ""),
+        ]
+    );
+    // The first of a repeated header; a name asked in lower case only.
+    assert_eq!(r.header("set-cookie"), Some("a=1"));
+    assert_eq!(r.header("X-Amz-Crc32"), None);
+    assert_eq!(r.body, b"ok");
+    let made = Response::new(201, [("X-A", &b"1"[..]), ("b", b"\xff")], b"x".to_vec());
+    assert_eq!(
+        made.headers().collect::<Vec<_>>(),
+        [("x-a", "1"), ("b", "\u{fffd}")]
+    );
 }
 
 #[test]

@@ -177,10 +177,11 @@ impl<S: SmaStore> SmaHandler<S> {
         let event = validate_event(&payload);
         match self.respond_to(event, Payload::Value(&payload)).await {
             Answer::Fresh(response) => to_json(&response),
-            Answer::Json(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
-                warn!(error = %e, "stored response unreadable; answering with an empty list");
-                to_json(&Response::empty(&schema_version(Some(&payload))))
-            }),
+            Answer::Written(text) | Answer::Stored(text) => serde_json::from_str(&text)
+                .unwrap_or_else(|e| {
+                    warn!(error = %e, "stored response unreadable; answering with an empty list");
+                    to_json(&Response::empty(&schema_version(Some(&payload))))
+                }),
         }
     }
 
@@ -200,7 +201,9 @@ impl<S: SmaStore> SmaHandler<S> {
         Ok(
             match self.respond_to(event, Payload::Bytes(payload)).await {
                 Answer::Fresh(response) => json_text(&response).into_bytes(),
-                Answer::Json(text) => {
+                // Serialized from its type just now: sent as it is.
+                Answer::Written(text) => text.into_bytes(),
+                Answer::Stored(text) => {
                     // Stored by an earlier delivery, so read before it is trusted.
                     if serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok() {
                         text.into_bytes()
@@ -339,12 +342,12 @@ impl<S: SmaStore> SmaHandler<S> {
                         "event applied"
                     );
                     // The answer as it was stored: a repeat of this event gets these bytes.
-                    return Answer::Json(write.response);
+                    return Answer::Written(write.response);
                 }
                 Ok(Applied::Duplicate { response }) => {
                     self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
                     info!("duplicate event answered with the stored response");
-                    return Answer::Json(response);
+                    return Answer::Stored(response);
                 }
                 Ok(Applied::Stale(_)) => {
                     self.counters.stale.fetch_add(1, Ordering::Relaxed);
@@ -472,11 +475,13 @@ impl Budget {
     }
 }
 
-/// An answer decided now and not stored, or the JSON text of one stored: just now, or by the
-/// event's first delivery.
+/// An answer decided now and not stored, or the JSON text of one stored: just now (written
+/// from its type, so sent as it is), or by the event's first delivery (read back from the
+/// table, so checked before it is sent).
 enum Answer {
     Fresh(Response),
-    Json(String),
+    Written(String),
+    Stored(String),
 }
 
 /// An invocation's payload as it reached the handler: parsed by the host (the local stack,
