@@ -101,6 +101,96 @@ impl Pacer {
     }
 }
 
+/// A campaign's pacer when several dispatchers book its slots: one per shard, each ahead of
+/// time and each in its own order. No two of its events are closer than one interval (at the
+/// current rate), as with a [`Pacer`], but a slot may be booked before one booked earlier, in
+/// a gap left there. A [`Pacer`] knows only its last event, so a shard that books ahead would
+/// push every other shard's next slot of the campaign behind its own: two shards sharing a
+/// campaign would dial it at about one shard's share of the account's rate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calendar {
+    interval_us: u64,
+    /// The last event of a pacer this one follows (a previous run's): nothing is booked
+    /// within one interval after it, nor before it.
+    floor_us: Option<i64>,
+    /// The slots booked that a new one could still come too close to, in microseconds since
+    /// the epoch.
+    booked: std::collections::BTreeSet<i64>,
+}
+
+impl Calendar {
+    /// A calendar at `rate` events per second, with nothing booked.
+    #[must_use]
+    pub fn new(rate: f64) -> Self {
+        Self {
+            interval_us: interval_us(rate),
+            floor_us: None,
+            booked: std::collections::BTreeSet::new(),
+        }
+    }
+
+    /// Changes the rate: the slots booked from now on keep the new interval from every other.
+    pub fn set_rate(&mut self, rate: f64) {
+        self.interval_us = interval_us(rate);
+    }
+
+    /// The latest event booked or followed, in microseconds since the epoch.
+    #[must_use]
+    pub fn last_us(&self) -> Option<i64> {
+        self.booked.last().copied().max(self.floor_us)
+    }
+
+    /// Goes on from another pacer's last event at `last_us`: every slot from now on comes at
+    /// least one interval after it.
+    pub fn follow(&mut self, last_us: i64) {
+        self.floor_us = Some(self.floor_us.map_or(last_us, |own| own.max(last_us)));
+    }
+
+    /// How long until the earliest free slot at or after `now`.
+    #[must_use]
+    pub fn ready_in(&self, now: Timestamp) -> Duration {
+        let now_us = now.as_millis().saturating_mul(1000);
+        Duration::from_micros(u64::try_from(self.earliest(now_us) - now_us).unwrap_or(0))
+    }
+
+    fn interval(&self) -> i64 {
+        i64::try_from(self.interval_us).unwrap_or(i64::MAX)
+    }
+
+    /// The earliest instant at or after `from_us` at least one interval from every slot booked
+    /// and after the floor.
+    fn earliest(&self, from_us: i64) -> i64 {
+        let interval = self.interval();
+        let mut at = self
+            .floor_us
+            .map_or(from_us, |floor| from_us.max(floor.saturating_add(interval)));
+        // Slots before `at - interval` cannot be too close; those after are visited in
+        // order, each pushing `at` past itself until a gap of an interval either side opens.
+        for &slot in self
+            .booked
+            .range(at.saturating_sub(interval).saturating_add(1)..)
+        {
+            if slot >= at.saturating_add(interval) {
+                break;
+            }
+            at = slot.saturating_add(interval);
+        }
+        at
+    }
+
+    /// Books the earliest free slot at or after `from_us`, and forgets the slots so far before
+    /// `now_us` that no later booking can come near them.
+    fn book(&mut self, from_us: i64, now_us: i64) -> i64 {
+        let at = self.earliest(from_us);
+        self.booked.insert(at);
+        let keep_from = now_us.saturating_sub(self.interval());
+        if self.booked.first().is_some_and(|first| *first < keep_from) {
+            self.booked = self.booked.split_off(&keep_from);
+        }
+        at
+    }
+}
+
 /// How much faster than its rate a campaign's calls are made due: a quarter, so that the
 /// dispatcher always finds the next call due when the pacer frees a slot, and the pacer, not
 /// the due times, sets the pace.
@@ -125,16 +215,18 @@ pub fn due_offset(k: u32, calls_per_second: f64) -> Duration {
 }
 
 /// Books the next event on every pacer at once: the earliest instant at or after `now` that
-/// all of them allow, recorded as taken on each. Returns how long after `now` it is, so a
-/// dispatcher can prepare a dial ahead (claim it) and send it exactly on its slot; the slots
-/// it books keep the same spacing as events taken one by one with [`Pacer::take`].
-pub fn reserve(pacers: &mut [&mut Pacer], now: Timestamp) -> Duration {
+/// all of them allow and that `calendar` has free, recorded as taken on each. Returns how long
+/// after `now` it is, so a dispatcher can prepare a dial ahead (claim it) and send it exactly
+/// on its slot; the slots it books keep the same spacing as events taken one by one with
+/// [`Pacer::take`].
+pub fn reserve(pacers: &mut [&mut Pacer], calendar: &mut Calendar, now: Timestamp) -> Duration {
     let now_us = now.as_millis().saturating_mul(1000);
-    let at = pacers
+    let from = pacers
         .iter()
         .map(|p| p.next_us(now_us))
         .max()
         .unwrap_or(now_us);
+    let at = calendar.book(from, now_us);
     for p in pacers.iter_mut() {
         p.last_us = Some(at);
     }
@@ -389,10 +481,10 @@ mod tests {
 
     #[test]
     fn reserved_slots_are_spaced_like_taken_events_across_pacers() {
-        let mut campaign = Pacer::new(10.0);
+        let mut campaign = Calendar::new(10.0);
         let mut account = Pacer::new(20.0);
         let waits: Vec<Duration> = (0..3)
-            .map(|_| reserve(&mut [&mut campaign, &mut account], at(0)))
+            .map(|_| reserve(&mut [&mut account], &mut campaign, at(0)))
             .collect();
         assert_eq!(
             waits,
@@ -407,24 +499,80 @@ mod tests {
     }
 
     #[test]
-    fn a_pacer_that_follows_another_books_one_interval_after_its_last_event() {
-        let mut handing = Pacer::new(10.0);
+    fn a_calendar_that_follows_another_books_one_interval_after_its_last_event() {
+        let mut handing = Calendar::new(10.0);
         let slots: Vec<Duration> = (0..3)
-            .map(|_| reserve(&mut [&mut handing], at(0)))
+            .map(|_| reserve(&mut [], &mut handing, at(0)))
             .collect();
         assert_eq!(slots[2], Duration::from_micros(202_000));
         let last = handing.last_us().unwrap();
-        // A fresh pacer, as the next dispatcher has, books after the last slot handed over...
-        let mut taking = Pacer::new(10.0);
+        // A fresh calendar, as the next dispatcher has, books after the last slot handed
+        // over, not in the gaps before it (which it cannot see)...
+        let mut taking = Calendar::new(10.0);
         taking.follow(last);
+        assert_eq!(taking.ready_in(at(0)), Duration::from_micros(303_000));
         assert_eq!(
-            reserve(&mut [&mut taking], at(100)),
+            reserve(&mut [], &mut taking, at(100)),
             Duration::from_micros(203_000)
         );
         // ...and one that booked later itself keeps its own.
         let before = taking.last_us();
         taking.follow(last);
         assert_eq!(taking.last_us(), before);
+    }
+
+    #[test]
+    fn a_calendar_fills_a_gap_before_a_slot_booked_ahead() {
+        let mut c = Calendar::new(10.0);
+        let mut book = |from_ms: i64| c.book(from_ms * 1000, 0) / 1000;
+        assert_eq!(book(300), 300);
+        // Before it: free, as long as an interval (101 ms) stays on either side.
+        assert_eq!(book(0), 0);
+        assert_eq!(book(0), 101);
+        // 202 ms would be 98 ms from the slot at 300: the next free one is after it.
+        assert_eq!(book(0), 401);
+        assert_eq!(book(150), 502);
+    }
+
+    #[test]
+    fn a_calendar_forgets_slots_no_later_booking_can_come_near() {
+        let mut c = Calendar::new(10.0);
+        for k in 0..100 {
+            c.book(k * 101_000, k * 101_000);
+        }
+        // Only the slots within an interval before the last booking's "now" are kept.
+        assert!(c.booked.len() <= 2, "{:?}", c.booked);
+        assert_eq!(c.last_us(), Some(99 * 101_000));
+    }
+
+    #[test]
+    fn two_shards_booking_ahead_share_a_campaign_at_its_full_rate() {
+        // The account's 100 calls a second split over two shards, one campaign at 100: each
+        // shard books every slot it has within 200 ms ahead, one shard after the other, as
+        // two dispatchers' loops do on their own. 10 s of slots, on virtual time.
+        let mut campaign = Calendar::new(100.0);
+        let mut shards = [Pacer::new(50.0), Pacer::new(50.0)];
+        let mut slots = Vec::new();
+        for now_ms in (0..10_000).step_by(50) {
+            for shard in &mut shards {
+                while shard.ready_in(at(now_ms)) <= Duration::from_millis(200) {
+                    let wait = reserve(&mut [shard], &mut campaign, at(now_ms));
+                    slots.push(
+                        at(now_ms).as_millis() * 1000 + i64::try_from(wait.as_micros()).unwrap(),
+                    );
+                }
+            }
+        }
+        slots.sort_unstable();
+        let in_ten_seconds = slots.iter().filter(|&&s| s < 10_000_000).count();
+        // 1% under the rate is the pacers' margin. A campaign pacer that keeps only its last
+        // slot books about 600 here: each shard's slots booked ahead push the other's back.
+        assert!(in_ten_seconds >= 985, "{in_ten_seconds} slots in 10 s");
+        let closest = slots.windows(2).map(|w| w[1] - w[0]).min().unwrap();
+        assert!(closest >= 10_100, "two slots {closest} us apart");
+        for w in slots.windows(101) {
+            assert!(w[100] - w[0] >= 1_000_000, "101 slots within one second");
+        }
     }
 
     #[test]

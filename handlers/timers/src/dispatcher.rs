@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use outdial_core::ids::{CallId, CampaignId};
 use outdial_core::legal::LegalHours;
-use outdial_core::pacing::{AdaptiveRate, Pacer, SendWindow, Spread, reserve};
+use outdial_core::pacing::{AdaptiveRate, Calendar, Pacer, SendWindow, Spread, reserve};
 use outdial_core::policy::Policy;
 use outdial_core::ports::{Dialer, DispatchStore, PacerMarks, StoreError};
 use outdial_core::record::Campaign;
@@ -25,7 +25,8 @@ pub(crate) struct Pacing {
     pub(crate) shards: HashMap<u32, ShardPacing>,
     /// Campaigns' marks handed over by the previous run, for pacers not made yet.
     pub(crate) followed: HashMap<CampaignId, i64>,
-    pub(crate) campaigns: HashMap<CampaignId, Pacer>,
+    /// Each campaign's slots: a calendar, since every shard books them, each ahead.
+    pub(crate) campaigns: HashMap<CampaignId, Calendar>,
     /// The guard on actual sends per campaign.
     pub(crate) campaign_sends: HashMap<CampaignId, SendWindow>,
     /// How much the round trips of `CreateSipMediaApplicationCall` vary: the send windows'
@@ -370,7 +371,7 @@ impl<S, D> Shared<S, D> {
             return Err(Ahead::Account(Duration::ZERO));
         };
         let own = campaigns.entry(campaign.id.clone()).or_insert_with(|| {
-            let mut own = Pacer::new(campaign.pacing.calls_per_second);
+            let mut own = Calendar::new(campaign.pacing.calls_per_second);
             if let Some(last) = followed.remove(&campaign.id) {
                 own.follow(last);
             }
@@ -385,7 +386,7 @@ impl<S, D> Shared<S, D> {
                 return Err(Ahead::Campaign(own_in));
             }
         }
-        let wait = reserve(&mut [own, account], now);
+        let wait = reserve(&mut [account], own, now);
         Ok(Slot {
             shard,
             at: anchor + wait,
