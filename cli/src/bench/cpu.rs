@@ -434,6 +434,14 @@ fn cpu_ticks(pid: u32) -> anyhow::Result<Ticks> {
     parse_stat(&stat)
 }
 
+/// The CPU time process `pid` (or `self`) has used, user and system, in seconds.
+pub(crate) fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let ticks = parse_stat(&stat).ok()?;
+    #[allow(clippy::cast_precision_loss)]
+    Some((ticks.user + ticks.system) as f64 / CLOCK_TICKS_PER_S)
+}
+
 fn parse_stat(stat: &str) -> anyhow::Result<Ticks> {
     // The command name may hold spaces: the fields start after its closing parenthesis;
     // utime and stime are the 14th and 15th fields of the whole line.

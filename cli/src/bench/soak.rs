@@ -20,6 +20,7 @@ use outdial_core::messages::Function;
 use outdial_stack::stack::Stack;
 use serde::Serialize;
 
+use crate::bench::cpu::cpu_seconds;
 use crate::bench::export::rss_mib;
 use crate::campaign;
 use crate::client::Client;
@@ -29,6 +30,16 @@ use crate::dev::DevOptions;
 /// DynamoDB Local's heap for the run: it keeps every item and stream record in memory (a
 /// 20,000-contact campaign leaves about 300,000 stream records with both images).
 const HEAP_MIB: u32 = 4096;
+
+/// The campaign's concurrency cap at `cps`: two seconds of dials. A call of the local stack
+/// lasts a fraction of a second (the simulator runs at a hundredth of real time), so the cap
+/// does not bind while the machine keeps up; when it does not (on two cores, DynamoDB Local's
+/// JVM and the functions share them), calls last longer, the cap holds the calls in flight
+/// and so the load, and the dial rate reads what the machine sustains instead of a queue
+/// growing behind the pacer.
+fn max_concurrent(cps: u32) -> u32 {
+    cps * 2
+}
 
 /// One tenth of the handler's invocations.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -68,6 +79,12 @@ pub struct SoakBench {
     pub outdial_rss: Memory,
     /// DynamoDB Local's JVM.
     pub dynamodb_local_rss: Memory,
+    /// The cores this process kept busy on average over the campaign (CPU seconds over wall
+    /// seconds), and DynamoDB Local's JVM; beside `machine_cores`, they say whether the
+    /// machine, rather than outdial, set the dial rate.
+    pub outdial_cpu_cores: f64,
+    pub dynamodb_local_cpu_cores: f64,
+    pub machine_cores: usize,
     pub double_dials: u32,
     pub violations: usize,
     pub counters_match: bool,
@@ -116,10 +133,18 @@ pub async fn soak(contacts: u32, cps: u32) -> anyhow::Result<SoakBench> {
     let warm_dials = stack.simulator().report().creates.len();
 
     let start_rss = (rss_mib("self"), rss_mib(&jvm));
+    let start_cpu = (cpu_seconds("self"), cpu_seconds(&jvm));
     let began = Instant::now();
     let report = run_campaign(&client, &stack, contacts, cps).await?;
     let seconds = began.elapsed().as_secs_f64();
     let end_rss = (rss_mib("self"), rss_mib(&jvm));
+    let end_cpu = (cpu_seconds("self"), cpu_seconds(&jvm));
+    let cores = |start: Option<f64>, end: Option<f64>| -> anyhow::Result<f64> {
+        let used = end.zip(start).map(|(e, s)| e - s);
+        Ok(round(used.context("CPU time unreadable")? / seconds))
+    };
+    let outdial_cpu_cores = cores(start_cpu.0, end_cpu.0)?;
+    let dynamodb_local_cpu_cores = cores(start_cpu.1, end_cpu.1)?;
     let (_, counters_match) = counters_against_records(&report);
 
     let sim = stack.simulator().report();
@@ -166,6 +191,9 @@ pub async fn soak(contacts: u32, cps: u32) -> anyhow::Result<SoakBench> {
         }),
         outdial_rss: memory((start_rss.0, end_rss.0))?,
         dynamodb_local_rss: memory((start_rss.1, end_rss.1))?,
+        outdial_cpu_cores,
+        dynamodb_local_cpu_cores,
+        machine_cores: std::thread::available_parallelism().map_or(1, usize::from),
         double_dials,
         violations,
         counters_match,
@@ -183,7 +211,8 @@ async fn run_campaign(
     cps: u32,
 ) -> anyhow::Result<campaign::Report> {
     let mut spec = crate::demo::spec(contacts);
-    spec["pacing"] = serde_json::json!({"calls_per_second": cps, "max_concurrent": 1000});
+    spec["pacing"] =
+        serde_json::json!({"calls_per_second": cps, "max_concurrent": max_concurrent(cps)});
     let began = Instant::now();
     let started = crate::bench::start_campaign(client, &spec, contacts).await?;
     let limit = Duration::from_secs(u64::from(contacts * 2 / cps) + 600);
@@ -259,6 +288,7 @@ pub fn text(r: &SoakBench) -> String {
         "{} contacts at {} calls/s: {} terminal in {:.0} s; {} dials at {:.1}/s (at most {} in any second), {} SMA events at {:.0}/s\n\
          SMA handler: first tenth {}, middle {}, last {} (p50 x{:.2})\n\
          resident memory: outdial {:.1} -> {:.1} MiB, DynamoDB Local {:.1} -> {:.1} MiB\n\
+         cores kept busy: outdial {:.2}, DynamoDB Local {:.2}, of {} on this machine\n\
          {} double dials, {} violations, counters {} the records\n",
         r.contacts,
         r.target_cps,
@@ -277,6 +307,9 @@ pub fn text(r: &SoakBench) -> String {
         r.outdial_rss.end_mib,
         r.dynamodb_local_rss.start_mib,
         r.dynamodb_local_rss.end_mib,
+        r.outdial_cpu_cores,
+        r.dynamodb_local_cpu_cores,
+        r.machine_cores,
         r.double_dials,
         r.violations,
         if r.counters_match {
