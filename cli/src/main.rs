@@ -354,6 +354,9 @@ enum Bench {
         contacts: u32,
         #[arg(long, default_value_t = 100)]
         cps: u32,
+        /// The dispatch shards the account's rate is split over (the stack's default: 2).
+        #[arg(long, default_value_t = 2)]
+        shards: u32,
         /// Print one JSON object as the last line.
         #[arg(long)]
         json: bool,
@@ -719,11 +722,12 @@ fn main() -> ExitCode {
                 Bench::Soak {
                     contacts,
                     cps,
+                    shards,
                     json,
                 },
         } => {
             logging();
-            run("bench soak", bench::soak(contacts, cps), |result| {
+            run("bench soak", bench::soak(contacts, cps, shards), |result| {
                 if json {
                     println!("{}", json_line(&result));
                 } else {

@@ -27,10 +27,28 @@ pub const MIN_RATE: f64 = 0.01;
 /// How much longer than `1/rate` the pacer waits between events.
 pub const JITTER_MARGIN: f64 = 0.01;
 
+/// A pacer's interval at `rate`, in whole microseconds: rounded up, so that no two events are
+/// ever closer than `(1 + JITTER_MARGIN) / rate`.
 fn interval_us(rate: f64) -> u64 {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let us = (1_000_000.0 * (1.0 + JITTER_MARGIN) / rate.max(MIN_RATE)).ceil() as u64;
+    let us = exact_interval_us(rate).ceil() as u64;
     us.max(1)
+}
+
+/// A [`Calendar`]'s interval at `rate`: rounded down. Shards' pacers, each at a share of the
+/// rate, round theirs up, so `n` calendar intervals always fit in one pacer interval at a
+/// `n`-th of the rate: rounded up too, the gap one shard leaves between its slots could be a
+/// microsecond too narrow for another shard's (at 60 a second over two shards, 2 × 16,834 µs
+/// against 33,667 µs), and two shards dialed a campaign at about one shard's rate. A
+/// microsecond less keeps the interval 1% wider than `1 / rate` all the same.
+fn calendar_interval_us(rate: f64) -> u64 {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let us = exact_interval_us(rate).floor() as u64;
+    us.max(1)
+}
+
+fn exact_interval_us(rate: f64) -> f64 {
+    1_000_000.0 * (1.0 + JITTER_MARGIN) / rate.max(MIN_RATE)
 }
 
 impl Pacer {
@@ -102,13 +120,14 @@ impl Pacer {
 }
 
 /// A campaign's pacer when several dispatchers book its slots: one per shard, each ahead of
-/// time and each in its own order. No two of its events are closer than one interval (at the
-/// current rate), as with a [`Pacer`], but a slot may be booked before one booked earlier, in
-/// a gap left there. A [`Pacer`] knows only its last event, so a shard that books ahead would
-/// push every other shard's next slot of the campaign behind its own: two shards sharing a
-/// campaign would dial it at about one shard's share of the account's rate.
+/// time and each in its own order. No two of its events are closer than one interval, as with
+/// a [`Pacer`], but a slot may be booked before one booked earlier, in a gap left there. A
+/// [`Pacer`] knows only its last event, so a shard that books ahead would push every other
+/// shard's next slot of the campaign behind its own: on virtual time, two shards sharing a
+/// campaign at the account's rate booked about 60% of it that way.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Calendar {
+    /// Rounded down, where a [`Pacer`]'s is rounded up ([`calendar_interval_us`]).
     interval_us: u64,
     /// The last event of a pacer this one follows (a previous run's): nothing is booked
     /// within one interval after it, nor before it.
@@ -123,15 +142,10 @@ impl Calendar {
     #[must_use]
     pub fn new(rate: f64) -> Self {
         Self {
-            interval_us: interval_us(rate),
+            interval_us: calendar_interval_us(rate),
             floor_us: None,
             booked: std::collections::BTreeSet::new(),
         }
-    }
-
-    /// Changes the rate: the slots booked from now on keep the new interval from every other.
-    pub fn set_rate(&mut self, rate: f64) {
-        self.interval_us = interval_us(rate);
     }
 
     /// The latest event booked or followed, in microseconds since the epoch.
@@ -546,32 +560,61 @@ mod tests {
     }
 
     #[test]
-    fn two_shards_booking_ahead_share_a_campaign_at_its_full_rate() {
-        // The account's 100 calls a second split over two shards, one campaign at 100: each
-        // shard books every slot it has within 200 ms ahead, one shard after the other, as
-        // two dispatchers' loops do on their own. 10 s of slots, on virtual time.
-        let mut campaign = Calendar::new(100.0);
-        let mut shards = [Pacer::new(50.0), Pacer::new(50.0)];
-        let mut slots = Vec::new();
-        for now_ms in (0..10_000).step_by(50) {
-            for shard in &mut shards {
-                while shard.ready_in(at(now_ms)) <= Duration::from_millis(200) {
-                    let wait = reserve(&mut [shard], &mut campaign, at(now_ms));
-                    slots.push(
-                        at(now_ms).as_millis() * 1000 + i64::try_from(wait.as_micros()).unwrap(),
-                    );
+    fn shards_booking_ahead_share_a_campaign_at_its_full_rate() {
+        // The account's rate split over shards, one campaign: each shard books every slot it
+        // has within 200 ms ahead, one shard after the other, as the dispatchers' loops do on
+        // their own. 10 s of slots, on virtual time. Rates whose intervals do not divide
+        // evenly (60 a second over two shards) are among them: rounded the wrong way, each
+        // gap a shard leaves was a microsecond too narrow for the other's slot, and the
+        // campaign went at 82% of its rate. The least share of the rate each case books:
+        // 1% under it is the pacers' margin. A campaign between one shard's share and two
+        // shards' (60 a second over two shards of 50) loses more: a shard alone books its
+        // slots 20.2 ms apart, too close for the other's to fit between, so a stretch one
+        // shard booked first goes at that shard's rate.
+        for (account, shards, rate, least) in [
+            (100.0, 2, 100.0, 0.98),
+            (60.0, 2, 60.0, 0.98),
+            (50.0, 2, 50.0, 0.98),
+            (90.0, 3, 90.0, 0.98),
+            (100.0, 4, 70.0, 0.98),
+            (7.0, 2, 7.0, 0.98),
+            (100.0, 2, 60.0, 0.93),
+        ] {
+            let mut campaign = Calendar::new(rate);
+            let mut pacers: Vec<Pacer> = (0..shards)
+                .map(|_| Pacer::new(account / f64::from(shards)))
+                .collect();
+            let mut slots = Vec::new();
+            for now_ms in (0..10_000).step_by(50) {
+                for shard in &mut pacers {
+                    while shard.ready_in(at(now_ms)) <= Duration::from_millis(200) {
+                        let wait = reserve(&mut [shard], &mut campaign, at(now_ms));
+                        slots.push(
+                            at(now_ms).as_millis() * 1000
+                                + i64::try_from(wait.as_micros()).unwrap(),
+                        );
+                    }
                 }
             }
-        }
-        slots.sort_unstable();
-        let in_ten_seconds = slots.iter().filter(|&&s| s < 10_000_000).count();
-        // 1% under the rate is the pacers' margin. A campaign pacer that keeps only its last
-        // slot books about 600 here: each shard's slots booked ahead push the other's back.
-        assert!(in_ten_seconds >= 985, "{in_ten_seconds} slots in 10 s");
-        let closest = slots.windows(2).map(|w| w[1] - w[0]).min().unwrap();
-        assert!(closest >= 10_100, "two slots {closest} us apart");
-        for w in slots.windows(101) {
-            assert!(w[100] - w[0] >= 1_000_000, "101 slots within one second");
+            slots.sort_unstable();
+            let case = format!("{shards} shards of {account}/s, a campaign at {rate}/s");
+            let in_ten_seconds = slots.iter().filter(|&&s| s < 10_000_000).count();
+            #[allow(clippy::cast_precision_loss)]
+            let share = in_ten_seconds as f64 / (10.0 * rate);
+            assert!(share >= least, "{case}: {in_ten_seconds} slots in 10 s");
+            let closest = slots.windows(2).map(|w| w[1] - w[0]).min().unwrap();
+            #[allow(clippy::cast_possible_truncation)]
+            let least = (1_000_000.0 / rate) as i64;
+            assert!(closest > least, "{case}: two slots {closest} us apart");
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let per_second = rate as usize;
+            for w in slots.windows(per_second + 1) {
+                assert!(
+                    w[per_second] - w[0] >= 1_000_000,
+                    "{case}: {} slots within one second",
+                    per_second + 1
+                );
+            }
         }
     }
 

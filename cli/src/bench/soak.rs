@@ -1,5 +1,5 @@
-//! `outdial bench soak --contacts N --cps R [--json]`: one large campaign through the whole
-//! local stack to its end, to see whether anything grows with it.
+//! `outdial bench soak --contacts N --cps R [--shards S] [--json]`: one large campaign through
+//! the whole local stack to its end, to see whether anything grows with it.
 //!
 //! The demo's campaign (its callees' mix, its script, two attempts) of N contacts, paced at R
 //! calls a second, on a DynamoDB Local of its own started for the run (a long run on a shared
@@ -11,13 +11,16 @@
 //! if nothing the handler touches grows with the campaign; the resident memory of this
 //! process (the four functions, the simulator, the servers) and of DynamoDB Local's JVM, at
 //! the start and the end; and the promises: every contact terminal, no double dial, the
-//! streamed counters equal to the records.
+//! streamed counters equal to the records. The dispatcher's own counts over the campaign
+//! (throttled dials, claims refused at the concurrency cap, dials the send window held) say
+//! what held the rate back when it falls short.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use outdial_core::messages::Function;
 use outdial_stack::stack::Stack;
+use outdial_timers::Stats;
 use serde::Serialize;
 
 use crate::bench::cpu::cpu_seconds;
@@ -55,11 +58,43 @@ pub struct Memory {
     pub end_mib: f64,
 }
 
+/// What the dispatcher counted over the measured campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DispatcherCounts {
+    /// Dials the Voice API accepted.
+    pub dialed: u32,
+    /// Dials it answered 429.
+    pub throttled: u32,
+    /// Claims refused because the campaign held `max_concurrent` calls.
+    pub at_capacity: u32,
+    /// Dials the send window held back so that no second at the API exceeds the rate.
+    pub held: u32,
+    /// Claims tried again after another counted a call to the same number first.
+    pub contended: u32,
+    /// Dials whose answer never came (left to the watchdog).
+    pub unknown: u32,
+}
+
+impl DispatcherCounts {
+    fn between(before: &Stats, after: &Stats) -> Self {
+        Self {
+            dialed: after.dialed.saturating_sub(before.dialed),
+            throttled: after.throttled.saturating_sub(before.throttled),
+            at_capacity: after.at_capacity.saturating_sub(before.at_capacity),
+            held: after.held.saturating_sub(before.held),
+            contended: after.contended.saturating_sub(before.contended),
+            unknown: after.unknown.saturating_sub(before.unknown),
+        }
+    }
+}
+
 /// What `outdial bench soak` prints.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SoakBench {
     pub contacts: u32,
     pub target_cps: f64,
+    /// The dispatch shards the account's rate was split over.
+    pub shards: u32,
     pub terminal: u64,
     pub dials: u64,
     /// Dials a second while first attempts waited for their slot.
@@ -85,6 +120,7 @@ pub struct SoakBench {
     pub outdial_cpu_cores: f64,
     pub dynamodb_local_cpu_cores: f64,
     pub machine_cores: usize,
+    pub dispatcher: DispatcherCounts,
     pub double_dials: u32,
     pub violations: usize,
     pub counters_match: bool,
@@ -108,16 +144,18 @@ impl SoakBench {
 /// When the stack cannot start, the API refuses the campaign, or the campaign does not end
 /// within its time (ten minutes more than its pace needs).
 #[allow(clippy::too_many_lines, clippy::cast_precision_loss)]
-pub async fn soak(contacts: u32, cps: u32) -> anyhow::Result<SoakBench> {
+pub async fn soak(contacts: u32, cps: u32, shards: u32) -> anyhow::Result<SoakBench> {
     anyhow::ensure!(
         (100..=100_000).contains(&contacts),
         "--contacts must be 100 to 100000"
     );
     anyhow::ensure!((1..=200).contains(&cps), "--cps must be 1 to 200");
+    anyhow::ensure!((1..=16).contains(&shards), "--shards must be 1 to 16");
     let opts = DevOptions::bench(f64::from(cps));
     let mut config = crate::dev::config(&opts);
     config.report_path = None;
     config.database_heap_mib = HEAP_MIB;
+    config.shards = shards;
     let stack = Stack::start(config).await?;
     let jvm = stack
         .database()
@@ -134,11 +172,13 @@ pub async fn soak(contacts: u32, cps: u32) -> anyhow::Result<SoakBench> {
 
     let start_rss = (rss_mib("self"), rss_mib(&jvm));
     let start_cpu = (cpu_seconds("self"), cpu_seconds(&jvm));
+    let start_stats = stack.dispatcher().stats();
     let began = Instant::now();
     let report = run_campaign(&client, &stack, contacts, cps).await?;
     let seconds = began.elapsed().as_secs_f64();
     let end_rss = (rss_mib("self"), rss_mib(&jvm));
     let end_cpu = (cpu_seconds("self"), cpu_seconds(&jvm));
+    let dispatcher = DispatcherCounts::between(&start_stats, &stack.dispatcher().stats());
     let cores = |start: Option<f64>, end: Option<f64>| -> anyhow::Result<f64> {
         let used = end.zip(start).map(|(e, s)| e - s);
         Ok(round(used.context("CPU time unreadable")? / seconds))
@@ -175,6 +215,7 @@ pub async fn soak(contacts: u32, cps: u32) -> anyhow::Result<SoakBench> {
     Ok(SoakBench {
         contacts,
         target_cps: f64::from(cps),
+        shards,
         terminal: report.terminal(),
         dials,
         dials_per_s: round(Paced::of(creates).per_s),
@@ -194,6 +235,7 @@ pub async fn soak(contacts: u32, cps: u32) -> anyhow::Result<SoakBench> {
         outdial_cpu_cores,
         dynamodb_local_cpu_cores,
         machine_cores: std::thread::available_parallelism().map_or(1, usize::from),
+        dispatcher,
         double_dials,
         violations,
         counters_match,
@@ -285,13 +327,15 @@ fn round(x: f64) -> f64 {
 pub fn text(r: &SoakBench) -> String {
     let t = |x: &Tenth| format!("p50 {:.2} ms, p99 {:.2} ms", x.p50_ms, x.p99_ms);
     format!(
-        "{} contacts at {} calls/s: {} terminal in {:.0} s; {} dials at {:.1}/s (at most {} in any second), {} SMA events at {:.0}/s\n\
+        "{} contacts at {} calls/s over {} shards: {} terminal in {:.0} s; {} dials at {:.1}/s (at most {} in any second), {} SMA events at {:.0}/s\n\
          SMA handler: first tenth {}, middle {}, last {} (p50 x{:.2})\n\
          resident memory: outdial {:.1} -> {:.1} MiB, DynamoDB Local {:.1} -> {:.1} MiB\n\
          cores kept busy: outdial {:.2}, DynamoDB Local {:.2}, of {} on this machine\n\
+         dispatcher: {} throttled, {} claims at the concurrency cap, {} dials held by the send window, {} claims contended, {} answers unknown\n\
          {} double dials, {} violations, counters {} the records\n",
         r.contacts,
         r.target_cps,
+        r.shards,
         r.terminal,
         r.seconds,
         r.dials,
@@ -310,6 +354,11 @@ pub fn text(r: &SoakBench) -> String {
         r.outdial_cpu_cores,
         r.dynamodb_local_cpu_cores,
         r.machine_cores,
+        r.dispatcher.throttled,
+        r.dispatcher.at_capacity,
+        r.dispatcher.held,
+        r.dispatcher.contended,
+        r.dispatcher.unknown,
         r.double_dials,
         r.violations,
         if r.counters_match {
