@@ -17,7 +17,7 @@ use outdial_core::record::{CallRecord, Campaign, CampaignStatus, PoolRef};
 use outdial_core::time::Timestamp;
 use tracing::{info, warn};
 
-use crate::dispatcher::{Shared, Slot, counted, lock};
+use crate::dispatcher::{Shared, Slot, SlotClaim, counted, lock};
 use crate::settings::bump;
 
 /// How often a claim is tried again when another dispatcher counted a call to the same
@@ -235,12 +235,14 @@ pub(crate) async fn send_cancel<S: DispatchStore, D: Dialer>(
 
 /// One dial: the do-not-call list checked again, the contact caps decided on the number's
 /// ledger, the claim (with its concurrency slot and the ledger's new count), the wait for
-/// its pacing slot, the request, and what its answer means for the call.
+/// its pacing slot, the request, and what its answer means for the call. `slot_claim` is the
+/// concurrency slot the tick took for it in this process: given back unless the claim lands.
 pub(crate) async fn dial<S: DispatchStore, D: Dialer>(
     shared: &Shared<S, D>,
     call: CallRecord,
     campaign: Arc<Campaign>,
     slot: Slot,
+    mut slot_claim: SlotClaim,
 ) {
     let store = &shared.store;
     match store.do_not_call(&call.to).await {
@@ -261,6 +263,8 @@ pub(crate) async fn dial<S: DispatchStore, D: Dialer>(
     let Some(claimed) = claim(shared, &call, &campaign, slot).await else {
         return;
     };
+    slot_claim.landed();
+    drop(slot_claim);
     let mut arguments = DialArguments {
         call_id: claimed.id.clone(),
         campaign_id: claimed.campaign_id.clone(),

@@ -54,6 +54,78 @@ impl Pacing {
     }
 }
 
+/// What this process knows of a campaign's concurrency slots (`live` on its counters item):
+/// the count a tick last read, the claims of this process that landed since, and the claims
+/// its dial tasks are still making. The ticks of every shard the process runs share it, so
+/// that shards ticking side by side do not each start dials for the same free slots: a claim
+/// past the cap is refused, and the pacing slot booked for it goes unused.
+#[derive(Debug, Default)]
+pub(crate) struct Occupancy {
+    read: u32,
+    landed: u32,
+    claiming: u32,
+}
+
+/// Every campaign's [`Occupancy`] in this process.
+pub(crate) type Occupancies = Arc<Mutex<HashMap<CampaignId, Occupancy>>>;
+
+/// A concurrency slot a dial task is claiming: counted as taken until the claim is made, and
+/// after that as landed if it was. Dropped however the task ends.
+pub(crate) struct SlotClaim {
+    occupancies: Occupancies,
+    campaign: CampaignId,
+    landed: bool,
+}
+
+impl SlotClaim {
+    /// The claim holds its slot in the table now; the next read of `live` counts it.
+    pub(crate) fn landed(&mut self) {
+        self.landed = true;
+    }
+}
+
+impl Drop for SlotClaim {
+    fn drop(&mut self) {
+        let mut all = lock(&self.occupancies);
+        if let Some(o) = all.get_mut(&self.campaign) {
+            o.claiming = o.claiming.saturating_sub(1);
+            if self.landed {
+                o.landed = o.landed.saturating_add(1);
+            }
+        }
+    }
+}
+
+/// Records `live`, just read from the campaign's counters item: claims landed before the read
+/// are in it.
+pub(crate) fn read_live(occupancies: &Occupancies, campaign: &CampaignId, live: u32) {
+    let mut all = lock(occupancies);
+    let o = all.entry(campaign.clone()).or_default();
+    o.read = live;
+    o.landed = 0;
+}
+
+/// Takes one of the campaign's concurrency slots for a dial task, if this process knows of
+/// one free under `max_concurrent`.
+pub(crate) fn take_slot(
+    occupancies: &Occupancies,
+    campaign: &CampaignId,
+    max_concurrent: u32,
+) -> Option<SlotClaim> {
+    let mut all = lock(occupancies);
+    let o = all.entry(campaign.clone()).or_default();
+    let held = o.read.saturating_add(o.landed).saturating_add(o.claiming);
+    if held >= max_concurrent {
+        return None;
+    }
+    o.claiming += 1;
+    Some(SlotClaim {
+        occupancies: Arc::clone(occupancies),
+        campaign: campaign.clone(),
+        landed: false,
+    })
+}
+
 pub(crate) struct Cached {
     pub(crate) campaign: Arc<Campaign>,
     pub(crate) read_at: Timestamp,
@@ -80,6 +152,8 @@ pub(crate) struct Shared<S, D> {
     /// Calls with a dial task running: a tick that reads them again before their claim
     /// lands leaves them alone.
     pub(crate) in_flight: Mutex<HashSet<CallId>>,
+    /// Each campaign's concurrency slots as this process knows them.
+    pub(crate) occupancies: Occupancies,
     /// Calls this dispatcher moved to each campaign's window opening, so that the next one
     /// goes a pacing interval after the last instead of piling up on the same instant.
     pub(crate) deferred: Mutex<HashMap<(CampaignId, i64), u32>>,
@@ -129,6 +203,7 @@ where
                 account: Mutex::new(None),
                 pacing: Mutex::new(pacing),
                 in_flight: Mutex::new(HashSet::new()),
+                occupancies: Arc::default(),
                 deferred: Mutex::new(HashMap::new()),
                 pools: Mutex::new(HashMap::new()),
                 totals: Totals::default(),

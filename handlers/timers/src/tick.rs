@@ -17,7 +17,7 @@ use outdial_core::time::Timestamp;
 use tracing::warn;
 
 use crate::dial::dial;
-use crate::dispatcher::{Ahead, Dispatcher, RunTasks, counted, lock};
+use crate::dispatcher::{Ahead, Dispatcher, RunTasks, counted, lock, read_live, take_slot};
 use crate::settings::Tick;
 
 /// How many reads of a shard one tick makes at most when everything it read was held back
@@ -27,6 +27,16 @@ const PAGES_PER_TICK: usize = 5;
 /// How many reads of the watch lane one tick makes at most (a thousand entries at the
 /// default batch): a larger pile is worked through over the next ticks.
 const WATCH_PAGES_PER_TICK: usize = 10;
+
+/// What a tick knows of a campaign it met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Met {
+    /// Its `live` count was read this tick; its calls may go while it has free slots.
+    Open,
+    /// At its concurrency cap, or its own pacer is booked ahead: its other calls are passed
+    /// over for the rest of the tick.
+    PassedOver,
+}
 
 /// What the tick decided for one waiting call.
 pub(crate) enum Next {
@@ -75,8 +85,8 @@ where
             share.pacer.set_rate(rate);
             share.sends.set_rate(rate);
         }
-        // Per campaign, the concurrency slots this tick may still take.
-        let mut headroom: HashMap<CampaignId, u32> = HashMap::new();
+        // The campaigns this tick met.
+        let mut met: HashMap<CampaignId, Met> = HashMap::new();
 
         // The watch lane first, all of what is due: watchdogs and sweeps never wait behind
         // paced dials.
@@ -99,10 +109,7 @@ where
                 });
             }
             for due in read.items {
-                if let Some(full) = self
-                    .entry(shard, due, now, &mut headroom, &mut tick, run)
-                    .await
-                {
+                if let Some(full) = self.entry(shard, due, now, &mut met, &mut tick, run).await {
                     tick.paced_for = Some(full);
                 }
             }
@@ -131,10 +138,7 @@ where
                 .await?;
             let before = tick.clone();
             for due in read.items {
-                if let Some(full) = self
-                    .entry(shard, due, now, &mut headroom, &mut tick, run)
-                    .await
-                {
+                if let Some(full) = self.entry(shard, due, now, &mut met, &mut tick, run).await {
                     tick.paced_for = Some(full);
                     return Ok(tick);
                 }
@@ -159,7 +163,7 @@ where
         shard: u32,
         due: Due,
         now: Timestamp,
-        headroom: &mut HashMap<CampaignId, u32>,
+        met: &mut HashMap<CampaignId, Met>,
         tick: &mut Tick,
         run: Option<&Arc<RunTasks>>,
     ) -> Option<Duration> {
@@ -173,7 +177,7 @@ where
             Due::Call(call)
                 if matches!(call.status, CallStatus::Queued | CallStatus::RetryWait) =>
             {
-                match self.waiting(shard, *call, now, headroom, run).await {
+                match self.waiting(shard, *call, now, met, run).await {
                     Ok(Next::Started) => tick.started += 1,
                     Ok(Next::Settled) => tick.settled += 1,
                     Ok(Next::HeldBack) => {}
@@ -203,7 +207,7 @@ where
         shard: u32,
         call: CallRecord,
         now: Timestamp,
-        headroom: &mut HashMap<CampaignId, u32>,
+        met: &mut HashMap<CampaignId, Met>,
         run: Option<&Arc<RunTasks>>,
     ) -> Result<Next, StoreError> {
         let shared = &self.shared;
@@ -241,23 +245,32 @@ where
             }
             ForWaiting::Dial => {}
         }
-        let room = match headroom.get(&campaign.id) {
-            Some(room) => *room,
+        match met.get(&campaign.id) {
+            Some(Met::PassedOver) => return Ok(Next::HeldBack),
+            Some(Met::Open) => {}
             None => {
                 let live = shared.store.live(&campaign.id).await?;
-                campaign.pacing.max_concurrent.saturating_sub(live)
+                read_live(&shared.occupancies, &campaign.id, live);
+                met.insert(campaign.id.clone(), Met::Open);
             }
-        };
-        if room == 0 {
-            headroom.insert(campaign.id.clone(), 0);
-            return Ok(Next::HeldBack);
         }
         if lock(&shared.in_flight).len() >= shared.settings.max_in_flight {
             return Ok(Next::Full(shared.settings.horizon / 4));
         }
-        // Book the slot on both pacers; a slot beyond the horizon ends the tick (the pacers
-        // keep no booking for it). The clock's reading and the timer's are taken together,
-        // so every slot lands on the pacers' grid whenever its task was spawned.
+        // A concurrency slot first: the dial tasks of every shard in this process count
+        // against the same free slots.
+        let Some(slot_claim) = take_slot(
+            &shared.occupancies,
+            &campaign.id,
+            campaign.pacing.max_concurrent,
+        ) else {
+            met.insert(campaign.id.clone(), Met::PassedOver);
+            return Ok(Next::HeldBack);
+        };
+        // Then the slot on both pacers; a slot beyond the horizon ends the tick (the pacers
+        // keep no booking for it, and the concurrency slot is given back). The clock's
+        // reading and the timer's are taken together, so every slot lands on the pacers'
+        // grid whenever its task was spawned.
         let slot = match shared.book(shard, &campaign, Some(shared.settings.horizon)) {
             Ok(slot) => slot,
             Err(Ahead::Account(ahead)) => {
@@ -268,13 +281,12 @@ where
             Err(Ahead::Campaign(ahead)) => {
                 // No more of this campaign's calls this tick: the ones behind this are
                 // passed over without asking the pacers again.
-                headroom.insert(campaign.id.clone(), 0);
+                met.insert(campaign.id.clone(), Met::PassedOver);
                 return Ok(Next::Paced(
                     ahead.saturating_sub(shared.settings.horizon / 2),
                 ));
             }
         };
-        headroom.insert(campaign.id.clone(), room - 1);
         lock(&shared.in_flight).insert(call.id.clone());
         let task = Arc::clone(shared);
         let run = run.map(Arc::clone);
@@ -293,7 +305,7 @@ where
             // Counted as finished however the task ends.
             let _finished = run.map(RunTasks::finish_on_drop);
             let id = call.id.clone();
-            dial(&task, call, campaign, slot).await;
+            dial(&task, call, campaign, slot, slot_claim).await;
             lock(&task.in_flight).remove(&id);
         });
         Ok(Next::Started)

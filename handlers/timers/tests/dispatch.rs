@@ -96,6 +96,8 @@ struct Setup {
     carrier: Option<outdial_local::sim::Carrier>,
     /// What the campaign does with a call a cap stops.
     on_cap: outdial_core::policy::OnCap,
+    /// The dispatch shards due work is spread over.
+    shards: u32,
 }
 
 impl Default for Setup {
@@ -133,6 +135,7 @@ impl Default for Setup {
             caller_pool: None,
             carrier: None,
             on_cap: outdial_core::policy::OnCap::default(),
+            shards: 1,
         }
     }
 }
@@ -158,10 +161,12 @@ impl Setup {
         let endpoint = shared_endpoint().unwrap();
         let ddb = client(&endpoint);
         let table = fresh_table(&ddb, "dispatch").await.unwrap();
-        let store = DynamoStore::new(ddb.clone(), &table, 1);
+        let shards = self.shards;
+        let store = DynamoStore::new(ddb.clone(), &table, shards);
         // The functions' own clients, recorded for the permission test.
-        let as_function =
-            |f: Function| DynamoStore::new(ddb.clone().recorded(recorder(f).as_ref()), &table, 1);
+        let as_function = |f: Function| {
+            DynamoStore::new(ddb.clone().recorded(recorder(f).as_ref()), &table, shards)
+        };
         let campaign = Campaign {
             purpose: outdial_core::policy::Purpose::default(),
             on_cap: self.on_cap,
@@ -832,6 +837,26 @@ async fn the_concurrency_cap_holds_dials_until_slots_are_given_back() {
         .await
         .unwrap();
     h.tick_and_settle().await;
+    assert_eq!(h.sim.report().placed_per_number.len(), 4);
+    assert_clean(&h.sim.report());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_ticking_side_by_side_start_no_more_dials_than_the_cap_has_room_for() {
+    // 40 calls over two shards (both hold far more than 4), room for 4. The two shards'
+    // ticks run together in one process, as an invocation of the timers function runs
+    // them: both read the same free slots, and without sharing what they took, each would
+    // start 4 dials and 4 claims would be refused at the cap, their pacing slots wasted.
+    let mut setup = Setup::default().numbered(40, |_| Callee::Busy);
+    setup.pacing.max_concurrent = 4;
+    setup.shards = 2;
+    let h = setup.start().await;
+    let (first, second) = tokio::join!(h.dispatcher.tick(0), h.dispatcher.tick(1));
+    let started = first.unwrap().started + second.unwrap().started;
+    h.settle().await;
+    assert!(h.sim.wait_idle(Duration::from_secs(30)).await);
+    assert_eq!(started, 4);
+    assert_eq!(h.dispatcher.stats().at_capacity, 0);
     assert_eq!(h.sim.report().placed_per_number.len(), 4);
     assert_clean(&h.sim.report());
 }
