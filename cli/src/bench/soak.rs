@@ -67,6 +67,9 @@ pub struct DispatcherCounts {
     pub throttled: u32,
     /// Claims refused because the campaign held `max_concurrent` calls.
     pub at_capacity: u32,
+    /// Times a tick found every concurrency slot taken and passed the campaign's calls over:
+    /// the cap, not the pacer, set the rate then.
+    pub cap_reached: u32,
     /// Dials the send window held back so that no second at the API exceeds the rate.
     pub held: u32,
     /// Claims tried again after another counted a call to the same number first.
@@ -81,6 +84,7 @@ impl DispatcherCounts {
             dialed: after.dialed.saturating_sub(before.dialed),
             throttled: after.throttled.saturating_sub(before.throttled),
             at_capacity: after.at_capacity.saturating_sub(before.at_capacity),
+            cap_reached: after.cap_reached.saturating_sub(before.cap_reached),
             held: after.held.saturating_sub(before.held),
             contended: after.contended.saturating_sub(before.contended),
             unknown: after.unknown.saturating_sub(before.unknown),
@@ -331,7 +335,7 @@ pub fn text(r: &SoakBench) -> String {
          SMA handler: first tenth {}, middle {}, last {} (p50 x{:.2})\n\
          resident memory: outdial {:.1} -> {:.1} MiB, DynamoDB Local {:.1} -> {:.1} MiB\n\
          cores kept busy: outdial {:.2}, DynamoDB Local {:.2}, of {} on this machine\n\
-         dispatcher: {} throttled, {} claims at the concurrency cap, {} dials held by the send window, {} claims contended, {} answers unknown\n\
+         dispatcher: {} throttled, {} ticks found the concurrency cap reached, {} claims refused at it, {} dials held by the send window, {} claims contended, {} answers unknown\n\
          {} double dials, {} violations, counters {} the records\n",
         r.contacts,
         r.target_cps,
@@ -355,6 +359,7 @@ pub fn text(r: &SoakBench) -> String {
         r.dynamodb_local_cpu_cores,
         r.machine_cores,
         r.dispatcher.throttled,
+        r.dispatcher.cap_reached,
         r.dispatcher.at_capacity,
         r.dispatcher.held,
         r.dispatcher.contended,

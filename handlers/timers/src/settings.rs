@@ -111,6 +111,9 @@ pub struct Stats {
     pub deferred: u32,
     /// Claims refused by the campaign's concurrency cap.
     pub at_capacity: u32,
+    /// Times a tick found a campaign's concurrency slots all taken, as far as this process
+    /// knows, and passed its other calls over (no claim was tried for them).
+    pub cap_reached: u32,
     /// Waiting calls a contact cap of the account policy ended or held.
     pub capped: u32,
     /// Claims tried again because another claim counted a call to the same number first,
@@ -139,6 +142,7 @@ pub(crate) struct Totals {
     pub(crate) unparked: AtomicU32,
     pub(crate) deferred: AtomicU32,
     pub(crate) at_capacity: AtomicU32,
+    pub(crate) cap_reached: AtomicU32,
     pub(crate) capped: AtomicU32,
     pub(crate) contended: AtomicU32,
     pub(crate) caller_ids_held: AtomicU32,
@@ -167,6 +171,7 @@ impl Totals {
             unparked: get(&self.unparked),
             deferred: get(&self.deferred),
             at_capacity: get(&self.at_capacity),
+            cap_reached: get(&self.cap_reached),
             capped: get(&self.capped),
             contended: get(&self.contended),
             caller_ids_held: get(&self.caller_ids_held),

@@ -18,7 +18,7 @@ use tracing::warn;
 
 use crate::dial::dial;
 use crate::dispatcher::{Ahead, Dispatcher, RunTasks, counted, lock, read_live, take_slot};
-use crate::settings::Tick;
+use crate::settings::{Tick, bump};
 
 /// How many reads of a shard one tick makes at most when everything it read was held back
 /// (a campaign at its cap, a campaign still being written), so that held-back work does not
@@ -264,6 +264,7 @@ where
             &campaign.id,
             campaign.pacing.max_concurrent,
         ) else {
+            bump(&shared.totals.cap_reached);
             met.insert(campaign.id.clone(), Met::PassedOver);
             return Ok(Next::HeldBack);
         };
