@@ -461,7 +461,7 @@ impl<S, D> Shared<S, D> {
                 return Err(Ahead::Campaign(own_in));
             }
         }
-        let wait = reserve(&mut [account], own, now);
+        let wait = reserve(shard, &mut [account], own, now);
         Ok(Slot {
             shard,
             at: anchor + wait,
