@@ -78,16 +78,16 @@ pub struct DispatcherCounts {
     pub unknown: u32,
 }
 
-impl DispatcherCounts {
-    fn between(before: &Stats, after: &Stats) -> Self {
+impl From<Stats> for DispatcherCounts {
+    fn from(done: Stats) -> Self {
         Self {
-            dialed: after.dialed.saturating_sub(before.dialed),
-            throttled: after.throttled.saturating_sub(before.throttled),
-            at_capacity: after.at_capacity.saturating_sub(before.at_capacity),
-            cap_reached: after.cap_reached.saturating_sub(before.cap_reached),
-            held: after.held.saturating_sub(before.held),
-            contended: after.contended.saturating_sub(before.contended),
-            unknown: after.unknown.saturating_sub(before.unknown),
+            dialed: done.dialed,
+            throttled: done.throttled,
+            at_capacity: done.at_capacity,
+            cap_reached: done.cap_reached,
+            held: done.held,
+            contended: done.contended,
+            unknown: done.unknown,
         }
     }
 }
@@ -182,7 +182,7 @@ pub async fn soak(contacts: u32, cps: u32, shards: u32) -> anyhow::Result<SoakBe
     let seconds = began.elapsed().as_secs_f64();
     let end_rss = (rss_mib("self"), rss_mib(&jvm));
     let end_cpu = (cpu_seconds("self"), cpu_seconds(&jvm));
-    let dispatcher = DispatcherCounts::between(&start_stats, &stack.dispatcher().stats());
+    let dispatcher = DispatcherCounts::from(stack.dispatcher().stats().since(&start_stats));
     let cores = |start: Option<f64>, end: Option<f64>| -> anyhow::Result<f64> {
         let used = end.zip(start).map(|(e, s)| e - s);
         Ok(round(used.context("CPU time unreadable")? / seconds))

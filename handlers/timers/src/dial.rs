@@ -242,7 +242,7 @@ pub(crate) async fn dial<S: DispatchStore, D: Dialer>(
     call: CallRecord,
     campaign: Arc<Campaign>,
     slot: Slot,
-    mut slot_claim: SlotClaim,
+    slot_claim: SlotClaim,
 ) {
     let store = &shared.store;
     match store.do_not_call(&call.to).await {
@@ -264,7 +264,6 @@ pub(crate) async fn dial<S: DispatchStore, D: Dialer>(
         return;
     };
     slot_claim.landed();
-    drop(slot_claim);
     let mut arguments = DialArguments {
         call_id: claimed.id.clone(),
         campaign_id: claimed.campaign_id.clone(),

@@ -78,8 +78,9 @@ pub(crate) struct SlotClaim {
 }
 
 impl SlotClaim {
-    /// The claim holds its slot in the table now; the next read of `live` counts it.
-    pub(crate) fn landed(&mut self) {
+    /// The claim holds its slot in the table now (the next read of `live` counts it): given
+    /// back to the count as landed.
+    pub(crate) fn landed(mut self) {
         self.landed = true;
     }
 }

@@ -16,6 +16,7 @@ use crate::settings::Stats;
 /// late the most overdue due entry was; calls stuck past their watchdog show here).
 #[must_use]
 pub fn metrics_line(before: &Stats, after: &Stats, overdue: Duration, at: Timestamp) -> String {
+    let done = after.since(before);
     serde_json::json!({
         "_aws": {
             "Timestamp": at.as_millis(),
@@ -30,9 +31,9 @@ pub fn metrics_line(before: &Stats, after: &Stats, overdue: Duration, at: Timest
                 ],
             }],
         },
-        "Dialed": after.dialed.saturating_sub(before.dialed),
-        "DialThrottled": after.throttled.saturating_sub(before.throttled),
-        "CallsLost": after.lost.saturating_sub(before.lost),
+        "Dialed": done.dialed,
+        "DialThrottled": done.throttled,
+        "CallsLost": done.lost,
         "OverdueSeconds": overdue.as_secs_f64(),
     })
     .to_string()
@@ -120,7 +121,7 @@ where
     Invocation {
         answer: serde_json::json!({
             "shards": held,
-            "dialed": done.dialed.saturating_sub(before.dialed),
+            "dialed": done.since(&before).dialed,
         }),
         metrics: metrics_line(&before, &done, overdue, clock.now()),
         errors,

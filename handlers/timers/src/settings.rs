@@ -126,6 +126,34 @@ pub struct Stats {
     pub held: u32,
 }
 
+impl Stats {
+    /// What was done between `before` and this snapshot.
+    #[must_use]
+    pub fn since(&self, before: &Self) -> Self {
+        Self {
+            dialed: self.dialed.saturating_sub(before.dialed),
+            throttled: self.throttled.saturating_sub(before.throttled),
+            refused: self.refused.saturating_sub(before.refused),
+            unknown: self.unknown.saturating_sub(before.unknown),
+            retried: self.retried.saturating_sub(before.retried),
+            recovered: self.recovered.saturating_sub(before.recovered),
+            hung_up: self.hung_up.saturating_sub(before.hung_up),
+            lost: self.lost.saturating_sub(before.lost),
+            cancelled: self.cancelled.saturating_sub(before.cancelled),
+            do_not_call: self.do_not_call.saturating_sub(before.do_not_call),
+            parked: self.parked.saturating_sub(before.parked),
+            unparked: self.unparked.saturating_sub(before.unparked),
+            deferred: self.deferred.saturating_sub(before.deferred),
+            at_capacity: self.at_capacity.saturating_sub(before.at_capacity),
+            cap_reached: self.cap_reached.saturating_sub(before.cap_reached),
+            capped: self.capped.saturating_sub(before.capped),
+            contended: self.contended.saturating_sub(before.contended),
+            caller_ids_held: self.caller_ids_held.saturating_sub(before.caller_ids_held),
+            held: self.held.saturating_sub(before.held),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Totals {
     pub(crate) dialed: AtomicU32,
