@@ -298,24 +298,36 @@ pub fn reserve(
 }
 
 /// The guard on the sends themselves: however late some dials go out (a busy machine wakes a
-/// task late, and a late dial then goes out beside an on-time one), no window of one second
-/// plus a guard holds more sends than the rate allows, so no second at the API does, whatever
-/// the way there adds (up to the guard). The guard is [`SEND_GUARD`] until
-/// [`SendWindow::set_guard`] widens it to the measured [`Spread`] of the way. Times are
-/// microseconds on any monotonic clock the caller keeps.
+/// task late, and a late dial then goes out beside an on-time one), and however long a send
+/// takes to reach the API, no second at the API holds more sends than the rate allows.
+///
+/// A send reaches the API at the earliest when it leaves and at the latest when its answer
+/// comes back. So one more send may leave once it is more than a second after the send `rate`
+/// places before it *landed* (its answer came back), less the fastest round trip seen, which
+/// no way there and back beats: a send whose way was slow holds the one a second after it by
+/// as much. [`SEND_GUARD`] is added for what no round trip shows (the clocks' resolution, a
+/// fastest trip slower than the way's minimum), and a send still out counts as late as
+/// [`MAX_SEND_GUARD`], past which the way is broken, not slow, and holding would cost the rate
+/// for nothing. Times are microseconds on any monotonic clock the caller keeps; sends are
+/// named by a number the caller gives, unique among the window's sends.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SendWindow {
     capacity: usize,
-    sent: std::collections::VecDeque<u64>,
-    guard_us: u64,
+    sent: std::collections::VecDeque<Sent>,
 }
 
-/// The least a window exceeds a second by: the spread of the sends' way to the API it covers
-/// when nothing says the way varies more.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Sent {
+    id: u64,
+    at_us: u64,
+    landed_us: Option<u64>,
+}
+
+/// Added to every send's lateness: what the round trips cannot show.
 pub const SEND_GUARD: Duration = Duration::from_millis(10);
 
-/// The most a measured spread widens the guard to: past it the way to the API is broken, not
-/// slow, and the rate would suffer for nothing.
+/// The most a send holds the one a second after it beyond a second: past it the way to the
+/// API is broken, not slow, and the rate would suffer for nothing.
 pub const MAX_SEND_GUARD: Duration = Duration::from_millis(50);
 
 fn capacity(rate: f64) -> usize {
@@ -335,7 +347,6 @@ impl SendWindow {
         Self {
             capacity: capacity(rate),
             sent: std::collections::VecDeque::new(),
-            guard_us: micros(SEND_GUARD),
         }
     }
 
@@ -343,76 +354,65 @@ impl SendWindow {
         self.capacity = capacity(rate);
     }
 
-    /// Widens (or narrows back) the guard to `guard`, within [`SEND_GUARD`] and
-    /// [`MAX_SEND_GUARD`].
-    pub fn set_guard(&mut self, guard: Duration) {
-        self.guard_us = micros(guard.clamp(SEND_GUARD, MAX_SEND_GUARD));
-    }
-
-    fn window_us(&self) -> u64 {
-        1_000_000 + self.guard_us
-    }
-
-    /// How long after `now_us` one more send keeps every window within the rate (zero: at
-    /// once).
+    /// How long after `now_us` one more send keeps every second at the API within the rate
+    /// (zero: at once), given the `fastest` round trip seen.
     #[must_use]
-    pub fn ready_in(&self, now_us: u64) -> Duration {
+    pub fn ready_in(&self, now_us: u64, fastest: Duration) -> Duration {
         if self.sent.len() < self.capacity {
             return Duration::ZERO;
         }
         let oldest = self.sent[self.sent.len() - self.capacity];
-        Duration::from_micros((oldest + self.window_us()).saturating_sub(now_us))
+        let took = oldest
+            .landed_us
+            .unwrap_or(u64::MAX)
+            .saturating_sub(oldest.at_us);
+        let late = took.saturating_sub(micros(fastest));
+        let guard = late
+            .saturating_add(micros(SEND_GUARD))
+            .min(micros(MAX_SEND_GUARD));
+        Duration::from_micros((oldest.at_us + 1_000_000 + guard).saturating_sub(now_us))
     }
 
-    /// Records a send at `now_us`; call it only when [`SendWindow::ready_in`] says zero.
-    pub fn record(&mut self, now_us: u64) {
-        self.sent.push_back(now_us);
-        let keep = self.capacity.max(1);
-        while self.sent.len() > keep {
+    /// Records send `id` leaving at `now_us`; call it only when [`SendWindow::ready_in`] says
+    /// zero.
+    pub fn record(&mut self, id: u64, now_us: u64) {
+        self.sent.push_back(Sent {
+            id,
+            at_us: now_us,
+            landed_us: None,
+        });
+        while self.sent.len() > self.capacity {
             self.sent.pop_front();
         }
     }
-}
 
-/// The spread of the way to the API, from the round trips of the last sends: the 95th
-/// percentile less the 5th. A send's way there varies by no more than its round trip does, so
-/// a [`SendWindow`] guarded by it keeps each second at the API within the rate even when a
-/// loaded machine delays some sends more than others.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Spread {
-    round_trips_us: std::collections::VecDeque<u64>,
-    spread: Duration,
-    since_update: usize,
-}
-
-/// Round trips kept.
-const SPREAD_SAMPLES: usize = 200;
-/// Round trips before the spread means anything; until then it is zero.
-const SPREAD_MIN_SAMPLES: usize = 20;
-/// Recomputed every this many round trips.
-const SPREAD_EVERY: usize = 10;
-
-impl Spread {
-    /// Records one send's round trip.
-    pub fn record(&mut self, round_trip: Duration) {
-        self.round_trips_us.push_back(micros(round_trip));
-        if self.round_trips_us.len() > SPREAD_SAMPLES {
-            self.round_trips_us.pop_front();
-        }
-        self.since_update += 1;
-        if self.since_update >= SPREAD_EVERY && self.round_trips_us.len() >= SPREAD_MIN_SAMPLES {
-            self.since_update = 0;
-            let mut sorted: Vec<u64> = self.round_trips_us.iter().copied().collect();
-            sorted.sort_unstable();
-            let at = |p: usize| sorted[(sorted.len() - 1) * p / 100];
-            self.spread = Duration::from_micros(at(95) - at(5));
+    /// Send `id`'s answer came back (or it never left) at `now_us`. A send the window no longer
+    /// holds is past mattering.
+    pub fn landed(&mut self, id: u64, now_us: u64) {
+        if let Some(sent) = self.sent.iter_mut().rev().find(|s| s.id == id) {
+            sent.landed_us = Some(now_us.max(sent.at_us));
         }
     }
+}
 
-    /// The spread measured (zero until enough round trips were seen).
+/// The fastest round trip of the way to the API seen so far, from a send's leave to its answer:
+/// what no send's way there and back beats, so a send that took longer was late by the
+/// difference. It never forgets: a way grown slower only makes the windows hold longer, and a
+/// faster one shows at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Fastest(Option<Duration>);
+
+impl Fastest {
+    /// Records one send's round trip.
+    pub fn record(&mut self, round_trip: Duration) {
+        self.0 = Some(self.0.map_or(round_trip, |f| f.min(round_trip)));
+    }
+
+    /// The fastest round trip seen (zero before any: every send then counts as late as its
+    /// whole round trip).
     #[must_use]
     pub fn get(&self) -> Duration {
-        self.spread
+        self.0.unwrap_or(Duration::ZERO)
     }
 }
 
@@ -705,78 +705,108 @@ mod tests {
         assert_eq!(between(5, 12), 346);
     }
 
+    const QUICK: Duration = Duration::from_micros(500);
+
     #[test]
     fn a_send_window_holds_a_late_send_that_would_crowd_a_second() {
         let mut w = SendWindow::new(2.0);
-        w.record(0);
-        w.record(600_000);
-        // A third send at 0.9 s would put three in one second.
-        assert_eq!(w.ready_in(900_000), Duration::from_micros(110_000));
-        assert_eq!(w.ready_in(1_010_000), Duration::ZERO);
-        w.record(1_010_000);
-        assert_eq!(w.ready_in(1_100_000), Duration::from_micros(510_000));
+        w.record(1, 0);
+        w.landed(1, 500);
+        w.record(2, 600_000);
+        w.landed(2, 600_500);
+        // A third send at 0.9 s would put three in one second: it waits for a second and the
+        // guard after the first.
+        assert_eq!(w.ready_in(900_000, QUICK), Duration::from_micros(110_000));
+        assert_eq!(w.ready_in(1_010_000, QUICK), Duration::ZERO);
+        w.record(3, 1_010_000);
+        assert_eq!(w.ready_in(1_100_000, QUICK), Duration::from_micros(510_000));
     }
 
     #[test]
-    fn a_wider_guard_holds_sends_longer_within_its_bounds() {
+    fn a_send_whose_way_was_slow_holds_the_one_a_second_after_it_by_as_much() {
         let mut w = SendWindow::new(2.0);
-        w.record(0);
-        w.record(600_000);
-        w.set_guard(Duration::from_millis(30));
-        assert_eq!(w.ready_in(900_000), Duration::from_micros(130_000));
-        // Never narrower than the floor, never wider than the cap.
-        w.set_guard(Duration::ZERO);
-        assert_eq!(w.ready_in(900_000), Duration::from_micros(110_000));
-        w.set_guard(Duration::from_secs(5));
-        assert_eq!(w.ready_in(900_000), Duration::from_micros(150_000));
+        // The first send's answer took 17.5 ms where the fastest took 0.5: it may have reached
+        // the API 17 ms after it left, so the send a second after it waits 17 ms more.
+        w.record(1, 0);
+        w.landed(1, 17_500);
+        w.record(2, 600_000);
+        w.landed(2, 600_500);
+        assert_eq!(w.ready_in(900_000, QUICK), Duration::from_micros(127_000));
+        // A send still out counts as late as the cap allows.
+        let mut w = SendWindow::new(1.0);
+        w.record(1, 0);
+        assert_eq!(w.ready_in(900_000, QUICK), Duration::from_micros(150_000));
+        // And however slow, never more than the cap.
+        w.landed(1, 400_000);
+        assert_eq!(w.ready_in(900_000, QUICK), Duration::from_micros(150_000));
+        // Before any round trip is known, a send is as late as its whole round trip.
+        let mut w = SendWindow::new(1.0);
+        w.record(1, 0);
+        w.landed(1, 3_000);
+        assert_eq!(
+            w.ready_in(900_000, Fastest::default().get()),
+            Duration::from_micros(113_000)
+        );
     }
 
     #[test]
-    fn the_spread_is_the_middle_ninety_percent_of_the_round_trips() {
-        let mut s = Spread::default();
-        for _ in 0..19 {
-            s.record(Duration::from_millis(5));
+    fn the_fastest_round_trip_is_the_least_seen() {
+        let mut f = Fastest::default();
+        assert_eq!(f.get(), Duration::ZERO);
+        for ms in [7, 3, 9, 4] {
+            f.record(Duration::from_millis(ms));
         }
-        assert_eq!(s.get(), Duration::ZERO, "too few round trips to say");
-        // 100 round trips of 1..=100 ms: the 95th percentile less the 5th.
-        let mut s = Spread::default();
-        for ms in 1..=100 {
-            s.record(Duration::from_millis(ms));
-        }
-        assert_eq!(s.get(), Duration::from_millis(95 - 5));
-        // Only the last 200 count: a calm spell replaces a rough one.
-        for _ in 0..200 {
-            s.record(Duration::from_millis(3));
-        }
-        assert_eq!(s.get(), Duration::ZERO);
+        assert_eq!(f.get(), Duration::from_millis(3));
     }
 
     proptest! {
-        /// Whatever the rate and however bunched the tries, the sends a window lets through
-        /// never put more than the rate into any second plus the guard.
+        /// Whatever the rate, however bunched the tries and however unevenly each send's way
+        /// there and back takes (within the cap), no second at the API holds more sends than
+        /// the rate. The way's fastest round trip is its minimum both ways, as the first send
+        /// of a quiet process sees.
         #[test]
-        fn no_window_of_a_second_holds_more_sends_than_the_rate(
+        fn no_second_at_the_api_holds_more_sends_than_the_rate(
             rate in 1u32..120,
-            gaps in proptest::collection::vec(0u64..30_000, 1..800),
-            guard_ms in 0u64..80,
+            tries in proptest::collection::vec(
+                (0u64..30_000, 0u64..20_000, 0u64..20_000), 1..800),
         ) {
+            const THERE: u64 = 400;
+            const BACK: u64 = 300;
             let mut w = SendWindow::new(f64::from(rate));
-            w.set_guard(Duration::from_millis(guard_ms));
-            let guard_us = guard_ms.clamp(10, 50) * 1000;
+            let mut fastest = Fastest::default();
             let mut now = 0u64;
-            let mut sent = Vec::new();
-            for gap in gaps {
+            let mut out: Vec<(u64, u64, u64)> = Vec::new();
+            let mut arrivals = Vec::new();
+            for (id, (gap, there, back)) in (0u64..).zip(tries) {
+                // The first send goes the quickest way.
+                let (there, back) = if id == 0 { (0, 0) } else { (there, back) };
                 now += gap;
-                let wait = w.ready_in(now);
-                now += u64::try_from(wait.as_micros()).unwrap();
-                prop_assert_eq!(w.ready_in(now), Duration::ZERO);
-                w.record(now);
-                sent.push(now);
+                loop {
+                    out.retain(|&(id, left, landed)| {
+                        if landed > now {
+                            return true;
+                        }
+                        w.landed(id, landed);
+                        fastest.record(Duration::from_micros(landed - left));
+                        false
+                    });
+                    let wait = w.ready_in(now, fastest.get());
+                    if wait.is_zero() {
+                        break;
+                    }
+                    // Wait no longer than the next answer, which may shorten the wait.
+                    let next = out.iter().map(|&(_, _, l)| l).min().unwrap_or(u64::MAX);
+                    now = (now + u64::try_from(wait.as_micros()).unwrap()).min(next.max(now + 1));
+                }
+                w.record(id, now);
+                let (arrive, landed) = (now + THERE + there, now + THERE + there + BACK + back);
+                out.push((id, now, landed));
+                arrivals.push(arrive);
             }
-            let window = 1_000_000 + guard_us;
-            for (i, start) in sent.iter().enumerate() {
-                let inside = sent[i..].iter().take_while(|t| **t < start + window).count();
-                prop_assert!(inside <= rate as usize, "{inside} sends in one window at rate {rate}");
+            arrivals.sort_unstable();
+            for (i, start) in arrivals.iter().enumerate() {
+                let inside = arrivals[i..].iter().take_while(|t| **t < start + 1_000_000).count();
+                prop_assert!(inside <= rate as usize, "{inside} arrivals in one second at rate {rate}");
             }
         }
     }

@@ -278,14 +278,15 @@ pub(crate) async fn dial<S: DispatchStore, D: Dialer>(
     let clock = &shared.clock;
     clock.sleep(slot.at.saturating_sub(clock.elapsed())).await;
     let mut held = Duration::ZERO;
-    loop {
-        let wait = shared.send_now(slot.shard, &campaign);
-        if wait.is_zero() {
-            break;
+    let sending = loop {
+        match shared.send_now(slot.shard, &campaign) {
+            Ok(sending) => break sending,
+            Err(wait) => {
+                held += wait;
+                clock.sleep(wait).await;
+            }
         }
-        held += wait;
-        clock.sleep(wait).await;
-    }
+    };
     // A dial held for less than a couple of milliseconds is on its slot, give or take the
     // timer's resolution.
     if held >= Duration::from_millis(2) {
@@ -297,22 +298,23 @@ pub(crate) async fn dial<S: DispatchStore, D: Dialer>(
         .get(&campaign.id)
         .map_or(campaign.status, |c| c.campaign.status);
     if !dispatch::still_dial(status) {
+        shared.landed(&campaign.id, sending, false);
         let now = shared.clock.now();
         if let Err(e) = store.release(&claimed.id, claimed.attempt, now, now).await {
             warn!(call_id = %claimed.id, error = %e, "held dial not given back; the watchdog does it");
         }
         return;
     }
-    let sent = clock.elapsed();
     let answer = shared
         .dialer
         .place(&claimed.from, &claimed.to, arguments)
         .await;
-    // A round trip the API answered (an unknown answer is a timeout, not the way's spread).
-    if !matches!(answer, Err(DialError::Unknown(_))) {
-        let round_trip = clock.elapsed().saturating_sub(sent);
-        lock(&shared.pacing).spread.record(round_trip);
-    }
+    // A round trip the API answered (an unknown answer is a timeout, not the way's speed).
+    shared.landed(
+        &campaign.id,
+        sending,
+        !matches!(answer, Err(DialError::Unknown(_))),
+    );
     let now = shared.clock.now();
     let (transaction, answer) = match answer {
         Ok(transaction) => (Some(transaction), DialAnswer::Placed),

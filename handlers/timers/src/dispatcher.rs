@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use outdial_core::ids::{CallId, CampaignId};
 use outdial_core::legal::LegalHours;
-use outdial_core::pacing::{AdaptiveRate, Calendar, Pacer, SendWindow, Spread, reserve};
+use outdial_core::pacing::{AdaptiveRate, Calendar, Fastest, Pacer, SendWindow, reserve};
 use outdial_core::policy::Policy;
 use outdial_core::ports::{Dialer, DispatchStore, PacerMarks, StoreError};
 use outdial_core::record::Campaign;
@@ -29,10 +29,13 @@ pub(crate) struct Pacing {
     pub(crate) campaigns: HashMap<CampaignId, Calendar>,
     /// The guard on actual sends per campaign.
     pub(crate) campaign_sends: HashMap<CampaignId, SendWindow>,
-    /// How much the round trips of `CreateSipMediaApplicationCall` vary: the send windows'
-    /// guard follows it, so a loaded machine's uneven way to the API cannot crowd a second
-    /// there.
-    pub(crate) spread: Spread,
+    /// The fastest round trip of `CreateSipMediaApplicationCall` seen: a send that took longer
+    /// may have reached the API late by the difference, and the send windows hold the send a
+    /// second after it by as much, so a loaded machine's uneven way to the API cannot crowd a
+    /// second there.
+    pub(crate) fastest: Fastest,
+    /// Names the next send in the windows.
+    pub(crate) next_send: u64,
 }
 
 /// One shard's share of the account's rate: its pacer, the rate it backs off to on
@@ -192,7 +195,8 @@ where
             followed: HashMap::new(),
             campaigns: HashMap::new(),
             campaign_sends: HashMap::new(),
-            spread: Spread::default(),
+            fastest: Fastest::default(),
+            next_send: 0,
         };
         Self {
             shared: Arc::new(Shared {
@@ -369,6 +373,14 @@ pub(crate) struct Slot {
     pub(crate) wait: Duration,
 }
 
+/// A dial let through the send windows, named in them until its answer comes back.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sending {
+    id: u64,
+    shard: u32,
+    at_us: u64,
+}
+
 impl<S: DispatchStore, D> Shared<S, D> {
     /// The lock that takes turns among this dispatcher's claims from pool `name`.
     pub(crate) fn pool_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -396,31 +408,60 @@ impl<S: DispatchStore, D> Shared<S, D> {
 impl<S, D> Shared<S, D> {
     /// Takes the right to send a dial of `campaign` now, or says how long to wait: the send
     /// windows (the account's and the campaign's) hold a dial that woke up late if sending
-    /// it now would put more dials into one second than the rate.
-    pub(crate) fn send_now(&self, shard: u32, campaign: &Campaign) -> Duration {
-        let now_us = u64::try_from(self.clock.elapsed().as_micros()).unwrap_or(u64::MAX);
+    /// it now would put more dials into one second at the API than the rate.
+    pub(crate) fn send_now(&self, shard: u32, campaign: &Campaign) -> Result<Sending, Duration> {
+        let now_us = self.elapsed_us();
         let now = self.clock.now();
         let mut pacing = lock(&self.pacing);
         let account_cps = self.settings.account_cps;
-        let guard = pacing.spread.get();
+        let fastest = pacing.fastest.get();
         let wait = {
             let own = pacing
                 .campaign_sends
                 .entry(campaign.id.clone())
-                .or_insert_with(|| SendWindow::new(campaign.pacing.calls_per_second));
-            own.set_guard(guard);
-            let own = own.ready_in(now_us);
-            let account = &mut pacing.shard(shard, account_cps, now).sends;
-            account.set_guard(guard);
-            own.max(account.ready_in(now_us))
+                .or_insert_with(|| SendWindow::new(campaign.pacing.calls_per_second))
+                .ready_in(now_us, fastest);
+            let account = &pacing.shard(shard, account_cps, now).sends;
+            own.max(account.ready_in(now_us, fastest))
         };
-        if wait.is_zero() {
-            if let Some(own) = pacing.campaign_sends.get_mut(&campaign.id) {
-                own.record(now_us);
-            }
-            pacing.shard(shard, account_cps, now).sends.record(now_us);
+        if !wait.is_zero() {
+            return Err(wait);
         }
-        wait
+        let id = pacing.next_send;
+        pacing.next_send += 1;
+        if let Some(own) = pacing.campaign_sends.get_mut(&campaign.id) {
+            own.record(id, now_us);
+        }
+        pacing
+            .shard(shard, account_cps, now)
+            .sends
+            .record(id, now_us);
+        Ok(Sending {
+            id,
+            shard,
+            at_us: now_us,
+        })
+    }
+
+    /// The answer to `sending` came back (`answered`), or the API's answer is unknown, or the
+    /// dial never left: its windows learn when, and an answered round trip may be the fastest.
+    pub(crate) fn landed(&self, campaign: &CampaignId, sending: Sending, answered: bool) {
+        let now_us = self.elapsed_us();
+        let mut pacing = lock(&self.pacing);
+        if answered {
+            let round_trip = Duration::from_micros(now_us.saturating_sub(sending.at_us));
+            pacing.fastest.record(round_trip);
+        }
+        if let Some(own) = pacing.campaign_sends.get_mut(campaign) {
+            own.landed(sending.id, now_us);
+        }
+        if let Some(shard) = pacing.shards.get_mut(&sending.shard) {
+            shard.sends.landed(sending.id, now_us);
+        }
+    }
+
+    fn elapsed_us(&self) -> u64 {
+        u64::try_from(self.clock.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
     /// Books the next slot on the campaign's pacer and the account's; `Err` naming the pacer
