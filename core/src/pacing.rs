@@ -301,15 +301,17 @@ pub fn reserve(
 /// task late, and a late dial then goes out beside an on-time one), and however long a send
 /// takes to reach the API, no second at the API holds more sends than the rate allows.
 ///
-/// A send reaches the API at the earliest when it leaves and at the latest when its answer
-/// comes back. So one more send may leave once it is more than a second after the send `rate`
-/// places before it *landed* (its answer came back), less the fastest round trip seen, which
-/// no way there and back beats: a send whose way was slow holds the one a second after it by
-/// as much. [`SEND_GUARD`] is added for what no round trip shows (the clocks' resolution, a
-/// fastest trip slower than the way's minimum), and a send still out counts as late as
-/// [`MAX_SEND_GUARD`], past which the way is broken, not slow, and holding would cost the rate
-/// for nothing. Times are microseconds on any monotonic clock the caller keeps; sends are
-/// named by a number the caller gives, unique among the window's sends.
+/// A send reaches the API no sooner than the quickest way there after it leaves, and no later
+/// than the quickest way back before its answer comes back (it *lands*). So one more send may
+/// leave a second after the send `rate` places before it, plus how much longer that one's
+/// round trip took than the fastest seen (no quicker than the two quickest ways together): a
+/// send whose way was slow holds the send `rate` places after it by as much. [`SEND_GUARD`]
+/// is added for what no round trip shows (the clocks' resolution, a fastest trip slower than
+/// the two quickest ways), and a send still out counts as late as [`MAX_SEND_GUARD`]: past
+/// it the way is broken, not slow, and holding would cost the rate for nothing. So no second
+/// at the API holds more than the rate while no send is more than 40 ms later than the
+/// fastest. Times are microseconds on any monotonic clock the caller keeps; sends are named
+/// by a number the caller gives, unique among the window's sends.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SendWindow {
     capacity: usize,
@@ -326,8 +328,8 @@ struct Sent {
 /// Added to every send's lateness: what the round trips cannot show.
 pub const SEND_GUARD: Duration = Duration::from_millis(10);
 
-/// The most a send holds the one a second after it beyond a second: past it the way to the
-/// API is broken, not slow, and the rate would suffer for nothing.
+/// The most a send holds the send `rate` places after it beyond a second: past it the way to
+/// the API is broken, not slow, and the rate would suffer for nothing.
 pub const MAX_SEND_GUARD: Duration = Duration::from_millis(50);
 
 fn capacity(rate: f64) -> usize {
@@ -355,7 +357,8 @@ impl SendWindow {
     }
 
     /// How long after `now_us` one more send keeps every second at the API within the rate
-    /// (zero: at once), given the `fastest` round trip seen.
+    /// (zero: at once), given the `fastest` round trip seen (see [`SendWindow`] for the
+    /// delays this covers).
     #[must_use]
     pub fn ready_in(&self, now_us: u64, fastest: Duration) -> Duration {
         if self.sent.len() < self.capacity {
@@ -370,7 +373,8 @@ impl SendWindow {
         let guard = late
             .saturating_add(micros(SEND_GUARD))
             .min(micros(MAX_SEND_GUARD));
-        Duration::from_micros((oldest.at_us + 1_000_000 + guard).saturating_sub(now_us))
+        let ready = oldest.at_us.saturating_add(1_000_000 + guard);
+        Duration::from_micros(ready.saturating_sub(now_us))
     }
 
     /// Records send `id` leaving at `now_us`; call it only when [`SendWindow::ready_in`] says
@@ -398,7 +402,8 @@ impl SendWindow {
 /// The fastest round trip of the way to the API seen so far, from a send's leave to its answer:
 /// what no send's way there and back beats, so a send that took longer was late by the
 /// difference. It never forgets: a way grown slower only makes the windows hold longer, and a
-/// faster one shows at once.
+/// faster one shows at once. Any answer counts: one the API gives quickly (a 429) makes the
+/// others look later than they were, which holds sends longer, never shorter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Fastest(Option<Duration>);
 
@@ -761,26 +766,31 @@ mod tests {
 
     proptest! {
         /// Whatever the rate, however bunched the tries and however unevenly each send's way
-        /// there and back takes (within the cap), no second at the API holds more sends than
-        /// the rate. The way's fastest round trip is its minimum both ways, as the first send
-        /// of a quiet process sees.
+        /// there and back takes (up to 40 ms more than the quickest way there, where the cap
+        /// does not bind), no second at the API holds more sends than the rate; and no send is
+        /// held past a second after the send `rate` places before it plus the guard that one's
+        /// own round trip sets. The way's fastest round trip is its minimum both ways, as the
+        /// first send of a quiet process sees.
         #[test]
         fn no_second_at_the_api_holds_more_sends_than_the_rate(
             rate in 1u32..120,
             tries in proptest::collection::vec(
-                (0u64..30_000, 0u64..20_000, 0u64..20_000), 1..800),
+                (0u64..30_000, 0u64..40_000, 0u64..1_000), 1..800),
         ) {
             const THERE: u64 = 400;
             const BACK: u64 = 300;
+            let rate_n = rate as usize;
             let mut w = SendWindow::new(f64::from(rate));
             let mut fastest = Fastest::default();
             let mut now = 0u64;
             let mut out: Vec<(u64, u64, u64)> = Vec::new();
-            let mut arrivals = Vec::new();
+            let (mut left, mut took, mut arrivals): (Vec<u64>, Vec<u64>, Vec<u64>) =
+                (Vec::new(), Vec::new(), Vec::new());
             for (id, (gap, there, back)) in (0u64..).zip(tries) {
                 // The first send goes the quickest way.
                 let (there, back) = if id == 0 { (0, 0) } else { (there, back) };
                 now += gap;
+                let tried = now;
                 loop {
                     out.retain(|&(id, left, landed)| {
                         if landed > now {
@@ -798,15 +808,23 @@ mod tests {
                     let next = out.iter().map(|&(_, _, l)| l).min().unwrap_or(u64::MAX);
                     now = (now + u64::try_from(wait.as_micros()).unwrap()).min(next.max(now + 1));
                 }
+                let i = left.len();
+                if i >= rate_n {
+                    let (at, trip) = (left[i - rate_n], took[i - rate_n]);
+                    let latest = at + 1_000_000 + (10_000 + trip).min(50_000);
+                    prop_assert!(now <= tried.max(latest), "send {i} held to {now}, past {latest}");
+                }
                 w.record(id, now);
-                let (arrive, landed) = (now + THERE + there, now + THERE + there + BACK + back);
-                out.push((id, now, landed));
-                arrivals.push(arrive);
+                let trip = THERE + there + BACK + back;
+                out.push((id, now, now + trip));
+                left.push(now);
+                took.push(trip);
+                arrivals.push(now + THERE + there);
             }
             arrivals.sort_unstable();
             for (i, start) in arrivals.iter().enumerate() {
                 let inside = arrivals[i..].iter().take_while(|t| **t < start + 1_000_000).count();
-                prop_assert!(inside <= rate as usize, "{inside} arrivals in one second at rate {rate}");
+                prop_assert!(inside <= rate_n, "{inside} arrivals in one second at rate {rate}");
             }
         }
     }

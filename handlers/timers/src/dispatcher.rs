@@ -30,9 +30,9 @@ pub(crate) struct Pacing {
     /// The guard on actual sends per campaign.
     pub(crate) campaign_sends: HashMap<CampaignId, SendWindow>,
     /// The fastest round trip of `CreateSipMediaApplicationCall` seen: a send that took longer
-    /// may have reached the API late by the difference, and the send windows hold the send a
-    /// second after it by as much, so a loaded machine's uneven way to the API cannot crowd a
-    /// second there.
+    /// may have reached the API late by the difference, and the send windows hold the send
+    /// `rate` places after it by as much, so a loaded machine's uneven way to the API cannot
+    /// crowd a second there.
     pub(crate) fastest: Fastest,
     /// Names the next send in the windows.
     pub(crate) next_send: u64,
