@@ -41,9 +41,6 @@ use crate::dev::DevOptions;
 /// How a call item's key starts in [`key_id`]'s form.
 const CALL_KEY: &str = "PK=CALL#";
 
-/// The campaign's pace: the whole account's rate, so the run is short.
-const CPS: f64 = 50.0;
-
 /// One function's share of a call.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FunctionCost {
@@ -65,6 +62,8 @@ pub struct FunctionCost {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CostBench {
     pub contacts: u32,
+    /// The campaign's pace (`--cps`).
+    pub target_cps: f64,
     /// Calls that reached a final status; the figures below are per one of them.
     pub completed: u64,
     /// Dials placed (first attempts and retries).
@@ -119,20 +118,22 @@ fn memory_mb(function: Function) -> anyhow::Result<u32> {
 /// When the stack cannot start, the API refuses the campaign, or the campaign does not end
 /// within ten minutes.
 #[allow(clippy::too_many_lines, clippy::cast_precision_loss)]
-pub async fn cost(contacts: u32) -> anyhow::Result<CostBench> {
+pub async fn cost(contacts: u32, cps: u32) -> anyhow::Result<CostBench> {
     anyhow::ensure!(
         (10..=20_000).contains(&contacts),
         "--calls must be 10 to 20000"
     );
+    anyhow::ensure!((1..=100).contains(&cps), "--cps must be 1 to 100");
+    let cps = f64::from(cps);
     // The demo's stack: its callees' mix and call speed, on a DynamoDB Local of its own.
-    let opts = DevOptions::bench(CPS);
+    let opts = DevOptions::bench(cps);
     let mut config = crate::dev::config(&opts);
     config.report_path = None;
     config.metered = true;
     let stack = Stack::start(config).await?;
     let client = Client::connect(Some(&stack.endpoints().api), Some(stack.api_token())).await?;
     let mut spec = crate::demo::spec(contacts);
-    spec["pacing"] = serde_json::json!({"calls_per_second": CPS, "max_concurrent": 500});
+    spec["pacing"] = serde_json::json!({"calls_per_second": cps, "max_concurrent": 500});
     let started_at = Instant::now();
     let started = crate::bench::start_campaign(&client, &spec, contacts).await?;
     // The upload is the API function's whole part in the campaign.
@@ -268,6 +269,7 @@ pub async fn cost(contacts: u32) -> anyhow::Result<CostBench> {
         .collect();
     Ok(CostBench {
         contacts,
+        target_cps: cps,
         completed,
         dials_per_call: per_call(dials),
         ddb_requests_per_call: per_call(requests),
@@ -371,11 +373,12 @@ fn round_to(x: f64, places: i32) -> f64 {
 #[must_use]
 pub fn text(r: &CostBench) -> String {
     let mut out = format!(
-        "{} contacts, {} calls completed in {:.0} s ({:.2} dials each)\n\
+        "{} contacts at {} calls a second, {} calls completed in {:.0} s ({:.2} dials each)\n\
          per call: {:.2} DynamoDB requests ({:.2} read units, {:.2} write units), {:.2} stream records,\n\
          {:.2} Lambda invocations ({:.1} billed ms, {:.6} GB-s), {:.2} events put on the bus, {:.2} SMA events\n\
          call items: {} bytes (median), {} at most\n",
         r.contacts,
+        r.target_cps,
         r.completed,
         r.seconds,
         r.dials_per_call,
