@@ -29,7 +29,8 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update,
 };
 use outdial_core::admin::{
-    ApiStore, AppendId, Appended, Begun, CampaignOverview, IdempotencyKey, StoredReply,
+    ApiStore, AppendId, Appended, Begun, CampaignOverview, IdempotencyKey, ListedCampaign,
+    StoredReply,
 };
 use outdial_core::counters::CampaignCounters;
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164};
@@ -445,6 +446,15 @@ impl ApiStore for DynamoStore {
         }
         let campaign = campaign.ok_or(StoreError::NotFound)?;
         Ok(CampaignOverview { campaign, counters })
+    }
+
+    async fn list_campaigns(
+        &self,
+        status: Option<CampaignStatus>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<ListedCampaign>, StoreError> {
+        Self::list_campaigns(self, status, limit, cursor).await
     }
 
     async fn set_status(

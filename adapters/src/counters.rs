@@ -245,6 +245,9 @@ pub fn call_facts(item: &Item) -> Result<CallFacts, StoreError> {
             attempt,
             seq: Sequence::new(seq),
             event_type: r.s("last_type")?.to_owned(),
+            // Read leniently: only the event history shows it, and a malformed one must not
+            // hold up the counters.
+            response: lenient_s(item, "last_response"),
         }),
         _ => None,
     };
@@ -312,7 +315,13 @@ pub fn call_facts(item: &Item) -> Result<CallFacts, StoreError> {
         reference: r.opt_s(crate::item::REF)?.map(str::to_owned),
         caller_id: r.opt_s("from")?.map(str::to_owned),
         digits: crate::item::digits(item)?,
+        last_error: lenient_s(item, "last_error"),
     })
+}
+
+/// A string attribute only the event history shows: absent when it is not a string.
+fn lenient_s(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
 
 /// The health counters' attribute names on a caller ID's item, with each field.
@@ -340,6 +349,17 @@ fn health_from_item(item: &Item) -> Result<HealthCounts, StoreError> {
     })
 }
 
+/// An event-history item's action types (L of S), in order.
+pub const HISTORY_ACTIONS: &str = "actions";
+/// An event-history item's summary of what mattered in its actions (S).
+pub const HISTORY_DETAIL: &str = "detail";
+/// The answers an event added to its call's `digits` (L of S, as on the call).
+pub const HISTORY_DIGITS: &str = "digits";
+/// The `sip_code` an event set (S).
+pub const HISTORY_SIP_CODE: &str = "sip_code";
+/// The `last_error` an event set (S).
+pub const HISTORY_LAST_ERROR: &str = "last_error";
+
 /// The event-history item of one SMA event (`CALL#<id>` / `EVT#<attempt>#<seq>`), which
 /// `GET /calls/{id}` lists.
 #[must_use]
@@ -358,6 +378,24 @@ pub fn history_item(h: &HistoryItem) -> Item {
         ("status".to_owned(), s(h.entry.status.as_str())),
         ("at".to_owned(), n(h.entry.at.as_millis())),
     ]);
+    // What the call heard and did: each attribute only when there is something to show, so
+    // an event with nothing to show costs nothing more.
+    let list = |values: &[String]| AttributeValue::L(values.iter().map(s).collect());
+    if !h.entry.actions.is_empty() {
+        item.insert(HISTORY_ACTIONS.to_owned(), list(&h.entry.actions));
+    }
+    if !h.entry.digits.is_empty() {
+        item.insert(HISTORY_DIGITS.to_owned(), list(&h.entry.digits));
+    }
+    for (name, value) in [
+        (HISTORY_DETAIL, &h.entry.detail),
+        (HISTORY_SIP_CODE, &h.entry.sip_code),
+        (HISTORY_LAST_ERROR, &h.entry.last_error),
+    ] {
+        if let Some(value) = value {
+            item.insert(name.to_owned(), s(value));
+        }
+    }
     if let Some(expires) = h.expires_at {
         item.insert(EXPIRES_AT.to_owned(), n(expires));
     }
@@ -923,6 +961,196 @@ mod tests {
             watermark_from_item(&item, "b").unwrap(),
             Some(StreamPosition::parse("9").unwrap())
         );
+    }
+
+    /// The size DynamoDB bills an item by: each attribute's name and value (a number at
+    /// most 21 bytes, a list 3 bytes and 1 a member besides its members).
+    fn billed_size(item: &Item) -> usize {
+        fn value(v: &AttributeValue) -> usize {
+            match v {
+                AttributeValue::S(s) => s.len(),
+                AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+                AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+                AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + value(v)).sum::<usize>(),
+                other => panic!("not used here: {other:?}"),
+            }
+        }
+        item.iter().map(|(k, v)| k.len() + value(v)).sum()
+    }
+
+    /// A call image after SMA event `seq` of type `event_type`, with `extra` attributes.
+    fn after_event(seq: u64, event_type: &str, extra: &[(&str, AttributeValue)]) -> Item {
+        let mut item = answered_image(&[
+            ("seq_attempt", n(1)),
+            ("last_seq", n(seq)),
+            ("last_type", s(event_type)),
+            (
+                "updated_at",
+                n(1_800_000_000_000_i64 + i64::try_from(seq).unwrap()),
+            ),
+            (EXPIRES_AT, n(1_807_776_000)),
+        ]);
+        item.insert(
+            "call_id".to_owned(),
+            s("call_0123456789abcdef0123456789abcdef"),
+        );
+        item.insert(
+            "campaign_id".to_owned(),
+            s("cmp_0123456789abcdef0123456789abcdef"),
+        );
+        item.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        item
+    }
+
+    fn event_item(old: &Item, new: &Item) -> Item {
+        let old = call_facts(old).unwrap();
+        let new = call_facts(new).unwrap();
+        history_item(&outdial_core::counters::history(Some(&old), &new).unwrap())
+    }
+
+    #[test]
+    fn an_event_item_keeps_the_actions_answered_and_what_the_event_set() {
+        let response = serde_json::json!({"SchemaVersion": "1.0", "Actions": [
+            {"Type": "Speak", "Parameters": {"CallId": "a", "Text": "Hello Ada, this is Acme \
+                Clinic with a reminder of your appointment tomorrow at 9:30."}},
+            {"Type": "SpeakAndGetDigits", "Parameters": {"CallId": "a",
+                "SpeechParameters": {"Text": "Press 1 to confirm or 2 to cancel."},
+                "FailureSpeechParameters": {"Text": "Sorry?"},
+                "MinNumberOfDigits": 1, "MaxNumberOfDigits": 1}}
+        ]})
+        .to_string();
+        let old = after_event(2, "RINGING", &[]);
+        let new = after_event(3, "CALL_ANSWERED", &[("last_response", s(&response))]);
+        let item = event_item(&old, &new);
+        assert_eq!(
+            item[HISTORY_ACTIONS],
+            AttributeValue::L(vec![s("Speak"), s("SpeakAndGetDigits")])
+        );
+        assert_eq!(
+            item[HISTORY_DETAIL],
+            s(
+                "Speak \"Hello Ada, this is Acme Clinic with a reminder of your appointment \
+               tomorrow at 9:30.\"; SpeakAndGetDigits \"Press 1 to confirm or 2 to cancel.\""
+            )
+        );
+        for absent in [HISTORY_DIGITS, HISTORY_SIP_CODE, HISTORY_LAST_ERROR] {
+            assert!(!item.contains_key(absent), "{absent}: {item:?}");
+        }
+        // Within one write unit: the event's own attributes and these together.
+        let bare = event_item(&old, &after_event(3, "CALL_ANSWERED", &[]));
+        assert!(billed_size(&item) < 1024, "{}", billed_size(&item));
+        assert!(billed_size(&item) - billed_size(&bare) < 250);
+
+        // The callee's answer, then the hang-up with its code; an error set by the event.
+        let answered = after_event(
+            4,
+            "ACTION_SUCCESSFUL",
+            &[
+                ("digits", AttributeValue::L(vec![s("1")])),
+                (
+                    "last_response",
+                    s(r#"{"Actions":[{"Type":"Hangup","Parameters":{"SipResponseCode":"0"}}]}"#),
+                ),
+            ],
+        );
+        let item = event_item(&new, &answered);
+        assert_eq!(item[HISTORY_DIGITS], AttributeValue::L(vec![s("1")]));
+        assert_eq!(item[HISTORY_DETAIL], s("Hangup 0"));
+        let hung_up = after_event(
+            5,
+            "HANGUP",
+            &[
+                ("digits", AttributeValue::L(vec![s("1")])),
+                ("sip_code", s("0")),
+                ("last_error", s("ACTION_FAILED: Hangup failed")),
+                (
+                    "last_response",
+                    s(r#"{"SchemaVersion":"1.0","Actions":[]}"#),
+                ),
+            ],
+        );
+        let item = event_item(&answered, &hung_up);
+        assert!(!item.contains_key(HISTORY_ACTIONS) && !item.contains_key(HISTORY_DETAIL));
+        assert!(!item.contains_key(HISTORY_DIGITS), "no answer added");
+        assert_eq!(item[HISTORY_SIP_CODE], s("0"));
+        assert_eq!(item[HISTORY_LAST_ERROR], s("ACTION_FAILED: Hangup failed"));
+    }
+
+    #[test]
+    fn a_bad_last_response_records_no_actions_and_reads_no_worse() {
+        let old = after_event(2, "RINGING", &[]);
+        for bad in [
+            s("not JSON {"),
+            s(""),
+            s(r#"{"Actions": "Speak"}"#),
+            s(r#"[{"Type": "Speak"}]"#),
+            n(5),
+            AttributeValue::L(vec![s("Speak")]),
+        ] {
+            let new = after_event(3, "CALL_ANSWERED", &[("last_response", bad.clone())]);
+            let item = event_item(&old, &new);
+            assert!(
+                !item.contains_key(HISTORY_ACTIONS) && !item.contains_key(HISTORY_DETAIL),
+                "{bad:?}: {item:?}"
+            );
+            assert_eq!(item["event_type"], s("CALL_ANSWERED"));
+        }
+        // An action without a `Type` is left out; the others stay.
+        let new = after_event(
+            3,
+            "CALL_ANSWERED",
+            &[(
+                "last_response",
+                s(
+                    r#"{"Actions":[{"Parameters":{}},7,{"Type":"Pause","Parameters":{"DurationInMilliseconds":500}}]}"#,
+                ),
+            )],
+        );
+        let item = event_item(&old, &new);
+        assert_eq!(item[HISTORY_ACTIONS], AttributeValue::L(vec![s("Pause")]));
+        assert_eq!(item[HISTORY_DETAIL], s("Pause 500 ms"));
+    }
+
+    #[test]
+    fn an_event_item_stays_bounded_whatever_it_was_answered_with() {
+        let speak = serde_json::json!({
+            "Type": "Speak",
+            "Parameters": {"CallId": "a", "Text": "é".repeat(2_000)}
+        });
+        let response = serde_json::json!({"Actions": vec![speak; 12]}).to_string();
+        let old = after_event(2, "RINGING", &[]);
+        let new = after_event(
+            3,
+            "ACTION_FAILED",
+            &[
+                ("last_response", s(response)),
+                ("digits", AttributeValue::L(vec![s("9".repeat(500)); 9])),
+                ("sip_code", s("x".repeat(500))),
+                (
+                    "last_error",
+                    s("ACTION_FAILED: ".to_owned() + &"ü".repeat(1_000)),
+                ),
+            ],
+        );
+        let item = event_item(&old, &new);
+        let AttributeValue::L(actions) = &item[HISTORY_ACTIONS] else {
+            panic!("{item:?}");
+        };
+        assert_eq!(actions.len(), outdial_core::counters::HISTORY_MAX_ACTIONS);
+        let detail = item[HISTORY_DETAIL].as_s().unwrap();
+        assert!(detail.len() <= outdial_core::counters::DETAIL_MAX_BYTES);
+        assert!(
+            detail.starts_with("Speak \"éé") && detail.ends_with('…'),
+            "{detail}"
+        );
+        let AttributeValue::L(digits) = &item[HISTORY_DIGITS] else {
+            panic!("{item:?}");
+        };
+        assert_eq!(digits.len(), outdial_core::counters::HISTORY_MAX_DIGITS);
+        assert!(digits.iter().all(|d| d.as_s().unwrap().len() <= 64));
+        assert!(item[HISTORY_SIP_CODE].as_s().unwrap().len() <= 32);
+        assert!(item[HISTORY_LAST_ERROR].as_s().unwrap().len() <= 256);
+        assert!(billed_size(&item) < 2048, "{}", billed_size(&item));
     }
 
     #[test]

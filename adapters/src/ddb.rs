@@ -255,9 +255,9 @@ pub(crate) async fn put_all(
     Ok(())
 }
 
-/// Reads the items with `keys` (only the attributes in `projection`) with `BatchGetItem`s,
-/// `in_flight` at once, retrying unprocessed keys; strongly consistent reads if `consistent`. Items that do not exist are simply not in
-/// the answer.
+/// Reads the items with `keys` (only the attributes in `projection`, every attribute when it
+/// is empty) with `BatchGetItem`s, `in_flight` at once, retrying unprocessed keys; strongly
+/// consistent reads if `consistent`. Items that do not exist are simply not in the answer.
 pub(crate) async fn get_all(
     client: &Client,
     table: &str,
@@ -336,7 +336,7 @@ async fn get_batch(
     until_processed(keys, "keys", move |keys| async move {
         let request = KeysAndAttributes::builder()
             .set_keys(Some(keys))
-            .projection_expression(projection)
+            .set_projection_expression((!projection.is_empty()).then(|| projection.to_owned()))
             .consistent_read(consistent)
             .build()
             .map_err(build_err)?;

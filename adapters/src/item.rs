@@ -28,6 +28,14 @@ pub const EXPIRES_AT: &str = "expires_at";
 pub const BY_CAMPAIGN: &str = "byCampaign";
 pub const DUE: &str = "due";
 pub const BY_TRANSACTION: &str = "byTransaction";
+/// The index of the account's campaigns, newest first (sparse: campaign items only).
+pub const CAMPAIGNS: &str = "campaigns";
+/// The `campaigns` index's partition key, set on campaign items only.
+pub const LISTED: &str = "listed";
+/// The one value of [`LISTED`]: every campaign is in one list.
+pub const LISTED_CAMPAIGN: &str = "campaign";
+/// The `campaigns` index's sort key ([`listed_key`]).
+pub const LISTED_KEY: &str = "listed_key";
 
 /// How long a call item (and its phone number) is kept after the call is created.
 pub const RETENTION_SECS: i64 = 90 * 24 * 3600;
@@ -268,6 +276,23 @@ pub fn lane_shard(lane: Lane, shard: u32) -> String {
 #[must_use]
 pub fn due_key(at: Timestamp, id: &CallId) -> String {
     format!("{}#{id}", at.sort_key())
+}
+
+/// A campaign's sort key in the `campaigns` index, `<created_at ms, 14 digits>#<campaign_id>`:
+/// string order is creation order, and campaigns created in the same millisecond are ordered
+/// by id. It is also the position a listing of campaigns stops at (its cursor).
+#[must_use]
+pub fn listed_key(created_at: Timestamp, id: &CampaignId) -> String {
+    format!("{}#{id}", created_at.sort_key())
+}
+
+/// The campaign a [`listed_key`] names; `None` for text that is no such key (a cursor
+/// someone made up). Any campaign's key is a position, whether the campaign exists or not.
+#[must_use]
+pub fn listed_campaign(key: &str) -> Option<CampaignId> {
+    let (ms, id) = key.split_once('#')?;
+    let digits = (14..=19).contains(&ms.len()) && ms.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| CampaignId::parse(id).ok()).flatten()
 }
 
 /// The `due` sort key of a campaign's sweep request (its status changed): it sorts before
@@ -635,6 +660,8 @@ pub fn campaign_item(c: &Campaign) -> Result<Item, StoreError> {
         ("spec".to_owned(), s(spec)),
         ("contacts".to_owned(), n(c.contacts)),
         ("created_at".to_owned(), n(c.created_at.as_millis())),
+        (LISTED.to_owned(), s(LISTED_CAMPAIGN)),
+        (LISTED_KEY.to_owned(), s(listed_key(c.created_at, &c.id))),
     ]);
     Ok(item)
 }
@@ -721,6 +748,38 @@ mod tests {
     fn a_campaign_round_trips_through_its_item() {
         let c = campaign();
         assert_eq!(campaign_from_item(&campaign_item(&c).unwrap()).unwrap(), c);
+    }
+
+    #[test]
+    fn a_campaign_item_is_listed_by_creation_time_then_id() {
+        let c = campaign();
+        let item = campaign_item(&c).unwrap();
+        assert_eq!(item[LISTED], s(LISTED_CAMPAIGN));
+        assert_eq!(item[LISTED_KEY], s("01900000000000#cmp_1"));
+        let earlier = listed_key(Timestamp::from_millis(999_999_999_999), &c.id);
+        assert!(earlier < listed_key(c.created_at, &c.id), "{earlier}");
+        let same_ms = |id: &str| listed_key(c.created_at, &CampaignId::parse(id).unwrap());
+        assert!(same_ms("cmp_a") < same_ms("cmp_b"));
+    }
+
+    #[test]
+    fn a_listed_key_names_its_campaign_and_nothing_else_does() {
+        assert_eq!(
+            listed_campaign("01900000000000#cmp_1"),
+            Some(CampaignId::parse("cmp_1").unwrap())
+        );
+        for bad in [
+            "",
+            "#cmp_1",
+            "1900000000000#cmp_1",
+            "0190000000000x#cmp_1",
+            "01900000000000#",
+            "01900000000000#cmp#1",
+            "01900000000000.cmp_1",
+            "cmp_1",
+        ] {
+            assert_eq!(listed_campaign(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -3,8 +3,9 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
+    GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, StreamSpecification, StreamViewType,
 };
 use serde::Deserialize;
 
@@ -91,11 +92,7 @@ impl TableDef {
                         &index.partition_key,
                         index.sort_key.as_ref(),
                     )?))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::from(index.projection.as_str()))
-                            .build(),
-                    )
+                    .projection(projection(index))
                     .build()?,
             );
         }
@@ -113,6 +110,95 @@ impl TableDef {
             .await?;
         Ok(())
     }
+}
+
+impl TableDef {
+    /// Adds to table `name` the indexes of the definition it lacks (a local table kept from
+    /// before an index was added to the schema), one `UpdateTable` each, waiting up to a
+    /// minute for each to become active; DynamoDB builds a new index from the items already
+    /// there. Returns the names of the indexes added. An index the table has is left as it is,
+    /// whatever its keys.
+    ///
+    /// # Errors
+    /// Whatever `DescribeTable` or `UpdateTable` answers, or an index still not active after
+    /// a minute.
+    pub async fn add_missing_indexes(
+        &self,
+        client: &Client,
+        name: &str,
+    ) -> anyhow::Result<Vec<String>> {
+        let existing = index_states(client, name).await?;
+        let mut added = Vec::new();
+        for index in &self.global_secondary_indexes {
+            if existing.iter().any(|(n, _)| n == &index.name) {
+                continue;
+            }
+            let mut keys = vec![index.partition_key.clone()];
+            keys.extend(index.sort_key.clone());
+            let mut request = client.update_table().table_name(name);
+            for k in &keys {
+                request = request.attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(&k.name)
+                        .attribute_type(ScalarAttributeType::from(k.kind.as_str()))
+                        .build()?,
+                );
+            }
+            let create = CreateGlobalSecondaryIndexAction::builder()
+                .index_name(&index.name)
+                .set_key_schema(Some(key_schema(
+                    &index.partition_key,
+                    index.sort_key.as_ref(),
+                )?))
+                .projection(projection(index))
+                .build()?;
+            request
+                .global_secondary_index_updates(
+                    GlobalSecondaryIndexUpdate::builder().create(create).build(),
+                )
+                .send()
+                .await?;
+            wait_until_active(client, name, &index.name).await?;
+            added.push(index.name.clone());
+        }
+        Ok(added)
+    }
+}
+
+/// Each index of table `name` with its status.
+async fn index_states(
+    client: &Client,
+    name: &str,
+) -> anyhow::Result<Vec<(String, Option<IndexStatus>)>> {
+    let described = client.describe_table().table_name(name).send().await?;
+    Ok(described
+        .table
+        .and_then(|t| t.global_secondary_indexes)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| (i.index_name.unwrap_or_default(), i.index_status))
+        .collect())
+}
+
+/// Waits until index `index` of table `name` is active, for a minute at most.
+async fn wait_until_active(client: &Client, name: &str, index: &str) -> anyhow::Result<()> {
+    for _ in 0..120 {
+        let states = index_states(client, name).await?;
+        if states
+            .iter()
+            .any(|(n, status)| n == index && status.as_ref() == Some(&IndexStatus::Active))
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    anyhow::bail!("index {index} of table {name} is still not active after a minute")
+}
+
+fn projection(index: &IndexDef) -> Projection {
+    Projection::builder()
+        .projection_type(ProjectionType::from(index.projection.as_str()))
+        .build()
 }
 
 fn key_schema(pk: &KeyDef, sk: Option<&KeyDef>) -> anyhow::Result<Vec<KeySchemaElement>> {
@@ -160,6 +246,12 @@ mod tests {
         assert_eq!(
             index(crate::item::BY_TRANSACTION).partition_key.name,
             "transaction_id"
+        );
+        let campaigns = index(crate::item::CAMPAIGNS);
+        assert_eq!(campaigns.partition_key.name, crate::item::LISTED);
+        assert_eq!(
+            campaigns.sort_key.as_ref().unwrap().name,
+            crate::item::LISTED_KEY
         );
         assert_eq!(def.stream, "NEW_AND_OLD_IMAGES");
     }

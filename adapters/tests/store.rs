@@ -1585,3 +1585,208 @@ async fn a_caller_ids_health_counts_once_per_shard_position_and_a_restore_starts
         matches!(applied, HealthWrite::Applied { counts, healthy: true } if counts.rejected == 1)
     );
 }
+
+/// The account's campaigns, every page of them by `status` and `limit`, followed to the end,
+/// with the cursor each page handed out.
+async fn every_campaign_page(
+    store: &impl outdial_core::admin::ApiStore,
+    status: Option<CampaignStatus>,
+    limit: u32,
+) -> Vec<outdial_core::ports::Page<outdial_core::admin::ListedCampaign>> {
+    let mut pages = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store
+            .list_campaigns(status, limit, cursor.as_deref())
+            .await
+            .unwrap();
+        cursor.clone_from(&page.next);
+        pages.push(page);
+        if cursor.is_none() {
+            return pages;
+        }
+        assert!(pages.len() < 1000, "the pages never end");
+    }
+}
+
+#[tokio::test]
+async fn the_list_of_campaigns_pages_alike_from_dynamodb_and_memory_within_its_read_budget() {
+    use outdial_core::admin::{ApiStore, LIST_READ_MAX};
+    use outdial_core::counters::CounterStore;
+
+    let (dynamo, _) = store().await;
+    let memory = MemoryStore::default();
+    // 1,100 campaigns, newest first as listed: the k-th created at T0 - k seconds, but every
+    // tenth shares the millisecond of the one before it (then the greater id comes first).
+    // Three are paused, 0, 600 and 1,050 places from the newest; every seventh is active;
+    // the rest completed.
+    let n: usize = 1100;
+    let mut made: Vec<Campaign> = Vec::new();
+    for k in 0..n {
+        let mut c = campaign(0);
+        let step = i64::try_from(k - k / 10).unwrap();
+        c.created_at = Timestamp::from_millis(T0.as_millis() - step * 1000);
+        c.status = match k {
+            0 | 600 | 1050 => CampaignStatus::Paused,
+            k if k % 7 == 0 => CampaignStatus::Active,
+            _ => CampaignStatus::Completed,
+        };
+        made.push(c);
+    }
+    for chunk in made.chunks(25) {
+        let requests = chunk
+            .iter()
+            .map(|c| {
+                let put = aws_sdk_dynamodb::types::PutRequest::builder()
+                    .set_item(Some(outdial_adapters::item::campaign_item(c).unwrap()))
+                    .build()
+                    .unwrap();
+                aws_sdk_dynamodb::types::WriteRequest::builder()
+                    .put_request(put)
+                    .build()
+            })
+            .collect();
+        let out = dynamo
+            .client()
+            .batch_write_item()
+            .request_items(dynamo.table(), requests)
+            .send()
+            .await
+            .unwrap();
+        assert!(out.unprocessed_items.unwrap_or_default().is_empty());
+    }
+    for c in &made {
+        memory.insert_campaign(c.clone());
+    }
+    // Two more, written with calls, so that their counters count contacts; one completed.
+    for contacts in [2, 3] {
+        let mut c = campaign(contacts);
+        c.created_at = T0.plus(Duration::from_secs(contacts));
+        let calls = calls(usize::try_from(contacts).unwrap());
+        dynamo.create_campaign(&c, &calls).await.unwrap();
+        ApiStore::create_campaign(&memory, &c, &calls)
+            .await
+            .unwrap();
+        made.push(c);
+    }
+    let finished = made.last().unwrap().id.clone();
+    let at = T0.plus(Duration::from_secs(60));
+    let counters =
+        outdial_adapters::counters::DynamoCounters::new(dynamo.client().clone(), dynamo.table());
+    assert!(counters.complete_campaign(&finished, at).await.unwrap());
+    assert!(memory.complete_campaign(&finished, at).await.unwrap());
+
+    let mut newest_first = made.clone();
+    newest_first.sort_by(|a, b| (b.created_at, b.id.as_str()).cmp(&(a.created_at, a.id.as_str())));
+    for (status, limit) in [
+        (None, 100),
+        (None, 37),
+        (Some(CampaignStatus::Paused), 2),
+        (Some(CampaignStatus::Paused), 1),
+        (Some(CampaignStatus::Active), 100),
+        (Some(CampaignStatus::Completed), 100),
+        (Some(CampaignStatus::Cancelled), 10),
+    ] {
+        let from_dynamo = every_campaign_page(&dynamo, status, limit).await;
+        let from_memory = every_campaign_page(&memory, status, limit).await;
+        assert_eq!(from_dynamo, from_memory, "{status:?} {limit}");
+        // Together the pages are every campaign in the status, newest first, once each.
+        let listed: Vec<&CampaignId> = from_dynamo
+            .iter()
+            .flat_map(|p| p.items.iter().map(|l| &l.overview.campaign.id))
+            .collect();
+        let expected: Vec<&CampaignId> = newest_first
+            .iter()
+            .filter(|c| {
+                let now = if c.id == finished {
+                    CampaignStatus::Completed
+                } else {
+                    c.status
+                };
+                status.is_none_or(|st| st == now)
+            })
+            .map(|c| &c.id)
+            .collect();
+        assert_eq!(listed, expected, "{status:?} {limit}");
+        assert!(from_dynamo.iter().all(|p| p.items.len() <= limit as usize));
+    }
+
+    // The paused ones lie 0, 602 and 1,052 places from the newest (two newer campaigns came
+    // since): the first page reads its budget and stops short, at the last campaign it read.
+    let paused = every_campaign_page(&dynamo, Some(CampaignStatus::Paused), 2).await;
+    let sizes: Vec<usize> = paused.iter().map(|p| p.items.len()).collect();
+    assert_eq!(sizes, [2, 1]);
+    let budget_end = &newest_first[LIST_READ_MAX as usize - 1];
+    assert_eq!(
+        paused[0].next,
+        Some(outdial_adapters::item::listed_key(
+            budget_end.created_at,
+            &budget_end.id
+        ))
+    );
+    // Counters and completion come with each campaign.
+    let newest = &every_campaign_page(&dynamo, None, 2).await[0].items;
+    assert_eq!(newest[0].overview.campaign.id, finished);
+    assert_eq!(newest[0].overview.counters.contacts, 3);
+    assert_eq!(newest[0].completed_at, Some(at));
+    assert_eq!(newest[1].overview.counters.contacts, 2);
+    assert_eq!(newest[1].completed_at, None);
+
+    // A cursor is any campaign's position; anything else is refused by both.
+    for bad in ["garbage", "01900000000000.cmp_1", "1900000000000#cmp_1", ""] {
+        for err in [
+            dynamo.list_campaigns(None, 10, Some(bad)).await.err(),
+            memory.list_campaigns(None, 10, Some(bad)).await.err(),
+        ] {
+            assert!(
+                matches!(err, Some(StoreError::Corrupt { .. })),
+                "{bad:?}: {err:?}"
+            );
+        }
+    }
+    let unknown = outdial_adapters::item::listed_key(T0, &CampaignId::random());
+    assert_eq!(
+        dynamo
+            .list_campaigns(None, 1000, Some(&unknown))
+            .await
+            .unwrap(),
+        memory
+            .list_campaigns(None, 1000, Some(&unknown))
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_table_kept_from_before_an_index_existed_gains_it_with_the_items_it_holds() {
+    use outdial_adapters::table::TableDef;
+
+    let endpoint = shared_endpoint().expect("DynamoDB Local");
+    let (client, _) = counting_client(&endpoint);
+    let full = TableDef::load().unwrap();
+    let mut older = full.clone();
+    older
+        .global_secondary_indexes
+        .retain(|i| i.name != outdial_adapters::item::CAMPAIGNS);
+    let name = format!("older-{}", uuid::Uuid::new_v4().simple());
+    older.create(&client, &name).await.unwrap();
+    let store = DynamoStore::new(client.clone(), name.clone(), 4);
+    let c = campaign(2);
+    store.create_campaign(&c, &calls(2)).await.unwrap();
+    assert!(store.list_campaigns(None, 10, None).await.is_err());
+
+    assert_eq!(
+        full.add_missing_indexes(&client, &name).await.unwrap(),
+        vec![outdial_adapters::item::CAMPAIGNS.to_owned()]
+    );
+    let page = store.list_campaigns(None, 10, None).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].overview.campaign, c);
+    assert_eq!(page.items[0].overview.counters.contacts, 2);
+    assert!(
+        full.add_missing_indexes(&client, &name)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -122,6 +122,20 @@ impl CampaignOverview {
     }
 }
 
+/// The most campaigns [`ApiStore::list_campaigns`] reads past its cursor in one call (and one
+/// more, to learn whether a full page is the last): a status filter that few campaigns pass
+/// answers a short page with a cursor rather than reading the whole list.
+pub const LIST_READ_MAX: u32 = 1000;
+
+/// A campaign in the account's list: where it stands, and when it completed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedCampaign {
+    pub overview: CampaignOverview,
+    /// When the stream handler last marked it `COMPLETED`. A campaign made `ACTIVE` again by
+    /// an append keeps the time of its earlier completion.
+    pub completed_at: Option<Timestamp>,
+}
+
 /// One append of contacts to a running campaign (`POST /campaigns/{id}/contacts`,
 /// `POST /calls`). The store records the append when it completes, so a retry of the same
 /// append never counts its contacts twice.
@@ -269,6 +283,30 @@ pub trait ApiStore: Send + Sync {
         &self,
         id: &CampaignId,
     ) -> impl Future<Output = Result<CampaignOverview, StoreError>> + Send;
+
+    /// The account's campaigns, newest first (by creation time, then by id, both descending),
+    /// only those in `status` when it is given, each with its counters and completion time.
+    ///
+    /// The page holds at most `limit` campaigns from those after the position `cursor` names
+    /// (`next` of an earlier page; any campaign's position, whether it still exists or not).
+    /// An implementation reads them in that order, counting every campaign it reads, and stops
+    /// at the first of:
+    /// - `limit + 1` campaigns in `status` read: the page is the first `limit`, and `next` the
+    ///   position of its last;
+    /// - [`LIST_READ_MAX`] campaigns read: the page is those in `status` (maybe none), and
+    ///   `next` the position of the last campaign read (whether or not any follow it);
+    /// - no campaign left: `next` is `None`.
+    ///
+    /// Campaigns written before the list existed are not in it (`docs/table.md`).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] with key `cursor` when `cursor` is not a position.
+    fn list_campaigns(
+        &self,
+        status: Option<CampaignStatus>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page<ListedCampaign>, StoreError>> + Send;
 
     /// Moves a campaign from one of `from` to `to`, and in the same write asks the dispatcher
     /// to sweep it (a due entry at `now`). Returns the campaign as it now is.

@@ -175,6 +175,8 @@ pub struct LastEvent {
     pub seq: Sequence,
     /// `last_type`.
     pub event_type: String,
+    /// `last_response`: the action-list response sent for it, as sent (JSON text).
+    pub response: Option<String>,
 }
 
 /// What the stream handler reads from one image of a call item.
@@ -212,6 +214,8 @@ pub struct CallFacts {
     pub caller_id: Option<String>,
     /// `digits`: the keys the callee entered at the script's questions, in order.
     pub digits: Vec<String>,
+    /// `last_error`: the last error an SMA event (or a watchdog) reported.
+    pub last_error: Option<String>,
 }
 
 /// The counter name of a script outcome. Scripts allow 1 to 40 letters, digits, `_` and `-`
@@ -372,7 +376,17 @@ pub fn number_delta(
 }
 
 /// The event-history item a change implies: one per SMA event applied (the change's new
-/// `seq_attempt`/`last_seq` differ from the old ones).
+/// `seq_attempt`/`last_seq` differ from the old ones). Besides the event, it keeps what the
+/// call heard and did with it, bounded (every item is billed by its size):
+/// - `actions` and `detail`: the action types of the response sent for the event and what
+///   mattered in them ([`action_summary`]); none when the response is not JSON;
+/// - `digits`: the answers the event added to the call's `digits` (at most
+///   [`HISTORY_MAX_DIGITS`], each cut to [`HISTORY_DIGITS_MAX_BYTES`]);
+/// - `sip_code`: the call's `sip_code` on a `HANGUP`, or when the event changed it (cut to
+///   [`HISTORY_SIP_CODE_MAX_BYTES`]);
+/// - `last_error`: the call's `last_error` on an `ACTION_FAILED` or
+///   `INVALID_LAMBDA_RESPONSE`, or when the event changed it (cut to
+///   [`HISTORY_ERROR_MAX_BYTES`]).
 #[must_use]
 pub fn history(old: Option<&CallFacts>, new: &CallFacts) -> Option<HistoryItem> {
     let event = new.last_event.as_ref()?;
@@ -382,6 +396,36 @@ pub fn history(old: Option<&CallFacts>, new: &CallFacts) -> Option<HistoryItem> 
     if before == Some((event.attempt, event.seq)) {
         return None;
     }
+    let summary = event
+        .response
+        .as_deref()
+        .map(action_summary)
+        .unwrap_or_default();
+    let had = old.map_or(0, |o| o.digits.len());
+    let digits = new
+        .digits
+        .get(had..)
+        .unwrap_or_default()
+        .iter()
+        .take(HISTORY_MAX_DIGITS)
+        .map(|d| cut(d, HISTORY_DIGITS_MAX_BYTES))
+        .collect();
+    let set_by_event = |now: Option<&String>, then: Option<&String>, kinds: &[&str]| {
+        now.filter(|v| kinds.contains(&event.event_type.as_str()) || then != Some(*v))
+            .cloned()
+    };
+    let sip_code = set_by_event(
+        new.sip_code.as_ref(),
+        old.and_then(|o| o.sip_code.as_ref()),
+        &["HANGUP"],
+    )
+    .map(|c| cut(&c, HISTORY_SIP_CODE_MAX_BYTES));
+    let last_error = set_by_event(
+        new.last_error.as_ref(),
+        old.and_then(|o| o.last_error.as_ref()),
+        &["ACTION_FAILED", "INVALID_LAMBDA_RESPONSE"],
+    )
+    .map(|e| cut(&e, HISTORY_ERROR_MAX_BYTES));
     Some(HistoryItem {
         call_id: new.id.clone(),
         campaign_id: new.campaign_id.clone(),
@@ -391,9 +435,126 @@ pub fn history(old: Option<&CallFacts>, new: &CallFacts) -> Option<HistoryItem> 
             event_type: event.event_type.clone(),
             status: new.status,
             at: new.updated_at,
+            actions: summary.actions,
+            detail: summary.detail,
+            digits,
+            sip_code,
+            last_error,
         },
         expires_at: new.expires_at,
     })
+}
+
+/// Action types an event-history item keeps, at most: as many as a response may hold.
+pub const HISTORY_MAX_ACTIONS: usize = crate::contract::MAX_ACTIONS;
+/// Bytes of one action type kept (the longest the SMA knows has 27).
+pub const HISTORY_ACTION_MAX_BYTES: usize = 32;
+/// Bytes of an event-history item's `detail`, at most.
+pub const DETAIL_MAX_BYTES: usize = 512;
+/// Characters of one action's spoken text kept in `detail`, before the whole is cut to
+/// [`DETAIL_MAX_BYTES`].
+pub const DETAIL_TEXT_CHARS: usize = 200;
+/// Answers an event-history item keeps in `digits`, at most (an event adds one).
+pub const HISTORY_MAX_DIGITS: usize = 4;
+/// Bytes of one answer kept in an event-history item's `digits`.
+pub const HISTORY_DIGITS_MAX_BYTES: usize = 64;
+/// Bytes of the `sip_code` kept in an event-history item.
+pub const HISTORY_SIP_CODE_MAX_BYTES: usize = 32;
+/// Bytes of the `last_error` kept in an event-history item (the call keeps up to 1,000
+/// characters).
+pub const HISTORY_ERROR_MAX_BYTES: usize = 256;
+
+/// What an action-list response told the call, as an event-history item keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActionSummary {
+    /// Each action's `Type`, in order (at most [`HISTORY_MAX_ACTIONS`]).
+    pub actions: Vec<String>,
+    /// What mattered in them ([`action_summary`]), when any did.
+    pub detail: Option<String>,
+}
+
+/// Reads a response as the call item keeps it (`last_response`, JSON text) for the event
+/// history: the `Type` of each action in `Actions`, and a `detail` of what mattered in them,
+/// one `Type value` part per action that has one, joined by `"; "`:
+/// `Speak` and `SpeakAndGetDigits` their text (quoted, white space folded, cut to
+/// [`DETAIL_TEXT_CHARS`] characters), `PlayAudio` and `PlayAudioAndGetDigits` the audio's
+/// key, `Hangup` its `SipResponseCode`, `Pause` its duration, `SendDigits` its digits,
+/// `CallAndBridge` its first endpoint's `Uri`. The whole is cut to [`DETAIL_MAX_BYTES`].
+///
+/// Never fails: text that is not a JSON object with an `Actions` array gives no actions,
+/// and an action without a string `Type` is left out.
+#[must_use]
+pub fn action_summary(response: &str) -> ActionSummary {
+    use serde_json::Value;
+    let Ok(Value::Object(root)) = serde_json::from_str::<Value>(response) else {
+        return ActionSummary::default();
+    };
+    let Some(Value::Array(list)) = root.get("Actions") else {
+        return ActionSummary::default();
+    };
+    let scalar = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let mut actions = Vec::new();
+    let mut parts = Vec::new();
+    for action in list {
+        if actions.len() == HISTORY_MAX_ACTIONS {
+            break;
+        }
+        let Some(kind) = action.get("Type").and_then(Value::as_str) else {
+            continue;
+        };
+        let param = |pointer: &str| {
+            action
+                .get("Parameters")
+                .and_then(|p| p.pointer(pointer))
+                .and_then(scalar)
+        };
+        let what = match kind {
+            "Speak" => param("/Text").map(|t| spoken(&t)),
+            "SpeakAndGetDigits" => param("/SpeechParameters/Text").map(|t| spoken(&t)),
+            "PlayAudio" | "PlayAudioAndGetDigits" => param("/AudioSource/Key"),
+            "Hangup" => param("/SipResponseCode"),
+            "Pause" => param("/DurationInMilliseconds").map(|ms| format!("{ms} ms")),
+            "SendDigits" => param("/Digits"),
+            "CallAndBridge" => param("/Endpoints/0/Uri"),
+            _ => None,
+        };
+        let kind = cut(kind, HISTORY_ACTION_MAX_BYTES);
+        if let Some(what) = what {
+            parts.push(format!("{kind} {what}"));
+        }
+        actions.push(kind);
+    }
+    ActionSummary {
+        actions,
+        detail: (!parts.is_empty()).then(|| cut(&parts.join("; "), DETAIL_MAX_BYTES)),
+    }
+}
+
+/// Spoken text as `detail` shows it: quoted, its white space folded to single spaces, at
+/// most [`DETAIL_TEXT_CHARS`] characters of it.
+fn spoken(text: &str) -> String {
+    let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut chars = folded.chars();
+    let kept: String = chars.by_ref().take(DETAIL_TEXT_CHARS).collect();
+    let more = if chars.next().is_some() { "…" } else { "" };
+    format!("\"{kept}{more}\"")
+}
+
+/// `text` in at most `max` bytes: cut at a character boundary, with `…` (3 bytes) at the end
+/// when anything was cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 /// One SMA event of a call's history, as the stream handler stores it for `GET /calls/{id}`.

@@ -355,6 +355,20 @@ pub struct HistoryEntry {
     pub event_type: String,
     pub status: CallStatus,
     pub at: Timestamp,
+    /// The `Type` of each action outdial answered the event with, in order (none for an
+    /// answer with no actions, one that was not JSON, or an event recorded before actions
+    /// were kept).
+    pub actions: Vec<String>,
+    /// What mattered in those actions, for a person: spoken text, audio played, a hang-up's
+    /// code ([`crate::counters::action_summary`]); at most
+    /// [`crate::counters::DETAIL_MAX_BYTES`].
+    pub detail: Option<String>,
+    /// The answers this event added to the call's `digits`.
+    pub digits: Vec<String>,
+    /// The call's `sip_code` as this event set it (a `HANGUP`).
+    pub sip_code: Option<String>,
+    /// The call's `last_error` as this event set it.
+    pub last_error: Option<String>,
 }
 
 /// The SMA handler's port: the one write that records an event on its call, and the reads and

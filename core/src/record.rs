@@ -33,6 +33,9 @@ pub enum CampaignStatus {
 }
 
 impl CampaignStatus {
+    /// Every status, in the order of the campaign's lifecycle.
+    pub const ALL: [Self; 4] = [Self::Active, Self::Paused, Self::Cancelled, Self::Completed];
+
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -528,8 +528,9 @@ export class OutdialStack extends Stack {
       'dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:ConditionCheckItem',
     ], [tableArn]);
     // Queries: a call with its history, a campaign's overview and a stored answer's parts on the
-    // table; a campaign's calls from `byCampaign`.
-    allow(this.apiFunction, 'TableQueries', ['dynamodb:Query'], [tableArn, indexArn('byCampaign')]);
+    // table; a campaign's calls from `byCampaign`; the account's campaigns from `campaigns`
+    // (their counters are a BatchGetItem, above).
+    allow(this.apiFunction, 'TableQueries', ['dynamodb:Query'], [tableArn, indexArn('byCampaign'), indexArn('campaigns')]);
     tableKey(this.apiFunction);
     allow(this.apiFunction, 'HangUpOnThisSma', ['chime:UpdateSipMediaApplicationCall'], [smaArn]);
     allow(this.apiFunction, 'StartDispatcher', ['lambda:InvokeFunction'], [this.timersFunction.functionArn]);

@@ -46,6 +46,8 @@ const SAMPLE: OperationRecord[] = [
     .map((a) => ({ function: 'api', action: `dynamodb:${a}`, resource: table }) as const),
   { function: 'api', action: 'dynamodb:Query', resource: table },
   { function: 'api', action: 'dynamodb:Query', resource: index('byCampaign') },
+  // The account's campaigns (GET /campaigns), newest first; their counters in a BatchGetItem.
+  { function: 'api', action: 'dynamodb:Query', resource: index('campaigns') },
   { function: 'api', action: 'chime:UpdateSipMediaApplicationCall', resource: { kind: 'sma' } },
   { function: 'api', action: 'lambda:InvokeFunction', resource: { kind: 'function', name: 'timers' } },
   // Counters and history; a campaign's watermark and completion, read before publishing;

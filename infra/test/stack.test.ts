@@ -322,8 +322,9 @@ describe('IAM', () => {
     // due work; a campaign's calls by status (sweeps, parked calls); a transaction's orphaned
     // hang-ups (`PK = ORPHAN#<transaction id>`) on the table.
     assert.deepEqual(queried(timers), [TABLE_ARN, INDEX_ARN('byCampaign'), INDEX_ARN('due')].sort());
-    // A call with its history, an overview, a stored answer (the table); a campaign's calls.
-    assert.deepEqual(queried(api), [TABLE_ARN, INDEX_ARN('byCampaign')].sort());
+    // A call with its history, an overview, a stored answer (the table); a campaign's calls;
+    // the account's campaigns.
+    assert.deepEqual(queried(api), [TABLE_ARN, INDEX_ARN('byCampaign'), INDEX_ARN('campaigns')].sort());
     // Counters and history are written, never queried.
     assert.deepEqual(queried(stream), []);
   });

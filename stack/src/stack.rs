@@ -230,10 +230,20 @@ impl Stack {
         let table = match &config.table {
             None => fresh_table(&ddb, "outdial").await?,
             Some(name) => {
+                let def = outdial_adapters::table::TableDef::load()?;
                 let exists = ddb.describe_table().table_name(name).send().await.is_ok();
-                if !exists {
-                    outdial_adapters::table::TableDef::load()?
-                        .create(&ddb, name)
+                if exists {
+                    // A table kept from an older schema (`outdial dev --data`) gains the
+                    // indexes added since, built from the items it holds.
+                    let added = def
+                        .add_missing_indexes(&ddb, name)
+                        .await
+                        .with_context(|| format!("adding indexes to table {name}"))?;
+                    if !added.is_empty() {
+                        tracing::info!(table = %name, indexes = ?added, "indexes added to a kept table");
+                    }
+                } else {
+                    def.create(&ddb, name)
                         .await
                         .with_context(|| format!("creating table {name}"))?;
                 }

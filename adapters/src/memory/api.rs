@@ -1,11 +1,13 @@
-//! [`ApiStore`] on [`MemoryStore`]: campaigns written with their calls, idempotency records
-//! with their leases, status changes with their sweep requests, appends counted once, and the
-//! do-not-call list, each as `DynamoStore` does it (`crate::admin`, `crate::store`).
+//! [`ApiStore`] on [`MemoryStore`]: campaigns written with their calls, the account's list of
+//! them, idempotency records with their leases, status changes with their sweep requests,
+//! appends counted once, and the do-not-call list, each as `DynamoStore` does it
+//! (`crate::admin`, `crate::store`).
 
 use std::collections::HashSet;
 
 use outdial_core::admin::{
-    ApiStore, AppendId, Appended, Begun, CampaignOverview, IdempotencyKey, StoredReply,
+    ApiStore, AppendId, Appended, Begun, CampaignOverview, IdempotencyKey, LIST_READ_MAX,
+    ListedCampaign, StoredReply,
 };
 use outdial_core::ids::{Attempt, CallId, CampaignId, E164};
 use outdial_core::lifecycle::CallStatus;
@@ -17,9 +19,10 @@ use outdial_core::time::Timestamp;
 
 use super::{
     AppendRow, CampaignRow, IdempotencyRow, IdempotencyState, Listing, MemoryStore, Tables,
+    bad_cursor,
 };
 use crate::admin::IDEMPOTENCY_TTL;
-use crate::item::{shard_of_key, sweep_due_key};
+use crate::item::{listed_campaign, listed_key, shard_of_key, sweep_due_key};
 
 impl MemoryStore {
     /// The sweep request a status change at `now` leaves for the dispatcher: in the watch
@@ -60,6 +63,64 @@ impl MemoryStore {
         );
         t.counters_of(&campaign.id).counters.contacts += count(calls.len());
         Ok(())
+    }
+
+    /// [`ApiStore::list_campaigns`]: the campaigns in `campaigns` index order (descending
+    /// `listed_key`), read one by one under the contract's rules.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when `cursor` is not a campaign's `listed_key`.
+    pub async fn list_campaigns(
+        &self,
+        status: Option<CampaignStatus>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<ListedCampaign>, StoreError> {
+        let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+        if cursor.is_some_and(|c| listed_campaign(c).is_none()) {
+            return Err(bad_cursor());
+        }
+        let t = self.request();
+        let mut listed: Vec<(String, &CampaignRow)> = t
+            .campaigns
+            .values()
+            .map(|row| (listed_key(row.campaign.created_at, &row.campaign.id), row))
+            .filter(|(position, _)| cursor.is_none_or(|c| position.as_str() < c))
+            .collect();
+        listed.sort_by(|a, b| b.0.cmp(&a.0));
+        let mut kept: Vec<(String, &CampaignRow)> = Vec::new();
+        let mut read: u32 = 0;
+        let mut next = None;
+        for (position, row) in listed {
+            read += 1;
+            if status.is_none_or(|st| st == row.campaign.status) {
+                kept.push((position.clone(), row));
+                if kept.len() > limit {
+                    kept.truncate(limit);
+                    next = kept.last().map(|(p, _)| p.clone());
+                    break;
+                }
+            }
+            if read >= LIST_READ_MAX {
+                next = Some(position);
+                break;
+            }
+        }
+        let items = kept
+            .into_iter()
+            .map(|(_, row)| ListedCampaign {
+                overview: CampaignOverview {
+                    campaign: row.campaign.clone(),
+                    counters: t
+                        .counters
+                        .get(&row.campaign.id)
+                        .map(|c| c.counters.clone())
+                        .unwrap_or_default(),
+                },
+                completed_at: row.completed_at,
+            })
+            .collect();
+        Ok(Page { items, next })
     }
 
     /// [`ApiStore::call_with_history`].
@@ -244,6 +305,15 @@ impl ApiStore for MemoryStore {
             .map(|row| row.counters.clone())
             .unwrap_or_default();
         Ok(CampaignOverview { campaign, counters })
+    }
+
+    async fn list_campaigns(
+        &self,
+        status: Option<CampaignStatus>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<ListedCampaign>, StoreError> {
+        Self::list_campaigns(self, status, limit, cursor).await
     }
 
     async fn set_status(

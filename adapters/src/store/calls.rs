@@ -22,7 +22,10 @@ use outdial_core::time::Timestamp;
 
 use super::{CallItems, DynamoStore, sets_status};
 use crate::condition::{Condition, Guarded};
-use crate::counters::add_to_counter;
+use crate::counters::{
+    HISTORY_ACTIONS, HISTORY_DETAIL, HISTORY_DIGITS, HISTORY_LAST_ERROR, HISTORY_SIP_CODE,
+    add_to_counter,
+};
 use crate::ddb::{self, Cancelled, build_err, failed_on_condition, map_err, refused_item};
 use crate::direct::{self, Updated};
 use crate::item::{
@@ -543,5 +546,24 @@ fn history_from_item(item: &Item) -> Result<HistoryEntry, StoreError> {
         event_type: r.s("event_type")?.to_owned(),
         status,
         at: Timestamp::from_millis(r.n("at")?),
+        actions: strings(item, HISTORY_ACTIONS).map_err(corrupt)?,
+        detail: r.opt_s(HISTORY_DETAIL)?.map(str::to_owned),
+        digits: strings(item, HISTORY_DIGITS).map_err(corrupt)?,
+        sip_code: r.opt_s(HISTORY_SIP_CODE)?.map(str::to_owned),
+        last_error: r.opt_s(HISTORY_LAST_ERROR)?.map(str::to_owned),
     })
+}
+
+/// A list of strings (L of S) of an event-history item; empty when absent (an item written
+/// before the attribute was).
+fn strings(item: &Item, name: &str) -> Result<Vec<String>, String> {
+    match item.get(name) {
+        None => Ok(Vec::new()),
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|v| v.as_s().cloned())
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("{name} is not a list of strings")),
+        Some(_) => Err(format!("{name} is not a list of strings")),
+    }
 }

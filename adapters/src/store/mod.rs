@@ -2,9 +2,9 @@
 //! `docs/table.md`. Campaigns, calls and the SMA's
 //! [`SmaStore`](outdial_core::ports::SmaStore) are in `calls`, the dispatcher's
 //! [`DispatchStore`](outdial_core::ports::DispatchStore) in `dispatch`, and the API's
-//! [`ApiStore`](outdial_core::admin::ApiStore) in [`crate::admin`]; this module holds the
-//! struct and what they share: the guarded update of a call and the listing of a campaign's
-//! calls.
+//! [`ApiStore`](outdial_core::admin::ApiStore) in [`crate::admin`], with the account's list of
+//! campaigns in `campaigns`; this module holds the struct and what they share: the guarded
+//! update of a call and the listing of a campaign's calls.
 //!
 //! Every SMA event is one conditional `UpdateItem` on its call item. The condition carries
 //! the `Sequence` guard and the state the handler computed from; when it fails,
@@ -14,6 +14,7 @@
 //! way, by the [`Guard`] its rules chose, written as a [`Condition`].
 
 mod calls;
+mod campaigns;
 mod dispatch;
 
 use std::sync::Arc;

@@ -25,6 +25,7 @@ fn call(status: CallStatus) -> CallFacts {
         reference: None,
         caller_id: None,
         digits: Vec::new(),
+        last_error: None,
     }
 }
 
@@ -33,6 +34,7 @@ fn event(mut f: CallFacts, seq: u64, event_type: &str) -> CallFacts {
         attempt: f.attempt,
         seq: Sequence::new(seq),
         event_type: event_type.to_owned(),
+        response: None,
     });
     f
 }

@@ -33,6 +33,7 @@ fn queued() -> CallFacts {
         reference: Some("patient-42".into()),
         caller_id: Some("+15555550199".into()),
         digits: Vec::new(),
+        last_error: None,
     }
 }
 
@@ -48,6 +49,7 @@ fn moved(from: &CallFacts, status: CallStatus, when: i64, seq: u64) -> CallFacts
             attempt: from.attempt,
             seq: Sequence::new(seq),
             event_type: "EVENT".into(),
+            response: None,
         }),
         ..from.clone()
     }

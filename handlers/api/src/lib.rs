@@ -18,10 +18,12 @@
 //! - [`contacts`]: contact lists (CSV or JSON), checked row by row;
 //! - [`idempotency`]: request fingerprints and the ids a retry derives again;
 //! - [`endpoints`]: what each route does;
+//! - [`campaigns`]: the account's list of campaigns (`GET /campaigns`);
 //! - [`views`]: the JSON the API answers with;
 //! - [`problem`]: errors as RFC 9457 problem details, the one place they become HTTP.
 
 pub mod auth;
+pub mod campaigns;
 pub mod contacts;
 pub mod destinations;
 pub mod endpoints;
@@ -165,6 +167,7 @@ where
                     .idempotent(&req, work_until, |_| self.restore_number(param))
                     .await;
             }
+            Endpoint::ListCampaigns => self.list_campaigns(&req).await,
             Endpoint::GetCampaign => self.get_campaign(&endpoints::campaign_id(param)?).await,
             Endpoint::ListCalls => self.list_calls(&req, &endpoints::campaign_id(param)?).await,
             Endpoint::ExportResults => {

@@ -9,6 +9,7 @@ use crate::problem::ApiError;
 /// What a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
+    ListCampaigns,
     CreateCampaign,
     GetCampaign,
     AppendContacts,
@@ -59,6 +60,12 @@ const fn route_of(
 /// Every route. Besides these statuses, any path may answer 404 (no route) or 405 (another
 /// method, with `Allow`).
 pub const ROUTES: &[Route] = &[
+    route_of(
+        Method::GET,
+        "/campaigns",
+        Endpoint::ListCampaigns,
+        &[200, 400, 401, 500, 503],
+    ),
     route_of(
         Method::POST,
         "/campaigns",
@@ -303,6 +310,10 @@ mod tests {
             route(&Method::POST, "/campaigns/").unwrap().endpoint,
             Endpoint::CreateCampaign
         );
+        assert_eq!(
+            route(&Method::GET, "/campaigns").unwrap().endpoint,
+            Endpoint::ListCampaigns
+        );
     }
 
     #[test]
@@ -321,6 +332,10 @@ mod tests {
         }
         match route(&Method::GET, "/numbers/+15555550100") {
             Err(ApiError::MethodNotAllowed { allow }) => assert_eq!(allow, "PUT, DELETE"),
+            other => panic!("{other:?}"),
+        }
+        match route(&Method::DELETE, "/campaigns") {
+            Err(ApiError::MethodNotAllowed { allow }) => assert_eq!(allow, "GET, POST"),
             other => panic!("{other:?}"),
         }
         assert!(matches!(

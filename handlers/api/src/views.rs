@@ -204,6 +204,10 @@ pub struct Call<'a> {
     pub sip_code: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub script_outcome: Option<&'a str>,
+    /// The keys entered at the script's questions, one string per answer in order; absent
+    /// until the first answer.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub digits: &'a [String],
     /// Who answered, by answering-machine detection: `undecided` while it listens (and for
     /// a call that ended, or whose listening failed, before it judged), then `person` or `machine`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -249,6 +253,7 @@ impl<'a> Call<'a> {
             outcome: r.outcome,
             sip_code: r.sip_code.as_deref(),
             script_outcome: r.script_outcome.as_deref(),
+            digits: &r.digits,
             verdict: r.verdict.map(Verdict::as_str),
             greeting_ms: r.greeting_ms,
             last_error: r.last_error.as_deref(),
@@ -299,6 +304,21 @@ pub struct Event<'a> {
     pub event_type: &'a str,
     pub status: &'static str,
     pub at: String,
+    /// The `Type` of each action outdial answered the event with, in order; empty when it
+    /// answered with none.
+    pub actions: Vec<&'a str>,
+    /// What mattered in those actions: spoken text, audio played, a hang-up's code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<&'a str>,
+    /// The answers the callee entered with this event.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub digits: &'a [String],
+    /// The SIP code this event reported (a `HANGUP`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sip_code: Option<&'a str>,
+    /// The error this event reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<&'a str>,
 }
 
 /// `GET /calls/{id}`: the call and its SMA events, oldest first.
@@ -321,6 +341,11 @@ impl<'a> CallWithHistory<'a> {
                     event_type: &h.event_type,
                     status: h.status.as_str(),
                     at: time(h.at),
+                    actions: h.actions.iter().map(String::as_str).collect(),
+                    detail: h.detail.as_deref(),
+                    digits: &h.digits,
+                    sip_code: h.sip_code.as_deref(),
+                    last_error: h.last_error.as_deref(),
                 })
                 .collect(),
         }

@@ -16,8 +16,10 @@
 //!    record means a re-delivery: the records at or below it are dropped and the rest applied
 //!    the same way. An update that brings every contact to a terminal status completes the
 //!    campaign (one more write, once).
-//! 3. **History.** Every change that applied an SMA event becomes its call-event item, written
-//!    with `BatchWriteItem` (25 per request); writing one twice changes nothing.
+//! 3. **History.** Every change that applied an SMA event becomes its call-event item, with the
+//!    actions the event was answered with and what it set (`outdial_core::counters::history`:
+//!    read from the images alone, so a response that is not JSON only records no actions),
+//!    written with `BatchWriteItem` (25 per request); writing one twice changes nothing.
 //!
 //! Any write that fails reports the earliest record it covered as failed; what was applied
 //! beyond that point is refused by the watermark (counters) or rewritten identically

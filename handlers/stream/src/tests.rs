@@ -891,3 +891,120 @@ async fn without_a_publisher_no_watermark_is_read() {
     // Counters (one update) and history (one write): nothing read first.
     assert_eq!(h.store.requests.load(Ordering::SeqCst), 2);
 }
+
+/// A call image after SMA event `seq` of type `event_type`, answered with `response` (the
+/// `last_response` attribute as stored), with `extra` attributes.
+fn answered_with(seq: u64, event_type: &str, response: Value, extra: Value) -> Value {
+    let mut image = image("ANSWERED", Some(seq));
+    image["last_type"] = json!({"S": event_type});
+    image["last_response"] = response;
+    for (name, value) in extra.as_object().unwrap() {
+        image[name] = value.clone();
+    }
+    image
+}
+
+#[tokio::test]
+async fn each_event_item_keeps_the_actions_answered_and_what_the_event_set() {
+    let h = handler();
+    let speak = json!({"SchemaVersion": "1.0", "Actions": [
+        {"Type": "Speak", "Parameters": {"CallId": "leg-a", "Text": "Hello Ada,\n  this is the clinic."}},
+        {"Type": "PlayAudioAndGetDigits", "Parameters": {"CallId": "leg-a",
+            "AudioSource": {"Type": "S3", "BucketName": "b", "Key": "prompts/confirm.wav"},
+            "FailureAudioSource": {"Type": "S3", "BucketName": "b", "Key": "prompts/again.wav"}}}
+    ]})
+    .to_string();
+    let hang_up = json!({"SchemaVersion": "1.0", "Actions": [
+        {"Type": "Hangup", "Parameters": {"SipResponseCode": "0"}}
+    ]})
+    .to_string();
+    let answered = answered_with(
+        3,
+        "CALL_ANSWERED",
+        json!({"S": speak}),
+        json!({"last_error": {"S": "ACTION_FAILED: an old one"}}),
+    );
+    let confirmed = answered_with(
+        4,
+        "ACTION_SUCCESSFUL",
+        json!({"S": hang_up}),
+        json!({"digits": {"L": [{"S": "1"}]},
+               "last_error": {"S": "ACTION_FAILED: an old one"}}),
+    );
+    let failed = answered_with(
+        5,
+        "ACTION_FAILED",
+        json!({"S": "{\"SchemaVersion\":\"1.0\",\"Actions\":[]}"}),
+        json!({"digits": {"L": [{"S": "1"}]},
+               "last_error": {"S": "ACTION_FAILED: an old one"}}),
+    );
+    let mut ended = answered_with(
+        6,
+        "HANGUP",
+        json!({"S": "not JSON {"}),
+        json!({"digits": {"L": [{"S": "1"}]}, "sip_code": {"S": "0"},
+               "last_error": {"S": "ACTION_FAILED: an old one"}}),
+    );
+    ended["status"] = json!({"S": "COMPLETED"});
+    let mut odd = ended.clone();
+    odd["last_seq"] = json!({"N": "7"});
+    odd["last_type"] = json!({"S": "CALL_UPDATE_REQUESTED"});
+    odd["last_response"] = json!({"N": "7"});
+    let modify = |seq: &str, old: &Value, new: &Value| {
+        record(
+            seq,
+            "MODIFY",
+            ("CALL#call_1", "CALL"),
+            Some(old.clone()),
+            Some(new.clone()),
+        )
+    };
+    let handled = h
+        .handle(batch(vec![
+            modify("1201", &image("RINGING", Some(2)), &answered),
+            modify("1202", &answered, &confirmed),
+            modify("1203", &confirmed, &failed),
+            modify("1204", &failed, &ended),
+            modify("1205", &ended, &odd),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(handled.failure(), None, "a bad last_response fails nothing");
+    let history = h.store.history.lock().unwrap().clone();
+    let entries: Vec<_> = history.iter().map(|h| &h.entry).collect();
+    assert_eq!(entries.len(), 5);
+
+    assert_eq!(entries[0].actions, ["Speak", "PlayAudioAndGetDigits"]);
+    assert_eq!(
+        entries[0].detail.as_deref(),
+        Some("Speak \"Hello Ada, this is the clinic.\"; PlayAudioAndGetDigits prompts/confirm.wav")
+    );
+    assert!(entries[0].digits.is_empty());
+    assert_eq!(
+        entries[0].last_error.as_deref(),
+        Some("ACTION_FAILED: an old one"),
+        "it changed with this event"
+    );
+
+    assert_eq!(entries[1].actions, ["Hangup"]);
+    assert_eq!(entries[1].detail.as_deref(), Some("Hangup 0"));
+    assert_eq!(entries[1].digits, ["1"], "the answer this event added");
+    assert_eq!(entries[1].last_error, None, "kept from before");
+
+    assert!(entries[2].actions.is_empty() && entries[2].detail.is_none());
+    assert!(entries[2].digits.is_empty());
+    assert_eq!(
+        entries[2].last_error.as_deref(),
+        Some("ACTION_FAILED: an old one"),
+        "an ACTION_FAILED shows its error even when it repeats the last one"
+    );
+
+    // A response that is not JSON, and one that is not even a string: no actions.
+    assert_eq!(entries[3].event_type, "HANGUP");
+    assert!(entries[3].actions.is_empty() && entries[3].detail.is_none());
+    assert_eq!(entries[3].sip_code.as_deref(), Some("0"));
+    assert_eq!(entries[3].status, CallStatus::Completed);
+    assert!(entries[4].actions.is_empty() && entries[4].detail.is_none());
+    assert_eq!(entries[4].sip_code, None, "not set by this event");
+    assert_eq!(entries[4].last_error, None);
+}

@@ -15,9 +15,10 @@ use crate::service::Api;
 use crate::views;
 
 /// The cursor of a listing: the position it stopped at, the store's `<status>#<call id>`
-/// with a `.` for its `#` (which a URL would need escaped). Opaque to callers, but a position
-/// rather than a token: any position is a place to continue from, so the document can say
-/// exactly which cursors are valid, and a cursor is valid with any `status` filter.
+/// (for campaigns, `<created_at>#<campaign id>`, [`crate::campaigns`]) with a `.` for its
+/// `#` (which a URL would need escaped). Opaque to callers, but a position rather than a
+/// token: any position is a place to continue from, so the document can say exactly which
+/// cursors are valid, and a cursor is valid with any `status` filter.
 pub(crate) fn encode_cursor(store_cursor: &str) -> String {
     store_cursor.replacen('#', ".", 1)
 }
@@ -55,14 +56,24 @@ pub(crate) fn limit_param(
     default: u32,
     errors: &mut Vec<FieldError>,
 ) -> u32 {
+    limit_within(query, default, MAX_PAGE, errors)
+}
+
+/// A listing's `limit`: 1 to `max`, `default` when not given; a bad one is added to `errors`.
+pub(crate) fn limit_within(
+    query: &lambda_http::aws_lambda_events::query_map::QueryMap,
+    default: u32,
+    max: u32,
+    errors: &mut Vec<FieldError>,
+) -> u32 {
     match query.first("limit") {
         None => default,
         Some(raw) => raw
             .parse::<u32>()
             .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .filter(|n| (1..=max).contains(n))
             .unwrap_or_else(|| {
-                errors.push(FieldError::new("limit", format!("is 1 to {MAX_PAGE}")));
+                errors.push(FieldError::new("limit", format!("is 1 to {max}")));
                 default
             }),
     }

@@ -216,3 +216,78 @@ async fn values_the_document_allowed_and_the_api_refused_are_settled() {
         assert_eq!(fields(&problem).len(), 1, "{problem}");
     }
 }
+
+#[tokio::test]
+async fn the_campaign_list_takes_and_hands_out_exactly_the_statuses_and_cursors_documented() {
+    use outdial_core::record::CampaignStatus;
+
+    let doc = document();
+    let schemas = &doc["components"]["schemas"];
+    let statuses: Vec<&str> = CampaignStatus::ALL.map(CampaignStatus::as_str).to_vec();
+    assert_eq!(schemas["CampaignStatus"]["enum"], json!(statuses));
+    let params = doc["paths"]["/campaigns"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let param = |name: &str| params.iter().find(|p| p["name"] == name).unwrap();
+    assert_eq!(
+        param("status")["schema"]["$ref"],
+        "#/components/schemas/CampaignStatus"
+    );
+    assert_eq!(
+        schemas["CampaignSummary"]["properties"]["status"]["$ref"],
+        "#/components/schemas/CampaignStatus"
+    );
+    let limit = &param("limit")["schema"];
+    assert_eq!(
+        (&limit["minimum"], &limit["maximum"], &limit["default"]),
+        (&json!(1), &json!(100), &json!(25))
+    );
+    let pattern =
+        regex::Regex::new(param("cursor")["schema"]["pattern"].as_str().unwrap()).unwrap();
+
+    // Every cursor the API hands out fits the pattern, and the API takes whatever fits it.
+    let m = Memory::new();
+    for _ in 0..3 {
+        let (status, body) = m
+            .json(
+                "POST",
+                "/campaigns",
+                &json!({"spec": spec(), "contacts": [{"to": "+12025550100", "vars": {"name": "A"}}]}),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let (status, page) = m.send("GET", "/campaigns?limit=1", None, None).await;
+    assert_eq!(status, 200, "{page}");
+    let cursor = page["next_cursor"].as_str().unwrap();
+    assert!(pattern.is_match(cursor), "{cursor}");
+    for fits in [
+        cursor,
+        "00000000000000.a",
+        "9223372036854775807.cmp_x",
+        "19000000000000.cmp_0123456789abcdef0123456789abcdef",
+    ] {
+        assert!(pattern.is_match(fits), "{fits}");
+        let (status, page) = m
+            .send("GET", &format!("/campaigns?cursor={fits}"), None, None)
+            .await;
+        assert_eq!(status, 200, "{fits}: {page}");
+    }
+    for status in statuses.iter().chain(&["paused"]) {
+        let (code, page) = m
+            .send("GET", &format!("/campaigns?status={status}"), None, None)
+            .await;
+        assert_eq!(code, 200, "{status}: {page}");
+    }
+    // What the document does not allow is refused, not ignored.
+    for query in ["status=", "cursor=", "limit=", "cursor=1900000000000.cmp_x"] {
+        if let Some(raw) = query.strip_prefix("cursor=") {
+            assert!(!pattern.is_match(raw), "{raw}");
+        }
+        let (status, problem) = m
+            .send("GET", &format!("/campaigns?{query}"), None, None)
+            .await;
+        assert_eq!(status, 400, "{query}: {problem}");
+        assert_eq!(fields(&problem).len(), 1, "{problem}");
+    }
+}

@@ -216,8 +216,96 @@ async fn get_call_shows_the_record_and_its_history_oldest_first() {
     assert_eq!(history.len(), 2);
     assert_eq!(history[0]["event_type"], "NEW_OUTBOUND_CALL");
     assert_eq!(history[1]["status"], "RINGING");
+    // Items written before events kept their actions show none.
+    assert_eq!(history[1]["actions"], json!([]));
+    assert!(history[1].get("detail").is_none(), "{}", history[1]);
 
     assert_eq!(h.req("GET", "/calls/call_nope").send().await.status, 404);
+}
+
+#[tokio::test]
+async fn get_call_shows_what_each_event_was_answered_with() {
+    use outdial_core::counters::HistoryItem;
+    use outdial_core::ids::{Attempt, Sequence};
+    use outdial_core::ports::HistoryEntry;
+
+    let h = Harness::new().await;
+    let (campaign, call) = one_call_campaign(&h).await;
+    let event = |seq: u64, event_type: &str, status: CallStatus| HistoryEntry {
+        attempt: Attempt::FIRST,
+        seq: Sequence::new(seq),
+        event_type: event_type.to_owned(),
+        status,
+        at: T0.plus(std::time::Duration::from_secs(seq)),
+        actions: Vec::new(),
+        detail: None,
+        digits: Vec::new(),
+        sip_code: None,
+        last_error: None,
+    };
+    let entries = [
+        event(1, "NEW_OUTBOUND_CALL", CallStatus::Dialing),
+        HistoryEntry {
+            actions: vec!["Speak".into(), "SpeakAndGetDigits".into()],
+            detail: Some(
+                "Speak \"Hello Ada, this is Riverside Clinic.\"; \
+                 SpeakAndGetDigits \"Press 1 to confirm, 2 to cancel.\""
+                    .into(),
+            ),
+            ..event(3, "CALL_ANSWERED", CallStatus::Answered)
+        },
+        HistoryEntry {
+            actions: vec!["Speak".into(), "Hangup".into()],
+            detail: Some("Speak \"Thank you, we will see you then.\"; Hangup 0".into()),
+            digits: vec!["1".into()],
+            ..event(4, "ACTION_SUCCESSFUL", CallStatus::Answered)
+        },
+        HistoryEntry {
+            sip_code: Some("0".into()),
+            ..event(5, "HANGUP", CallStatus::Completed)
+        },
+    ];
+    // Written as the stream handler writes them.
+    for entry in entries {
+        let item = outdial_adapters::counters::history_item(&HistoryItem {
+            call_id: call.clone(),
+            campaign_id: campaign.clone(),
+            entry,
+            expires_at: None,
+        });
+        h.store
+            .client()
+            .put_item()
+            .table_name(h.store.table())
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+    }
+    let resp = h.req("GET", &format!("/calls/{call}")).send().await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let history = resp.json()["history"].clone();
+    assert_eq!(
+        history[0],
+        json!({"attempt": 1, "seq": 1, "event_type": "NEW_OUTBOUND_CALL", "status": "DIALING",
+               "at": "2030-03-17T17:46:41Z", "actions": []})
+    );
+    assert_eq!(history[1]["actions"], json!(["Speak", "SpeakAndGetDigits"]));
+    assert_eq!(
+        history[1]["detail"],
+        "Speak \"Hello Ada, this is Riverside Clinic.\"; \
+         SpeakAndGetDigits \"Press 1 to confirm, 2 to cancel.\""
+    );
+    assert_eq!(
+        history[2],
+        json!({"attempt": 1, "seq": 4, "event_type": "ACTION_SUCCESSFUL", "status": "ANSWERED",
+               "at": "2030-03-17T17:46:44Z", "actions": ["Speak", "Hangup"],
+               "detail": "Speak \"Thank you, we will see you then.\"; Hangup 0",
+               "digits": ["1"]})
+    );
+    assert_eq!(history[3]["actions"], json!([]));
+    assert_eq!(history[3]["sip_code"], "0");
+    assert!(history[3].get("last_error").is_none(), "{}", history[3]);
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ mod agreement;
 mod bounds;
 mod budget;
 mod calls;
+mod campaign_list;
 mod campaigns;
 mod compliance;
 mod csv_lists;
