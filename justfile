@@ -49,6 +49,14 @@ test: setup
     scripts/probe-api.sh
     if [ -f infra/package.json ]; then npm test --prefix infra; fi
     scripts/lint-template.sh
+    scripts/browser-test.sh
+
+# Installs Chromium from Debian's packages when it is missing. Screenshots of each page go to
+# target/console-screenshots.
+#
+# The console in headless Chromium against `outdial dev`: start, pause, resume, a call's timeline, do-not-call.
+browser-test:
+    scripts/browser-test.sh
 
 # The SMA handler's work per event (store faked), the release binary's start-up to its first
 # answered event, its stripped size, its CPU time and latency per event through a Runtime API
@@ -58,7 +66,8 @@ test: setup
 # a call's cost in each service (DynamoDB units, Lambda invocations and duration, events),
 # a 20,000-contact campaign at 100 calls a second to its end (latency per tenth, memory),
 # the contact caps' DynamoDB cost per placed call against none,
-# answering-machine detection scored against the simulator's truth, and the demo's figures.
+# answering-machine detection scored against the simulator's truth, the demo's figures, and the
+# console's campaign page over 5 minutes in headless Chromium (updates a second, memory).
 #
 # Run the benchmarks.
 bench:
@@ -89,6 +98,16 @@ bench:
     target/release/outdial bench amd --calls 10000 --json | tail -n 1
     target/release/outdial demo --contacts 1000 --json | tail -n 1
     target/release/outdial bench chaos --json
+    just bench-console
+
+# The campaign page open in headless Chromium on a running campaign for 5 minutes: updates a
+# second, the JavaScript heap after garbage collection and the DOM's size, first to last.
+#
+# Measure the console's live updates and memory.
+bench-console seconds="300":
+    scripts/setup.sh browser
+    cargo build --locked --release -p outdial-cli
+    OUTDIAL_BIN="{{justfile_directory()}}/target/release/outdial" node tests/browser/soak.mjs --seconds {{seconds}} --cps 5
 
 # Format the code.
 fmt:

@@ -5,6 +5,8 @@
 #
 #   scripts/setup.sh            just, DynamoDB Local, infra's node packages, cfn-lint and checkov
 #   scripts/setup.sh lambda     also cargo-lambda and the arm64 target (for `just synth`)
+#   scripts/setup.sh browser    also Chromium (Debian's package) and the console's browser suite's
+#                               node packages (tests/browser), for scripts/browser-test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,6 +73,36 @@ if [ -f "$lock" ] && ! cmp -s "$lock" "$stamp"; then
   fi
   npm ci --prefix infra --silent --no-audit --no-fund
   cp "$lock" "$stamp"
+fi
+
+# Packages installed exactly as locked, again whenever the lockfile differs from the copy kept
+# in node_modules after the last successful install.
+npm_locked() {
+  local dir=$1 lock="$1/package-lock.json" stamp="$1/node_modules/.outdial-package-lock.json"
+  if [ -f "$lock" ] && ! cmp -s "$lock" "$stamp"; then
+    echo "setup: installing $dir node packages (npm ci)" >&2
+    npm ci --prefix "$dir" --silent --no-audit --no-fund
+    cp "$lock" "$stamp"
+  fi
+}
+
+if [ "${1:-}" = "browser" ]; then
+  # Debian's Chromium (Playwright never downloads a browser here).
+  if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "setup: installing Debian's chromium package" >&2
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get install -y -qq chromium >/dev/null 2>&1 || {
+        apt-get update -qq >/dev/null 2>&1
+        apt-get install -y -qq chromium >/dev/null
+      }
+    else
+      echo "setup: the console's browser suite needs Chromium: install Debian's package as root" >&2
+      echo "setup: (apt-get install chromium), or set CHROMIUM to a Chromium or Chrome binary" >&2
+      exit 1
+    fi
+  fi
+  npm_locked tests/browser
 fi
 
 if [ "${1:-}" = "lambda" ]; then

@@ -197,6 +197,29 @@ impl Client {
         Ok(Self { base, http, auth })
     }
 
+    /// A client of a local API that takes `token` as its bearer token (the console of
+    /// `outdial dev`).
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn local(base: &str, token: &str) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            http,
+            auth: Auth::Bearer(token.to_owned()),
+        })
+    }
+
+    /// The API's base URL.
+    #[must_use]
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// Sends one request and reads the JSON answer.
     ///
     /// # Errors
@@ -241,8 +264,11 @@ impl Client {
         Ok((text, next))
     }
 
-    /// Builds, signs and sends one request.
-    async fn request(
+    /// Builds, signs and sends one request (`path` with its query); the answer as it came.
+    ///
+    /// # Errors
+    /// When the request cannot be signed or the API cannot be reached.
+    pub async fn request(
         &self,
         method: reqwest::Method,
         path: &str,

@@ -1,7 +1,7 @@
 //! `outdial dev`: the whole system in the foreground, until Ctrl-C or SIGTERM.
 //!
 //! It prints each endpoint on a line of its own (`api`, `lambda`, `chime`, `dynamodb`,
-//! `events`: the local EventBridge bus) and a
+//! `events`: the local EventBridge bus, `console`: the operator's web page) and a
 //! `curl` line that starts a campaign, writes them to `.outdial/dev.json` so that the other
 //! commands find the stack, and at exit writes the simulator's report to
 //! `.outdial/sim-report.json` (`outdial sim report` reads it, or asks the running stack).
@@ -43,6 +43,8 @@ pub struct DevOptions {
     pub webhook: Option<WebhookConfig>,
     /// Print each outcome event on stdout (`--events`).
     pub print_events: bool,
+    /// Serve the console on this port of 127.0.0.1 (`--console-port`; 0: any free port).
+    pub console: Option<u16>,
 }
 
 impl DevOptions {
@@ -63,6 +65,7 @@ impl DevOptions {
             legal_hours: false,
             webhook: None,
             print_events: false,
+            console: None,
         }
     }
 }
@@ -131,7 +134,7 @@ pub fn config(opts: &DevOptions) -> StackConfig {
 }
 
 /// Waits for Ctrl-C or SIGTERM.
-async fn stopped() -> anyhow::Result<()> {
+pub async fn stopped() -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("listening for SIGTERM")?;
     tokio::select! {
@@ -154,6 +157,15 @@ pub async fn dev(opts: &DevOptions, out: &mut dyn Write) -> anyhow::Result<Repor
     writeln!(out, "chime: {}", e.chime)?;
     writeln!(out, "dynamodb: {}", e.dynamodb)?;
     writeln!(out, "events: {}", e.events)?;
+    let console = match opts.console {
+        Some(port) => {
+            let client = crate::client::Client::local(&e.api, stack.api_token())?;
+            let served = crate::console::serve(client, port).await?;
+            writeln!(out, "console: {}", served.url())?;
+            Some(served)
+        }
+        None => None,
+    };
     writeln!(
         out,
         "curl -sS -X POST {}/campaigns -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' -H 'Idempotency-Key: example-1' --data @examples/campaign.json",
@@ -186,6 +198,9 @@ pub async fn dev(opts: &DevOptions, out: &mut dyn Write) -> anyhow::Result<Repor
     eprintln!("outdial dev: stopping");
     if let Some(printer) = printer {
         printer.abort();
+    }
+    if let Some(console) = console {
+        console.task.abort();
     }
     if let Some(stats) = stack.webhook_stats() {
         eprintln!(

@@ -5,6 +5,7 @@ mod campaign;
 mod chaos;
 mod check;
 mod client;
+mod console;
 mod demo;
 mod dev;
 mod export;
@@ -56,6 +57,9 @@ enum Command {
         /// Print every outcome event the stream function publishes, one JSON line each.
         #[arg(long)]
         events: bool,
+        /// The console's port on 127.0.0.1 (0: any free port).
+        #[arg(long, default_value_t = 8090)]
+        console_port: u16,
         #[command(flatten)]
         stack: StackArgs,
     },
@@ -83,6 +87,17 @@ enum Command {
     Campaign {
         #[command(subcommand)]
         kind: CampaignCommand,
+    },
+    /// Serve the operator's console on 127.0.0.1 and print its URL: campaigns, live progress,
+    /// calls and their event timelines, starting campaigns, the do-not-call list
+    /// (docs/console.md). It talks to the API given with `--api` (requests signed with SigV4
+    /// from your AWS credentials, here, never in the browser), else the local stack's.
+    Console {
+        /// The console's port on 127.0.0.1 (0: any free port).
+        #[arg(long, default_value_t = 8090)]
+        port: u16,
+        #[command(flatten)]
+        api: ApiArgs,
     },
     /// Benchmarks over the local stack.
     Bench {
@@ -179,6 +194,7 @@ impl StackArgs {
                 Some(url) => Some(dev::webhook(url, self.webhook_key.as_deref())?),
             },
             print_events: false,
+            console: None,
         })
     }
 }
@@ -471,6 +487,7 @@ fn main() -> ExitCode {
         Command::Dev {
             port,
             events,
+            console_port,
             stack,
         } => {
             logging();
@@ -479,6 +496,7 @@ fn main() -> ExitCode {
                 async move {
                     let opts = dev::DevOptions {
                         print_events: events,
+                        console: Some(console_port),
                         ..stack.options(port)?
                     };
                     let mut stdout = std::io::stdout();
@@ -528,6 +546,24 @@ fn main() -> ExitCode {
             },
         ),
         Command::Campaign { kind } => campaign_command(kind),
+        Command::Console { port, api } => {
+            logging();
+            run(
+                "console",
+                async move {
+                    let client =
+                        client::Client::connect(api.api.as_deref(), api.token.as_deref()).await?;
+                    let base = client.base().to_owned();
+                    let served = console::serve(client, port).await?;
+                    println!("console: {}", served.url());
+                    eprintln!("outdial console: talking to {base}; Ctrl-C stops it");
+                    dev::stopped().await?;
+                    served.task.abort();
+                    Ok(())
+                },
+                |()| ExitCode::SUCCESS,
+            )
+        }
         Command::Bench {
             kind:
                 Bench::Dial {

@@ -24,6 +24,8 @@ fn dev_prints_its_endpoints_serves_a_campaign_and_stops_cleanly_on_sigterm() {
             "dev",
             "--port",
             "0",
+            "--console-port",
+            "0",
             "--callees",
             "callees.json",
             "--events",
@@ -35,7 +37,7 @@ fn dev_prints_its_endpoints_serves_a_campaign_and_stops_cleanly_on_sigterm() {
         .unwrap();
     let mut lines = BufReader::new(dev.stdout.take().unwrap()).lines();
     let mut endpoints = std::collections::BTreeMap::new();
-    for name in ["api", "lambda", "chime", "dynamodb", "events"] {
+    for name in ["api", "lambda", "chime", "dynamodb", "events", "console"] {
         let line = lines.next().unwrap().unwrap();
         let (key, url) = line.split_once(": ").unwrap();
         assert_eq!(key, name, "{line}");
@@ -81,6 +83,23 @@ fn dev_prints_its_endpoints_serves_a_campaign_and_stops_cleanly_on_sigterm() {
             .unwrap()
     });
     assert_eq!(answer.status().as_u16(), 202);
+
+    // The console (`console: URL`) lists the campaign through the same API.
+    let listed = runtime.block_on(async {
+        reqwest::Client::new()
+            .get(format!("{}api/campaigns", endpoints["console"]))
+            .header("x-outdial-console", "1")
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        listed["campaigns"][0]["name"], "Appointment reminders",
+        "{listed}"
+    );
 
     // The running stack's simulator report, found through .outdial/dev.json.
     let deadline = Instant::now() + Duration::from_secs(30);
