@@ -26,7 +26,7 @@ cargo build --quiet --locked -p outdial-cli
 # another stack of this checkout may be running.
 work=$(mktemp -d)
 token="probe-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-(cd "$work" && OUTDIAL_API_TOKEN="$token" exec "$root/target/debug/outdial" dev --port 0 >dev.out 2>dev.err) &
+(cd "$work" && OUTDIAL_API_TOKEN="$token" exec "$root/target/debug/outdial" dev --port 0 --console-port 0 >dev.out 2>dev.err) &
 dev=$!
 stop() {
   kill -TERM "$dev" 2>/dev/null || true

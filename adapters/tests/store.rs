@@ -1678,13 +1678,12 @@ async fn the_list_of_campaigns_pages_alike_from_dynamodb_and_memory_within_its_r
 
     let mut newest_first = made.clone();
     newest_first.sort_by(|a, b| (b.created_at, b.id.as_str()).cmp(&(a.created_at, a.id.as_str())));
+    // Each case pages through all 1,100 on DynamoDB Local: a few are enough (an odd page
+    // size, a sparse status past the budget, a common one, one no campaign is in).
     for (status, limit) in [
-        (None, 100),
         (None, 37),
         (Some(CampaignStatus::Paused), 2),
-        (Some(CampaignStatus::Paused), 1),
         (Some(CampaignStatus::Active), 100),
-        (Some(CampaignStatus::Completed), 100),
         (Some(CampaignStatus::Cancelled), 10),
     ] {
         let from_dynamo = every_campaign_page(&dynamo, status, limit).await;

@@ -12,6 +12,17 @@
   const view = document.getElementById('view');
   const flash = document.getElementById('flash');
 
+  // The server's token arrives once, in the address `outdial console` printed; the page keeps
+  // it for this tab and takes it out of the address bar.
+  const TOKEN_KEY = 'outdial-console-token';
+  const given = new URLSearchParams(location.search).get('token');
+  if (given) {
+    sessionStorage.setItem(TOKEN_KEY, given);
+    history.replaceState(null, '', `/${location.hash}`);
+  }
+  const token = sessionStorage.getItem(TOKEN_KEY) || '';
+  const guarded = (headers = {}) => ({ 'X-Outdial-Console': token, ...headers });
+
   // ---------------------------------------------------------------- the API
 
   /** An answer that was not a success, read from its problem details. */
@@ -24,13 +35,8 @@
     }
   }
 
-  /** Calls the outdial API through the console's server; the parsed JSON body, or null. */
-  async function api(method, path, { body, headers = {} } = {}) {
-    const answer = await fetch(`/api${path}`, {
-      method,
-      body,
-      headers: { 'X-Outdial-Console': '1', ...headers },
-    });
+  /** The JSON of an answer (a problem for a failure), whatever it holds. */
+  async function read(answer) {
     const text = await answer.text();
     let parsed = null;
     if (text) {
@@ -44,16 +50,29 @@
     return parsed;
   }
 
+  /**
+   * Calls the outdial API through the console's server; the parsed JSON body, or null.
+   * `signal` aborts it when its view closes.
+   */
+  async function api(method, path, { body, headers = {}, signal } = {}) {
+    return read(await fetch(`/api${path}`, { method, body, signal, headers: guarded(headers) }));
+  }
+
+  /** An id from the address, as it may appear in an API path. */
+  const ID = /^(cmp|call)_[A-Za-z0-9_-]{1,64}$/;
+  const seg = (id) => encodeURIComponent(id);
+
   /** The enumerations of the API's OpenAPI document the views use, fetched once. */
   let typesPromise = null;
   function types() {
     if (!typesPromise) {
-      typesPromise = fetch('/console/types.json', { headers: { 'X-Outdial-Console': '1' } }).then(
-        (r) => {
-          if (!r.ok) throw new Error(`types: HTTP ${r.status}`);
-          return r.json();
-        },
-      );
+      typesPromise = fetch('/console/types.json', { headers: guarded() })
+        .then(read)
+        .catch((e) => {
+          // Asked again by the next view rather than failing every view until a reload.
+          typesPromise = null;
+          throw e;
+        });
     }
     return typesPromise;
   }
@@ -115,6 +134,7 @@
 
   let flashTimer = null;
   function say(message, kind = 'info') {
+    if (flash.textContent === message) return;
     flash.textContent = message;
     flash.className = kind;
     clearTimeout(flashTimer);
@@ -134,6 +154,24 @@
       h('p', {}, e.message || String(e)),
       items.length ? h('ul', {}, items) : null,
     );
+  }
+
+  /**
+   * Replaces `container`'s children by `nodes`, keeping keyboard focus on the same link or
+   * control (same `href` or `id`) when the focus was inside it.
+   */
+  function refill(container, ...nodes) {
+    const focused = document.activeElement;
+    const key =
+      focused && container.contains(focused)
+        ? focused.getAttribute('href') || (focused.id && `#${focused.id}`)
+        : null;
+    container.replaceChildren(...nodes);
+    if (!key) return;
+    const again = [...container.querySelectorAll('a[href], [id]')].find(
+      (el) => el.getAttribute('href') === key || (el.id && `#${el.id}` === key),
+    );
+    if (again) again.focus({ preventScroll: true });
   }
 
   /** A table of `rows` (arrays of cells) under `headers`, with a caption. */
@@ -184,21 +222,32 @@
 
   /**
    * Runs `tick` now and then every `ms` (from the start of one run to the next, so a slow
-   * answer does not slow the rate), never two at once, until the view closes. The view's
-   * element counts successful ticks in `data-updates`.
+   * answer does not slow the rate), never two at once, until the view closes, the tick
+   * answers `false` (nothing more will change), or the API answers 404 (shown in place of the
+   * view). A hidden tab skips its ticks. Unless `counted` is false, the view's element counts
+   * successful ticks in `data-updates`.
    */
-  function every(ms, tick, signal) {
+  function every(ms, tick, signal, counted = true) {
     let timer = null;
     const run = async () => {
       if (signal.aborted) return;
       const started = performance.now();
-      try {
-        await tick();
-        view.dataset.updates = String(Number(view.dataset.updates || 0) + 1);
-      } catch (e) {
-        if (!signal.aborted) say(`Could not refresh: ${e.message}`, 'error');
+      let again = true;
+      if (!document.hidden) {
+        try {
+          again = (await tick()) !== false;
+          if (signal.aborted) return;
+          if (counted) view.dataset.updates = String(Number(view.dataset.updates || 0) + 1);
+        } catch (e) {
+          if (signal.aborted) return;
+          if (e instanceof Problem && e.status === 404) {
+            view.replaceChildren(h('h1', {}, 'Not found'), failure(e), h('p', {}, h('a', { href: '#/campaigns' }, 'Campaigns')));
+            return;
+          }
+          say(`Could not refresh: ${e.message}`, 'error');
+        }
       }
-      if (!signal.aborted) timer = setTimeout(run, Math.max(0, ms - (performance.now() - started)));
+      if (again && !signal.aborted) timer = setTimeout(run, Math.max(0, ms - (performance.now() - started)));
     };
     signal.addEventListener('abort', () => clearTimeout(timer));
     run();
@@ -208,6 +257,7 @@
 
   async function campaignsView(params, signal) {
     const t = await types();
+    if (signal.aborted) return;
     const chosen = params.get('status') || '';
     const statusSelect = h(
       'select',
@@ -224,14 +274,19 @@
     });
     const body = h('div', { id: 'campaign-list' });
     const more = h('button', { type: 'button', hidden: true }, 'Show more');
+    // A filter changes the address in place (no new view, so focus stays on the control)
+    // and refreshes the list at once.
+    let refreshNow = () => {};
     const apply = () => {
       const q = new URLSearchParams();
       if (statusSelect.value) q.set('status', statusSelect.value);
       if (nameInput.value) q.set('name', nameInput.value);
-      location.hash = `#/campaigns${q.toString() ? `?${q}` : ''}`;
+      history.replaceState(null, '', `/#/campaigns${q.toString() ? `?${q}` : ''}`);
+      pages = 1;
+      refreshNow();
     };
     statusSelect.addEventListener('change', apply);
-    nameInput.addEventListener('change', apply);
+    nameInput.addEventListener('input', apply);
     view.replaceChildren(
       h('h1', {}, 'Campaigns'),
       h(
@@ -251,23 +306,30 @@
     let pages = 1;
     more.addEventListener('click', () => {
       pages += 1;
+      refreshNow();
     });
-    every(
-      2000,
-      async () => {
-        const items = [];
-        let cursor = null;
-        for (let page = 0; page < pages; page += 1) {
-          const q = new URLSearchParams({ limit: '25' });
-          if (chosen) q.set('status', chosen);
-          if (cursor) q.set('cursor', cursor);
-          const answer = await api('GET', `/campaigns?${q}`);
-          items.push(...answer.campaigns);
-          cursor = answer.next_cursor;
-          if (!cursor) break;
-        }
-        more.hidden = !cursor;
-        const needle = (params.get('name') || '').toLowerCase();
+    // Each refresh is numbered: an answer older than the last one drawn is dropped.
+    let asked = 0;
+    let drawn = 0;
+    const refresh = async () => {
+      const mine = ++asked;
+      const wanted = statusSelect.value;
+      const items = [];
+      let cursor = null;
+      for (let page = 0; page < pages; page += 1) {
+        const q = new URLSearchParams({ limit: '25' });
+        if (wanted) q.set('status', wanted);
+        if (cursor) q.set('cursor', cursor);
+        const answer = await api('GET', `/campaigns?${q}`, { signal });
+        items.push(...answer.campaigns);
+        cursor = answer.next_cursor;
+        if (!cursor) break;
+      }
+      if (mine < drawn || signal.aborted) return;
+      drawn = mine;
+      more.hidden = !cursor;
+      {
+        const needle = nameInput.value.toLowerCase();
         const now = performance.now();
         const rows = items
           .filter((c) => !needle || String(c.name).toLowerCase().includes(needle))
@@ -277,7 +339,7 @@
             const dps = seen && now > seen.at ? ((placed - seen.placed) * 1000) / (now - seen.at) : 0;
             last.set(c.campaign_id, { placed, at: now });
             return [
-              h('a', { href: `#/campaigns/${c.campaign_id}` }, c.name),
+              h('a', { href: `#/campaigns/${seg(c.campaign_id)}` }, c.name),
               status(c.status),
               h(
                 'span',
@@ -290,17 +352,19 @@
               when(c.created_at),
             ];
           });
-        body.replaceChildren(
+        refill(
+          body,
           table(
-            'Newest first; refreshed every 2 seconds',
+            `Newest first; refreshed every 2 seconds${needle ? '; the name filter searches the pages shown' : ''}`,
             ['Name', 'Status', 'Progress', 'Live calls', 'Dial rate', 'Started'],
             rows,
             { id: 'campaigns' },
           ),
         );
-      },
-      signal,
-    );
+      }
+    };
+    refreshNow = () => refresh().catch((e) => say(e.message, 'error'));
+    every(2000, refresh, signal);
   }
 
   // ---------------------------------------------------------------- one campaign
@@ -336,7 +400,8 @@
         data[0].push(t);
         data[1].push(dps);
         data[2].push(live);
-        if (data[0].length > WINDOW) for (const s of data) s.shift();
+        // Five minutes of points by time, however often the ticks came.
+        while (data[0].length > 1 && data[0][0] < t - WINDOW) for (const s of data) s.shift();
         plot.setData(data);
       },
       destroy() {
@@ -348,6 +413,7 @@
 
   async function campaignView(id, signal) {
     const t = await types();
+    if (signal.aborted) return;
     const heading = h('h1', {}, 'Campaign');
     const meta = h('p', { class: 'meta' });
     const actions = h('div', { class: 'actions' });
@@ -390,10 +456,12 @@
           type: 'button',
           id: `campaign-${verb}`,
           class: verb === 'cancel' ? 'danger' : '',
+          // Enabled by the first answer, for the status it gives.
+          disabled: true,
           onclick: async () => {
             if (ask && !(await confirmed(...ask))) return;
             try {
-              await api('POST', `/campaigns/${id}/${verb}`, {
+              await api('POST', `/campaigns/${seg(id)}/${verb}`, {
                 headers: { 'Idempotency-Key': crypto.randomUUID() },
               });
               say(`${label}: done.`);
@@ -419,10 +487,12 @@
 
     let previous = null;
     let lastStatus = null;
+    // A little more often than once a second, so that timer slack never stretches a gap
+    // past a second.
     every(
-      1000,
+      950,
       async () => {
-        const c = await api('GET', `/campaigns/${id}`);
+        const c = await api('GET', `/campaigns/${seg(id)}`, { signal });
         const now = performance.now();
         const counts = c.counts;
         const dps =
@@ -438,7 +508,8 @@
         cancel.disabled = c.status === 'CANCELLED' || c.status === 'COMPLETED';
         const answered = counts.placed ? counts.answered / counts.placed : 0;
         const tile = (label, value, key) => [h('dt', {}, label), h('dd', { id: `tile-${key}` }, value)];
-        tiles.replaceChildren(
+        refill(
+          tiles,
           ...tile('Contacts', String(c.contacts), 'contacts'),
           ...tile('Done', percent(c.progress), 'done'),
           ...tile('Live calls', String(counts.live), 'live'),
@@ -446,7 +517,8 @@
           ...tile('Attempts placed', String(counts.placed), 'placed'),
           ...tile('Answered', `${counts.answered} (${percent(answered)})`, 'answered'),
         );
-        tables.replaceChildren(
+        refill(
+          tables,
           countTable('Calls by status', 'status', counts.by_status),
           countTable('Attempts ended', 'outcome', counts.outcomes, 'attempts'),
           countTable('Script outcomes', 'outcome', counts.script_outcomes),
@@ -462,16 +534,24 @@
     );
 
     let callsTick = 0;
+    // Each refresh is numbered: an answer older than the last one drawn is dropped.
+    let asked = 0;
+    let drawn = 0;
     const refreshCalls = async () => {
+      const mine = ++asked;
+      const wanted = callStatus.value;
       const q = new URLSearchParams({ limit: '50' });
-      if (callStatus.value) q.set('status', callStatus.value);
-      const page = await api('GET', `/campaigns/${id}/calls?${q}`);
-      callsBox.replaceChildren(
+      if (wanted) q.set('status', wanted);
+      const page = await api('GET', `/campaigns/${seg(id)}/calls?${q}`, { signal });
+      if (mine < drawn || signal.aborted) return;
+      drawn = mine;
+      refill(
+        callsBox,
         table(
-          `The first ${page.calls.length} calls${callStatus.value ? ` in ${callStatus.value}` : ''}`,
+          `The first ${page.calls.length} calls${wanted ? ` in ${wanted}` : ''}; refreshed every 5 seconds`,
           ['Call', 'Number', 'Status', 'Attempt', 'Outcome', 'Script', 'Reason', 'Updated'],
           page.calls.map((x) => [
-            h('a', { href: `#/calls/${x.call_id}` }, x.call_id.slice(0, 13)),
+            h('a', { href: `#/calls/${seg(x.call_id)}` }, x.call_id.slice(0, 13)),
             mask(x.to),
             status(x.status),
             String(x.attempt),
@@ -492,6 +572,7 @@
         if (callsTick % 5 === 1) await refreshCalls();
       },
       signal,
+      false,
     );
   }
 
@@ -522,7 +603,7 @@
         onclick: async () => {
           if (!(await confirmed('Hang up this call?', 'The call is ended now.', 'Hang up'))) return;
           try {
-            await api('POST', `/calls/${id}/hangup`, { headers: { 'Idempotency-Key': crypto.randomUUID() } });
+            await api('POST', `/calls/${seg(id)}/hangup`, { headers: { 'Idempotency-Key': crypto.randomUUID() } });
             say('Hang-up requested.');
           } catch (e) {
             say(e.message, 'error');
@@ -534,8 +615,7 @@
     every(
       2000,
       async () => {
-        if (box.dataset.final === '1') return;
-        const c = await api('GET', `/calls/${id}`);
+        const c = await api('GET', `/calls/${seg(id)}`, { signal });
         const history = c.history || [];
         const first = history.length ? new Date(history[0].at).getTime() : 0;
         const attempts = new Map();
@@ -563,8 +643,9 @@
           ['Ended', when(c.ended_at)],
           ['Transaction', c.transaction_id || ''],
         ].filter(([, v]) => v !== '');
-        box.replaceChildren(
-          h('p', {}, h('a', { href: `#/campaigns/${c.campaign_id}` }, '← Campaign')),
+        refill(
+          box,
+          h('p', {}, h('a', { href: `#/campaigns/${seg(c.campaign_id)}` }, '← Campaign')),
           h('h1', {}, 'Call ', h('code', {}, c.call_id)),
           ...(TERMINAL.has(c.status) ? [] : [hangup]),
           h('dl', { class: 'record', id: 'call-record' }, fields.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
@@ -597,7 +678,8 @@
             { id: 'timeline' },
           ),
         );
-        if (TERMINAL.has(c.status)) box.dataset.final = '1';
+        // An ended call changes no more: the page stops asking.
+        return !TERMINAL.has(c.status);
       },
       signal,
     );
@@ -632,60 +714,100 @@
     return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   }
 
-  /** Splits a CSV into parts of at most `rows` data rows, each with the header. */
-  function parts(csv, rows) {
+  /**
+   * Splits a CSV into parts of whole lines, each starting with the header, of at most `rows`
+   * data lines and `bytes` characters, as `outdial campaign start` does; each part with the
+   * file line its first data line is on.
+   */
+  function parts(csv, rows, bytes) {
     const lines = csv.replace(/^\uFEFF/, '').split(/\r?\n/);
-    const header = lines.shift();
-    const body = lines.filter((l) => l.trim() !== '');
+    if (lines.at(-1) === '') lines.pop();
+    const header = lines.shift() || '';
     const out = [];
-    for (let i = 0; i < body.length; i += rows) out.push([header, ...body.slice(i, i + rows)].join('\n') + '\n');
+    let current = [];
+    let size = 0;
+    let first = 2;
+    lines.forEach((line, i) => {
+      if (current.length === rows || (current.length && size + line.length + 1 > bytes)) {
+        out.push({ text: `${[header, ...current].join('\n')}\n`, first });
+        current = [];
+        size = header.length + 1;
+      }
+      if (!current.length) {
+        first = i + 2;
+        size = header.length + 1;
+      }
+      current.push(line);
+      size += line.length + 1;
+    });
+    if (current.length) out.push({ text: `${[header, ...current].join('\n')}\n`, first });
     return out;
   }
 
   function startView() {
     const specText = h('textarea', { id: 'spec', rows: 18, spellcheck: 'false' }, JSON.stringify(SAMPLE_SPEC, null, 2));
     const csvText = h('textarea', { id: 'csv', rows: 8, spellcheck: 'false', placeholder: 'to,name,date\n+15555550100,Ada,Tuesday at 10' });
+    const summary = h('p', { id: 'preview-summary', 'aria-live': 'polite' });
+    const result = h('div', { id: 'preview' });
+    const check = h('button', { type: 'button', id: 'check' }, 'Check');
+    const send = h('button', { type: 'button', id: 'send', disabled: true }, 'Start the campaign');
+
+    // What was checked is what is sent: a change after the check asks for a new one, and an
+    // answer to an older check is dropped. An upload that failed part-way resumes from the
+    // part that failed, with the same idempotency keys, so nothing is created twice.
+    let generation = 0;
+    let checked = null;
+    let upload = null;
+    const changed = () => {
+      generation += 1;
+      checked = null;
+      upload = null;
+      send.disabled = true;
+      send.textContent = 'Start the campaign';
+    };
     const readInto = (target) => async (event) => {
       const file = event.target.files[0];
       if (file) target.value = await file.text();
+      changed();
+      summary.textContent = '';
       result.replaceChildren();
-      send.disabled = true;
     };
     const specFile = h('input', { id: 'spec-file', type: 'file', accept: '.json,application/json', onchange: readInto(specText) });
     const csvFile = h('input', { id: 'csv-file', type: 'file', accept: '.csv,text/csv', onchange: readInto(csvText) });
-    const result = h('div', { id: 'preview', 'aria-live': 'polite' });
-    const check = h('button', { type: 'button', id: 'check' }, 'Check');
-    const send = h('button', { type: 'button', id: 'send', disabled: true }, 'Start the campaign');
-    for (const input of [specText, csvText]) input.addEventListener('input', () => (send.disabled = true));
+    for (const input of [specText, csvText]) input.addEventListener('input', changed);
 
-    let spec = null;
     check.addEventListener('click', async () => {
-      result.replaceChildren(h('p', {}, 'Checking…'));
-      send.disabled = true;
+      changed();
+      const mine = generation;
+      summary.textContent = 'Checking…';
+      result.replaceChildren();
+      let spec;
       try {
         spec = JSON.parse(specText.value);
       } catch (e) {
+        summary.textContent = '';
         result.replaceChildren(failure(new Error(`The spec is not JSON: ${e.message}`)));
         return;
       }
       if (spec && spec.spec) spec = spec.spec;
+      const csv = csvText.value;
       try {
-        const answer = await fetch('/console/preview', {
-          method: 'POST',
-          headers: { 'X-Outdial-Console': '1', 'Content-Type': 'application/json' },
-          body: JSON.stringify({ spec, csv: csvText.value }),
-        });
-        const p = await answer.json();
-        if (!answer.ok) throw new Problem(answer.status, p);
+        const p = await read(
+          await fetch('/console/preview', {
+            method: 'POST',
+            headers: guarded({ 'Content-Type': 'application/json' }),
+            body: JSON.stringify({ spec, csv }),
+          }),
+        );
+        if (mine !== generation) return;
         const faults = [...p.spec_errors, ...p.list_errors];
         if (faults.length) {
-          result.replaceChildren(
-            failure(Object.assign(new Problem(422, { title: 'Not yet', detail: 'fix these first', errors: faults }))),
-          );
+          summary.textContent = 'Not yet: fix these first.';
+          result.replaceChildren(failure(new Problem(422, { title: 'Not yet', detail: 'fix these first', errors: faults })));
           return;
         }
+        summary.textContent = `${p.rows_total} rows: ${p.accepted} will be called, ${p.rejected} rejected. The do-not-call list and the account's allowed countries are checked when it is sent.`;
         result.replaceChildren(
-          h('p', { id: 'preview-summary' }, `${p.rows_total} rows: ${p.accepted} will be called, ${p.rejected} rejected. The do-not-call list is checked when it is sent.`),
           table(
             p.rows_truncated ? `The first ${p.rows.length} rows, rejected first` : 'Every row, rejected first',
             ['Line', 'Number', 'Result', 'Field', 'Reason'],
@@ -693,33 +815,52 @@
             { id: 'preview-rows' },
           ),
         );
+        checked = { spec, csv };
         send.disabled = p.accepted === 0;
       } catch (e) {
+        if (mine !== generation) return;
+        summary.textContent = '';
         result.replaceChildren(failure(e));
       }
     });
 
     send.addEventListener('click', async () => {
+      if (!checked) return;
       send.disabled = true;
-      const key = crypto.randomUUID();
-      let campaign = null;
-      let accepted = 0;
-      let rejected = 0;
+      if (!upload) {
+        upload = {
+          key: crypto.randomUUID(),
+          parts: parts(checked.csv, 50000, 4500000),
+          next: 0,
+          campaign: null,
+          accepted: 0,
+          rejected: [],
+          rejectedCount: 0,
+        };
+      }
+      const u = upload;
       try {
-        const chunks = parts(csvText.value, 50000);
-        for (const [i, chunk] of chunks.entries()) {
-          const answer = await api('POST', campaign ? `/campaigns/${campaign}/contacts` : '/campaigns', {
-            body: chunk,
-            headers: { 'Content-Type': 'text/csv', 'Idempotency-Key': `${key}-${i}`, 'X-Outdial-Spec': asciiJson(spec) },
+        while (u.next < u.parts.length) {
+          const part = u.parts[u.next];
+          const answer = await api('POST', u.campaign ? `/campaigns/${seg(u.campaign)}/contacts` : '/campaigns', {
+            body: part.text,
+            headers: { 'Content-Type': 'text/csv', 'Idempotency-Key': `${u.key}-${u.next}`, 'X-Outdial-Spec': asciiJson(checked.spec) },
           });
-          campaign = campaign || answer.campaign_id;
-          accepted += answer.accepted;
-          rejected += answer.rejected_count;
+          u.campaign = u.campaign || answer.campaign_id;
+          u.accepted += answer.accepted;
+          u.rejectedCount += answer.rejected_count;
+          // Rejected rows' lines are the file's, not the part's (its line 2 is `first`).
+          for (const r of answer.rejected || []) u.rejected.push({ ...r, line: r.line + part.first - 2 });
+          u.next += 1;
         }
-        say(`Started: ${accepted} contacts accepted, ${rejected} rejected.`);
-        location.hash = `#/campaigns/${campaign}`;
+        say(`Started: ${u.accepted} contacts accepted, ${u.rejectedCount} rejected.`);
+        location.hash = `#/campaigns/${seg(u.campaign)}`;
       } catch (e) {
-        result.replaceChildren(failure(e));
+        const sent = u.campaign
+          ? h('p', {}, 'Campaign ', h('a', { href: `#/campaigns/${seg(u.campaign)}` }, u.campaign), ` was created: ${u.next} of ${u.parts.length} parts sent. Press the button again to send the rest (nothing is sent twice).`)
+          : h('p', {}, 'Nothing was created. Press the button again to retry with the same idempotency key.');
+        result.replaceChildren(failure(e), sent);
+        send.textContent = u.campaign ? 'Send the rest' : 'Try again';
         send.disabled = false;
       }
     });
@@ -749,6 +890,7 @@
         ),
       ),
       h('div', { class: 'actions' }, check, send),
+      summary,
       result,
     );
   }
@@ -816,12 +958,15 @@
       else a.removeAttribute('aria-current');
     }
     try {
-      if (parts2[0] === 'campaigns' && parts2[1]) {
+      const id = parts2[1] ? decodeURIComponent(parts2[1]) : '';
+      if (id && !ID.test(id)) {
+        throw new Error(`${id} is not a campaign or call id`);
+      } else if (parts2[0] === 'campaigns' && id) {
         document.title = 'Campaign · outdial';
-        await campaignView(decodeURIComponent(parts2[1]), signal);
-      } else if (parts2[0] === 'calls' && parts2[1]) {
+        await campaignView(id, signal);
+      } else if (parts2[0] === 'calls' && id) {
         document.title = 'Call · outdial';
-        await callView(decodeURIComponent(parts2[1]), signal);
+        await callView(id, signal);
       } else if (parts2[0] === 'start') {
         document.title = 'Start a campaign · outdial';
         startView();
@@ -833,14 +978,26 @@
         await campaignsView(params, signal);
       }
     } catch (e) {
-      view.replaceChildren(failure(e));
+      if (!signal.aborted) view.replaceChildren(failure(e));
     }
-    view.focus({ preventScroll: true });
+    if (!signal.aborted) view.focus({ preventScroll: true });
   }
 
   window.addEventListener('hashchange', route);
-  fetch('/console/info', { headers: { 'X-Outdial-Console': '1' } })
-    .then((r) => r.json())
+  // The skip link moves focus; it is not a route.
+  document.querySelector('.skip').addEventListener('click', (event) => {
+    event.preventDefault();
+    view.focus();
+  });
+  if (!token) {
+    view.replaceChildren(
+      h('h1', {}, 'Open the console with its address'),
+      h('p', {}, 'Open the address `outdial console` (or `outdial dev`) printed, with its ?token=…: the console answers only requests that carry it.'),
+    );
+    return;
+  }
+  fetch('/console/info', { headers: guarded() })
+    .then(read)
     .then((info) => {
       document.getElementById('api').textContent = `API: ${info.api}`;
     })

@@ -1,20 +1,23 @@
 //! `outdial console`: a web page on this machine where an operator starts, watches and steers
 //! campaigns, served by the CLI itself (docs/console.md).
 //!
-//! The page is four files embedded in this binary (`cli/console/`: the HTML, one script,
-//! one style sheet, and the uPlot charting library vendored from npm), plus the API's
+//! The page is three files embedded in this binary (`cli/console/`: the HTML, one script,
+//! one style sheet) and the uPlot charting library's two, vendored from npm, plus the API's
 //! OpenAPI document, which the page reads its enumerations from. It never talks to the API
 //! itself: it calls this server under `/api/...`, which forwards each request with the
 //! [`Client`] every `outdial campaign` command uses. A deployed API's requests are signed
 //! with SigV4 here, from the user's AWS credentials, so no credential reaches the browser.
 //!
-//! Because the server acts with those credentials, it answers only requests a page it
-//! served could have made:
+//! Because the server acts with those credentials, it answers only whoever holds the address
+//! it printed:
 //! - it listens on 127.0.0.1 only, and refuses a request whose `Host` is not this server's
 //!   loopback address (a DNS-rebinding page names its own host);
-//! - `/api/...` and `/console/...` need the header `X-Outdial-Console: 1`, which a page of
-//!   another origin cannot send without a CORS preflight, and the server answers no
-//!   preflight; so a form or image on another site cannot start or cancel a campaign.
+//! - the address carries a token drawn at start (`/?token=...`, 244 random bits), which the
+//!   page keeps for its tab and sends as the header `X-Outdial-Console` with every `/api/...`
+//!   and `/console/...` request; without it they are refused. Another user of the machine
+//!   does not know it, and a page of another origin could not send a custom header without a
+//!   CORS preflight, which the server never answers; so neither can start or cancel a
+//!   campaign with your credentials. The static files need no token: they hold no secret.
 //!
 //! `POST /console/preview` checks a spec and a CSV contact list with the API's own checks
 //! (`outdial_api::spec` and `outdial_api::contacts`), row by row, without sending anything:
@@ -41,7 +44,7 @@ use serde_json::{Value, json};
 
 use crate::client::Client;
 
-/// The header every `/api` and `/console` request of the page carries.
+/// The header every `/api` and `/console` request of the page carries: the server's token.
 pub const GUARD_HEADER: &str = "x-outdial-console";
 
 /// The largest request the page may send: a contact list of 100,000 rows is about 5 MB.
@@ -127,6 +130,8 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 #[derive(Clone)]
 struct Console {
     client: Arc<Client>,
+    /// What [`GUARD_HEADER`] must hold.
+    token: Arc<str>,
     /// The `Host` values this server answers: `127.0.0.1:<port>` and `localhost:<port>`.
     hosts: Arc<[String; 2]>,
 }
@@ -141,8 +146,27 @@ fn problem(status: StatusCode, title: &str, detail: &str) -> Response {
         .into_response()
 }
 
+/// Whether `given` is `token`, in time that does not depend on where they differ.
+fn same_token(given: &[u8], token: &[u8]) -> bool {
+    given.len() == token.len()
+        && given
+            .iter()
+            .zip(token)
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
+/// A token no one can guess: two version-4 UUIDs, 244 random bits.
+fn new_token() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
 /// Refuses a request for another host, and an `/api` or `/console` request without the
-/// page's header.
+/// server's token.
 async fn guard(State(console): State<Console>, request: Request, next: Next) -> Response {
     let host = request
         .headers()
@@ -157,15 +181,36 @@ async fn guard(State(console): State<Console>, request: Request, next: Next) -> 
         );
     }
     let path = request.uri().path();
-    let needs_header = path.starts_with("/api/") || path.starts_with("/console/");
-    if needs_header && request.headers().get(GUARD_HEADER) != Some(&HeaderValue::from_static("1")) {
-        return problem(
+    let needs_token = path.starts_with("/api/") || path.starts_with("/console/");
+    if !needs_token {
+        return next.run(request).await;
+    }
+    let given = request
+        .headers()
+        .get(GUARD_HEADER)
+        .map_or(&b""[..], HeaderValue::as_bytes);
+    let mut answer = if same_token(given, console.token.as_bytes()) {
+        next.run(request).await
+    } else {
+        problem(
             StatusCode::FORBIDDEN,
             "Forbidden",
-            "requests to the console's API need the header X-Outdial-Console: 1",
-        );
-    }
-    next.run(request).await
+            "open the console with the address `outdial console` printed: it carries the token \
+             its requests need",
+        )
+    };
+    // Answers to the page's requests are data, never a page or a script.
+    let headers = answer.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
+    answer
 }
 
 fn asset(path: &str) -> Response {
@@ -408,16 +453,28 @@ async fn preview_handler(body: Bytes) -> Response {
             );
         }
     };
-    let answer = preview(request.spec, &request.csv, now());
-    (StatusCode::OK, axum::Json(answer)).into_response()
+    // A list of 100,000 rows takes a while to check: off the runtime's threads, which
+    // `outdial dev` shares with the whole local stack.
+    let checked =
+        tokio::task::spawn_blocking(move || preview(request.spec, &request.csv, now())).await;
+    match checked {
+        Ok(answer) => (StatusCode::OK, axum::Json(answer)).into_response(),
+        Err(e) => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The check failed",
+            &e.to_string(),
+        ),
+    }
 }
 
-/// The console's routes over `client`, answering only for `port` on loopback.
-fn router(client: Client, port: u16) -> anyhow::Result<Router> {
+/// The console's routes over `client`, answering only for `port` on loopback and, under
+/// `/api` and `/console`, only requests that carry `token`.
+fn router(client: Client, port: u16, token: &str) -> anyhow::Result<Router> {
     let types = shared_types()?.to_string();
     let info = json!({"api": client.base()}).to_string();
     let console = Console {
         client: Arc::new(client),
+        token: Arc::from(token),
         hosts: Arc::new([format!("127.0.0.1:{port}"), format!("localhost:{port}")]),
     };
     let json_of = |body: String| {
@@ -452,14 +509,16 @@ fn router(client: Client, port: u16) -> anyhow::Result<Router> {
 #[derive(Debug)]
 pub struct Served {
     pub addr: SocketAddr,
+    /// What the page's requests carry; in [`Served::url`].
+    pub token: String,
     pub task: tokio::task::JoinHandle<()>,
 }
 
 impl Served {
-    /// The page's address.
+    /// The page's address, with the token the page keeps for its requests.
     #[must_use]
     pub fn url(&self) -> String {
-        format!("http://{}/", self.addr)
+        format!("http://{}/?token={}", self.addr, self.token)
     }
 }
 
@@ -472,13 +531,14 @@ pub async fn serve(client: Client, port: u16) -> anyhow::Result<Served> {
         .await
         .with_context(|| format!("binding the console to 127.0.0.1:{port}"))?;
     let addr = listener.local_addr().context("the console's address")?;
-    let app = router(client, addr.port())?;
+    let token = new_token();
+    let app = router(client, addr.port(), &token)?;
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "the console stopped");
         }
     });
-    Ok(Served { addr, task })
+    Ok(Served { addr, token, task })
 }
 
 #[cfg(test)]

@@ -85,10 +85,11 @@ fn dev_prints_its_endpoints_serves_a_campaign_and_stops_cleanly_on_sigterm() {
     assert_eq!(answer.status().as_u16(), 202);
 
     // The console (`console: URL`) lists the campaign through the same API.
+    let (console, token) = endpoints["console"].split_once("/?token=").unwrap();
     let listed = runtime.block_on(async {
         reqwest::Client::new()
-            .get(format!("{}api/campaigns", endpoints["console"]))
-            .header("x-outdial-console", "1")
+            .get(format!("{console}/api/campaigns"))
+            .header("x-outdial-console", token)
             .send()
             .await
             .unwrap()

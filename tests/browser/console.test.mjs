@@ -5,7 +5,7 @@
 // SCREENSHOTS (target/console-screenshots by default).
 //
 // Nothing here waits a fixed time: every step waits for what the page shows.
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -32,8 +32,9 @@ const CSV = [
 const SPEC = {
   name: 'Flu clinic reminders',
   from: '+15555550199',
-  // Slow enough that the campaign is still dialing when the test pauses it (6 s at least).
-  pacing: { calls_per_second: 2, max_concurrent: 4 },
+  // Slow enough that the campaign is still dialing when the test pauses it (12 s at least;
+  // the pause comes within a second or two of the start).
+  pacing: { calls_per_second: 1, max_concurrent: 4 },
   // Retries wait real seconds (the simulator speeds up only the calls themselves).
   retry: { max_attempts: 2, busy_after_s: 2, no_answer_after_s: 2 },
   script: {
@@ -57,6 +58,8 @@ let stack;
 let browser;
 let page;
 let campaignUrl;
+// Errors the page threw: none is expected (checked after each test).
+const errors = [];
 
 const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 const badge = () => page.locator('h1 .badge');
@@ -66,9 +69,11 @@ describe('the console', { timeout: 600_000 }, () => {
     stack = await startStack({ callees });
     ({ browser, page } = await openBrowser());
     page.setDefaultTimeout(30_000);
-    page.on('pageerror', (e) => {
-      throw e;
-    });
+    page.on('pageerror', (e) => errors.push(e));
+  });
+
+  afterEach(() => {
+    assert.deepEqual(errors.map(String), [], 'the page threw');
   });
 
   after(async () => {
@@ -99,7 +104,7 @@ describe('the console', { timeout: 600_000 }, () => {
     await page.getByLabel('Or edit it here').fill(JSON.stringify(SPEC, null, 2));
     await page.getByLabel('Read a CSV file').setInputFiles({ name: 'contacts.csv', mimeType: 'text/csv', buffer: Buffer.from(CSV) });
     await page.getByRole('button', { name: 'Check' }).click();
-    const summary = page.locator('#preview-summary');
+    const summary = page.locator('#preview-summary', { hasText: 'rows:' });
     await summary.waitFor();
     assert.match(await summary.textContent(), /^13 rows: 12 will be called, 1 rejected/);
     const firstRow = page.locator('#preview-rows tbody tr').first();
@@ -181,6 +186,12 @@ describe('the console', { timeout: 600_000 }, () => {
     await page.getByRole('button', { name: 'Remove' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Remove' }).click();
     await page.locator('#dnc-result .clear', { hasText: number }).waitFor();
+  });
+
+  it('refuses an address whose id would reach another API path', async () => {
+    await page.goto(`${new URL(stack.console).origin}/#/campaigns/cmp_V%2Fcancel%3F`);
+    await page.locator('#view .error', { hasText: 'is not a campaign or call id' }).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Pause' }).count(), 0);
   });
 
   it('lists the campaign, completed, with filters', async () => {

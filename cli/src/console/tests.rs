@@ -97,7 +97,7 @@ async fn api_requests_are_forwarded_with_the_consoles_credentials() {
             "http://{}/api/campaigns/cmp_1/pause?x=1",
             served.addr
         ))
-        .header(GUARD_HEADER, "1")
+        .header(GUARD_HEADER, &served.token)
         .header("idempotency-key", "k-1")
         .header("content-type", "text/csv")
         .header("x-outdial-spec", "{}")
@@ -146,7 +146,7 @@ async fn requests_another_page_could_make_are_refused() {
     // A DNS-rebinding page names its own host.
     let rebound = http
         .get(format!("http://{}/api/campaigns", served.addr))
-        .header(GUARD_HEADER, "1")
+        .header(GUARD_HEADER, &served.token)
         .header("host", "evil.example:8090")
         .send()
         .await
@@ -159,6 +159,55 @@ async fn requests_another_page_could_make_are_refused() {
         .await
         .unwrap();
     assert_eq!(page.status(), 403);
+    // Another user of the machine does not hold the token: any other value is refused.
+    for wrong in ["1", "", &served.token[..served.token.len() - 1]] {
+        let refused = http
+            .get(format!("http://{}/api/campaigns", served.addr))
+            .header(GUARD_HEADER, wrong)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 403, "{wrong:?}");
+    }
+    // A CORS preflight is never answered with a permission.
+    let preflight = http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("http://{}/api/campaigns", served.addr),
+        )
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", GUARD_HEADER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 403);
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn the_page_is_answered_by_either_loopback_name_and_its_data_is_never_a_page() {
+    let (served, http) = console().await;
+    let by_name = http
+        .get(format!(
+            "http://localhost:{}/api/campaigns",
+            served.addr.port()
+        ))
+        .header("host", format!("localhost:{}", served.addr.port()))
+        .header(GUARD_HEADER, &served.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_name.status(), 202);
+    assert_eq!(by_name.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(by_name.headers()["cache-control"], "no-store");
+    assert!(served.url().ends_with(&format!("/?token={}", served.token)));
+    assert!(served.token.len() >= 64, "{}", served.token);
 }
 
 #[tokio::test]
@@ -167,7 +216,7 @@ async fn an_api_that_does_not_answer_is_a_502_problem() {
     let served = serve(client, 0).await.unwrap();
     let answer = reqwest::Client::new()
         .get(format!("http://{}/api/campaigns", served.addr))
-        .header(GUARD_HEADER, "1")
+        .header(GUARD_HEADER, &served.token)
         .send()
         .await
         .unwrap();
@@ -282,7 +331,7 @@ async fn a_preview_that_is_not_json_is_a_400_problem() {
     let (served, http) = console().await;
     let answer = http
         .post(format!("http://{}/console/preview", served.addr))
-        .header(GUARD_HEADER, "1")
+        .header(GUARD_HEADER, &served.token)
         .body("{\"spec\": 1")
         .send()
         .await
@@ -290,7 +339,7 @@ async fn a_preview_that_is_not_json_is_a_400_problem() {
     assert_eq!(answer.status(), 400);
     let ok = http
         .post(format!("http://{}/console/preview", served.addr))
-        .header(GUARD_HEADER, "1")
+        .header(GUARD_HEADER, &served.token)
         .json(&json!({"spec": spec(), "csv": "to,name\n+15555550100,Ada\n"}))
         .send()
         .await
