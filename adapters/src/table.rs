@@ -77,12 +77,7 @@ impl TableDef {
                     .build()?,
             );
         for a in &attributes {
-            request = request.attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(&a.name)
-                    .attribute_type(ScalarAttributeType::from(a.kind.as_str()))
-                    .build()?,
-            );
+            request = request.attribute_definitions(attribute_definition(a)?);
         }
         for index in &self.global_secondary_indexes {
             request = request.global_secondary_indexes(
@@ -137,12 +132,7 @@ impl TableDef {
             keys.extend(index.sort_key.clone());
             let mut request = client.update_table().table_name(name);
             for k in &keys {
-                request = request.attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name(&k.name)
-                        .attribute_type(ScalarAttributeType::from(k.kind.as_str()))
-                        .build()?,
-                );
+                request = request.attribute_definitions(attribute_definition(k)?);
             }
             let create = CreateGlobalSecondaryIndexAction::builder()
                 .index_name(&index.name)
@@ -193,6 +183,14 @@ async fn wait_until_active(client: &Client, name: &str, index: &str) -> anyhow::
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
     anyhow::bail!("index {index} of table {name} is still not active after a minute")
+}
+
+/// A key attribute's definition, as CreateTable and UpdateTable take it.
+fn attribute_definition(key: &KeyDef) -> anyhow::Result<AttributeDefinition> {
+    Ok(AttributeDefinition::builder()
+        .attribute_name(&key.name)
+        .attribute_type(ScalarAttributeType::from(key.kind.as_str()))
+        .build()?)
 }
 
 fn projection(index: &IndexDef) -> Projection {

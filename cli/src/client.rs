@@ -124,6 +124,14 @@ fn json_answer(
     Ok(Answer { status, body })
 }
 
+/// The HTTP client every [`Client`] sends with.
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .context("building the HTTP client")
+}
+
 /// A client of one API.
 pub struct Client {
     base: String,
@@ -190,11 +198,11 @@ impl Client {
                 }
             }
         };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .context("building the HTTP client")?;
-        Ok(Self { base, http, auth })
+        Ok(Self {
+            base,
+            http: http_client()?,
+            auth,
+        })
     }
 
     /// A client of a local API that takes `token` as its bearer token (the console of
@@ -203,13 +211,9 @@ impl Client {
     /// # Errors
     /// When the HTTP client cannot be built.
     pub fn local(base: &str, token: &str) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .context("building the HTTP client")?;
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
-            http,
+            http: http_client()?,
             auth: Auth::Bearer(token.to_owned()),
         })
     }

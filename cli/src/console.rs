@@ -371,13 +371,8 @@ fn preview(spec: Value, csv: &str, now: Timestamp) -> Preview {
     };
     // The API's further checks of a spec that parsed: the caller identifies itself, and the
     // calling window opens soon enough.
-    if let Err(e) = spec.script.check_identification() {
-        let message = e.to_string();
-        let reason = message
-            .strip_prefix("script.caller_name:")
-            .map_or(message.as_str(), str::trim);
-        out.spec_errors
-            .push(json!({"field": "spec.script.caller_name", "reason": reason}));
+    if let Err(e) = outdial_api::spec::check_identification(&spec.script, "spec") {
+        out.spec_errors.extend(field_errors([e]));
     }
     if let Err(reason) = outdial_api::spec::check_opening(spec.window.as_ref(), now) {
         out.spec_errors

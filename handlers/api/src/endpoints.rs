@@ -14,7 +14,6 @@ use outdial_core::pacing::due_offset;
 use outdial_core::policy::Purpose;
 use outdial_core::ports::{DialError, Dialer, StoreError};
 use outdial_core::record::{Campaign, CampaignStatus, NewCall};
-use outdial_core::script::Script;
 use outdial_core::time::Timestamp;
 use outdial_core::window::{CallingWindow, zone_for};
 use serde_json::Value;
@@ -64,21 +63,6 @@ fn path_number(raw: &str) -> Result<E164, ApiError> {
         ));
     }
     phone::parse(raw, Region::US).map_err(|e| ApiError::field(field, e.to_string()))
-}
-
-/// Refuses a script that does not say who is calling as its first spoken words
-/// ([`Script::check_identification`]); `prefix` names where the spec came from.
-fn check_identification(script: &Script, prefix: &str) -> Result<(), ApiError> {
-    script.check_identification().map_err(|e| {
-        let message = e.to_string();
-        let reason = message
-            .strip_prefix("script.caller_name:")
-            .map_or(message.as_str(), str::trim);
-        ApiError::CallerIdentification(FieldError::new(
-            format!("{prefix}.script.caller_name"),
-            reason,
-        ))
-    })
 }
 
 /// A JSON body's object, its unknown fields refused.
@@ -215,7 +199,8 @@ where
             }
         };
         let spec = spec::parse(spec_value, spec_field).map_err(ApiError::Invalid)?;
-        check_identification(&spec.script, spec_field)?;
+        spec::check_identification(&spec.script, spec_field)
+            .map_err(ApiError::CallerIdentification)?;
         let now = self.clock.now();
         spec::check_opening(spec.window.as_ref(), now)
             .map_err(|reason| ApiError::field(format!("{spec_field}.window"), reason))?;

@@ -375,6 +375,22 @@ fn check_limits(limits: Limits, prefix: &str, errors: &mut Vec<FieldError>) -> O
     ok.then_some(limits)
 }
 
+/// Refuses a script that does not say who is calling as its first spoken words
+/// ([`Script::check_identification`]), as the field `<prefix>.script.caller_name`; `prefix`
+/// names where the spec came from.
+///
+/// # Errors
+/// The field and why.
+pub fn check_identification(script: &Script, prefix: &str) -> Result<(), FieldError> {
+    script.check_identification().map_err(|e| {
+        let message = e.to_string();
+        let reason = message
+            .strip_prefix("script.caller_name:")
+            .map_or(message.as_str(), str::trim);
+        FieldError::new(format!("{prefix}.script.caller_name"), reason)
+    })
+}
+
 /// Checks that `window` opens within [`OPENING_HORIZON`] of `now` in its own zone (in any
 /// other zone it opens at most about a day apart: the same local hours).
 ///
